@@ -1,0 +1,120 @@
+/* The sans-I/O WebSocket connection (RFC 6455 sections 5 to 7): bytes in -> events out,
+ * and calls -> bytes to write. It owns the protocol rules: masking direction, RSV bits,
+ * control frames, fragmentation, UTF-8 of text, close codes, limits, automatic pong and
+ * the close reply. The runtime, the codec binding and embedders drive it; none of them
+ * decides anything about the protocol. */
+#ifndef WS_CONN_H
+#define WS_CONN_H
+
+#include "ws_buf.h"
+#include "ws_common.h"
+#include "ws_frame.h"
+
+struct ws_deflate; /* ws_deflate.h: permessage-deflate state, NULL when not negotiated */
+
+enum ws_role { WS_ROLE_SERVER = 0, WS_ROLE_CLIENT = 1 };
+
+enum ws_state {
+  WS_STATE_CONNECTING = 0, /* handshake not finished (ws_conn_open not called yet) */
+  WS_STATE_OPEN = 1,
+  WS_STATE_CLOSING = 2,    /* a close frame was sent or received, not both */
+  WS_STATE_CLOSED = 3      /* both close frames exchanged, or the connection failed */
+};
+
+#define WS_DEFAULT_MAX_MESSAGE (1u << 20)
+#define WS_DEFAULT_MAX_FRAGMENTS 1024u
+
+typedef struct ws_conn_options {
+  int role;                /* WS_ROLE_SERVER or WS_ROLE_CLIENT */
+  uint64_t max_message;    /* reassembled (and inflated) message size; over it: 1009 */
+  uint64_t max_frame;      /* one frame's payload; over it: 1009 */
+  uint32_t max_fragments;  /* frames in one message; over it: 1009 */
+  int auto_pong;           /* answer pings (default 1) */
+} ws_conn_options;
+
+void ws_conn_options_default(ws_conn_options *o, int role) WS_HIDDEN;
+
+enum ws_event_type {
+  WS_EV_NONE = 0,
+  WS_EV_MESSAGE,  /* opcode TEXT or BINARY, data/len the whole message (inflated, unmasked) */
+  WS_EV_PING,     /* data/len the payload (a pong was queued if auto_pong) */
+  WS_EV_PONG,
+  WS_EV_CLOSE,    /* peer's close: code (1005 when absent), data/len the reason; the reply
+                     close was queued if we had not sent one */
+  WS_EV_ERROR     /* the peer broke the protocol or a limit: code is the close code we
+                     queued (1002, 1007, 1009...), error a static text; no more events */
+};
+
+typedef struct ws_event {
+  int type;
+  int opcode;
+  const uint8_t *data;  /* valid until the next call into this connection */
+  size_t len;
+  unsigned code;
+  const char *error;
+} ws_event;
+
+/* Flags for ws_conn_send. */
+#define WS_SEND_MORE 1u      /* not the last fragment: more WS_OP_CONTINUATION frames follow */
+#define WS_SEND_COMPRESS 2u  /* compress if permessage-deflate was negotiated */
+
+/* The struct is public so a host can embed it (no extra allocation per connection);
+ * its fields are private to ws_conn.c. */
+typedef struct ws_conn {
+  ws_conn_options opt;
+  int state;
+  ws_buf in;            /* received bytes not yet parsed */
+  ws_buf msg;           /* fragments of the message being reassembled */
+  ws_buf out;           /* bytes to write, in order */
+  ws_frame_header hdr;  /* header of the frame being received */
+  int have_header;
+  uint64_t payload_seen;   /* payload bytes of the current frame already unmasked/validated */
+  size_t mask_phase;
+  int msg_opcode;          /* opcode of the message in progress, 0 when none */
+  int msg_compressed;
+  uint32_t fragments;
+  uint32_t utf8_state;
+  int close_sent, close_received;
+  unsigned close_code;     /* the peer's, once received */
+  unsigned error_code;     /* ours, once failed */
+  const char *error;
+  struct ws_deflate *deflate;
+  size_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there) */
+} ws_conn;
+
+void ws_conn_init(ws_conn *c, const ws_conn_options *o) WS_HIDDEN;
+void ws_conn_free(ws_conn *c) WS_HIDDEN;    /* frees buffers and the deflate state */
+void ws_conn_open(ws_conn *c) WS_HIDDEN;    /* handshake done: CONNECTING -> OPEN */
+void ws_conn_set_deflate(ws_conn *c, struct ws_deflate *d) WS_HIDDEN; /* takes ownership */
+
+/* Input, zero-copy: get free space (at least *avail bytes, normally 16 KiB or more), read
+ * into it, commit what was read. NULL when the input buffer is at its limit. */
+uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) WS_HIDDEN;
+void ws_conn_input_commit(ws_conn *c, size_t n) WS_HIDDEN;
+/* Input, copying: returns 0, or -1 when the bytes do not fit (nothing taken). */
+int ws_conn_feed(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
+
+/* Next event from the input received so far: 1 with *ev filled, 0 when more input is
+ * needed (or the connection is closed/failed). Payload is unmasked and text is validated
+ * as bytes arrive, so an invalid byte fails at once, even inside a partial frame. */
+int ws_conn_next(ws_conn *c, ws_event *ev) WS_HIDDEN;
+
+/* Output. Each returns 0, or -1 when that cannot be sent in this state (after our close,
+ * before open, a control payload over 125 bytes, an invalid close code) or memory ran out;
+ * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. */
+int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
+int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
+int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
+/* Start (or answer) the closing handshake. code 0 sends a close with no status. */
+int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) WS_HIDDEN;
+
+/* Bytes waiting to be written: write some, then ws_buf_consume(&c->out, written). */
+static inline ws_buf *ws_conn_output(ws_conn *c) { return &c->out; }
+static inline int ws_conn_state(const ws_conn *c) { return c->state; }
+
+/* Frame building without a connection (used for publish: one frame, many receivers).
+ * Appends a whole unmasked (server) frame to out; returns 0 or -1. */
+int ws_frame_build(ws_buf *out, int fin, unsigned rsv, int opcode, const void *p, size_t n,
+                   const uint8_t *mask) WS_HIDDEN;
+
+#endif

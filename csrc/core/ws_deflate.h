@@ -1,0 +1,59 @@
+/* permessage-deflate (RFC 7692): negotiation of the extension parameters and per-message
+ * compression with zlib. Sans-I/O; memory is bounded (inflate stops at a limit) and zlib
+ * streams are created lazily. */
+#ifndef WS_DEFLATE_H
+#define WS_DEFLATE_H
+
+#include "ws_buf.h"
+#include "ws_common.h"
+
+typedef struct ws_deflate_params {
+  int server_no_context_takeover;
+  int client_no_context_takeover;
+  int server_max_window_bits;   /* 8..15; 15 when not negotiated */
+  int client_max_window_bits;   /* 8..15; 15 when not negotiated */
+} ws_deflate_params;
+
+typedef struct ws_deflate_config {
+  int no_context_takeover;      /* "shared" mode: both directions reset after every message */
+  int window_bits;              /* our compressor's window (8..15; 9 is raised to... see .c) */
+  int mem_level;                /* zlib memLevel 1..9 */
+  size_t threshold;             /* messages shorter than this go uncompressed */
+} ws_deflate_config;
+
+void ws_deflate_config_default(ws_deflate_config *cfg) WS_HIDDEN;
+
+/* Server: look at every Sec-WebSocket-Extensions value (n of them), take the first
+ * permessage-deflate offer that can be met, fill *params and write the response value
+ * (NUL-terminated) into resp. Returns 1 when accepted, 0 when no offer (or none that can be
+ * met), -1 when an offer is malformed (answer 400; *error says why). */
+int ws_deflate_negotiate(const char *const *values, const size_t *lens, size_t n,
+                         const ws_deflate_config *cfg, ws_deflate_params *params,
+                         char *resp, size_t resp_cap, const char **error) WS_HIDDEN;
+
+/* Client: our offer (NUL-terminated) for the request, and the check of the server's answer. */
+int ws_deflate_offer(const ws_deflate_config *cfg, char *out, size_t cap) WS_HIDDEN;
+int ws_deflate_accept(const char *value, size_t len, const ws_deflate_config *cfg,
+                      ws_deflate_params *params, const char **error) WS_HIDDEN;
+
+typedef struct ws_deflate ws_deflate;
+
+/* role is WS_ROLE_SERVER or WS_ROLE_CLIENT (ws_conn.h): it says which parameters apply to
+ * our compressor and which to our decompressor. Returns NULL when out of memory. */
+ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_config *cfg, int role) WS_HIDDEN;
+void ws_deflate_free(ws_deflate *d) WS_HIDDEN;
+
+/* Compress one whole message, appending the payload (without the final 00 00 ff ff) to
+ * out. Returns 0 or -1. */
+int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) WS_HIDDEN;
+
+/* Inflate the next piece of a compressed message, appending to out; `fin` marks the last
+ * piece. Fails (-1, *error set) as soon as out would exceed `max` bytes, before using that
+ * memory, or on corrupt data. Returns 0. */
+int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_buf *out,
+                       size_t max, const char **error) WS_HIDDEN;
+
+/* Bytes of memory the zlib streams hold now (for measurements). */
+size_t ws_deflate_memory(const ws_deflate *d) WS_HIDDEN;
+
+#endif

@@ -1,0 +1,121 @@
+/* RFC 6455 section 4: the opening handshake, both sides, over caller buffers.
+ * Parsers are incremental in the picohttpparser manner: the caller accumulates the bytes
+ * received so far and calls again with the longer buffer; results point into it. */
+#ifndef WS_HANDSHAKE_H
+#define WS_HANDSHAKE_H
+
+#include "ws_buf.h"
+#include "ws_common.h"
+
+#define WS_MAX_HEADERS 100            /* more header lines than this: 431 */
+#define WS_DEFAULT_MAX_HEADER_BYTES 8192
+#define WS_ACCEPT_LEN 28              /* base64 of a SHA-1 digest */
+#define WS_KEY_LEN 24                 /* base64 of 16 bytes */
+
+typedef struct ws_header {
+  const char *name;
+  size_t name_len;
+  const char *value;   /* leading and trailing white space removed */
+  size_t value_len;
+} ws_header;
+
+typedef struct ws_request {
+  const char *method;  size_t method_len;
+  const char *target;  size_t target_len;  /* as sent: path[?query] */
+  const char *path;    size_t path_len;
+  const char *query;   size_t query_len;   /* after '?', NULL when absent */
+  int minor_version;                       /* HTTP/1.x */
+  ws_header headers[WS_MAX_HEADERS];       /* in order, repeated names kept */
+  size_t num_headers;
+  /* Filled by ws_request_check_upgrade: */
+  const char *key;     size_t key_len;     /* Sec-WebSocket-Key */
+  const char *origin;  size_t origin_len;  /* NULL when absent */
+  /* On error: the HTTP status to answer with and a short reason. */
+  int status;
+  const char *error;
+  size_t _scanned;                         /* private: how far the end of headers was sought */
+} ws_request;
+
+/* Parse an HTTP/1.1 request head from buf[0..len). Returns the length of the head
+ * (request line + headers + blank line), WS_AGAIN, or WS_ERROR with r->status (400, or 431
+ * when the head exceeds max_header_bytes or has more than WS_MAX_HEADERS lines) and
+ * r->error. Zero-initialise *r before the first call and keep it between calls. */
+int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
+
+/* Does the parsed request ask for a WebSocket upgrade at all (Upgrade: websocket and
+ * Connection containing the upgrade token)? Plain HTTP requests go elsewhere. */
+int ws_request_is_upgrade(const ws_request *r) WS_HIDDEN;
+
+/* Check every RFC 6455 4.2.1 requirement (GET, HTTP/1.1 or later, Host, Upgrade,
+ * Connection, a key that is base64 of exactly 16 bytes, version 13). Returns 0, or the
+ * status to answer with (400, 426 for a wrong version) with r->error set. */
+int ws_request_check_upgrade(ws_request *r) WS_HIDDEN;
+
+/* First header named `name` (case-insensitive), or NULL. `after` continues a search
+ * (NULL to start). */
+const ws_header *ws_request_header(const ws_request *r, const char *name, const ws_header *after) WS_HIDDEN;
+
+/* Iterate the comma-separated tokens of a header value (Connection, Sec-WebSocket-Protocol,
+ * Sec-WebSocket-Extensions items). *pos starts at 0. Returns 1 and the token (trimmed) or 0
+ * at the end. Quoted strings are kept whole. */
+int ws_header_next_token(const char *value, size_t value_len, size_t *pos,
+                         const char **tok, size_t *tok_len) WS_HIDDEN;
+
+/* Pick the subprotocol: the first of the server's `protocols` (its order of preference)
+ * that the client offered in any Sec-WebSocket-Protocol header. Returns its index, or -1. */
+int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) WS_HIDDEN;
+
+/* Sec-WebSocket-Accept for a key: SHA-1 and base64 from libcrypto. out gets
+ * WS_ACCEPT_LEN characters and a NUL. */
+void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) WS_HIDDEN;
+
+/* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
+ * are appended as given. Returns 0 or -1 (out of memory). */
+int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
+                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
+
+/* An error or plain HTTP response: status line, Content-Length, Connection: close, the
+ * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. */
+int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                       const char *body, size_t body_len) WS_HIDDEN;
+
+/* Standard reason phrase for a status ("Bad Request"...). */
+const char *ws_status_text(int status) WS_HIDDEN;
+
+/* ---- client side ---- */
+
+/* A fresh random key (16 bytes from OpenSSL's RAND, base64). Returns 0 or -1. */
+int ws_client_key(char out[WS_KEY_LEN + 1]) WS_HIDDEN;
+
+/* The upgrade request. host includes ":port" when not the default. protocols (n of them)
+ * and extensions (an offer such as "permessage-deflate; client_max_window_bits") may be
+ * empty/NULL; origin may be NULL. */
+int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
+                      const char *const *protocols, size_t nprotocols, const char *extensions,
+                      const char *origin, const ws_header *extra, size_t nextra) WS_HIDDEN;
+
+typedef struct ws_response {
+  int minor_version;
+  int status;
+  const char *reason;  size_t reason_len;
+  ws_header headers[WS_MAX_HEADERS];
+  size_t num_headers;
+  /* Filled by ws_response_check_upgrade: */
+  const char *protocol;   size_t protocol_len;    /* NULL when none chosen */
+  const char *extensions; size_t extensions_len;  /* NULL when none accepted */
+  const char *error;
+  size_t _scanned;
+} ws_response;
+
+/* Parse an HTTP/1.1 response head; same contract as ws_request_parse (error -> r->error). */
+int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
+
+/* Check a parsed response against our request (RFC 6455 4.1): status 101, Upgrade,
+ * Connection, the Accept value for `key`, a protocol that is one of those offered (or none),
+ * no extension unless offered. Returns 0, or -1 with r->error. */
+int ws_response_check_upgrade(ws_response *r, const char *key, const char *const *protocols,
+                              size_t nprotocols, int offered_extensions) WS_HIDDEN;
+
+const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) WS_HIDDEN;
+
+#endif
