@@ -80,6 +80,7 @@ typedef struct ws_conn {
   const char *error;
   struct ws_deflate *deflate;
   size_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there) */
+  int send_opcode;         /* opcode of the fragmented message we are sending, 0 when none */
 } ws_conn;
 
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) WS_HIDDEN;

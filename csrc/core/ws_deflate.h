@@ -16,25 +16,42 @@ typedef struct ws_deflate_params {
 
 typedef struct ws_deflate_config {
   int no_context_takeover;      /* "shared" mode: both directions reset after every message */
-  int window_bits;              /* our compressor's window (8..15; 9 is raised to... see .c) */
+  int window_bits;              /* our windows (8..15; 8 runs as zlib's 9, see ws_deflate_new) */
   int mem_level;                /* zlib memLevel 1..9 */
   size_t threshold;             /* messages shorter than this go uncompressed */
 } ws_deflate_config;
 
 void ws_deflate_config_default(ws_deflate_config *cfg) WS_HIDDEN;
 
+/* A window size limited to 8..15. */
+int ws_deflate_clamp_bits(int bits) WS_HIDDEN;
+
+/* Room enough for any response or offer value we build (with its NUL). */
+#define WS_DEFLATE_RESPONSE_MAX 160
+
 /* Server: look at every Sec-WebSocket-Extensions value (n of them), take the first
  * permessage-deflate offer that can be met, fill *params and write the response value
  * (NUL-terminated) into resp. Returns 1 when accepted, 0 when no offer (or none that can be
- * met), -1 when an offer is malformed (answer 400; *error says why). */
+ * met), -1 when an offer is malformed (answer 400; *error says why). "Malformed" is the
+ * header's syntax (RFC 6455 9.1); an offer with an unknown, repeated or out-of-range
+ * parameter is declined as RFC 7692 section 5 requires (0, or the next offer is taken), and
+ * *error then names the reason the last one was declined (NULL when none was offered).
+ * params gets the agreed values; window bits are 15 when a side is not limited. */
 int ws_deflate_negotiate(const char *const *values, const size_t *lens, size_t n,
                          const ws_deflate_config *cfg, ws_deflate_params *params,
                          char *resp, size_t resp_cap, const char **error) WS_HIDDEN;
 
-/* Client: our offer (NUL-terminated) for the request, and the check of the server's answer. */
+/* Client: our offer (NUL-terminated) for the request, and the check of the server's answer.
+ * Both checks return 1 (accepted, *params filled), 0 (the response has no
+ * permessage-deflate: no compression) or -1 (fail the connection; *error says why).
+ * ws_deflate_accept checks against the offer ws_deflate_offer makes for cfg;
+ * ws_deflate_accept_offer against the offer actually sent (one or several elements). */
 int ws_deflate_offer(const ws_deflate_config *cfg, char *out, size_t cap) WS_HIDDEN;
 int ws_deflate_accept(const char *value, size_t len, const ws_deflate_config *cfg,
                       ws_deflate_params *params, const char **error) WS_HIDDEN;
+int ws_deflate_accept_offer(const char *offer, size_t offer_len, const char *value, size_t len,
+                            const ws_deflate_config *cfg, ws_deflate_params *params,
+                            const char **error) WS_HIDDEN;
 
 typedef struct ws_deflate ws_deflate;
 
@@ -49,11 +66,15 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) 
 
 /* Inflate the next piece of a compressed message, appending to out; `fin` marks the last
  * piece. Fails (-1, *error set) as soon as out would exceed `max` bytes, before using that
- * memory, or on corrupt data. Returns 0. */
+ * memory ("message over max_message"), or on corrupt data ("invalid compressed data").
+ * Returns 0. */
 int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_buf *out,
                        size_t max, const char **error) WS_HIDDEN;
 
-/* Bytes of memory the zlib streams hold now (for measurements). */
+/* Bytes of memory the zlib streams hold now, plus the state itself (for measurements). */
 size_t ws_deflate_memory(const ws_deflate *d) WS_HIDDEN;
+
+/* The config's threshold: messages shorter than this are better sent uncompressed. */
+size_t ws_deflate_threshold(const ws_deflate *d) WS_HIDDEN;
 
 #endif

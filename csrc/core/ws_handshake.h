@@ -34,12 +34,15 @@ typedef struct ws_request {
   int status;
   const char *error;
   size_t _scanned;                         /* private: how far the end of headers was sought */
+  size_t _line, _lines;                    /* private: start of the unchecked line, lines checked */
 } ws_request;
 
 /* Parse an HTTP/1.1 request head from buf[0..len). Returns the length of the head
  * (request line + headers + blank line), WS_AGAIN, or WS_ERROR with r->status (400, or 431
  * when the head exceeds max_header_bytes or has more than WS_MAX_HEADERS lines) and
- * r->error. Zero-initialise *r before the first call and keep it between calls. */
+ * r->error. Zero-initialise *r before the first call and keep it between calls. A
+ * max_header_bytes of 0 means WS_DEFAULT_MAX_HEADER_BYTES. Until the head is complete the
+ * fields are unspecified. */
 int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
 
 /* Does the parsed request ask for a WebSocket upgrade at all (Upgrade: websocket and
@@ -70,7 +73,8 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) WS_HIDDEN;
 
 /* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
- * are appended as given. Returns 0 or -1 (out of memory). */
+ * are appended as given. Returns 0, or -1 (out of memory, or a name or value that
+ * ws_header_name_valid / ws_header_value_valid refuse; nothing is appended then). */
 int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                        const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
 
@@ -79,17 +83,26 @@ int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char 
 int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                        const char *body, size_t body_len) WS_HIDDEN;
 
+/* Can this text go on the wire as a header name (an RFC 7230 token) or value (no control
+ * characters but tab)? The builders refuse anything else, so no caller can inject lines. */
+int ws_header_name_valid(const char *s, size_t n) WS_HIDDEN;
+int ws_header_value_valid(const char *s, size_t n) WS_HIDDEN;
+
 /* Standard reason phrase for a status ("Bad Request"...). */
 const char *ws_status_text(int status) WS_HIDDEN;
 
 /* ---- client side ---- */
+
+/* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
+int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
 
 /* A fresh random key (16 bytes from OpenSSL's RAND, base64). Returns 0 or -1. */
 int ws_client_key(char out[WS_KEY_LEN + 1]) WS_HIDDEN;
 
 /* The upgrade request. host includes ":port" when not the default. protocols (n of them)
  * and extensions (an offer such as "permessage-deflate; client_max_window_bits") may be
- * empty/NULL; origin may be NULL. */
+ * empty/NULL; origin may be NULL. Returns 0 or -1 (out of memory or invalid text, as for
+ * ws_response_accept). */
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) WS_HIDDEN;
@@ -105,6 +118,7 @@ typedef struct ws_response {
   const char *extensions; size_t extensions_len;  /* NULL when none accepted */
   const char *error;
   size_t _scanned;
+  size_t _line, _lines;
 } ws_response;
 
 /* Parse an HTTP/1.1 response head; same contract as ws_request_parse (error -> r->error). */

@@ -1,0 +1,1015 @@
+/* The lua-ws load client: one epoll thread driving N real WebSocket connections to 127.0.0.1
+ * through one scenario, bounded in time, printing one machine-readable line.
+ *
+ * Scenarios
+ *   echo       every connection keeps --inflight text messages of --size bytes outstanding;
+ *              each echo is checked and answered by a new message. msg/s, latency p50/p99.
+ *   fanout     --conns subscribers plus one publisher connection on a broadcasting server:
+ *              THE BROADCAST PROTOCOL (what bench/peers/ and bench/servers/broadcast.lua serve):
+ *              every text message the server receives from any connection is sent, unchanged,
+ *              as one text frame to every connection open at that moment, the sender included.
+ *              Only the publisher sends. A message counts as done when all subscribers and the
+ *              publisher have it; the publisher keeps --inflight messages not yet done.
+ *              Before timing starts the publisher sends "probe-XXXXXXXX" messages until every
+ *              connection has seen one, so no subscriber is counted before the server has
+ *              registered it. deliveries/s (subscriber receipts), latency publish -> receipt.
+ *   handshake  --conns slots each loop: connect, upgrade (random key, Accept checked), send a
+ *              close frame, wait for the server's close frame, close the socket. handshakes/s.
+ *   idle       open --conns connections (default 10,000) against an echo server, hold them
+ *              --hold seconds, read the server's RSS (--server-pid), then check every one is
+ *              still alive with one echo each. bytes of server RSS per connection.
+ *
+ * Every payload that comes back is checked (opcode, length, a per-message sequence number and
+ * the per-connection random content), so a fast wrong server cannot win: mismatches, lost or
+ * extra messages, unexpected closes and timeouts all count in errors=.
+ *
+ * --raw: the machine's limit with the same client against bench/peers/tcp_echo (a plain TCP
+ * echo). There is no HTTP upgrade; the client sends exactly the masked frames it sends in the
+ * echo scenario and gets them back byte for byte, still masked, so it parses them with the same
+ * frame parser, unmasks them in place and checks them the same way. The client does slightly
+ * more work per message than against a WebSocket server (one extra unmask pass), so the limit
+ * it reports errs low, never high.
+ *
+ * With --server-pid the line also carries the server's CPU time per message (utime + stime
+ * from /proc/PID/stat over the timed window), which still ranks servers once this client
+ * saturates its own core, and for idle the server's VmRSS from /proc/PID/status. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lc_hist.h"
+#include "lc_proto.h"
+
+enum { SC_ECHO, SC_FANOUT, SC_HANDSHAKE, SC_IDLE };
+enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE };
+enum { PH_SETUP, PH_PROBE, PH_RUN, PH_DRAIN, PH_HOLD, PH_CHECK, PH_CLOSE, PH_END };
+
+#define MAX_MESSAGE ((size_t)64 << 20)
+#define CONN_TIMEOUT_NS (10ull * 1000000000ull)
+#define CYCLE_TIMEOUT_NS (5ull * 1000000000ull)
+
+typedef struct conn {
+  int fd;
+  int state;
+  int is_pub;
+  int want_out;   /* EPOLLOUT registered */
+  int dirty;      /* on the flush list */
+  int probed;
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+  uint8_t *wbuf;
+  size_t whead, wlen, wcap;
+  uint8_t *frag;  /* reassembly of a fragmented message */
+  size_t flen, fcap;
+  int fop;
+  uint32_t send_seq, recv_seq;
+  uint32_t outstanding;
+  uint64_t *ts;   /* send times, ring of --inflight */
+  uint8_t *tmpl;  /* this connection's random payload */
+  uint64_t t_begin;
+  char accept[LC_ACCEPT_LEN + 1];
+} conn;
+
+static struct {
+  int scenario;
+  int port;
+  const char *path;
+  const char *label;
+  int conns;
+  int inflight;
+  size_t size;
+  double duration, warmup, deadline, hold;
+  uint64_t count;     /* echo: total messages instead of a duration (0: duration) */
+  int server_pid;
+  int raw;
+  int window;         /* connects/handshakes in progress at once during setup */
+  int spin;           /* poll without sleeping during the timed run */
+} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1};
+
+static struct {
+  conn *c;
+  int n;              /* connections (fanout: subscribers + publisher) */
+  int ep;
+  int phase;
+  int started, open, failed, done_closing;
+  conn **dirty;
+  int ndirty;
+  uint64_t t_origin, t_deadline, t_start, t_end, t_phase;
+  uint64_t msgs, bytes, handshakes, deliveries;
+  uint64_t sent_total, recv_total;
+  uint64_t errors;
+  char first_error[256];
+  lc_hist hist;
+  long cpu_start, cpu_end;  /* server clock ticks at the window's ends (-1: unknown) */
+  double ccpu_start, ccpu_end; /* this client's CPU seconds at the same moments */
+  uint64_t w_start, w_end;     /* when those samples were taken */
+  int sampled_start, sampled_end;
+  uint64_t idle_ns, idle_start, idle_end; /* time in polls that found nothing to do */
+  long rss_base_kb, rss_kb;
+  /* fanout */
+  uint8_t *pub_tmpl;
+  uint32_t pub_sent, pub_done, probes_sent;
+  uint32_t *remaining;
+  uint64_t *pub_ts;
+  int ready;
+  /* idle */
+  int checked;
+} run;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t secs(double s) { return (uint64_t)(s * 1e9); }
+
+static void note_error(const conn *c, const char *what) {
+  run.errors++;
+  if (!run.first_error[0])
+    snprintf(run.first_error, sizeof run.first_error, "conn %ld: %s", c ? (long)(c - run.c) : -1L, what);
+}
+
+/* ---- server measurements from /proc ---- */
+
+static long server_cpu_ticks(void) {
+  if (!cfg.server_pid) return -1;
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", cfg.server_pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');  /* the command name may hold spaces */
+  if (!p) return -1;
+  long utime = 0, stime = 0;
+  /* fields after ")" start at field 3; utime and stime are fields 14 and 15 */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+    return -1;
+  return utime + stime;
+}
+
+static double client_cpu(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU samples bracket the timed window [t_start, t_end): they are taken after the first batch
+ * of events past each end, a few microseconds late at most. */
+static void sample_start(uint64_t now) {
+  run.sampled_start = 1;
+  run.idle_start = run.idle_ns;
+  run.cpu_start = server_cpu_ticks();
+  run.ccpu_start = client_cpu();
+  run.w_start = now;
+}
+
+static void sample_end(uint64_t now) {
+  if (run.sampled_end || !run.sampled_start) return;
+  run.sampled_end = 1;
+  run.idle_end = run.idle_ns;
+  run.cpu_end = server_cpu_ticks();
+  run.ccpu_end = client_cpu();
+  run.w_end = now;
+}
+
+static long server_rss_kb(void) {
+  if (!cfg.server_pid) return -1;
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", cfg.server_pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  fclose(f);
+  return kb;
+}
+
+/* ---- buffers and writing ---- */
+
+static int reserve(uint8_t **buf, size_t *cap, size_t used, size_t more, size_t limit) {
+  if (used + more <= *cap) return 0;
+  size_t want = *cap ? *cap : 4096;
+  while (want < used + more) want *= 2;
+  if (want > limit) return -1;
+  uint8_t *p = realloc(*buf, want);
+  if (!p) return -1;
+  *buf = p;
+  *cap = want;
+  return 0;
+}
+
+static void set_out(conn *c, int on) {
+  if (c->want_out == on || c->fd < 0) return;
+  struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+  epoll_ctl(run.ep, EPOLL_CTL_MOD, c->fd, &ev);
+  c->want_out = on;
+}
+
+static void mark_dirty(conn *c) {
+  if (!c->dirty) {
+    c->dirty = 1;
+    run.dirty[run.ndirty++] = c;
+  }
+}
+
+static void conn_close_fd(conn *c) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  c->want_out = 0;
+  c->rlen = c->whead = c->wlen = c->flen = 0;
+}
+
+static void conn_fail(conn *c, const char *why) {
+  if (c->state == ST_DONE || c->state == ST_FREE) return;
+  if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) run.failed++;
+  note_error(c, why);
+  conn_close_fd(c);
+  c->state = ST_DONE;
+}
+
+static int conn_flush(conn *c) {
+  while (c->whead < c->wlen) {
+    ssize_t n = write(c->fd, c->wbuf + c->whead, c->wlen - c->whead);
+    if (n > 0) {
+      c->whead += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      set_out(c, 1);
+      return 0;
+    } else {
+      conn_fail(c, "write failed");
+      return -1;
+    }
+  }
+  c->whead = c->wlen = 0;
+  set_out(c, 0);
+  return 0;
+}
+
+/* Append one masked frame: header, then the payload masked in pieces (each piece starts at a
+ * multiple of 4 bytes, so the key phase stays 0). */
+static int put_frame(conn *c, unsigned opcode, const uint8_t *a, size_t na, const uint8_t *b, size_t nb) {
+  if (reserve(&c->wbuf, &c->wcap, c->wlen, LC_HEADER_MAX + na + nb, (size_t)1 << 30)) {
+    conn_fail(c, "out of memory for the write buffer");
+    return -1;
+  }
+  uint8_t key[4];
+  lc_mask_key(key);
+  uint8_t *p = c->wbuf + c->wlen;
+  size_t h = lc_frame_header(p, opcode, na + nb, key);
+  lc_mask(p + h, a, na, key);
+  if (nb) lc_mask(p + h + na, b, nb, key);
+  c->wlen += h + na + nb;
+  mark_dirty(c);
+  return 0;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+static void seq_digits(uint32_t seq, uint8_t out[8]) {
+  for (int i = 7; i >= 0; i--) {
+    out[i] = (uint8_t)HEX[seq & 15];
+    seq >>= 4;
+  }
+}
+
+/* A text payload: 8 hex digits of the sequence number, then the template from byte 8 on. */
+static int send_payload(conn *c, const uint8_t *tmpl, uint32_t seq) {
+  uint8_t digits[8];
+  seq_digits(seq, digits);
+  return put_frame(c, 0x1, digits, 8, tmpl + 8, cfg.size - 8);
+}
+
+static int payload_ok(const uint8_t *tmpl, uint32_t seq, int opcode, const uint8_t *p, size_t n) {
+  uint8_t digits[8];
+  if (opcode != 0x1 || n != cfg.size) return 0;
+  seq_digits(seq, digits);
+  return memcmp(p, digits, 8) == 0 && memcmp(p + 8, tmpl + 8, n - 8) == 0;
+}
+
+static void fill_template(uint8_t *t, size_t n) {
+  uint8_t rnd[256];
+  for (size_t i = 0; i < n; i++) {
+    if (i % sizeof rnd == 0)
+      for (size_t j = 0; j < sizeof rnd; j += 4) lc_mask_key(rnd + j);
+    t[i] = (uint8_t)('a' + rnd[i % sizeof rnd] % 26);
+  }
+}
+
+/* ---- connections ---- */
+
+static void conn_start(conn *c, uint64_t now) {
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->state = ST_CONNECTING;
+  c->t_begin = now;
+  c->send_seq = c->recv_seq = c->outstanding = 0;
+  c->probed = 0;
+  run.started++;
+  if (c->fd < 0) {
+    conn_fail(c, "socket() failed (file descriptor limit?)");
+    return;
+  }
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+    conn_fail(c, "connect failed");
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  c->want_out = 1;
+  if (epoll_ctl(run.ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) conn_fail(c, "epoll_ctl failed");
+}
+
+static void conn_opened(conn *c) {
+  c->state = ST_OPEN;
+  run.open++;
+}
+
+static void start_close(conn *c) {
+  static const uint8_t code[2] = {0x03, 0xe8}; /* 1000 */
+  if (c->state != ST_OPEN) return;
+  c->state = ST_CLOSING;
+  c->t_begin = now_ns();
+  if (cfg.raw) {  /* a TCP echo has no closing handshake */
+    conn_close_fd(c);
+    c->state = ST_DONE;
+    run.done_closing++;
+    return;
+  }
+  put_frame(c, 0x8, code, 2, NULL, 0);
+}
+
+/* The closing handshake ended (server's close frame, or EOF after ours). */
+static void closed_cleanly(conn *c, uint64_t now) {
+  conn_close_fd(c);
+  c->state = ST_DONE;
+  run.done_closing++;
+  if (cfg.scenario == SC_HANDSHAKE) {
+    if (now >= run.t_start && now < run.t_end) {
+      run.handshakes++;
+      lc_hist_add(&run.hist, now - c->t_begin);
+    }
+  }
+}
+
+/* ---- scenarios: what a message means ---- */
+
+static void echo_send(conn *c, uint64_t now) {
+  c->ts[c->send_seq % (uint32_t)cfg.inflight] = now;
+  if (send_payload(c, c->tmpl, c->send_seq) == 0) {
+    c->send_seq++;
+    c->outstanding++;
+    run.sent_total++;
+  }
+}
+
+static int may_send(uint64_t now) {
+  if (cfg.count) return run.phase == PH_RUN && run.sent_total < cfg.count;
+  return run.phase == PH_RUN && now < run.t_end;
+}
+
+static void pub_send(uint64_t now) {
+  conn *p = &run.c[0];
+  if (p->state != ST_OPEN) return;
+  uint32_t slot = run.pub_sent % (uint32_t)cfg.inflight;
+  run.remaining[slot] = (uint32_t)run.n;
+  run.pub_ts[slot] = now;
+  if (send_payload(p, run.pub_tmpl, run.pub_sent) == 0) run.pub_sent++;
+}
+
+static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t now) {
+  if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE) {
+    if (!c->outstanding) {
+      note_error(c, "a message that was never sent");
+      return;
+    }
+    if (!payload_ok(c->tmpl, c->recv_seq, opcode, p, n)) {
+      conn_fail(c, n != cfg.size ? "echoed payload has the wrong length" : "echoed payload differs");
+      return;
+    }
+    uint64_t sent = c->ts[c->recv_seq % (uint32_t)cfg.inflight];
+    c->recv_seq++;
+    c->outstanding--;
+    run.recv_total++;
+    if (now >= run.t_start && now < run.t_end) {
+      run.msgs++;
+      run.bytes += n;
+      lc_hist_add(&run.hist, now - sent);
+    }
+    if (cfg.scenario == SC_ECHO && may_send(now)) echo_send(c, now);
+    return;
+  }
+  if (cfg.scenario == SC_FANOUT) {
+    if (n == 14 && memcmp(p, "probe-", 6) == 0) {
+      if (opcode != 0x1) note_error(c, "probe came back as binary");
+      if (!c->probed) {
+        c->probed = 1;
+        run.ready++;
+      }
+      return;
+    }
+    if (c->recv_seq >= run.pub_sent) {
+      conn_fail(c, "a broadcast that was never published");
+      return;
+    }
+    if (!payload_ok(run.pub_tmpl, c->recv_seq, opcode, p, n)) {
+      conn_fail(c, "broadcast payload differs (or lost, reordered)");
+      return;
+    }
+    uint32_t slot = c->recv_seq % (uint32_t)cfg.inflight;
+    c->recv_seq++;
+    if (!c->is_pub && now >= run.t_start && now < run.t_end) {
+      run.deliveries++;
+      lc_hist_add(&run.hist, now - run.pub_ts[slot]);
+    }
+    if (--run.remaining[slot] == 0) {
+      if (now >= run.t_start && now < run.t_end) run.msgs++;
+      run.pub_done++;
+      if (may_send(now)) pub_send(now);
+    }
+    return;
+  }
+  note_error(c, "a data message during a handshake cycle");
+}
+
+/* ---- input ---- */
+
+static void on_frame(conn *c, lc_frame *f, uint8_t *p, uint64_t now) {
+  size_t n = (size_t)f->len;
+  if (f->masked) {
+    if (!cfg.raw) {
+      conn_fail(c, "server sent a masked frame");
+      return;
+    }
+    lc_mask(p, p, n, f->mask);
+  }
+  if (f->rsv) {
+    conn_fail(c, "RSV bits set without an extension");
+    return;
+  }
+  switch (f->opcode) {
+  case 0x8: /* close */
+    if (c->state == ST_CLOSING) {
+      closed_cleanly(c, now);
+    } else {
+      conn_fail(c, "server closed the WebSocket");
+    }
+    return;
+  case 0x9: /* ping */
+    if (n > 125) {
+      conn_fail(c, "ping over 125 bytes");
+      return;
+    }
+    if (c->state == ST_OPEN) put_frame(c, 0xA, p, n, NULL, 0);
+    return;
+  case 0xA:
+    return;
+  case 0x0:
+  case 0x1:
+  case 0x2:
+    break;
+  default:
+    conn_fail(c, "unknown opcode");
+    return;
+  }
+  if (f->opcode != 0 && c->flen) {
+    conn_fail(c, "new message inside a fragmented one");
+    return;
+  }
+  if (f->opcode == 0 && !c->fop) {
+    conn_fail(c, "continuation without a message");
+    return;
+  }
+  if (f->fin && f->opcode != 0) {
+    on_message(c, f->opcode, p, n, now);
+    return;
+  }
+  if (f->opcode != 0) c->fop = f->opcode;
+  if (reserve(&c->frag, &c->fcap, c->flen, n, MAX_MESSAGE)) {
+    conn_fail(c, "fragmented message too large");
+    return;
+  }
+  memcpy(c->frag + c->flen, p, n);
+  c->flen += n;
+  if (f->fin) {
+    int op = c->fop;
+    c->fop = 0;
+    size_t len = c->flen;
+    c->flen = 0;
+    on_message(c, op, c->frag, len, now);
+  }
+}
+
+static void parse_frames(conn *c, uint64_t now) {
+  size_t off = 0;
+  while (c->fd >= 0 && (c->state == ST_OPEN || c->state == ST_CLOSING)) {
+    lc_frame f;
+    int h = lc_parse_frame(c->rbuf + off, c->rlen - off, &f);
+    if (h < 0) {
+      conn_fail(c, "invalid frame length");
+      return;
+    }
+    if (h == 0) break;
+    if (f.len > MAX_MESSAGE) {
+      conn_fail(c, "frame over 64 MiB");
+      return;
+    }
+    size_t total = (size_t)h + (size_t)f.len;
+    if (c->rlen - off < total) {
+      if (total > c->rcap) {  /* make room for the whole frame */
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+        off = 0;
+        if (reserve(&c->rbuf, &c->rcap, c->rlen, total - c->rlen, MAX_MESSAGE + LC_HEADER_MAX)) {
+          conn_fail(c, "out of memory for the read buffer");
+          return;
+        }
+      }
+      break;
+    }
+    on_frame(c, &f, c->rbuf + off + h, now);
+    off += total;
+  }
+  if (c->fd < 0) return;
+  if (off) {
+    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+    c->rlen -= off;
+  }
+}
+
+static void on_readable(conn *c) {
+  for (int round = 0; round < 8 && c->fd >= 0; round++) {
+    if (c->rcap - c->rlen < 4096 &&
+        reserve(&c->rbuf, &c->rcap, c->rlen, c->rcap < 16384 ? 16384 - c->rlen : c->rcap, MAX_MESSAGE * 2)) {
+      conn_fail(c, "out of memory for the read buffer");
+      return;
+    }
+    size_t room = c->rcap - c->rlen;
+    ssize_t n = read(c->fd, c->rbuf + c->rlen, room);
+    uint64_t now = now_ns();
+    if (n == 0) {
+      if (c->state == ST_CLOSING && !cfg.raw) {
+        if (cfg.scenario == SC_HANDSHAKE) {
+          conn_fail(c, "EOF before the server's close frame");
+        } else {
+          closed_cleanly(c, now);
+        }
+      } else {
+        conn_fail(c, c->state == ST_HANDSHAKE ? "EOF during the handshake" : "server closed the TCP connection");
+      }
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) conn_fail(c, "read failed (connection reset?)");
+      return;
+    }
+    c->rlen += (size_t)n;
+    if (c->state == ST_HANDSHAKE) {
+      const char *why = NULL;
+      long head = lc_check_upgrade((const char *)c->rbuf, c->rlen, c->accept, &why);
+      if (head < 0) {
+        conn_fail(c, why);
+        return;
+      }
+      if (head == 0) continue;
+      memmove(c->rbuf, c->rbuf + head, c->rlen - (size_t)head);
+      c->rlen -= (size_t)head;
+      conn_opened(c);
+      if (cfg.scenario == SC_HANDSHAKE) start_close(c);
+    }
+    parse_frames(c, now);
+    if ((size_t)n < room) return;
+  }
+}
+
+static void on_writable(conn *c) {
+  if (c->state == ST_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      conn_fail(c, err == ECONNREFUSED ? "connection refused" : "connect failed");
+      return;
+    }
+    if (cfg.raw) {
+      conn_opened(c);
+      set_out(c, 0);
+      return;
+    }
+    char key[LC_KEY_LEN + 1], req[512];
+    if (lc_client_key(key)) {
+      conn_fail(c, "RAND_bytes failed");
+      return;
+    }
+    lc_accept_for(key, c->accept);
+    size_t n = lc_upgrade_request(req, sizeof req, cfg.port, cfg.path, key);
+    c->state = ST_HANDSHAKE;
+    if (reserve(&c->wbuf, &c->wcap, c->wlen, n, 1 << 20)) {
+      conn_fail(c, "out of memory");
+      return;
+    }
+    memcpy(c->wbuf + c->wlen, req, n);
+    c->wlen += n;
+    conn_flush(c);
+    return;
+  }
+  conn_flush(c);
+}
+
+/* ---- phases ---- */
+
+static void begin_run(uint64_t now) {
+  run.phase = PH_RUN;
+  run.t_start = now + secs(cfg.count ? 0 : cfg.warmup);
+  run.t_end = cfg.count ? UINT64_MAX : run.t_start + secs(cfg.duration);
+  if (cfg.scenario == SC_ECHO) {
+    for (int i = 0; i < run.n; i++)
+      for (int k = 0; k < cfg.inflight && run.c[i].state == ST_OPEN && may_send(now); k++)
+        echo_send(&run.c[i], now);
+  } else if (cfg.scenario == SC_FANOUT) {
+    for (int k = 0; k < cfg.inflight; k++) pub_send(now);
+  } else if (cfg.scenario == SC_HANDSHAKE) {
+    for (int i = 0; i < run.n; i++) conn_start(&run.c[i], now);
+  }
+}
+
+static int all_settled(void) {
+  for (int i = 0; i < run.n; i++)
+    if (run.c[i].state == ST_CONNECTING || run.c[i].state == ST_HANDSHAKE) return 0;
+  return run.started == run.n;
+}
+
+static void start_closing_all(uint64_t now) {
+  run.phase = PH_CLOSE;
+  run.t_phase = now;
+  for (int i = 0; i < run.n; i++) start_close(&run.c[i]);
+}
+
+static int outstanding_total(void) {
+  if (cfg.scenario == SC_FANOUT) return run.pub_sent != run.pub_done;
+  for (int i = 0; i < run.n; i++)
+    if (run.c[i].outstanding && run.c[i].state == ST_OPEN) return 1;
+  return 0;
+}
+
+static void count_lost(void) {
+  for (int i = 0; i < run.n; i++)
+    if (run.c[i].state == ST_OPEN && run.c[i].outstanding) note_error(&run.c[i], "messages never came back");
+  if (cfg.scenario == SC_FANOUT && run.pub_sent != run.pub_done) note_error(NULL, "broadcasts never reached everyone");
+}
+
+/* Move between phases; called after every batch of events. */
+static void advance(uint64_t now) {
+  if (!run.sampled_start && run.t_start != UINT64_MAX && now >= run.t_start && run.phase == PH_RUN)
+    sample_start(now);
+  switch (run.phase) {
+  case PH_SETUP:
+    if (cfg.scenario != SC_HANDSHAKE) {
+      for (int i = 0; i < run.n; i++) {
+        conn *c = &run.c[i];
+        if ((c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) && now - c->t_begin > CONN_TIMEOUT_NS)
+          conn_fail(c, "connect or handshake timed out");
+      }
+      int busy = 0;
+      for (int i = 0; i < run.started; i++)
+        busy += run.c[i].state == ST_CONNECTING || run.c[i].state == ST_HANDSHAKE;
+      while (run.started < run.n && busy < cfg.window) {
+        conn_start(&run.c[run.started], now);
+        busy++;
+      }
+      if (!all_settled()) return;
+      if (run.open == 0) {
+        note_error(NULL, "no connection could be opened");
+        run.phase = PH_END;
+        return;
+      }
+    }
+    if (cfg.scenario == SC_FANOUT) {
+      run.phase = PH_PROBE;
+      run.t_phase = 0;
+      return;
+    }
+    if (cfg.scenario == SC_IDLE) {
+      run.phase = PH_HOLD;
+      run.t_phase = now;
+      return;
+    }
+    begin_run(now);
+    return;
+  case PH_PROBE:
+    if (run.c[0].state != ST_OPEN) {
+      note_error(NULL, "publisher connection lost");
+      start_closing_all(now);
+      return;
+    }
+    int waiting = 0;
+    for (int i = 0; i < run.n; i++) waiting += run.c[i].state == ST_OPEN && !run.c[i].probed;
+    if (!waiting) {
+      begin_run(now);
+      return;
+    }
+    if (run.t_phase == 0 || now - run.t_phase > 20000000ull) {  /* a probe every 20 ms */
+      char probe[15];
+      snprintf(probe, sizeof probe, "probe-%08x", run.probes_sent++);
+      put_frame(&run.c[0], 0x1, (const uint8_t *)probe, 14, NULL, 0);
+      run.t_phase = now;
+    }
+    return;
+  case PH_RUN:
+    if (cfg.scenario == SC_HANDSHAKE) {
+      for (int i = 0; i < run.n; i++) {
+        conn *c = &run.c[i];
+        if (c->state != ST_DONE && c->state != ST_FREE && now - c->t_begin > CYCLE_TIMEOUT_NS)
+          conn_fail(c, "handshake cycle timed out");
+        /* a finished (or failed) slot starts its next cycle */
+        if (c->state == ST_DONE && now < run.t_end) conn_start(c, now);
+      }
+      if (now >= run.t_end) {
+        sample_end(now);
+        run.phase = PH_DRAIN;
+        run.t_phase = now;
+      }
+      return;
+    }
+    if (cfg.count ? run.recv_total >= cfg.count || (run.sent_total >= cfg.count && !outstanding_total())
+                  : now >= run.t_end) {
+      if (cfg.count) run.t_end = now;
+      sample_end(now);
+      run.phase = PH_DRAIN;
+      run.t_phase = now;
+    }
+    return;
+  case PH_DRAIN:
+    if (cfg.scenario == SC_HANDSHAKE) {
+      int busy = 0;
+      for (int i = 0; i < run.n; i++) busy += run.c[i].state != ST_DONE && run.c[i].state != ST_FREE;
+      if (!busy || now - run.t_phase > CYCLE_TIMEOUT_NS) {
+        for (int i = 0; i < run.n; i++)
+          if (run.c[i].state != ST_DONE && run.c[i].state != ST_FREE) conn_fail(&run.c[i], "handshake cycle unfinished");
+        run.phase = PH_END;
+      }
+      return;
+    }
+    if (!outstanding_total() || now - run.t_phase > secs(5)) {
+      count_lost();
+      start_closing_all(now);
+    }
+    return;
+  case PH_HOLD:
+    if (now - run.t_phase >= secs(cfg.hold)) {
+      run.rss_kb = server_rss_kb();
+      run.phase = PH_CHECK;
+      run.t_phase = now;
+      run.t_start = now;
+      run.t_end = UINT64_MAX;
+      for (int i = 0; i < run.n; i++)
+        if (run.c[i].state == ST_OPEN) echo_send(&run.c[i], now);
+    }
+    return;
+  case PH_CHECK:
+    if (!outstanding_total() || now - run.t_phase > secs(10)) {
+      count_lost();
+      run.t_end = now;
+      start_closing_all(now);
+    }
+    return;
+  case PH_CLOSE: {
+    int busy = 0;
+    for (int i = 0; i < run.n; i++) busy += run.c[i].state == ST_CLOSING;
+    if (!busy || now - run.t_phase > secs(3)) run.phase = PH_END;
+    return;
+  }
+  default:
+    return;
+  }
+}
+
+/* ---- output ---- */
+
+static void print_cpu(double per, const char *unit) {
+  double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
+  if (run.cpu_start < 0 || run.cpu_end < 0 || per <= 0 || wall <= 0) {
+    printf(" server_cpu_us_per_%s=na server_cpu_pct=na", unit);
+    return;
+  }
+  double us = (double)(run.cpu_end - run.cpu_start) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+  printf(" server_cpu_us_per_%s=%.3f server_cpu_pct=%.1f", unit, us / per, 100.0 * us / 1e6 / wall);
+}
+
+static void report(void) {
+  double window = (run.t_end > run.t_start && run.t_end != UINT64_MAX) ? (double)(run.t_end - run.t_start) / 1e9 : 0;
+  double p50 = (double)lc_hist_quantile(&run.hist, 0.50) / 1000.0;
+  double p99 = (double)lc_hist_quantile(&run.hist, 0.99) / 1000.0;
+  double rate = 0;
+  switch (cfg.scenario) {
+  case SC_ECHO:
+    rate = window > 0 ? (double)run.msgs / window : 0;
+    printf("scenario=echo server=%s%s conns=%d inflight=%d size=%zu duration_s=%.2f msgs=%llu msgs_per_s=%.0f "
+           "mbytes_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu",
+           cfg.label, cfg.raw ? " raw=1" : "", run.n, cfg.inflight, cfg.size, window, (unsigned long long)run.msgs,
+           rate, window > 0 ? (double)run.bytes / window / 1e6 : 0, p50, p99, (unsigned long long)run.errors);
+    print_cpu((double)run.msgs, "msg");
+    break;
+  case SC_FANOUT:
+    rate = window > 0 ? (double)run.deliveries / window : 0;
+    printf("scenario=fanout server=%s subscribers=%d inflight=%d size=%zu duration_s=%.2f broadcasts=%llu "
+           "deliveries=%llu deliveries_per_s=%.0f p50_us=%.1f p99_us=%.1f errors=%llu",
+           cfg.label, run.n - 1, cfg.inflight, cfg.size, window, (unsigned long long)run.msgs,
+           (unsigned long long)run.deliveries, rate, p50, p99, (unsigned long long)run.errors);
+    print_cpu((double)run.deliveries, "delivery");
+    break;
+  case SC_HANDSHAKE:
+    rate = window > 0 ? (double)run.handshakes / window : 0;
+    printf("scenario=handshake server=%s conns=%d duration_s=%.2f handshakes=%llu handshakes_per_s=%.0f "
+           "p50_us=%.1f p99_us=%.1f errors=%llu",
+           cfg.label, run.n, window, (unsigned long long)run.handshakes, rate, p50, p99,
+           (unsigned long long)run.errors);
+    print_cpu((double)run.handshakes, "handshake");
+    break;
+  case SC_IDLE: {
+    long per = -1;
+    if (run.rss_kb >= 0 && run.rss_base_kb >= 0 && run.open > 0)
+      per = (run.rss_kb - run.rss_base_kb) * 1024 / run.open;
+    printf("scenario=idle server=%s conns=%d open=%d hold_s=%.1f rss_base_kb=%ld rss_kb=%ld ", cfg.label, run.n,
+           run.open, cfg.hold, run.rss_base_kb, run.rss_kb);
+    if (per >= 0) printf("bytes_per_conn=%ld", per); else printf("bytes_per_conn=na");
+    printf(" alive=%llu p50_us=%.1f p99_us=%.1f errors=%llu", (unsigned long long)run.msgs, p50, p99,
+           (unsigned long long)run.errors);
+    break;
+  }
+  }
+  double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
+  if (wall > 0)
+    printf(" client_cpu_pct=%.1f client_busy_pct=%.1f\n", 100.0 * (run.ccpu_end - run.ccpu_start) / wall,
+           100.0 - 100.0 * (double)(run.idle_end - run.idle_start) / 1e9 / wall);
+  else
+    printf(" client_cpu_pct=na client_busy_pct=na\n");
+  fflush(stdout);
+  if (run.first_error[0]) fprintf(stderr, "loadclient: %llu errors; first: %s\n", (unsigned long long)run.errors, run.first_error);
+}
+
+/* ---- main ---- */
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: loadclient --port N [--scenario echo|fanout|handshake|idle] [--conns N] [--inflight K]\n"
+          "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
+          "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
+          "                  [--spin 0|1]\n"
+          "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
+  exit(2);
+}
+
+static double num(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  if (!*s || *end) usage();
+  return v;
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
+    if (ARG("--scenario")) {
+      if (!strcmp(v, "echo")) cfg.scenario = SC_ECHO;
+      else if (!strcmp(v, "fanout")) cfg.scenario = SC_FANOUT;
+      else if (!strcmp(v, "handshake")) cfg.scenario = SC_HANDSHAKE;
+      else if (!strcmp(v, "idle")) cfg.scenario = SC_IDLE;
+      else usage();
+    } else if (ARG("--port")) cfg.port = (int)num(v);
+    else if (ARG("--conns")) cfg.conns = (int)num(v);
+    else if (ARG("--inflight")) cfg.inflight = (int)num(v);
+    else if (ARG("--size")) cfg.size = (size_t)num(v);
+    else if (ARG("--duration")) cfg.duration = num(v);
+    else if (ARG("--warmup")) cfg.warmup = num(v);
+    else if (ARG("--deadline")) cfg.deadline = num(v);
+    else if (ARG("--count")) cfg.count = (uint64_t)num(v);
+    else if (ARG("--hold")) cfg.hold = num(v);
+    else if (ARG("--server-pid")) cfg.server_pid = (int)num(v);
+    else if (ARG("--label")) cfg.label = v;
+    else if (ARG("--path")) cfg.path = v;
+    else if (ARG("--window")) cfg.window = (int)num(v);
+    else if (ARG("--spin")) cfg.spin = (int)num(v);
+    else if (!strcmp(a, "--raw")) cfg.raw = 1;
+    else usage();
+#undef ARG
+  }
+  if (cfg.conns <= 0) cfg.conns = cfg.scenario == SC_IDLE ? 10000 : cfg.scenario == SC_HANDSHAKE ? 16 : 100;
+  if (cfg.port <= 0 || cfg.port > 65535 || cfg.conns > 100000 || cfg.inflight < 1 || cfg.inflight > 4096 ||
+      cfg.size < 8 || cfg.size > MAX_MESSAGE || cfg.duration <= 0 || cfg.window < 1 || cfg.path[0] != '/' ||
+      strlen(cfg.path) > 200)
+    usage();
+  if (cfg.raw && (cfg.scenario == SC_HANDSHAKE || cfg.scenario == SC_FANOUT)) {
+    fprintf(stderr, "loadclient: --raw measures echo (and idle) only\n");
+    return 2;
+  }
+  if (cfg.scenario == SC_IDLE) cfg.inflight = 1;
+  if (cfg.deadline <= 0) cfg.deadline = cfg.warmup + cfg.duration + cfg.hold + 60;
+  signal(SIGPIPE, SIG_IGN);
+
+  run.n = cfg.conns + (cfg.scenario == SC_FANOUT);
+  struct rlimit rl;
+  rlim_t need = (rlim_t)run.n + 64;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+    rl.rlim_cur = need;
+    if (rl.rlim_max < need) rl.rlim_max = need;  /* root may raise the hard limit too */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      getrlimit(RLIMIT_NOFILE, &rl);
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+      fprintf(stderr, "loadclient: file descriptor limit is %llu, %d connections wanted\n",
+              (unsigned long long)rl.rlim_max, run.n);
+    }
+  }
+
+  run.c = calloc((size_t)run.n, sizeof *run.c);
+  run.dirty = calloc((size_t)run.n, sizeof *run.dirty);
+  if (!run.c || !run.dirty) return 3;
+  for (int i = 0; i < run.n; i++) {
+    conn *c = &run.c[i];
+    c->fd = -1;
+    c->is_pub = cfg.scenario == SC_FANOUT && i == 0;
+    if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE) {
+      c->ts = calloc((size_t)cfg.inflight, sizeof *c->ts);
+      c->tmpl = malloc(cfg.size);
+      if (!c->ts || !c->tmpl) return 3;
+      fill_template(c->tmpl, cfg.size);
+    }
+  }
+  if (cfg.scenario == SC_FANOUT) {
+    run.pub_tmpl = malloc(cfg.size);
+    run.remaining = calloc((size_t)cfg.inflight, sizeof *run.remaining);
+    run.pub_ts = calloc((size_t)cfg.inflight, sizeof *run.pub_ts);
+    if (!run.pub_tmpl || !run.remaining || !run.pub_ts) return 3;
+    fill_template(run.pub_tmpl, cfg.size);
+  }
+  run.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (run.ep < 0) return 3;
+  run.rss_base_kb = server_rss_kb();
+  run.cpu_start = run.cpu_end = -1;
+  run.t_origin = now_ns();
+  run.t_deadline = run.t_origin + secs(cfg.deadline);
+  run.t_start = run.t_end = UINT64_MAX;
+
+  struct epoll_event evs[1024];
+  while (run.phase != PH_END) {
+    /* Spinning during the timed run keeps the client's own wake-ups (slow on a virtual
+     * machine) out of the figures; client_busy_pct tells how much of its core it needed. */
+    int spin = cfg.spin && run.phase == PH_RUN;
+    uint64_t before = spin ? now_ns() : 0;
+    int n = epoll_wait(run.ep, evs, 1024, spin ? 0 : 10);
+    if (n < 0 && errno != EINTR) break;
+    if (spin && n <= 0) run.idle_ns += now_ns() - before;
+    for (int i = 0; i < n; i++) {
+      conn *c = evs[i].data.ptr;
+      if (c->fd < 0) continue;
+      if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
+      if (c->fd >= 0 && (evs[i].events & EPOLLOUT)) on_writable(c);
+      /* Answers leave as soon as this connection's input is handled, so the server works on
+       * them while the client goes on with the other connections of this batch. */
+      if (c->dirty && c->fd >= 0 && c->state != ST_CONNECTING && !c->want_out) conn_flush(c);
+    }
+    for (int i = 0; i < run.ndirty; i++) {
+      conn *c = run.dirty[i];
+      c->dirty = 0;
+      if (c->fd >= 0 && c->state != ST_CONNECTING) conn_flush(c);
+    }
+    run.ndirty = 0;
+    uint64_t now = now_ns();
+    advance(now);
+    if (now > run.t_deadline && run.phase != PH_END) {
+      note_error(NULL, "deadline reached before the scenario finished");
+      if (run.t_end == UINT64_MAX || run.t_end > now) run.t_end = now;
+      sample_end(now);
+      break;
+    }
+  }
+  for (int i = 0; i < run.n; i++) conn_close_fd(&run.c[i]);
+  if (run.t_start == UINT64_MAX) run.t_start = run.t_end = 0;
+  report();
+  return run.errors ? 1 : 0;
+}

@@ -1,0 +1,37 @@
+// Node `ws` peer for the benchmarks: echo or broadcast on 127.0.0.1.
+// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast]
+// broadcast: every text message received from any connection is sent, unchanged, as one text
+// frame to every open connection, the sender included (the protocol bench/loadclient.c expects).
+'use strict';
+const { WebSocketServer, WebSocket } = require('ws');
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
+};
+const port = Number(opt('--port', '0'));
+const mode = opt('--mode', 'echo');
+if (!(port > 0) || !['echo', 'broadcast'].includes(mode)) {
+  console.error('usage: node_ws.js --port N [--mode echo|broadcast]');
+  process.exit(2);
+}
+
+const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, backlog: 4096 });
+wss.on('connection', (ws) => {
+  ws.on('error', () => {});
+  if (mode === 'echo') {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  } else {
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      for (const client of wss.clients) {
+        if (client.readyState === WebSocket.OPEN) client.send(data, { binary: false });
+      }
+    });
+  }
+});
+wss.on('listening', () => console.log(`node ws ${mode} listening on 127.0.0.1:${port}`));
+const stop = () => { wss.close(); process.exit(0); };
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

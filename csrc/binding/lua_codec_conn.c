@@ -1,0 +1,227 @@
+/* `ws.codec` connections: codec.new and its methods, a thin layer over ws_conn (every
+ * protocol decision is made there). The userdata embeds the ws_conn, so a connection is
+ * one allocation, and ws_conn_init allocates nothing, so a Lua error while reading the
+ * options never leaves anything half-built. */
+#include <string.h>
+
+#include "lua_codec.h"
+#include "ws_conn.h"
+
+#define OUTPUT_KEEP (64u * 1024u) /* a larger output buffer is released once drained */
+
+ws_conn *ws_codec_check_conn(lua_State *L, int idx) {
+  return (ws_conn *)luaL_checkudata(L, idx, WS_CODEC_CONN_MT);
+}
+
+/* An optional positive whole number field of the options table at index 1. */
+static uint64_t opt_limit(lua_State *L, const char *name, uint64_t dflt, uint64_t max) {
+  lua_getfield(L, 1, name);
+  uint64_t v = dflt;
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1) || n > (lua_Number)max || n != (lua_Number)(uint64_t)n)
+      luaL_error(L, "bad option '%s' (positive integer expected)", name);
+    v = (uint64_t)n;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_bool(lua_State *L, const char *name, int dflt) {
+  lua_getfield(L, 1, name);
+  int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* codec.new{ role =, max_message =, max_frame =, max_fragments =, auto_pong =, open = } */
+static int codec_new(lua_State *L) {
+  ws_conn_options o;
+  int open = 1;
+  ws_conn_options_default(&o, WS_ROLE_SERVER);
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "role");
+    if (!lua_isnil(L, -1)) {
+      const char *role = lua_tostring(L, -1);
+      if (role && strcmp(role, "client") == 0) o.role = WS_ROLE_CLIENT;
+      else if (!role || strcmp(role, "server") != 0)
+        return luaL_error(L, "bad option 'role' (\"server\" or \"client\" expected)");
+    }
+    lua_pop(L, 1);
+    /* 2^53 keeps the limits exact in a double, on every Lua */
+    o.max_message = opt_limit(L, "max_message", o.max_message, UINT64_C(1) << 53);
+    o.max_frame = opt_limit(L, "max_frame", o.max_message, UINT64_C(1) << 53);
+    o.max_fragments = (uint32_t)opt_limit(L, "max_fragments", o.max_fragments, UINT32_MAX);
+    o.auto_pong = opt_bool(L, "auto_pong", 1);
+    open = opt_bool(L, "open", 1);
+  }
+  ws_conn *c = (ws_conn *)lua_newuserdata(L, sizeof *c);
+  ws_conn_init(c, &o);
+  luaL_getmetatable(L, WS_CODEC_CONN_MT);
+  lua_setmetatable(L, -2);
+  if (open) ws_conn_open(c);
+  return 1;
+}
+
+static int fail_result(lua_State *L, const char *why) {
+  lua_pushnil(L);
+  lua_pushstring(L, why ? why : "failed");
+  return 2;
+}
+
+static int conn_open(lua_State *L) {
+  ws_conn_open(ws_codec_check_conn(L, 1));
+  return 0;
+}
+
+static int conn_feed(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  if (ws_conn_feed(c, p, n) != 0) return fail_result(L, "input over the buffer limit");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_next(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  ws_event ev;
+  if (!ws_conn_next(c, &ev)) return 0;
+  switch (ev.type) {
+  case WS_EV_MESSAGE:
+    lua_pushstring(L, ev.opcode == WS_OP_TEXT ? "text" : "binary");
+    lua_pushlstring(L, (const char *)ev.data, ev.len);
+    return 2;
+  case WS_EV_PING:
+  case WS_EV_PONG:
+    lua_pushstring(L, ev.type == WS_EV_PING ? "ping" : "pong");
+    lua_pushlstring(L, (const char *)ev.data, ev.len);
+    return 2;
+  case WS_EV_CLOSE:
+    lua_pushstring(L, "close");
+    lua_pushinteger(L, (lua_Integer)ev.code);
+    lua_pushlstring(L, (const char *)ev.data, ev.len);
+    return 3;
+  default: /* WS_EV_ERROR */
+    lua_pushstring(L, "error");
+    lua_pushstring(L, ev.error);
+    lua_pushinteger(L, (lua_Integer)ev.code);
+    return 3;
+  }
+}
+
+static const char *const send_kinds[] = {"text", "binary", "continuation", NULL};
+static const int send_opcodes[] = {WS_OP_TEXT, WS_OP_BINARY, WS_OP_CONTINUATION};
+
+/* c:send(data [, kind [, { fin =, compress = }]]) */
+static int conn_send(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int opcode = send_opcodes[luaL_checkoption(L, 3, "text", send_kinds)];
+  unsigned flags = WS_SEND_COMPRESS; /* used only when permessage-deflate was negotiated */
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "fin");
+    if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) flags |= WS_SEND_MORE;
+    lua_getfield(L, 4, "compress");
+    if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) flags &= ~WS_SEND_COMPRESS;
+    lua_pop(L, 2);
+  }
+  if (ws_conn_send(c, opcode, p, n, flags) != 0) return fail_result(L, c->error);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int control(lua_State *L, int (*fn)(ws_conn *, const void *, size_t)) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  size_t n;
+  const char *p = luaL_optlstring(L, 2, "", &n);
+  if (fn(c, p, n) != 0) return fail_result(L, c->error);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_ping(lua_State *L) { return control(L, ws_conn_ping); }
+static int conn_pong(lua_State *L) { return control(L, ws_conn_pong); }
+
+/* c:close([code [, reason]]): without a code the close frame carries no status. */
+static int conn_close(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  lua_Number code = luaL_optnumber(L, 2, 0);
+  size_t n;
+  const char *reason = luaL_optlstring(L, 3, "", &n);
+  if (code < 0 || code > 65535 || code != (lua_Number)(unsigned)code)
+    return fail_result(L, "invalid close code");
+  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, c->error);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_output(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  ws_buf *out = ws_conn_output(c);
+  size_t n = ws_buf_size(out);
+  lua_pushlstring(L, n ? (const char *)ws_buf_begin(out) : "", n);
+  if (out->cap > OUTPUT_KEEP) ws_buf_free(out);
+  else ws_buf_clear(out);
+  return 1;
+}
+
+static int conn_pending(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  lua_pushinteger(L, (lua_Integer)ws_buf_size(ws_conn_output(c)));
+  return 1;
+}
+
+static const char *const state_names[] = {"connecting", "open", "closing", "closed"};
+
+static int conn_state(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  lua_pushstring(L, state_names[ws_conn_state(c) & 3]);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  ws_conn_free(ws_codec_check_conn(L, 1)); /* idempotent */
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  lua_pushfstring(L, "ws.codec.conn (%s): %p", state_names[ws_conn_state(c) & 3], (void *)c);
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+  {"open", conn_open},
+  {"feed", conn_feed},
+  {"next", conn_next},
+  {"send", conn_send},
+  {"ping", conn_ping},
+  {"pong", conn_pong},
+  {"close", conn_close},
+  {"output", conn_output},
+  {"pending", conn_pending},
+  {"state", conn_state},
+  {NULL, NULL}
+};
+
+static const luaL_Reg codec_conn_functions[] = {
+  {"new", codec_new},
+  {NULL, NULL}
+};
+
+void ws_codec_open_conn(lua_State *L) {
+  luaL_newmetatable(L, WS_CODEC_CONN_MT);
+  lua_pushcfunction(L, conn_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, conn_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  ws_codec_setfuncs(L, conn_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  ws_codec_setfuncs(L, codec_conn_functions);
+}

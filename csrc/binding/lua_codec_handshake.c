@@ -1,0 +1,503 @@
+/* The opening handshake of `ws.codec` (docs/codec.md): parse_request, choose_protocol,
+ * accept_response, response, accept_key, client_request, parse_response. Thin: every
+ * protocol decision is ws_handshake.c's; this file only moves values between Lua and C.
+ * Lua 5.1 C API only, so the same source builds for 5.1, 5.3, 5.4 and LuaJIT. */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_codec.h"
+#include "ws_handshake.h"
+
+#if LUA_VERSION_NUM < 502
+#define table_len(L, i) lua_objlen(L, i)
+#else
+#define table_len(L, i) lua_rawlen(L, i)
+#endif
+
+#define BUF_MT "ws.codec.handshake_buf"
+#define MAX_PROTOCOLS 64
+
+/* Output is built in a ws_buf held by a userdata, so a Lua error (out of memory while
+ * pushing the result) never leaks it: the collector frees what was not freed here. */
+static int buf_gc(lua_State *L) {
+  ws_buf_free((ws_buf *)lua_touserdata(L, 1));
+  return 0;
+}
+
+static ws_buf *new_buf(lua_State *L) {
+  ws_buf *b = (ws_buf *)lua_newuserdata(L, sizeof *b);
+  ws_buf_init(b);
+  luaL_getmetatable(L, BUF_MT);
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+static void push_buf(lua_State *L, ws_buf *b) {
+  lua_pushlstring(L, (const char *)ws_buf_begin(b), ws_buf_size(b));
+  ws_buf_free(b);
+}
+
+/* ---- reading arguments ---- */
+
+typedef struct header_set {
+  ws_header h[WS_MAX_HEADERS];
+  size_t n;
+} header_set;
+
+static int header_before(const ws_header *a, const ws_header *b) {
+  size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+  int c = memcmp(a->name, b->name, n);
+  return c < 0 || (c == 0 && a->name_len < b->name_len);
+}
+
+/* opts.headers = { Name = value }: checked, then sorted by name so the bytes we write do not
+ * depend on the table's traversal order. Number values are converted; the converted strings
+ * are kept alive in a table left on the stack. */
+static void get_headers(lua_State *L, int opts, const char *fn, header_set *out) {
+  out->n = 0;
+  if (lua_isnoneornil(L, opts)) return;
+  lua_getfield(L, opts, "headers");
+  int t = lua_gettop(L);
+  if (lua_isnil(L, t)) return;
+  if (!lua_istable(L, t)) luaL_error(L, "%s: headers must be a table", fn);
+  lua_newtable(L);
+  int anchor = lua_gettop(L), kept = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    size_t nlen, vlen;
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: header names must be strings", fn);
+    const char *name = lua_tolstring(L, -2, &nlen);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_pushvalue(L, -1);
+      lua_tolstring(L, -1, NULL);
+      lua_rawseti(L, anchor, ++kept);
+      lua_rawgeti(L, anchor, kept);
+      lua_replace(L, -2);
+    } else if (lua_type(L, -1) != LUA_TSTRING) {
+      luaL_error(L, "%s: header '%s' must have a string or number value", fn, name);
+    }
+    const char *value = lua_tolstring(L, -1, &vlen);
+    if (!ws_header_name_valid(name, nlen)) luaL_error(L, "%s: invalid header name '%s'", fn, name);
+    if (!ws_header_value_valid(value, vlen)) luaL_error(L, "%s: invalid value for header '%s'", fn, name);
+    if (out->n == WS_MAX_HEADERS) luaL_error(L, "%s: too many headers", fn);
+    ws_header h = { name, nlen, value, vlen };
+    size_t i = out->n++;
+    for (; i > 0 && header_before(&h, &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
+    out->h[i] = h;
+    lua_pop(L, 1);
+  }
+}
+
+/* An optional string field of the options table at `opts`; the string stays referenced by it. */
+static const char *opt_string(lua_State *L, int opts, const char *field, const char *fn) {
+  const char *s = NULL;
+  if (lua_isnoneornil(L, opts)) return NULL;
+  lua_getfield(L, opts, field);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", fn, field);
+    size_t len;
+    s = lua_tolstring(L, -1, &len);
+    if (strlen(s) != len) luaL_error(L, "%s: %s contains a zero byte", fn, field);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+/* A list of protocol names (opts[field]), each a token. */
+static size_t get_protocols(lua_State *L, int opts, const char *field, const char *fn,
+                            const char *out[MAX_PROTOCOLS]) {
+  size_t n = 0;
+  if (lua_isnoneornil(L, opts)) return 0;
+  lua_getfield(L, opts, field);
+  int t = lua_gettop(L);
+  if (!lua_isnil(L, t)) {
+    if (!lua_istable(L, t)) luaL_error(L, "%s: %s must be a list of strings", fn, field);
+    size_t len = table_len(L, t);
+    if (len > MAX_PROTOCOLS) luaL_error(L, "%s: more than %d protocols", fn, MAX_PROTOCOLS);
+    for (size_t i = 1; i <= len; i++) {
+      size_t plen;
+      lua_rawgeti(L, t, (int)i);
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: %s must be a list of strings", fn, field);
+      out[n] = lua_tolstring(L, -1, &plen);
+      if (!ws_header_name_valid(out[n], plen))
+        luaL_error(L, "%s: invalid protocol name '%s'", fn, out[n]);
+      n++;
+      lua_pop(L, 1); /* still referenced by the list */
+    }
+  }
+  lua_pop(L, 1); /* the list stays referenced by opts */
+  return n;
+}
+
+/* ---- building result tables ---- */
+
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+  }
+  luaL_pushresult(&b);
+}
+
+/* t.headers (lower-case name -> values joined with ", ") and t.header_list, for the table on
+ * top of the stack. */
+static void set_headers(lua_State *L, const ws_header *hs, size_t n) {
+  int t = lua_gettop(L);
+  lua_newtable(L);
+  int map = lua_gettop(L);
+  lua_createtable(L, (int)n, 0);
+  int list = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, hs[i].name, hs[i].name_len);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, hs[i].value, hs[i].value_len);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, list, (int)i + 1);
+
+    push_lower(L, hs[i].name, hs[i].name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, map);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, hs[i].value, hs[i].value_len);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, hs[i].value, hs[i].value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, map);
+  }
+  lua_setfield(L, t, "header_list");
+  lua_setfield(L, t, "headers");
+}
+
+static void set_lstring(lua_State *L, const char *field, const char *s, size_t n) {
+  if (!s) return;
+  lua_pushlstring(L, s, n);
+  lua_setfield(L, -2, field);
+}
+
+/* Does some header `name` list `token` (case-insensitive)? */
+static int lists_token(const ws_request *r, const char *name, const char *token) {
+  size_t tlen = strlen(token);
+  for (const ws_header *h = ws_request_header(r, name, NULL); h; h = ws_request_header(r, name, h)) {
+    size_t pos = 0, len;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len)) {
+      size_t i = 0;
+      if (len != tlen) continue;
+      while (i < len && (t[i] | 0x20) == token[i]) i++;
+      if (i == len) return 1;
+    }
+  }
+  return 0;
+}
+
+/* The values of every header `name`, joined with ", ", or nothing pushed (returns 0). */
+static int push_joined(lua_State *L, const ws_header *hs, size_t n, const char *name) {
+  int found = 0;
+  size_t nlen = strlen(name);
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    if (hs[i].name_len != nlen) continue;
+    while (j < nlen && (hs[i].name[j] | 0x20) == (name[j] | 0x20)) j++;
+    if (j < nlen) continue;
+    if (found) lua_pushliteral(L, ", ");
+    lua_pushlstring(L, hs[i].value, hs[i].value_len);
+    if (found) lua_concat(L, 3);
+    found = 1;
+  }
+  return found;
+}
+
+/* ---- server side ---- */
+
+/* parse_request(data [, max_header_bytes]) -> req, consumed | nil, "again" | nil, reason, status */
+static int l_parse_request(lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  lua_Integer max = luaL_optinteger(L, 2, WS_DEFAULT_MAX_HEADER_BYTES);
+  luaL_argcheck(L, max > 0, 2, "must be positive");
+  ws_request r;
+  memset(&r, 0, sizeof r);
+  int n = ws_request_parse(&r, data, len, (size_t)max);
+  if (n == WS_AGAIN) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "again");
+    return 2;
+  }
+  if (n == WS_ERROR) {
+    lua_pushnil(L);
+    lua_pushstring(L, r.error);
+    lua_pushinteger(L, r.status);
+    return 3;
+  }
+  lua_newtable(L);
+  set_lstring(L, "method", r.method, r.method_len);
+  set_lstring(L, "target", r.target, r.target_len);
+  set_lstring(L, "path", r.path, r.path_len);
+  set_lstring(L, "query", r.query, r.query_len);
+  lua_pushfstring(L, "1.%d", r.minor_version);
+  lua_setfield(L, -2, "version");
+  set_headers(L, r.headers, r.num_headers);
+  /* A client that asks for websocket gets told what is wrong with its request, even if it
+   * forgot Connection: Upgrade (ws_request_check_upgrade says so). */
+  int upgrade = lists_token(&r, "Upgrade", "websocket");
+  lua_pushboolean(L, upgrade);
+  lua_setfield(L, -2, "upgrade");
+  if (upgrade) {
+    if (ws_request_check_upgrade(&r) != 0) {
+      lua_pushinteger(L, r.status);
+      lua_setfield(L, -2, "status");
+      lua_pushstring(L, r.error);
+      lua_setfield(L, -2, "error");
+    }
+    set_lstring(L, "key", r.key, r.key_len);
+    set_lstring(L, "origin", r.origin, r.origin_len);
+    lua_newtable(L);
+    int k = 0;
+    for (const ws_header *h = ws_request_header(&r, "Sec-WebSocket-Protocol", NULL); h;
+         h = ws_request_header(&r, "Sec-WebSocket-Protocol", h)) {
+      size_t pos = 0, tlen;
+      const char *t;
+      while (ws_header_next_token(h->value, h->value_len, &pos, &t, &tlen)) {
+        lua_pushlstring(L, t, tlen);
+        lua_rawseti(L, -2, ++k);
+      }
+    }
+    lua_setfield(L, -2, "protocols");
+    if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
+      lua_setfield(L, -2, "extensions");
+  }
+  lua_pushinteger(L, n);
+  return 2;
+}
+
+/* Is `s` one of req.protocols? */
+static int offered(lua_State *L, int req, const char *s, size_t slen) {
+  int found = 0;
+  lua_getfield(L, req, "protocols");
+  if (lua_istable(L, -1)) {
+    size_t n = table_len(L, -1);
+    for (size_t i = 1; i <= n && !found; i++) {
+      size_t len;
+      lua_rawgeti(L, -1, (int)i);
+      const char *p = lua_tolstring(L, -1, &len);
+      found = lua_type(L, -1) == LUA_TSTRING && len == slen && memcmp(p, s, len) == 0;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+/* choose_protocol(req, server_list) -> the first of the server's list the client offered, or nil */
+static int l_choose_protocol(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = table_len(L, 2);
+  for (size_t i = 1; i <= n; i++) {
+    size_t len;
+    lua_rawgeti(L, 2, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "choose_protocol: protocols must be strings");
+    const char *p = lua_tolstring(L, -1, &len);
+    if (offered(L, 1, p, len)) return 1;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* accept_response(req [, { protocol =, extensions =, headers = }]) -> the 101 response */
+static int l_accept_response(lua_State *L) {
+  static const char fn[] = "accept_response";
+  header_set extra;
+  size_t key_len;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 1, "error");
+  if (!lua_isnil(L, -1))
+    return luaL_error(L, "%s: the request failed its upgrade check (%s)", fn,
+                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  lua_getfield(L, 1, "key");
+  if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "%s: the request has no key", fn);
+  const char *key = lua_tolstring(L, -1, &key_len);
+  const char *protocol = opt_string(L, 2, "protocol", fn);
+  if (protocol) {
+    if (!ws_header_name_valid(protocol, strlen(protocol)))
+      return luaL_error(L, "%s: invalid protocol name '%s'", fn, protocol);
+    if (!offered(L, 1, protocol, strlen(protocol)))
+      return luaL_error(L, "%s: protocol '%s' was not offered by the client", fn, protocol);
+  }
+  const char *extensions = opt_string(L, 2, "extensions", fn);
+  if (extensions && !ws_header_value_valid(extensions, strlen(extensions)))
+    return luaL_error(L, "%s: invalid extensions value", fn);
+  get_headers(L, 2, fn, &extra);
+  ws_buf *b = new_buf(L);
+  if (ws_response_accept(b, key, key_len, protocol, extensions, extra.h, extra.n) < 0)
+    return luaL_error(L, "%s: out of memory", fn);
+  push_buf(L, b);
+  return 1;
+}
+
+/* response(status [, headers [, body]]) -> a complete plain HTTP response */
+static int l_response(lua_State *L) {
+  static const char fn[] = "response";
+  header_set extra;
+  size_t body_len = 0;
+  lua_Integer status = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, status >= 100 && status <= 999, 1, "status must be 100..999");
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  const char *body = luaL_optlstring(L, 3, NULL, &body_len);
+  lua_settop(L, 3);
+  /* get_headers reads opts.headers: give it a table whose `headers` is argument 2. */
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "headers");
+  get_headers(L, 4, fn, &extra);
+  ws_buf *b = new_buf(L);
+  if (ws_response_status(b, (int)status, extra.h, extra.n, body, body_len) < 0)
+    return luaL_error(L, "%s: out of memory", fn);
+  push_buf(L, b);
+  return 1;
+}
+
+/* accept_key(key) -> the Sec-WebSocket-Accept value */
+static int l_accept_key(lua_State *L) {
+  size_t len;
+  const char *key = luaL_checklstring(L, 1, &len);
+  char out[WS_ACCEPT_LEN + 1];
+  ws_accept_key(key, len, out);
+  if (!out[0]) return luaL_error(L, "accept_key: out of memory");
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* ---- client side ---- */
+
+static int visible(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
+  return 1;
+}
+
+/* client_request{ host =, path =, protocols =, extensions =, origin =, headers =, key = }
+ * -> request, key. `key` is for reproducible requests (tests); by default it is random. */
+static int l_client_request(lua_State *L) {
+  static const char fn[] = "client_request";
+  const char *protocols[MAX_PROTOCOLS];
+  header_set extra;
+  char keybuf[WS_KEY_LEN + 1];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  const char *host = opt_string(L, 1, "host", fn);
+  if (!host) return luaL_error(L, "%s: host is required", fn);
+  if (!visible(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
+  const char *path = opt_string(L, 1, "path", fn);
+  if (!path) path = "/";
+  if (!visible(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
+  const char *origin = opt_string(L, 1, "origin", fn);
+  if (origin && !ws_header_value_valid(origin, strlen(origin)))
+    return luaL_error(L, "%s: invalid origin", fn);
+  const char *extensions = opt_string(L, 1, "extensions", fn);
+  if (extensions && !ws_header_value_valid(extensions, strlen(extensions)))
+    return luaL_error(L, "%s: invalid extensions value", fn);
+  const char *key = opt_string(L, 1, "key", fn);
+  if (key) {
+    if (!ws_key_valid(key, strlen(key))) return luaL_error(L, "%s: invalid key", fn);
+  } else {
+    if (ws_client_key(keybuf) < 0) return luaL_error(L, "%s: the random generator failed", fn);
+    key = keybuf;
+  }
+  size_t nprotocols = get_protocols(L, 1, "protocols", fn, protocols);
+  get_headers(L, 1, fn, &extra);
+  ws_buf *b = new_buf(L);
+  if (ws_client_request(b, host, path, key, protocols, nprotocols, extensions, origin, extra.h,
+                        extra.n) < 0)
+    return luaL_error(L, "%s: out of memory", fn);
+  push_buf(L, b);
+  lua_pushstring(L, key);
+  return 2;
+}
+
+/* parse_response(data, key [, { protocols =, extensions =, max_header_bytes = }])
+ * -> resp, consumed | nil, "again" | nil, reason [, status] */
+static int l_parse_response(lua_State *L) {
+  static const char fn[] = "parse_response";
+  const char *protocols[MAX_PROTOCOLS];
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const char *key = luaL_checkstring(L, 2);
+  lua_Integer max = WS_DEFAULT_MAX_HEADER_BYTES;
+  int extensions = 0;
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  size_t nprotocols = get_protocols(L, 3, "protocols", fn, protocols);
+  if (!lua_isnil(L, 3)) {
+    lua_getfield(L, 3, "extensions");
+    extensions = lua_toboolean(L, -1);
+    lua_getfield(L, 3, "max_header_bytes");
+    if (!lua_isnil(L, -1)) {
+      max = lua_tointeger(L, -1);
+      if (max <= 0) return luaL_error(L, "%s: max_header_bytes must be positive", fn);
+    }
+    lua_pop(L, 2);
+  }
+  ws_response r;
+  memset(&r, 0, sizeof r);
+  int n = ws_response_parse(&r, data, len, (size_t)max);
+  if (n == WS_AGAIN) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "again");
+    return 2;
+  }
+  if (n == WS_ERROR) {
+    lua_pushnil(L);
+    lua_pushstring(L, r.error);
+    return 2;
+  }
+  if (ws_response_check_upgrade(&r, key, protocols, nprotocols, extensions) < 0) {
+    lua_pushnil(L);
+    if (r.status != 101) {
+      lua_pushfstring(L, "unexpected status %d", r.status);
+      lua_pushinteger(L, r.status);
+      return 3;
+    }
+    lua_pushstring(L, r.error);
+    return 2;
+  }
+  lua_newtable(L);
+  lua_pushinteger(L, r.status);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r.reason, r.reason_len);
+  lua_setfield(L, -2, "reason");
+  lua_pushfstring(L, "1.%d", r.minor_version);
+  lua_setfield(L, -2, "version");
+  set_headers(L, r.headers, r.num_headers);
+  set_lstring(L, "protocol", r.protocol, r.protocol_len);
+  if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
+    lua_setfield(L, -2, "extensions");
+  lua_pushinteger(L, n);
+  return 2;
+}
+
+void ws_codec_open_handshake(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    { "parse_request", l_parse_request },     { "choose_protocol", l_choose_protocol },
+    { "accept_response", l_accept_response }, { "response", l_response },
+    { "accept_key", l_accept_key },           { "client_request", l_client_request },
+    { "parse_response", l_parse_response },   { NULL, NULL }
+  };
+  luaL_newmetatable(L, BUF_MT);
+  lua_pushcfunction(L, buf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  ws_codec_setfuncs(L, fns);
+}

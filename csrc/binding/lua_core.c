@@ -1,0 +1,479 @@
+/* `ws.core`: the loop and its tasks. Every coroutine the loop runs (a connection handler or
+ * a ws.spawn task) is resumed from here, at the top of a loop iteration, never from inside
+ * runtime code: runtime events only move tasks to the ready queue. A task that waits calls
+ * core.wait (which records what it waits for and returns) and then yields from Lua, so no C
+ * function ever yields. The main thread may wait too: it then runs the loop until woken. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_core.h"
+
+#define CTX_KEY "ws.core.ctx"
+
+lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
+
+static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "" };
+
+void lws_task_init(lws_task *t, int kind) {
+  memset(t, 0, sizeof *t);
+  ws_timer_init(&t->timer, NULL);
+  t->ref = LUA_NOREF;
+  t->kind = (uint8_t)kind;
+}
+
+static lws_task *totask(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, LWS_TASK_MT);
+    luaL_getmetatable(L, LWS_CONN_MT);
+    int is_task = lua_rawequal(L, -3, -2), is_conn = lua_rawequal(L, -3, -1);
+    lua_pop(L, 3);
+    if (is_task) return (lws_task *)p;
+    if (is_conn) return &((lws_conn *)p)->task;
+  }
+  return NULL;
+}
+
+/* The task must hold a reference (t->ref) already: it is the one taken when it started
+ * waiting, or by spawn/accept. */
+void lws_task_ready(lws_ctx *x, lws_task *t, int reason) {
+  t->state = LWS_T_READY;
+  t->reason = (uint8_t)reason;
+  t->next = NULL;
+  if (x->ready_tail) x->ready_tail->next = t; else x->ready_head = t;
+  x->ready_tail = t;
+  ws_loop_wakeup(x->loop);
+}
+
+static void detach(lws_task *t) {
+  lws_conn *c = t->on;
+  if (!c) return;
+  if (c->reader == t) c->reader = NULL;
+  for (lws_task **pp = &c->writers; *pp; pp = &(*pp)->next)
+    if (*pp == t) { *pp = t->next; break; }
+  t->next = NULL;
+  t->on = NULL;
+}
+
+void lws_task_wake(lws_ctx *x, lws_task *t, int reason) {
+  if (t->state != LWS_T_WAIT) return;
+  detach(t);
+  ws_timer_stop(x->loop, &t->timer);
+  lws_task_ready(x, t, reason);
+}
+
+static void on_task_timer(ws_loop *loop, ws_timer *tm) {
+  lws_task_wake((lws_ctx *)ws_loop_user(loop), (lws_task *)(void *)tm, LWS_R_TIMEOUT);
+}
+
+void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
+  lws_ctx *x = lws_ctx_get(L);
+  thread_idx = lua_absindex(L, thread_idx);
+  owner_idx = lua_absindex(L, owner_idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
+  lua_pushvalue(L, thread_idx);
+  lua_pushvalue(L, owner_idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void lws_report(lws_ctx *x, const char *where, const char *msg) {
+  lua_State *L = x->L;
+  if (x->error_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->error_ref);
+    lua_pushstring(L, where);
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+    fprintf(stderr, "ws: error reporter failed: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  fprintf(stderr, "ws: error in %s: %s\n", where, msg);
+  fflush(stderr);
+}
+
+/* ---- running tasks ---- */
+
+static void close_thread(lua_State *co, lua_State *L) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  (void)L;
+  lua_resetthread(co);
+#endif
+}
+
+static void resume_task(lws_ctx *x, lws_task *t) {
+  lua_State *L = x->L;
+  int top = lua_gettop(L);
+  if (t->state != LWS_T_READY) return;
+  lua_checkstack(L, 8);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  t->ref = LUA_NOREF;
+  if (t->kind == LWS_K_MAIN) { /* the main thread waits in core.wait: let it return */
+    t->state = LWS_T_IDLE;
+    ws_loop_stop(x->loop);
+    lua_settop(L, top);
+    return;
+  }
+  lua_getiuservalue(L, top + 1, 1);
+  lua_State *co = lua_tothread(L, -1);
+  if (!co) {
+    t->state = LWS_T_DONE;
+    lua_settop(L, top);
+    return;
+  }
+  int nargs, nres = 0;
+  t->state = LWS_T_RUNNING;
+  if (!t->started) {
+    t->started = 1;
+    nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
+  } else {
+    lua_pushstring(co, reason_names[t->reason]);
+    nargs = 1;
+  }
+  int st = lua_resume(co, L, nargs, &nres);
+  if (st == LUA_YIELD) {
+    lua_pop(co, nres);
+    if (t->state == LWS_T_RUNNING) { /* a plain coroutine.yield(): run again next round */
+      lua_pushvalue(L, top + 1);
+      t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+      lws_task_ready(x, t, LWS_R_NONE);
+    }
+  } else {
+    if (st != LUA_OK) {
+      const char *msg = lua_tostring(co, -1);
+      if (!msg) msg = luaL_typename(co, -1);
+      luaL_traceback(L, co, msg, 0);
+      if (t->kind == LWS_K_CONN) {
+        char where[64];
+        snprintf(where, sizeof where, "connection handler (connection %u)", (unsigned)((lws_conn *)t)->id);
+        lws_report(x, where, lua_tostring(L, -1));
+      } else {
+        lws_report(x, "task", lua_tostring(L, -1));
+      }
+      close_thread(co, L);
+    }
+    t->state = LWS_T_DONE;
+    lua_pushnil(L);
+    lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
+    if (t->kind == LWS_K_CONN) lws_conn_task_done(x, (lws_conn *)t, st != LUA_OK);
+  }
+  lua_settop(L, top);
+}
+
+static int spawn_signal_handler(lua_State *L);
+
+static size_t run_ready(ws_loop *loop) {
+  lws_ctx *x = ws_loop_user(loop);
+  lua_State *L = x->L;
+  while (x->closed_head) { /* closed connections no longer need to be anchored */
+    lws_conn *c = x->closed_head;
+    x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
+    c->closed_next = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    c->self_ref = LUA_NOREF;
+    if (c->server) lws_server_check_release(x, c->server);
+  }
+  if (x->signals && x->signal_ref != LUA_NOREF) {
+    for (int sig = 1; sig < 32; sig++) {
+      if (!(x->signals & (1u << sig))) continue;
+      x->signals &= ~(1u << sig);
+      lua_pushlightuserdata(L, x);
+      lua_pushcclosure(L, spawn_signal_handler, 1);
+      lua_pushinteger(L, sig);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lws_report(x, "signal handler", lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lws_task *t = x->ready_head; /* tasks made ready while these run wait for the next round */
+  x->ready_head = x->ready_tail = NULL;
+  while (t) {
+    lws_task *next = t->next;
+    t->next = NULL;
+    resume_task(x, t);
+    t = next;
+  }
+  return (x->ready_head != NULL) + (x->closed_head != NULL);
+}
+
+static void on_stream_event(ws_stream *s, int ev) {
+  lws_conn *c = s->user;
+  if (c) lws_conn_event((lws_ctx *)ws_loop_user(s->loop), c, ev);
+}
+
+static void on_listener_ready(ws_listener *l) {
+  lws_server_ready((lws_ctx *)ws_loop_user(l->loop), (lws_server *)(void *)l);
+}
+
+static void on_signal(ws_loop *loop, int signum) {
+  lws_ctx *x = ws_loop_user(loop);
+  if (signum > 0 && signum < 32) x->signals |= 1u << signum;
+  ws_loop_wakeup(loop);
+}
+
+/* ---- module functions ---- */
+
+static int new_task(lua_State *L, lws_ctx *x, int kind) {
+  lws_task *t = lua_newuserdatauv(L, sizeof(lws_task), 1);
+  lws_task_init(t, kind);
+  t->timer.cb = on_task_timer;
+  luaL_setmetatable(L, LWS_TASK_MT);
+  (void)x;
+  return lua_gettop(L);
+}
+
+/* core.spawn(fn, ...) -> task: runs fn(...) in a new coroutine from the next iteration. */
+static int l_spawn(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  int n = lua_gettop(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int ud = new_task(L, x, LWS_K_TASK);
+  lws_task *t = lua_touserdata(L, ud);
+  lua_State *co = lua_newthread(L);
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
+  lua_xmove(L, co, n);
+  lws_register_task(L, -1, ud);
+  lua_setiuservalue(L, ud, 1);
+  lua_pushvalue(L, ud);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lws_task_ready(x, t, LWS_R_START);
+  return 1;
+}
+
+static int spawn_signal_handler(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  int sig = (int)lua_tointeger(L, 1);
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->signal_ref);
+  lua_pushstring(L, sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal");
+  return l_spawn(L);
+}
+
+static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
+  *is_main = lua_pushthread(L);
+  if (*is_main) {
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->main_ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
+    lua_insert(L, -2);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  return totask(L, -1); /* its userdata stays on the stack */
+}
+
+/* core.wait(conn|nil, what, timeout|nil) -> nil (the caller yields next) or, on the main
+ * thread, the reason it was woken ("r", "w", "timeout", "closed") after running the loop.
+ * what: "r" a message or the end; "w" the write queue below its low-water mark;
+ * "c" the connection closed; "t" only the timeout (sleep). */
+static int l_wait(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  lws_conn *c = lua_isnoneornil(L, 1) ? NULL : luaL_checkudata(L, 1, LWS_CONN_MT);
+  const char *what = luaL_checkstring(L, 2);
+  double timeout = luaL_optnumber(L, 3, -1);
+  int is_main, immediate = 0;
+  lua_settop(L, 3);
+  lws_task *t = current_task(L, x, &is_main);
+  if (!t) return luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
+  if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) return luaL_error(L, "ws: this task is already waiting");
+  if (is_main && x->running) return luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
+  switch (what[0]) {
+  case 'r':
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->reader && c->reader != t) return luaL_error(L, "ws: another coroutine is already receiving on this connection");
+    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
+    else { c->reader = t; t->on = c; }
+    break;
+  case 'w':
+  case 'c':
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
+    else {
+      t->next = c->writers;
+      c->writers = t;
+      t->on = c;
+      if (what[0] == 'w') ws_stream_want_drain(&c->s);
+    }
+    break;
+  case 't':
+    break;
+  default:
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
+  }
+  t->timer.cb = on_task_timer;
+  if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->timer, timeout);
+  t->state = LWS_T_WAIT;
+  t->wait = (uint8_t)what[0];
+  t->reason = LWS_R_NONE;
+  lua_pushvalue(L, -1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (immediate) lws_task_wake(x, t, immediate);
+  if (!is_main) return 0;
+  /* The main thread: run the loop until this task is woken. */
+  while (t->state == LWS_T_WAIT || t->state == LWS_T_READY) {
+    x->running = 1;
+    int active = ws_loop_run(x->loop, 1);
+    x->running = 0;
+    if (!active && t->state == LWS_T_WAIT && x->ready_head == NULL) {
+      detach(t); /* nothing left that could ever wake it */
+      ws_timer_stop(x->loop, &t->timer);
+      luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+      t->ref = LUA_NOREF;
+      t->state = LWS_T_IDLE;
+      t->reason = LWS_R_CLOSED;
+    }
+  }
+  lua_pushstring(L, reason_names[t->reason]);
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->running) return luaL_error(L, "ws.run: the loop is already running");
+  x->running = 1;
+  ws_loop_run(x->loop, 0);
+  x->running = 0;
+  return 0;
+}
+
+/* core.step([timeout]): one iteration; with timeout 0 it does not block. For hosts that
+ * drive the loop themselves. Returns true while work is left. */
+static int l_step(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  double timeout = luaL_optnumber(L, 1, -1);
+  if (x->running) return luaL_error(L, "ws.step: the loop is already running");
+  x->running = 1;
+  int active = ws_loop_run(x->loop, timeout == 0 ? 2 : 1);
+  x->running = 0;
+  lua_pushboolean(L, active || x->ready_head != NULL);
+  return 1;
+}
+
+static int l_stop(lua_State *L) {
+  ws_loop_stop(lws_ctx_get(L)->loop);
+  return 0;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, ws_loop_now(lws_ctx_get(L)->loop));
+  return 1;
+}
+
+/* core.current() -> the task or connection whose coroutine is running, or nil. */
+static int l_current(lua_State *L) {
+  int is_main;
+  lws_ctx *x = lws_ctx_get(L);
+  if (!current_task(L, x, &is_main) || is_main) lua_pushnil(L);
+  return 1;
+}
+
+static int l_set_error_handler(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->error_ref);
+  x->error_ref = LUA_NOREF;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_pushvalue(L, 1);
+    x->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
+}
+
+/* core.signals(fn|nil): fn(name) runs as a task on SIGINT and SIGTERM; nil restores the
+ * default disposition. */
+static int l_signals(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  int on = !lua_isnoneornil(L, 1);
+  if (on) luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->signal_ref);
+  x->signal_ref = LUA_NOREF;
+  if (on) {
+    lua_pushvalue(L, 1);
+    x->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  ws_loop_signal(x->loop, SIGINT, on);
+  ws_loop_signal(x->loop, SIGTERM, on);
+  return 0;
+}
+
+static int task_gc(lua_State *L) {
+  lws_task *t = lua_touserdata(L, 1);
+  lws_ctx *x = lws_ctx_get(L);
+  ws_timer_stop(x->loop, &t->timer);
+  return 0;
+}
+
+static int task_tostring(lua_State *L) {
+  lua_pushfstring(L, "ws.task (%p)", lua_touserdata(L, 1));
+  return 1;
+}
+
+static lws_ctx *ctx_for(lua_State *L) {
+  lws_ctx *x;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) == LUA_TLIGHTUSERDATA) {
+    x = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return x;
+  }
+  lua_pop(L, 1);
+  x = calloc(1, sizeof *x); /* lives as long as the process: the loop may outlive the state */
+  if (!x) luaL_error(L, "ws.core: out of memory");
+  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
+  x->loop = ws_loop_new(NULL, &hooks, x);
+  if (!x->loop) { free(x); luaL_error(L, "ws.core: cannot create the event loop"); }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  x->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  x->error_ref = x->signal_ref = LUA_NOREF;
+  lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
+  lua_newtable(L);
+  lua_pushstring(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  x->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, x);
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  return x;
+}
+
+int luaopen_ws_core(lua_State *L) WS_EXPORT;
+
+int luaopen_ws_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    { "spawn", l_spawn }, { "wait", l_wait }, { "run", l_run }, { "step", l_step },
+    { "stop", l_stop }, { "now", l_now }, { "current", l_current },
+    { "set_error_handler", l_set_error_handler }, { "signals", l_signals },
+    { NULL, NULL }
+  };
+  lws_ctx *x = ctx_for(L);
+  int fresh = luaL_newmetatable(L, LWS_TASK_MT);
+  if (fresh) {
+    lua_pushlightuserdata(L, x);
+    lua_pushcclosure(L, task_gc, 1);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, task_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (fresh) { /* the main thread's task: it waits by running the loop */
+    lws_task *t = lua_newuserdatauv(L, sizeof(lws_task), 1);
+    lws_task_init(t, LWS_K_MAIN);
+    t->timer.cb = on_task_timer;
+    luaL_setmetatable(L, LWS_TASK_MT);
+    x->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_newtable(L);
+  int mod = lua_gettop(L);
+  lua_pushlightuserdata(L, x);
+  luaL_setfuncs(L, funcs, 1);
+  lws_conn_open_lib(L, mod);
+  lws_server_open_lib(L, mod);
+  lua_settop(L, mod);
+  return 1;
+}

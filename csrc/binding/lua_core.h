@@ -1,0 +1,86 @@
+/* Shared declarations of the `ws.core` binding (lua_core*.c): the per-state context, tasks
+ * (coroutines run by the loop), connections and servers as userdata. C here never blocks
+ * and never yields: a primitive that would block says so, the Lua wrapper waits (lua/ws/conn.lua)
+ * and the loop resumes the coroutine from the top of an iteration. */
+#ifndef LUA_CORE_H
+#define LUA_CORE_H
+
+#include <stdint.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "runtime/ws_rt.h"
+
+#define LWS_TASK_MT "ws.core.task"
+#define LWS_CONN_MT "ws.core.conn"
+#define LWS_SERVER_MT "ws.core.server"
+
+enum lws_task_state { LWS_T_IDLE = 0, LWS_T_WAIT, LWS_T_READY, LWS_T_RUNNING, LWS_T_DONE };
+enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
+enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_CLOSED, LWS_R_START };
+
+typedef struct lws_conn lws_conn;
+
+/* A coroutine the loop runs. Its thread is user value 1 of the userdata that embeds it. */
+typedef struct lws_task {
+  ws_timer timer;         /* first member: the timer callback recovers the task */
+  struct lws_task *next;  /* ready queue, or a connection's list of writers */
+  lws_conn *on;           /* the connection waited on */
+  int ref;                /* anchors the owning userdata while waiting or ready */
+  uint8_t state, kind, reason, started;
+  uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
+} lws_task;
+
+typedef struct lws_server lws_server;
+
+struct lws_conn {
+  lws_task task;          /* first member: the handler's own task */
+  lws_task *reader;       /* the task waiting to receive */
+  lws_task *writers;      /* tasks waiting for the write queue to drain or the close */
+  lws_conn *closed_next;  /* queue of closed connections to release */
+  lws_server *server;
+  int self_ref;           /* anchors the userdata while its socket is open */
+  uint32_t id;
+  ws_stream s;
+};
+
+struct lws_server {
+  ws_listener l;
+  int self_ref;           /* while listening or while connections remain */
+  int closed;
+};
+
+typedef struct lws_ctx {
+  ws_loop *loop;
+  lua_State *L;           /* the main thread: the only state kept beyond a callback */
+  lws_task *ready_head, *ready_tail;
+  lws_conn *closed_head;
+  uint32_t next_id;
+  unsigned signals;       /* bit per signal caught and not yet handled */
+  int error_ref;          /* Lua error reporter, LUA_NOREF for stderr */
+  int signal_ref;         /* Lua signal handler */
+  int tasks_ref;          /* weak table thread -> task userdata */
+  int main_ref;           /* the main thread's task userdata */
+  int running;            /* inside ws_loop_run */
+} lws_ctx;
+
+/* lua_core.c */
+lws_ctx *lws_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
+void lws_task_init(lws_task *t, int kind) WS_HIDDEN;
+void lws_task_ready(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
+void lws_task_wake(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
+void lws_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
+void lws_report(lws_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+
+/* lua_core_conn.c */
+void lws_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) WS_HIDDEN;
+void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) WS_HIDDEN;
+void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) WS_HIDDEN;
+
+/* lua_core_server.c */
+void lws_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+void lws_server_ready(lws_ctx *x, lws_server *sv) WS_HIDDEN;
+void lws_server_check_release(lws_ctx *x, lws_server *sv) WS_HIDDEN;
+
+#endif

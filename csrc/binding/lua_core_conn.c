@@ -1,0 +1,559 @@
+/* Connections as Lua userdata: the non-blocking primitives the Lua wrappers in
+ * lua/ws/conn.lua build on (receive, send, close, ping, the handshake steps), the fields a
+ * handler reads (conn.id, conn.state, ...), and the events that wake waiting tasks.
+ * User value 1 is the handler's thread, user value 2 a table created on first use for
+ * conn.protocol, conn.request, conn.data and fields the application sets. */
+#include <errno.h>
+#include <string.h>
+
+#include "lua_core.h"
+
+#define MAX_EXTRA_HEADERS 64
+#define MAX_PROTOCOLS 32
+
+static lws_conn *checkconn(lua_State *L, int idx) {
+  return (lws_conn *)luaL_checkudata(L, idx, LWS_CONN_MT);
+}
+
+lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) {
+  lws_conn *c = lua_newuserdatauv(L, sizeof(lws_conn), 2);
+  lws_task_init(&c->task, LWS_K_CONN);
+  c->reader = c->writers = NULL;
+  c->closed_next = NULL;
+  c->server = NULL;
+  c->self_ref = LUA_NOREF;
+  c->id = 0;
+  ws_stream_init(&c->s, x->loop);
+  c->s.user = c;
+  luaL_setmetatable(L, LWS_CONN_MT);
+  return c;
+}
+
+void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
+  lws_task *t;
+  switch (ev) {
+  case WS_SEV_READ:
+    if (c->reader) lws_task_wake(x, c->reader, LWS_R_READ);
+    break;
+  case WS_SEV_WRITE:
+    for (t = c->writers; t;) {
+      lws_task *next = t->next;
+      if (t->wait == 'w') lws_task_wake(x, t, LWS_R_WRITE);
+      t = next;
+    }
+    break;
+  case WS_SEV_CLOSED:
+    if (c->reader) lws_task_wake(x, c->reader, LWS_R_CLOSED);
+    while (c->writers) lws_task_wake(x, c->writers, LWS_R_CLOSED);
+    if (c->self_ref != LUA_NOREF && !c->closed_next) { /* released at the top of the next round */
+      c->closed_next = x->closed_head ? x->closed_head : c;
+      x->closed_head = c;
+      ws_loop_wakeup(x->loop);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
+  (void)x;
+  switch (c->s.phase) {
+  case WS_PH_HEAD:
+    ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
+    break;
+  case WS_PH_HEAD_READY:
+    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0);
+    break;
+  case WS_PH_OPEN:
+    if (failed) ws_stream_close(&c->s, WS_CLOSE_INTERNAL, "internal error", 14);
+    else ws_stream_close(&c->s, WS_CLOSE_NORMAL, NULL, 0);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- results ---- */
+
+static const char *errno_name(int e) {
+  switch (e) {
+  case EPIPE: return "EPIPE";
+  case ECONNRESET: return "ECONNRESET";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  case ENOMEM: return "ENOMEM";
+  case EHOSTUNREACH: return "EHOSTUNREACH";
+  case ENETUNREACH: return "ENETUNREACH";
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case EMFILE: return "EMFILE";
+  case ENFILE: return "ENFILE";
+  case EADDRINUSE: return "EADDRINUSE";
+  case EACCES: return "EACCES";
+  case EINVAL: return "EINVAL";
+  default: return "EIO";
+  }
+}
+
+/* nil, message, code for a connection that has ended (or is ending). */
+static int push_end(lua_State *L, lws_conn *c) {
+  const ws_stream *s = &c->s;
+  const char *msg = s->error ? s->error : "closed", *code = "closed";
+  switch (s->fail_code) {
+  case 0: break;
+  case WS_CLOSE_TOO_BIG: code = "toolarge"; break;
+  case WS_CLOSE_INTERNAL: code = s->error && strcmp(s->error, "ping timeout") == 0 ? "timeout" : "closed"; break;
+  default: code = "protocol"; break;
+  }
+  if (!s->fail_code) {
+    if (s->err) code = errno_name(s->err);
+    else if (s->error && strstr(s->error, "timed out")) code = "timeout";
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* ---- primitives (never block) ---- */
+
+/* core.recv(conn) -> msg, kind | false (nothing yet) | nil, message, code */
+static int l_recv(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  const uint8_t *p;
+  size_t n;
+  int op;
+  if (ws_stream_peek(&c->s, &p, &n, &op)) {
+    lua_pushlstring(L, (const char *)p, n);
+    lua_pushstring(L, op == WS_OP_BINARY ? "binary" : "text");
+    ws_stream_drop(&c->s);
+    return 2;
+  }
+  switch (c->s.phase) {
+  case WS_PH_OPEN:
+  case WS_PH_CLOSING:
+    lua_pushboolean(L, 0);
+    return 1;
+  case WS_PH_FINISH:
+  case WS_PH_DONE:
+    return push_end(L, c);
+  default:
+    return luaL_error(L, "ws: the connection is not open yet");
+  }
+}
+
+static int opcode_arg(lua_State *L, int idx) {
+  const char *kind = luaL_optstring(L, idx, "text");
+  if (strcmp(kind, "text") == 0) return WS_OP_TEXT;
+  if (strcmp(kind, "binary") == 0) return WS_OP_BINARY;
+  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
+}
+
+/* core.send(conn, data [, kind]) -> true | false (queued, over the high-water mark: wait
+ * for "w") | nil, message, code */
+static int l_send(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int op = opcode_arg(L, 3);
+  ws_stream *s = &c->s;
+  if (s->phase != WS_PH_OPEN) {
+    if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
+    if (s->phase == WS_PH_CLOSING) {
+      lua_pushnil(L);
+      lua_pushstring(L, "closing");
+      lua_pushstring(L, "closed");
+      return 3;
+    }
+    return push_end(L, c);
+  }
+  if (ws_stream_send(s, op, p, n, 0) < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
+    lua_pushstring(L, "closed");
+    return 3;
+  }
+  size_t b = ws_stream_buffered(s);
+  if (b > s->cfg->send_high) {
+    b = ws_stream_flush(s); /* try the socket before making the sender wait */
+    if (s->phase == WS_PH_DONE) return push_end(L, c);
+    if (b > s->cfg->send_high) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.drained(conn) -> true (at or below the low-water mark) | false | nil, message, code */
+static int l_drained(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  ws_stream *s = &c->s;
+  if (s->phase == WS_PH_DONE) return push_end(L, c);
+  lua_pushboolean(L, !s->cfg || ws_stream_buffered(s) <= s->cfg->send_low);
+  return 1;
+}
+
+/* core.close(conn [, code [, reason]]): starts the closing handshake; idempotent. */
+static int l_close(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
+  size_t rl = 0;
+  const char *reason = luaL_optlstring(L, 3, "", &rl);
+  if (code != 0 && !ws_close_code_valid((unsigned)code)) return luaL_argerror(L, 2, "invalid close code");
+  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
+  if (code == 0 && rl) return luaL_argerror(L, 3, "a reason needs a close code");
+  ws_stream_close(&c->s, (unsigned)code, reason, rl);
+  return 0;
+}
+
+static int l_abort(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  ws_stream_abort(&c->s, luaL_optstring(L, 2, "aborted"));
+  return 0;
+}
+
+static int l_ping(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  size_t n = 0;
+  const char *p = luaL_optlstring(L, 2, "", &n);
+  if (n > 125) return luaL_argerror(L, 2, "ping payload over 125 bytes");
+  if (ws_stream_ping(&c->s, p, n) < 0) {
+    if (c->s.phase == WS_PH_OPEN) return luaL_error(L, "ws: ping failed");
+    if (c->s.phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
+    return push_end(L, c);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_buffered(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ws_stream_buffered(&checkconn(L, 1)->s));
+  return 1;
+}
+
+/* ---- the handshake ---- */
+
+static int parse_head(lws_conn *c, ws_request *req) {
+  const char *p;
+  size_t n;
+  if (c->s.head_len == 0 || !c->s.head.data) return -1;
+  p = (const char *)ws_buf_begin(&c->s.head);
+  n = c->s.head_len;
+  memset(req, 0, sizeof *req);
+  return ws_request_parse(req, p, n, n + 1) >= 0 ? 0 : -1;
+}
+
+/* core.head(conn) -> true, path, upgrade, status, error, origin, host | false | nil, msg, code.
+ * status is 0 when an upgrade request meets RFC 6455 4.2.1, else the status to answer. */
+static int l_head(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  const char *p;
+  size_t n;
+  int r = ws_stream_head(&c->s, &p, &n);
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r < 0) return push_end(L, c);
+  ws_request req;
+  if (parse_head(c, &req) < 0) return luaL_error(L, "ws: request head lost");
+  int upgrade = ws_request_is_upgrade(&req), status = 0;
+  if (upgrade) status = ws_request_check_upgrade(&req);
+  lua_pushboolean(L, 1);
+  lua_pushlstring(L, req.path, req.path_len);
+  lua_pushboolean(L, upgrade);
+  lua_pushinteger(L, status);
+  if (status && req.error) lua_pushstring(L, req.error); else lua_pushnil(L);
+  if (req.origin) lua_pushlstring(L, req.origin, req.origin_len); else lua_pushnil(L);
+  const ws_header *h = ws_request_header(&req, "host", NULL);
+  if (h) lua_pushlstring(L, h->value, h->value_len); else lua_pushnil(L);
+  return 7;
+}
+
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  char *d = luaL_buffinitsize(L, &b, n);
+  for (size_t i = 0; i < n; i++) d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+  luaL_pushresultsize(&b, n);
+}
+
+static void push_request(lua_State *L, lws_conn *c) {
+  ws_request req;
+  if (parse_head(c, &req) < 0) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_createtable(L, 0, 7);
+  lua_pushlstring(L, req.method, req.method_len);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, req.target, req.target_len);
+  lua_setfield(L, -2, "target");
+  lua_pushlstring(L, req.path, req.path_len);
+  lua_setfield(L, -2, "path");
+  if (req.query) {
+    lua_pushlstring(L, req.query, req.query_len);
+    lua_setfield(L, -2, "query");
+  }
+  lua_pushfstring(L, "1.%d", req.minor_version);
+  lua_setfield(L, -2, "version");
+  lua_createtable(L, 0, (int)req.num_headers);
+  for (size_t i = 0; i < req.num_headers; i++) {
+    const ws_header *h = &req.headers[i];
+    push_lower(L, h->name, h->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeated header: values joined with ", " */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h->value, h->value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h->value, h->value_len);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+  char addr[64];
+  ws_stream_remote_addr(&c->s, addr, sizeof addr);
+  lua_pushstring(L, addr);
+  lua_setfield(L, -2, "remote_addr");
+  lua_pushinteger(L, c->s.remote_port);
+  lua_setfield(L, -2, "remote_port");
+}
+
+/* User value 2, created on demand. */
+static void push_fields(lua_State *L, int idx, int create) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, 2) == LUA_TTABLE || !create) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 2);
+}
+
+static int l_request(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  push_fields(L, 1, 1);
+  if (lua_getfield(L, -1, "request") != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  push_request(L, c);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "request");
+  return 1;
+}
+
+/* core.choose_protocol(conn, { "p1", "p2" }) -> the first of the server's list the client
+ * offered, or nil. */
+static int l_choose_protocol(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  const char *list[MAX_PROTOCOLS];
+  size_t n = 0;
+  ws_request req;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  for (lua_Integer i = 1; n < MAX_PROTOCOLS; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING) { lua_pop(L, 1); break; }
+    list[n++] = lua_tostring(L, -1); /* anchored by the table */
+    lua_pop(L, 1);
+  }
+  if (parse_head(c, &req) < 0) return 0;
+  int k = ws_request_choose_protocol(&req, list, n);
+  if (k < 0) return 0;
+  lua_pushstring(L, list[k]);
+  return 1;
+}
+
+/* Headers from a Lua table: { name = value } or { {name, value}, ... }; both kinds of
+ * entries may be mixed. The strings stay anchored by the table. */
+static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
+  size_t n = 0;
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *name, *value;
+    size_t nl, vl;
+    if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
+      lua_pushvalue(L, -1);
+      lua_tostring(L, -1);
+      lua_replace(L, -2); /* numbers become strings in place, so the table keeps nothing new */
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+      if (lua_type(L, -1) != LUA_TSTRING) { lua_pop(L, 2); luaL_argerror(L, idx, "header values must be strings"); }
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_argerror(L, idx, "header pairs must be { name, value } strings");
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+      lua_pop(L, 2); /* both strings stay anchored by the pair table */
+    } else {
+      luaL_argerror(L, idx, "header names and values must be strings");
+      return 0;
+    }
+    if (n == max) luaL_argerror(L, idx, "too many headers");
+    if (strpbrk(name, "\r\n:") || strlen(name) != nl || nl == 0) luaL_argerror(L, idx, "invalid header name");
+    if (strpbrk(value, "\r\n") || strlen(value) != vl) luaL_argerror(L, idx, "invalid header value");
+    out[n].name = name;
+    out[n].name_len = nl;
+    out[n].value = value;
+    out[n].value_len = vl;
+    n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* core.upgrade(conn [, protocol [, headers]]) -> true | nil, message, code */
+static int l_upgrade(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  const char *protocol = luaL_optstring(L, 2, NULL);
+  ws_header extra[MAX_EXTRA_HEADERS];
+  size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
+  ws_request req;
+  if (protocol && (strpbrk(protocol, "\r\n,") || !*protocol)) return luaL_argerror(L, 2, "invalid protocol name");
+  if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
+  if (parse_head(c, &req) < 0 || ws_request_check_upgrade(&req) != 0)
+    return luaL_error(L, "ws: the request is not a valid upgrade");
+  if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, NULL, extra, nextra) < 0)
+    return push_end(L, c);
+  if (protocol) {
+    push_fields(L, 1, 1);
+    lua_pushstring(L, protocol);
+    lua_setfield(L, -2, "protocol");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code */
+static int l_respond(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_Integer status = luaL_checkinteger(L, 2);
+  ws_header extra[MAX_EXTRA_HEADERS];
+  size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
+  size_t bl = 0;
+  const char *body = luaL_optlstring(L, 4, NULL, &bl);
+  if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
+  if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
+  if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl) < 0) return push_end(L, c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- metamethods ---- */
+
+static int conn_index(lua_State *L) {
+  lws_conn *c = lua_touserdata(L, 1);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method */
+  lua_pop(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k) {
+    const ws_stream *s = &c->s;
+    if (strcmp(k, "id") == 0) { lua_pushinteger(L, c->id); return 1; }
+    if (strcmp(k, "state") == 0) { lua_pushstring(L, ws_stream_state_name(s)); return 1; }
+    if (strcmp(k, "close_code") == 0) {
+      if (s->close_code) lua_pushinteger(L, s->close_code); else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "close_reason") == 0) {
+      if (s->close_reason) lua_pushstring(L, s->close_reason);
+      else if (s->close_code) lua_pushliteral(L, "");
+      else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "remote_addr") == 0) {
+      char addr[64];
+      ws_stream_remote_addr(s, addr, sizeof addr);
+      lua_pushstring(L, addr);
+      return 1;
+    }
+    if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
+    if (strcmp(k, "request") == 0) {
+      lua_settop(L, 1);
+      return l_request(L);
+    }
+  }
+  push_fields(L, 1, 0);
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int conn_newindex(lua_State *L) {
+  static const char *const readonly[] = { "id", "state", "close_code", "close_reason", "remote_addr",
+                                          "remote_port", "request", "protocol", NULL };
+  const char *k = lua_tostring(L, 2);
+  checkconn(L, 1);
+  if (k) {
+    for (int i = 0; readonly[i]; i++)
+      if (strcmp(k, readonly[i]) == 0) return luaL_error(L, "ws: conn.%s is read-only", k);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return luaL_error(L, "ws: conn.%s is a method", k);
+    lua_pop(L, 1);
+  }
+  push_fields(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int conn_gc(lua_State *L) {
+  lws_conn *c = lua_touserdata(L, 1);
+  lws_ctx *x = lws_ctx_get(L);
+  ws_timer_stop(x->loop, &c->task.timer);
+  ws_stream_destroy(&c->s);
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_pushfstring(L, "ws.conn %d (%s)", (int)c->id, ws_stream_state_name(&c->s));
+  return 1;
+}
+
+void lws_conn_open_lib(lua_State *L, int mod) {
+  static const luaL_Reg funcs[] = {
+    { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
+    { "abort", l_abort }, { "ping", l_ping }, { "buffered", l_buffered }, { "head", l_head },
+    { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
+    { "respond", l_respond }, { NULL, NULL }
+  };
+  lws_ctx *x = lua_touserdata(L, lua_upvalueindex(1));
+  (void)x;
+  lua_pushvalue(L, mod);
+  lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+  /* conn_methods: filled by lua/ws/conn.lua with the waiting wrappers. */
+  if (luaL_newmetatable(L, LWS_CONN_MT)) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mod, "conn_methods");
+    lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, conn_index, 2);
+    lua_setfield(L, -3, "__index");
+    lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, conn_newindex, 2);
+    lua_setfield(L, -3, "__newindex");
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+    lua_pushcclosure(L, conn_gc, 1);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, conn_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "ws.conn");
+    lua_setfield(L, -2, "__name");
+  } else {
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 2);
+    lua_setfield(L, mod, "conn_methods");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,200 @@
+/* Listening servers as Lua userdata. Each accepted connection gets its userdata and its
+ * coroutine (running the server's Lua `serve` function) before the socket is accepted, so an
+ * allocation error never strands a socket; one spare is kept for the next accept. User value
+ * 1 is the serve function, 2 the spare connection. */
+#include <errno.h>
+#include <string.h>
+
+#include "lua_core.h"
+
+#define ACCEPT_BATCH 256
+
+static lws_server *checkserver(lua_State *L, int idx) {
+  return (lws_server *)luaL_checkudata(L, idx, LWS_SERVER_MT);
+}
+
+void lws_server_check_release(lws_ctx *x, lws_server *sv) {
+  if (sv->closed && sv->l.count == 0 && sv->self_ref != LUA_NOREF) {
+    luaL_unref(x->L, LUA_REGISTRYINDEX, sv->self_ref);
+    sv->self_ref = LUA_NOREF;
+  }
+}
+
+/* A connection with its coroutine, ready to receive an accepted socket. */
+static void new_conn(lua_State *L, lws_ctx *x, int server_idx) {
+  lws_conn_new(L, x);
+  int conn = lua_gettop(L);
+  lua_State *co = lua_newthread(L);
+  lua_getiuservalue(L, server_idx, 1);
+  lua_pushvalue(L, conn);
+  lua_xmove(L, co, 2);
+  lws_register_task(L, -1, conn);
+  lua_setiuservalue(L, conn, 1);
+}
+
+static int accept_batch(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  lws_server *sv = checkserver(L, 1);
+  for (int i = 0; i < ACCEPT_BATCH; i++) {
+    lua_settop(L, 1);
+    if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
+      lua_pop(L, 1);
+      new_conn(L, x, 1);
+    }
+    lws_conn *c = lua_touserdata(L, 2);
+    int r = ws_listener_accept(&sv->l, &c->s);
+    if (r <= 0) {
+      lua_setiuservalue(L, 1, 2); /* keep it for the next time */
+      if (r < 0) {
+        lua_pushfstring(L, "accept failed: %s", strerror(errno));
+        lws_report(x, "server", lua_tostring(L, -1));
+      }
+      break;
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+    c->id = ++x->next_id;
+    c->server = sv;
+    lua_pushvalue(L, 2);
+    c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 2);
+    c->task.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lws_task_ready(x, &c->task, LWS_R_START);
+  }
+  return 0;
+}
+
+void lws_server_ready(lws_ctx *x, lws_server *sv) {
+  lua_State *L = x->L;
+  int top = lua_gettop(L);
+  lua_pushlightuserdata(L, x);
+  lua_pushcclosure(L, accept_batch, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sv->self_ref);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lws_report(x, "server", lua_tostring(L, -1));
+  }
+  lua_settop(L, top);
+}
+
+static double optnum(lua_State *L, int t, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.server: option %s must be a number", k);
+    v = lua_tonumber(L, -1);
+    if (v < 0) luaL_error(L, "ws.server: option %s must not be negative", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.listen(host, port, options, serve) -> server | nil, message, code */
+static int l_listen(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  if (port < 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
+  lws_server *sv = lua_newuserdatauv(L, sizeof(lws_server), 2);
+  ws_listener_init(&sv->l, x->loop);
+  sv->self_ref = LUA_NOREF;
+  sv->closed = 1;
+  luaL_setmetatable(L, LWS_SERVER_MT);
+  int ud = lua_gettop(L);
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, ud, 1);
+  ws_server_cfg *c = &sv->l.cfg;
+  c->max_message = (uint64_t)optnum(L, 3, "max_message", (double)c->max_message);
+  c->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)c->max_header_bytes);
+  c->open_timeout = optnum(L, 3, "open_timeout", c->open_timeout);
+  c->close_timeout = optnum(L, 3, "close_timeout", c->close_timeout);
+  c->ping_interval = optnum(L, 3, "ping_interval", c->ping_interval);
+  c->ping_timeout = optnum(L, 3, "ping_timeout", c->ping_timeout);
+  c->idle_timeout = optnum(L, 3, "idle_timeout", c->idle_timeout);
+  c->send_high = (size_t)optnum(L, 3, "send_high_water", (double)c->send_high);
+  c->send_low = (size_t)optnum(L, 3, "send_low_water", c->send_high / 4 < c->send_low ? (double)(c->send_high / 4) : (double)c->send_low);
+  c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
+  c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
+  int backlog = (int)optnum(L, 3, "backlog", 1024);
+  if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
+  if (c->max_queue == 0) c->max_queue = 1;
+  if (c->max_message == 0) return luaL_error(L, "ws.server: max_message must be positive");
+  const char *err;
+  if (ws_listener_open(&sv->l, host, (int)port, backlog, &err) < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
+    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
+    return 3;
+  }
+  sv->closed = 0;
+  lua_pushvalue(L, ud);
+  sv->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, ud);
+  return 1;
+}
+
+static int l_server_port(lua_State *L) {
+  lua_pushinteger(L, checkserver(L, 1)->l.port);
+  return 1;
+}
+
+static int l_server_count(lua_State *L) {
+  lua_pushinteger(L, checkserver(L, 1)->l.count);
+  return 1;
+}
+
+/* core.server_close(server): stop accepting; the server goes once its connections have. */
+static int l_server_close(lua_State *L) {
+  lws_server *sv = checkserver(L, 1);
+  ws_listener_close(&sv->l);
+  sv->closed = 1;
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 2);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 2);
+  lws_server_check_release(lws_ctx_get(L), sv);
+  return 0;
+}
+
+/* core.server_shutdown(server, code, reason [, abort]): close (or abort) every connection. */
+static int l_server_shutdown(lua_State *L) {
+  lws_server *sv = checkserver(L, 1);
+  unsigned code = (unsigned)luaL_optinteger(L, 2, WS_CLOSE_GOING_AWAY);
+  size_t rl = 0;
+  const char *reason = luaL_optlstring(L, 3, "", &rl);
+  int abort = lua_toboolean(L, 4);
+  if (!ws_close_code_valid(code)) return luaL_argerror(L, 2, "invalid close code");
+  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
+  for (ws_stream *s = sv->l.streams; s;) {
+    ws_stream *next = s->lnext;
+    if (abort) ws_stream_abort(s, "server closed");
+    else ws_stream_close(s, code, reason, rl);
+    s = next;
+  }
+  return 0;
+}
+
+static int server_gc(lua_State *L) {
+  lws_server *sv = lua_touserdata(L, 1);
+  ws_listener_close(&sv->l);
+  for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
+  sv->l.streams = NULL;
+  return 0;
+}
+
+void lws_server_open_lib(lua_State *L, int mod) {
+  static const luaL_Reg funcs[] = {
+    { "listen", l_listen }, { "server_port", l_server_port }, { "server_count", l_server_count },
+    { "server_close", l_server_close }, { "server_shutdown", l_server_shutdown }, { NULL, NULL }
+  };
+  lua_pushvalue(L, mod);
+  lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LWS_SERVER_MT)) {
+    lua_pushcfunction(L, server_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,547 @@
+/* The sans-I/O connection (see ws_conn.h): parses frames incrementally out of `in`,
+ * enforces every RFC 6455 receiving rule, and queues what must be written into `out`.
+ *
+ * Receiving has two paths. A whole message in one small frame (and every control frame) is
+ * "held": it stays in `in`, is unmasked and validated in place as its bytes arrive, and is
+ * handed out zero-copy. Any other data frame is "streamed": each piece is unmasked straight
+ * from `in` into `msg` (or inflated into it) and dropped from `in`, so `in` never holds more
+ * than a small frame plus a read, and `msg` never more than max_message. */
+#include <string.h>
+
+#include "ws_conn.h"
+#include "ws_deflate.h"
+#include "ws_random.h"
+#include "ws_utf8.h"
+
+#define READ_CHUNK (16u * 1024u)      /* the least free space ws_conn_input_space offers */
+#define IN_SLACK (64u * 1024u)        /* room for one read beyond a held frame */
+#define HELD_MAX (64u * 1024u)        /* largest single-frame message delivered in place */
+#define MSG_KEEP (64u * 1024u)        /* a larger reassembly buffer is freed after use */
+#define CONTROL_MAX 125u
+#define CLOSE_REASON_MAX 123u
+
+/* close_sent records who closed first: it is still true or false for readers of the
+ * struct, and 1 versus 2 tells the runtime whether to wait for the peer's TCP close. */
+#define CLOSE_SENT_FIRST 1
+#define CLOSE_SENT_REPLY 2
+
+static uint8_t no_bytes[1]; /* what an empty payload points at: never NULL, never written */
+
+/* Error texts are part of the API (the Lua specs assert them). */
+static const char E_LEN64[] = "frame length has the top bit set";
+static const char E_OPCODE[] = "unknown opcode";
+static const char E_RSV[] = "reserved bits set without an extension";
+static const char E_RSV1_CONTROL[] = "RSV1 set on a control frame";
+static const char E_RSV1_CONT[] = "RSV1 set on a continuation frame";
+static const char E_UNMASKED[] = "unmasked frame from client";
+static const char E_MASKED[] = "masked frame from server";
+static const char E_CONTROL_FRAG[] = "fragmented control frame";
+static const char E_CONTROL_LEN[] = "control frame payload over 125 bytes";
+static const char E_CONT[] = "continuation frame without a message to continue";
+static const char E_INTERLEAVE[] = "new data frame inside a fragmented message";
+static const char E_MAX_FRAME[] = "frame over max_frame";
+static const char E_MAX_MESSAGE[] = "message over max_message";
+static const char E_MAX_FRAGMENTS[] = "message over max_fragments";
+static const char E_UTF8[] = "invalid UTF-8 in text message";
+static const char E_CLOSE_1BYTE[] = "close frame with a 1-byte payload";
+static const char E_CLOSE_CODE[] = "invalid close code";
+static const char E_CLOSE_UTF8[] = "invalid UTF-8 in close reason";
+static const char E_INFLATE[] = "invalid compressed data";
+static const char E_NOMEM[] = "out of memory";
+static const char E_RANDOM[] = "random generator failed";
+static const char E_NOT_OPEN[] = "connection not open";
+static const char E_CLOSE_SENT[] = "close already sent";
+static const char E_SEND_OPCODE[] = "not a data opcode";
+static const char E_SEND_CONT[] = "no fragmented message to continue";
+static const char E_SEND_INTERLEAVE[] = "a fragmented message is being sent";
+static const char E_REASON_NO_CODE[] = "a close reason needs a code";
+static const char E_REASON_LEN[] = "close reason over 123 bytes";
+static const char E_REASON_UTF8[] = "close reason is not UTF-8";
+
+void ws_conn_options_default(ws_conn_options *o, int role) {
+  o->role = role;
+  o->max_message = WS_DEFAULT_MAX_MESSAGE;
+  o->max_frame = WS_DEFAULT_MAX_MESSAGE;
+  o->max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
+  o->auto_pong = 1;
+}
+
+void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
+  memset(c, 0, sizeof *c);
+  if (o) c->opt = *o;
+  else ws_conn_options_default(&c->opt, WS_ROLE_SERVER);
+  /* Zero means "not set": every limit stays bounded. */
+  if (!c->opt.max_message) c->opt.max_message = WS_DEFAULT_MAX_MESSAGE;
+  if (!c->opt.max_frame) c->opt.max_frame = c->opt.max_message;
+  if (!c->opt.max_fragments) c->opt.max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
+  if (c->opt.max_message > SIZE_MAX / 2) c->opt.max_message = SIZE_MAX / 2;
+  ws_buf_init(&c->in);
+  ws_buf_init(&c->msg);
+  ws_buf_init(&c->out);
+  c->state = WS_STATE_CONNECTING;
+  c->utf8_state = WS_UTF8_ACCEPT;
+}
+
+void ws_conn_free(ws_conn *c) {
+  ws_buf_free(&c->in);
+  ws_buf_free(&c->msg);
+  ws_buf_free(&c->out);
+  c->consumed_pending = 0;
+  if (c->deflate) {
+    ws_deflate_free(c->deflate);
+    c->deflate = NULL;
+  }
+}
+
+void ws_conn_open(ws_conn *c) {
+  if (c->state == WS_STATE_CONNECTING) c->state = WS_STATE_OPEN;
+}
+
+void ws_conn_set_deflate(ws_conn *c, struct ws_deflate *d) {
+  if (c->deflate && c->deflate != d) ws_deflate_free(c->deflate);
+  c->deflate = d;
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static uint8_t *buf_ptr(const ws_buf *b) { return b->data ? b->data + b->head : no_bytes; }
+
+static int is_control(unsigned opcode) { return (opcode & 8u) != 0; }
+
+/* Largest single-frame message kept in `in`, and hence the size `in` is allowed to reach. */
+static size_t held_cap(const ws_conn *c) {
+  uint64_t cap = HELD_MAX;
+  if (c->opt.max_frame < cap) cap = c->opt.max_frame;
+  if (c->opt.max_message < cap) cap = c->opt.max_message;
+  if (cap < CONTROL_MAX) cap = CONTROL_MAX; /* control frames are always held */
+  return (size_t)cap;
+}
+
+static size_t in_limit(const ws_conn *c) { return held_cap(c) + WS_FRAME_HEADER_MAX + IN_SLACK; }
+
+/* No more events will come: the peer's close arrived or the connection failed. */
+static int finished(const ws_conn *c) { return c->error_code || c->close_received; }
+
+/* Drop what the previous event pointed at. Called on entry to the calls that touch `in` or
+ * `msg` (not by the send calls, so a message can be echoed straight from its event). */
+static void settle(ws_conn *c) {
+  if (c->consumed_pending) {
+    ws_buf_consume(&c->in, c->consumed_pending);
+    c->consumed_pending = 0;
+  }
+  if (!c->msg_opcode && c->msg.len) { /* a reassembled message was delivered */
+    if (c->msg.cap > MSG_KEEP) ws_buf_free(&c->msg);
+    else ws_buf_clear(&c->msg);
+  }
+  if (finished(c) && c->in.data) ws_buf_free(&c->in);
+}
+
+static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
+  uint8_t key[4];
+  const uint8_t *mask = NULL;
+  if (c->opt.role == WS_ROLE_CLIENT) {
+    if (ws_random_mask(key) != 0) {
+      c->error = E_RANDOM;
+      return -1;
+    }
+    mask = key;
+  }
+  if (ws_frame_build(&c->out, fin, rsv, opcode, p, n, mask) != 0) {
+    c->error = E_NOMEM;
+    return -1;
+  }
+  return 0;
+}
+
+/* code 0: a close frame with no status (and then no reason). */
+static int queue_close(ws_conn *c, unsigned code, const char *reason, size_t rlen) {
+  uint8_t payload[CONTROL_MAX];
+  size_t n = 0;
+  if (code) {
+    if (rlen > CLOSE_REASON_MAX) rlen = CLOSE_REASON_MAX;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (rlen) memcpy(payload + 2, reason, rlen);
+    n = 2 + rlen;
+  }
+  return queue_frame(c, 1, 0, WS_OP_CLOSE, payload, n);
+}
+
+static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_t len) {
+  ev->type = type;
+  ev->opcode = opcode;
+  ev->data = data;
+  ev->len = len;
+  ev->code = 0;
+  ev->error = NULL;
+}
+
+/* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code unless
+ * one was sent already, report it once, and stop reading. */
+static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
+  c->error_code = code;
+  c->error = why;
+  if (!c->close_sent) {
+    queue_close(c, code, why, strlen(why));
+    c->close_sent = CLOSE_SENT_FIRST;
+  }
+  c->state = WS_STATE_CLOSED;
+  c->have_header = 0;
+  c->msg_opcode = 0;
+  c->consumed_pending = 0;
+  ws_buf_free(&c->in);
+  ws_buf_free(&c->msg);
+  event(ev, WS_EV_ERROR, 0, NULL, 0);
+  ev->code = code;
+  ev->error = why;
+  return 1;
+}
+
+/* ---- receiving -------------------------------------------------------------------- */
+
+/* Rules a header can be judged by on its own, before any payload is read or stored. */
+static const char *check_header(const ws_conn *c, unsigned *code) {
+  const ws_frame_header *h = &c->hdr;
+  unsigned op = h->opcode;
+  *code = WS_CLOSE_PROTOCOL;
+  if (op > WS_OP_BINARY && (op < WS_OP_CLOSE || op > WS_OP_PONG)) return E_OPCODE;
+  if (h->rsv) {
+    if ((h->rsv & 3u) || !c->deflate) return E_RSV;
+    if (is_control(op)) return E_RSV1_CONTROL;
+    if (op == WS_OP_CONTINUATION) return E_RSV1_CONT;
+  }
+  if (c->opt.role == WS_ROLE_SERVER && !h->masked) return E_UNMASKED;
+  if (c->opt.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
+  if (is_control(op)) {
+    if (!h->fin) return E_CONTROL_FRAG;
+    if (h->payload_len > CONTROL_MAX) return E_CONTROL_LEN;
+    return NULL;
+  }
+  if (op == WS_OP_CONTINUATION && !c->msg_opcode) return E_CONT;
+  if (op != WS_OP_CONTINUATION && c->msg_opcode) return E_INTERLEAVE;
+  *code = WS_CLOSE_TOO_BIG;
+  int compressed = op == WS_OP_CONTINUATION ? c->msg_compressed : (h->rsv & 4u) != 0;
+  if (!compressed) { /* an inflated size is checked while inflating */
+    uint64_t have = op == WS_OP_CONTINUATION ? ws_buf_size(&c->msg) : 0;
+    if (h->payload_len > c->opt.max_message - have) return E_MAX_MESSAGE;
+  }
+  if (h->payload_len > c->opt.max_frame) return E_MAX_FRAME;
+  if (op == WS_OP_CONTINUATION && c->fragments >= c->opt.max_fragments) return E_MAX_FRAGMENTS;
+  return NULL;
+}
+
+/* 1: an error event, 0: more input needed, 2: c->hdr is ready. */
+static int read_header(ws_conn *c, ws_event *ev) {
+  size_t avail = ws_buf_size(&c->in);
+  if (avail < 2) return 0;
+  int r = ws_frame_parse_header(buf_ptr(&c->in), avail, &c->hdr);
+  if (r == WS_AGAIN) return 0;
+  if (r == WS_ERROR) return fail(c, ev, WS_CLOSE_PROTOCOL, E_LEN64);
+  unsigned code;
+  const char *why = check_header(c, &code);
+  if (why) return fail(c, ev, code, why);
+  ws_buf_consume(&c->in, (size_t)r);
+  c->have_header = 1;
+  c->payload_seen = 0;
+  c->mask_phase = 0;
+  if (!is_control(c->hdr.opcode)) {
+    if (c->hdr.opcode == WS_OP_CONTINUATION) {
+      c->fragments++;
+    } else {
+      c->msg_opcode = c->hdr.opcode;
+      c->msg_compressed = (c->hdr.rsv & 4u) != 0;
+      c->fragments = 1;
+      c->utf8_state = WS_UTF8_ACCEPT;
+    }
+  }
+  return 2;
+}
+
+static int frame_is_held(const ws_conn *c) {
+  const ws_frame_header *h = &c->hdr;
+  if (is_control(h->opcode)) return 1;
+  return h->fin && h->opcode != WS_OP_CONTINUATION && !c->msg_compressed &&
+         h->payload_len <= held_cap(c);
+}
+
+static void frame_done(ws_conn *c) {
+  c->have_header = 0;
+  c->payload_seen = 0;
+  c->mask_phase = 0;
+}
+
+static void message_done(ws_conn *c) {
+  c->msg_opcode = 0;
+  c->msg_compressed = 0;
+  c->fragments = 0;
+}
+
+static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
+  unsigned code = WS_CLOSE_NO_STATUS;
+  const uint8_t *reason = no_bytes;
+  size_t rlen = 0;
+  if (n == 1) return fail(c, ev, WS_CLOSE_PROTOCOL, E_CLOSE_1BYTE);
+  if (n >= 2) {
+    code = ((unsigned)p[0] << 8) | p[1];
+    if (!ws_close_code_valid(code)) return fail(c, ev, WS_CLOSE_PROTOCOL, E_CLOSE_CODE);
+    reason = p + 2;
+    rlen = n - 2;
+    if (!ws_utf8_valid(reason, rlen)) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_CLOSE_UTF8);
+  }
+  c->close_received = 1;
+  c->close_code = code;
+  if (!c->close_sent) {
+    /* Echo the peer's code (RFC 6455 5.5.1); a close without one is answered without one. */
+    queue_close(c, code == WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+    c->close_sent = CLOSE_SENT_REPLY;
+  }
+  c->state = WS_STATE_CLOSED;
+  message_done(c); /* a message cut short by the close is dropped */
+  event(ev, WS_EV_CLOSE, WS_OP_CLOSE, reason, rlen);
+  ev->code = code;
+  return 1;
+}
+
+/* A held frame: unmask and validate in place what has arrived; deliver once complete. */
+static int step_held(ws_conn *c, ws_event *ev) {
+  const ws_frame_header *h = &c->hdr;
+  size_t plen = (size_t)h->payload_len;
+  size_t have = ws_buf_size(&c->in);
+  if (have > plen) have = plen;
+  if (have > c->payload_seen) {
+    uint8_t *p = buf_ptr(&c->in) + c->payload_seen;
+    size_t k = have - (size_t)c->payload_seen;
+    if (h->masked) c->mask_phase = ws_mask(p, p, k, h->mask, c->mask_phase);
+    if (h->opcode == WS_OP_TEXT &&
+        ws_utf8_validate(&c->utf8_state, p, k) == WS_UTF8_REJECT)
+      return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+    c->payload_seen = have;
+  }
+  if (have < plen) return 0;
+
+  uint8_t *data = buf_ptr(&c->in);
+  unsigned op = h->opcode;
+  frame_done(c);
+  c->consumed_pending = plen; /* the event points into `in` until the next call */
+  switch (op) {
+  case WS_OP_TEXT:
+    if (c->utf8_state != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+    /* fall through */
+  case WS_OP_BINARY:
+    message_done(c);
+    event(ev, WS_EV_MESSAGE, (int)op, data, plen);
+    return 1;
+  case WS_OP_PING:
+    if (c->opt.auto_pong && !c->close_sent) queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    event(ev, WS_EV_PING, WS_OP_PING, data, plen);
+    return 1;
+  case WS_OP_PONG:
+    event(ev, WS_EV_PONG, WS_OP_PONG, data, plen);
+    return 1;
+  default: /* WS_OP_CLOSE; other opcodes never get past check_header */
+    return on_close(c, ev, data, plen);
+  }
+}
+
+/* Map an inflate failure to its close code: a size limit is 1009, anything else is data
+ * that does not inflate (1007). */
+static unsigned inflate_code(const char *why) {
+  return why && (strstr(why, "max") || strstr(why, "too big") || strstr(why, "limit"))
+             ? WS_CLOSE_TOO_BIG
+             : WS_CLOSE_INVALID_DATA;
+}
+
+/* A streamed data frame: move what has arrived into `msg`. 1: event, 0: more input,
+ * 2: the frame ended without ending the message. */
+static int step_streamed(ws_conn *c, ws_event *ev) {
+  const ws_frame_header *h = &c->hdr;
+  uint64_t remaining = h->payload_len - c->payload_seen;
+  size_t avail = ws_buf_size(&c->in);
+  if (remaining && !avail) return 0;
+  size_t k = (uint64_t)avail < remaining ? avail : (size_t)remaining;
+  uint8_t *src = buf_ptr(&c->in);
+  int text = c->msg_opcode == WS_OP_TEXT;
+  if (c->msg_compressed) {
+    int last = h->fin && k == remaining;
+    size_t before = ws_buf_size(&c->msg);
+    const char *why = NULL;
+    if (h->masked) c->mask_phase = ws_mask(src, src, k, h->mask, c->mask_phase);
+    if ((k || last) && ws_deflate_inflate(c->deflate, src, k, last, &c->msg,
+                                          (size_t)c->opt.max_message, &why) != 0)
+      return fail(c, ev, inflate_code(why), why ? why : E_INFLATE);
+    size_t after = ws_buf_size(&c->msg);
+    if (text && after > before &&
+        ws_utf8_validate(&c->utf8_state, buf_ptr(&c->msg) + before, after - before) ==
+            WS_UTF8_REJECT)
+      return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+  } else if (k) {
+    /* Reserve the rest of the frame at once (its size was checked against max_message),
+     * so a large frame does not regrow the buffer piece by piece. */
+    uint8_t *dst = ws_buf_reserve(&c->msg, (size_t)remaining, (size_t)c->opt.max_message);
+    if (!dst) return fail(c, ev, WS_CLOSE_INTERNAL, E_NOMEM);
+    if (h->masked) c->mask_phase = ws_mask(dst, src, k, h->mask, c->mask_phase);
+    else memcpy(dst, src, k);
+    if (text && ws_utf8_validate(&c->utf8_state, dst, k) == WS_UTF8_REJECT)
+      return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+    ws_buf_commit(&c->msg, k);
+  }
+  ws_buf_consume(&c->in, k);
+  c->payload_seen += k;
+  if (c->payload_seen < h->payload_len) return 0;
+
+  int fin = h->fin;
+  frame_done(c);
+  if (!fin) return 2;
+  if (text && c->utf8_state != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+  int op = c->msg_opcode;
+  message_done(c); /* msg is cleared by settle() at the next call */
+  event(ev, WS_EV_MESSAGE, op, buf_ptr(&c->msg), ws_buf_size(&c->msg));
+  return 1;
+}
+
+int ws_conn_next(ws_conn *c, ws_event *ev) {
+  settle(c);
+  event(ev, WS_EV_NONE, 0, NULL, 0);
+  if (c->state == WS_STATE_CONNECTING || finished(c)) return 0;
+  for (;;) {
+    int r;
+    if (!c->have_header && (r = read_header(c, ev)) != 2) return r;
+    r = frame_is_held(c) ? step_held(c, ev) : step_streamed(c, ev);
+    if (r != 2) return r;
+  }
+}
+
+uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) {
+  settle(c);
+  size_t limit = in_limit(c), used = ws_buf_size(&c->in);
+  *avail = 0;
+  if (used >= limit) return NULL;
+  size_t want = limit - used < READ_CHUNK ? limit - used : READ_CHUNK;
+  uint8_t *p = ws_buf_reserve(&c->in, want, limit);
+  if (!p) return NULL;
+  *avail = c->in.cap - c->in.len;
+  return p;
+}
+
+void ws_conn_input_commit(ws_conn *c, size_t n) {
+  if (finished(c)) { /* nothing more is read after the close or a failure */
+    ws_buf_clear(&c->in);
+    return;
+  }
+  ws_buf_commit(&c->in, n);
+}
+
+int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
+  settle(c);
+  if (finished(c) || n == 0) return 0;
+  size_t limit = in_limit(c), used = ws_buf_size(&c->in);
+  if (n > limit - used || ws_buf_append(&c->in, p, n, limit) != 0) return -1;
+  return 0;
+}
+
+/* ---- sending ---------------------------------------------------------------------- */
+
+/* Nothing is sent before the handshake or after our close frame. */
+static int may_send(ws_conn *c) {
+  if (c->state == WS_STATE_CONNECTING) {
+    c->error = E_NOT_OPEN;
+    return 0;
+  }
+  if (c->close_sent) { /* CLOSED always follows a close we sent (or a failure) */
+    c->error = E_CLOSE_SENT;
+    return 0;
+  }
+  return 1;
+}
+
+/* Compress a whole message straight into `out` behind a maximal header gap, then close
+ * the gap: the compressed size is only known afterwards, and no scratch buffer is needed. */
+static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
+  uint8_t key[4], hdr[WS_FRAME_HEADER_MAX];
+  int client = c->opt.role == WS_ROLE_CLIENT;
+  if (client && ws_random_mask(key) != 0) {
+    c->error = E_RANDOM;
+    return -1;
+  }
+  size_t start = ws_buf_size(&c->out);
+  if (!ws_buf_reserve(&c->out, WS_FRAME_HEADER_MAX, 0)) {
+    c->error = E_NOMEM;
+    return -1;
+  }
+  ws_buf_commit(&c->out, WS_FRAME_HEADER_MAX);
+  if (ws_deflate_compress(c->deflate, p, n, &c->out) != 0) {
+    c->out.len = c->out.head + start; /* drop the partial frame */
+    c->error = E_NOMEM;
+    return -1;
+  }
+  uint8_t *frame = buf_ptr(&c->out) + start;
+  size_t plen = ws_buf_size(&c->out) - start - WS_FRAME_HEADER_MAX;
+  size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, plen, client ? key : NULL);
+  memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, plen);
+  memcpy(frame, hdr, hl);
+  c->out.len -= WS_FRAME_HEADER_MAX - hl;
+  if (client) ws_mask(frame + hl, frame + hl, plen, key, 0);
+  return 0;
+}
+
+int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
+  if (!may_send(c)) return -1;
+  if (c->state != WS_STATE_OPEN) { /* CLOSING means our close went out */
+    c->error = E_CLOSE_SENT;
+    return -1;
+  }
+  if (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY && opcode != WS_OP_CONTINUATION) {
+    c->error = E_SEND_OPCODE;
+    return -1;
+  }
+  if (opcode == WS_OP_CONTINUATION && !c->send_opcode) {
+    c->error = E_SEND_CONT;
+    return -1;
+  }
+  if (opcode != WS_OP_CONTINUATION && c->send_opcode) {
+    c->error = E_SEND_INTERLEAVE;
+    return -1;
+  }
+  int more = (flags & WS_SEND_MORE) != 0;
+  /* Only whole messages are compressed: ws_deflate works a message at a time. */
+  int r = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
+              ? send_compressed(c, opcode, p, n)
+              : queue_frame(c, !more, 0, opcode, p, n);
+  if (r != 0) return -1;
+  if (more) {
+    if (opcode != WS_OP_CONTINUATION) c->send_opcode = opcode;
+  } else {
+    c->send_opcode = 0;
+  }
+  return 0;
+}
+
+static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
+  if (!may_send(c)) return -1;
+  if (n > CONTROL_MAX) {
+    c->error = E_CONTROL_LEN;
+    return -1;
+  }
+  return queue_frame(c, 1, 0, opcode, p, n);
+}
+
+int ws_conn_ping(ws_conn *c, const void *p, size_t n) { return send_control(c, WS_OP_PING, p, n); }
+
+int ws_conn_pong(ws_conn *c, const void *p, size_t n) { return send_control(c, WS_OP_PONG, p, n); }
+
+int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) {
+  if (!may_send(c)) return -1;
+  const char *why = NULL;
+  if (!code && reason_len) why = E_REASON_NO_CODE;
+  else if (code && !ws_close_code_valid(code)) why = E_CLOSE_CODE;
+  else if (reason_len > CLOSE_REASON_MAX) why = E_REASON_LEN;
+  else if (!ws_utf8_valid((const uint8_t *)reason, reason_len)) why = E_REASON_UTF8;
+  if (why) {
+    c->error = why;
+    return -1;
+  }
+  if (queue_close(c, code, reason, reason_len) != 0) return -1;
+  c->close_sent = CLOSE_SENT_FIRST;
+  c->state = WS_STATE_CLOSING;
+  return 0;
+}

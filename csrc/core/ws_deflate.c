@@ -1,0 +1,275 @@
+/* permessage-deflate (RFC 7692, see ws_deflate.h), the per-message half: raw deflate with
+ * zlib, one compressor and one inflater per connection. Memory is the point here: zlib
+ * streams exist only while they must (lazily, and not at all between messages without
+ * context takeover), inflation stops at a byte limit before the memory is spent, and every
+ * zlib allocation is counted. The negotiation half is ws_deflate_negotiate.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ws_conn.h"
+#include "ws_deflate.h"
+
+/* ---- configuration ---- */
+
+/* Measured with ws_deflate_memory (spec/codec_deflate_spec.lua): window 13 and memLevel 4 give
+ * a compressor of 46,912 bytes and, with the client's window limited to the same 13 bits, an
+ * inflater of 15,352 bytes: about 61 KiB for a connection that keeps both contexts, and
+ * within 3% of the compression of window 15 on chat-sized JSON. A peer that does not let us
+ * limit its window (no client_max_window_bits in its offer) costs 24 KiB more. */
+#define DEFAULT_WINDOW_BITS 13
+#define DEFAULT_MEM_LEVEL 4
+#define DEFAULT_THRESHOLD 64
+
+void ws_deflate_config_default(ws_deflate_config *cfg) {
+  cfg->no_context_takeover = 0;
+  cfg->window_bits = DEFAULT_WINDOW_BITS;
+  cfg->mem_level = DEFAULT_MEM_LEVEL;
+  cfg->threshold = DEFAULT_THRESHOLD;
+}
+
+int ws_deflate_clamp_bits(int b) { return b < 8 ? 8 : b > 15 ? 15 : b; }
+
+static int clamp_mem_level(int m) { return m < 1 ? 1 : m > 9 ? 9 : m; }
+
+/* ---- the per-connection streams ---- */
+
+#define OUT_CHUNK (16u * 1024u)  /* compressor output grows by at most this much per step */
+#define IN_CHUNK (16u * 1024u)   /* inflater output step: the bomb check runs this often */
+#define ZLIB_MAX_INPUT (1u << 30) /* avail_in is a uInt */
+
+struct ws_deflate {
+  z_stream zout, zin;
+  int out_ready, in_ready;  /* deflateInit2 / inflateInit2 done */
+  int out_reset, in_reset;  /* no context takeover in that direction */
+  int out_bits, in_bits;    /* zlib windowBits (positive; raw deflate is asked with -bits) */
+  int mem_level;
+  int in_ended;             /* the input so far ended right after a BFINAL block */
+  size_t threshold;
+  size_t mem;               /* bytes zlib holds now, counted by zalloc/zfree */
+};
+
+/* zlib's allocations carry their size in front so zfree can count them back out. */
+typedef union alloc_head {
+  size_t size;
+  void *align_p;
+  long double align_ld;
+  long long align_ll;
+} alloc_head;
+
+static voidpf counting_alloc(voidpf opaque, uInt items, uInt size) {
+  ws_deflate *d = opaque;
+  if (size && items > (SIZE_MAX - sizeof(alloc_head)) / size) return Z_NULL;
+  size_t n = (size_t)items * size;
+  alloc_head *h = malloc(sizeof *h + n);
+  if (!h) return Z_NULL;
+  h->size = n;
+  d->mem += n;
+  return h + 1;
+}
+
+static void counting_free(voidpf opaque, voidpf p) {
+  ws_deflate *d = opaque;
+  if (!p) return;
+  alloc_head *h = (alloc_head *)p - 1;
+  d->mem -= h->size;
+  free(h);
+}
+
+ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_config *cfg, int role) {
+  ws_deflate *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  int server = role != WS_ROLE_CLIENT;
+  int own_bits = server ? params->server_max_window_bits : params->client_max_window_bits;
+  int peer_bits = server ? params->client_max_window_bits : params->server_max_window_bits;
+  int cfg_bits = ws_deflate_clamp_bits(cfg->window_bits);
+  own_bits = ws_deflate_clamp_bits(own_bits);
+  if (cfg_bits < own_bits) own_bits = cfg_bits; /* a side may always use less than agreed */
+  /* zlib refuses an 8-bit raw deflate window. A 9-bit one is still within 8 bits on the
+   * wire: zlib's deflate never reaches back more than the window minus 262 bytes
+   * (MAX_DIST), i.e. 250 < 256. Node's ws and others do the same. */
+  d->out_bits = own_bits < 9 ? 9 : own_bits;
+  /* Inflating with the peer's declared window is enough (zlib's inflate takes 8). */
+  d->in_bits = ws_deflate_clamp_bits(peer_bits);
+  d->out_reset = (server ? params->server_no_context_takeover : params->client_no_context_takeover) ||
+                 cfg->no_context_takeover;
+  d->in_reset = server ? params->client_no_context_takeover : params->server_no_context_takeover;
+  d->mem_level = clamp_mem_level(cfg->mem_level);
+  d->threshold = cfg->threshold;
+  return d;
+}
+
+static void out_end(ws_deflate *d) {
+  if (d->out_ready) deflateEnd(&d->zout);
+  d->out_ready = 0;
+}
+
+static void in_end(ws_deflate *d) {
+  if (d->in_ready) inflateEnd(&d->zin);
+  d->in_ready = 0;
+  d->in_ended = 0;
+}
+
+void ws_deflate_free(ws_deflate *d) {
+  if (!d) return;
+  out_end(d);
+  in_end(d);
+  free(d);
+}
+
+size_t ws_deflate_memory(const ws_deflate *d) { return d ? d->mem + sizeof *d : 0; }
+
+size_t ws_deflate_threshold(const ws_deflate *d) { return d->threshold; }
+
+static int out_start(ws_deflate *d) {
+  if (d->out_ready) return 0;
+  memset(&d->zout, 0, sizeof d->zout);
+  d->zout.zalloc = counting_alloc;
+  d->zout.zfree = counting_free;
+  d->zout.opaque = d;
+  if (deflateInit2(&d->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -d->out_bits, d->mem_level,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    return -1;
+  d->out_ready = 1;
+  return 0;
+}
+
+static int in_start(ws_deflate *d) {
+  if (d->in_ready) return 0;
+  memset(&d->zin, 0, sizeof d->zin);
+  d->zin.zalloc = counting_alloc;
+  d->zin.zfree = counting_free;
+  d->zin.opaque = d;
+  if (inflateInit2(&d->zin, -d->in_bits) != Z_OK) return -1;
+  d->in_ready = 1;
+  d->in_ended = 0;
+  return 0;
+}
+
+int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) {
+  static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+  size_t before = ws_buf_size(out);
+  if (out_start(d) != 0) return -1;
+  z_stream *z = &d->zout;
+  const uint8_t *ip = p;
+  size_t left = n;
+  for (;;) {
+    uInt take = left > ZLIB_MAX_INPUT ? ZLIB_MAX_INPUT : (uInt)left;
+    int flush = left > take ? Z_NO_FLUSH : Z_SYNC_FLUSH;
+    z->next_in = (Bytef *)(uintptr_t)ip; /* zlib's API is not const-correct */
+    z->avail_in = take;
+    ip += take;
+    left -= take;
+    do {
+      uLong bound = deflateBound(z, z->avail_in) + 16;
+      size_t want = bound < OUT_CHUNK ? (size_t)bound : OUT_CHUNK;
+      uint8_t *dst = ws_buf_reserve(out, want, 0);
+      if (!dst) goto fail;
+      z->next_out = dst;
+      z->avail_out = (uInt)want;
+      int rc = deflate(z, flush);
+      if (rc != Z_OK && rc != Z_BUF_ERROR) goto fail;
+      ws_buf_commit(out, want - z->avail_out);
+    } while (z->avail_in > 0 || z->avail_out == 0);
+    if (flush == Z_SYNC_FLUSH) break;
+  }
+  if (ws_buf_size(out) == before) {
+    /* zlib emits nothing for an empty message right after a flush. A lone 0x00 is the
+     * header of an empty stored block, which the receiver completes with 00 00 ff ff. */
+    static const uint8_t empty = 0x00;
+    if (ws_buf_append(out, &empty, 1, 0) != 0) goto fail;
+  } else {
+    /* A sync flush ends with an empty stored block, 00 00 ff ff; RFC 7692 7.2.1 drops it. */
+    if (ws_buf_size(out) < before + 4 || memcmp(out->data + out->len - 4, tail, 4) != 0) goto fail;
+    out->len -= 4;
+  }
+  if (d->out_reset) out_end(d); /* nothing to carry over: idle costs no zlib memory */
+  return 0;
+fail:
+  out->len = out->head + before;
+  out_end(d); /* the peer's view of our window is lost; the caller fails the connection */
+  return -1;
+}
+
+/* A block with BFINAL set ends zlib's stream, but not the message: RFC 7692 7.2.3.4 lets a
+ * sender flush that way and go on (at least with the empty stored block the message ends
+ * with), and later blocks and messages may still refer back. So a fresh stream takes over
+ * the window as its dictionary. */
+static int in_restart(ws_deflate *d) {
+  uInt len = 0;
+  Bytef *dict = malloc((size_t)1 << d->in_bits);
+  if (!dict) return -1;
+  int ok = inflateGetDictionary(&d->zin, dict, &len) == Z_OK && inflateReset(&d->zin) == Z_OK &&
+           (len == 0 || inflateSetDictionary(&d->zin, dict, len) == Z_OK);
+  free(dict);
+  return ok ? 0 : -1;
+}
+
+static const char *const err_too_big = "message over max_message";
+static const char *const err_corrupt = "invalid compressed data";
+static const char *const err_memory = "out of memory";
+
+/* Inflate p[0..n) into out, never letting out exceed max bytes. */
+static int inflate_piece(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out, size_t max,
+                         const char **error) {
+  z_stream *z = &d->zin;
+  while (n > 0) {
+    uInt take = n > ZLIB_MAX_INPUT ? ZLIB_MAX_INPUT : (uInt)n;
+    z->next_in = (Bytef *)(uintptr_t)p;
+    z->avail_in = take;
+    p += take;
+    n -= take;
+    do {
+      size_t have = ws_buf_size(out);
+      if (have > max) { *error = err_too_big; return -1; }
+      size_t room = max - have;
+      /* One byte beyond the room tells whether the message would exceed max. */
+      size_t want = room >= IN_CHUNK ? IN_CHUNK : room + 1;
+      size_t limit = max < SIZE_MAX ? max + 1 : 0;
+      uint8_t *dst = ws_buf_reserve(out, want, limit);
+      if (!dst) { *error = err_memory; return -1; }
+      z->next_out = dst;
+      z->avail_out = (uInt)want;
+      if (z->avail_in > 0) d->in_ended = 0;
+      int rc = inflate(z, Z_SYNC_FLUSH);
+      size_t got = want - z->avail_out;
+      if (got > room) { *error = err_too_big; return -1; }
+      ws_buf_commit(out, got);
+      if (rc == Z_STREAM_END) {
+        if (in_restart(d) != 0) { *error = err_memory; return -1; }
+        d->in_ended = 1;
+        continue; /* on with the rest of the input, if any */
+      }
+      if (rc == Z_MEM_ERROR) { *error = err_memory; return -1; }
+      if (rc == Z_BUF_ERROR) break; /* no progress possible: all input taken, no output left */
+      if (rc != Z_OK) { *error = err_corrupt; return -1; }
+    } while (z->avail_in > 0 || z->avail_out == 0);
+  }
+  return 0;
+}
+
+int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_buf *out,
+                       size_t max, const char **error) {
+  static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+  const char *dummy;
+  if (!error) error = &dummy;
+  *error = NULL;
+  if (in_start(d) != 0) { *error = err_memory; return -1; }
+  if (inflate_piece(d, p, n, out, max, error) != 0) goto fail;
+  if (fin) {
+    /* A message that stops right after a BFINAL block lacks the empty stored block
+     * RFC 7692 7.2.1 wants; it is complete anyway, so the tail is not needed. */
+    if (!d->in_ended) {
+      if (inflate_piece(d, tail, sizeof tail, out, max, error) != 0) goto fail;
+      /* With the tail appended the stream must rest between blocks (data_type bit 128);
+       * anything else is a message cut inside a block. */
+      if (!d->in_ended && !(d->zin.data_type & 128)) { *error = err_corrupt; goto fail; }
+    }
+    d->in_ended = 0;
+    if (d->in_reset) in_end(d);
+  }
+  return 0;
+fail:
+  in_end(d); /* the stream is unusable; the connection fails with it */
+  return -1;
+}

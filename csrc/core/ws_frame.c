@@ -1,0 +1,113 @@
+/* RFC 6455 section 5 framing (see ws_frame.h): header parsing and writing, (un)masking a
+ * machine word at a time, whole-frame building for broadcasts, and the close code rule. */
+#include <string.h>
+
+#include "ws_conn.h"
+#include "ws_frame.h"
+
+int ws_frame_parse_header(const uint8_t *p, size_t n, ws_frame_header *h) {
+  if (n < 2) return WS_AGAIN;
+  unsigned len7 = p[1] & 0x7Fu;
+  size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((p[1] & 0x80u) ? 4 : 0);
+  if (len7 == 127 && n > 2 && (p[2] & 0x80u)) return WS_ERROR; /* checkable as soon as it arrives */
+  if (n < need) return WS_AGAIN;
+  h->fin = (p[0] >> 7) & 1u;
+  h->rsv = (p[0] >> 4) & 7u;
+  h->opcode = p[0] & 0x0Fu;
+  h->masked = (p[1] >> 7) & 1u;
+  size_t at = 2;
+  if (len7 == 126) {
+    h->payload_len = ((uint64_t)p[2] << 8) | p[3];
+    at = 4;
+  } else if (len7 == 127) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[2 + i];
+    h->payload_len = v;
+    at = 10;
+  } else {
+    h->payload_len = len7;
+  }
+  if (h->masked) {
+    memcpy(h->mask, p + at, 4);
+    at += 4;
+  } else {
+    memset(h->mask, 0, 4);
+  }
+  h->header_len = at;
+  return (int)at;
+}
+
+size_t ws_frame_write_header(uint8_t *out, int fin, unsigned rsv, unsigned opcode,
+                             uint64_t payload_len, const uint8_t mask[4]) {
+  size_t at = 2;
+  out[0] = (uint8_t)((fin ? 0x80u : 0u) | ((rsv & 7u) << 4) | (opcode & 0x0Fu));
+  uint8_t mbit = mask ? 0x80u : 0u;
+  if (payload_len < 126) {
+    out[1] = (uint8_t)(mbit | payload_len);
+  } else if (payload_len <= 0xFFFFu) {
+    out[1] = (uint8_t)(mbit | 126u);
+    out[2] = (uint8_t)(payload_len >> 8);
+    out[3] = (uint8_t)payload_len;
+    at = 4;
+  } else {
+    out[1] = (uint8_t)(mbit | 127u);
+    for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(payload_len >> (56 - 8 * i));
+    at = 10;
+  }
+  if (mask) {
+    memcpy(out + at, mask, 4);
+    at += 4;
+  }
+  return at;
+}
+
+size_t ws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase) {
+  phase &= 3u;
+  /* The key rotated to the current phase, repeated over a word. Built bytewise and loaded
+   * with memcpy, so it is right on either byte order and needs no alignment. */
+  uint8_t kb[8];
+  for (int i = 0; i < 8; i++) kb[i] = key[(phase + (size_t)i) & 3u];
+  uint64_t k;
+  memcpy(&k, kb, 8);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t a, b, c, d;
+    memcpy(&a, src + i, 8);
+    memcpy(&b, src + i + 8, 8);
+    memcpy(&c, src + i + 16, 8);
+    memcpy(&d, src + i + 24, 8);
+    a ^= k; b ^= k; c ^= k; d ^= k;
+    memcpy(dst + i, &a, 8);
+    memcpy(dst + i + 8, &b, 8);
+    memcpy(dst + i + 16, &c, 8);
+    memcpy(dst + i + 24, &d, 8);
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a;
+    memcpy(&a, src + i, 8);
+    a ^= k;
+    memcpy(dst + i, &a, 8);
+  }
+  for (; i < n; i++) dst[i] = (uint8_t)(src[i] ^ kb[i & 7u]); /* fewer than 8 left */
+  return (phase + n) & 3u;
+}
+
+int ws_close_code_valid(unsigned code) {
+  /* 1004-1006 and 1015 are reserved and never sent; 1012-1014 are registered with IANA. */
+  if (code >= 1000 && code <= 1014) return code != 1004 && code != 1005 && code != 1006;
+  return code >= 3000 && code <= 4999;
+}
+
+int ws_frame_build(ws_buf *out, int fin, unsigned rsv, int opcode, const void *p, size_t n,
+                   const uint8_t *mask) {
+  if (n > SIZE_MAX - WS_FRAME_HEADER_MAX) return -1;
+  uint8_t *dst = ws_buf_reserve(out, WS_FRAME_HEADER_MAX + n, 0);
+  if (!dst) return -1;
+  size_t hl = ws_frame_write_header(dst, fin, rsv, (unsigned)opcode, n, mask);
+  if (n) {
+    if (mask) ws_mask(dst + hl, p, n, mask, 0);
+    else memcpy(dst + hl, p, n);
+  }
+  ws_buf_commit(out, hl + n);
+  return 0;
+}

@@ -1,0 +1,596 @@
+/* RFC 6455 section 4: the opening handshake over caller buffers (see ws_handshake.h).
+ * The head parser checks each line as soon as its line end arrives and remembers how far it
+ * got, so a head that arrives one byte at a time still costs linear time; it never allocates. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "ws_handshake.h"
+
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/* ---- characters ---- */
+
+static int is_tchar(unsigned char c) { /* RFC 7230 3.2.6 token characters */
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+  case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c; }
+
+static int ieq(const char *a, size_t alen, const char *b, size_t blen) {
+  if (alen != blen) return 0;
+  for (size_t i = 0; i < alen; i++)
+    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
+  return 1;
+}
+
+int ws_header_name_valid(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)s[i])) return 0;
+  return 1;
+}
+
+int ws_header_value_valid(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (is_ctl((unsigned char)s[i])) return 0;
+  return 1;
+}
+
+/* ---- the head scanner shared by requests and responses ----
+ * The two structs keep the same bookkeeping under different layouts, so the scanner works
+ * through pointers to their fields. */
+
+typedef struct head {
+  size_t *scanned, *line, *lines;
+  ws_header *headers;
+  size_t *num_headers;
+  const char **error;
+  int *status;       /* where the HTTP status to answer goes; NULL for responses */
+  const char *too_large;
+  const char *bad_first_ctl; /* control character reported in the first line */
+  int (*first_line)(void *r, const char *p, size_t n, const char **error);
+  void *r;
+} head;
+
+static int head_fail(const head *h, int status, const char *error) {
+  *h->error = error;
+  if (h->status) *h->status = status;
+  return WS_ERROR;
+}
+
+/* One header line, without its line end, into headers[index]. */
+static int header_line(const head *h, const char *p, size_t n, size_t index) {
+  size_t i = 0;
+  if (is_ows(p[0])) return head_fail(h, 400, "obsolete line folding");
+  while (i < n && is_tchar((unsigned char)p[i])) i++;
+  if (i == n) return head_fail(h, 400, "header line without colon");
+  if (p[i] != ':') {
+    if (is_ows(p[i])) return head_fail(h, 400, "white space in header name");
+    return head_fail(h, 400, "invalid character in header name");
+  }
+  if (i == 0) return head_fail(h, 400, "empty header name");
+  size_t v = i + 1, e = n;
+  while (v < e && is_ows(p[v])) v++;
+  while (e > v && is_ows(p[e - 1])) e--;
+  ws_header *hd = &h->headers[index];
+  hd->name = p;
+  hd->name_len = i;
+  hd->value = p + v;
+  hd->value_len = e - v;
+  *h->num_headers = index + 1;
+  return 0;
+}
+
+/* Scan buf[*scanned .. min(len, max)), checking every line whose end has arrived. Returns
+ * the length of the head, WS_AGAIN or WS_ERROR. Every decision depends only on the bytes
+ * before the point where it is taken, so any split of the input gives the same result. */
+static int head_scan(const head *h, const char *buf, size_t len, size_t max) {
+  size_t w = len < max ? len : max;
+  size_t pos = *h->scanned;
+  while (pos < w) {
+    unsigned char c = (unsigned char)buf[pos];
+    if (c == '\n') {
+      size_t start = *h->line, end = pos;
+      if (end > start && buf[end - 1] == '\r') end--;
+      if (end == start) {
+        if (*h->lines == 0) return head_fail(h, 400, "empty first line");
+        return (int)(pos + 1);
+      }
+      if (*h->lines == 0) {
+        if (h->first_line(h->r, buf + start, end - start, h->error) < 0) {
+          if (h->status) *h->status = 400;
+          return WS_ERROR;
+        }
+      } else {
+        if (*h->lines > WS_MAX_HEADERS) return head_fail(h, 431, "too many header lines");
+        if (header_line(h, buf + start, end - start, *h->lines - 1) < 0) return WS_ERROR;
+      }
+      (*h->lines)++;
+      *h->line = *h->scanned = pos + 1;
+    } else if (c == '\r') {
+      if (pos + 1 == w) break; /* its LF may be next: look at this CR again */
+      if (buf[pos + 1] != '\n') return head_fail(h, 400, "CR without LF");
+    } else if (is_ctl(c)) {
+      return head_fail(h, 400, *h->lines == 0 ? h->bad_first_ctl : "control character in header");
+    }
+    pos++;
+  }
+  *h->scanned = pos;
+  if (len > max) return head_fail(h, 431, h->too_large);
+  return WS_AGAIN;
+}
+
+/* Parse, and when the head is complete make every pointer refer to this buffer: lines checked
+ * in earlier calls pointed into the caller's earlier (maybe moved) buffer, so they are filled
+ * again from the start, once. */
+static int head_parse(const head *h, const char *buf, size_t len, size_t max) {
+  int fresh = *h->lines == 0;
+  if (max == 0) max = WS_DEFAULT_MAX_HEADER_BYTES;
+  if (max > (size_t)INT_MAX) max = (size_t)INT_MAX;
+  *h->error = NULL;
+  if (h->status) *h->status = 0;
+  int n = head_scan(h, buf, len, max);
+  if (n >= 0 && !fresh) {
+    *h->scanned = *h->line = *h->lines = 0;
+    *h->num_headers = 0;
+    n = head_scan(h, buf, (size_t)n, (size_t)n);
+  }
+  return n;
+}
+
+static int http_version(const char *p, size_t n, int *minor, const char **error) {
+  if (n == 8 && memcmp(p, "HTTP/1.", 7) == 0 && p[7] >= '0' && p[7] <= '9') {
+    *minor = p[7] - '0';
+    return 0;
+  }
+  if (n == 8 && memcmp(p, "HTTP/", 5) == 0 && p[5] >= '0' && p[5] <= '9' && p[6] == '.' &&
+      p[7] >= '0' && p[7] <= '9')
+    *error = "unsupported HTTP version";
+  else
+    *error = "invalid HTTP version";
+  return -1;
+}
+
+/* ---- server side ---- */
+
+static int request_line(void *rv, const char *p, size_t n, const char **error) {
+  ws_request *r = rv;
+  size_t i = 0;
+  while (i < n && is_tchar((unsigned char)p[i])) i++;
+  if (i == 0 || i == n || p[i] != ' ') { *error = "invalid method"; return -1; }
+  r->method = p;
+  r->method_len = i;
+  size_t t = ++i;
+  while (i < n && p[i] != ' ') {
+    unsigned char c = (unsigned char)p[i];
+    if (c <= 0x20 || c >= 0x7f) { *error = "invalid request target"; return -1; }
+    i++;
+  }
+  if (i == t) { *error = "invalid request target"; return -1; }
+  if (i == n) { *error = "invalid request line"; return -1; }
+  r->target = p + t;
+  r->target_len = i - t;
+  const char *q = memchr(r->target, '?', r->target_len);
+  r->path = r->target;
+  r->path_len = q ? (size_t)(q - r->target) : r->target_len;
+  r->query = q ? q + 1 : NULL;
+  r->query_len = q ? r->target_len - r->path_len - 1 : 0;
+  return http_version(p + i + 1, n - i - 1, &r->minor_version, error);
+}
+
+static head request_head(ws_request *r) {
+  head h = { &r->_scanned, &r->_line, &r->_lines, r->headers, &r->num_headers, &r->error,
+             &r->status, "request head too large", "control character in request line",
+             request_line, r };
+  return h;
+}
+
+int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) {
+  head h = request_head(r);
+  return head_parse(&h, buf, len, max_header_bytes);
+}
+
+static const ws_header *find_header(const ws_header *hs, size_t n, const char *name,
+                                    const ws_header *after) {
+  size_t i = after ? (size_t)(after - hs) + 1 : 0, len = strlen(name);
+  for (; i < n; i++)
+    if (ieq(hs[i].name, hs[i].name_len, name, len)) return &hs[i];
+  return NULL;
+}
+
+const ws_header *ws_request_header(const ws_request *r, const char *name, const ws_header *after) {
+  return find_header(r->headers, r->num_headers, name, after);
+}
+
+const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) {
+  return find_header(r->headers, r->num_headers, name, after);
+}
+
+int ws_header_next_token(const char *value, size_t value_len, size_t *pos, const char **tok,
+                         size_t *tok_len) {
+  size_t i = *pos;
+  for (;;) {
+    while (i < value_len && (is_ows(value[i]) || value[i] == ',')) i++;
+    if (i >= value_len) { *pos = i; return 0; }
+    size_t start = i;
+    int quoted = 0;
+    for (; i < value_len; i++) {
+      char c = value[i];
+      if (quoted) {
+        if (c == '\\' && i + 1 < value_len) i++;
+        else if (c == '"') quoted = 0;
+      } else if (c == '"') {
+        quoted = 1;
+      } else if (c == ',') {
+        break;
+      }
+    }
+    size_t end = i;
+    while (end > start && is_ows(value[end - 1])) end--;
+    *pos = i;
+    *tok = value + start;
+    *tok_len = end - start;
+    return 1;
+  }
+}
+
+/* Does any header `name` list `token` (case-insensitive)? */
+static int has_token(const ws_header *hs, size_t n, const char *name, const char *token) {
+  size_t tlen = strlen(token);
+  for (const ws_header *h = find_header(hs, n, name, NULL); h; h = find_header(hs, n, name, h)) {
+    size_t pos = 0, len;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
+      if (ieq(t, len, token, tlen)) return 1;
+  }
+  return 0;
+}
+
+int ws_request_is_upgrade(const ws_request *r) {
+  return has_token(r->headers, r->num_headers, "Upgrade", "websocket") &&
+         has_token(r->headers, r->num_headers, "Connection", "upgrade");
+}
+
+/* Base64 of exactly 16 bytes, in its one canonical spelling (decode, encode again, compare). */
+int ws_key_valid(const char *key, size_t len) {
+  unsigned char raw[24];
+  char again[WS_KEY_LEN + 1];
+  if (len != WS_KEY_LEN) return 0;
+  if (EVP_DecodeBlock(raw, (const unsigned char *)key, (int)len) != 18) return 0;
+  EVP_EncodeBlock((unsigned char *)again, raw, 16);
+  return memcmp(again, key, WS_KEY_LEN) == 0;
+}
+
+static int request_fail(ws_request *r, int status, const char *error) {
+  r->status = status;
+  r->error = error;
+  return status;
+}
+
+int ws_request_check_upgrade(ws_request *r) {
+  const ws_header *hs = r->headers, *h, *key, *version;
+  size_t n = r->num_headers;
+  r->status = 0;
+  r->error = NULL;
+  /* Origin and the key are exposed even when a check fails, for the log of the refusal. */
+  h = find_header(hs, n, "Origin", NULL);
+  r->origin = h ? h->value : NULL;
+  r->origin_len = h ? h->value_len : 0;
+  key = find_header(hs, n, "Sec-WebSocket-Key", NULL);
+  r->key = key ? key->value : NULL;
+  r->key_len = key ? key->value_len : 0;
+
+  if (!(r->method_len == 3 && memcmp(r->method, "GET", 3) == 0))
+    return request_fail(r, 400, "method must be GET");
+  if (r->minor_version < 1) return request_fail(r, 400, "HTTP/1.1 or later required");
+  h = find_header(hs, n, "Host", NULL);
+  if (!h) return request_fail(r, 400, "missing Host header");
+  if (find_header(hs, n, "Host", h)) return request_fail(r, 400, "repeated Host header");
+  if (h->value_len == 0) return request_fail(r, 400, "empty Host header");
+  if (!has_token(hs, n, "Upgrade", "websocket"))
+    return request_fail(r, 400, "missing Upgrade: websocket");
+  if (!has_token(hs, n, "Connection", "upgrade"))
+    return request_fail(r, 400, "missing Connection: Upgrade");
+  version = find_header(hs, n, "Sec-WebSocket-Version", NULL);
+  if (!version) return request_fail(r, 426, "missing Sec-WebSocket-Version");
+  if (find_header(hs, n, "Sec-WebSocket-Version", version) ||
+      !(version->value_len == 2 && memcmp(version->value, "13", 2) == 0))
+    return request_fail(r, 426, "unsupported Sec-WebSocket-Version");
+  if (!key) return request_fail(r, 400, "missing Sec-WebSocket-Key");
+  if (find_header(hs, n, "Sec-WebSocket-Key", key))
+    return request_fail(r, 400, "repeated Sec-WebSocket-Key");
+  if (!ws_key_valid(key->value, key->value_len))
+    return request_fail(r, 400, "invalid Sec-WebSocket-Key");
+  return 0;
+}
+
+int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t plen = strlen(protocols[i]);
+    const ws_header *h = NULL;
+    /* Subprotocol names are compared exactly, as browsers do. */
+    while ((h = find_header(r->headers, r->num_headers, "Sec-WebSocket-Protocol", h))) {
+      size_t pos = 0, len;
+      const char *t;
+      while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
+        if (len == plen && memcmp(t, protocols[i], plen) == 0) return (int)i;
+    }
+  }
+  return -1;
+}
+
+void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  int ok = 0;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (ctx) {
+    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
+         EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) && EVP_DigestFinal_ex(ctx, digest, &dlen) &&
+         dlen == 20;
+    EVP_MD_CTX_free(ctx);
+  }
+  if (!ok) { /* no memory for a digest context: an empty value that matches nothing */
+    out[0] = '\0';
+    return;
+  }
+  EVP_EncodeBlock((unsigned char *)out, digest, 20);
+}
+
+/* ---- response and request builders ---- */
+
+typedef struct writer {
+  ws_buf *b;
+  size_t start; /* out's size before we began: restored on failure */
+  int failed;
+} writer;
+
+static void put(writer *w, const char *s, size_t n) {
+  if (!w->failed && ws_buf_append(w->b, s, n, 0) < 0) w->failed = 1;
+}
+static void puts_(writer *w, const char *s) { put(w, s, strlen(s)); }
+static void put_header(writer *w, const char *name, const char *value, size_t vlen) {
+  puts_(w, name);
+  put(w, ": ", 2);
+  put(w, value, vlen);
+  put(w, "\r\n", 2);
+}
+
+static int extra_valid(const ws_header *extra, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!ws_header_name_valid(extra[i].name, extra[i].name_len) ||
+        !ws_header_value_valid(extra[i].value, extra[i].value_len))
+      return 0;
+  return 1;
+}
+
+static void put_extra(writer *w, const ws_header *extra, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    put(w, extra[i].name, extra[i].name_len);
+    put(w, ": ", 2);
+    put(w, extra[i].value, extra[i].value_len);
+    put(w, "\r\n", 2);
+  }
+}
+
+static int writer_end(writer *w) {
+  if (!w->failed) return 0;
+  /* Appends only ever add at the end (a reserve may move the data, never reorder it). */
+  w->b->len = w->b->head + w->start;
+  if (w->b->len == w->b->head) w->b->head = w->b->len = 0;
+  return -1;
+}
+
+static writer writer_begin(ws_buf *b) {
+  writer w = { b, ws_buf_size(b), 0 };
+  return w;
+}
+
+static int text_valid(const char *s) { return !s || ws_header_value_valid(s, strlen(s)); }
+
+int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
+                       const char *extensions, const ws_header *extra, size_t nextra) {
+  char accept[WS_ACCEPT_LEN + 1];
+  if ((protocol && !ws_header_name_valid(protocol, strlen(protocol))) || !text_valid(extensions) ||
+      !extra_valid(extra, nextra))
+    return -1;
+  ws_accept_key(key, key_len, accept);
+  writer w = writer_begin(out);
+  puts_(&w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+  put_header(&w, "Sec-WebSocket-Accept", accept, strlen(accept));
+  if (protocol) put_header(&w, "Sec-WebSocket-Protocol", protocol, strlen(protocol));
+  if (extensions && *extensions) put_header(&w, "Sec-WebSocket-Extensions", extensions, strlen(extensions));
+  put_extra(&w, extra, nextra);
+  put(&w, "\r\n", 2);
+  return writer_end(&w);
+}
+
+const char *ws_status_text(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 426: return "Upgrade Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: break;
+  }
+  switch (status / 100) {
+  case 1: return "Informational";
+  case 2: return "Success";
+  case 3: return "Redirection";
+  case 4: return "Client Error";
+  case 5: return "Server Error";
+  default: return "Unknown";
+  }
+}
+
+int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                       const char *body, size_t body_len) {
+  char line[64];
+  if (status < 100 || status > 999 || !extra_valid(extra, nextra)) return -1;
+  if (!body) body_len = 0;
+  writer w = writer_begin(out);
+  snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
+  puts_(&w, line);
+  puts_(&w, ws_status_text(status));
+  snprintf(line, sizeof line, "\r\nContent-Length: %zu\r\n", body_len);
+  puts_(&w, line);
+  puts_(&w, "Connection: close\r\n");
+  if (status == 426) puts_(&w, "Sec-WebSocket-Version: 13\r\n");
+  put_extra(&w, extra, nextra);
+  put(&w, "\r\n", 2);
+  if (body_len) put(&w, body, body_len);
+  return writer_end(&w);
+}
+
+/* ---- client side ---- */
+
+int ws_client_key(char out[WS_KEY_LEN + 1]) {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) return -1;
+  EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+  return 0;
+}
+
+static int target_valid(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
+  return 1;
+}
+
+int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
+                      const char *const *protocols, size_t nprotocols, const char *extensions,
+                      const char *origin, const ws_header *extra, size_t nextra) {
+  if (!path) path = "/";
+  if (!host || !*host || !target_valid(host) || !target_valid(path) || !key ||
+      !ws_key_valid(key, strlen(key)) || !text_valid(extensions) || !text_valid(origin) ||
+      !extra_valid(extra, nextra))
+    return -1;
+  for (size_t i = 0; i < nprotocols; i++)
+    if (!ws_header_name_valid(protocols[i], strlen(protocols[i]))) return -1;
+  writer w = writer_begin(out);
+  puts_(&w, "GET ");
+  puts_(&w, path);
+  puts_(&w, " HTTP/1.1\r\n");
+  put_header(&w, "Host", host, strlen(host));
+  puts_(&w, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+  put_header(&w, "Sec-WebSocket-Key", key, strlen(key));
+  puts_(&w, "Sec-WebSocket-Version: 13\r\n");
+  if (origin) put_header(&w, "Origin", origin, strlen(origin));
+  if (nprotocols) {
+    puts_(&w, "Sec-WebSocket-Protocol: ");
+    for (size_t i = 0; i < nprotocols; i++) {
+      if (i) put(&w, ", ", 2);
+      puts_(&w, protocols[i]);
+    }
+    put(&w, "\r\n", 2);
+  }
+  if (extensions && *extensions) put_header(&w, "Sec-WebSocket-Extensions", extensions, strlen(extensions));
+  put_extra(&w, extra, nextra);
+  put(&w, "\r\n", 2);
+  return writer_end(&w);
+}
+
+static int status_line(void *rv, const char *p, size_t n, const char **error) {
+  ws_response *r = rv;
+  size_t v = 0;
+  while (v < n && p[v] != ' ') v++;
+  if (http_version(p, v, &r->minor_version, error) < 0) return -1;
+  if (v == n || n - v < 4 || !(p[v + 1] >= '1' && p[v + 1] <= '9') ||
+      !(p[v + 2] >= '0' && p[v + 2] <= '9') || !(p[v + 3] >= '0' && p[v + 3] <= '9') ||
+      (n - v > 4 && p[v + 4] != ' ')) {
+    *error = "invalid status code";
+    return -1;
+  }
+  r->status = (p[v + 1] - '0') * 100 + (p[v + 2] - '0') * 10 + (p[v + 3] - '0');
+  r->reason = n - v > 4 ? p + v + 5 : p + n;
+  r->reason_len = n - v > 4 ? n - v - 5 : 0;
+  return 0;
+}
+
+int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_header_bytes) {
+  head h = { &r->_scanned, &r->_line, &r->_lines, r->headers, &r->num_headers, &r->error,
+             NULL, "response head too large", "control character in status line",
+             status_line, r };
+  return head_parse(&h, buf, len, max_header_bytes);
+}
+
+static int response_fail(ws_response *r, const char *error) {
+  r->error = error;
+  return -1;
+}
+
+int ws_response_check_upgrade(ws_response *r, const char *key, const char *const *protocols,
+                              size_t nprotocols, int offered_extensions) {
+  const ws_header *hs = r->headers, *h;
+  size_t n = r->num_headers;
+  char accept[WS_ACCEPT_LEN + 1];
+  r->error = NULL;
+  r->protocol = r->extensions = NULL;
+  r->protocol_len = r->extensions_len = 0;
+  if (r->status != 101) return response_fail(r, "unexpected status");
+  if (!has_token(hs, n, "Upgrade", "websocket")) return response_fail(r, "missing Upgrade: websocket");
+  if (!has_token(hs, n, "Connection", "upgrade")) return response_fail(r, "missing Connection: Upgrade");
+  h = find_header(hs, n, "Sec-WebSocket-Accept", NULL);
+  if (!h) return response_fail(r, "missing Sec-WebSocket-Accept");
+  if (find_header(hs, n, "Sec-WebSocket-Accept", h)) return response_fail(r, "repeated Sec-WebSocket-Accept");
+  ws_accept_key(key ? key : "", key ? strlen(key) : 0, accept);
+  if (!(h->value_len == WS_ACCEPT_LEN && memcmp(h->value, accept, WS_ACCEPT_LEN) == 0))
+    return response_fail(r, "wrong Sec-WebSocket-Accept");
+  h = find_header(hs, n, "Sec-WebSocket-Protocol", NULL);
+  if (h) {
+    size_t i;
+    if (find_header(hs, n, "Sec-WebSocket-Protocol", h))
+      return response_fail(r, "repeated Sec-WebSocket-Protocol");
+    for (i = 0; i < nprotocols; i++)
+      if (strlen(protocols[i]) == h->value_len && memcmp(protocols[i], h->value, h->value_len) == 0) break;
+    if (i == nprotocols) return response_fail(r, "protocol not offered");
+    r->protocol = h->value;
+    r->protocol_len = h->value_len;
+  }
+  h = find_header(hs, n, "Sec-WebSocket-Extensions", NULL);
+  if (h) {
+    if (!offered_extensions) return response_fail(r, "extension not offered");
+    r->extensions = h->value;
+    r->extensions_len = h->value_len;
+  }
+  return 0;
+}

@@ -1,0 +1,164 @@
+/* Listening sockets: bind, listen and accept into connection structs the binding has
+ * already allocated (so a failure never leaves a socket without an owner). At the
+ * connection limit accepting pauses, which leaves new clients in the kernel's backlog. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ws_rt_internal.h"
+
+void ws_server_cfg_default(ws_server_cfg *c) {
+  memset(c, 0, sizeof *c);
+  c->max_message = WS_DEFAULT_MAX_MESSAGE;
+  c->max_header_bytes = 8192;
+  c->open_timeout = 10;
+  c->close_timeout = 10;
+  c->ping_interval = 20;
+  c->ping_timeout = 20;
+  c->idle_timeout = 0;
+  c->send_high = 1u << 20;
+  c->send_low = 1u << 18;
+  c->max_queue = 64;
+  c->max_connections = 0;
+}
+
+static void on_accept(struct ev_loop *ev, ev_io *w, int revents) {
+  ws_listener *l = WS_CONTAINER(w, ws_listener, io);
+  const ws_hooks *h = ws_loop_hooks(l->loop);
+  (void)ev; (void)revents;
+  if (h->listener_ready) h->listener_ready(l);
+}
+
+void ws_listener_init(ws_listener *l, ws_loop *loop) {
+  memset(l, 0, sizeof *l);
+  l->loop = loop;
+  l->fd = -1;
+  ws_server_cfg_default(&l->cfg);
+  ev_io_init((ev_io *)(void *)&l->io, on_accept, -1, EV_READ);
+}
+
+int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, const char **err) {
+  struct addrinfo hints, *res = NULL, *ai;
+  char service[16];
+  int fd = -1, e = 0, one = 1;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  snprintf(service, sizeof service, "%d", port);
+  int gai = getaddrinfo(host, service, &hints, &res);
+  if (gai != 0) {
+    *err = gai_strerror(gai);
+    errno = EINVAL;
+    return -1;
+  }
+  *err = "bind failed";
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) { e = errno; continue; }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog > 0 ? backlog : 1024) == 0) break;
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    errno = e;
+    *err = strerror(e);
+    return -1;
+  }
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+    l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                             : ((struct sockaddr_in *)&sa)->sin_port);
+  l->fd = fd;
+  ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
+  ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
+  return 0;
+}
+
+static void pause_accepting(ws_listener *l) {
+  ev_io *io = (ev_io *)(void *)&l->io;
+  if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+  l->paused = 1;
+}
+
+int ws_listener_accept(ws_listener *l, ws_stream *s) {
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int fd, one = 1;
+  if (l->fd < 0) return 0;
+  if (l->cfg.max_connections && l->count >= l->cfg.max_connections) {
+    pause_accepting(l);
+    return 0;
+  }
+  for (;;) {
+    len = sizeof sa;
+    fd = accept4(l->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) break;
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (errno == EMFILE || errno == ENFILE) pause_accepting(l); /* resumes when one closes */
+    return -1;
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ws_conn_options o;
+  ws_conn_options_default(&o, WS_ROLE_SERVER);
+  o.max_message = l->cfg.max_message;
+  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  ws_conn_free(&s->ws);
+  ws_conn_init(&s->ws, &o);
+  s->fd = fd;
+  s->listener = l;
+  s->cfg = &l->cfg;
+  s->phase = WS_PH_HEAD;
+  if (sa.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+    s->remote_family = AF_INET;
+    memcpy(s->remote_ip, &in->sin_addr, 4);
+    s->remote_port = ntohs(in->sin_port);
+  } else if (sa.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+    s->remote_family = AF_INET6;
+    memcpy(s->remote_ip, &in6->sin6_addr, 16);
+    s->remote_port = ntohs(in6->sin6_port);
+  }
+  s->lprev = NULL;
+  s->lnext = l->streams;
+  if (l->streams) l->streams->lprev = s;
+  l->streams = s;
+  l->count++;
+  ws_stream_update_io(s);
+  ev_timer *t = WS_EV_TIMER(s);
+  ev_timer_set(t, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10., 0.);
+  ev_timer_start(ws_loop_ev(l->loop), t);
+  return 1;
+}
+
+void ws_listener_release(ws_listener *l, ws_stream *s) {
+  if (s->lprev) s->lprev->lnext = s->lnext; else if (l->streams == s) l->streams = s->lnext;
+  if (s->lnext) s->lnext->lprev = s->lprev;
+  s->lprev = s->lnext = NULL;
+  if (l->count) l->count--;
+  if (l->paused && l->fd >= 0) {
+    l->paused = 0;
+    ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
+  }
+}
+
+void ws_listener_close(ws_listener *l) {
+  ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->fd < 0) return;
+  if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+  close(l->fd);
+  l->fd = -1;
+  l->paused = 0;
+}

@@ -1,0 +1,181 @@
+/* The event loop around libev: the flush-and-run step before each poll (queued coroutines
+ * run, then every connection with output is written once: gathered writes), timers for the
+ * binding, signals, and the pool of I/O buffers. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_rt_internal.h"
+
+/* The binding embeds watchers as blobs; they must be big enough. */
+typedef char ws_check_io_size[sizeof(ev_io) <= WS_WATCHER_BYTES ? 1 : -1];
+typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
+
+#define WS_MAX_SIGNALS 4
+#define WS_POOL_MAX 64
+#define WS_PREPARE_ROUNDS 64
+
+struct ws_loop {
+  struct ev_loop *ev;
+  ev_prepare prepare;
+  ev_idle idle;
+  ev_signal sig[WS_MAX_SIGNALS];
+  ws_hooks hooks;
+  void *user;
+  ws_stream *dirty;  /* doubly linked through dprev/dnext */
+  size_t npool;
+  void *pool[WS_POOL_MAX];
+};
+
+struct ev_loop *ws_loop_ev(ws_loop *loop) { return loop->ev; }
+const ws_hooks *ws_loop_hooks(ws_loop *loop) { return &loop->hooks; }
+void *ws_loop_user(ws_loop *loop) { return loop->user; }
+void *ws_loop_evloop(ws_loop *loop) { return loop->ev; }
+double ws_loop_now(ws_loop *loop) { return ev_now(loop->ev); }
+
+void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) {
+  if (s->flags & WS_SF_DIRTY) return;
+  s->flags |= WS_SF_DIRTY;
+  s->dprev = NULL;
+  s->dnext = loop->dirty;
+  if (loop->dirty) loop->dirty->dprev = s;
+  loop->dirty = s;
+}
+
+void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) {
+  if (!(s->flags & WS_SF_DIRTY)) return;
+  s->flags &= (uint8_t)~WS_SF_DIRTY;
+  if (s->dprev) s->dprev->dnext = s->dnext; else loop->dirty = s->dnext;
+  if (s->dnext) s->dnext->dprev = s->dprev;
+  s->dprev = s->dnext = NULL;
+}
+
+/* Write every stream that has output; returns how many were written. */
+static int flush_dirty(ws_loop *loop) {
+  int n = 0;
+  while (loop->dirty) {
+    ws_stream *s = loop->dirty;
+    ws_loop_unmark_dirty(loop, s);
+    ws_stream_flush(s);
+    n++;
+  }
+  return n;
+}
+
+static void on_prepare(struct ev_loop *ev, ev_prepare *w, int revents) {
+  ws_loop *loop = WS_CONTAINER(w, ws_loop, prepare);
+  size_t left = 0;
+  (void)ev; (void)revents;
+  for (int round = 0; round < WS_PREPARE_ROUNDS; round++) {
+    left = loop->hooks.run_ready ? loop->hooks.run_ready(loop) : 0;
+    int flushed = flush_dirty(loop);
+    if (left == 0 && flushed == 0) break;
+  }
+  /* Work queued after the last round runs next iteration, without blocking in the poll. */
+  if (left) ev_idle_start(loop->ev, &loop->idle);
+  else if (ev_is_active(&loop->idle)) ev_idle_stop(loop->ev, &loop->idle);
+}
+
+static void on_idle(struct ev_loop *ev, ev_idle *w, int revents) {
+  /* Only here so that the poll does not block; the prepare watcher does the work. */
+  (void)ev; (void)w; (void)revents;
+}
+
+static void on_signal(struct ev_loop *ev, ev_signal *w, int revents) {
+  ws_loop *loop = w->data;
+  (void)ev; (void)revents;
+  if (loop->hooks.signal) loop->hooks.signal(loop, w->signum);
+}
+
+ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) {
+  ws_loop *loop = calloc(1, sizeof *loop);
+  if (!loop) return NULL;
+  loop->ev = evloop ? (struct ev_loop *)evloop : ev_default_loop(EVFLAG_AUTO);
+  if (!loop->ev) { free(loop); return NULL; }
+  loop->hooks = *hooks;
+  loop->user = user;
+  ev_prepare_init(&loop->prepare, on_prepare);
+  ev_prepare_start(loop->ev, &loop->prepare);
+  ev_unref(loop->ev); /* the flush step alone must not keep ev_run going */
+  ev_idle_init(&loop->idle, on_idle);
+  return loop;
+}
+
+int ws_loop_run(ws_loop *loop, int mode) {
+  int flags = mode == 1 ? EVRUN_ONCE : mode == 2 ? EVRUN_NOWAIT : 0;
+  return ev_run(loop->ev, flags);
+}
+
+void ws_loop_stop(ws_loop *loop) { ev_break(loop->ev, EVBREAK_ONE); }
+
+void ws_loop_wakeup(ws_loop *loop) {
+  if (!ev_is_active(&loop->idle)) ev_idle_start(loop->ev, &loop->idle);
+}
+
+int ws_loop_signal(ws_loop *loop, int signum, int on) {
+  int free_slot = -1;
+  for (int i = 0; i < WS_MAX_SIGNALS; i++) {
+    ev_signal *w = &loop->sig[i];
+    if (ev_is_active(w) && w->signum == signum) {
+      if (!on) { ev_ref(loop->ev); ev_signal_stop(loop->ev, w); }
+      return 0;
+    }
+    if (!ev_is_active(w) && free_slot < 0) free_slot = i;
+  }
+  if (!on) return 0;
+  if (free_slot < 0) return -1;
+  ev_signal *w = &loop->sig[free_slot];
+  ev_signal_init(w, on_signal, signum);
+  w->data = loop;
+  ev_signal_start(loop->ev, w);
+  ev_unref(loop->ev); /* waiting for a signal is not work that keeps the loop running */
+  return 0;
+}
+
+/* ---- timers ---- */
+
+static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
+  ws_timer *t = (ws_timer *)(void *)w; /* the watcher is the first member */
+  (void)ev; (void)revents;
+  t->cb((ws_loop *)w->data, t);
+}
+
+void ws_timer_init(ws_timer *t, ws_timer_cb cb) {
+  ev_timer *w = (ev_timer *)(void *)&t->w;
+  ev_timer_init(w, on_timer, 0., 0.);
+  w->data = NULL;
+  t->cb = cb;
+}
+
+void ws_timer_start(ws_loop *loop, ws_timer *t, double after) {
+  ev_timer *w = (ev_timer *)(void *)&t->w;
+  if (ev_is_active(w)) ev_timer_stop(loop->ev, w);
+  w->data = loop;
+  ev_timer_set(w, after < 0 ? 0. : after, 0.);
+  ev_timer_start(loop->ev, w);
+}
+
+void ws_timer_stop(ws_loop *loop, ws_timer *t) {
+  ev_timer *w = (ev_timer *)(void *)&t->w;
+  if (ev_is_active(w) || ev_is_pending(w)) ev_timer_stop(loop->ev, w);
+}
+
+/* ---- buffer pool ---- */
+
+void ws_pool_take(ws_loop *loop, ws_buf *b) {
+  if (b->data) return;
+  if (loop->npool) b->data = loop->pool[--loop->npool];
+  else if (!(b->data = malloc(WS_POOL_BUF))) return; /* ws_buf_reserve will try again */
+  b->cap = WS_POOL_BUF;
+  b->head = b->len = 0;
+}
+
+void ws_pool_give(ws_loop *loop, ws_buf *b) {
+  if (!b->data) return;
+  if (b->cap == WS_POOL_BUF && loop->npool < WS_POOL_MAX) {
+    loop->pool[loop->npool++] = b->data;
+    ws_buf_init(b);
+  } else {
+    ws_buf_free(b);
+  }
+}

@@ -1,0 +1,226 @@
+/* The server runtime as the binding sees it: the event loop, timers, listening sockets and
+ * connections (transport + ws_conn + write queue + received-message inbox). No Lua and no
+ * libev types appear here: libev watchers are embedded as opaque blobs of the right size
+ * (checked at compile time in ws_loop.c), so the binding can embed these structs in its
+ * userdata without including <ev.h>. The runtime never makes a protocol decision; every
+ * byte goes through ws_conn (frames) or ws_handshake (the HTTP head). */
+#ifndef WS_RT_H
+#define WS_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ws_buf.h"
+#include "ws_conn.h"
+#include "ws_handshake.h"
+
+#define WS_WATCHER_BYTES 48 /* sizeof(ev_io) == sizeof(ev_timer) on LP64 with libev 4 */
+typedef union ws_watcher {
+  void *p;
+  double d;
+  unsigned char bytes[WS_WATCHER_BYTES];
+} ws_watcher;
+
+typedef struct ws_loop ws_loop;
+typedef struct ws_stream ws_stream;
+typedef struct ws_listener ws_listener;
+
+/* ---- loop ---- */
+
+/* What the binding provides. The runtime calls these from libev callbacks; none of them may
+ * resume a coroutine directly for a stream event: they queue work, which runs from
+ * run_ready at the top of the next loop iteration, so runtime code is never re-entered. */
+typedef struct ws_hooks {
+  void (*stream_event)(ws_stream *s, int ev);  /* WS_SEV_* */
+  void (*listener_ready)(ws_listener *l);      /* connections are waiting to be accepted */
+  size_t (*run_ready)(ws_loop *loop);          /* run queued work; returns how much is left */
+  void (*signal)(ws_loop *loop, int signum);
+} ws_hooks;
+
+enum ws_stream_event {
+  WS_SEV_READ = 1,   /* messages arrived, the request head is complete, or the state changed */
+  WS_SEV_WRITE = 2,  /* the write queue drained below the low-water mark */
+  WS_SEV_CLOSED = 3  /* the socket is closed: final, no more events */
+};
+
+/* `evloop` is a `struct ev_loop *` owned by a host, or NULL for libev's default loop. */
+ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) WS_HIDDEN;
+void *ws_loop_user(ws_loop *loop) WS_HIDDEN;
+void *ws_loop_evloop(ws_loop *loop) WS_HIDDEN;
+double ws_loop_now(ws_loop *loop) WS_HIDDEN;
+/* mode 0: until ws_loop_stop or nothing is left; 1: one iteration, blocking; 2: one
+ * iteration, not blocking. Returns nonzero while watchers are active (work is left). */
+int ws_loop_run(ws_loop *loop, int mode) WS_HIDDEN;
+/* Make the innermost ws_loop_run return after the current step. */
+void ws_loop_stop(ws_loop *loop) WS_HIDDEN;
+/* Queued work exists: the next iteration must not block. */
+void ws_loop_wakeup(ws_loop *loop) WS_HIDDEN;
+/* Watch a signal (on: 1) or stop watching it; only on libev's default loop. */
+int ws_loop_signal(ws_loop *loop, int signum, int on) WS_HIDDEN;
+
+/* ---- timers (embedded in the binding's task objects) ---- */
+
+typedef struct ws_timer ws_timer;
+typedef void (*ws_timer_cb)(ws_loop *loop, ws_timer *t);
+struct ws_timer {
+  ws_watcher w;
+  ws_timer_cb cb;
+};
+void ws_timer_init(ws_timer *t, ws_timer_cb cb) WS_HIDDEN;
+void ws_timer_start(ws_loop *loop, ws_timer *t, double after) WS_HIDDEN;
+void ws_timer_stop(ws_loop *loop, ws_timer *t) WS_HIDDEN;
+
+/* ---- shared frames: one buffer queued on many connections (publish) ---- */
+
+typedef struct ws_shared {
+  size_t refs;
+  size_t len;
+  uint8_t data[];
+} ws_shared;
+ws_shared *ws_shared_new(size_t len) WS_HIDDEN; /* refs = 1 */
+void ws_shared_unref(ws_shared *sh) WS_HIDDEN;
+
+/* ---- transport: plain sockets now, TLS slots in beside it ---- */
+
+typedef struct ws_transport {
+  const char *name;
+  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed. */
+  int (*handshake)(ws_stream *s);
+  /* >0 bytes, 0 end of stream, -1 with errno (EAGAIN: s->want says what to wait for). */
+  ssize_t (*read)(ws_stream *s, void *p, size_t n);
+  ssize_t (*writev)(ws_stream *s, const struct iovec *iov, int iovcnt);
+  /* Bytes already decrypted and waiting inside the transport (read them without polling). */
+  size_t (*pending)(ws_stream *s);
+  void (*shutdown)(ws_stream *s); /* stop sending (TLS close_notify, then SHUT_WR) */
+  void (*free)(ws_stream *s);     /* release transport state; the fd is closed by the stream */
+} ws_transport;
+extern const ws_transport ws_transport_plain WS_HIDDEN;
+
+/* ---- server configuration, shared by every connection of a listener ---- */
+
+typedef struct ws_server_cfg {
+  uint64_t max_message;
+  size_t max_header_bytes;
+  double open_timeout, close_timeout, ping_interval, ping_timeout, idle_timeout;
+  size_t send_high, send_low;
+  uint32_t max_queue;        /* received messages waiting for the handler */
+  uint32_t max_connections;  /* 0: no limit */
+} ws_server_cfg;
+void ws_server_cfg_default(ws_server_cfg *cfg) WS_HIDDEN;
+
+/* ---- connections ---- */
+
+enum ws_phase {
+  WS_PH_NEW = 0,     /* not accepted yet (or accept failed) */
+  WS_PH_HEAD,        /* transport handshake and reading the HTTP request head */
+  WS_PH_HEAD_READY,  /* the head is complete; waiting for the binding to accept or refuse */
+  WS_PH_OPEN,
+  WS_PH_CLOSING,     /* our close frame is out; waiting for the peer's */
+  WS_PH_FINISH,      /* flushing the last bytes, then half-close and wait for the peer's FIN */
+  WS_PH_DONE         /* the socket is closed */
+};
+
+typedef struct ws_segment ws_segment;
+
+struct ws_stream {
+  ws_conn ws;               /* the protocol engine */
+  ws_watcher io;            /* ev_io: EV_READ and/or EV_WRITE */
+  ws_watcher timer;         /* ev_timer: open, ping/idle, close and linger deadlines */
+  ws_loop *loop;
+  ws_listener *listener;
+  const ws_server_cfg *cfg;
+  const ws_transport *tp;
+  void *tls;                /* transport state (NULL for plain sockets) */
+  ws_stream *lprev, *lnext; /* the listener's connections */
+  ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
+  ws_buf head;              /* the request head, and bytes after it until the upgrade */
+  ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
+  ws_segment *seg_head, *seg_tail; /* output queued before ws.out, in order */
+  size_t seg_bytes;
+  double last_recv, last_activity, ping_sent;
+  void *user;               /* the binding's object */
+  char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
+  const char *error;        /* why the connection failed (static text), NULL when it did not */
+  uint32_t head_len;        /* length of the complete request head, 0 until parsed */
+  uint32_t inbox_count;
+  uint16_t close_code;      /* the peer's close code (1005 none, 1006 no close frame) */
+  uint16_t fail_code;       /* our close code when we failed the connection */
+  uint16_t remote_port;
+  uint8_t remote_family;    /* AF_INET / AF_INET6 */
+  uint8_t remote_ip[16];
+  int fd;
+  int err;                  /* errno of a failed read or write */
+  uint8_t phase;
+  uint8_t flags;            /* WS_SF_* (ws_stream.c) */
+  uint8_t want;             /* events the transport waits for after EAGAIN (EV_READ/EV_WRITE) */
+  uint8_t wait_write;       /* output is waiting for the socket to become writable */
+  uint8_t io_events;        /* events the io watcher is started with */
+};
+
+/* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
+void ws_stream_init(ws_stream *s, ws_loop *loop) WS_HIDDEN;
+/* Idempotent: stops watchers, closes the socket, frees every buffer. No hook is called. */
+void ws_stream_destroy(ws_stream *s) WS_HIDDEN;
+
+/* Handshake. ws_stream_head: 1 with the complete head in p and n, 0 still reading, -1 failed
+ * (s->error; the error response, if any, was sent). */
+int ws_stream_head(ws_stream *s, const char **p, size_t *n) WS_HIDDEN;
+/* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
+int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
+                      const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
+/* Answer with a plain HTTP response (ws_response_status) and close once it is sent. */
+int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
+                      const char *body, size_t body_len) WS_HIDDEN;
+
+/* The oldest received message: 1 with p, n and opcode set (valid until ws_stream_drop or any
+ * other call on this stream), 0 when none is waiting. */
+int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) WS_HIDDEN;
+/* Forget the message ws_stream_peek returned (and read again if the inbox had been full). */
+void ws_stream_drop(ws_stream *s) WS_HIDDEN;
+/* Queue a message; -1 when it cannot be sent (s->ws.error or "closed"). */
+int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
+/* Queue a frame built once for many connections (takes a reference). */
+int ws_stream_send_shared(ws_stream *s, ws_shared *sh) WS_HIDDEN;
+int ws_stream_ping(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
+/* Start the closing handshake (or just close before the upgrade). Idempotent. */
+void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len) WS_HIDDEN;
+/* Close the socket now (after a failed close handshake or for an abort). */
+void ws_stream_abort(ws_stream *s, const char *why) WS_HIDDEN;
+size_t ws_stream_buffered(const ws_stream *s) WS_HIDDEN;
+/* Write what can be written now; returns the bytes still queued. */
+size_t ws_stream_flush(ws_stream *s) WS_HIDDEN;
+/* Ask for WS_SEV_WRITE once the queue is at or below the low-water mark. */
+void ws_stream_want_drain(ws_stream *s) WS_HIDDEN;
+/* "connecting", "open", "closing" or "closed", as a browser's readyState. */
+const char *ws_stream_state_name(const ws_stream *s) WS_HIDDEN;
+/* The remote address as text. */
+void ws_stream_remote_addr(const ws_stream *s, char *out, size_t cap) WS_HIDDEN;
+
+/* ---- listening sockets ---- */
+
+struct ws_listener {
+  ws_watcher io;
+  ws_loop *loop;
+  ws_server_cfg cfg;
+  ws_stream *streams;  /* the connections accepted and not yet closed */
+  uint32_t count;
+  int fd;
+  int port;
+  int paused;          /* accepting stopped at max_connections */
+  void *user;
+};
+
+void ws_listener_init(ws_listener *l, ws_loop *loop) WS_HIDDEN;
+/* Bind and listen; returns 0, or -1 with *err (static text) and errno. */
+int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, const char **err) WS_HIDDEN;
+/* Accept one connection into s (from ws_stream_init): 1 accepted, 0 nothing waiting
+ * (or the connection limit is reached), -1 error (errno). */
+int ws_listener_accept(ws_listener *l, ws_stream *s) WS_HIDDEN;
+/* Stop accepting and close the listening socket. Idempotent. */
+void ws_listener_close(ws_listener *l) WS_HIDDEN;
+/* Called by the stream when it is done: unlinks it and resumes accepting if paused. */
+void ws_listener_release(ws_listener *l, ws_stream *s) WS_HIDDEN;
+
+#endif

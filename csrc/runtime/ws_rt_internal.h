@@ -1,0 +1,42 @@
+/* Runtime-private declarations shared by the files of csrc/runtime (loop, streams, write
+ * queue, listeners, transports). The binding uses ws_rt.h only. */
+#ifndef WS_RT_INTERNAL_H
+#define WS_RT_INTERNAL_H
+
+#include <ev.h>
+
+#include "ws_rt.h"
+
+#define WS_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define WS_EV_IO(s) ((ev_io *)(void *)&(s)->io)
+#define WS_EV_TIMER(s) ((ev_timer *)(void *)&(s)->timer)
+
+/* Stream flags. */
+#define WS_SF_DIRTY 0x01       /* on the loop's flush list */
+#define WS_SF_PAUSED 0x02      /* reading stopped: the inbox holds max_queue messages */
+#define WS_SF_PING_OUT 0x04    /* our automatic ping awaits an answer */
+#define WS_SF_WANT_DRAIN 0x08  /* a writer waits for the low-water mark */
+#define WS_SF_SHUT 0x10        /* our side is shut down for writing */
+#define WS_SF_TLS_DONE 0x20    /* the transport handshake finished */
+
+struct ev_loop *ws_loop_ev(ws_loop *loop) WS_HIDDEN;
+const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;
+void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
+void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
+
+/* Buffer pool: idle connections keep no I/O buffers; busy ones borrow pooled memory so the
+ * echo path does not allocate per message. */
+#define WS_POOL_BUF 16384
+void ws_pool_take(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty and unallocated -> pooled memory */
+void ws_pool_give(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty -> memory back to the pool (or freed) */
+
+/* ws_stream.c */
+void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */
+void ws_stream_fail_io(ws_stream *s, int err) WS_HIDDEN;
+void ws_stream_update_io(ws_stream *s) WS_HIDDEN;
+
+/* ws_wqueue.c */
+void ws_wqueue_seal(ws_stream *s) WS_HIDDEN;  /* move ws.out to the segment queue, keeping order */
+void ws_wqueue_free(ws_stream *s) WS_HIDDEN;
+
+#endif

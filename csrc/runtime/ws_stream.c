@@ -1,0 +1,523 @@
+/* One accepted connection on the loop: reads the request head, hands it to the binding,
+ * then feeds frames to ws_conn and keeps complete messages in an inbox until the handler
+ * takes them. Control frames are handled as they arrive (ws_conn answers pings and closes),
+ * so a handler that is busy elsewhere still answers pings. Deadlines (open, ping, idle,
+ * close) share one timer because a connection is in one phase at a time. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ws_handshake.h"
+#include "ws_rt_internal.h"
+
+#define WS_HEAD_SLACK 4096  /* bytes a client may send after its head before the upgrade */
+#define WS_INBOX_HDR 8      /* u32 length, u8 opcode, 3 bytes of padding */
+#define WS_LINGER_MAX 2.0   /* how long to wait for the peer's FIN after our last byte */
+
+static void on_io(struct ev_loop *ev, ev_io *w, int revents);
+static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
+static void after_input(ws_stream *s);
+
+static void emit(ws_stream *s, int ev) {
+  const ws_hooks *h = ws_loop_hooks(s->loop);
+  if (h->stream_event) h->stream_event(s, ev);
+}
+
+void ws_stream_init(ws_stream *s, ws_loop *loop) {
+  ws_conn_options o;
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  s->loop = loop;
+  s->tp = &ws_transport_plain;
+  s->phase = WS_PH_NEW;
+  ev_io_init(WS_EV_IO(s), on_io, -1, 0);
+  ev_timer_init(WS_EV_TIMER(s), on_timer, 0., 0.);
+  ws_conn_options_default(&o, WS_ROLE_SERVER);
+  ws_conn_init(&s->ws, &o);
+}
+
+void ws_stream_update_io(ws_stream *s) {
+  struct ev_loop *ev = ws_loop_ev(s->loop);
+  int events = 0;
+  if (s->fd >= 0) {
+    switch (s->phase) {
+    case WS_PH_HEAD:
+    case WS_PH_OPEN:
+    case WS_PH_CLOSING:
+    case WS_PH_FINISH:
+      if (!(s->flags & WS_SF_PAUSED)) events |= EV_READ;
+      break;
+    default:
+      break;
+    }
+    if (s->wait_write) events |= EV_WRITE;
+  }
+  if (events == s->io_events) return;
+  ev_io *io = WS_EV_IO(s);
+  if (ev_is_active(io)) ev_io_stop(ev, io);
+  s->io_events = (uint8_t)events;
+  if (events) {
+    ev_io_set(io, s->fd, events);
+    ev_io_start(ev, io);
+  }
+}
+
+static void set_timer(ws_stream *s, double after) {
+  struct ev_loop *ev = ws_loop_ev(s->loop);
+  ev_timer *t = WS_EV_TIMER(s);
+  if (ev_is_active(t)) ev_timer_stop(ev, t);
+  if (after >= 0) {
+    ev_timer_set(t, after, 0.);
+    ev_timer_start(ev, t);
+  }
+}
+
+/* Close the socket: the one way into WS_PH_DONE. */
+static void finish_socket(ws_stream *s, int notify) {
+  struct ev_loop *ev = ws_loop_ev(s->loop);
+  if (s->phase == WS_PH_DONE) return;
+  if (ev_is_active(WS_EV_IO(s))) ev_io_stop(ev, WS_EV_IO(s));
+  s->io_events = 0;
+  if (ev_is_active(WS_EV_TIMER(s)) || ev_is_pending(WS_EV_TIMER(s))) ev_timer_stop(ev, WS_EV_TIMER(s));
+  if (ev_is_pending(WS_EV_IO(s))) ev_clear_pending(ev, WS_EV_IO(s));
+  ws_loop_unmark_dirty(s->loop, s);
+  if (s->tp && s->tp->free) s->tp->free(s);
+  s->tls = NULL;
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  ws_wqueue_free(s);
+  ws_conn_free(&s->ws);
+  if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;
+  int was_new = s->phase == WS_PH_NEW;
+  s->phase = WS_PH_DONE;
+  if (s->listener) {
+    ws_listener *l = s->listener;
+    s->listener = NULL;
+    ws_listener_release(l, s);
+  }
+  if (notify && !was_new) emit(s, WS_SEV_CLOSED);
+}
+
+void ws_stream_destroy(ws_stream *s) {
+  finish_socket(s, 0);
+  ws_buf_free(&s->inbox);
+  s->inbox_count = 0;
+  ws_buf_free(&s->head);
+  free(s->close_reason);
+  s->close_reason = NULL;
+}
+
+void ws_stream_abort(ws_stream *s, const char *why) {
+  if (s->phase == WS_PH_DONE) return;
+  if (why && !s->error) s->error = why;
+  finish_socket(s, 1);
+}
+
+void ws_stream_fail_io(ws_stream *s, int err) {
+  if (!s->err) s->err = err;
+  ws_stream_abort(s, strerror(err));
+}
+
+/* Our last bytes are queued: write them, half-close, wait for the peer's FIN (bounded). */
+static void enter_finish(ws_stream *s) {
+  double t = s->cfg ? s->cfg->close_timeout : WS_LINGER_MAX;
+  s->phase = WS_PH_FINISH;
+  s->flags &= (uint8_t)~WS_SF_PAUSED; /* from now on input is only drained */
+  set_timer(s, t > 0 ? t : WS_LINGER_MAX);
+  ws_stream_update_io(s);
+  ws_loop_mark_dirty(s->loop, s);
+}
+
+void ws_stream_on_flushed(ws_stream *s, int all) {
+  if ((s->flags & WS_SF_WANT_DRAIN) && s->cfg && ws_stream_buffered(s) <= s->cfg->send_low) {
+    s->flags &= (uint8_t)~WS_SF_WANT_DRAIN;
+    emit(s, WS_SEV_WRITE);
+  }
+  if (!all || s->phase == WS_PH_DONE) return;
+  ws_pool_give(s->loop, &s->ws.out);
+  if (s->phase == WS_PH_FINISH && !(s->flags & WS_SF_SHUT)) {
+    s->flags |= WS_SF_SHUT;
+    s->tp->shutdown(s);
+    double t = s->cfg && s->cfg->close_timeout < WS_LINGER_MAX ? s->cfg->close_timeout : WS_LINGER_MAX;
+    set_timer(s, t);
+  }
+}
+
+void ws_stream_want_drain(ws_stream *s) { s->flags |= WS_SF_WANT_DRAIN; }
+
+/* ---- the request head ---- */
+
+static void head_failed(ws_stream *s, int status, const char *why) {
+  s->error = why;
+  s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
+  ws_stream_respond(s, status, NULL, 0, NULL, 0);
+  emit(s, WS_SEV_READ);
+}
+
+static void read_head(ws_stream *s) {
+  size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
+  if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
+    int r = s->tp->handshake(s);
+    if (r < 0) { ws_stream_abort(s, s->error ? s->error : "transport handshake failed"); return; }
+    if (r == 0) { ws_stream_update_io(s); return; }
+    s->flags |= WS_SF_TLS_DONE;
+  }
+  for (;;) {
+    uint8_t *p = ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
+    if (!p) { head_failed(s, 431, "request head too large"); return; }
+    size_t avail = s->head.cap - s->head.len;
+    ssize_t n = s->tp->read(s, p, avail);
+    if (n == 0) { ws_stream_abort(s, "connection closed during the handshake"); return; }
+    if (n < 0) {
+      if (errno != EAGAIN) ws_stream_fail_io(s, errno);
+      return;
+    }
+    ws_buf_commit(&s->head, (size_t)n);
+    ws_request req;
+    memset(&req, 0, sizeof req);
+    int r = ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
+    if (r >= 0) {
+      s->head_len = (uint32_t)r;
+      s->phase = WS_PH_HEAD_READY;
+      ws_stream_update_io(s); /* no more reading until the binding decides */
+      emit(s, WS_SEV_READ);
+      return;
+    }
+    if (r == WS_ERROR) { head_failed(s, req.status ? req.status : 400, req.error); return; }
+    if ((size_t)n < avail) return; /* drained; more comes with the next readiness */
+  }
+}
+
+int ws_stream_head(ws_stream *s, const char **p, size_t *n) {
+  if (s->phase == WS_PH_HEAD) read_head(s); /* the bytes are often there already */
+  if (s->phase == WS_PH_HEAD_READY) {
+    *p = (const char *)ws_buf_begin(&s->head);
+    *n = s->head_len;
+    return 1;
+  }
+  return s->phase == WS_PH_HEAD ? 0 : -1;
+}
+
+static void arm_keepalive(ws_stream *s) {
+  const ws_server_cfg *c = s->cfg;
+  double next = -1, now = ws_loop_now(s->loop);
+  if (!c) return;
+  if (c->ping_interval > 0)
+    next = (s->flags & WS_SF_PING_OUT) ? s->ping_sent + c->ping_timeout : s->last_recv + c->ping_interval;
+  if (c->idle_timeout > 0) {
+    double d = s->last_activity + c->idle_timeout;
+    if (next < 0 || d < next) next = d;
+  }
+  set_timer(s, next < 0 ? -1 : (next > now ? next - now : 0.));
+}
+
+int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
+                      const char *extensions, const ws_header *extra, size_t nextra) {
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  ws_pool_take(s->loop, &s->ws.out);
+  if (ws_response_accept(&s->ws.out, key, key_len, protocol, extensions, extra, nextra) < 0) {
+    ws_stream_abort(s, "out of memory");
+    return -1;
+  }
+  ws_conn_open(&s->ws);
+  s->phase = WS_PH_OPEN;
+  size_t rest = ws_buf_size(&s->head) - s->head_len;
+  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&s->head) + s->head_len, rest) < 0) {
+    ws_stream_abort(s, "out of memory");
+    return -1;
+  }
+  /* Keep only the head (conn.request is built from it on demand), at its exact size. */
+  if (s->head.head) {
+    memmove(s->head.data, s->head.data + s->head.head, s->head_len);
+    s->head.head = 0;
+  }
+  s->head.len = s->head_len;
+  uint8_t *shrunk = realloc(s->head.data, s->head_len ? s->head_len : 1);
+  if (shrunk) { s->head.data = shrunk; s->head.cap = s->head_len; }
+  s->last_recv = s->last_activity = ws_loop_now(s->loop);
+  arm_keepalive(s);
+  ws_stream_update_io(s);
+  ws_loop_mark_dirty(s->loop, s);
+  if (rest) after_input(s);
+  return 0;
+}
+
+int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
+                      const char *body, size_t body_len) {
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  if (ws_response_status(&s->ws.out, status, extra, nextra, body, body_len) < 0) {
+    ws_stream_abort(s, "out of memory");
+    return -1;
+  }
+  enter_finish(s);
+  return 0;
+}
+
+/* ---- frames and messages ---- */
+
+static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
+  uint8_t hdr[WS_INBOX_HDR] = {0};
+  uint32_t len = (uint32_t)n;
+  if (n > UINT32_MAX) return -1;
+  if (!s->inbox.data) ws_pool_take(s->loop, &s->inbox);
+  uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
+  if (!dst) return -1;
+  memcpy(hdr, &len, 4);
+  hdr[4] = (uint8_t)opcode;
+  memcpy(dst, hdr, WS_INBOX_HDR);
+  if (n) memcpy(dst + WS_INBOX_HDR, p, n);
+  ws_buf_commit(&s->inbox, WS_INBOX_HDR + n);
+  s->inbox_count++;
+  return 0;
+}
+
+int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) {
+  uint32_t len;
+  if (!s->inbox_count) return 0;
+  const uint8_t *h = ws_buf_begin(&s->inbox);
+  memcpy(&len, h, 4);
+  *opcode = h[4];
+  *p = h + WS_INBOX_HDR;
+  *n = len;
+  return 1;
+}
+
+void ws_stream_drop(ws_stream *s) {
+  uint32_t len;
+  if (!s->inbox_count) return;
+  memcpy(&len, ws_buf_begin(&s->inbox), 4);
+  ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
+  if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
+  if ((s->flags & WS_SF_PAUSED) && s->cfg && s->inbox_count < s->cfg->max_queue) {
+    s->flags &= (uint8_t)~WS_SF_PAUSED;
+    after_input(s); /* messages already received wait in ws_conn's input */
+    ws_stream_update_io(s);
+  }
+}
+
+static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
+  char *r = malloc(n + 1);
+  if (!r) return;
+  if (n) memcpy(r, p, n);
+  r[n] = 0;
+  free(s->close_reason);
+  s->close_reason = r;
+}
+
+/* Turn the input received so far into inbox messages and protocol actions. */
+static void after_input(ws_stream *s) {
+  ws_event ev;
+  uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
+  int any = 0;
+  if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
+  while (s->inbox_count < max_queue && ws_conn_next(&s->ws, &ev)) {
+    switch (ev.type) {
+    case WS_EV_MESSAGE:
+      if (inbox_push(s, ev.opcode, ev.data, ev.len) < 0) {
+        s->fail_code = WS_CLOSE_INTERNAL;
+        s->error = "out of memory";
+        ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, NULL, 0);
+      }
+      s->last_activity = ws_loop_now(s->loop);
+      any = 1;
+      break;
+    case WS_EV_PONG:
+      s->flags &= (uint8_t)~WS_SF_PING_OUT;
+      break;
+    case WS_EV_CLOSE:
+      s->close_code = (uint16_t)ev.code;
+      keep_reason(s, ev.data, ev.len);
+      any = 1;
+      break;
+    case WS_EV_ERROR:
+      s->fail_code = (uint16_t)ev.code;
+      s->error = ev.error;
+      any = 1;
+      break;
+    default:
+      break;
+    }
+    if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) break;
+  }
+  if (s->inbox_count >= max_queue && !(s->flags & WS_SF_PAUSED)) {
+    s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
+    ws_stream_update_io(s);
+  }
+  if (ws_buf_size(&s->ws.out)) ws_loop_mark_dirty(s->loop, s);
+  if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) {
+    enter_finish(s);
+    any = 1;
+  }
+  if (any) emit(s, WS_SEV_READ);
+}
+
+static void read_frames(ws_stream *s) {
+  for (;;) {
+    if (s->flags & WS_SF_PAUSED) break;
+    size_t avail = 0;
+    if (!s->ws.in.data) ws_pool_take(s->loop, &s->ws.in);
+    uint8_t *p = ws_conn_input_space(&s->ws, &avail);
+    if (!p) { ws_stream_abort(s, "out of memory"); return; }
+    ssize_t n = s->tp->read(s, p, avail);
+    if (n == 0) {
+      ws_stream_abort(s, s->close_code ? NULL : "connection lost");
+      return;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN) ws_stream_fail_io(s, errno);
+      break;
+    }
+    ws_conn_input_commit(&s->ws, (size_t)n);
+    s->last_recv = ws_loop_now(s->loop);
+    s->flags &= (uint8_t)~WS_SF_PING_OUT; /* any byte proves the peer is alive */
+    after_input(s);
+    if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) break;
+    if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) break; /* drained */
+  }
+  /* Idle connections keep no input buffer. */
+  if (s->phase != WS_PH_DONE && ws_buf_size(&s->ws.in) == 0 && s->ws.consumed_pending == 0)
+    ws_pool_give(s->loop, &s->ws.in);
+}
+
+/* After our close, or during a refusal: read and discard until the peer's FIN. */
+static void drain_input(ws_stream *s) {
+  uint8_t scratch[4096];
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = s->tp->read(s, scratch, sizeof scratch);
+    if (n == 0) { finish_socket(s, 1); return; }
+    if (n < 0) {
+      if (errno != EAGAIN) finish_socket(s, 1);
+      return;
+    }
+  }
+}
+
+static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
+  ws_stream *s = WS_CONTAINER(w, ws_stream, io);
+  (void)ev;
+  if (revents & EV_WRITE) {
+    ws_stream_flush(s);
+    if (s->phase == WS_PH_DONE) return;
+  }
+  if (!(revents & EV_READ)) return;
+  switch (s->phase) {
+  case WS_PH_HEAD: read_head(s); break;
+  case WS_PH_OPEN:
+  case WS_PH_CLOSING: read_frames(s); break;
+  case WS_PH_FINISH: drain_input(s); break;
+  default: break;
+  }
+}
+
+static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
+  ws_stream *s = WS_CONTAINER(w, ws_stream, timer);
+  const ws_server_cfg *c = s->cfg;
+  double now = ws_loop_now(s->loop);
+  (void)ev; (void)revents;
+  switch (s->phase) {
+  case WS_PH_HEAD:
+  case WS_PH_HEAD_READY:
+    ws_stream_abort(s, "handshake timed out");
+    return;
+  case WS_PH_CLOSING:
+    ws_stream_abort(s, "close timed out");
+    return;
+  case WS_PH_FINISH:
+    finish_socket(s, 1);
+    return;
+  case WS_PH_OPEN:
+    break;
+  default:
+    return;
+  }
+  if (!c) return;
+  if (s->flags & WS_SF_PAUSED) s->last_recv = now; /* we are not reading: no verdict */
+  if (c->ping_interval > 0) {
+    if (s->flags & WS_SF_PING_OUT) {
+      if (now >= s->ping_sent + c->ping_timeout) {
+        s->fail_code = WS_CLOSE_INTERNAL;
+        s->error = "ping timeout";
+        ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, "ping timeout", 12);
+        enter_finish(s);
+        emit(s, WS_SEV_READ);
+        return;
+      }
+    } else if (now >= s->last_recv + c->ping_interval) {
+      if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+      ws_conn_ping(&s->ws, NULL, 0);
+      s->flags |= WS_SF_PING_OUT;
+      s->ping_sent = now;
+      ws_loop_mark_dirty(s->loop, s);
+    }
+  }
+  if (c->idle_timeout > 0 && now >= s->last_activity + c->idle_timeout) {
+    s->error = "idle timeout";
+    ws_stream_close(s, WS_CLOSE_NORMAL, "idle timeout", 12);
+    emit(s, WS_SEV_READ);
+    return;
+  }
+  arm_keepalive(s);
+}
+
+/* ---- sending and closing ---- */
+
+int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
+  if (s->phase != WS_PH_OPEN) return -1;
+  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+  if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
+  s->last_activity = ws_loop_now(s->loop);
+  ws_loop_mark_dirty(s->loop, s);
+  return 0;
+}
+
+int ws_stream_ping(ws_stream *s, const void *p, size_t n) {
+  if (s->phase != WS_PH_OPEN) return -1;
+  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+  if (ws_conn_ping(&s->ws, p, n) < 0) return -1;
+  ws_loop_mark_dirty(s->loop, s);
+  return 0;
+}
+
+void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len) {
+  switch (s->phase) {
+  case WS_PH_HEAD:
+  case WS_PH_HEAD_READY:
+    ws_stream_abort(s, "closed before the upgrade");
+    return;
+  case WS_PH_OPEN:
+    if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+    if (ws_conn_close(&s->ws, code, reason, len) < 0) {
+      ws_stream_abort(s, s->ws.error ? s->ws.error : "close failed");
+      return;
+    }
+    ws_loop_mark_dirty(s->loop, s);
+    if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) { enter_finish(s); return; }
+    s->phase = WS_PH_CLOSING;
+    set_timer(s, s->cfg && s->cfg->close_timeout > 0 ? s->cfg->close_timeout : 10.);
+    return;
+  default:
+    return;
+  }
+}
+
+const char *ws_stream_state_name(const ws_stream *s) {
+  switch (s->phase) {
+  case WS_PH_NEW:
+  case WS_PH_HEAD:
+  case WS_PH_HEAD_READY: return "connecting";
+  case WS_PH_OPEN: return "open";
+  case WS_PH_CLOSING:
+  case WS_PH_FINISH: return "closing";
+  default: return "closed";
+  }
+}
+
+void ws_stream_remote_addr(const ws_stream *s, char *out, size_t cap) {
+  if (!cap) return;
+  out[0] = 0;
+  if (s->remote_family == AF_INET || s->remote_family == AF_INET6)
+    inet_ntop(s->remote_family, s->remote_ip, out, (socklen_t)cap);
+}

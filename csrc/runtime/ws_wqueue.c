@@ -1,0 +1,153 @@
+/* The write queue of a connection: segments written before the protocol engine's own output
+ * buffer (ws.out). A segment is either bytes the connection owns (an earlier ws.out, moved
+ * here whole) or a reference to a frame shared by many connections (publish). Sealing ws.out
+ * into a segment before queueing a shared frame keeps every byte in the order it was
+ * produced, including automatic pongs and close replies. Flushing gathers everything into
+ * one writev. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_rt_internal.h"
+
+struct ws_segment {
+  ws_segment *next;
+  ws_shared *sh;  /* shared frame, or NULL for owned bytes in `own` */
+  size_t off;     /* bytes of the shared frame already written */
+  ws_buf own;
+};
+
+ws_shared *ws_shared_new(size_t len) {
+  ws_shared *sh = malloc(sizeof *sh + len);
+  if (!sh) return NULL;
+  sh->refs = 1;
+  sh->len = len;
+  return sh;
+}
+
+void ws_shared_unref(ws_shared *sh) {
+  if (sh && --sh->refs == 0) free(sh);
+}
+
+static size_t seg_size(const ws_segment *g) {
+  return g->sh ? g->sh->len - g->off : ws_buf_size(&g->own);
+}
+
+static void seg_free(ws_segment *g) {
+  if (g->sh) ws_shared_unref(g->sh); else ws_buf_free(&g->own);
+  free(g);
+}
+
+static void seg_append(ws_stream *s, ws_segment *g) {
+  g->next = NULL;
+  if (s->seg_tail) s->seg_tail->next = g; else s->seg_head = g;
+  s->seg_tail = g;
+  s->seg_bytes += seg_size(g);
+}
+
+void ws_wqueue_seal(ws_stream *s) {
+  if (ws_buf_size(&s->ws.out) == 0) return;
+  ws_segment *g = malloc(sizeof *g);
+  if (!g) return; /* ws.out stays where it is: still written, only after the shared frame */
+  g->sh = NULL;
+  g->off = 0;
+  g->own = s->ws.out;
+  ws_buf_init(&s->ws.out);
+  seg_append(s, g);
+}
+
+void ws_wqueue_free(ws_stream *s) {
+  ws_segment *g = s->seg_head;
+  while (g) {
+    ws_segment *next = g->next;
+    seg_free(g);
+    g = next;
+  }
+  s->seg_head = s->seg_tail = NULL;
+  s->seg_bytes = 0;
+}
+
+int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
+  if (s->phase != WS_PH_OPEN) return -1;
+  ws_segment *g = malloc(sizeof *g);
+  if (!g) return -1;
+  ws_wqueue_seal(s);
+  g->sh = sh;
+  g->off = 0;
+  ws_buf_init(&g->own);
+  sh->refs++;
+  seg_append(s, g);
+  s->last_activity = ws_loop_now(s->loop);
+  ws_loop_mark_dirty(s->loop, s);
+  return 0;
+}
+
+size_t ws_stream_buffered(const ws_stream *s) { return s->seg_bytes + ws_buf_size(&s->ws.out); }
+
+#define WS_IOV_MAX 64
+
+size_t ws_stream_flush(ws_stream *s) {
+  if (s->fd < 0 || s->phase == WS_PH_DONE || s->phase == WS_PH_NEW) return ws_stream_buffered(s);
+  for (;;) {
+    struct iovec iov[WS_IOV_MAX];
+    int n = 0;
+    size_t total = 0;
+    for (ws_segment *g = s->seg_head; g && n < WS_IOV_MAX - 1; g = g->next) {
+      size_t len = seg_size(g);
+      if (!len) continue;
+      iov[n].iov_base = g->sh ? g->sh->data + g->off : ws_buf_begin(&g->own);
+      iov[n].iov_len = len;
+      total += len;
+      n++;
+    }
+    size_t outlen = ws_buf_size(&s->ws.out);
+    int whole = s->seg_head == NULL || n < WS_IOV_MAX - 1;
+    if (outlen && whole) {
+      iov[n].iov_base = ws_buf_begin(&s->ws.out);
+      iov[n].iov_len = outlen;
+      total += outlen;
+      n++;
+    }
+    if (n == 0) break;
+    ssize_t w = s->tp->writev(s, iov, n);
+    if (w < 0) {
+      if (errno == EAGAIN) {
+        s->wait_write = 1;
+        ws_stream_update_io(s);
+        ws_stream_on_flushed(s, 0);
+        return ws_stream_buffered(s);
+      }
+      ws_stream_fail_io(s, errno);
+      return 0;
+    }
+    size_t left = (size_t)w;
+    while (left && s->seg_head) {
+      ws_segment *g = s->seg_head;
+      size_t len = seg_size(g);
+      if (left < len) {
+        if (g->sh) g->off += left; else ws_buf_consume(&g->own, left);
+        s->seg_bytes -= left;
+        left = 0;
+        break;
+      }
+      left -= len;
+      s->seg_bytes -= len;
+      s->seg_head = g->next;
+      if (!s->seg_head) s->seg_tail = NULL;
+      seg_free(g);
+    }
+    if (left) ws_buf_consume(&s->ws.out, left);
+    if ((size_t)w < total) { /* the socket is full: wait until it is writable */
+      s->wait_write = 1;
+      ws_stream_update_io(s);
+      ws_stream_on_flushed(s, 0);
+      return ws_stream_buffered(s);
+    }
+  }
+  if (s->wait_write) {
+    s->wait_write = 0;
+    ws_stream_update_io(s);
+  }
+  ws_stream_on_flushed(s, 1);
+  return ws_stream_buffered(s);
+}

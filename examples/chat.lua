@@ -1,0 +1,342 @@
+#!/usr/bin/env lua5.4
+--[[
+lua-ws chat: rooms, nicknames, presence and history, with its web page on the same port.
+
+  lua5.4 examples/chat.lua [--port 8080] [--host 127.0.0.1] [--history 50] [--origin URL ...]
+
+The page is served at http://HOST:PORT/ (examples/chat/), the WebSocket at ws://HOST:PORT/ws.
+Browsers are admitted by the server's origin policy: by default a page must come from the host
+it connects to; each --origin adds an allowed origin (e.g. --origin https://chat.example.org).
+GET /stats answers JSON counters (connections, rooms, messages dropped for slow readers).
+
+Fan-out goes through the server's topics: each room is the topic "room:<name>", and a message is
+encoded to JSON once and published once; a member that stops reading has messages dropped (its
+`conn.dropped` counts them) instead of holding up the room.
+
+The protocol: every WebSocket message is one JSON object (text frames) with a string "type".
+
+  client -> server
+    {"type":"join", "room":"lobby", "nick":"ada"}  join a room (leaving the previous one).
+        room: 1-32 of A-Z a-z 0-9 - _ .   nick: 1-32 characters, no control characters,
+        unique within the room.
+    {"type":"message", "text":"hello"}     say something in the room (1-2000 characters).
+    {"type":"leave"}                        leave the room (the connection stays open).
+
+  server -> client
+    {"type":"welcome", "id":7, "limits":{"nick":32,"room":32,"text":2000}, "history":50}
+        first message on every connection; id is this connection's id.
+    {"type":"members", "room":"lobby", "members":[{"id":7,"nick":"ada"}, ...]}
+        to who joins: everyone in the room, the joiner included.
+    {"type":"history", "room":"lobby", "messages":[<message>, ...]}
+        to who joins, right after members: the room's last messages, oldest first.
+    {"type":"joined", "room":"lobby", "id":7, "nick":"ada", "ts":1700000000000}
+    {"type":"left", "room":"lobby", "id":7, "nick":"ada", "ts":1700000000000}
+        to every member, the joiner or leaver included.
+    {"type":"message", "room":"lobby", "seq":12, "from":7, "nick":"ada", "text":"hello",
+     "ts":1700000000000}
+        to every member, the sender included; seq counts the room's messages from 1; ts is in
+        milliseconds since 1970.
+    {"type":"error", "code":"not_joined", "message":"join a room first"}
+        to the one connection whose request failed; it stays open. Codes: bad_json,
+        bad_message, unknown_type, bad_nick, bad_room, nick_taken, too_many_rooms, not_joined,
+        bad_text, too_long.
+]]
+
+-- Run from anywhere with no environment: find the tree's lua/ next to this script.
+local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
+local root = here .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/lua/?.so;" .. package.cpath
+
+local ws = require "ws"
+local cjson = require "cjson"
+
+local LIMITS = { nick = 32, room = 32, text = 2000 }
+local MAX_ROOMS = 1000
+local MAX_FRAME = 16 * 1024   -- the largest JSON message a client may send
+
+local function usage(status)
+  io.stderr:write("usage: lua5.4 examples/chat.lua [--port N] [--host H] [--history N] [--origin URL]...\n")
+  os.exit(status)
+end
+
+local function parse_args(argv)
+  local opts = { port = 8080, host = "127.0.0.1", history = 50, origins = nil }
+  local i = 1
+  while i <= #argv do
+    local a, v = argv[i], argv[i + 1]
+    if a == "--help" or a == "-h" then usage(0)
+    elseif a == "--port" and tonumber(v) then opts.port = math.tointeger(tonumber(v))
+    elseif a == "--host" and v then opts.host = v
+    elseif a == "--history" and tonumber(v) then opts.history = math.tointeger(tonumber(v))
+    elseif a == "--origin" and v then
+      opts.origins = opts.origins or {}
+      opts.origins[#opts.origins + 1] = v
+    else
+      io.stderr:write("chat: bad argument ", tostring(a), "\n")
+      usage(2)
+    end
+    i = i + 2
+  end
+  if not opts.port or opts.port < 0 or opts.port > 65535 or not opts.history or opts.history < 0 then
+    usage(2)
+  end
+  return opts
+end
+
+local opts = parse_args(arg or {})
+
+------------------------------------------------------------------------------------------------
+-- The page: a fixed table of files, so no request path ever reaches the file system.
+
+local STATIC_DIR = here .. "/chat/"
+local STATIC = {
+  ["/"]           = { "index.html", "text/html; charset=utf-8" },
+  ["/index.html"] = { "index.html", "text/html; charset=utf-8" },
+  ["/chat.css"]   = { "chat.css", "text/css; charset=utf-8" },
+  ["/chat.js"]    = { "chat.js", "text/javascript; charset=utf-8" },
+}
+local PAGE_HEADERS = {
+  ["Cache-Control"] = "no-cache",
+  ["X-Content-Type-Options"] = "nosniff",
+  ["Referrer-Policy"] = "no-referrer",
+  ["Content-Security-Policy"] =
+    "default-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'",
+}
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+local function text_response(status, body, ctype)
+  return status, { ["Content-Type"] = ctype or "text/plain; charset=utf-8" }, body
+end
+
+------------------------------------------------------------------------------------------------
+-- Rooms and members.
+
+local rooms = {}       -- name -> { name, members = { [id] = client }, count, history = {json...}, seq }
+local room_count = 0
+local clients = {}     -- conn.id -> client { conn, id, nick, room }
+local stats = { connections = 0, messages = 0, dropped_closed = 0 }
+
+local function now_ms() return os.time() * 1000 end
+local function topic(room) return "room:" .. room.name end
+
+-- cjson 2.1 encodes an empty table as {}: lists are joined by hand so they stay [].
+local function json_list(items) return "[" .. table.concat(items, ",") .. "]" end
+
+local function send(client, obj)
+  return client.conn:send(cjson.encode(obj))
+end
+
+local function send_error(client, code, message)
+  return send(client, { type = "error", code = code, message = message })
+end
+
+local server   -- set below; handlers run only once the loop runs
+
+local function publish(room, obj)
+  local data = cjson.encode(obj)
+  server:publish(topic(room), data)
+  return data
+end
+
+local function get_room(name)
+  local room = rooms[name]
+  if room then return room end
+  if room_count >= MAX_ROOMS then
+    -- Make room for a new one by forgetting an empty room and its history.
+    for other_name, other in pairs(rooms) do
+      if other.count == 0 then rooms[other_name] = nil; room_count = room_count - 1; break end
+    end
+    if room_count >= MAX_ROOMS then return nil end
+  end
+  room = { name = name, members = {}, count = 0, history = {}, seq = 0 }
+  rooms[name] = room
+  room_count = room_count + 1
+  return room
+end
+
+local function leave(client)
+  local room = client.room
+  if not room then return end
+  room.members[client.id] = nil
+  room.count = room.count - 1
+  -- Published before unsubscribing, so that the leaver hears it too; a closed connection has
+  -- already left all its topics.
+  publish(room, { type = "left", room = room.name, id = client.id, nick = client.nick, ts = now_ms() })
+  if client.conn.state ~= "closed" then client.conn:unsubscribe(topic(room)) end
+  client.room, client.nick = nil, nil
+end
+
+local function valid_nick(nick)
+  if type(nick) ~= "string" then return nil end
+  nick = nick:match("^%s*(.-)%s*$")
+  local len = utf8.len(nick)
+  if not len or len < 1 or len > LIMITS.nick or nick:find("%c") then return nil end
+  return nick
+end
+
+local function valid_room(name)
+  if type(name) ~= "string" or #name < 1 or #name > LIMITS.room or not name:match("^[%w_.-]+$") then
+    return nil
+  end
+  return name
+end
+
+local function join(client, req)
+  local nick = valid_nick(req.nick)
+  if not nick then
+    return send_error(client, "bad_nick", "nickname must be 1 to 32 characters with no control characters")
+  end
+  local name = valid_room(req.room)
+  if not name then
+    return send_error(client, "bad_room", "room must be 1 to 32 letters, digits, '-', '_' or '.'")
+  end
+  local room = rooms[name]
+  if room then
+    for _, member in pairs(room.members) do
+      if member.nick == nick and member ~= client then
+        return send_error(client, "nick_taken", ('nickname "%s" is already used in #%s'):format(nick, name))
+      end
+    end
+  end
+  leave(client)
+  room = get_room(name)
+  if not room then return send_error(client, "too_many_rooms", "too many rooms; join an existing one") end
+
+  client.room, client.nick = room, nick
+  room.members[client.id] = client
+  room.count = room.count + 1
+  client.conn:subscribe(topic(room))
+
+  local members = {}
+  for id, member in pairs(room.members) do
+    members[#members + 1] = cjson.encode({ id = id, nick = member.nick })
+  end
+  local ok, err, code = client.conn:send('{"type":"members","room":' .. cjson.encode(name) ..
+    ',"members":' .. json_list(members) .. '}')
+  if not ok then return nil, err, code end
+  ok, err, code = client.conn:send('{"type":"history","room":' .. cjson.encode(name) ..
+    ',"messages":' .. json_list(room.history) .. '}')
+  if not ok then return nil, err, code end
+  publish(room, { type = "joined", room = name, id = client.id, nick = nick, ts = now_ms() })
+  return true
+end
+
+local function say(client, req)
+  local room = client.room
+  if not room then return send_error(client, "not_joined", "join a room first") end
+  local text = req.text
+  if type(text) ~= "string" or not text:find("%S") then
+    return send_error(client, "bad_text", "message text must be a non-empty string")
+  end
+  local len = utf8.len(text)
+  if not len then return send_error(client, "bad_text", "message text is not valid UTF-8") end
+  if len > LIMITS.text then
+    return send_error(client, "too_long", ("message text is over %d characters"):format(LIMITS.text))
+  end
+  room.seq = room.seq + 1
+  stats.messages = stats.messages + 1
+  local data = publish(room, { type = "message", room = room.name, seq = room.seq, from = client.id,
+                               nick = client.nick, text = text, ts = now_ms() })
+  if opts.history > 0 then
+    local history = room.history
+    history[#history + 1] = data
+    if #history > opts.history then table.remove(history, 1) end
+  end
+  return true
+end
+
+local HANDLERS = {
+  join = join,
+  message = say,
+  leave = function(client) leave(client); return true end,
+}
+
+local function on_message(client, data, kind)
+  if kind ~= "text" then
+    return send_error(client, "bad_message", "messages are JSON text, not binary")
+  end
+  local ok, req = pcall(cjson.decode, data)
+  if not ok then return send_error(client, "bad_json", "message is not valid JSON") end
+  if type(req) ~= "table" or type(req.type) ~= "string" then
+    return send_error(client, "bad_message", 'a message must be a JSON object with a string "type"')
+  end
+  local handler = HANDLERS[req.type]
+  if not handler then
+    return send_error(client, "unknown_type", ('unknown message type "%s"'):format(req.type:sub(1, 32)))
+  end
+  return handler(client, req)
+end
+
+local function session(client)
+  local ok, err = send(client, { type = "welcome", id = client.id, limits = LIMITS, history = opts.history })
+  if not ok then return nil, err end
+  for data, kind in client.conn:messages() do
+    on_message(client, data, kind)
+  end
+end
+
+local function on_connection(conn)
+  local client = { conn = conn, id = conn.id }
+  clients[conn.id] = client
+  stats.connections = stats.connections + 1
+  -- Whatever ends the session (a close, an error), the room must hear that this member left.
+  local ok, err = xpcall(session, debug.traceback, client)
+  leave(client)
+  clients[conn.id] = nil
+  stats.dropped_closed = stats.dropped_closed + (conn.dropped or 0)
+  if not ok then error(err, 0) end
+end
+
+local function stats_json()
+  local open, dropped = 0, stats.dropped_closed
+  for _, client in pairs(clients) do
+    open = open + 1
+    dropped = dropped + (client.conn.dropped or 0)
+  end
+  local in_rooms = {}
+  for name, room in pairs(rooms) do
+    if room.count > 0 then in_rooms[#in_rooms + 1] = cjson.encode({ room = name, members = room.count }) end
+  end
+  return '{"connections":' .. open .. ',"accepted":' .. stats.connections .. ',"messages":' ..
+    stats.messages .. ',"dropped":' .. dropped .. ',"rooms":' .. json_list(in_rooms) .. '}'
+end
+
+local function on_http(req)
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    local status, headers, body = text_response(405, "method not allowed\n")
+    headers["Allow"] = "GET, HEAD"
+    return status, headers, body
+  end
+  if req.path == "/stats" then
+    return text_response(200, stats_json(), "application/json")
+  end
+  local entry = STATIC[req.path]
+  if not entry then return text_response(404, "not found\n") end
+  local body = read_file(STATIC_DIR .. entry[1])
+  if not body then return text_response(500, "page file missing: " .. entry[1] .. "\n") end
+  local headers = { ["Content-Type"] = entry[2] }
+  for k, v in pairs(PAGE_HEADERS) do headers[k] = v end
+  return 200, headers, body
+end
+
+server = ws.server({
+  host = opts.host,
+  port = opts.port,
+  path = "/ws",
+  origins = opts.origins,
+  max_message = MAX_FRAME,
+  slow_subscriber = "drop",
+  http = on_http,
+}, on_connection)
+
+print(("chat: listening on http://%s:%d/ (WebSocket at /ws)"):format(opts.host, server.port))
+io.stdout:flush()
+ws.run()

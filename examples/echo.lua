@@ -1,0 +1,32 @@
+-- Echo server: every message comes back as it was sent (text as text, binary as binary).
+--   lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME]
+-- prints one line when it listens, and serves ws://127.0.0.1:N/ until SIGINT or SIGTERM.
+local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/lua/?.so;" .. package.cpath
+
+local ws = require "ws"
+
+local opts = { host = "127.0.0.1", port = 8080 }
+local i = 1
+while arg[i] do
+  local a, v = arg[i], arg[i + 1]
+  if a == "--port" and v then opts.port = assert(tonumber(v), "--port needs a number"); i = i + 2
+  elseif a == "--host" and v then opts.host = v; i = i + 2
+  elseif a == "--protocol" and v then opts.protocols = { v }; i = i + 2
+  else
+    io.stderr:write("usage: lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME]\n")
+    os.exit(2)
+  end
+end
+opts.max_message = 16 * 1024 * 1024
+
+local server = assert(ws.server(opts, function(conn)
+  for msg, kind in conn:messages() do
+    conn:send(msg, kind)
+  end
+end))
+
+print(("echo: listening on ws://%s:%d/"):format(server.host, server.port))
+io.stdout:flush()
+ws.run()

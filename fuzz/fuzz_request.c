@@ -1,0 +1,139 @@
+/* libFuzzer driver for the server side of the opening handshake: ws_request_parse fed the
+ * input in growing prefixes, then the upgrade checks, the protocol choice and the 101
+ * response, which the client side must then accept.
+ *
+ * Input: byte 0 picks the header byte limit (0: the default), byte 1 the number of split
+ * points (low 3 bits; bit 7 means one byte at a time), then one byte per split point (the
+ * size of the next step); the rest is the request. Each prefix is copied to a buffer of
+ * exactly its size (freed after the call, so ASan catches reads past it and pointers kept
+ * from an earlier buffer), and the parse must reach the same answer as one call on the
+ * whole input. */
+// Build (from the repository root):
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/core \
+//     fuzz/fuzz_request.c csrc/core/*.c -lcrypto -lz -o fuzz/bin/fuzz_request
+// Run:
+//   fuzz/bin/fuzz_request -dict=fuzz/http.dict -max_total_time=30 fuzz/corpus/request
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_handshake.h"
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
+
+static int feed(ws_request *r, const uint8_t *data, size_t len, size_t max, char **keep) {
+  char *copy = malloc(len ? len : 1);
+  CHECK(copy);
+  memcpy(copy, data, len);
+  int n = ws_request_parse(r, copy, len, max);
+  if (keep) *keep = copy;
+  else free(copy);
+  return n;
+}
+
+static int inside(const char *p, size_t n, const char *buf, size_t len) {
+  return p >= buf && p + n <= buf + len;
+}
+
+/* The same answer, with every pointer at the same offset into its own buffer. */
+static void same(const ws_request *a, const char *abuf, const ws_request *b, const char *bbuf, int n) {
+  if (n < 0) {
+    CHECK(a->status == b->status);
+    CHECK(strcmp(a->error, b->error) == 0);
+    return;
+  }
+  CHECK(a->num_headers == b->num_headers && a->minor_version == b->minor_version);
+  CHECK(a->method - abuf == b->method - bbuf && a->method_len == b->method_len);
+  CHECK(a->target - abuf == b->target - bbuf && a->target_len == b->target_len);
+  CHECK(a->path - abuf == b->path - bbuf && a->path_len == b->path_len);
+  CHECK((a->query == NULL) == (b->query == NULL));
+  CHECK(!a->query || (a->query - abuf == b->query - bbuf && a->query_len == b->query_len));
+  for (size_t i = 0; i < a->num_headers; i++) {
+    CHECK(a->headers[i].name - abuf == b->headers[i].name - bbuf);
+    CHECK(a->headers[i].name_len == b->headers[i].name_len);
+    CHECK(a->headers[i].value - abuf == b->headers[i].value - bbuf);
+    CHECK(a->headers[i].value_len == b->headers[i].value_len);
+  }
+}
+
+static void after_parse(ws_request *r, const char *buf, size_t n) {
+  static const char *const server_protocols[] = { "superchat", "chat", "v1" };
+  CHECK(r->num_headers <= WS_MAX_HEADERS);
+  CHECK(inside(r->method, r->method_len, buf, n) && inside(r->target, r->target_len, buf, n));
+  for (size_t i = 0; i < r->num_headers; i++) {
+    CHECK(inside(r->headers[i].name, r->headers[i].name_len, buf, n));
+    CHECK(inside(r->headers[i].value, r->headers[i].value_len, buf, n));
+    CHECK(ws_header_name_valid(r->headers[i].name, r->headers[i].name_len));
+    CHECK(ws_header_value_valid(r->headers[i].value, r->headers[i].value_len));
+  }
+  (void)ws_request_is_upgrade(r);
+  int status = ws_request_check_upgrade(r);
+  CHECK(status == 0 || status == 400 || status == 426);
+  CHECK((status == 0) == (r->error == NULL));
+
+  ws_buf out;
+  ws_buf_init(&out);
+  if (status) {
+    CHECK(ws_response_status(&out, status, NULL, 0, r->error, strlen(r->error)) == 0);
+    ws_buf_free(&out);
+    return;
+  }
+  int chosen = ws_request_choose_protocol(r, server_protocols, 3);
+  CHECK(chosen >= -1 && chosen < 3);
+  const char *protocol = chosen >= 0 ? server_protocols[chosen] : NULL;
+  CHECK(ws_response_accept(&out, r->key, r->key_len, protocol, NULL, NULL, 0) == 0);
+
+  /* What the server answered, the client (who sent this key) accepts. */
+  char key[WS_KEY_LEN + 1];
+  memcpy(key, r->key, WS_KEY_LEN);
+  key[WS_KEY_LEN] = '\0';
+  ws_response *resp = calloc(1, sizeof *resp);
+  CHECK(resp);
+  int m = ws_response_parse(resp, (const char *)ws_buf_begin(&out), ws_buf_size(&out), 0);
+  CHECK(m == (int)ws_buf_size(&out));
+  CHECK(ws_response_check_upgrade(resp, key, protocol ? &protocol : NULL, protocol ? 1 : 0, 0) == 0);
+  CHECK((resp->protocol == NULL) == (protocol == NULL));
+  free(resp);
+  ws_buf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 2) return 0;
+  size_t max = data[0] ? 16 + (size_t)data[0] * 32 : 0;
+  int bytewise = data[1] & 0x80;
+  size_t nsplit = data[1] & 7;
+  if (size < 2 + nsplit) return 0;
+  const uint8_t *steps = data + 2;
+  const uint8_t *req = data + 2 + nsplit;
+  size_t len = size - 2 - nsplit;
+
+  ws_request *whole = calloc(1, sizeof *whole), *inc = calloc(1, sizeof *inc);
+  CHECK(whole && inc);
+  char *wbuf, *ibuf = NULL;
+  int n = feed(whole, req, len, max, &wbuf);
+  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
+  CHECK(n != WS_ERROR || whole->status == 400 || whole->status == 431);
+
+  size_t at = 0, k = 0;
+  int m = WS_AGAIN;
+  while (m == WS_AGAIN && at < len) {
+    if (bytewise) at++;
+    else if (k < nsplit) at += (size_t)steps[k++] + 1;
+    else at = len;
+    if (at > len) at = len;
+    free(ibuf);
+    ibuf = NULL;
+    m = feed(inc, req, at, max, &ibuf);
+    if (m != WS_AGAIN) {
+      CHECK(m == n);
+      same(whole, wbuf, inc, ibuf, n);
+    }
+  }
+  CHECK(m == n);
+  if (n > 0) after_parse(whole, wbuf, (size_t)n);
+  free(ibuf);
+  free(wbuf);
+  free(whole);
+  free(inc);
+  return 0;
+}

@@ -1,0 +1,113 @@
+/* libFuzzer driver for the client side of the opening handshake: ws_response_parse fed the
+ * input in growing prefixes, then ws_response_check_upgrade against a known key.
+ *
+ * Input: byte 0 picks the header byte limit (0: the default), byte 1 the number of split
+ * points (low 3 bits; bit 7 means one byte at a time; bit 6 says extensions were offered),
+ * then one byte per split point (the size of the next step); the rest is the response. Each
+ * prefix is copied to a buffer of exactly its size (freed after the call), and the parse
+ * must reach the same answer as one call on the whole input. */
+// Build (from the repository root):
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/core \
+//     fuzz/fuzz_response.c csrc/core/*.c -lcrypto -lz -o fuzz/bin/fuzz_response
+// Run:
+//   fuzz/bin/fuzz_response -dict=fuzz/http.dict -max_total_time=30 fuzz/corpus/response
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_handshake.h"
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
+
+/* RFC 6455's sample key; its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=. */
+static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+
+static int feed(ws_response *r, const uint8_t *data, size_t len, size_t max, char **keep) {
+  char *copy = malloc(len ? len : 1);
+  CHECK(copy);
+  memcpy(copy, data, len);
+  int n = ws_response_parse(r, copy, len, max);
+  *keep = copy;
+  return n;
+}
+
+static int inside(const char *p, size_t n, const char *buf, size_t len) {
+  return p >= buf && p + n <= buf + len;
+}
+
+static void same(const ws_response *a, const char *abuf, const ws_response *b, const char *bbuf, int n) {
+  if (n < 0) {
+    CHECK(strcmp(a->error, b->error) == 0);
+    return;
+  }
+  CHECK(a->num_headers == b->num_headers && a->minor_version == b->minor_version);
+  CHECK(a->status == b->status);
+  CHECK(a->reason - abuf == b->reason - bbuf && a->reason_len == b->reason_len);
+  for (size_t i = 0; i < a->num_headers; i++) {
+    CHECK(a->headers[i].name - abuf == b->headers[i].name - bbuf);
+    CHECK(a->headers[i].name_len == b->headers[i].name_len);
+    CHECK(a->headers[i].value - abuf == b->headers[i].value - bbuf);
+    CHECK(a->headers[i].value_len == b->headers[i].value_len);
+  }
+}
+
+static void after_parse(ws_response *r, const char *buf, size_t n, int offered_extensions) {
+  static const char *const protocols[] = { "chat", "superchat" };
+  CHECK(r->num_headers <= WS_MAX_HEADERS);
+  CHECK(r->status >= 100 && r->status <= 999);
+  CHECK(inside(r->reason, r->reason_len, buf, n));
+  for (size_t i = 0; i < r->num_headers; i++) {
+    CHECK(inside(r->headers[i].name, r->headers[i].name_len, buf, n));
+    CHECK(inside(r->headers[i].value, r->headers[i].value_len, buf, n));
+  }
+  int rc = ws_response_check_upgrade(r, key, protocols, 2, offered_extensions);
+  CHECK((rc == 0) == (r->error == NULL));
+  if (rc == 0) {
+    const ws_header *accept = ws_response_header(r, "Sec-WebSocket-Accept", NULL);
+    CHECK(r->status == 101 && accept && accept->value_len == WS_ACCEPT_LEN);
+    CHECK(memcmp(accept->value, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", WS_ACCEPT_LEN) == 0);
+    CHECK(!r->protocol || (r->protocol_len == 4 && memcmp(r->protocol, "chat", 4) == 0) ||
+          (r->protocol_len == 9 && memcmp(r->protocol, "superchat", 9) == 0));
+    CHECK(offered_extensions || !r->extensions);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 2) return 0;
+  size_t max = data[0] ? 16 + (size_t)data[0] * 32 : 0;
+  int bytewise = data[1] & 0x80, extensions = (data[1] & 0x40) != 0;
+  size_t nsplit = data[1] & 7;
+  if (size < 2 + nsplit) return 0;
+  const uint8_t *steps = data + 2;
+  const uint8_t *resp = data + 2 + nsplit;
+  size_t len = size - 2 - nsplit;
+
+  ws_response *whole = calloc(1, sizeof *whole), *inc = calloc(1, sizeof *inc);
+  CHECK(whole && inc);
+  char *wbuf, *ibuf = NULL;
+  int n = feed(whole, resp, len, max, &wbuf);
+  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
+
+  size_t at = 0, k = 0;
+  int m = WS_AGAIN;
+  while (m == WS_AGAIN && at < len) {
+    if (bytewise) at++;
+    else if (k < nsplit) at += (size_t)steps[k++] + 1;
+    else at = len;
+    if (at > len) at = len;
+    free(ibuf);
+    ibuf = NULL;
+    m = feed(inc, resp, at, max, &ibuf);
+    if (m != WS_AGAIN) {
+      CHECK(m == n);
+      same(whole, wbuf, inc, ibuf, n);
+    }
+  }
+  CHECK(m == n);
+  if (n > 0) after_parse(whole, wbuf, (size_t)n, extensions);
+  free(ibuf);
+  free(wbuf);
+  free(whole);
+  free(inc);
+  return 0;
+}

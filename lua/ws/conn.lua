@@ -1,0 +1,76 @@
+-- The methods of a connection (server side now, client side later): the waiting wrappers
+-- around the non-blocking primitives of ws.core. C never blocks: a primitive answers at once,
+-- and when it would block the wrapper waits on the loop (yielding the running task, or on the
+-- main thread running the loop) and tries again.
+local core = require "ws.core"
+
+local cwait, yield, now = core.wait, coroutine.yield, core.now
+local crecv, csend, cdrained, cclose = core.recv, core.send, core.drained, core.close
+
+local M = {}
+
+-- Waits for `what` ("r", "w", "c" or "t") on conn (nil for "t"); returns the reason it woke.
+local function wait(conn, what, timeout)
+  local r = cwait(conn, what, timeout)
+  if r then return r end
+  return yield()
+end
+M.wait = wait
+
+local methods = core.conn_methods
+M.methods = methods
+
+-- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
+-- A timeout loses nothing: the next receive gets the message that arrives later.
+function methods:receive(timeout)
+  local deadline = timeout and now() + timeout
+  while true do
+    local msg, kind, code = crecv(self)
+    if msg then return msg, kind end
+    if msg == nil then return nil, kind, code end
+    local left
+    if deadline then
+      left = deadline - now()
+      if left <= 0 then return nil, "timeout", "timeout" end
+    end
+    wait(self, "r", left)
+  end
+end
+
+-- for msg, kind in conn:messages() do ... end  (ends when the connection does)
+function methods:messages()
+  return function()
+    local msg, kind = self:receive()
+    if msg then return msg, kind end
+    return nil
+  end
+end
+
+-- true | nil, message, code. Over the high-water mark the caller waits until the queue is
+-- back under the low-water mark, so a slow reader slows its writer instead of growing memory.
+function methods:send(data, kind)
+  local ok, err, code = csend(self, data, kind)
+  while ok == false do
+    wait(self, "w")
+    ok, err, code = cdrained(self)
+  end
+  if ok then return true end
+  return nil, err, code
+end
+
+-- Performs the closing handshake (bounded by the close timeout); safe to call twice.
+function methods:close(code, reason)
+  cclose(self, code, reason)
+  while self.state ~= "closed" do wait(self, "c") end
+  return true
+end
+
+function methods:ping(data)
+  return core.ping(self, data)
+end
+
+function methods:buffered()
+  return core.buffered(self)
+end
+
+return M

@@ -1,0 +1,58 @@
+-- lua-ws: `require "ws"`. A WebSocket server (and tools) on a libev loop; each connection's
+-- handler runs in its own coroutine and is written as straight-line code.
+local core = require "ws.core"
+local conn_mod = require "ws.conn"
+local server_mod = require "ws.server"
+
+local wait = conn_mod.wait
+
+local ws = { _VERSION = "lua-ws 0.1" }
+
+ws.server = server_mod.new
+
+-- Runs fn(...) in a new coroutine on the loop (from the next loop iteration).
+function ws.spawn(fn, ...)
+  if type(fn) ~= "function" then error("ws.spawn: function expected", 2) end
+  return core.spawn(fn, ...)
+end
+
+-- Suspends the running task (or, on the main thread, runs the loop) for `seconds`.
+function ws.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds then error("ws.sleep: number expected", 2) end
+  wait(nil, "t", seconds < 0 and 0 or seconds)
+end
+
+ws.now = core.now
+ws.stop = core.stop
+
+-- Where errors of handlers and tasks go: fn(where, message_with_traceback); nil for stderr.
+ws.set_error_handler = core.set_error_handler
+
+-- The default reaction to SIGINT and SIGTERM: close every server gracefully (what is queued is
+-- delivered, then 1001), then stop the loop. A second signal stops at once.
+local stopping = false
+local function on_signal()
+  if stopping then return core.stop() end
+  stopping = true
+  local list = {}
+  for srv in pairs(server_mod.open_servers) do list[#list + 1] = srv end
+  for _, srv in ipairs(list) do srv:_begin_close({ code = 1001, reason = "server shutting down" }) end
+  for _, srv in ipairs(list) do srv:_finish_close({}) end
+  core.stop()
+end
+
+-- Runs the loop until ws.stop() or until no server and no task is left.
+-- opts.signals = false leaves SIGINT and SIGTERM alone.
+function ws.run(opts)
+  local catch = not (opts and opts.signals == false)
+  if catch then core.signals(on_signal) end
+  stopping = false
+  local ok, err = pcall(core.run)
+  if catch then core.signals(nil) end
+  if not ok then error(err, 0) end
+end
+
+-- For hosts with their own loop: one iteration (timeout 0: do not block); true while work is left.
+ws.step = core.step
+
+return ws

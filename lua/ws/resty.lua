@@ -1,0 +1,513 @@
+-- WebSocket server and client for OpenResty (nginx + lua-nginx-module) and hosts with the same
+-- cosocket API. Every protocol decision is made by ws.codec (the sans-I/O core); this file only
+-- moves bytes between the codec and the host's socket, and turns waits into cosocket yields.
+--
+--   local conn, err = require("ws.resty").accept{ protocols = { "chat" } }  -- in content_by_lua*
+--   local conn, err = require("ws.resty").connect("ws://127.0.0.1:8080/", opts)
+--   local msg, kind = conn:receive([timeout])      -- nil, message, code on failure
+--   conn:send(data [, "text" | "binary"]); conn:ping([data]); conn:close([code [, reason]])
+--   for msg, kind in conn:messages() do ... end
+local codec = require "ws.codec"
+
+local type, tostring, tonumber, setmetatable, error = type, tostring, tonumber, setmetatable, error
+local pairs, pcall = pairs, pcall
+local floor, huge = math.floor, math.huge
+local concat = table.concat
+local ngx = ngx
+
+local M = { _VERSION = "0.1" }
+
+-- Defaults. Times are in seconds, as everywhere in lua-ws.
+local DEFAULTS = {
+  max_message = 1048576,
+  max_frame = 1048576,
+  max_fragments = 1024,
+  timeout = nil,             -- receive() with no argument waits this long (nil: for ever)
+  send_timeout = 30,         -- a send that cannot finish in this time fails the connection
+  close_timeout = 3,         -- how long close() waits for the peer's close frame
+  handshake_timeout = 10,    -- client: connect + upgrade
+  max_handshake = 16384,     -- client: bytes of the server's response head
+  read_size = 65536,         -- bytes asked from the socket per read
+}
+
+-- The longest wait a cosocket accepts (milliseconds in a signed 32-bit value); longer waits loop.
+local MAX_WAIT_MS = 2147483647 - 1
+
+local function opt(opts, name)
+  local v = opts and opts[name]
+  if v == nil then return DEFAULTS[name] end
+  return v
+end
+
+-- Seconds, with the host's clock (nginx caches its time: refresh it first).
+local function now()
+  if ngx then
+    ngx.update_time()
+    return ngx.now()
+  end
+  return os.time()
+end
+
+local function wait_ms(seconds)
+  if seconds == nil or seconds == huge then return MAX_WAIT_MS end
+  local ms = floor(seconds * 1000)
+  if ms < 1 then return 1 end -- 0 would mean "the nginx default", not "do not wait"
+  if ms > MAX_WAIT_MS then return MAX_WAIT_MS end
+  return ms
+end
+
+-- permessage-deflate (RFC 7692) comes from the codec (codec.deflate_*, c:set_deflate); it is
+-- detected, not assumed, so this file also runs on a codec built without it.
+local function deflate_supported()
+  return type(codec.deflate_negotiate) == "function"
+end
+
+-- The codec's deflate config from our options: compression = "shared" (no context takeover:
+-- no compressor memory kept between messages) or "dedicated" (per-connection contexts),
+-- window_bits, mem_level, threshold (shorter messages go uncompressed).
+local function deflate_config(opts, mode)
+  return { mode = mode, window_bits = opts.window_bits, mem_level = opts.mem_level,
+           threshold = opts.threshold }
+end
+
+---------------------------------------------------------------------------------------------
+-- The connection
+
+local Conn = {}
+Conn.__index = Conn
+Conn.__name = "ws.resty.conn"
+
+function Conn:__tostring()
+  return "ws.resty.conn (" .. self.role .. ", " .. self.state .. ")"
+end
+
+local function update_state(self)
+  self.state = self.codec:state()
+end
+
+-- Latch a failure: every later call returns the same answer. Timeouts are never latched.
+local function fail(self, message, code)
+  if not self.failure then
+    self.failure = { message, code }
+    self.state = "closed"
+  end
+  return nil, self.failure[1], self.failure[2]
+end
+
+local function socket_fail(self, what, err)
+  if not self.close_code then self.close_code = 1006 end -- no close frame: abnormal closure
+  if err == "closed" then
+    return fail(self, what .. ": connection closed", "closed")
+  end
+  return fail(self, what .. ": " .. tostring(err), err == "timeout" and "timeout" or "socket")
+end
+
+-- Write what the codec queued. Only one light thread writes at a time (a cosocket refuses two
+-- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
+-- already in progress drains before it returns, so the order of frames is kept.
+local function flush(self)
+  if self.writing then return true end
+  local c, sock = self.codec, self.sock
+  self.writing = true
+  while c:pending() > 0 do
+    sock:settimeout(wait_ms(self.send_timeout))
+    local ok, err = sock:send(c:output())
+    if not ok then
+      self.writing = false
+      return socket_fail(self, "send failed", err)
+    end
+  end
+  self.writing = false
+  return true
+end
+
+-- Read once from the socket into the codec. A timeout returns nil, "timeout" (not latched,
+-- no byte lost: the codec keeps partial frames).
+local function fill(self, deadline)
+  local sock = self.sock
+  local ms = MAX_WAIT_MS
+  if deadline then
+    local left = deadline - now()
+    if left <= 0 then return nil, "timeout" end
+    ms = wait_ms(left)
+  end
+  sock:settimeout(ms)
+  local data, err = sock:receiveany(self.read_size)
+  if not data then
+    if err == "timeout" then return nil, "timeout" end
+    return socket_fail(self, "receive failed", err)
+  end
+  local ok, ferr = self.codec:feed(data)
+  if not ok then
+    -- The codec refuses input over its limit; that is the peer sending too much.
+    return fail(self, "protocol error: " .. tostring(ferr), "toolarge")
+  end
+  return true
+end
+
+-- The connection ends: the client closes its socket. On the server side nginx closes the
+-- connection when the handler returns (a raw request socket has no close of its own); where
+-- the host offers shutdown("send"), the FIN goes out at once.
+local function finish(self)
+  update_state(self)
+  if self.socket_closed then return end
+  self.socket_closed = true
+  if self.role == "client" then
+    self.sock:close()
+  elseif self.sock.shutdown then
+    self.sock:shutdown("send")
+  end
+end
+
+-- Handle one codec event. Returns msg, kind for a message; nil, message, code to end receive();
+-- or false to go on reading.
+local function on_event(self, kind, a, b)
+  if kind == "text" or kind == "binary" then
+    return a, kind
+  elseif kind == "ping" then
+    flush(self) -- the codec queued the pong
+    if self.on_ping then self.on_ping(a) end
+    return false
+  elseif kind == "pong" then
+    self.last_pong = a
+    if self.on_pong then self.on_pong(a) end
+    return false
+  elseif kind == "close" then
+    self.close_code, self.close_reason = a, b
+    flush(self) -- the reply close, when we had not sent ours
+    finish(self)
+    return fail(self, "closed", "closed")
+  elseif kind == "error" then
+    self.close_code = b -- the code we close with
+    self.error = a
+    flush(self) -- the close frame the codec queued
+    finish(self)
+    return fail(self, "protocol error: " .. tostring(a), b == 1009 and "toolarge" or "protocol")
+  end
+  error("ws.resty: unknown codec event " .. tostring(kind))
+end
+
+-- msg, kind = conn:receive([timeout]): the next whole message ("text" or "binary"), with
+-- pings answered and pongs recorded on the way. nil, message, code when it cannot:
+-- "timeout" (not fatal), "closed" (the peer closed: conn.close_code, conn.close_reason),
+-- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
+-- 1007 or 1009), "socket".
+function Conn:receive(timeout)
+  if self.failure then return nil, self.failure[1], self.failure[2] end
+  if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
+  if timeout == nil then timeout = self.timeout end
+  local deadline = timeout and now() + timeout or nil
+  local c = self.codec
+  self.reading = true
+  while true do
+    local kind, a, b = c:next()
+    if kind then
+      local msg, k, code = on_event(self, kind, a, b)
+      if msg ~= false then
+        self.reading = false
+        update_state(self)
+        if msg == nil then return nil, k, code end
+        return msg, k
+      end
+    else
+      local ok, err, code = flush(self)
+      if ok then ok, err, code = fill(self, deadline) end
+      if not ok then
+        self.reading = false
+        if err == "timeout" and not self.failure then return nil, "timeout", "timeout" end
+        return nil, err, code
+      end
+    end
+  end
+end
+
+-- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
+-- then in conn.close_code / conn.close_reason (peer's close) or conn.error.
+function Conn:messages()
+  return function()
+    local msg, kind, code = self:receive(self.timeout)
+    if msg == nil and code ~= "closed" and not self.error then self.error = kind end
+    return msg, kind
+  end
+end
+
+-- conn:send(data [, kind [, opts]]): kind "text" (default) or "binary"; opts.compress = false
+-- sends this message uncompressed. true, or nil, message, code.
+function Conn:send(data, kind, opts)
+  if type(data) ~= "string" then error("ws.resty: send() expects a string", 2) end
+  if self.failure then return nil, self.failure[1], self.failure[2] end
+  local ok, err = self.codec:send(data, kind or "text", opts)
+  if not ok then return nil, err, "state" end
+  return flush(self)
+end
+
+function Conn:ping(data)
+  if self.failure then return nil, self.failure[1], self.failure[2] end
+  local ok, err = self.codec:ping(data)
+  if not ok then return nil, err, "state" end
+  return flush(self)
+end
+
+function Conn:pong(data)
+  if self.failure then return nil, self.failure[1], self.failure[2] end
+  local ok, err = self.codec:pong(data)
+  if not ok then return nil, err, "state" end
+  return flush(self)
+end
+
+-- conn:close([code [, reason]]): sends our close frame and waits (close_timeout) for the
+-- peer's. Idempotent. When another light thread is inside receive(), that thread sees the
+-- peer's answer and ends; close() then returns once the frame is sent.
+function Conn:close(code, reason)
+  if self.closed_by_us or self.failure then
+    finish(self)
+    return true
+  end
+  self.closed_by_us = true
+  local c = self.codec
+  local st = c:state()
+  if st == "open" then
+    local ok, err = c:close(code or 1000, reason)
+    if not ok then
+      self.closed_by_us = false
+      return nil, err, "state"
+    end
+  end
+  local ok, err, ecode = flush(self)
+  if not ok then finish(self) return nil, err, ecode end
+  if not self.reading then
+    -- Drain until the peer's close frame arrives, bounded in time; messages still in
+    -- flight are dropped, as the closing handshake allows.
+    local deadline = now() + (self.close_timeout or DEFAULTS.close_timeout)
+    while c:state() ~= "closed" and not self.failure do
+      local kind, a, b = c:next()
+      if kind then
+        if kind == "close" or kind == "error" then on_event(self, kind, a, b) end
+      elseif not fill(self, deadline) then
+        break
+      end
+    end
+    if not self.failure then fail(self, "closed", "closed") end
+    finish(self)
+  end
+  update_state(self)
+  return true
+end
+
+-- Wraps a socket on which the handshake is done. `sock` needs receiveany, send, settimeout
+-- (and close for a client): an ngx.req.socket(true), an ngx.socket.tcp(), or the like.
+-- opts: role ("server" | "client"), the limits, timeout, send_timeout, close_timeout,
+-- protocol, extensions, deflate and deflate_config (the parameters codec.deflate_negotiate or
+-- codec.deflate_accept agreed, and the config they were agreed with), initial (bytes already
+-- read past the handshake).
+function M.wrap(sock, opts)
+  opts = opts or {}
+  local role = opts.role or "server"
+  local conf = {
+    role = role,
+    max_message = opt(opts, "max_message"),
+    max_frame = opt(opts, "max_frame"),
+    max_fragments = opt(opts, "max_fragments"),
+    auto_pong = true,
+  }
+  local c = codec.new(conf)
+  if type(c.open) == "function" and c:state() == "connecting" then c:open() end
+  if opts.deflate then c:set_deflate(opts.deflate, opts.deflate_config) end
+  local self = setmetatable({
+    sock = sock,
+    codec = c,
+    role = role,
+    protocol = opts.protocol,
+    extensions = opts.extensions,
+    timeout = opt(opts, "timeout"),
+    send_timeout = opt(opts, "send_timeout"),
+    close_timeout = opt(opts, "close_timeout"),
+    read_size = opt(opts, "read_size"),
+    on_ping = opts.on_ping,
+    on_pong = opts.on_pong,
+  }, Conn)
+  update_state(self)
+  if opts.initial and #opts.initial > 0 then
+    local ok, err = c:feed(opts.initial)
+    if not ok then fail(self, "protocol error: " .. tostring(err), "toolarge") end
+  end
+  return self
+end
+
+---------------------------------------------------------------------------------------------
+-- Server: inside content_by_lua*, on an HTTP/1.1 request
+
+-- An answer through nginx itself (so error_page, logs and keep-alive behave as usual).
+local function refuse(status, reason, headers)
+  ngx.status = status
+  if headers then
+    for k, v in pairs(headers) do ngx.header[k] = v end
+  end
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.print(reason, "\n")
+  ngx.eof()
+  return nil, "handshake failed: " .. reason, "handshake"
+end
+
+local function origin_allowed(list, origin)
+  if type(list) == "function" then return list(origin) end
+  for i = 1, #list do
+    if list[i] == origin then return true end
+  end
+  return false
+end
+
+-- conn = resty.accept([opts]): validates the upgrade request (with the codec's own parser, on
+-- the request head nginx received), answers 101 with the chosen subprotocol and extensions,
+-- and returns the connection. On a bad request it answers (400, 403, 426) and returns
+-- nil, message, "handshake". opts: protocols (the server's list, in order of preference),
+-- origins (a list or function(origin) -> boolean), compression ("off" default | "shared" |
+-- "dedicated", when the codec has permessage-deflate), headers (extra response headers), and
+-- everything wrap() takes.
+function M.accept(opts)
+  opts = opts or {}
+  local okh, head = pcall(ngx.req.raw_header)
+  if not okh or type(head) ~= "string" then
+    return refuse(400, "a WebSocket upgrade needs HTTP/1.1")
+  end
+  local req, reason, status = codec.parse_request(head, #head + 1)
+  if not req then
+    return refuse(status or 400, reason == "again" and "incomplete request head" or reason)
+  end
+  if not req.upgrade then
+    return refuse(426, "this resource speaks WebSocket only",
+      { ["Upgrade"] = "websocket", ["Connection"] = "Upgrade", ["Sec-WebSocket-Version"] = "13" })
+  end
+  if req.status then
+    return refuse(req.status, req.error or "bad upgrade request",
+      req.status == 426 and { ["Sec-WebSocket-Version"] = "13" } or nil)
+  end
+  if opts.origins and not origin_allowed(opts.origins, req.origin) then
+    return refuse(403, "origin not allowed")
+  end
+
+  local protocol = opts.protocols and codec.choose_protocol(req, opts.protocols) or nil
+  local extensions, deflate
+  local mode = opts.compression or "off"
+  local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
+  if dconfig and req.extensions and deflate_supported() then
+    local answer, params = codec.deflate_negotiate(req.extensions, dconfig)
+    if answer == nil then
+      return refuse(400, tostring(params)) -- a malformed Sec-WebSocket-Extensions header
+    end
+    if answer then extensions, deflate = answer, params end -- false: declined, no compression
+  end
+
+  local sock, err = ngx.req.socket(true)
+  if not sock then
+    return nil, "handshake failed: no raw socket: " .. tostring(err), "handshake"
+  end
+  local response = codec.accept_response(req, { protocol = protocol, extensions = extensions,
+    headers = opts.headers })
+  sock:settimeout(wait_ms(opt(opts, "send_timeout")))
+  local ok, serr = sock:send(response)
+  if not ok then
+    return nil, "handshake failed: send: " .. tostring(serr), "handshake"
+  end
+  local wopts = {}
+  for k, v in pairs(opts) do wopts[k] = v end
+  wopts.role, wopts.protocol, wopts.extensions = "server", protocol, extensions
+  wopts.deflate, wopts.deflate_config = deflate, dconfig
+  local conn = M.wrap(sock, wopts)
+  conn.request = req
+  return conn
+end
+
+---------------------------------------------------------------------------------------------
+-- Client: ngx.socket.tcp()
+
+local function parse_url(url)
+  local scheme, rest = url:match("^(wss?)://(.+)$")
+  if not scheme then return nil, "bad url (ws:// or wss:// expected): " .. url end
+  local authority, path = rest:match("^([^/?#]+)(.*)$")
+  if not authority then return nil, "bad url (no host): " .. url end
+  path = path:gsub("#.*$", "")
+  if path == "" then path = "/" elseif path:sub(1, 1) == "?" then path = "/" .. path end
+  local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
+  if not host then return nil, "bad url (host): " .. url end
+  port = tonumber(port) or (scheme == "wss" and 443 or 80)
+  return { scheme = scheme, host = host, port = port, authority = authority, path = path }
+end
+
+-- conn = resty.connect(url [, opts]): opens ws:// or wss:// with a cosocket. opts: protocols,
+-- origin, headers, compression ("off" | "shared" | "dedicated"), handshake_timeout,
+-- server_name and ssl_verify (wss), pool options are not used (a WebSocket is never pooled),
+-- and everything wrap() takes. nil, message, code ("handshake", "timeout", "socket").
+function M.connect(url, opts)
+  opts = opts or {}
+  local u, uerr = parse_url(url)
+  if not u then return nil, uerr, "handshake" end
+  local deadline = now() + opt(opts, "handshake_timeout")
+  local sock = ngx.socket.tcp()
+  local function bail(message, code)
+    sock:close()
+    return nil, message, code or "handshake"
+  end
+  sock:settimeout(wait_ms(deadline - now()))
+  local ok, err = sock:connect(u.host, u.port)
+  if not ok then
+    return nil, "connect failed: " .. tostring(err), err == "timeout" and "timeout" or "socket"
+  end
+  if u.scheme == "wss" then
+    ok, err = sock:sslhandshake(nil, opts.server_name or u.host, opts.ssl_verify ~= false)
+    if not ok then return bail("tls handshake failed: " .. tostring(err), "tls") end
+  end
+
+  local offer
+  local mode = opts.compression or "off"
+  local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
+  if dconfig and deflate_supported() then offer = codec.deflate_offer(dconfig) end
+  local request, key = codec.client_request{ host = u.authority, path = u.path,
+    protocols = opts.protocols, extensions = offer, origin = opts.origin, headers = opts.headers }
+  ok, err = sock:send(request)
+  if not ok then return bail("send failed: " .. tostring(err), "socket") end
+
+  local parts, have = {}, 0
+  local max = opt(opts, "max_handshake")
+  while true do
+    local left = deadline - now()
+    if left <= 0 then return bail("handshake timed out", "timeout") end
+    sock:settimeout(wait_ms(left))
+    local data, rerr = sock:receiveany(max - have)
+    if not data then
+      if rerr == "timeout" then return bail("handshake timed out", "timeout") end
+      return bail("handshake failed: " .. tostring(rerr), "handshake")
+    end
+    parts[#parts + 1] = data
+    have = have + #data
+    local buf = concat(parts)
+    parts = { buf }
+    local resp, consumed = codec.parse_response(buf, key, { protocols = opts.protocols,
+      extensions = offer })
+    if resp then
+      local deflate
+      if resp.extensions and offer then
+        local params, derr = codec.deflate_accept(resp.extensions, dconfig, offer)
+        if params == nil then return bail("handshake failed: " .. tostring(derr)) end
+        deflate = params or nil -- false: the server declined compression
+      end
+      local wopts = {}
+      for k, v in pairs(opts) do wopts[k] = v end
+      wopts.role, wopts.protocol, wopts.extensions = "client", resp.protocol, resp.extensions
+      wopts.deflate, wopts.deflate_config, wopts.initial = deflate, dconfig, buf:sub(consumed + 1)
+      local conn = M.wrap(sock, wopts)
+      conn.response = resp
+      return conn
+    elseif consumed ~= "again" then
+      return bail("handshake failed: " .. tostring(consumed))
+    elseif have >= max then
+      return bail("handshake failed: response head over " .. max .. " bytes")
+    end
+  end
+end
+
+M.parse_url = parse_url
+M.Conn = Conn
+
+return M

@@ -1,0 +1,151 @@
+-- ws.server: listening, the handshake policy (path, origins, subprotocols, the handshake and
+-- http hooks) and the server lifecycle. The protocol checks themselves happen in C
+-- (ws_handshake); this file only decides what the application asked for.
+local core = require "ws.core"
+local conn_mod = require "ws.conn"
+
+local wait = conn_mod.wait
+local chead, crequest, crespond, cupgrade, cchoose = core.head, core.request, core.respond, core.upgrade, core.choose_protocol
+
+local M = {}
+local Server = {}
+Server.__index = Server
+M.Server = Server
+
+-- The servers still listening, for the default SIGINT/SIGTERM handling.
+local open_servers = setmetatable({}, { __mode = "k" })
+M.open_servers = open_servers
+
+local function lower(s) return s and s:lower() end
+
+-- The default origin policy: non-browser clients send no Origin and pass; a browser's Origin
+-- must name the host it connects to (same origin).
+local function same_origin(origin, host)
+  if not origin then return true end
+  local authority = origin:match("^%a[%w+.-]*://([^/?#]+)")
+  return authority ~= nil and host ~= nil and lower(authority) == lower(host)
+end
+
+local function origin_policy(opt)
+  if opt == nil then
+    return function(origin, host) return same_origin(origin, host) end
+  elseif opt == "*" or opt == true then
+    return function() return true end
+  elseif type(opt) == "function" then
+    return function(origin, host, conn) return opt(origin, crequest(conn)) end
+  elseif type(opt) == "table" then
+    local allowed = {}
+    for _, o in ipairs(opt) do allowed[lower(o)] = true end
+    return function(origin) return origin == nil or allowed[lower(origin)] == true end
+  end
+  error("ws.server: origins must be a list, a function or \"*\"", 3)
+end
+
+-- Turns the callback style { open =, message =, close = } into a handler.
+local function callbacks(cb)
+  return function(conn)
+    if cb.open then cb.open(conn) end
+    if cb.message then
+      for msg, kind in conn:messages() do cb.message(conn, msg, kind) end
+    else
+      while conn:receive() do end
+    end
+    if cb.close then cb.close(conn, conn.close_code, conn.close_reason) end
+  end
+end
+
+function M.new(opts, handler)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("ws.server: options table expected", 2) end
+  if type(handler) == "table" then handler = callbacks(handler) end
+  if type(handler) ~= "function" then error("ws.server: handler function expected", 2) end
+  local path = opts.path
+  local protocols = opts.protocols
+  if type(protocols) == "string" then protocols = { protocols } end
+  local require_protocol = opts.require_protocol
+  local origin_ok = origin_policy(opts.origins)
+  local hshook, http = opts.handshake, opts.http
+
+  local function serve(conn)
+    local ok, rpath, upgrade, status, why, origin, host
+    while true do
+      ok, rpath, upgrade, status, why, origin, host = chead(conn)
+      if ok then break end
+      if ok == nil then return end -- already answered (400, 431) or gone
+      wait(conn, "r")
+    end
+    if not upgrade then
+      if http then
+        local st, headers, body = http(crequest(conn))
+        return crespond(conn, st or 500, headers, body)
+      end
+      if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
+      return crespond(conn, 426, nil, "WebSocket upgrade expected\n")
+    end
+    if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
+    if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
+    if not origin_ok(origin, host, conn) then return crespond(conn, 403, nil, "Origin not allowed\n") end
+    local protocol
+    if protocols then
+      protocol = cchoose(conn, protocols)
+      if not protocol and require_protocol then
+        return crespond(conn, 400, nil, "No supported subprotocol\n")
+      end
+    end
+    local headers, data
+    if hshook then
+      local accept, a, b, c = hshook(crequest(conn))
+      if not accept then return crespond(conn, a or 403, b, c) end
+      if type(a) == "table" then
+        if a.protocol ~= nil then protocol = a.protocol or nil end
+        headers, data = a.headers, a.data
+      end
+    end
+    if not cupgrade(conn, protocol, headers) then return end
+    if data ~= nil then conn.data = data end
+    return handler(conn)
+  end
+
+  local l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
+  if not l then return nil, err, code end
+  local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
+  open_servers[srv] = true
+  return srv
+end
+
+-- How many connections are open (or still closing).
+function Server:connections()
+  return core.server_count(self._l)
+end
+
+-- Stop accepting and send a close to every connection (after what is queued for it).
+function Server:_begin_close(opts)
+  if self.closing then return end
+  self.closing = true
+  open_servers[self] = nil
+  core.server_close(self._l)
+  core.server_shutdown(self._l, opts.code or 1001, opts.reason or "server closing")
+end
+
+-- Wait for the closing handshakes, at most opts.timeout seconds (default 5), then cut the rest.
+function Server:_finish_close(opts)
+  local deadline = core.now() + (opts.timeout or 5)
+  while core.server_count(self._l) > 0 and core.now() < deadline do
+    wait(nil, "t", 0.01)
+  end
+  if core.server_count(self._l) > 0 then
+    core.server_shutdown(self._l, 1001, "", true)
+  end
+  self.closed = true
+end
+
+-- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a
+-- connection is delivered before its close frame.
+function Server:close(opts)
+  opts = opts or {}
+  self:_begin_close(opts)
+  if not self.closed then self:_finish_close(opts) end
+  return true
+end
+
+return M

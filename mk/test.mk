@@ -1,0 +1,18 @@
+# The two commands of the README: `make chat` (install, build, run the demo on http://127.0.0.1:8080/)
+# and `make test` (install, build, run every test stage; see scripts/test.sh). `make deps` installs
+# only. DEMO_PORT picks another port for `make chat`.
+
+DEMO_PORT ?= 8080
+DEMO      := $(if $(wildcard examples/chat.lua),examples/chat.lua,examples/echo.lua)
+
+.PHONY: deps test chat
+deps:
+	@bash scripts/deps.sh
+
+test:
+	@bash scripts/test.sh
+
+chat: deps
+	@$(MAKE) --no-print-directory all
+	@echo "Starting $(DEMO) on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
+	lua5.4 $(DEMO) --port $(DEMO_PORT)

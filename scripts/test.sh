@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# `make test`: every test stage of lua-ws, in order, stopping at the first that fails.
+#   deps     Debian packages and Node peers (scripts/deps.sh)
+#   build    ws.codec and ws.core into lua/ws, warning-free (-Werror)
+#   specs    the whole busted suite on Lua 5.4
+#   matrix   the codec specs on Lua 5.1, 5.3 and LuaJIT 2.1, each with its own build of ws.codec
+#   asan     the whole suite again on an AddressSanitizer + UndefinedBehaviorSanitizer build
+#   fuzz     every libFuzzer driver for FUZZ_SECONDS (default 60)
+#   rock     `luarocks make` of the rockspec into a temporary tree, then require from it
+# The last line printed is "N passed, N failed, N skipped": the specs of the Lua 5.4 run, plus one
+# failure for a stage that failed outside those specs (or kept them from running).
+# STAGES="specs asan" (for example) runs only the named stages.
+# Stages are called by name (stage_$name), which shellcheck cannot follow:
+# shellcheck disable=SC2317
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+ROOT=$PWD
+export LC_ALL=C.UTF-8
+ALL_STAGES="deps build specs matrix asan fuzz rock"
+STAGES=${STAGES:-$ALL_STAGES}
+JOBS=$(nproc 2>/dev/null || echo 2)
+LOGDIR=build/test
+mkdir -p "$LOGDIR"
+
+# Busted's own runner, started with the interpreter under test (it is a plain Lua script).
+BUSTED=/usr/bin/busted
+# Specs of the sans-I/O codec, which must pass on every supported Lua.
+CODEC_SPECS=(spec/codec_*_spec.lua spec/utf8_spec.lua)
+
+passed=0 failed=0 skipped=0 spec_counted=0 failed_stage=""
+timings=()
+
+now() { date +%s.%N; }
+
+# Runs busted with interpreter $1 and cpath $2 on the remaining arguments (spec files, or none for
+# all of spec/), logging to $LOGDIR/busted-<tag>.log; sets b_passed/b_failed/b_skipped.
+run_busted() {
+  local lua=$1 cpath=$2 tag=$3
+  shift 3
+  local log=$LOGDIR/busted-$tag.log
+  WS_TEST_LUA=$lua WS_TEST_CPATH=$cpath \
+    "$lua" "$BUSTED" --output=utfTerminal --cpath="$cpath" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+    grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "busted ($tag) ended without its summary (exit $rc): a crash or an abort (see above)"
+    b_passed=0 b_failed=1 b_skipped=0
+    return 1
+  fi
+  read -r b_passed _ _ f _ _ e _ _ b_skipped _ <<<"$line"
+  b_failed=$((f + e))
+  [ "$rc" -eq 0 ] && [ "$b_failed" -eq 0 ]
+}
+
+have_specs() {
+  compgen -G 'spec/*_spec.lua' >/dev/null || compgen -G 'spec/**/*_spec.lua' >/dev/null
+}
+
+stage_deps() {
+  bash scripts/deps.sh
+}
+
+stage_build() {
+  # An object directory of its own, only ever compiled with -Werror, so every object was checked;
+  # the modules land in lua/ws, where the specs and examples load them.
+  make --no-print-directory -j"$JOBS" all BUILD=build/werror/lua5.4 EXTRA_CFLAGS=-Werror
+}
+
+stage_specs() {
+  if ! have_specs; then
+    echo "note: no specs in spec/ yet"
+    spec_counted=1
+    return 0
+  fi
+  local ok=0
+  run_busted lua5.4 "$ROOT/lua/?.so" lua5.4 || ok=1
+  passed=$b_passed failed=$b_failed skipped=$b_skipped spec_counted=1
+  return "$ok"
+}
+
+stage_matrix() {
+  local files=() f lua v ok=0
+  for f in "${CODEC_SPECS[@]}"; do [ -f "$f" ] && files+=("$f"); done
+  make --no-print-directory -j"$JOBS" matrix-5.1 matrix-5.3 matrix-luajit || return 1
+  if [ "${#files[@]}" -eq 0 ]; then
+    echo "note: no codec specs (spec/codec_*_spec.lua, spec/utf8_spec.lua) yet; builds checked only"
+    return 0
+  fi
+  for v in 5.1 5.3 luajit; do
+    lua=lua$v
+    [ "$v" = luajit ] && lua=luajit
+    echo "---- codec specs on $("$lua" -v 2>&1 | head -n 1)"
+    if run_busted "$lua" "$ROOT/build/matrix/$v/?.so" "$v" "${files[@]}"; then
+      echo "---- $v: $b_passed passed, $b_failed failed, $b_skipped skipped"
+    else
+      echo "---- $v: FAILED: $b_passed passed, $b_failed failed, $b_skipped skipped"
+      ok=1
+    fi
+  done
+  return "$ok"
+}
+
+stage_asan() {
+  make --no-print-directory -j"$JOBS" asan || return 1
+  if ! have_specs; then
+    echo "note: no specs in spec/ yet; sanitized build checked only"
+    return 0
+  fi
+  # Leak checking is off: the interpreter and busted keep their state until exit by design.
+  # WS_TEST_SANITIZE lets a spec that measures memory know the allocator is ASan's.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  WS_TEST_SANITIZE=address,undefined \
+    run_busted "$ROOT/build/asan/lua5.4" "$ROOT/build/asan/?.so" asan
+  local rc=$?
+  echo "---- asan: $b_passed passed, $b_failed failed, $b_skipped skipped"
+  return "$rc"
+}
+
+stage_fuzz() {
+  make --no-print-directory -j"$JOBS" fuzz-build || return 1
+  bash scripts/fuzz.sh
+}
+
+stage_rock() {
+  local tree
+  tree=$(mktemp -d /tmp/lua-ws-rock.XXXXXX)
+  rock_check "$tree"
+  local rc=$?
+  rm -rf "$tree"
+  return "$rc"
+}
+
+rock_check() {
+  local tree=$1
+  luarocks --lua-version=5.4 make --tree "$tree" rockspecs/lua-ws-scm-1.rockspec || return 1
+  local check='require "ws.codec"'
+  [ -f lua/ws/init.lua ] && check="$check; require \"ws\""
+  [ -f lua/ws/init.lua ] || echo "note: lua/ws/init.lua does not exist yet; checking ws.codec only"
+  # From another directory and with only the tree on the paths, so nothing comes from the checkout.
+  (cd /tmp && LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua;;" \
+    LUA_CPATH="$tree/lib/lua/5.4/?.so;;" lua5.4 -e "
+      $check
+      for _, m in ipairs({ 'ws.codec', 'ws', 'ws.core' }) do
+        local p = package.searchpath(m, package.path) or package.searchpath(m, package.cpath)
+        if p then print(m, p) assert(p:find('$tree', 1, true) == 1, m .. ' not from the tree') end
+      end")
+}
+
+stage_title() {
+  case $1 in
+    deps) echo "dependencies (Debian packages, Node peers)" ;;
+    build) echo "build ws.codec and ws.core, warning-free (-Werror)" ;;
+    specs) echo "busted spec suite on Lua 5.4" ;;
+    matrix) echo "codec specs on Lua 5.1, 5.3 and LuaJIT 2.1" ;;
+    asan) echo "whole suite on an ASan + UBSan build" ;;
+    fuzz) echo "libFuzzer drivers, ${FUZZ_SECONDS:-60}s each" ;;
+    rock) echo "luarocks make into a temporary tree" ;;
+  esac
+}
+
+summary() {
+  echo
+  echo "==== timings"
+  local t
+  for t in "${timings[@]}"; do echo "  $t"; done
+  if [ -n "$failed_stage" ]; then
+    echo "FAILED at stage: $failed_stage"
+    # A failure outside the counted specs still shows in the count.
+    if [ "$failed_stage" != specs ] || [ "$spec_counted" -eq 0 ]; then failed=$((failed + 1)); fi
+  fi
+  echo "$passed passed, $failed failed, $skipped skipped"
+}
+trap summary EXIT
+
+n=0 total=$(wc -w <<<"$STAGES")
+for stage in $STAGES; do
+  n=$((n + 1))
+  case " $ALL_STAGES " in *" $stage "*) ;; *) echo "unknown stage: $stage"; failed_stage=$stage; exit 2 ;; esac
+  echo
+  echo "==== [$n/$total] $stage: $(stage_title "$stage")"
+  start=$(now)
+  "stage_$stage"
+  rc=$?
+  secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+  timings+=("$(printf '%-7s %7ss  %s' "$stage" "$secs" "$([ $rc -eq 0 ] && echo ok || echo FAILED)")")
+  if [ "$rc" -ne 0 ]; then
+    echo "==== $stage FAILED (exit $rc) after ${secs}s"
+    failed_stage=$stage
+    exit 1
+  fi
+  echo "==== $stage ok (${secs}s)"
+done
+exit 0

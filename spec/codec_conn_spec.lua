@@ -1,0 +1,576 @@
+-- ws.codec connections: every receiving rule of RFC 6455 sections 5 to 7 at the byte
+-- level (event, close code, error message and the close frame queued), every vector fed
+-- split at every byte position, the state machine, and what may be sent in each state.
+local codec = require "ws.codec"
+local V = require "vectors.rfc6455"
+local hex, tohex = V.hex, V.tohex
+local KEY = V.key
+
+-- Frames as a client sends them (masked) and as a server sends them (plain).
+local function m(kind, payload, opts)
+  opts = opts or {}
+  return codec.frame(kind, payload or "", { fin = opts.fin, rsv = opts.rsv, mask = KEY })
+end
+local function u(kind, payload, opts)
+  opts = opts or {}
+  return codec.frame(kind, payload or "", { fin = opts.fin, rsv = opts.rsv })
+end
+
+local function new(role, opts)
+  local o = { role = role }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return codec.new(o)
+end
+
+local MAX_EVENTS = 100000 -- every loop is bounded
+
+local function drain(c, into)
+  into = into or {}
+  for _ = 1, MAX_EVENTS do
+    local ev = { c:next() }
+    if ev[1] == nil then return into end
+    into[#into + 1] = ev
+  end
+  error("too many events")
+end
+
+-- Feed the chunks in order, collecting events after each.
+local function run(role, chunks, opts)
+  local c = new(role, opts)
+  local evs = {}
+  for _, chunk in ipairs(chunks) do
+    assert.is_true(c:feed(chunk))
+    drain(c, evs)
+  end
+  return evs, c
+end
+
+local function same_events(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if #a[i] ~= #b[i] then return false end
+    for j = 1, #a[i] do if a[i][j] ~= b[i][j] then return false end end
+  end
+  return true
+end
+
+local function describe_events(evs)
+  local t = {}
+  for _, ev in ipairs(evs) do
+    local parts = {}
+    for j = 1, #ev do
+      local s = tostring(ev[j])
+      parts[j] = #s > 40 and (s:sub(1, 40) .. "...(" .. #s .. ")") or s
+    end
+    t[#t + 1] = "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return table.concat(t, " ")
+end
+
+-- The same events whether the bytes come at once, cut in two at any position, or one by one.
+local function check_splits(role, bytes, expected, opts)
+  local evs, c = run(role, { bytes }, opts)
+  assert.same(expected, evs)
+  for cut = 1, #bytes - 1 do
+    local got = run(role, { bytes:sub(1, cut), bytes:sub(cut + 1) }, opts)
+    if not same_events(got, expected) then
+      error("split at " .. cut .. ": " .. describe_events(got) .. " instead of " .. describe_events(expected))
+    end
+  end
+  local chunks = {}
+  for i = 1, #bytes do chunks[i] = bytes:sub(i, i) end
+  local got = run(role, chunks, opts)
+  if not same_events(got, expected) then
+    error("byte by byte: " .. describe_events(got) .. " instead of " .. describe_events(expected))
+  end
+  return c
+end
+
+-- Split the frames in `out` (bytes written by a conn) into { opcode, payload, fin, rsv, masked }.
+local function frames_of(out)
+  local frames = {}
+  while #out > 0 do
+    local h = assert(codec.parse_frame_header(out))
+    local payload = out:sub(h.header_length + 1, h.header_length + h.length)
+    assert.equal(h.length, #payload)
+    if h.masked then payload = codec.mask(payload, h.mask) end
+    frames[#frames + 1] = { opcode = h.opcode, payload = payload, fin = h.fin, rsv = h.rsv, masked = h.masked }
+    out = out:sub(h.header_length + h.length + 1)
+  end
+  return frames
+end
+
+local function close_payload(code, reason)
+  return string.char(math.floor(code / 256), code % 256) .. (reason or "")
+end
+
+-- A rule violation: the error event (split anywhere), then nothing more, and exactly one
+-- close frame with the code (and the message as its reason) queued.
+local function expect_fail(role, bytes, message, code, opts)
+  local c = check_splits(role, bytes, { { "error", message, code } }, opts)
+  assert.equal("closed", c:state())
+  assert.is_nil(c:next())
+  local frames = frames_of(c:output())
+  assert.equal(1, #frames)
+  assert.equal(8, frames[1].opcode)
+  assert.equal(role == "client", frames[1].masked)
+  assert.equal(close_payload(code, message), frames[1].payload)
+  assert.is_true(c:feed(m("text", "ignored")))
+  assert.is_nil(c:next())
+  assert.equal("", c:output())
+end
+
+describe("ws.codec RFC 6455 5.7 vectors", function()
+  for _, v in ipairs(V.vectors) do
+    it(v.name .. ", split at every byte position and byte by byte", function()
+      check_splits(v.role, v.bytes, v.events)
+    end)
+  end
+
+  it("256 bytes and 64 KiB masked, to a server, split everywhere", function()
+    for _, v in ipairs { V.binary_256, V.binary_64k } do
+      check_splits("server", m("binary", v.payload), v.events)
+    end
+  end)
+
+  it("answers the unmasked ping with a masked pong carrying the same payload", function()
+    local _, c = run("client", { V.vectors[4].bytes })
+    local frames = frames_of(c:output())
+    assert.same({ { opcode = 10, payload = "Hello", fin = true, rsv = 0, masked = true } }, frames)
+  end)
+end)
+
+describe("ws.codec masking direction", function()
+  it("a server fails on an unmasked client frame with 1002", function()
+    expect_fail("server", u("text", "Hello"), "unmasked frame from client", 1002)
+    expect_fail("server", u("ping", ""), "unmasked frame from client", 1002)
+  end)
+
+  it("a client fails on a masked server frame with 1002", function()
+    expect_fail("client", m("text", "Hello"), "masked frame from server", 1002)
+    expect_fail("client", m("close", ""), "masked frame from server", 1002)
+  end)
+end)
+
+describe("ws.codec reserved bits", function()
+  it("fails on RSV1, RSV2 or RSV3 when no extension claimed them", function()
+    for _, rsv in ipairs { 4, 2, 1, 7 } do
+      expect_fail("server", m("text", "x", { rsv = rsv }), "reserved bits set without an extension", 1002)
+      expect_fail("server", m("ping", "x", { rsv = rsv }), "reserved bits set without an extension", 1002)
+      expect_fail("client", u("binary", "x", { rsv = rsv }), "reserved bits set without an extension", 1002)
+    end
+  end)
+
+  it("fails on RSV bits of a continuation frame", function()
+    expect_fail("server", m("text", "a", { fin = false }) .. m("continuation", "b", { rsv = 4 }),
+      "reserved bits set without an extension", 1002)
+  end)
+end)
+
+describe("ws.codec opcodes", function()
+  it("fails on every reserved opcode with 1002", function()
+    for _, op in ipairs { 3, 4, 5, 6, 7, 11, 12, 13, 14, 15 } do
+      expect_fail("server", m(op, ""), "unknown opcode", 1002)
+      expect_fail("client", u(op, "abc"), "unknown opcode", 1002)
+    end
+  end)
+
+  it("fails on a reserved opcode inside a fragmented message", function()
+    expect_fail("server", m("text", "a", { fin = false }) .. m(11, "b"), "unknown opcode", 1002)
+  end)
+end)
+
+describe("ws.codec control frames", function()
+  it("accepts 125 bytes and answers with the same 125 bytes", function()
+    local p = string.rep("p", 125)
+    local c = check_splits("server", m("ping", p), { { "ping", p } })
+    assert.equal(u("pong", p), c:output())
+  end)
+
+  it("fails on a payload over 125 bytes as soon as the header arrives", function()
+    local frame = m("ping", string.rep("p", 126))
+    expect_fail("server", frame, "control frame payload over 125 bytes", 1002)
+    local c = new("server")
+    c:feed(frame:sub(1, 8)) -- header only: 2 + 2 (length 126) + 4 (key)
+    assert.same({ "error", "control frame payload over 125 bytes", 1002 }, { c:next() })
+    expect_fail("client", u("close", close_payload(1000, string.rep("r", 124))),
+      "control frame payload over 125 bytes", 1002)
+    expect_fail("client", u("pong", string.rep("p", 126)), "control frame payload over 125 bytes", 1002)
+  end)
+
+  it("fails on a fragmented control frame", function()
+    expect_fail("server", m("ping", "x", { fin = false }), "fragmented control frame", 1002)
+    expect_fail("client", u("pong", "", { fin = false }), "fragmented control frame", 1002)
+    expect_fail("client", u("close", "", { fin = false }), "fragmented control frame", 1002)
+  end)
+
+  it("delivers control frames between the fragments of a message", function()
+    local bytes = m("text", "Hel", { fin = false }) .. m("ping", "1") .. m("continuation", "", { fin = false })
+      .. m("pong", "2") .. m("continuation", "lo")
+    local c = check_splits("server", bytes, { { "ping", "1" }, { "pong", "2" }, { "text", "Hello" } })
+    assert.equal(u("pong", "1"), c:output())
+  end)
+
+  it("does not answer pings when auto_pong is off", function()
+    local c = check_splits("server", m("ping", "x"), { { "ping", "x" } }, { auto_pong = false })
+    assert.equal("", c:output())
+    assert.is_true(c:pong("x"))
+    assert.equal(u("pong", "x"), c:output())
+  end)
+end)
+
+describe("ws.codec fragmentation", function()
+  it("reassembles fragments, empty ones included", function()
+    local bytes = m("binary", "a", { fin = false }) .. m("continuation", "", { fin = false })
+      .. m("continuation", "bc", { fin = false }) .. m("continuation", "d")
+    check_splits("server", bytes, { { "binary", "abcd" } })
+    check_splits("server", m("text", "", { fin = false }) .. m("continuation", ""), { { "text", "" } })
+  end)
+
+  it("starts afresh after a fragmented message", function()
+    local bytes = m("text", "a", { fin = false }) .. m("continuation", "b") .. m("binary", "c")
+      .. m("text", "d", { fin = false }) .. m("continuation", "e")
+    check_splits("server", bytes, { { "text", "ab" }, { "binary", "c" }, { "text", "de" } })
+  end)
+
+  it("fails on a continuation frame without a message", function()
+    expect_fail("server", m("continuation", "x"), "continuation frame without a message to continue", 1002)
+    expect_fail("client", u("continuation", "x", { fin = false }),
+      "continuation frame without a message to continue", 1002)
+    check_splits("server", m("text", "a") .. m("continuation", "b"),
+      { { "text", "a" }, { "error", "continuation frame without a message to continue", 1002 } })
+  end)
+
+  it("fails on a new data frame inside a fragmented message", function()
+    expect_fail("server", m("text", "a", { fin = false }) .. m("text", "b"),
+      "new data frame inside a fragmented message", 1002)
+    expect_fail("client", u("binary", "a", { fin = false }) .. u("text", "b", { fin = false }),
+      "new data frame inside a fragmented message", 1002)
+  end)
+end)
+
+describe("ws.codec lengths", function()
+  it("reads 16-bit and 64-bit lengths, minimal or not", function()
+    check_splits("client", hex("81 7E 00 05") .. "Hello", { { "text", "Hello" } })
+    check_splits("client", hex("81 7F 00 00 00 00 00 00 00 05") .. "Hello", { { "text", "Hello" } })
+    local big = string.rep("z", 70000)
+    check_splits("client", hex("82 7F 00 00 00 00 00 01 11 70") .. big, { { "binary", big } })
+  end)
+
+  it("fails on a 64-bit length with the top bit set, at its first byte", function()
+    expect_fail("server", hex("82 FF 80 00 00 00 00 00 00 00") .. KEY, "frame length has the top bit set", 1002)
+    local c = new("client")
+    c:feed(hex("82 7F 80"))
+    assert.same({ "error", "frame length has the top bit set", 1002 }, { c:next() })
+  end)
+end)
+
+describe("ws.codec limits", function()
+  it("fails on a frame over max_frame from its header, before storing it", function()
+    local c = new("client")
+    c:feed(hex("82 7F 40 00 00 00 00 00 00 00")) -- 2^62 bytes announced, none sent
+    assert.same({ "error", "message over max_message", 1009 }, { c:next() })
+    c = new("client", { max_frame = 1000 })
+    c:feed(hex("82 7E 03 E9")) -- 1001 bytes announced, none sent
+    assert.same({ "error", "frame over max_frame", 1009 }, { c:next() })
+    expect_fail("server", m("binary", "123456"), "frame over max_frame", 1009, { max_frame = 5 })
+    check_splits("server", m("binary", "12345"), { { "binary", "12345" } }, { max_frame = 5 })
+    expect_fail("server", m("text", "abc", { fin = false }) .. m("continuation", "123456"),
+      "frame over max_frame", 1009, { max_frame = 5 })
+  end)
+
+  it("fails on a message over max_message, single or fragmented, before storing it", function()
+    check_splits("server", m("text", "1234567890"), { { "text", "1234567890" } }, { max_message = 10 })
+    expect_fail("server", m("text", "12345678901"), "message over max_message", 1009, { max_message = 10 })
+    local c = new("server", { max_message = 10 })
+    c:feed(m("text", "12345678901"):sub(1, 6)) -- the header only
+    assert.same({ "error", "message over max_message", 1009 }, { c:next() })
+    check_splits("server", m("text", "123456", { fin = false }) .. m("continuation", "7890"),
+      { { "text", "1234567890" } }, { max_message = 10 })
+    expect_fail("server", m("text", "123456", { fin = false }) .. m("continuation", "78901"),
+      "message over max_message", 1009, { max_message = 10 })
+    c = new("client") -- the default limit is 1 MiB
+    c:feed(hex("82 7F 00 00 00 00 00 10 00 01"))
+    assert.same({ "error", "message over max_message", 1009 }, { c:next() })
+    c = new("client")
+    c:feed(hex("82 7F 00 00 00 00 00 10 00 00"))
+    assert.is_nil(c:next())
+  end)
+
+  it("fails on more than max_fragments frames in a message", function()
+    local three = m("text", "a", { fin = false }) .. m("continuation", "b", { fin = false }) .. m("continuation", "c")
+    check_splits("server", three, { { "text", "abc" } }, { max_fragments = 3 })
+    local four = m("text", "a", { fin = false }) .. m("continuation", "b", { fin = false })
+      .. m("continuation", "c", { fin = false }) .. m("continuation", "d")
+    expect_fail("server", four, "message over max_fragments", 1009, { max_fragments = 3 })
+  end)
+
+  it("reassembles 1 MiB from 16 fragments fed in 20000-byte reads", function()
+    local piece = V.payload(65536)
+    local bytes = {}
+    for i = 1, 16 do
+      bytes[i] = m(i == 1 and "binary" or "continuation", piece, { fin = i == 16 })
+    end
+    bytes = table.concat(bytes)
+    local c = new("server")
+    local evs = {}
+    for at = 1, #bytes, 20000 do
+      assert.is_true(c:feed(bytes:sub(at, at + 19999)))
+      drain(c, evs)
+    end
+    assert.equal(1, #evs)
+    assert.equal("binary", evs[1][1])
+    assert.equal(string.rep(piece, 16), evs[1][2])
+  end)
+
+  it("streams a large single frame through a bounded input buffer", function()
+    local payload = V.payload(300000)
+    local bytes = m("binary", payload)
+    local c = new("server")
+    local evs = {}
+    for at = 1, #bytes, 65536 do
+      assert.is_true(c:feed(bytes:sub(at, at + 65535)))
+      drain(c, evs)
+    end
+    assert.same({ { "binary", payload } }, evs)
+  end)
+
+  it("refuses input over its buffer limit until the events are taken", function()
+    local c = new("server")
+    local small = m("binary", "x")
+    local t = {}
+    for i = 1, 30000 do t[i] = small end
+    local batch = table.concat(t) -- 210000 bytes of small frames
+    assert.same({ nil, "input over the buffer limit" }, { c:feed(batch) })
+    assert.is_true(c:feed(batch:sub(1, 70000)))
+    assert.equal(10000, #drain(c))
+    assert.is_true(c:feed(batch:sub(70001, 140000)))
+  end)
+end)
+
+describe("ws.codec closing handshake", function()
+  it("echoes the peer's code and reason in the event, and the code in the reply", function()
+    local c = check_splits("server", m("close", close_payload(1001, "bye")), { { "close", 1001, "bye" } })
+    assert.equal("closed", c:state())
+    assert.equal(u("close", close_payload(1001)), c:output())
+    assert.same({ nil, "close already sent" }, { c:send("late") })
+    assert.is_nil(c:next())
+  end)
+
+  it("reports 1005 for an empty close and replies with no code", function()
+    local c = check_splits("server", m("close", ""), { { "close", 1005, "" } })
+    assert.equal(hex("88 00"), c:output())
+    local _, cc = run("client", { u("close", "") })
+    assert.same({ { opcode = 8, payload = "", fin = true, rsv = 0, masked = true } }, frames_of(cc:output()))
+  end)
+
+  it("accepts every valid code", function()
+    for _, code in ipairs { 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+                            3000, 3999, 4000, 4999 } do
+      local c = check_splits("client", u("close", close_payload(code, "r")), { { "close", code, "r" } })
+      assert.equal(close_payload(code), frames_of(c:output())[1].payload)
+    end
+  end)
+
+  it("fails on an invalid code with 1002", function()
+    for _, code in ipairs { 0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535 } do
+      expect_fail("server", m("close", close_payload(code)), "invalid close code", 1002)
+    end
+  end)
+
+  it("fails on a 1-byte close payload with 1002", function()
+    expect_fail("server", m("close", "\3"), "close frame with a 1-byte payload", 1002)
+  end)
+
+  it("fails on a reason that is not UTF-8 with 1007", function()
+    expect_fail("server", m("close", close_payload(1000, hex("CE BA E1 BD"))), "invalid UTF-8 in close reason", 1007)
+    expect_fail("client", u("close", close_payload(1000, hex("ED A0 80"))), "invalid UTF-8 in close reason", 1007)
+  end)
+
+  it("ignores everything after the peer's close", function()
+    check_splits("server", m("close", "") .. m("text", "after") .. hex("FF FF"), { { "close", 1005, "" } })
+  end)
+
+  it("drops a fragmented message the close cut short", function()
+    check_splits("server", m("text", "part", { fin = false }) .. m("close", close_payload(1000)),
+      { { "close", 1000, "" } })
+  end)
+end)
+
+describe("ws.codec state machine", function()
+  it("goes open -> closing -> closed when we close first", function()
+    local c = new("server")
+    assert.equal("open", c:state())
+    assert.is_true(c:close(1000, "done"))
+    assert.equal("closing", c:state())
+    assert.equal(u("close", close_payload(1000, "done")), c:output())
+    -- data the peer sent before seeing our close is still delivered
+    c:feed(m("text", "late") .. m("ping", "p"))
+    assert.same({ "text", "late" }, { c:next() })
+    assert.same({ "ping", "p" }, { c:next() })
+    assert.equal("", c:output()) -- no pong after our close
+    c:feed(m("close", close_payload(1000)))
+    assert.same({ "close", 1000, "" }, { c:next() })
+    assert.equal("closed", c:state())
+    assert.equal("", c:output()) -- our close was the first: no second one
+  end)
+
+  it("goes open -> closed when the peer closes first, with the reply queued", function()
+    local c = new("client")
+    c:feed(u("close", close_payload(1000, "bye")))
+    assert.same({ "close", 1000, "bye" }, { c:next() })
+    assert.equal("closed", c:state())
+    assert.same({ { opcode = 8, payload = close_payload(1000), fin = true, rsv = 0, masked = true } },
+      frames_of(c:output()))
+  end)
+
+  it("sends nothing after our close", function()
+    local c = new("server")
+    assert.is_true(c:close())
+    assert.equal(hex("88 00"), c:output())
+    assert.same({ nil, "close already sent" }, { c:send("x") })
+    assert.same({ nil, "close already sent" }, { c:ping() })
+    assert.same({ nil, "close already sent" }, { c:pong() })
+    assert.same({ nil, "close already sent" }, { c:close(1000) })
+    assert.equal("", c:output())
+  end)
+
+  it("sends nothing and reads nothing before it is open", function()
+    local c = codec.new { role = "server", open = false }
+    assert.equal("connecting", c:state())
+    assert.same({ nil, "connection not open" }, { c:send("x") })
+    assert.same({ nil, "connection not open" }, { c:ping() })
+    assert.same({ nil, "connection not open" }, { c:close(1000) })
+    assert.is_true(c:feed(m("text", "early")))
+    assert.is_nil(c:next())
+    c:open()
+    assert.equal("open", c:state())
+    assert.same({ "text", "early" }, { c:next() })
+  end)
+
+  it("fails once: the error event, the close queued, then silence", function()
+    local c = new("server")
+    c:feed(m("text", "ok") .. u("text", "bad") .. m("text", "never"))
+    assert.same({ "text", "ok" }, { c:next() })
+    assert.same({ "error", "unmasked frame from client", 1002 }, { c:next() })
+    assert.is_nil(c:next())
+    assert.equal("closed", c:state())
+    assert.same({ nil, "close already sent" }, { c:send("x") })
+  end)
+
+  it("does not queue a second close when failing after our close", function()
+    local c = new("server")
+    c:close(1001)
+    assert.equal(u("close", close_payload(1001)), c:output())
+    c:feed(u("text", "bad"))
+    assert.same({ "error", "unmasked frame from client", 1002 }, { c:next() })
+    assert.equal("", c:output())
+  end)
+end)
+
+describe("ws.codec sending", function()
+  it("writes plain frames as a server", function()
+    local c = new("server")
+    assert.is_true(c:send("Hello"))
+    assert.is_true(c:send("\0\1", "binary"))
+    assert.is_true(c:ping("p"))
+    assert.is_true(c:pong(""))
+    assert.equal(7 + 4 + 3 + 2, c:pending())
+    assert.equal(u("text", "Hello") .. u("binary", "\0\1") .. u("ping", "p") .. u("pong", ""), c:output())
+    assert.equal(0, c:pending())
+    assert.equal("", c:output())
+  end)
+
+  it("masks every frame as a client, with fresh keys", function()
+    local c = new("client")
+    local big = V.payload(70000)
+    assert.is_true(c:send("Hello"))
+    assert.is_true(c:send(big, "binary"))
+    assert.is_true(c:close(1000, "bye"))
+    local frames = frames_of(c:output())
+    assert.same({ opcode = 1, payload = "Hello", fin = true, rsv = 0, masked = true }, frames[1])
+    assert.same({ opcode = 2, payload = big, fin = true, rsv = 0, masked = true }, frames[2])
+    assert.same({ opcode = 8, payload = close_payload(1000, "bye"), fin = true, rsv = 0, masked = true }, frames[3])
+    local keys = {}
+    for _ = 1, 100 do
+      c = new("client")
+      c:send("x")
+      keys[assert(codec.parse_frame_header(c:output())).mask] = true
+    end
+    local distinct = 0
+    for _ in pairs(keys) do distinct = distinct + 1 end
+    assert.is_true(distinct > 90)
+  end)
+
+  it("sends fragmented messages in order", function()
+    local c = new("server")
+    assert.is_true(c:send("Hel", "text", { fin = false }))
+    assert.is_true(c:ping("between"))
+    assert.is_true(c:send("", "continuation", { fin = false }))
+    assert.is_true(c:send("lo", "continuation"))
+    assert.equal(tohex(hex("01 03") .. "Hel" .. u("ping", "between") .. hex("00 00 80 02") .. "lo"), tohex(c:output()))
+  end)
+
+  it("refuses continuation out of sequence", function()
+    local c = new("server")
+    assert.same({ nil, "no fragmented message to continue" }, { c:send("x", "continuation") })
+    assert.is_true(c:send("a", "binary", { fin = false }))
+    assert.same({ nil, "a fragmented message is being sent" }, { c:send("x") })
+    assert.is_true(c:send("b", "continuation"))
+    assert.is_true(c:send("x"))
+  end)
+
+  it("refuses control payloads over 125 bytes and bad close arguments", function()
+    local c = new("server")
+    assert.same({ nil, "control frame payload over 125 bytes" }, { c:ping(string.rep("p", 126)) })
+    assert.same({ nil, "control frame payload over 125 bytes" }, { c:pong(string.rep("p", 126)) })
+    assert.is_true(c:ping(string.rep("p", 125)))
+    assert.same({ nil, "invalid close code" }, { c:close(1005) })
+    assert.same({ nil, "invalid close code" }, { c:close(999) })
+    assert.same({ nil, "invalid close code" }, { c:close(70000) })
+    assert.same({ nil, "close reason over 123 bytes" }, { c:close(1000, string.rep("r", 124)) })
+    assert.same({ nil, "close reason is not UTF-8" }, { c:close(1000, hex("FF")) })
+    assert.same({ nil, "a close reason needs a code" }, { c:close(nil, "why") })
+    assert.equal("open", c:state())
+    assert.is_true(c:close(4000, string.rep("r", 123)))
+  end)
+
+  it("echoes a message straight from the event", function()
+    local s, cl = new("server"), new("client")
+    for _, msg in ipairs { "", "a", string.rep("b", 125), string.rep("c", 126), V.payload(70000) } do
+      assert.is_true(cl:send(msg, "binary"))
+      assert.is_true(s:feed(cl:output()))
+      local kind, data = s:next()
+      assert.equal("binary", kind)
+      assert.is_true(s:send(data, kind))
+      assert.is_true(cl:feed(s:output()))
+      assert.same({ "binary", msg }, { cl:next() })
+    end
+  end)
+end)
+
+describe("ws.codec arguments", function()
+  it("raises on bad options and arguments", function()
+    assert.has_error(function() codec.new { role = "peer" } end,
+      "bad option 'role' (\"server\" or \"client\" expected)")
+    assert.has_error(function() codec.new { max_message = 0 } end,
+      "bad option 'max_message' (positive integer expected)")
+    assert.has_error(function() codec.new { max_frame = 1.5 } end,
+      "bad option 'max_frame' (positive integer expected)")
+    assert.has_error(function() codec.new { max_fragments = "x" } end,
+      "bad option 'max_fragments' (positive integer expected)")
+    local c = codec.new()
+    assert.has_error(function() c:send({}) end)
+    assert.has_error(function() c:send("x", "ping") end)
+    assert.has_error(function() c:feed() end)
+    assert.has_error(function() c.next({}) end)
+  end)
+
+  it("defaults to a server that is open", function()
+    local c = codec.new()
+    assert.equal("open", c:state())
+    assert.is_true(c:feed(m("text", "hi")))
+    assert.same({ "text", "hi" }, { c:next() })
+    assert.matches("^ws.codec.conn %(open%)", tostring(c))
+  end)
+end)
