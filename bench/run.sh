@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Runs lua-ws and every peer available on this machine through the same load client, one server
+# at a time pinned to core 0 and the client pinned to core 1, prints one table per scenario with
+# each figure and the ratio lua-ws / peer, and writes bench/RESULTS.md (tables, the exact
+# commands and the client's raw lines). Used by `make bench`; see bench/README.md.
+#
+# Environment:
+#   BENCH_QUICK=1         short runs and fewer combinations (a smoke run of the whole kit)
+#   BENCH_ROUNDS=N        rounds per figure, the median is kept (default 1, 3 for a careful run)
+#   BENCH_SERVERS="a b"   only these (names: lua-ws uws lws nginx node lua-http python tcp)
+#   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle)
+#   BENCH_PORT=N          first port to use (default 19100; each server start takes the next)
+#   BENCH_OUT=FILE        where the report goes (default bench/RESULTS.md)
+#   UWS_ECHO=PATH         an already built uWebSockets server taking --port N [--mode echo|broadcast]
+#   RESTY_WEBSOCKET_LIB=DIR  lua-resty-websocket's lib/ directory (holding resty/websocket/server.lua)
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BIN=${BENCH_BIN:-bench/bin}
+OUT=${BENCH_OUT:-bench/RESULTS.md}
+QUICK=${BENCH_QUICK:-0}
+ROUNDS=${BENCH_ROUNDS:-1}
+PORT=${BENCH_PORT:-19100}
+TMP=$(mktemp -d /tmp/lua-ws-bench.XXXXXX)
+RAW=$TMP/raw.txt
+CMDS=$TMP/commands.txt
+NOTES=$TMP/notes.txt
+: >"$RAW" >"$CMDS" >"$NOTES"
+SERVER_PID=
+
+LUA_HTTP_PATH="/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua;/usr/share/lua/5.3/?.lua;/usr/share/lua/5.3/?/init.lua;/usr/share/lua/5.2/?.lua;/usr/share/lua/5.2/?/init.lua;;"
+
+if [ "$QUICK" = 1 ]; then
+  DURATION=1; WARMUP=0.3
+  ECHO_SET="1:1:32 100:1:32 100:16:32 1000:16:32 100:16:1024 100:1:65536"
+  FANOUT_SET="1000:16:32"
+  HANDSHAKE_SET="16"
+  IDLE_CONNS=10000; HOLD=0.5
+else
+  DURATION=${BENCH_DURATION:-3}; WARMUP=0.5
+  ECHO_SET="1:1:32 100:1:32 100:16:32 1000:1:32 1000:16:32 100:1:1024 100:16:1024 1000:1:1024 1000:16:1024 1:1:65536 100:1:65536 100:16:65536 1000:1:65536"
+  FANOUT_SET="100:16:32 1000:16:32 1000:16:1024"
+  HANDSHAKE_SET="16"
+  IDLE_CONNS=10000; HOLD=2
+fi
+ALL_SERVERS="lua-ws uws lws nginx node lua-http python tcp"
+SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
+SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle}
+
+note() { echo "bench: $*" >&2; echo "- $*" >>"$NOTES"; }
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+}
+cleanup() { stop_server; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 10,000 connections need more descriptors than the usual 1024, on both sides.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+next_port() {
+  PORT=$((PORT + 1))
+  local tries=0
+  while port_open "$PORT" && [ $tries -lt 50 ]; do PORT=$((PORT + 1)); tries=$((tries + 1)); done
+}
+
+# Why a server cannot run here, or nothing when it can.
+unavailable() {
+  case $1 in
+  lua-ws)
+    [ -f examples/echo.lua ] || { echo "examples/echo.lua is missing"; return; }
+    lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="lua/?.so;"..package.cpath require "ws"' \
+      2>/dev/null || echo "lua5.4 cannot load the ws module (run make first)" ;;
+  uws)
+    [ -n "${UWS_ECHO:-}" ] && [ -x "${UWS_ECHO:-}" ] || echo "UWS_ECHO is not set to a built uWebSockets server" ;;
+  lws)
+    [ -x "$BIN/lws_server" ] || echo "$BIN/lws_server was not built (libwebsockets-dev missing?)" ;;
+  nginx)
+    command -v nginx >/dev/null || { echo "nginx is not installed"; return; }
+    [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "libnginx-mod-http-lua is not installed"; return; }
+    [ -n "${RESTY_WEBSOCKET_LIB:-}" ] && [ -f "${RESTY_WEBSOCKET_LIB:-}/resty/websocket/server.lua" ] ||
+      echo "RESTY_WEBSOCKET_LIB does not point at lua-resty-websocket's lib/ directory" ;;
+  node)
+    command -v node >/dev/null || { echo "node is not installed"; return; }
+    node -e 'require("ws")' 2>/dev/null || echo "the npm package ws is not installed (scripts/deps.sh)" ;;
+  lua-http)
+    LUA_PATH=$LUA_HTTP_PATH lua5.4 -e 'require "http.server" require "http.websocket"' 2>/dev/null ||
+      echo "lua-http / lua-cqueues are not installed" ;;
+  python)
+    /usr/bin/python3 -c 'import websockets' 2>/dev/null || echo "python3-websockets is not installed" ;;
+  tcp)
+    [ -x "$BIN/tcp_echo" ] || echo "$BIN/tcp_echo was not built" ;;
+  esac
+}
+
+# The command that starts server $1 in mode $2 (echo|broadcast) on port $3.
+server_cmd() {
+  local name=$1 mode=$2 port=$3
+  case $name in
+  lua-ws)
+    if [ "$mode" = echo ]; then echo "lua5.4 examples/echo.lua --port $port"
+    else echo "lua5.4 bench/servers/broadcast.lua --port $port"; fi ;;
+  uws) echo "$UWS_ECHO --port $port --mode $mode" ;;
+  lws) echo "$BIN/lws_server --port $port --mode $mode" ;;
+  nginx)
+    local prefix=$TMP/nginx-$port
+    mkdir -p "$prefix/tmp"
+    sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@MODE@|$mode|g" \
+      -e "s|@RESTY_LIB@|$RESTY_WEBSOCKET_LIB|g" -e "s|@BENCH@|$ROOT/bench|g" \
+      bench/peers/nginx_resty.conf >"$prefix/nginx.conf"
+    echo "nginx -p $prefix -c $prefix/nginx.conf -e $prefix/error.log" ;;
+  node) echo "node bench/peers/node_ws.js --port $port --mode $mode" ;;
+  lua-http) echo "env LUA_PATH=$LUA_HTTP_PATH lua5.4 bench/peers/lua_http.lua --port $port --mode $mode" ;;
+  python) echo "/usr/bin/python3 bench/peers/python_ws.py --port $port --mode $mode" ;;
+  tcp) echo "$BIN/tcp_echo --port $port" ;;
+  esac
+}
+
+start_server() {
+  local name=$1 mode=$2 cmd log
+  stop_server
+  next_port
+  cmd=$(server_cmd "$name" "$mode" "$PORT")
+  log=$TMP/server-$name-$mode-$PORT.log
+  echo "taskset -c 0 $cmd" >>"$CMDS"
+  set -f  # the command is a word list on purpose, never a glob (LUA_PATH holds '?')
+  # shellcheck disable=SC2086
+  taskset -c 0 $cmd >"$log" 2>&1 &
+  SERVER_PID=$!
+  set +f
+  for _ in $(seq 1 200); do  # up to 10 s
+    if port_open "$PORT"; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  note "$name ($mode) did not start listening: $(tail -n 3 "$log" | tr '\n' ' ')"
+  stop_server
+  return 1
+}
+
+# Run the client; keep the median line of $ROUNDS rounds by the figure named $1.
+client() {
+  local key=$1 name=$2; shift 2
+  local args=(--port "$PORT" --label "$name" --server-pid "$SERVER_PID" "$@")
+  [ "$name" = tcp ] && args+=(--raw)
+  echo "taskset -c 1 $BIN/loadclient ${args[*]}" >>"$CMDS"
+  local lines=() r line
+  for r in $(seq 1 "$ROUNDS"); do
+    line=$(timeout 300 taskset -c 1 "$BIN/loadclient" "${args[@]}" 2>>"$TMP/client.err")
+    [ -n "$line" ] || line="scenario=${args[*]} server=$name failed=1 errors=1"
+    lines+=("$line")
+    kill -0 "$SERVER_PID" 2>/dev/null || { note "$name died during: ${args[*]}"; break; }
+  done
+  local median
+  median=$(printf '%s\n' "${lines[@]}" |
+    awk -v k="$key" '{v=0; for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]==k) v=a[2]} print v "\t" $0}' |
+    sort -g | awk -v n="${#lines[@]}" 'NR==int((n+1)/2){sub(/^[^\t]*\t/,""); print}')
+  echo "$median" | tee -a "$RAW"
+}
+
+available=()
+for s in $SERVERS; do
+  why=$(unavailable "$s")
+  if [ -n "$why" ]; then note "skipped $s: $why"; else available+=("$s"); fi
+done
+echo "bench: servers: ${available[*]:-none}; scenarios: $SCENARIOS; quick=$QUICK rounds=$ROUNDS" >&2
+
+for scenario in $SCENARIOS; do
+  for s in "${available[@]}"; do
+    case $scenario in
+    echo)
+      start_server "$s" echo || continue
+      for combo in $ECHO_SET; do
+        IFS=: read -r conns inflight size <<<"$combo"
+        client msgs_per_s "$s" --scenario echo --conns "$conns" --inflight "$inflight" --size "$size" \
+          --duration "$DURATION" --warmup "$WARMUP"
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+      done ;;
+    fanout)
+      [ "$s" = tcp ] && continue
+      start_server "$s" broadcast || continue
+      for combo in $FANOUT_SET; do
+        IFS=: read -r conns inflight size <<<"$combo"
+        client deliveries_per_s "$s" --scenario fanout --conns "$conns" --inflight "$inflight" --size "$size" \
+          --duration "$DURATION" --warmup "$WARMUP"
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+      done ;;
+    handshake)
+      [ "$s" = tcp ] && continue
+      start_server "$s" echo || continue
+      for conns in $HANDSHAKE_SET; do
+        client handshakes_per_s "$s" --scenario handshake --conns "$conns" --duration "$DURATION" --warmup "$WARMUP"
+      done ;;
+    idle)
+      start_server "$s" echo || continue
+      sleep 0.3  # let the fresh server settle before its baseline RSS is read
+      client bytes_per_conn "$s" --scenario idle --conns "$IDLE_CONNS" --hold "$HOLD" ;;
+    esac
+    stop_server
+  done
+done
+
+# Tables to the terminal and the report.
+lua5.4 bench/report.lua "$RAW" >"$TMP/tables.md" || note "report.lua failed"
+cat "$TMP/tables.md"
+{
+  echo "# lua-ws benchmark results"
+  echo
+  echo "Generated by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'):"
+  echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)."
+  echo "Each server runs alone, pinned to core 0 (\`taskset -c 0\`); the load client is pinned to core 1."
+  echo "Mode: $([ "$QUICK" = 1 ] && echo "quick (BENCH_QUICK=1)" || echo full), ${DURATION} s timed after ${WARMUP} s warm-up, median of $ROUNDS round(s)."
+  echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine disturbs wall-clock figures; server CPU per message is steadier)."
+  echo
+  cat "$TMP/tables.md"
+  echo
+  echo "## Notes"
+  echo
+  if [ -s "$NOTES" ]; then cat "$NOTES"; else echo "- every server ran"; fi
+  if [ -s "$TMP/client.err" ]; then
+    echo
+    echo "Client error summaries:"
+    echo
+    sed 's/^/    /' "$TMP/client.err" | sort | uniq | head -n 40
+  fi
+  echo
+  echo "## Commands"
+  echo
+  echo "Servers are started from the repository root; ports vary per run."
+  echo
+  echo '```'
+  cat "$CMDS"
+  echo '```'
+  echo
+  echo "## Raw lines"
+  echo
+  echo '```'
+  cat "$RAW"
+  echo '```'
+} >"$OUT"
+echo "bench: wrote $OUT" >&2
