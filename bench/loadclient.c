@@ -108,6 +108,7 @@ static struct {
   conn **dirty;
   int ndirty;
   uint64_t t_origin, t_deadline, t_start, t_end, t_phase;
+  uint64_t drain_ns;  /* how long the messages still out after the run may take to come back */
   uint64_t msgs, bytes, handshakes, deliveries;
   uint64_t sent_total, recv_total;
   uint64_t errors;
@@ -757,6 +758,13 @@ static void advance(uint64_t now) {
                   : now >= run.t_end) {
       if (cfg.count) run.t_end = now;
       sample_end(now);
+      /* A slow server is not a wrong one: the messages still out get twice the time the
+       * measured rate needs for them, plus 5 s, at most 50 s, before they count as lost. */
+      double window = (double)(now - run.t_start) / 1e9;
+      double rate = window > 0 ? (double)run.msgs / window : 0;
+      double out = cfg.scenario == SC_FANOUT ? (double)(run.pub_sent - run.pub_done) : (double)(run.sent_total - run.recv_total);
+      double extra = rate > 0 ? 2.0 * out / rate : 45.0;
+      run.drain_ns = secs(5.0 + (extra < 45.0 ? extra : 45.0));
       run.phase = PH_DRAIN;
       run.t_phase = now;
     }
@@ -772,7 +780,7 @@ static void advance(uint64_t now) {
       }
       return;
     }
-    if (!outstanding_total() || now - run.t_phase > secs(5)) {
+    if (!outstanding_total() || now - run.t_phase > run.drain_ns) {
       count_lost();
       start_closing_all(now);
     }
@@ -928,7 +936,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (cfg.scenario == SC_IDLE) cfg.inflight = 1;
-  if (cfg.deadline <= 0) cfg.deadline = cfg.warmup + cfg.duration + cfg.hold + 60;
+  if (cfg.deadline <= 0) cfg.deadline = cfg.warmup + cfg.duration + cfg.hold + 90;
   signal(SIGPIPE, SIG_IGN);
 
   run.n = cfg.conns + (cfg.scenario == SC_FANOUT);

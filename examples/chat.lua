@@ -327,15 +327,36 @@ local function on_http(req)
   return 200, headers, body
 end
 
-server = ws.server({
+-- The origin policy: scripts send no Origin and pass; a browser's page must come from this
+-- server itself (its origin names the Host it connects to) or from an --origin.
+local extra_origins = {}
+for _, o in ipairs(opts.origins or {}) do extra_origins[o:lower()] = true end
+
+local function origin_allowed(origin, req)
+  if origin == nil then return true end
+  local o = origin:lower()
+  if extra_origins[o] then return true end
+  local authority = o:match("^https?://([^/?#]+)$")
+  local host = req.headers and req.headers.host
+  if authority and host and authority == host:lower() then return true end
+  io.stderr:write(("chat: origin refused: %q from %s\n"):format(origin, tostring(req.remote_addr)))
+  return false
+end
+
+local err
+server, err = ws.server({
   host = opts.host,
   port = opts.port,
   path = "/ws",
-  origins = opts.origins,
+  origins = origin_allowed,
   max_message = MAX_FRAME,
   slow_subscriber = "drop",
   http = on_http,
 }, on_connection)
+if not server then
+  io.stderr:write("chat: ", tostring(err), "\n")
+  os.exit(1)
+end
 
 print(("chat: listening on http://%s:%d/ (WebSocket at /ws)"):format(opts.host, server.port))
 io.stdout:flush()

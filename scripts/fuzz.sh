@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every built libFuzzer driver (fuzz/bin/fuzz_*) for FUZZ_SECONDS (default 60) each, FUZZ_JOBS
 # (default: the number of cores) at a time, over a temporary copy of its seed corpus
-# fuzz/corpus/<name without fuzz_>/; the committed corpus is never written. Extra libFuzzer flags for
+# fuzz/corpus/<name without fuzz_>/ (or fuzz/corpus/<name>/); the committed corpus is never written. Extra libFuzzer flags for
 # a driver go one per line in fuzz/<driver>.options (for example -dict=fuzz/http.dict or -max_len=20000).
 # A crash keeps its input under fuzz/artifacts/<driver>/ (and prints it in base64) and fails the run.
 set -uo pipefail
@@ -22,9 +22,14 @@ trap 'rm -rf "$work"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+seed_dir() {
+  if [ -d "fuzz/corpus/${1#fuzz_}" ]; then echo "fuzz/corpus/${1#fuzz_}"; else echo "fuzz/corpus/$1"; fi
+}
+
 run_driver() {
   local bin=$1 name=${1##*/}
-  local seed=fuzz/corpus/${name#fuzz_} dir=$work/$name
+  local seed dir=$work/$name
+  seed=$(seed_dir "$name")
   mkdir -p "$dir/corpus" "$dir/artifacts"
   [ -d "$seed" ] && cp -R "$seed/." "$dir/corpus/"
   local opts=()
@@ -57,7 +62,7 @@ for bin in "${drivers[@]}"; do
   rc=$(cat "$dir/rc" 2>/dev/null || echo 1)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -n 1)
-  seed=fuzz/corpus/${name#fuzz_}
+  seed=$(seed_dir "$name")
   nseed=0; [ -d "$seed" ] && nseed=$(find "$seed" -type f | wc -l)
   ncorp=$(find "$dir/corpus" -type f | wc -l)
   result=ok
@@ -65,7 +70,7 @@ for bin in "${drivers[@]}"; do
     result="FAILED (exit $rc)"
     failed=$((failed + 1))
   fi
-  [ -d "$seed" ] || result="$result, no seed corpus at $seed"
+  [ -d "$seed" ] || result="$result, no seed corpus (fuzz/corpus/${name#fuzz_}/)"
   printf '%-24s %12s %10s %8s %8s  %s\n' "$name" "${execs:-?}" "${rate:-?}" "$nseed" "$ncorp" "$result"
 done
 

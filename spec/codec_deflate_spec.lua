@@ -2,6 +2,7 @@
 -- both sides (every parameter, with and without values, repeats, unknown names, ranges,
 -- several offers), round trips in every mode, a decompression bomb, and memory per mode.
 local codec = require "ws.codec"
+local helper = require "helper"
 local V = require "vectors.rfc6455"
 local hex, tohex = V.hex, V.tohex
 
@@ -198,6 +199,14 @@ describe("codec.deflate_negotiate (server)", function()
     resp, params = ok("permessage-deflate; client_max_window_bits=8")
     assert.equal("permessage-deflate; server_max_window_bits=13; client_max_window_bits=8", resp)
     assert.equal(8, params.client_max_window_bits)
+  end)
+
+  it("never imposes an 8-bit window on a client that did not ask for it", function()
+    -- zlib-based clients (Python's websockets) cannot compress with 8 bits
+    local resp, params = ok("permessage-deflate; client_max_window_bits", { window_bits = 8 })
+    assert.equal("permessage-deflate; server_max_window_bits=8; client_max_window_bits=9", resp)
+    assert.equal(9, params.client_max_window_bits)
+    assert.equal(8, params.server_max_window_bits)
   end)
 
   it("grants server_max_window_bits at or below the offer, 8 included", function()
@@ -440,6 +449,61 @@ describe("permessage-deflate round trips", function()
     local z = server():compress(msg)
     assert.is_true(#z < #msg / 2)
   end)
+end)
+
+describe("permessage-deflate against Python websockets' implementation (no sockets)", function()
+  local peer = helper.root .. "/spec/support/deflate_peer.py"
+
+  -- Our side compresses `msgs`; Python inflates each and compresses it back; we inflate that.
+  local function exchange(ours, argv, msgs, skip_first_line)
+    local lines = {}
+    for i, msg in ipairs(msgs) do lines[i] = tohex(ours:compress(msg)):gsub(" ", "") end
+    local ok, code, out, err = helper.run(argv, { stdin = table.concat(lines, "\n") .. "\n", timeout = 60 })
+    assert.is_true(ok, "python failed (" .. tostring(code) .. "): " .. tostring(err))
+    local i = 0
+    for line in out:gmatch("[^\n]+") do
+      if skip_first_line and i == 0 and not line:match("^%x* %x*$") then
+        skip_first_line = false
+      else
+        i = i + 1
+        local inflated, back = line:match("^(%x*) (%x*)$")
+        assert.equal(tohex(msgs[i]), tohex(hex(inflated)))
+        assert.equal(msgs[i], ours:inflate(hex(back)))
+      end
+    end
+    assert.equal(#msgs, i)
+  end
+
+  local function messages()
+    math.randomseed(5)
+    local msgs = {}
+    for i = 1, 12 do
+      msgs[i] = (i % 2 == 0) and text_like(math.random(0, 6000)) or random_bytes(math.random(0, 3000), 8)
+    end
+    msgs[#msgs + 1] = text_like(100000)
+    return msgs
+  end
+
+  for _, cfg in ipairs { {}, { mode = "shared" }, { window_bits = 8 }, { window_bits = 15 } } do
+    it("serves a Python client, config " .. (cfg.mode or cfg.window_bits or "default"), function()
+      local offer = "permessage-deflate; client_max_window_bits"
+      local resp, params = codec.deflate_negotiate(offer, cfg)
+      exchange(server(params, cfg), { helper.python, peer, "client", resp }, messages())
+    end)
+  end
+
+  for _, case in ipairs { { 0, 0, "0" }, { 10, 11, "0" }, { 9, 9, "1" }, { 15, 8, "0" } } do
+    it("talks to a Python server granting windows " .. case[1] .. "/" .. case[2] .. ", reset " .. case[3], function()
+      local offer = codec.deflate_offer()
+      local ok, _, out = helper.run({ helper.python, peer, "server", offer, case[1], case[2], case[3] })
+      assert.is_true(ok)
+      local resp = out:match("^[^\n]+")
+      local params = assert(codec.deflate_accept(resp))
+      if case[2] > 0 then assert.equal(case[2], params.client_max_window_bits) end
+      exchange(client(params), { helper.python, peer, "server", offer, case[1], case[2], case[3] },
+               messages(), true)
+    end)
+  end
 end)
 
 describe("permessage-deflate decompression bomb", function()

@@ -474,6 +474,8 @@ int luaopen_ws_core(lua_State *L) {
   luaL_setfuncs(L, funcs, 1);
   lws_conn_open_lib(L, mod);
   lws_server_open_lib(L, mod);
+  lws_tls_open_lib(L, mod);
+  lws_client_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

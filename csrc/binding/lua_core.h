@@ -14,6 +14,7 @@
 #define LWS_TASK_MT "ws.core.task"
 #define LWS_CONN_MT "ws.core.conn"
 #define LWS_SERVER_MT "ws.core.server"
+#define LWS_TLS_MT "ws.core.tls"
 
 enum lws_task_state { LWS_T_IDLE = 0, LWS_T_WAIT, LWS_T_READY, LWS_T_RUNNING, LWS_T_DONE };
 enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
@@ -82,5 +83,12 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) WS_HIDDEN;
 void lws_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
 void lws_server_ready(lws_ctx *x, lws_server *sv) WS_HIDDEN;
 void lws_server_check_release(lws_ctx *x, lws_server *sv) WS_HIDDEN;
+
+/* lua_core_tls.c */
+void lws_tls_open_lib(lua_State *L, int mod) WS_HIDDEN;
+struct ws_tls_ctx *lws_check_tls(lua_State *L, int idx) WS_HIDDEN;
+
+/* lua_core_client.c */
+void lws_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 #endif

@@ -343,12 +343,12 @@ static int step_held(ws_conn *c, ws_event *ev) {
   }
 }
 
-/* Map an inflate failure to its close code: a size limit is 1009, anything else is data
- * that does not inflate (1007). */
+/* Map an inflate failure (its texts are documented in ws_deflate.h) to a close code: the
+ * size limit is 1009, our memory 1011, anything else data that does not inflate (1007). */
 static unsigned inflate_code(const char *why) {
-  return why && (strstr(why, "max") || strstr(why, "too big") || strstr(why, "limit"))
-             ? WS_CLOSE_TOO_BIG
-             : WS_CLOSE_INVALID_DATA;
+  if (why && strcmp(why, E_MAX_MESSAGE) == 0) return WS_CLOSE_TOO_BIG;
+  if (why && strcmp(why, E_NOMEM) == 0) return WS_CLOSE_INTERNAL;
+  return WS_CLOSE_INVALID_DATA;
 }
 
 /* A streamed data frame: move what has arrived into `msg`. 1: event, 0: more input,

@@ -187,7 +187,7 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) 
   return 0;
 fail:
   out->len = out->head + before;
-  out_end(d); /* the peer's view of our window is lost; the caller fails the connection */
+  out_end(d); /* the next message starts a fresh stream, which refers to nothing the peer lacks */
   return -1;
 }
 

@@ -215,7 +215,10 @@ static int answer_offer(const pmd_params *o, const ws_deflate_config *cfg, ws_de
   params->server_max_window_bits = o->server_bits > 0 && o->server_bits < want ? o->server_bits : want;
   params->client_max_window_bits = 15;
   if (o->client_bits >= 0) {
-    params->client_max_window_bits = o->client_bits > 0 && o->client_bits < want ? o->client_bits : want;
+    /* We never impose 8 on a client that did not ask for it: zlib-based peers (Python's
+     * websockets) fail to set up a compressor with an 8-bit window. */
+    int limit = want < 9 ? 9 : want;
+    params->client_max_window_bits = o->client_bits > 0 && o->client_bits < limit ? o->client_bits : limit;
   }
   if (!resp || cap == 0) return -1;
   resp[0] = '\0';

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ws_rt_internal.h"
+#include "ws_tls.h"
 
 void ws_server_cfg_default(ws_server_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -140,6 +141,8 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   ev_timer *t = WS_EV_TIMER(s);
   ev_timer_set(t, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10., 0.);
   ev_timer_start(ws_loop_ev(l->loop), t);
+  /* TLS: the handshake runs in the HEAD phase, under the same open_timeout. */
+  if (l->tls && ws_tls_attach(s, l->tls, NULL) < 0) ws_stream_abort(s, s->error);
   return 1;
 }
 
@@ -161,4 +164,6 @@ void ws_listener_close(ws_listener *l) {
   close(l->fd);
   l->fd = -1;
   l->paused = 0;
+  ws_tls_ctx_unref(l->tls); /* connections keep their own references */
+  l->tls = NULL;
 }

@@ -157,6 +157,9 @@ struct ws_stream {
   uint8_t want;             /* events the transport waits for after EAGAIN (EV_READ/EV_WRITE) */
   uint8_t wait_write;       /* output is waiting for the socket to become writable */
   uint8_t io_events;        /* events the io watcher is started with */
+  uint8_t tp_wait;          /* TLS: EV_WRITE when a read waits for writability, EV_READ when a
+                               write waits for readability (set by the transport) */
+  void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
 };
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
@@ -197,6 +200,9 @@ void ws_stream_want_drain(ws_stream *s) WS_HIDDEN;
 const char *ws_stream_state_name(const ws_stream *s) WS_HIDDEN;
 /* The remote address as text. */
 void ws_stream_remote_addr(const ws_stream *s, char *out, size_t cap) WS_HIDDEN;
+/* Client side: the response head in s->head (head_len bytes, then any bytes after it) was
+ * accepted; open the connection (phase HEAD_READY -> OPEN). 0, or -1 (s->error). */
+int ws_stream_open_client(ws_stream *s) WS_HIDDEN;
 
 /* ---- listening sockets ---- */
 
@@ -209,6 +215,7 @@ struct ws_listener {
   int fd;
   int port;
   int paused;          /* accepting stopped at max_connections */
+  struct ws_tls_ctx *tls; /* TLS for new connections (ws_tls.h), NULL for plain; referenced */
   void *user;
 };
 

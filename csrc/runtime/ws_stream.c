@@ -20,6 +20,7 @@
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
 static void after_input(ws_stream *s);
+static void read_frames(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -53,7 +54,9 @@ void ws_stream_update_io(ws_stream *s) {
     default:
       break;
     }
-    if (s->wait_write) events |= EV_WRITE;
+    /* A TLS write that waits for readability must not poll for writability meanwhile. */
+    if (s->wait_write && !(s->tp_wait & EV_READ)) events |= EV_WRITE;
+    events |= s->tp_wait; /* TLS: the other direction an SSL call waits for */
   }
   if (events == s->io_events) return;
   ev_io *io = WS_EV_IO(s);
@@ -84,6 +87,11 @@ static void finish_socket(ws_stream *s, int notify) {
   if (ev_is_active(WS_EV_TIMER(s)) || ev_is_pending(WS_EV_TIMER(s))) ev_timer_stop(ev, WS_EV_TIMER(s));
   if (ev_is_pending(WS_EV_IO(s))) ev_clear_pending(ev, WS_EV_IO(s));
   ws_loop_unmark_dirty(s->loop, s);
+  if (s->on_finish) {
+    void (*hook)(ws_stream *) = s->on_finish;
+    s->on_finish = NULL;
+    hook(s);
+  }
   if (s->tp && s->tp->free) s->tp->free(s);
   s->tls = NULL;
   if (s->fd >= 0) close(s->fd);
@@ -173,6 +181,7 @@ static void read_head(ws_stream *s) {
     if (n == 0) { ws_stream_abort(s, "connection closed during the handshake"); return; }
     if (n < 0) {
       if (errno != EAGAIN) ws_stream_fail_io(s, errno);
+      else ws_stream_update_io(s); /* TLS may wait for writability */
       return;
     }
     ws_buf_commit(&s->head, (size_t)n);
@@ -242,6 +251,27 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   ws_stream_update_io(s);
   ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
+  if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
+  return 0;
+}
+
+int ws_stream_open_client(ws_stream *s) {
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  ws_conn_open(&s->ws);
+  s->phase = WS_PH_OPEN;
+  size_t rest = ws_buf_size(&s->head) - s->head_len;
+  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&s->head) + s->head_len, rest) < 0) {
+    ws_stream_abort(s, "out of memory");
+    return -1;
+  }
+  ws_buf_free(&s->head); /* the response head was read by the binding already */
+  s->head_len = 0;
+  s->last_recv = s->last_activity = ws_loop_now(s->loop);
+  arm_keepalive(s);
+  ws_stream_update_io(s);
+  if (ws_buf_size(&s->ws.out)) ws_loop_mark_dirty(s->loop, s);
+  if (rest) after_input(s);
+  if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
 }
 
@@ -295,6 +325,8 @@ void ws_stream_drop(ws_stream *s) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
     after_input(s); /* messages already received wait in ws_conn's input */
     ws_stream_update_io(s);
+    /* Plaintext a TLS transport already decrypted makes the socket no more readable. */
+    if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   }
 }
 
@@ -367,7 +399,8 @@ static void read_frames(ws_stream *s) {
       return;
     }
     if (n < 0) {
-      if (errno != EAGAIN) ws_stream_fail_io(s, errno);
+      if (errno != EAGAIN) { ws_stream_fail_io(s, errno); return; }
+      ws_stream_update_io(s); /* TLS may wait for writability */
       break;
     }
     ws_conn_input_commit(&s->ws, (size_t)n);
@@ -397,11 +430,15 @@ static void drain_input(ws_stream *s) {
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   ws_stream *s = WS_CONTAINER(w, ws_stream, io);
+  int cross = s->tp_wait;
   (void)ev;
-  if (revents & EV_WRITE) {
+  /* TLS: a write waiting for readability goes on when readable, a read waiting for
+   * writability when writable. */
+  if ((revents & EV_WRITE) || (revents & cross & EV_READ)) {
     ws_stream_flush(s);
     if (s->phase == WS_PH_DONE) return;
   }
+  if (revents & cross & EV_WRITE) revents |= EV_READ;
   if (!(revents & EV_READ)) return;
   switch (s->phase) {
   case WS_PH_HEAD: read_head(s); break;

@@ -3,6 +3,7 @@
 -- (ws_handshake); this file only decides what the application asked for.
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
+local tls_mod = require "ws.tls"
 
 local wait = conn_mod.wait
 local chead, crequest, crespond, cupgrade, cchoose = core.head, core.request, core.respond, core.upgrade, core.choose_protocol
@@ -71,7 +72,12 @@ function M.new(opts, handler)
     while true do
       ok, rpath, upgrade, status, why, origin, host = chead(conn)
       if ok then break end
-      if ok == nil then return end -- already answered (400, 431) or gone
+      if ok == nil then -- already answered (400, 431) or gone
+        if type(rpath) == "string" and rpath:sub(1, 5) == "tls: " then -- a failed TLS handshake: logged, nothing else
+          core.report("tls", ("handshake with %s:%s failed: %s"):format(conn.remote_addr, conn.remote_port, rpath:sub(6)))
+        end
+        return
+      end
       wait(conn, "r")
     end
     if not upgrade then
@@ -106,14 +112,28 @@ function M.new(opts, handler)
     return handler(conn)
   end
 
+  local tls_ctx
+  if opts.tls ~= nil then
+    local terr
+    tls_ctx, terr = tls_mod.server_context(opts.tls)
+    if not tls_ctx then return nil, terr, "tls" end
+  end
   local l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
   if not l then return nil, err, code end
+  if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
+  srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
   open_servers[srv] = true
   return srv
 end
 
 -- How many connections are open (or still closing).
+-- New connections get the new certificates ({ cert, key [, ca, verify_peer, sni] }); open
+-- ones keep theirs. true | nil, message, "tls".
+function Server:reload_tls(opts)
+  return tls_mod.reload(self, opts)
+end
+
 function Server:connections()
   return core.server_count(self._l)
 end

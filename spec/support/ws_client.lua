@@ -12,6 +12,20 @@ M.Client = Client
 local function now() return socket.gettime() end
 M.now = now
 
+-- What has arrived, waiting at most `timeout` for the first byte: data | nil, "timeout" |
+-- nil, "closed" | nil, error. (LuaSocket's receive(n) would wait for all n bytes.)
+local function recv_some(sock, timeout)
+  local r, _, err = socket.select({ sock }, nil, math.max(0, timeout))
+  if not r or not r[1] then return nil, err == "timeout" and "timeout" or (err or "timeout") end
+  sock:settimeout(0)
+  local data, e, partial = sock:receive(65536)
+  data = data or partial
+  if data and #data > 0 then return data end
+  if e == "timeout" then return nil, "timeout" end
+  return nil, e
+end
+M.recv_some = recv_some
+
 -- Parses an HTTP response head (and its Content-Length body) from buf: status, headers
 -- (lower-case names), body, or nil when incomplete.
 local function parse_http(buf)
@@ -47,10 +61,8 @@ local function read_until(sock, buf, done, timeout)
     if r[1] then return buf, table.unpack(r) end
     local left = deadline - now()
     if left <= 0 then return nil, "timeout", buf end
-    sock:settimeout(left)
-    local data, err, partial = sock:receive(65536)
-    data = data or partial
-    if data and #data > 0 then buf = buf .. data
+    local data, err = recv_some(sock, left)
+    if data then buf = buf .. data
     elseif err == "closed" then
       local r2 = { done(buf) }
       if r2[1] then return buf, table.unpack(r2) end
@@ -136,10 +148,8 @@ function Client:receive(timeout)
     end
     local left = deadline - now()
     if left <= 0 then return nil, "timeout" end
-    self.sock:settimeout(left)
-    local data, err, partial = self.sock:receive(65536)
-    data = data or partial
-    if data and #data > 0 then
+    local data, err = recv_some(self.sock, left)
+    if data then
       assert(self.codec:feed(data))
     elseif err == "closed" then
       return nil, "closed"
@@ -178,9 +188,7 @@ end
 function Client:wait_eof(timeout)
   local deadline = now() + (timeout or 5)
   while now() < deadline do
-    self.sock:settimeout(math.max(0.01, deadline - now()))
-    local data, err = self.sock:receive(65536)
-    if err == "closed" then return true end
+    local data, err = recv_some(self.sock, deadline - now())
     if not data and err ~= "timeout" then return true end
   end
   return false

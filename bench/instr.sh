@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Instructions per echoed message of the lua-ws echo server under `valgrind --tool=callgrind`: a
+# figure that stays the same on a busy machine, for catching regressions (`make bench-instr`).
+# The server runs twice under callgrind, echoing BASE and then BASE + MSGS messages of 32 bytes
+# on one connection, one in flight; the difference of the two totals divided by MSGS leaves out
+# start-up, the handshake and shutdown.
+# Environment: INSTR_MSGS (default 20000), INSTR_BASE (default 1000), BENCH_BIN (bench/bin).
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=${BENCH_BIN:-bench/bin}
+MSGS=${INSTR_MSGS:-20000}
+BASE=${INSTR_BASE:-1000}
+PORT=${BENCH_PORT:-19090}
+TMP=$(mktemp -d /tmp/lua-ws-instr.XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v valgrind >/dev/null || { echo "bench-instr: valgrind is not installed" >&2; exit 1; }
+[ -f examples/echo.lua ] || { echo "bench-instr: examples/echo.lua is missing" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Echo $1 messages under callgrind; prints the total instruction count.
+measure() {
+  local count=$1 out=$TMP/callgrind.$1
+  while port_open "$PORT"; do PORT=$((PORT + 1)); done
+  valgrind --tool=callgrind --callgrind-out-file="$out" lua5.4 examples/echo.lua --port "$PORT" \
+    >"$TMP/server.$count.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 600); do port_open "$PORT" && break; sleep 0.1; done  # up to 60 s
+  if ! "$BIN/loadclient" --scenario echo --port "$PORT" --conns 1 --inflight 1 --size 32 --count "$count" \
+    --deadline 300 --label lua-ws-callgrind >"$TMP/client.$count" 2>&1; then
+    echo "bench-instr: the client failed: $(cat "$TMP/client.$count")" >&2
+    return 1
+  fi
+  kill -TERM "$PID"
+  for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$PID" 2>/dev/null && { echo "bench-instr: the server did not exit on SIGTERM" >&2; return 1; }
+  wait "$PID" 2>/dev/null
+  PID=
+  awk '/^(summary|totals):/ {print $2; exit}' "$out"
+}
+
+a=$(measure "$BASE") || exit 1
+b=$(measure "$((BASE + MSGS))") || exit 1
+[ -n "$a" ] && [ -n "$b" ] || { echo "bench-instr: callgrind wrote no totals" >&2; exit 1; }
+echo "bench-instr: lua-ws echo, 1 connection, 32-byte text messages, 1 in flight"
+echo "instructions_total_${BASE}=$a instructions_total_$((BASE + MSGS))=$b"
+awk -v a="$a" -v b="$b" -v n="$MSGS" 'BEGIN { printf "instructions_per_message=%.0f\n", (b - a) / n }'

@@ -1,0 +1,100 @@
+-- Turns the load client's lines (one `key=value ...` line per figure) into one markdown table
+-- per scenario, each figure followed by the ratio lua-ws / peer.
+--   lua5.4 bench/report.lua RAW_LINES_FILE
+local ORDER = { "lua-ws", "uws", "lws", "nginx", "node", "lua-http", "python", "tcp" }
+local TITLE = {
+  ["lua-ws"] = "lua-ws", uws = "uWebSockets", lws = "libwebsockets", nginx = "nginx+resty",
+  node = "Node ws", ["lua-http"] = "lua-http", python = "Python websockets", tcp = "raw TCP (limit)",
+}
+
+local path = assert(arg[1], "usage: lua5.4 bench/report.lua RAW_LINES_FILE")
+local records = {}
+for line in assert(io.open(path)):lines() do
+  local r = {}
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = v end
+  if r.scenario and r.server then records[#records + 1] = r end
+end
+
+local function human(v, digits)
+  v = tonumber(v)
+  if not v then return "-" end
+  if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
+  if v >= 1e4 then return ("%.0f k"):format(v / 1e3) end
+  if v >= 100 then return ("%.0f"):format(v) end
+  return ("%." .. (digits or 2) .. "f"):format(v)
+end
+
+-- rows: distinct configurations in order of first appearance; cells[config][server] = record
+local function collect(scenario, config_of)
+  local rows, cells, servers_seen = {}, {}, {}
+  for _, r in ipairs(records) do
+    if r.scenario == scenario then
+      local key = config_of(r)
+      if not cells[key] then
+        cells[key] = {}
+        rows[#rows + 1] = key
+      end
+      cells[key][r.server] = r
+      servers_seen[r.server] = true
+    end
+  end
+  local servers = {}
+  for _, s in ipairs(ORDER) do if servers_seen[s] then servers[#servers + 1] = s end end
+  return rows, cells, servers
+end
+
+local function cell(rec, field, base, digits)
+  if not rec then return "-" end
+  if rec.failed then return "failed" end
+  local v = tonumber(rec[field])
+  local text = human(rec[field], digits)
+  local errors = tonumber(rec.errors) or 0
+  if base and rec.server ~= "lua-ws" and v and v > 0 and tonumber(base[field]) and (tonumber(base.errors) or 0) == 0 then
+    text = text .. (" (%.2fx)"):format(tonumber(base[field]) / v)
+  end
+  if errors > 0 then text = text .. (" **%d errors**"):format(errors) end
+  return text
+end
+
+local function table_for(title, scenario, config_cols, config_of, field, digits)
+  local rows, cells, servers = collect(scenario, config_of)
+  if #rows == 0 then return end
+  print("### " .. title)
+  print()
+  local head, rule = {}, {}
+  for _, c in ipairs(config_cols) do head[#head + 1] = c; rule[#rule + 1] = "---" end
+  for _, s in ipairs(servers) do head[#head + 1] = TITLE[s] or s; rule[#rule + 1] = "---:" end
+  print("| " .. table.concat(head, " | ") .. " |")
+  print("|" .. table.concat(rule, "|") .. "|")
+  for _, key in ipairs(rows) do
+    local line = {}
+    for part in key:gmatch("[^|]+") do line[#line + 1] = part end
+    local base = cells[key]["lua-ws"]
+    for _, s in ipairs(servers) do line[#line + 1] = cell(cells[key][s], field, base, digits) end
+    print("| " .. table.concat(line, " | ") .. " |")
+  end
+  print()
+end
+
+print("In brackets: the ratio lua-ws / peer of the same figure in the same run (above 1 is better")
+print("for rates; below 1 is better for CPU time, latency and memory). Errors (wrong, lost or missing")
+print("payloads, failed handshakes) are shown in bold next to the figure.")
+print()
+
+local function echo_key(r) return r.conns .. "|" .. r.inflight .. "|" .. r.size end
+table_for("Echo: messages/s", "echo", { "conns", "in flight", "bytes" }, echo_key, "msgs_per_s")
+table_for("Echo: server CPU microseconds per message", "echo", { "conns", "in flight", "bytes" }, echo_key,
+  "server_cpu_us_per_msg", 3)
+table_for("Echo: latency p99 (microseconds)", "echo", { "conns", "in flight", "bytes" }, echo_key, "p99_us", 0)
+local function fan_key(r) return r.subscribers .. "|" .. r.inflight .. "|" .. r.size end
+table_for("Fan-out: deliveries/s (one publisher, broadcast to all)", "fanout",
+  { "subscribers", "in flight", "bytes" }, fan_key, "deliveries_per_s")
+table_for("Fan-out: server CPU microseconds per delivery", "fanout", { "subscribers", "in flight", "bytes" },
+  fan_key, "server_cpu_us_per_delivery", 3)
+local function hs_key(r) return r.conns end
+table_for("Handshakes/s (connect, upgrade, close)", "handshake", { "concurrent" }, hs_key, "handshakes_per_s")
+table_for("Handshakes: server CPU microseconds per handshake", "handshake", { "concurrent" }, hs_key,
+  "server_cpu_us_per_handshake", 1)
+local function idle_key(r) return r.conns end
+table_for("Idle: server memory (RSS) bytes per open connection", "idle", { "connections" }, idle_key,
+  "bytes_per_conn", 0)

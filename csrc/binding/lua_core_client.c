@@ -1,0 +1,280 @@
+/* Client connections as Lua userdata: the same ws.core.conn type as a server's connections
+ * (so every method works on both), with the connect state after it. core.connect starts
+ * connecting and returns at once; core.client_head checks the server's answer once it is
+ * there. lua/ws/client.lua waits between the two. */
+#include <errno.h>
+#include <string.h>
+
+#include "lua_core.h"
+#include "runtime/ws_connect.h"
+#include "runtime/ws_tls.h"
+
+#define MAX_EXTRA_HEADERS 64
+#define MAX_PROTOCOLS 32
+
+typedef struct lws_client {
+  lws_conn c;               /* first: what the connection methods see */
+  ws_client cl;
+  char key[WS_KEY_LEN + 1]; /* our Sec-WebSocket-Key, to check the Accept */
+} lws_client;
+
+static double optnum(lua_State *L, int t, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.connect: option %s must be a number", k);
+    v = lua_tonumber(L, -1);
+    if (v < 0) luaL_error(L, "ws.connect: option %s must not be negative", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *optstr(lua_State *L, int t, const char *k) {
+  const char *v = NULL;
+  int ty = lua_getfield(L, t, k);
+  if (ty == LUA_TSTRING) v = lua_tostring(L, -1); /* anchored by the options table */
+  else if (ty != LUA_TNIL) luaL_error(L, "ws.connect: option %s must be a string", k);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Protocol names from a list (strings stay anchored by the table). */
+static size_t get_protocols(lua_State *L, int t, const char **out) {
+  size_t n = 0;
+  if (lua_type(L, t) != LUA_TTABLE) return 0;
+  for (lua_Integer i = 1; n < MAX_PROTOCOLS; i++) {
+    if (lua_rawgeti(L, t, i) != LUA_TSTRING) { lua_pop(L, 1); break; }
+    out[n++] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* Extra request headers: { name = value } or { { name, value }, ... }. */
+static size_t get_headers(lua_State *L, int t, ws_header *out, size_t max) {
+  size_t n = 0;
+  if (lua_type(L, t) != LUA_TTABLE) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    const char *name, *value;
+    size_t nl, vl;
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "ws.connect: header pairs must be { name, value } strings");
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+      lua_pop(L, 2);
+    } else {
+      luaL_error(L, "ws.connect: header names and values must be strings");
+      return 0;
+    }
+    if (n == max) luaL_error(L, "ws.connect: too many headers");
+    out[n].name = name;
+    out[n].name_len = nl;
+    out[n].value = value;
+    out[n].value_len = vl;
+    n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static const char *errno_code(int e) {
+  switch (e) {
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case ECONNRESET: return "ECONNRESET";
+  case ETIMEDOUT: return "timeout";
+  case EHOSTUNREACH: return "EHOSTUNREACH";
+  case ENETUNREACH: return "ENETUNREACH";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+  case EPIPE: return "EPIPE";
+  case EMFILE: return "EMFILE";
+  case ENFILE: return "ENFILE";
+  case ENOMEM: return "ENOMEM";
+  default: return "EIO";
+  }
+}
+
+/* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
+ * "closed". */
+static int push_failure(lua_State *L, const ws_stream *s) {
+  const char *msg = s->error ? s->error : "connection closed";
+  const char *code = "closed";
+  if (s->err == ETIMEDOUT || strstr(msg, "timed out")) code = "timeout";
+  else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
+  else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
+  else if (s->err) code = errno_code(s->err);
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* core.connect(host, port, opts) -> conn | nil, message, code. opts: tls (a client context),
+ * server_name, host_header, path, origin, protocols, headers, timeout, max_message,
+ * ping_interval, ping_timeout, close_timeout, send_high_water, send_low_water, max_queue. */
+static int l_connect(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (port <= 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
+  ws_tls_ctx *tls = NULL;
+  if (lua_getfield(L, 3, "tls") != LUA_TNIL) {
+    tls = lws_check_tls(L, lua_gettop(L));
+    if (ws_tls_ctx_is_server(tls)) return luaL_error(L, "ws.connect: a client TLS context expected");
+  }
+  lua_pop(L, 1);
+  const char *server_name = optstr(L, 3, "server_name");
+  const char *host_header = optstr(L, 3, "host_header");
+  const char *path = optstr(L, 3, "path");
+  const char *origin = optstr(L, 3, "origin");
+  double timeout = optnum(L, 3, "timeout", 10);
+  const char *protocols[MAX_PROTOCOLS];
+  ws_header extra[MAX_EXTRA_HEADERS];
+  lua_getfield(L, 3, "protocols");
+  size_t nprotocols = get_protocols(L, lua_gettop(L), protocols);
+  lua_getfield(L, 3, "headers");
+  size_t nextra = get_headers(L, lua_gettop(L), extra, MAX_EXTRA_HEADERS);
+
+  /* Every option is read (errors raise) before anything is allocated outside Lua. */
+  lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
+  int ud = lua_gettop(L);
+  lws_conn *c = &u->c;
+  lws_task_init(&c->task, LWS_K_CONN);
+  c->reader = c->writers = NULL;
+  c->closed_next = NULL;
+  c->server = NULL;
+  c->self_ref = LUA_NOREF;
+  c->id = 0;
+  ws_stream_init(&c->s, x->loop);
+  c->s.user = c;
+  ws_client_init(&u->cl);
+  luaL_setmetatable(L, LWS_CONN_MT);
+
+  ws_server_cfg *cfg = &u->cl.cfg;
+  cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
+  cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
+  cfg->open_timeout = timeout;
+  cfg->close_timeout = optnum(L, 3, "close_timeout", cfg->close_timeout);
+  cfg->ping_interval = optnum(L, 3, "ping_interval", cfg->ping_interval);
+  cfg->ping_timeout = optnum(L, 3, "ping_timeout", cfg->ping_timeout);
+  cfg->idle_timeout = optnum(L, 3, "idle_timeout", 0);
+  cfg->send_high = (size_t)optnum(L, 3, "send_high_water", (double)cfg->send_high);
+  cfg->send_low = (size_t)optnum(L, 3, "send_low_water", (double)(cfg->send_high / 4));
+  cfg->max_queue = (uint32_t)optnum(L, 3, "max_queue", cfg->max_queue);
+  if (cfg->max_queue == 0) cfg->max_queue = 1;
+  if (cfg->max_message == 0) return luaL_error(L, "ws.connect: max_message must be positive");
+  if (cfg->send_low > cfg->send_high) return luaL_error(L, "ws.connect: send_low_water is over send_high_water");
+
+  ws_conn_options o;
+  ws_conn_options_default(&o, WS_ROLE_CLIENT);
+  o.max_message = cfg->max_message;
+  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  ws_conn_free(&c->s.ws);
+  ws_conn_init(&c->s.ws, &o);
+
+  if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
+  if (ws_client_request(&c->s.ws.out, host_header ? host_header : host, path ? path : "/", u->key,
+                        protocols, nprotocols, NULL, origin, extra, nextra) < 0)
+    return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
+
+  c->id = ++x->next_id;
+  lua_pushvalue(L, ud);
+  c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
+  if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) {
+    if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
+      luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+      c->self_ref = LUA_NOREF;
+    }
+    return push_failure(L, &c->s);
+  }
+  lua_settop(L, ud);
+  return 1;
+}
+
+/* core.client_head(conn, protocols) -> true (open) | false (not yet) | nil, message, code [, status] */
+static int l_client_head(lua_State *L) {
+  lws_client *u = luaL_checkudata(L, 1, LWS_CONN_MT);
+  if (lua_rawlen(L, 1) != sizeof(lws_client)) return luaL_argerror(L, 1, "client connection expected");
+  ws_stream *s = &u->c.s;
+  const char *protocols[MAX_PROTOCOLS];
+  size_t nprotocols = get_protocols(L, 2, protocols);
+  if (s->phase == WS_PH_HEAD) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (s->phase != WS_PH_HEAD_READY) {
+    if (s->phase == WS_PH_OPEN || s->phase == WS_PH_CLOSING) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    return push_failure(L, s);
+  }
+  ws_response r;
+  memset(&r, 0, sizeof r);
+  if (ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), s->head_len, s->head_len + 1) < 0)
+    return luaL_error(L, "ws: response head lost");
+  if (ws_response_check_upgrade(&r, u->key, protocols, nprotocols, 0) != 0) {
+    lua_pushnil(L);
+    if (r.status != 101) {
+      char reason[64];
+      size_t rl = r.reason && r.reason_len < sizeof reason ? r.reason_len : 0;
+      if (rl) memcpy(reason, r.reason, rl);
+      reason[rl] = 0;
+      lua_pushfstring(L, "server answered %d%s%s instead of 101", r.status, rl ? " " : "", reason);
+    } else {
+      lua_pushfstring(L, "bad handshake response: %s", r.error ? r.error : "invalid");
+    }
+    lua_pushliteral(L, "handshake");
+    lua_pushinteger(L, r.status);
+    ws_stream_abort(s, "handshake refused");
+    return 4;
+  }
+  /* conn.protocol and conn.response, in the fields table (user value 2). */
+  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2);
+  }
+  int fields = lua_gettop(L);
+  if (r.protocol) {
+    lua_pushlstring(L, r.protocol, r.protocol_len);
+    lua_setfield(L, fields, "protocol");
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, r.status);
+  lua_setfield(L, -2, "status");
+  lua_createtable(L, 0, (int)r.num_headers);
+  for (size_t i = 0; i < r.num_headers; i++) {
+    luaL_Buffer b;
+    const ws_header *h = &r.headers[i];
+    char *d = luaL_buffinitsize(L, &b, h->name_len);
+    for (size_t k = 0; k < h->name_len; k++)
+      d[k] = (h->name[k] >= 'A' && h->name[k] <= 'Z') ? (char)(h->name[k] + 32) : h->name[k];
+    luaL_pushresultsize(&b, h->name_len);
+    lua_pushlstring(L, h->value, h->value_len);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+  lua_setfield(L, fields, "response");
+  if (ws_stream_open_client(s) < 0) return push_failure(L, s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void lws_client_open_lib(lua_State *L, int mod) {
+  static const luaL_Reg funcs[] = {
+    { "connect", l_connect }, { "client_head", l_client_head }, { NULL, NULL }
+  };
+  lua_pushvalue(L, mod);
+  lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,407 @@
+/* Client connections up to the response head: name lookup, non-blocking connect (each
+ * address in turn), the TLS handshake, the upgrade request and the response head. The stream's
+ * own watchers are lent to this file (their callbacks swapped) until the head is read, so a
+ * close or abort during the connect needs nothing special: finish_socket stops them and
+ * calls on_finish, which cleans up here. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "ws_connect.h"
+#include "ws_rt_internal.h"
+#include "ws_tls.h"
+
+#define WS_HEAD_SLACK 4096     /* frames the server may send right after its 101 */
+#define WS_DNS_POLL_MIN 0.002  /* a lookup in flight is polled from 2 ms ... */
+#define WS_DNS_POLL_MAX 0.025  /* ... backing off to 25 ms */
+
+enum { CL_RESOLVE = 1, CL_CONNECT, CL_TLS, CL_REQUEST, CL_RESPONSE, CL_DONE };
+
+/* A lookup with getaddrinfo_a. If its client goes away first and glibc cannot cancel it, the
+ * block waits on the orphan list until the lookup ends (glibc still writes into it). */
+struct ws_dns {
+  struct gaicb cb;
+  struct addrinfo hints;
+  char host[WS_CLIENT_HOST_MAX + 1];
+  char service[8];
+  struct ws_dns *next;
+};
+static struct ws_dns *orphans;
+
+static void dns_free(struct ws_dns *d) {
+  if (d->cb.ar_result) freeaddrinfo(d->cb.ar_result);
+  free(d);
+}
+
+static void reap_orphans(void) {
+  struct ws_dns **pp = &orphans;
+  while (*pp) {
+    struct ws_dns *d = *pp;
+    if (gai_error(&d->cb) == EAI_INPROGRESS) { pp = &d->next; continue; }
+    *pp = d->next;
+    dns_free(d);
+  }
+}
+
+static void client_io(struct ev_loop *ev, ev_io *w, int revents);
+static void client_timer(struct ev_loop *ev, ev_timer *w, int revents);
+
+void ws_client_init(ws_client *cl) {
+  memset(cl, 0, sizeof *cl);
+  ws_server_cfg_default(&cl->cfg);
+}
+
+/* Poll for exactly these events on the stream's io watcher (as ws_stream_update_io does). */
+static void set_io(ws_client *cl, int events) {
+  ws_stream *s = cl->s;
+  struct ev_loop *ev = ws_loop_ev(s->loop);
+  ev_io *io = WS_EV_IO(s);
+  if (s->fd < 0) events = 0;
+  if (events == s->io_events && (events == 0 || ev_is_active(io))) return;
+  if (ev_is_active(io)) ev_io_stop(ev, io);
+  s->io_events = (uint8_t)events;
+  if (events) {
+    ev_io_set(io, s->fd, events);
+    ev_io_start(ev, io);
+  }
+}
+
+static void arm_timer(ws_client *cl, double after) {
+  struct ev_loop *ev = ws_loop_ev(cl->s->loop);
+  ev_timer *t = WS_EV_TIMER(cl->s);
+  double left = cl->deadline - ws_loop_now(cl->s->loop);
+  if (after < 0 || after > left) after = left;
+  if (after < 0) after = 0;
+  if (ev_is_active(t)) ev_timer_stop(ev, t);
+  ev_timer_set(t, after, 0.);
+  ev_timer_start(ev, t);
+}
+
+/* Give the watchers back to the stream. */
+static void give_back(ws_client *cl) {
+  ws_stream *s = cl->s;
+  ev_io *io = WS_EV_IO(s);
+  ev_timer *t = WS_EV_TIMER(s);
+  if (!cl->io_cb) return;
+  ev_set_cb(io, (void (*)(struct ev_loop *, ev_io *, int))cl->io_cb);
+  ev_set_cb(t, (void (*)(struct ev_loop *, ev_timer *, int))cl->timer_cb);
+  io->data = t->data = NULL;
+  cl->io_cb = cl->timer_cb = NULL;
+}
+
+static void release(ws_client *cl) {
+  if (cl->dns) {
+    struct ws_dns *d = cl->dns;
+    cl->dns = NULL;
+    gai_cancel(&d->cb);
+    if (gai_error(&d->cb) == EAI_INPROGRESS) {
+      d->next = orphans;
+      orphans = d;
+    } else {
+      dns_free(d);
+    }
+  }
+  ws_tls_ctx_unref(cl->tls);
+  cl->tls = NULL;
+}
+
+/* on_finish: the stream closed (failure, close, abort or collection) while connecting. */
+static void client_finished(ws_stream *s) {
+  ws_client *cl = WS_EV_IO(s)->data;
+  if (!cl) return;
+  cl->step = CL_DONE;
+  release(cl);
+  give_back(cl);
+}
+
+static void fail(ws_client *cl, const char *why, int err) {
+  ws_stream *s = cl->s;
+  if (err && !s->err) s->err = err;
+  ws_stream_abort(s, why);
+}
+
+/* ---- stages ---- */
+
+static void send_request(ws_client *cl);
+static void read_response(ws_client *cl);
+
+static void tls_step(ws_client *cl) {
+  ws_stream *s = cl->s;
+  int r = s->tp->handshake(s);
+  if (r < 0) { fail(cl, s->error ? s->error : "tls: handshake failed", 0); return; }
+  if (r == 0) { set_io(cl, s->want ? s->want : EV_READ); return; }
+  s->flags |= WS_SF_TLS_DONE;
+  cl->step = CL_REQUEST;
+  send_request(cl);
+}
+
+static void connected(ws_client *cl) {
+  ws_stream *s = cl->s;
+  const struct sockaddr_storage *sa = &cl->addrs[cl->next_addr - 1];
+  int one = 1;
+  setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    s->remote_family = AF_INET;
+    memcpy(s->remote_ip, &in->sin_addr, 4);
+    s->remote_port = ntohs(in->sin_port);
+  } else if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    s->remote_family = AF_INET6;
+    memcpy(s->remote_ip, &in6->sin6_addr, 16);
+    s->remote_port = ntohs(in6->sin6_port);
+  }
+  if (cl->tls) {
+    if (ws_tls_attach(s, cl->tls, cl->server_name[0] ? cl->server_name : NULL) < 0) {
+      fail(cl, s->error, 0);
+      return;
+    }
+    cl->step = CL_TLS;
+    tls_step(cl);
+    return;
+  }
+  cl->step = CL_REQUEST;
+  send_request(cl);
+}
+
+/* Try the addresses from next_addr on; the last error is reported when none answers. */
+static void try_connect(ws_client *cl) {
+  ws_stream *s = cl->s;
+  while (cl->next_addr < cl->naddrs) {
+    int i = cl->next_addr++;
+    int fd = socket(cl->addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { cl->last_errno = errno; continue; }
+    int r;
+    do r = connect(fd, (const struct sockaddr *)&cl->addrs[i], cl->addrlens[i]); while (r < 0 && errno == EINTR);
+    if (r == 0 || errno == EINPROGRESS) {
+      s->fd = fd;
+      if (r == 0) { connected(cl); return; }
+      cl->step = CL_CONNECT;
+      set_io(cl, EV_WRITE);
+      return;
+    }
+    cl->last_errno = errno;
+    close(fd);
+  }
+  int e = cl->last_errno ? cl->last_errno : ECONNREFUSED;
+  fail(cl, strerror(e), e);
+}
+
+static void connect_done(ws_client *cl) {
+  ws_stream *s = cl->s;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err == 0) { connected(cl); return; }
+  cl->last_errno = err;
+  set_io(cl, 0);
+  close(s->fd);
+  s->fd = -1;
+  try_connect(cl);
+}
+
+static void send_request(ws_client *cl) {
+  ws_stream *s = cl->s;
+  ws_stream_flush(s); /* on EAGAIN it polls for writability itself */
+  if (s->phase != WS_PH_HEAD) return;
+  if (ws_stream_buffered(s) == 0) {
+    cl->step = CL_RESPONSE;
+    read_response(cl);
+  }
+}
+
+static void read_response(ws_client *cl) {
+  ws_stream *s = cl->s;
+  size_t max = cl->cfg.max_header_bytes ? cl->cfg.max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
+  for (;;) {
+    uint8_t *p = ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
+    if (!p) { fail(cl, "handshake response too large", 0); return; }
+    size_t avail = s->head.cap - s->head.len;
+    ssize_t n = s->tp->read(s, p, avail);
+    if (n == 0) { fail(cl, "connection closed before the handshake response", 0); return; }
+    if (n < 0) {
+      if (errno != EAGAIN) { fail(cl, s->error ? s->error : strerror(errno), s->error ? 0 : errno); return; }
+      set_io(cl, EV_READ | s->tp_wait);
+      return;
+    }
+    ws_buf_commit(&s->head, (size_t)n);
+    ws_response r;
+    memset(&r, 0, sizeof r);
+    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
+    if (rc >= 0) {
+      /* The stream takes over; its own timer callback ends HEAD_READY at the same deadline. */
+      ev_timer *t = WS_EV_TIMER(s);
+      double left = cl->deadline - ws_loop_now(s->loop);
+      s->head_len = (uint32_t)rc;
+      s->phase = WS_PH_HEAD_READY;
+      cl->step = CL_DONE;
+      s->on_finish = NULL;
+      release(cl);
+      set_io(cl, 0);
+      give_back(cl);
+      ev_timer_stop(ws_loop_ev(s->loop), t);
+      ev_timer_set(t, left > 0 ? left : 0., 0.);
+      ev_timer_start(ws_loop_ev(s->loop), t);
+      ws_stream_update_io(s);
+      const ws_hooks *h = ws_loop_hooks(s->loop);
+      if (h->stream_event) h->stream_event(s, WS_SEV_READ);
+      return;
+    }
+    if (rc == WS_ERROR) {
+      char buf[160];
+      snprintf(buf, sizeof buf, "invalid handshake response: %s", r.error ? r.error : "malformed");
+      fail(cl, ws_tls_intern(buf, "invalid handshake response"), 0);
+      return;
+    }
+    if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) {
+      set_io(cl, EV_READ | s->tp_wait);
+      return;
+    }
+  }
+}
+
+/* ---- watchers ---- */
+
+static void client_io(struct ev_loop *ev, ev_io *w, int revents) {
+  ws_client *cl = w->data;
+  (void)ev;
+  if (!cl || cl->s->phase != WS_PH_HEAD) return;
+  switch (cl->step) {
+  case CL_CONNECT: connect_done(cl); break;
+  case CL_TLS: tls_step(cl); break;
+  case CL_REQUEST: send_request(cl); break;
+  case CL_RESPONSE:
+    if ((revents & EV_WRITE) && ws_stream_buffered(cl->s)) ws_stream_flush(cl->s);
+    if (cl->s->phase == WS_PH_HEAD) read_response(cl);
+    break;
+  default: break;
+  }
+}
+
+static void got_addresses(ws_client *cl, struct addrinfo *res) {
+  cl->naddrs = cl->next_addr = 0;
+  for (struct addrinfo *ai = res; ai && cl->naddrs < WS_CLIENT_ADDRS; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof cl->addrs[0]) continue;
+    memcpy(&cl->addrs[cl->naddrs], ai->ai_addr, ai->ai_addrlen);
+    cl->addrlens[cl->naddrs] = ai->ai_addrlen;
+    cl->naddrs++;
+  }
+}
+
+static void dns_failed(ws_client *cl, int gai) {
+  char buf[160];
+  snprintf(buf, sizeof buf, "dns: %s", gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+  fail(cl, ws_tls_intern(buf, "dns: lookup failed"), 0);
+}
+
+static void client_timer(struct ev_loop *ev, ev_timer *w, int revents) {
+  ws_client *cl = w->data;
+  (void)ev; (void)revents;
+  if (!cl || cl->s->phase != WS_PH_HEAD) return;
+  double now = ws_loop_now(cl->s->loop);
+  if (cl->step == CL_RESOLVE && cl->dns) {
+    int rc = gai_error(&cl->dns->cb);
+    if (rc != EAI_INPROGRESS) {
+      struct ws_dns *d = cl->dns;
+      cl->dns = NULL;
+      if (rc != 0) { dns_free(d); dns_failed(cl, rc); return; }
+      got_addresses(cl, d->cb.ar_result);
+      dns_free(d);
+      arm_timer(cl, -1); /* from now on only the deadline */
+      try_connect(cl);
+      return;
+    }
+    if (now < cl->deadline) {
+      cl->poll = cl->poll * 2 > WS_DNS_POLL_MAX ? WS_DNS_POLL_MAX : cl->poll * 2;
+      arm_timer(cl, cl->poll);
+      return;
+    }
+  }
+  if (now < cl->deadline) { arm_timer(cl, -1); return; }
+  switch (cl->step) {
+  case CL_RESOLVE: fail(cl, "dns: lookup timed out", ETIMEDOUT); break;
+  case CL_CONNECT: fail(cl, "connect timed out", ETIMEDOUT); break;
+  case CL_TLS: fail(cl, "tls: handshake timed out", ETIMEDOUT); break;
+  default: fail(cl, "handshake timed out", ETIMEDOUT); break;
+  }
+}
+
+/* ---- start ---- */
+
+static int is_literal(const char *host) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, struct ws_tls_ctx *tls,
+                    const char *server_name, double timeout) {
+  ev_io *io = WS_EV_IO(s);
+  ev_timer *t = WS_EV_TIMER(s);
+  reap_orphans();
+  cl->s = s;
+  if (strlen(host) > WS_CLIENT_HOST_MAX || (server_name && strlen(server_name) > WS_CLIENT_HOST_MAX)) {
+    s->error = "host name too long";
+    return -1;
+  }
+  strcpy(cl->host, host);
+  strcpy(cl->server_name, server_name ? server_name : host);
+  cl->port = port;
+  if (tls) ws_tls_ctx_ref(tls);
+  cl->tls = tls;
+  s->cfg = &cl->cfg;
+  s->phase = WS_PH_HEAD;
+  s->on_finish = client_finished;
+  cl->io_cb = (ws_client_fn)ev_cb(io);
+  cl->timer_cb = (ws_client_fn)ev_cb(t);
+  ev_set_cb(io, client_io);
+  ev_set_cb(t, client_timer);
+  io->data = t->data = cl;
+  cl->deadline = ws_loop_now(s->loop) + (timeout > 0 ? timeout : 10.);
+
+  char service[8];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+  if (is_literal(host) || strcasecmp(host, "localhost") == 0) {
+    /* No network lookup: answered from the text or /etc/hosts at once. */
+    struct addrinfo *res = NULL;
+    if (is_literal(host)) hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) { dns_failed(cl, rc); return -1; }
+    got_addresses(cl, res);
+    freeaddrinfo(res);
+    arm_timer(cl, -1);
+    try_connect(cl);
+    return s->phase == WS_PH_DONE ? -1 : 0;
+  }
+  struct ws_dns *d = calloc(1, sizeof *d);
+  if (!d) { fail(cl, "out of memory", ENOMEM); return -1; }
+  strcpy(d->host, host);
+  memcpy(d->service, service, sizeof service);
+  d->hints = hints;
+  d->cb.ar_name = d->host;
+  d->cb.ar_service = d->service;
+  d->cb.ar_request = &d->hints;
+  struct gaicb *list[1] = { &d->cb };
+  struct sigevent sev;
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_NONE; /* polled from the timer: no signal, no thread of ours */
+  int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+  if (rc != 0) { free(d); dns_failed(cl, rc); return -1; }
+  cl->dns = d;
+  cl->step = CL_RESOLVE;
+  cl->poll = WS_DNS_POLL_MIN;
+  arm_timer(cl, cl->poll);
+  return 0;
+}

@@ -1,0 +1,32 @@
+# Benchmarks (bench/): `make bench` runs lua-ws and the peers available here side by side and
+# writes bench/RESULTS.md (BENCH_QUICK=1 for a short run; see bench/run.sh for the options);
+# `make bench-instr` counts instructions per echoed message under callgrind.
+BENCH_BIN    ?= bench/bin
+BENCH_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic
+LWS_HEADER   := $(wildcard /usr/include/libwebsockets.h)
+
+BENCH_PROGS := $(BENCH_BIN)/loadclient $(BENCH_BIN)/tcp_echo $(if $(LWS_HEADER),$(BENCH_BIN)/lws_server)
+
+.PHONY: bench bench-bin bench-instr
+bench-bin: $(BENCH_PROGS)
+
+$(BENCH_BIN)/loadclient: bench/loadclient.c bench/lc_proto.c bench/lc_proto.h bench/lc_hist.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/loadclient.c bench/lc_proto.c -lcrypto
+
+$(BENCH_BIN)/tcp_echo: bench/peers/tcp_echo.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(BENCH_BIN)/lws_server: bench/peers/lws_server.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lwebsockets
+
+# lua-ws itself is built first; when it does not build, the run goes on and says so.
+bench: bench-bin
+	@$(MAKE) --no-print-directory all || echo "bench: the lua-ws modules did not build; lua-ws will be skipped"
+	BENCH_BIN=$(BENCH_BIN) bench/run.sh
+
+bench-instr: $(BENCH_BIN)/loadclient
+	$(MAKE) --no-print-directory all
+	BENCH_BIN=$(BENCH_BIN) bench/instr.sh
