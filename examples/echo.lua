@@ -1,6 +1,7 @@
 -- Echo server: every message comes back as it was sent (text as text, binary as binary).
---   lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME]
--- prints one line when it listens, and serves ws://127.0.0.1:N/ until SIGINT or SIGTERM.
+--   lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME] [--tls-cert F --tls-key F]
+-- prints one line when it listens, and serves ws://127.0.0.1:N/ (wss:// with a certificate and
+-- key) until SIGINT or SIGTERM.
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/lua/?.so;" .. package.cpath
@@ -14,8 +15,10 @@ while arg[i] do
   if a == "--port" and v then opts.port = assert(tonumber(v), "--port needs a number"); i = i + 2
   elseif a == "--host" and v then opts.host = v; i = i + 2
   elseif a == "--protocol" and v then opts.protocols = { v }; i = i + 2
+  elseif a == "--tls-cert" and v then opts.tls = opts.tls or {}; opts.tls.cert = v; i = i + 2
+  elseif a == "--tls-key" and v then opts.tls = opts.tls or {}; opts.tls.key = v; i = i + 2
   else
-    io.stderr:write("usage: lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME]\n")
+    io.stderr:write("usage: lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME] [--tls-cert F --tls-key F]\n")
     os.exit(2)
   end
 end
@@ -27,6 +30,6 @@ local server = assert(ws.server(opts, function(conn)
   end
 end))
 
-print(("echo: listening on ws://%s:%d/"):format(server.host, server.port))
+print(("echo: listening on %s://%s:%d/"):format(opts.tls and "wss" or "ws", server.host, server.port))
 io.stdout:flush()
 ws.run()

@@ -16,10 +16,15 @@ local function u(kind, payload, opts)
   return codec.frame(kind, payload or "", { fin = opts.fin, rsv = opts.rsv })
 end
 
+-- opts.deflate attaches permessage-deflate with its default parameters.
 local function new(role, opts)
   local o = { role = role }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return codec.new(o)
+  local deflate = o.deflate
+  o.deflate = nil
+  local c = codec.new(o)
+  if deflate then assert.is_true(c:set_deflate({}, {})) end
+  return c
 end
 
 local MAX_EVENTS = 100000 -- every loop is bounded
@@ -159,6 +164,22 @@ describe("ws.codec reserved bits", function()
       expect_fail("server", m("ping", "x", { rsv = rsv }), "reserved bits set without an extension", 1002)
       expect_fail("client", u("binary", "x", { rsv = rsv }), "reserved bits set without an extension", 1002)
     end
+  end)
+
+  local have_deflate = codec.new().set_deflate ~= nil
+  local it_deflate = have_deflate and it or pending
+
+  it_deflate("with permessage-deflate, allows RSV1 only on the first frame of a data message", function()
+    local d = { deflate = true }
+    expect_fail("server", m("ping", "x", { rsv = 4 }), "RSV1 set on a control frame", 1002, d)
+    expect_fail("client", u("close", "", { rsv = 4 }), "RSV1 set on a control frame", 1002, d)
+    expect_fail("server", m("text", "a", { fin = false }) .. m("continuation", "b", { rsv = 4 }),
+      "RSV1 set on a continuation frame", 1002, d)
+    expect_fail("server", m("text", "a", { rsv = 2 }), "reserved bits set without an extension", 1002, d)
+    -- "Hello" compressed (RFC 7692 7.2.3.1), masked, in two fragments: RSV1 on the first only
+    local z = hex("f2 48 cd c9 c9 07 00")
+    check_splits("server", m("text", z:sub(1, 3), { fin = false, rsv = 4 }) .. m("continuation", z:sub(4)),
+      { { "text", "Hello" } }, d)
   end)
 
   it("fails on RSV bits of a continuation frame", function()

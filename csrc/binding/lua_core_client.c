@@ -108,6 +108,7 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   if (s->err == ETIMEDOUT || strstr(msg, "timed out")) code = "timeout";
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
+  else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
   else if (s->err) code = errno_code(s->err);
   lua_pushnil(L);
   lua_pushstring(L, msg);

@@ -48,7 +48,8 @@ enum ws_event_type {
 typedef struct ws_event {
   int type;
   int opcode;
-  const uint8_t *data;  /* valid until the next call into this connection */
+  const uint8_t *data;  /* valid until the next ws_conn_next, _feed or _input_space call
+                           (sending does not disturb it: a message can be echoed from here) */
   size_t len;
   unsigned code;
   const char *error;
@@ -74,7 +75,7 @@ typedef struct ws_conn {
   int msg_compressed;
   uint32_t fragments;
   uint32_t utf8_state;
-  int close_sent, close_received;
+  int close_sent, close_received; /* close_sent: 1 when we closed first, 2 when ours replied */
   unsigned close_code;     /* the peer's, once received */
   unsigned error_code;     /* ours, once failed */
   const char *error;

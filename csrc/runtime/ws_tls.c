@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -236,6 +237,50 @@ void ws_tls_ctx_unref(ws_tls_ctx *c) {
 
 int ws_tls_ctx_is_server(const ws_tls_ctx *c) { return c->server; }
 
+/* ---- a socket BIO that never raises SIGPIPE ---- */
+
+/* OpenSSL's socket BIO writes with write(): a peer that went away would kill the process
+ * with SIGPIPE. This one uses send(MSG_NOSIGNAL), so it is an EPIPE for that connection. */
+static int sock_write(BIO *b, const char *p, int n) {
+  int fd = (int)(intptr_t)BIO_get_data(b);
+  ssize_t r;
+  BIO_clear_retry_flags(b);
+  do r = send(fd, p, (size_t)n, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
+  return (int)r;
+}
+
+static int sock_read(BIO *b, char *p, int n) {
+  int fd = (int)(intptr_t)BIO_get_data(b);
+  ssize_t r;
+  BIO_clear_retry_flags(b);
+  do r = recv(fd, p, (size_t)n, 0); while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+  return (int)r;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)b; (void)num; (void)ptr;
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sock_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static BIO_METHOD *sock_method(void) {
+  static BIO_METHOD *m;
+  if (m) return m;
+  m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "lua-ws socket");
+  if (!m) return NULL;
+  BIO_meth_set_write(m, sock_write);
+  BIO_meth_set_read(m, sock_read);
+  BIO_meth_set_ctrl(m, sock_ctrl);
+  BIO_meth_set_create(m, sock_create);
+  return m;
+}
+
 /* ---- the transport ---- */
 
 static void report_wait(ws_stream *s, const tls_conn *t) {
@@ -389,7 +434,12 @@ int ws_tls_attach(ws_stream *s, ws_tls_ctx *c, const char *server_name) {
   if (!t) { s->error = "out of memory"; return -1; }
   ERR_clear_error();
   t->ssl = SSL_new(c->ctx);
-  if (!t->ssl || SSL_set_fd(t->ssl, s->fd) != 1) goto bad;
+  if (!t->ssl) goto bad;
+  BIO_METHOD *m = sock_method();
+  BIO *bio = m ? BIO_new(m) : NULL;
+  if (!bio) goto bad;
+  BIO_set_data(bio, (void *)(intptr_t)s->fd);
+  SSL_set_bio(t->ssl, bio, bio); /* the SSL owns the BIO (one reference for both directions) */
   if (c->server) {
     SSL_set_accept_state(t->ssl);
   } else {

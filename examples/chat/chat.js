@@ -197,16 +197,20 @@
 
   // ---------- drawing ----------
 
-  function hue(name) {
-    let h = 0;
-    for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-    return h % 360;
+  // Colours that stay readable under white initials, picked by an FNV-1a hash of the nick, so
+  // a person keeps one colour on every page.
+  const AVATAR_COLOURS = ['#e11d48', '#db2777', '#9333ea', '#4f46e5', '#2563eb', '#0e7490', '#047857',
+    '#4d7c0f', '#b45309', '#c2410c', '#0369a1', '#7c3aed', '#be123c', '#15803d'];
+  function colourOf(name) {
+    let h = 0x811c9dc5;
+    for (const ch of name) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
+    return AVATAR_COLOURS[h % AVATAR_COLOURS.length];
   }
 
   function avatar(nick, small) {
     const a = document.createElement('span');
     a.className = small ? 'avatar small' : 'avatar';
-    a.style.setProperty('--hue', hue(nick));
+    a.style.backgroundColor = colourOf(nick);
     a.textContent = Array.from(nick.trim())[0] || '?';
     a.setAttribute('aria-hidden', 'true');
     return a;
@@ -450,6 +454,11 @@
   el.membersToggle.addEventListener('click', () => {
     const open = el.app.classList.toggle('members-open');
     el.membersToggle.setAttribute('aria-expanded', String(open));
+  });
+
+  el.messages.addEventListener('click', () => {
+    el.app.classList.remove('members-open');
+    el.membersToggle.setAttribute('aria-expanded', 'false');
   });
 
   document.addEventListener('visibilitychange', () => {

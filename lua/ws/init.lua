@@ -3,12 +3,15 @@
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local server_mod = require "ws.server"
+local client_mod = require "ws.client"
 
 local wait = conn_mod.wait
 
 local ws = { _VERSION = "lua-ws 0.1" }
 
 ws.server = server_mod.new
+ws.connect = client_mod.connect        -- ws:// and wss:// clients
+ws.reconnecting = client_mod.reconnecting
 
 -- Runs fn(...) in a new coroutine on the loop (from the next loop iteration).
 function ws.spawn(fn, ...)

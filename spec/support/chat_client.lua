@@ -21,7 +21,11 @@ end
 
 -- Reads what has arrived (waiting at most `timeout`); returns the bytes, or nil and the reason.
 local function read_some(sock, timeout)
-  sock:settimeout(timeout)
+  if not sock:dirty() then
+    local readable = socket.select({ sock }, nil, math.max(timeout, 0))
+    if not readable[1] then return nil, "timeout" end
+  end
+  sock:settimeout(0)
   local data, err, partial = sock:receive(65536)
   data = data or partial
   if data and #data > 0 then return data end
