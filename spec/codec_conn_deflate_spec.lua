@@ -13,7 +13,10 @@ local function conn(role, params, cfg, opts)
   local o = { role = role }
   for k, v in pairs(opts or {}) do o[k] = v end
   local c = codec.new(o)
-  if params then assert.is_true(c:set_deflate(params, cfg)) end
+  -- The RFC's vectors compress "Hello", which is under the default threshold.
+  local with_threshold = { threshold = 0 }
+  for k, v in pairs(cfg or {}) do with_threshold[k] = v end
+  if params then assert.is_true(c:set_deflate(params, with_threshold)) end
   return c
 end
 
@@ -192,7 +195,15 @@ describe("codec connections with permessage-deflate: RSV1 and what is compressed
     assert.same({ { opcode = 1, payload = hex("f2 48 cd c9 c9 07 00"), fin = true, rsv = 4, masked = true } }, frames)
   end)
 
-  pending("sends messages shorter than the threshold uncompressed (ws_conn_send and ws_deflate_threshold)")
+  it("sends messages shorter than the threshold uncompressed", function()
+    local c = conn("server", defaults, { threshold = 64 })
+    assert.is_true(c:send("Hello"))
+    assert.is_true(c:send(string.rep("a", 64)))
+    local frames = frames_of(c:output())
+    assert.equal(2, #frames)
+    assert.same({ opcode = 1, payload = "Hello", fin = true, rsv = 0, masked = false }, frames[1])
+    assert.equal(4, frames[2].rsv)
+  end)
 end)
 
 describe("codec connections with permessage-deflate: round trips", function()

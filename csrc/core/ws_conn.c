@@ -504,7 +504,8 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
   }
   int more = (flags & WS_SEND_MORE) != 0;
   /* Only whole messages are compressed: ws_deflate works a message at a time. */
-  int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION;
+  int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
+                 && n >= ws_deflate_threshold(c->deflate);
   int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
   if (r != 0) return -1;
   if (more) {
