@@ -233,7 +233,12 @@ cat "$TMP/tables.md"
   echo
   echo "## Commands"
   echo
-  echo "Servers are started from the repository root; ports vary per run."
+  echo "Servers are started from the repository root; ports vary per run. Environment:"
+  echo
+  for v in LUA_PATH LUA_CPATH UWS_ECHO RESTY_WEBSOCKET_LIB; do
+    [ -n "${!v:-}" ] && echo "    $v=${!v}"
+  done
+  echo "    ulimit -n $(ulimit -n)"
   echo
   echo '```'
   cat "$CMDS"

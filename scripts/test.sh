@@ -9,7 +9,7 @@
 #   rock     `luarocks make` of the rockspec into a temporary tree, then require from it
 # The last line printed is "N passed, N failed, N skipped": the specs of the Lua 5.4 run, plus one
 # failure for a stage that failed outside those specs (or kept them from running).
-# STAGES="specs asan" (for example) runs only the named stages.
+# STAGES="specs asan" (for example) runs only the named stages; SPEC_TIMEOUT bounds each busted run.
 # Stages are called by name (stage_$name), which shellcheck cannot follow:
 # shellcheck disable=SC2317
 set -uo pipefail
@@ -19,6 +19,8 @@ export LC_ALL=C.UTF-8
 ALL_STAGES="deps build specs matrix asan fuzz rock"
 STAGES=${STAGES:-$ALL_STAGES}
 JOBS=$(nproc 2>/dev/null || echo 2)
+# Upper bound of one busted run, in seconds.
+SPEC_TIMEOUT=${SPEC_TIMEOUT:-900}
 LOGDIR=build/test
 mkdir -p "$LOGDIR"
 
@@ -33,19 +35,28 @@ timings=()
 now() { date +%s.%N; }
 
 # Runs busted with interpreter $1 and cpath $2 on the remaining arguments (spec files, or none for
-# all of spec/), logging to $LOGDIR/busted-<tag>.log; sets b_passed/b_failed/b_skipped.
+# all of spec/), logging to $LOGDIR/busted-<tag>.log; sets b_passed/b_failed/b_skipped. The run is
+# bounded by SPEC_TIMEOUT seconds (KILL follows TERM, which a server under test may catch), and a
+# run stopped that way names the test it was in.
 run_busted() {
   local lua=$1 cpath=$2 tag=$3
   shift 3
-  local log=$LOGDIR/busted-$tag.log
-  WS_TEST_LUA=$lua WS_TEST_CPATH=$cpath \
-    "$lua" "$BUSTED" --output=utfTerminal --cpath="$cpath" "$@" 2>&1 | tee "$log"
+  local log=$LOGDIR/busted-$tag.log progress=$LOGDIR/busted-$tag.progress
+  rm -f "$progress"
+  WS_TEST_LUA=$lua WS_TEST_CPATH=$cpath WS_TEST_PROGRESS=$ROOT/$progress \
+    timeout -k 10 "$SPEC_TIMEOUT" "$lua" "$BUSTED" --output="$ROOT/spec/support/progress_output.lua" \
+    --cpath="$cpath" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local line
   line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
     grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' | tail -n 1)
   if [ -z "$line" ]; then
-    echo "busted ($tag) ended without its summary (exit $rc): a crash or an abort (see above)"
+    echo
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      echo "busted ($tag) stopped after its limit of ${SPEC_TIMEOUT}s, in: $(cat "$progress" 2>/dev/null)"
+    else
+      echo "busted ($tag) ended without its summary (exit $rc), in: $(cat "$progress" 2>/dev/null)"
+    fi
     b_passed=0 b_failed=1 b_skipped=0
     return 1
   fi

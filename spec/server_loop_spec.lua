@@ -24,13 +24,17 @@ describe("loop", function()
   end)
 
   it("stops with ws.stop while tasks remain", function()
-    local ticks = 0
+    local ticks, finished = 0, false
     ws.spawn(function()
-      while true do ticks = ticks + 1 ws.sleep(0.01) end
+      while not finished do ticks = ticks + 1 ws.sleep(0.01) end
     end)
     ws.spawn(function() ws.sleep(0.1) ws.stop() end)
     ws.run()
     assert.is_true(ticks >= 3 and ticks < 50, "ticks " .. ticks)
+    finished = true
+    ws.run() -- the ticker ends at its next wake-up, and then nothing is left
+    local after = ticks
+    assert.is_true(after - ticks <= 1)
   end)
 
   it("treats a plain coroutine.yield in a task as a pass to the others", function()

@@ -454,12 +454,14 @@ static int conn_index(lua_State *L) {
     if (strcmp(k, "id") == 0) { lua_pushinteger(L, c->id); return 1; }
     if (strcmp(k, "state") == 0) { lua_pushstring(L, ws_stream_state_name(s)); return 1; }
     if (strcmp(k, "close_code") == 0) {
-      if (s->close_code) lua_pushinteger(L, s->close_code); else lua_pushnil(L);
+      if (s->close_code) lua_pushinteger(L, s->close_code);
+      else if (s->phase >= WS_PH_FINISH) lua_pushinteger(L, WS_CLOSE_ABNORMAL); /* no close frame came */
+      else lua_pushnil(L);
       return 1;
     }
     if (strcmp(k, "close_reason") == 0) {
       if (s->close_reason) lua_pushstring(L, s->close_reason);
-      else if (s->close_code) lua_pushliteral(L, "");
+      else if (s->close_code || s->phase >= WS_PH_FINISH) lua_pushliteral(L, "");
       else lua_pushnil(L);
       return 1;
     }
