@@ -3,12 +3,28 @@
 -- code the RFC asks for, and the handler learns why through receive's error code.
 local server = require "support.ws_server"
 local client = require "support.ws_client"
+local socket = require "socket"
 
 describe("server errors", function()
   local srv
   setup(function()
     srv = server.start([[
-      listen({ max_message = 1000 }, function(conn)
+      local function fds()
+        local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("n") .. "/fd | wc -l")
+        local n = tonumber(p:read("a"))
+        p:close()
+        return n
+      end
+      listen({ max_message = 1000,
+        http = function(req)
+          collectgarbage()
+          return 200, {}, "fds=" .. fds() .. " lua=" .. math.floor(collectgarbage("count"))
+        end,
+        handshake = function(req)
+          if req.query == "explode" then error("hook failed on purpose") end
+          return true
+        end,
+      }, function(conn)
         for msg, kind in conn:messages() do
           if msg == "raise" then
             local function deep() error("handler failed on purpose") end
@@ -67,6 +83,46 @@ describe("server errors", function()
     local kind, code = c:message()
     assert.are.equal("close", kind)
     assert.are.equal(1007, code)
+  end)
+
+  it("answers 500 when the handshake hook raises, and keeps serving", function()
+    local ok, _, status = client.connect(srv.port, { path = "/?explode" })
+    assert.is_nil(ok)
+    assert.are.equal(500, status)
+    assert.matches("hook failed on purpose", srv:errors())
+    local c = assert(client.connect(srv.port))
+    c:close()
+  end)
+
+  it("leaks no descriptor and no memory over many failing handlers", function()
+    local function stats()
+      local _, _, body = client.get(srv.port, "/stats")
+      return tonumber(body:match("fds=(%d+)")), tonumber(body:match("lua=(%d+)"))
+    end
+    -- warm up, then measure
+    for _ = 1, 20 do
+      local c = assert(client.connect(srv.port))
+      c:send("raise")
+      c:message()
+      c:close()
+    end
+    socket.sleep(0.2)
+    local fds0, mem0 = stats()
+    for _ = 1, 200 do
+      local c = assert(client.connect(srv.port))
+      c:send("raise")
+      local kind, code = c:message()
+      assert.are.same({ "close", 1011 }, { kind, code })
+      c:close()
+    end
+    for _ = 1, 100 do
+      local ok = client.connect(srv.port, { path = "/?explode" })
+      assert.is_nil(ok)
+    end
+    socket.sleep(0.3)
+    local fds1, mem1 = stats()
+    assert.are.equal(fds0, fds1)
+    assert.is_true(mem1 - mem0 < 64, ("Lua heap grew by %d KiB"):format(mem1 - mem0))
   end)
 
   it("survives a peer that vanishes mid-message", function()

@@ -80,7 +80,7 @@ describe("server timeouts", function()
     assert.is_true(saw_ping)
     assert.are.equal(1011, code)
     assert.is_true(c:wait_eof(2))
-    assert.truthy(srv:wait_output("ended %d+ ping timeout timeout"))
+    assert.truthy(srv:wait_output("ended %d+ ping timeout closed"))
   end)
 
   it("closes an idle connection after idle_timeout", function()

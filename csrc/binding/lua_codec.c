@@ -24,7 +24,8 @@ static const int kind_opcodes[] = {WS_OP_CONTINUATION, WS_OP_TEXT, WS_OP_BINARY,
 static int check_opcode(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number n = lua_tonumber(L, idx);
-    if (n < 0 || n > 15 || n != (lua_Number)(int)n) luaL_argerror(L, idx, "opcode 0..15 expected");
+    /* the range is checked first (NaN fails it): converting it to int is undefined */
+    if (!(n >= 0 && n <= 15) || n != (lua_Number)(int)n) luaL_argerror(L, idx, "opcode 0..15 expected");
     return (int)n;
   }
   return kind_opcodes[luaL_checkoption(L, idx, NULL, kind_names)];
@@ -68,7 +69,7 @@ static int codec_frame(lua_State *L) {
     lua_getfield(L, 3, "rsv");
     if (!lua_isnil(L, -1)) {
       lua_Number r = lua_tonumber(L, -1);
-      if (!lua_isnumber(L, -1) || r < 0 || r > 7 || r != (lua_Number)(int)r)
+      if (!lua_isnumber(L, -1) || !(r >= 0 && r <= 7) || r != (lua_Number)(int)r)
         luaL_argerror(L, 3, "rsv must be 0..7");
       rsv = (unsigned)r;
     }
@@ -93,7 +94,7 @@ static int codec_mask(lua_State *L) {
   const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
   const uint8_t *key = check_key(L, 2, 2);
   lua_Number ph = luaL_optnumber(L, 3, 0);
-  if (ph < 0 || ph > 3 || ph != (lua_Number)(int)ph) luaL_argerror(L, 3, "phase 0..3 expected");
+  if (!(ph >= 0 && ph <= 3) || ph != (lua_Number)(int)ph) luaL_argerror(L, 3, "phase 0..3 expected");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   size_t next = add_masked(&b, p, n, key, (size_t)ph);

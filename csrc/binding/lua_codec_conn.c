@@ -146,13 +146,16 @@ static int control(lua_State *L, int (*fn)(ws_conn *, const void *, size_t)) {
 static int conn_ping(lua_State *L) { return control(L, ws_conn_ping); }
 static int conn_pong(lua_State *L) { return control(L, ws_conn_pong); }
 
-/* c:close([code [, reason]]): without a code the close frame carries no status. */
+/* c:close([code [, reason]]): without a code the close frame carries no status; a code
+ * given must be one the wire allows (0 is not: it is the core's "no status"). */
 static int conn_close(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
+  int given = !lua_isnoneornil(L, 2);
   lua_Number code = luaL_optnumber(L, 2, 0);
   size_t n;
   const char *reason = luaL_optlstring(L, 3, "", &n);
-  if (code < 0 || code > 65535 || code != (lua_Number)(unsigned)code)
+  /* the range is checked before the conversion (NaN fails it) */
+  if (!(code >= 0 && code <= 65535) || code != (lua_Number)(unsigned)code || (given && code == 0))
     return fail_result(L, "invalid close code");
   if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, c->error);
   lua_pushboolean(L, 1);

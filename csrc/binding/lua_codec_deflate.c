@@ -30,7 +30,7 @@ static int field_int(lua_State *L, int idx, const char *name, int dflt, int lo, 
   lua_getfield(L, idx, name);
   if (!lua_isnil(L, -1)) {
     lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || n < lo || n > hi || n != (lua_Number)(int)n)
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi) || n != (lua_Number)(int)n)
       luaL_error(L, "bad deflate option '%s' (integer %d..%d expected)", name, lo, hi);
     v = (int)n;
   }

@@ -225,7 +225,9 @@ static int l_parse_request(lua_State *L) {
   luaL_argcheck(L, max > 0, 2, "must be positive");
   ws_request r;
   memset(&r, 0, sizeof r);
-  int n = ws_request_parse(&r, data, len, (size_t)max);
+  /* a limit beyond size_t (32-bit hosts) must not wrap to a small one */
+  size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
+  int n = ws_request_parse(&r, data, len, limit);
   if (n == WS_AGAIN) {
     lua_pushnil(L);
     lua_pushliteral(L, "again");
@@ -417,6 +419,9 @@ static int l_client_request(lua_State *L) {
     key = keybuf;
   }
   size_t nprotocols = get_protocols(L, 1, "protocols", fn, protocols);
+  for (size_t i = 0; i < nprotocols; i++)
+    if (ws_protocol_repeated(protocols, i))
+      return luaL_error(L, "%s: protocol '%s' offered twice", fn, protocols[i]);
   get_headers(L, 1, fn, &extra);
   ws_buf *b = new_buf(L);
   if (ws_client_request(b, host, path, key, protocols, nprotocols, extensions, origin, extra.h,
@@ -452,7 +457,8 @@ static int l_parse_response(lua_State *L) {
   }
   ws_response r;
   memset(&r, 0, sizeof r);
-  int n = ws_response_parse(&r, data, len, (size_t)max);
+  size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
+  int n = ws_response_parse(&r, data, len, limit);
   if (n == WS_AGAIN) {
     lua_pushnil(L);
     lua_pushliteral(L, "again");

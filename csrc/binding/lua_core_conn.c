@@ -94,19 +94,20 @@ static const char *errno_name(int e) {
   }
 }
 
-/* nil, message, code for a connection that has ended (or is ending). */
+/* nil, message, code for a connection that has ended (or is ending). The code "timeout" is
+ * kept for a receive that timed out (the connection lives on); a connection that died of a
+ * deadline (ping, close or handshake timeout) reports "closed" with the reason as message. */
 static int push_end(lua_State *L, lws_conn *c) {
   const ws_stream *s = &c->s;
   const char *msg = s->error ? s->error : "closed", *code = "closed";
   switch (s->fail_code) {
   case 0: break;
   case WS_CLOSE_TOO_BIG: code = "toolarge"; break;
-  case WS_CLOSE_INTERNAL: code = s->error && strcmp(s->error, "ping timeout") == 0 ? "timeout" : "closed"; break;
+  case WS_CLOSE_INTERNAL: code = "closed"; break; /* ping timeout, out of memory */
   default: code = "protocol"; break;
   }
   if (!s->fail_code) {
     if (s->err) code = errno_name(s->err);
-    else if (s->error && strstr(s->error, "timed out")) code = "timeout";
   }
   lua_pushnil(L);
   lua_pushstring(L, msg);

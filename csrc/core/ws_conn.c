@@ -332,7 +332,9 @@ static int step_held(ws_conn *c, ws_event *ev) {
     event(ev, WS_EV_MESSAGE, (int)op, data, plen);
     return 1;
   case WS_OP_PING:
-    if (c->opt.auto_pong && !c->close_sent) queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    /* RFC 6455 5.5.2: every ping gets its pong unless the peer's close was received (then
+     * no frame gets this far); our own close sent first is no exemption. */
+    if (c->opt.auto_pong) queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
     event(ev, WS_EV_PING, WS_OP_PING, data, plen);
     return 1;
   case WS_OP_PONG:
@@ -527,7 +529,18 @@ static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
 
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) { return send_control(c, WS_OP_PING, p, n); }
 
-int ws_conn_pong(ws_conn *c, const void *p, size_t n) { return send_control(c, WS_OP_PONG, p, n); }
+/* A pong may still answer a ping between our close and the peer's (RFC 6455 5.5.2), so a
+ * host that answers pings itself can do so while CLOSING; never after a failure. */
+int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
+  if (c->state == WS_STATE_CLOSING) {
+    if (n > CONTROL_MAX) {
+      c->error = E_CONTROL_LEN;
+      return -1;
+    }
+    return queue_frame(c, 1, 0, WS_OP_PONG, p, n);
+  }
+  return send_control(c, WS_OP_PONG, p, n);
+}
 
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) {
   if (!may_send(c)) return -1;

@@ -103,7 +103,8 @@ int ws_conn_next(ws_conn *c, ws_event *ev) WS_HIDDEN;
 
 /* Output. Each returns 0, or -1 when that cannot be sent in this state (after our close,
  * before open, a control payload over 125 bytes, an invalid close code) or memory ran out;
- * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. */
+ * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
+ * is the one frame still allowed after our close (while CLOSING), to answer a ping. */
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;

@@ -275,6 +275,30 @@ int ws_key_valid(const char *key, size_t len) {
   return memcmp(again, key, WS_KEY_LEN) == 0;
 }
 
+/* Host is uri-host [":" port] (RFC 7230 5.4, RFC 3986 3.2.2): reg-name, IPv4 and IP-literal
+ * characters only. White space, userinfo ('@'), a path or anything non-ASCII is refused. */
+static int host_valid(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) continue;
+    if (!memchr("-._~%!$&'()*+,;=:[]", c, 19)) return 0;
+  }
+  return 1;
+}
+
+/* Every element of every Sec-WebSocket-Protocol header is a token (RFC 6455 4.3: 1#token);
+ * empty list elements are skipped as RFC 7230 7 asks. */
+static int protocols_valid(const ws_header *hs, size_t n) {
+  for (const ws_header *h = find_header(hs, n, "Sec-WebSocket-Protocol", NULL); h;
+       h = find_header(hs, n, "Sec-WebSocket-Protocol", h)) {
+    size_t pos = 0, len;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
+      if (!ws_header_name_valid(t, len)) return 0;
+  }
+  return 1;
+}
+
 static int request_fail(ws_request *r, int status, const char *error) {
   r->status = status;
   r->error = error;
@@ -301,6 +325,7 @@ int ws_request_check_upgrade(ws_request *r) {
   if (!h) return request_fail(r, 400, "missing Host header");
   if (find_header(hs, n, "Host", h)) return request_fail(r, 400, "repeated Host header");
   if (h->value_len == 0) return request_fail(r, 400, "empty Host header");
+  if (!host_valid(h->value, h->value_len)) return request_fail(r, 400, "invalid Host header");
   if (!has_token(hs, n, "Upgrade", "websocket"))
     return request_fail(r, 400, "missing Upgrade: websocket");
   if (!has_token(hs, n, "Connection", "upgrade"))
@@ -315,6 +340,16 @@ int ws_request_check_upgrade(ws_request *r) {
     return request_fail(r, 400, "repeated Sec-WebSocket-Key");
   if (!ws_key_valid(key->value, key->value_len))
     return request_fail(r, 400, "invalid Sec-WebSocket-Key");
+  if (!protocols_valid(hs, n)) return request_fail(r, 400, "invalid Sec-WebSocket-Protocol");
+  /* Frames follow the head at once: a body would be read as frames here and as a body by
+   * anything in between. Content-Length: 0 is the only length that says no body. */
+  if (find_header(hs, n, "Transfer-Encoding", NULL)) return request_fail(r, 400, "request body not allowed");
+  for (h = find_header(hs, n, "Content-Length", NULL); h; h = find_header(hs, n, "Content-Length", h))
+    if (!(h->value_len == 1 && h->value[0] == '0')) return request_fail(r, 400, "request body not allowed");
+  /* One Origin at most (RFC 6454 7.3): with two, an origin check would see one value while
+   * the request carries another. */
+  h = find_header(hs, n, "Origin", NULL);
+  if (h && find_header(hs, n, "Origin", h)) return request_fail(r, 400, "repeated Origin header");
   return 0;
 }
 
@@ -496,6 +531,12 @@ static int target_valid(const char *s) {
   return 1;
 }
 
+int ws_protocol_repeated(const char *const *protocols, size_t i) {
+  for (size_t j = 0; j < i; j++)
+    if (strcmp(protocols[j], protocols[i]) == 0) return 1;
+  return 0;
+}
+
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) {
@@ -504,8 +545,10 @@ int ws_client_request(ws_buf *out, const char *host, const char *path, const cha
       !ws_key_valid(key, strlen(key)) || !text_valid(extensions) || !text_valid(origin) ||
       !extra_valid(extra, nextra))
     return -1;
-  for (size_t i = 0; i < nprotocols; i++)
+  for (size_t i = 0; i < nprotocols; i++) {
     if (!ws_header_name_valid(protocols[i], strlen(protocols[i]))) return -1;
+    if (ws_protocol_repeated(protocols, i)) return -1; /* RFC 6455 4.1: unique strings */
+  }
   writer w = writer_begin(out);
   puts_(&w, "GET ");
   puts_(&w, path);
@@ -567,7 +610,15 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
   r->protocol = r->extensions = NULL;
   r->protocol_len = r->extensions_len = 0;
   if (r->status != 101) return response_fail(r, "unexpected status");
+  if (r->minor_version < 1) return response_fail(r, "HTTP/1.1 or later required");
   if (!has_token(hs, n, "Upgrade", "websocket")) return response_fail(r, "missing Upgrade: websocket");
+  /* RFC 6455 4.1 (2): the value is websocket itself, not a list that includes it. */
+  for (h = find_header(hs, n, "Upgrade", NULL); h; h = find_header(hs, n, "Upgrade", h)) {
+    size_t pos = 0, len;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
+      if (!ieq(t, len, "websocket", 9)) return response_fail(r, "Upgrade is not websocket alone");
+  }
   if (!has_token(hs, n, "Connection", "upgrade")) return response_fail(r, "missing Connection: Upgrade");
   h = find_header(hs, n, "Sec-WebSocket-Accept", NULL);
   if (!h) return response_fail(r, "missing Sec-WebSocket-Accept");

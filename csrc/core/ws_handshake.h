@@ -49,9 +49,10 @@ int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_head
  * Connection containing the upgrade token)? Plain HTTP requests go elsewhere. */
 int ws_request_is_upgrade(const ws_request *r) WS_HIDDEN;
 
-/* Check every RFC 6455 4.2.1 requirement (GET, HTTP/1.1 or later, Host, Upgrade,
- * Connection, a key that is base64 of exactly 16 bytes, version 13). Returns 0, or the
- * status to answer with (400, 426 for a wrong version) with r->error set. */
+/* Check every RFC 6455 4.2.1 requirement (GET, HTTP/1.1 or later, one valid Host, Upgrade,
+ * Connection, a key that is base64 of exactly 16 bytes, version 13, subprotocols that are
+ * tokens, at most one Origin, no request body). Returns 0, or the status to answer with
+ * (400, 426 for a wrong version) with r->error set. */
 int ws_request_check_upgrade(ws_request *r) WS_HIDDEN;
 
 /* First header named `name` (case-insensitive), or NULL. `after` continues a search
@@ -96,12 +97,15 @@ const char *ws_status_text(int status) WS_HIDDEN;
 /* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
 int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
 
+/* Is protocols[i] equal to one of protocols[0..i)? (RFC 6455 4.1 wants offers unique.) */
+int ws_protocol_repeated(const char *const *protocols, size_t i) WS_HIDDEN;
+
 /* A fresh random key (16 bytes from OpenSSL's RAND, base64). Returns 0 or -1. */
 int ws_client_key(char out[WS_KEY_LEN + 1]) WS_HIDDEN;
 
-/* The upgrade request. host includes ":port" when not the default. protocols (n of them)
- * and extensions (an offer such as "permessage-deflate; client_max_window_bits") may be
- * empty/NULL; origin may be NULL. Returns 0 or -1 (out of memory or invalid text, as for
+/* The upgrade request. host includes ":port" when not the default. protocols (n of them,
+ * each a token, none twice) and extensions (an offer such as "permessage-deflate;
+ * client_max_window_bits") may be empty/NULL; origin may be NULL. Returns 0 or -1 (out of memory or invalid text, as for
  * ws_response_accept). */
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
@@ -124,9 +128,10 @@ typedef struct ws_response {
 /* Parse an HTTP/1.1 response head; same contract as ws_request_parse (error -> r->error). */
 int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
 
-/* Check a parsed response against our request (RFC 6455 4.1): status 101, Upgrade,
- * Connection, the Accept value for `key`, a protocol that is one of those offered (or none),
- * no extension unless offered. Returns 0, or -1 with r->error. */
+/* Check a parsed response against our request (RFC 6455 4.1): status 101 in HTTP/1.1 or
+ * later, Upgrade: websocket (alone), Connection, the Accept value for `key`, a protocol that
+ * is one of those offered (or none), no extension unless offered. Returns 0, or -1 with
+ * r->error. */
 int ws_response_check_upgrade(ws_response *r, const char *key, const char *const *protocols,
                               size_t nprotocols, int offered_extensions) WS_HIDDEN;
 

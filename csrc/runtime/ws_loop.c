@@ -12,7 +12,7 @@ typedef char ws_check_io_size[sizeof(ev_io) <= WS_WATCHER_BYTES ? 1 : -1];
 typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
 
 #define WS_MAX_SIGNALS 4
-#define WS_POOL_MAX 64
+#define WS_POOL_MAX 32
 #define WS_PREPARE_ROUNDS 64
 
 struct ws_loop {

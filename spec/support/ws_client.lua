@@ -15,14 +15,16 @@ M.now = now
 -- What has arrived, waiting at most `timeout` for the first byte: data | nil, "timeout" |
 -- nil, "closed" | nil, error. (LuaSocket's receive(n) would wait for all n bytes.)
 local function recv_some(sock, timeout)
-  local r, _, err = socket.select({ sock }, nil, math.max(0, timeout))
-  if not r or not r[1] then return nil, err == "timeout" and "timeout" or (err or "timeout") end
+  -- No select(): it cannot watch descriptors over FD_SETSIZE, and the load specs go past it.
+  sock:settimeout(math.max(0, timeout))
+  local first, e = sock:receive(1)
+  if not first then
+    if e == "timeout" then return nil, "timeout" end
+    return nil, e
+  end
   sock:settimeout(0)
-  local data, e, partial = sock:receive(65536)
-  data = data or partial
-  if data and #data > 0 then return data end
-  if e == "timeout" then return nil, "timeout" end
-  return nil, e
+  local data, _, partial = sock:receive(65536)
+  return first .. (data or partial or "")
 end
 M.recv_some = recv_some
 
