@@ -291,6 +291,16 @@ describe("ws.codec opening handshake", function()
         end
       end)
 
+      it("trims white space around the key and version, and answers for the trimmed key", function()
+        local data = upgrade_request(nil, { replace = { ["Sec-WebSocket-Key"] = RFC_KEY .. " \t",
+                                                        ["Sec-WebSocket-Version"] = "13 " } })
+        data = data:gsub("Sec%-WebSocket%-Key: ", "Sec-WebSocket-Key:\t ")
+        local req = request(data)
+        assert.is_nil(req.error)
+        assert.equal(RFC_KEY, req.key)
+        assert.matches("Sec%-WebSocket%-Accept: " .. RFC_ACCEPT:gsub("%+", "%%+") .. "\r\n", codec.accept_response(req))
+      end)
+
       it("exposes the key and Origin even when a check fails", function()
         local req = request(upgrade_request({ "Origin: http://o" }, { request_line = "PUT / HTTP/1.1" }))
         assert.equal(400, req.status)

@@ -7,6 +7,8 @@ local client = require "support.ws_client"
 local socket = require "socket"
 
 local COUNT, SIZE = 400, 65536
+-- Under the sanitizers the allocator keeps freed memory in quarantine: RSS says nothing there.
+local CHECK_RSS = not os.getenv("WS_TEST_SANITIZE")
 local HIGH = 256 * 1024
 
 local function payload(i)
@@ -75,7 +77,7 @@ describe("server backpressure", function()
     local s2 = stats()
     assert.are.equal(s1.sent, s2.sent) -- still waiting
     assert.is_true(s2.max_buffered <= HIGH + SIZE + 64, "queued " .. s2.max_buffered)
-    assert.is_true(s2.rss - rss0 < 4 * 1024, ("server grew by %d KiB"):format(s2.rss - rss0))
+    if CHECK_RSS then assert.is_true(s2.rss - rss0 < 4 * 1024, ("server grew by %d KiB"):format(s2.rss - rss0)) end
     -- now read everything: every payload, in order
     for i = 1, COUNT do
       local kind, got = c:message(10)
@@ -107,7 +109,7 @@ describe("server backpressure", function()
     assert.is_true(pushed < #blob)
     local s = stats()
     assert.is_true(s.received == 0)
-    assert.is_true(s.rss - rss0 < 8 * 1024, ("server grew by %d KiB"):format(s.rss - rss0))
+    if CHECK_RSS then assert.is_true(s.rss - rss0 < 8 * 1024, ("server grew by %d KiB"):format(s.rss - rss0)) end
     c.sock:settimeout(10)
     assert(c.sock:send(blob, pushed + 1))
     assert(c:send("end"))

@@ -414,6 +414,20 @@ static int task_tostring(lua_State *L) {
   return 1;
 }
 
+/* The context's guard is the first object of the module with a finalizer, so it is finalized
+ * last when the state closes, after every connection, server and task. */
+static int ctx_gc(lua_State *L) {
+  lws_ctx **px = lua_touserdata(L, 1);
+  lws_ctx *x = *px;
+  if (!x) return 0;
+  *px = NULL;
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  ws_loop_free(x->loop);
+  free(x);
+  return 0;
+}
+
 static lws_ctx *ctx_for(lua_State *L) {
   lws_ctx *x;
   if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) == LUA_TLIGHTUSERDATA) {
@@ -422,11 +436,21 @@ static lws_ctx *ctx_for(lua_State *L) {
     return x;
   }
   lua_pop(L, 1);
-  x = calloc(1, sizeof *x); /* lives as long as the process: the loop may outlive the state */
+  lws_ctx **guard = lua_newuserdatauv(L, sizeof *guard, 0); /* userdata first, memory second */
+  *guard = NULL;
+  lua_newtable(L);
+  lua_pushcfunction(L, ctx_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
+  x = calloc(1, sizeof *x);
   if (!x) luaL_error(L, "ws.core: out of memory");
   static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
   x->loop = ws_loop_new(NULL, &hooks, x);
   if (!x->loop) { free(x); luaL_error(L, "ws.core: cannot create the event loop"); }
+  lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
+  *(lws_ctx **)lua_touserdata(L, -1) = x;
+  lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -476,6 +500,7 @@ int luaopen_ws_core(lua_State *L) {
   lws_server_open_lib(L, mod);
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
+  lws_topic_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

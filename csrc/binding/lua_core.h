@@ -91,4 +91,7 @@ struct ws_tls_ctx *lws_check_tls(lua_State *L, int idx) WS_HIDDEN;
 /* lua_core_client.c */
 void lws_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
+/* lua_core_topic.c */
+void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
 #endif

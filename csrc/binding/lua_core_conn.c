@@ -473,6 +473,7 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
+    if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)s->dropped); return 1; } /* ws_topic.c */
     if (strcmp(k, "request") == 0) {
       lua_settop(L, 1);
       return l_request(L);
@@ -487,7 +488,7 @@ static int conn_index(lua_State *L) {
 
 static int conn_newindex(lua_State *L) {
   static const char *const readonly[] = { "id", "state", "close_code", "close_reason", "remote_addr",
-                                          "remote_port", "request", "protocol", NULL };
+                                          "remote_port", "request", "protocol", "dropped", NULL };
   const char *k = lua_tostring(L, 2);
   checkconn(L, 1);
   if (k) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "runtime/ws_topic.h"
 
 #define ACCEPT_BATCH 256
 
@@ -180,6 +181,7 @@ static int server_gc(lua_State *L) {
   ws_listener_close(&sv->l);
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
   sv->l.streams = NULL;
+  ws_topics_release(&sv->l); /* its topics go with their last subscriber */
   return 0;
 }
 

@@ -23,6 +23,7 @@ struct ws_loop {
   ws_hooks hooks;
   void *user;
   ws_stream *dirty;  /* doubly linked through dprev/dnext */
+  int owns_ev;       /* libev's default loop was created here */
   size_t npool;
   void *pool[WS_POOL_MAX];
 };
@@ -92,6 +93,7 @@ ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) {
   if (!loop) return NULL;
   loop->ev = evloop ? (struct ev_loop *)evloop : ev_default_loop(EVFLAG_AUTO);
   if (!loop->ev) { free(loop); return NULL; }
+  loop->owns_ev = evloop == NULL;
   loop->hooks = *hooks;
   loop->user = user;
   ev_prepare_init(&loop->prepare, on_prepare);
@@ -99,6 +101,21 @@ ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) {
   ev_unref(loop->ev); /* the flush step alone must not keep ev_run going */
   ev_idle_init(&loop->idle, on_idle);
   return loop;
+}
+
+void ws_loop_free(ws_loop *loop) {
+  if (!loop) return;
+  ev_ref(loop->ev); /* undo the ev_unref of ws_loop_new before stopping */
+  ev_prepare_stop(loop->ev, &loop->prepare);
+  if (ev_is_active(&loop->idle)) ev_idle_stop(loop->ev, &loop->idle);
+  for (int i = 0; i < WS_MAX_SIGNALS; i++) {
+    if (!ev_is_active(&loop->sig[i])) continue;
+    ev_ref(loop->ev);
+    ev_signal_stop(loop->ev, &loop->sig[i]);
+  }
+  while (loop->npool) free(loop->pool[--loop->npool]);
+  if (loop->owns_ev) ev_loop_destroy(loop->ev);
+  free(loop);
 }
 
 int ws_loop_run(ws_loop *loop, int mode) {

@@ -47,6 +47,9 @@ enum ws_stream_event {
 
 /* `evloop` is a `struct ev_loop *` owned by a host, or NULL for libev's default loop. */
 ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) WS_HIDDEN;
+/* Stop the loop's own watchers, free its buffers, and destroy libev's default loop if it was
+ * created by ws_loop_new. Every stream, listener and timer must be gone already. */
+void ws_loop_free(ws_loop *loop) WS_HIDDEN;
 void *ws_loop_user(ws_loop *loop) WS_HIDDEN;
 void *ws_loop_evloop(ws_loop *loop) WS_HIDDEN;
 double ws_loop_now(ws_loop *loop) WS_HIDDEN;
@@ -160,6 +163,8 @@ struct ws_stream {
   uint8_t tp_wait;          /* TLS: EV_WRITE when a read waits for writability, EV_READ when a
                                write waits for readability (set by the transport) */
   void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  uint64_t dropped;         /* published messages skipped because its queue was over the limit */
 };
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
@@ -216,6 +221,7 @@ struct ws_listener {
   int port;
   int paused;          /* accepting stopped at max_connections */
   struct ws_tls_ctx *tls; /* TLS for new connections (ws_tls.h), NULL for plain; referenced */
+  struct ws_topics *topics; /* its publish/subscribe topics (ws_topic.c), NULL until used */
   void *user;
 };
 

@@ -12,6 +12,7 @@
 
 #include "ws_handshake.h"
 #include "ws_rt_internal.h"
+#include "ws_topic.h"
 
 #define WS_HEAD_SLACK 4096  /* bytes a client may send after its head before the upgrade */
 #define WS_INBOX_HDR 8      /* u32 length, u8 opcode, 3 bytes of padding */
@@ -96,6 +97,7 @@ static void finish_socket(ws_stream *s, int notify) {
   s->tls = NULL;
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
+  ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);
   ws_conn_free(&s->ws);
   if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;

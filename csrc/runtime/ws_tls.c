@@ -149,6 +149,8 @@ static SSL_CTX *new_ssl_ctx(const ws_tls_options *o, char *err) {
    * Release buffers: idle connections hold no record buffers. */
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                       SSL_MODE_RELEASE_BUFFERS);
+  /* Read ahead: one recv() for several records; what it holds is reported by pending(). */
+  SSL_CTX_set_read_ahead(c, 1);
   if (o->server) {
     SSL_CTX_set_alpn_select_cb(c, alpn_select, NULL);
     SSL_CTX_set_session_id_context(c, sid, sizeof sid - 1);
@@ -317,17 +319,29 @@ static int tls_handshake(ws_stream *s) {
   return -1;
 }
 
+/* Fills p with as many records as are there: a short read then means the socket is drained
+ * (as for a plain socket), so the stream goes back to polling only when it has to. */
 static ssize_t tls_read(ws_stream *s, void *p, size_t n) {
   tls_conn *t = s->tls;
-  size_t got = 0;
-  ERR_clear_error();
-  errno = 0;
-  int r = SSL_read_ex(t->ssl, p, n, &got);
-  if (r == 1) {
+  size_t total = 0;
+  int r, saved, e;
+  for (;;) {
+    size_t got = 0;
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_read_ex(t->ssl, (char *)p + total, n - total, &got);
+    if (r != 1) break;
+    total += got;
     if (t->read_cross) { t->read_cross = 0; report_wait(s, t); }
-    return (ssize_t)got;
+    if (total == n) return (ssize_t)total;
   }
-  int saved = errno, e = SSL_get_error(t->ssl, r);
+  saved = errno;
+  e = SSL_get_error(t->ssl, r);
+  if (total) { /* the condition (EAGAIN, end or error) shows again at the next call */
+    if (e == SSL_ERROR_WANT_WRITE) { t->read_cross = 1; report_wait(s, t); }
+    ERR_clear_error();
+    return (ssize_t)total;
+  }
   if (would_block(s, t, e, 1)) return -1;
   switch (e) {
   case SSL_ERROR_ZERO_RETURN: /* close_notify, or a plain end of stream */

@@ -33,9 +33,29 @@ static size_t seg_size(const ws_segment *g) {
   return g->sh ? g->sh->len - g->off : ws_buf_size(&g->own);
 }
 
+/* Freed segments are kept for the next ones (a bounded list), so a publish to N subscribers
+ * does not allocate N queue entries every time. The runtime runs on one thread (the loop's). */
+#define WS_SEG_CACHE_MAX 4096
+static ws_segment *seg_cache;
+static size_t seg_cached;
+
+static ws_segment *seg_new(void) {
+  ws_segment *g = seg_cache;
+  if (!g) return malloc(sizeof *g);
+  seg_cache = g->next;
+  seg_cached--;
+  return g;
+}
+
 static void seg_free(ws_segment *g) {
   if (g->sh) ws_shared_unref(g->sh); else ws_buf_free(&g->own);
-  free(g);
+  if (seg_cached < WS_SEG_CACHE_MAX) {
+    g->next = seg_cache;
+    seg_cache = g;
+    seg_cached++;
+  } else {
+    free(g);
+  }
 }
 
 static void seg_append(ws_stream *s, ws_segment *g) {
@@ -47,7 +67,7 @@ static void seg_append(ws_stream *s, ws_segment *g) {
 
 void ws_wqueue_seal(ws_stream *s) {
   if (ws_buf_size(&s->ws.out) == 0) return;
-  ws_segment *g = malloc(sizeof *g);
+  ws_segment *g = seg_new();
   if (!g) return; /* ws.out stays where it is: still written, only after the shared frame */
   g->sh = NULL;
   g->off = 0;
@@ -69,7 +89,7 @@ void ws_wqueue_free(ws_stream *s) {
 
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
-  ws_segment *g = malloc(sizeof *g);
+  ws_segment *g = seg_new();
   if (!g) return -1;
   ws_wqueue_seal(s);
   g->sh = sh;

@@ -4,6 +4,7 @@
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local tls_mod = require "ws.tls"
+local topics_mod = require "ws.topics"
 
 local wait = conn_mod.wait
 local chead, crequest, crespond, cupgrade, cchoose = core.head, core.request, core.respond, core.upgrade, core.choose_protocol
@@ -12,6 +13,7 @@ local M = {}
 local Server = {}
 Server.__index = Server
 M.Server = Server
+topics_mod.install(Server) -- server:publish, server:subscribers
 
 -- The servers still listening, for the default SIGINT/SIGTERM handling.
 local open_servers = setmetatable({}, { __mode = "k" })
@@ -120,6 +122,7 @@ function M.new(opts, handler)
   end
   local l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
   if not l then return nil, err, code end
+  topics_mod.configure(l, opts) -- slow_subscriber, max_backlog
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
   srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
