@@ -307,6 +307,7 @@ static int l_wait(lua_State *L) {
     return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
   }
   t->timer.cb = on_task_timer;
+  if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->timer, timeout);
   t->state = LWS_T_WAIT;
   t->wait = (uint8_t)what[0];
@@ -361,7 +362,9 @@ static int l_stop(lua_State *L) {
 }
 
 static int l_now(lua_State *L) {
-  lua_pushnumber(L, ws_loop_now(lws_ctx_get(L)->loop));
+  lws_ctx *x = lws_ctx_get(L);
+  if (!x->running) ws_loop_touch(x->loop);
+  lua_pushnumber(L, ws_loop_now(x->loop));
   return 1;
 }
 

@@ -33,6 +33,7 @@ const ws_hooks *ws_loop_hooks(ws_loop *loop) { return &loop->hooks; }
 void *ws_loop_user(ws_loop *loop) { return loop->user; }
 void *ws_loop_evloop(ws_loop *loop) { return loop->ev; }
 double ws_loop_now(ws_loop *loop) { return ev_now(loop->ev); }
+void ws_loop_touch(ws_loop *loop) { ev_now_update(loop->ev); }
 
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) {
   if (s->flags & WS_SF_DIRTY) return;
@@ -114,6 +115,7 @@ void ws_loop_free(ws_loop *loop) {
     ev_signal_stop(loop->ev, &loop->sig[i]);
   }
   while (loop->npool) free(loop->pool[--loop->npool]);
+  ws_wqueue_trim();
   if (loop->owns_ev) ev_loop_destroy(loop->ev);
   free(loop);
 }

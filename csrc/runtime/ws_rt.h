@@ -53,6 +53,9 @@ void ws_loop_free(ws_loop *loop) WS_HIDDEN;
 void *ws_loop_user(ws_loop *loop) WS_HIDDEN;
 void *ws_loop_evloop(ws_loop *loop) WS_HIDDEN;
 double ws_loop_now(ws_loop *loop) WS_HIDDEN;
+/* Bring the loop's clock up to date: its time only advances while it runs, so callers from
+ * outside the loop do this before they read the clock or start a timer. */
+void ws_loop_touch(ws_loop *loop) WS_HIDDEN;
 /* mode 0: until ws_loop_stop or nothing is left; 1: one iteration, blocking; 2: one
  * iteration, not blocking. Returns nonzero while watchers are active (work is left). */
 int ws_loop_run(ws_loop *loop, int mode) WS_HIDDEN;

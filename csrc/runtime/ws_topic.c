@@ -198,9 +198,12 @@ int ws_topic_subscribe(ws_stream *s, const char *name, size_t len) {
   if (t && slot_of(s, t) >= 0) return 0;
   /* Every allocation first, so a failure leaves nothing half-linked. */
   if (slots_reserve(s) < 0) return -1;
-  if (!t && !(t = topic_new(reg, name, len, h))) return -1;
-  if (subs_reserve(t) < 0) {
-    topic_maybe_free(t);
+  if ((!t && !(t = topic_new(reg, name, len, h))) || subs_reserve(t) < 0) {
+    if (t) topic_maybe_free(t);
+    if (s->topics->n == 0) { /* a set reserved for this first topic stays empty */
+      free(s->topics);
+      s->topics = NULL;
+    }
     return -1;
   }
   struct ws_topic_set *set = s->topics;

@@ -47,6 +47,15 @@ static ws_segment *seg_new(void) {
   return g;
 }
 
+void ws_wqueue_trim(void) {
+  while (seg_cache) {
+    ws_segment *g = seg_cache;
+    seg_cache = g->next;
+    free(g);
+  }
+  seg_cached = 0;
+}
+
 static void seg_free(ws_segment *g) {
   if (g->sh) ws_shared_unref(g->sh); else ws_buf_free(&g->own);
   if (seg_cached < WS_SEG_CACHE_MAX) {
