@@ -143,9 +143,10 @@ static int l_recv(lua_State *L) {
 }
 
 static int opcode_arg(lua_State *L, int idx) {
-  const char *kind = luaL_optstring(L, idx, "text");
-  if (strcmp(kind, "text") == 0) return WS_OP_TEXT;
-  if (strcmp(kind, "binary") == 0) return WS_OP_BINARY;
+  size_t n;
+  const char *kind = luaL_optlstring(L, idx, "text", &n);
+  if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
+  if (n == 6 && memcmp(kind, "binary", 6) == 0) return WS_OP_BINARY;
   return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
 }
 

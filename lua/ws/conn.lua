@@ -39,8 +39,9 @@ end
 
 -- for msg, kind in conn:messages() do ... end  (ends when the connection does)
 function methods:messages()
+  local receive = methods.receive -- no method lookup per message
   return function()
-    local msg, kind = self:receive()
+    local msg, kind = receive(self)
     if msg then return msg, kind end
     return nil
   end
