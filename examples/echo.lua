@@ -1,7 +1,9 @@
 -- Echo server: every message comes back as it was sent (text as text, binary as binary).
 --   lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME] [--tls-cert F --tls-key F]
+--                            [--deflate[=shared|dedicated]]
 -- prints one line when it listens, and serves ws://127.0.0.1:N/ (wss:// with a certificate and
--- key) until SIGINT or SIGTERM.
+-- key) until SIGINT or SIGTERM. --deflate turns permessage-deflate on (dedicated contexts by
+-- default; =shared for no context takeover).
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/lua/?.so;" .. package.cpath
@@ -17,8 +19,10 @@ while arg[i] do
   elseif a == "--protocol" and v then opts.protocols = { v }; i = i + 2
   elseif a == "--tls-cert" and v then opts.tls = opts.tls or {}; opts.tls.cert = v; i = i + 2
   elseif a == "--tls-key" and v then opts.tls = opts.tls or {}; opts.tls.key = v; i = i + 2
+  elseif a == "--deflate" then opts.compression = "dedicated"; i = i + 1
+  elseif a == "--deflate=shared" or a == "--deflate=dedicated" then opts.compression = a:sub(11); i = i + 1
   else
-    io.stderr:write("usage: lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME] [--tls-cert F --tls-key F]\n")
+    io.stderr:write("usage: lua5.4 examples/echo.lua --port N [--host H] [--protocol NAME] [--tls-cert F --tls-key F] [--deflate[=shared|dedicated]]\n")
     os.exit(2)
   end
 end

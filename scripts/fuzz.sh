@@ -79,8 +79,10 @@ for bin in "${drivers[@]}"; do
   dir=$work/$name
   [ "$(cat "$dir/rc" 2>/dev/null || echo 1)" -eq 0 ] && continue
   echo
-  echo "---- $name: last lines of its log"
-  tail -n 60 "$dir/log"
+  echo "---- $name: its report"
+  # From the sanitizer's or libFuzzer's first word about the failure (or the last lines if none).
+  first=$(grep -n -m1 -E 'ERROR: |runtime error|deadly signal|ALARM|Timeout|out-of-memory|check failed' "$dir/log" | cut -d: -f1)
+  if [ -n "$first" ]; then tail -n +"$first" "$dir/log" | head -n 150; else tail -n 60 "$dir/log"; fi
   for a in "$dir"/artifacts/*; do
     mkdir -p "fuzz/artifacts/$name"
     cp "$a" "fuzz/artifacts/$name/"

@@ -28,6 +28,10 @@ mkdir -p "$LOGDIR"
 BUSTED=/usr/bin/busted
 # Specs of the sans-I/O codec, which must pass on every supported Lua.
 CODEC_SPECS=(spec/codec_*_spec.lua spec/utf8_spec.lua)
+# ...and the regression specs that load ws.codec and nothing of the runtime (ws, ws.core, servers).
+mapfile -t CODEC_REGRESS < <(grep -L -e 'require "ws"' -e 'require "ws.core"' -e 'require "support' \
+  spec/regress/*_spec.lua 2>/dev/null | xargs -r grep -l 'require "ws.codec"')
+CODEC_SPECS+=("${CODEC_REGRESS[@]}")
 
 passed=0 failed=0 skipped=0 spec_counted=0 failed_stage=""
 timings=()

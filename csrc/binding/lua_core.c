@@ -9,8 +9,13 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "ws.h"
 
 #define CTX_KEY "ws.core.ctx"
+#define ATTACH_KEY "ws.core.evloop" /* the host's struct ev_loop *, set by ws_attach */
+/* ws.step's answer for how long the host may poll before stepping again: libev does not tell
+ * when its next timer is due, so timers (sleeps, timeouts, pings) fire within this bound. */
+#define STEP_TICK 0.05
 
 lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
@@ -23,15 +28,29 @@ void lws_task_init(lws_task *t, int kind) {
   t->kind = (uint8_t)kind;
 }
 
-static lws_task *totask(lua_State *L, int idx) {
+/* The metatable of the userdata at idx, as a pointer to compare with x->conn_mt and
+ * x->task_mt (cheaper than luaL_checkudata's lookup by name, on every receive and send). */
+static const void *meta_of(lua_State *L, int idx) {
+  const void *mt = NULL;
+  if (lua_getmetatable(L, idx)) {
+    mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+  }
+  return mt;
+}
+
+lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) {
   void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, LWS_TASK_MT);
-    luaL_getmetatable(L, LWS_CONN_MT);
-    int is_task = lua_rawequal(L, -3, -2), is_conn = lua_rawequal(L, -3, -1);
-    lua_pop(L, 3);
-    if (is_task) return (lws_task *)p;
-    if (is_conn) return &((lws_conn *)p)->task;
+  if (p && x && x->conn_mt && meta_of(L, idx) == x->conn_mt) return p;
+  return luaL_checkudata(L, idx, LWS_CONN_MT); /* the usual error, or a match after all */
+}
+
+static lws_task *totask(lua_State *L, lws_ctx *x, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p) {
+    const void *mt = meta_of(L, idx);
+    if (mt && mt == x->task_mt) return (lws_task *)p;
+    if (mt && mt == x->conn_mt) return &((lws_conn *)p)->task;
   }
   return NULL;
 }
@@ -69,7 +88,11 @@ static void on_task_timer(ws_loop *loop, ws_timer *tm) {
 }
 
 void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
-  lws_ctx *x = lws_ctx_get(L);
+  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
+   * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  lws_ctx *x = lua_touserdata(L, -1);
+  lua_pop(L, 1);
   thread_idx = lua_absindex(L, thread_idx);
   owner_idx = lua_absindex(L, owner_idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
@@ -104,6 +127,89 @@ static void close_thread(lua_State *co, lua_State *L) {
 #endif
 }
 
+/* ---- callback style: threads from a pool ---- */
+
+#define THREAD_POOL_MAX 64
+
+static void pool_table(lws_ctx *x, lua_State *L) {
+  if (x->pool_ref <= 0) {
+    lua_newtable(L);
+    x->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->pool_ref);
+}
+
+/* Pushes an idle thread (from the pool, or a new one) and returns it. */
+static lua_State *pool_take(lws_ctx *x, lua_State *L) {
+  if (x->npool > 0) {
+    pool_table(x, L);
+    lua_rawgeti(L, -1, x->npool);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, x->npool);
+    x->npool--;
+    lua_remove(L, -2);
+    return lua_tothread(L, -1);
+  }
+  return lua_newthread(L);
+}
+
+static void pool_give(lws_ctx *x, lua_State *L, int idx) {
+  if (x->npool >= THREAD_POOL_MAX) return; /* the collector takes it */
+  idx = lua_absindex(L, idx);
+  pool_table(x, L);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, ++x->npool);
+  lua_pop(L, 1);
+}
+
+/* The dispatch function of callback connection c returned (st LUA_OK) or failed: the
+ * thread goes back to the pool (or away after an error), the function back to user value 1.
+ * Stack of L: top + 1 the connection, top + 2 the thread. */
+static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) {
+  lua_State *L = x->L;
+  lws_task *t = &c->task;
+  if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
+    lua_pushvalue(co, 1);
+    lua_xmove(co, L, 1);
+  } else { /* failed: the stack is as it was; dispatch is the outermost function running */
+    lua_Debug ar;
+    int level = 0;
+    while (lua_getstack(co, level + 1, &ar)) level++;
+    if (lua_getstack(co, level, &ar) && lua_getinfo(co, "f", &ar)) lua_xmove(co, L, 1);
+    else lua_pushnil(L);
+  }
+  lua_setiuservalue(L, top + 1, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
+  lua_pushvalue(L, top + 2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  t->co = NULL;
+  if (st == LUA_OK) {
+    lua_settop(co, 0);
+    pool_give(x, L, top + 2);
+  } else {
+    close_thread(co, L);
+  }
+  if (c->task.stage == LWS_STAGE_NEW) { /* the handshake ended without an upgrade */
+    lws_conn_task_done(x, c, st != LUA_OK);
+    c->task.stage = LWS_STAGE_DONE;
+  } else if (st != LUA_OK) { /* 1011; the close callback still runs */
+    lws_conn_task_done(x, c, 1);
+    c->task.stage = c->task.stage == LWS_STAGE_OPEN ? LWS_STAGE_FAILED : LWS_STAGE_DONE;
+  }
+  t->state = c->task.stage == LWS_STAGE_DONE ? LWS_T_DONE : LWS_T_IDLE;
+  if (t->state == LWS_T_IDLE && (c->s.inbox_count || c->s.phase >= WS_PH_FINISH)) lws_conn_schedule(x, c);
+}
+
+void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
+  lws_task *t = &c->task;
+  if (!c->task.pooled || t->state != LWS_T_IDLE || c->task.stage == LWS_STAGE_DONE || c->self_ref == LUA_NOREF) return;
+  lua_rawgeti(x->L, LUA_REGISTRYINDEX, c->self_ref);
+  t->ref = luaL_ref(x->L, LUA_REGISTRYINDEX);
+  lws_task_ready(x, t, LWS_R_START);
+}
+
 static void resume_task(lws_ctx *x, lws_task *t) {
   lua_State *L = x->L;
   int top = lua_gettop(L);
@@ -118,8 +224,23 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     lua_settop(L, top);
     return;
   }
-  lua_getiuservalue(L, top + 1, 1);
-  lua_State *co = lua_tothread(L, -1);
+  lws_conn *pc = t->kind == LWS_K_CONN && t->pooled ? (lws_conn *)t : NULL;
+  int pooled_start = 0;
+  if (lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc) {
+    /* Callback style with no thread attached: a pooled thread runs the dispatch function.
+     * Its stack is [dispatch, dispatch, conn]: the bottom copy stays there for pooled_end. */
+    lua_State *co = pool_take(x, L);
+    lua_pushvalue(L, top + 2);
+    lua_pushvalue(L, top + 2);
+    lua_pushvalue(L, top + 1);
+    lua_xmove(L, co, 3);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
+    lws_register_task(L, -1, top + 1);
+    lua_replace(L, top + 2);
+    pooled_start = 1;
+  }
+  lua_State *co = lua_tothread(L, top + 2);
   if (!co) {
     t->state = LWS_T_DONE;
     lua_settop(L, top);
@@ -127,7 +248,11 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   }
   int nargs, nres = 0;
   t->state = LWS_T_RUNNING;
-  if (!t->started) {
+  t->co = co;
+  if (pooled_start) {
+    t->started = 1;
+    nargs = 1;
+  } else if (!t->started) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
   } else {
@@ -154,9 +279,15 @@ static void resume_task(lws_ctx *x, lws_task *t) {
       } else {
         lws_report(x, "task", lua_tostring(L, -1));
       }
-      close_thread(co, L);
+      if (!pc) close_thread(co, L); /* pooled_end closes it after taking the function back */
+    }
+    if (pc) {
+      pooled_end(x, pc, co, top, st);
+      lua_settop(L, top);
+      return;
     }
     t->state = LWS_T_DONE;
+    t->co = NULL;
     lua_pushnil(L);
     lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
     if (t->kind == LWS_K_CONN) lws_conn_task_done(x, (lws_conn *)t, st != LUA_OK);
@@ -265,7 +396,7 @@ static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
     lua_rawget(L, -2);
     lua_remove(L, -2);
   }
-  return totask(L, -1); /* its userdata stays on the stack */
+  return totask(L, x, -1); /* its userdata stays on the stack */
 }
 
 /* core.wait(conn|nil, what, timeout|nil) -> nil (the caller yields next) or, on the main
@@ -274,15 +405,24 @@ static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
  * "c" the connection closed; "t" only the timeout (sleep). */
 static int l_wait(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
-  lws_conn *c = lua_isnoneornil(L, 1) ? NULL : luaL_checkudata(L, 1, LWS_CONN_MT);
+  lws_conn *c = lua_isnoneornil(L, 1) ? NULL : lws_toconn(L, x, 1);
   const char *what = luaL_checkstring(L, 2);
   double timeout = luaL_optnumber(L, 3, -1);
   int is_main, immediate = 0;
   lua_settop(L, 3);
-  lws_task *t = current_task(L, x, &is_main);
+  lws_task *t;
+  if (c && c->task.co == L) { /* a handler waiting on its own connection: no lookup */
+    is_main = 0;
+    lua_pushvalue(L, 1);
+    t = &c->task;
+  } else {
+    t = current_task(L, x, &is_main);
+  }
   if (!t) return luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
   if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) return luaL_error(L, "ws: this task is already waiting");
   if (is_main && x->running) return luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
+  if (is_main && x->attached)
+    return luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
   switch (what[0]) {
   case 'r':
     if (!c) return luaL_argerror(L, 1, "connection expected");
@@ -337,22 +477,48 @@ static int l_wait(lua_State *L) {
 static int l_run(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   if (x->running) return luaL_error(L, "ws.run: the loop is already running");
+  if (x->attached) return luaL_error(L, "ws.run: the host runs the loop (ws_attach)");
   x->running = 1;
   ws_loop_run(x->loop, 0);
   x->running = 0;
   return 0;
 }
 
-/* core.step([timeout]): one iteration; with timeout 0 it does not block. For hosts that
- * drive the loop themselves. Returns true while work is left. */
+/* core.step([timeout]) -> alive, wait: one iteration for hosts that poll core.pollfd()
+ * themselves. It waits at most `timeout` seconds for events (default 0: it does not wait).
+ * alive: watchers or tasks are left; wait: how long the host may poll before the next step
+ * (0 when work is queued already, else STEP_TICK so that timers fire on time). */
 static int l_step(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
-  double timeout = luaL_optnumber(L, 1, -1);
+  double timeout = luaL_optnumber(L, 1, 0);
+  if (timeout != timeout) return luaL_argerror(L, 1, "number expected, got nan");
   if (x->running) return luaL_error(L, "ws.step: the loop is already running");
+  if (x->attached) return luaL_error(L, "ws.step: the host runs the loop (ws_attach)");
   x->running = 1;
-  int active = ws_loop_run(x->loop, timeout == 0 ? 2 : 1);
+  int active = ws_loop_step(x->loop, timeout);
   x->running = 0;
-  lua_pushboolean(L, active || x->ready_head != NULL);
+  int busy = ws_loop_busy(x->loop) || x->ready_head != NULL || x->closed_head != NULL;
+  lua_pushboolean(L, active || busy);
+  lua_pushnumber(L, busy ? 0. : STEP_TICK);
+  return 2;
+}
+
+/* core.pollfd() -> fd | nil, message: a descriptor that is readable while lua-ws has I/O to
+ * handle (the loop's epoll descriptor), for hosts that call core.step themselves. */
+static int l_pollfd(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->attached) {
+    lua_pushnil(L);
+    lua_pushstring(L, "ws.pollfd: the host runs the loop (ws_attach)");
+    return 2;
+  }
+  int fd = ws_loop_backend_fd(x->loop);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, "ws.pollfd: the event loop's backend cannot be polled from outside (epoll, kqueue or ports needed)");
+    return 2;
+  }
+  lua_pushinteger(L, fd);
   return 1;
 }
 
@@ -394,6 +560,8 @@ static int l_signals(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   int on = !lua_isnoneornil(L, 1);
   if (on) luaL_checktype(L, 1, LUA_TFUNCTION);
+  /* Signals belong to the host that runs the loop. */
+  if (on && x->attached) return luaL_error(L, "ws.run: the host runs the loop (ws_attach)");
   luaL_unref(L, LUA_REGISTRYINDEX, x->signal_ref);
   x->signal_ref = LUA_NOREF;
   if (on) {
@@ -449,7 +617,11 @@ static lws_ctx *ctx_for(lua_State *L) {
   x = calloc(1, sizeof *x);
   if (!x) luaL_error(L, "ws.core: out of memory");
   static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
-  x->loop = ws_loop_new(NULL, &hooks, x);
+  void *host = NULL; /* a loop given by ws_attach, else libev's default loop */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ATTACH_KEY) == LUA_TLIGHTUSERDATA) host = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  x->attached = host != NULL;
+  x->loop = ws_loop_new(host, &hooks, x);
   if (!x->loop) { free(x); luaL_error(L, "ws.core: cannot create the event loop"); }
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   *(lws_ctx **)lua_touserdata(L, -1) = x;
@@ -469,17 +641,30 @@ static lws_ctx *ctx_for(lua_State *L) {
   return x;
 }
 
-int luaopen_ws_core(lua_State *L) WS_EXPORT;
+/* ws.h: run lua-ws on a host's libev loop. Only records the loop: the context that uses it
+ * is made when ws.core is first loaded into this state. */
+int ws_attach(lua_State *L, struct ev_loop *loop) {
+  if (!L || !loop) return -1;
+  int t = lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  lws_ctx *x = t == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (x) return ws_loop_evloop(x->loop) == (void *)loop && x->attached ? 0 : -1;
+  lua_pushlightuserdata(L, loop);
+  lua_setfield(L, LUA_REGISTRYINDEX, ATTACH_KEY);
+  return 0;
+}
+
 
 int luaopen_ws_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    { "spawn", l_spawn }, { "wait", l_wait }, { "run", l_run }, { "step", l_step },
+    { "spawn", l_spawn }, { "wait", l_wait }, { "run", l_run }, { "step", l_step }, { "pollfd", l_pollfd },
     { "stop", l_stop }, { "now", l_now }, { "current", l_current },
     { "set_error_handler", l_set_error_handler }, { "signals", l_signals },
     { NULL, NULL }
   };
   lws_ctx *x = ctx_for(L);
   int fresh = luaL_newmetatable(L, LWS_TASK_MT);
+  x->task_mt = lua_topointer(L, -1);
   if (fresh) {
     lua_pushlightuserdata(L, x);
     lua_pushcclosure(L, task_gc, 1);

@@ -22,14 +22,21 @@ enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_
 
 typedef struct lws_conn lws_conn;
 
+/* A callback-style connection's progress: its handshake, its open callback and messages, a
+ * callback failed (no more messages, close still called), nothing more to call. */
+enum lws_stage { LWS_STAGE_NEW = 0, LWS_STAGE_OPEN, LWS_STAGE_FAILED, LWS_STAGE_DONE };
+
 /* A coroutine the loop runs. Its thread is user value 1 of the userdata that embeds it. */
 typedef struct lws_task {
   ws_timer timer;         /* first member: the timer callback recovers the task */
   struct lws_task *next;  /* ready queue, or a connection's list of writers */
   lws_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
+  lua_State *co;          /* its thread while it has one (user value 1 anchors it) */
   uint8_t state, kind, reason, started;
   uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
+  uint8_t pooled;         /* a callback-style connection: a thread from the pool runs each event */
+  uint8_t stage;          /* callback style: LWS_STAGE_* */
 } lws_task;
 
 typedef struct lws_server lws_server;
@@ -49,6 +56,7 @@ struct lws_server {
   ws_listener l;
   int self_ref;           /* while listening or while connections remain */
   int closed;
+  int pooled;             /* callback style (core.listen's fifth argument) */
 };
 
 typedef struct lws_ctx {
@@ -63,6 +71,11 @@ typedef struct lws_ctx {
   int tasks_ref;          /* weak table thread -> task userdata */
   int main_ref;           /* the main thread's task userdata */
   int running;            /* inside ws_loop_run */
+  int attached;           /* the loop is a host's (ws_attach): the host runs it, not ws.run */
+  const void *conn_mt;    /* the metatables of connections and tasks, for cheap type checks */
+  const void *task_mt;
+  int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
+  int npool;
 } lws_ctx;
 
 /* lua_core.c */
@@ -71,7 +84,12 @@ void lws_task_init(lws_task *t, int kind) WS_HIDDEN;
 void lws_task_ready(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
 void lws_task_wake(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
 void lws_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
+/* The connection at idx (any userdata with the connection metatable), or a Lua error. */
+lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) WS_HIDDEN;
 void lws_report(lws_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+/* Callback style: run the connection's dispatch function for a new event (from the next
+ * round) unless it runs or waits already or has nothing more to call. */
+void lws_conn_schedule(lws_ctx *x, lws_conn *c) WS_HIDDEN;
 
 /* lua_core_conn.c */
 void lws_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
@@ -90,6 +108,10 @@ struct ws_tls_ctx *lws_check_tls(lua_State *L, int idx) WS_HIDDEN;
 
 /* lua_core_client.c */
 void lws_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
+/* lua_core_deflate.c: the `compression` option of options table `opts`; returns the mode
+ * (WS_DEFLATE_*) and fills cfg. Raises "<who>: compression ..." on a bad value. */
+int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) WS_HIDDEN;
 
 /* lua_core_topic.c */
 void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;

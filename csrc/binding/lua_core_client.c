@@ -16,6 +16,8 @@ typedef struct lws_client {
   lws_conn c;               /* first: what the connection methods see */
   ws_client cl;
   char key[WS_KEY_LEN + 1]; /* our Sec-WebSocket-Key, to check the Accept */
+  ws_deflate_config deflate; /* the `compression` option */
+  char offer[WS_DEFLATE_RESPONSE_MAX]; /* our Sec-WebSocket-Extensions, "" when none */
 } lws_client;
 
 static double optnum(lua_State *L, int t, const char *k, double def) {
@@ -142,6 +144,8 @@ static int l_connect(lua_State *L) {
   size_t nprotocols = get_protocols(L, lua_gettop(L), protocols);
   lua_getfield(L, 3, "headers");
   size_t nextra = get_headers(L, lua_gettop(L), extra, MAX_EXTRA_HEADERS);
+  ws_deflate_config deflate;
+  int deflate_mode = lws_check_compression(L, 3, "ws.connect", &deflate);
 
   /* Every option is read (errors raise) before anything is allocated outside Lua. */
   lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
@@ -156,6 +160,9 @@ static int l_connect(lua_State *L) {
   ws_stream_init(&c->s, x->loop);
   c->s.user = c;
   ws_client_init(&u->cl);
+  u->deflate = deflate;
+  u->offer[0] = '\0';
+  if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&deflate, u->offer, sizeof u->offer);
   luaL_setmetatable(L, LWS_CONN_MT);
 
   ws_server_cfg *cfg = &u->cl.cfg;
@@ -182,7 +189,7 @@ static int l_connect(lua_State *L) {
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
   if (ws_client_request(&c->s.ws.out, host_header ? host_header : host, path ? path : "/", u->key,
-                        protocols, nprotocols, NULL, origin, extra, nextra) < 0)
+                        protocols, nprotocols, u->offer[0] ? u->offer : NULL, origin, extra, nextra) < 0)
     return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
 
   c->id = ++x->next_id;
@@ -221,7 +228,21 @@ static int l_client_head(lua_State *L) {
   memset(&r, 0, sizeof r);
   if (ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), s->head_len, s->head_len + 1) < 0)
     return luaL_error(L, "ws: response head lost");
-  if (ws_response_check_upgrade(&r, u->key, protocols, nprotocols, 0) != 0) {
+  ws_deflate_params dparams;
+  int deflated = 0;
+  if (ws_response_check_upgrade(&r, u->key, protocols, nprotocols, u->offer[0] != '\0') == 0 && r.extensions) {
+    /* permessage-deflate: the answer must fit our offer (RFC 7692 7.1), in one header. */
+    const ws_header *h = ws_response_header(&r, "Sec-WebSocket-Extensions", NULL);
+    if (ws_response_header(&r, "Sec-WebSocket-Extensions", h)) {
+      deflated = -1;
+      r.error = "repeated Sec-WebSocket-Extensions";
+    } else {
+      deflated = ws_deflate_accept_offer(u->offer, strlen(u->offer), r.extensions, r.extensions_len,
+                                         &u->deflate, &dparams, &r.error);
+      if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
+    }
+  }
+  if (deflated < 0 || r.error) {
     lua_pushnil(L);
     if (r.status != 101) {
       char reason[64];
@@ -265,6 +286,16 @@ static int l_client_head(lua_State *L) {
   }
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
+  if (deflated > 0) {
+    ws_deflate *d = ws_deflate_new(&dparams, &u->deflate, WS_ROLE_CLIENT);
+    if (!d) {
+      ws_stream_abort(s, "out of memory");
+      return push_failure(L, s);
+    }
+    ws_conn_set_deflate(&s->ws, d);
+    lua_pushlstring(L, r.extensions, r.extensions_len);
+    lua_setfield(L, fields, "extensions");
+  }
   if (ws_stream_open_client(s) < 0) return push_failure(L, s);
   lua_pushboolean(L, 1);
   return 1;

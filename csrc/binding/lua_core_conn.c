@@ -12,7 +12,7 @@
 #define MAX_PROTOCOLS 32
 
 static lws_conn *checkconn(lua_State *L, int idx) {
-  return (lws_conn *)luaL_checkudata(L, idx, LWS_CONN_MT);
+  return lws_toconn(L, lws_ctx_get(L), idx);
 }
 
 lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) {
@@ -34,6 +34,7 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
   switch (ev) {
   case WS_SEV_READ:
     if (c->reader) lws_task_wake(x, c->reader, LWS_R_READ);
+    else if (c->task.pooled) lws_conn_schedule(x, c);
     break;
   case WS_SEV_WRITE:
     for (t = c->writers; t;) {
@@ -45,6 +46,7 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
   case WS_SEV_CLOSED:
     if (c->reader) lws_task_wake(x, c->reader, LWS_R_CLOSED);
     while (c->writers) lws_task_wake(x, c->writers, LWS_R_CLOSED);
+    if (c->task.pooled) lws_conn_schedule(x, c); /* the close callback */
     if (c->self_ref != LUA_NOREF && !c->closed_next) { /* released at the top of the next round */
       c->closed_next = x->closed_head ? x->closed_head : c;
       x->closed_head = c;
@@ -117,7 +119,8 @@ static int push_end(lua_State *L, lws_conn *c) {
 
 /* ---- primitives (never block) ---- */
 
-/* core.recv(conn) -> msg, kind | false (nothing yet) | nil, message, code */
+/* core.recv(conn) -> msg, kind | false (nothing yet) | nil, message, code.
+ * Upvalues 2 and 3 are the strings "text" and "binary" (no lookup per message). */
 static int l_recv(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   const uint8_t *p;
@@ -125,7 +128,7 @@ static int l_recv(lua_State *L) {
   int op;
   if (ws_stream_peek(&c->s, &p, &n, &op)) {
     lua_pushlstring(L, (const char *)p, n);
-    lua_pushstring(L, op == WS_OP_BINARY ? "binary" : "text");
+    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 3 : 2));
     ws_stream_drop(&c->s);
     return 2;
   }
@@ -150,13 +153,19 @@ static int opcode_arg(lua_State *L, int idx) {
   return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
 }
 
-/* core.send(conn, data [, kind]) -> true | false (queued, over the high-water mark: wait
- * for "w") | nil, message, code */
+/* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
+ * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
 static int l_send(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   int op = opcode_arg(L, 3);
+  unsigned flags = WS_SEND_COMPRESS; /* when negotiated and over the threshold */
+  if (lua_type(L, 4) == LUA_TTABLE) {
+    lua_getfield(L, 4, "compress");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
+    lua_pop(L, 1);
+  }
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) {
     if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
@@ -168,7 +177,7 @@ static int l_send(lua_State *L) {
     }
     return push_end(L, c);
   }
-  if (ws_stream_send(s, op, p, n, 0) < 0) {
+  if (ws_stream_send(s, op, p, n, flags) < 0) {
     lua_pushnil(L);
     lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
     lua_pushstring(L, "closed");
@@ -229,6 +238,19 @@ static int l_ping(lua_State *L) {
   return 1;
 }
 
+/* core.stage(conn [, stage]) -> stage: a callback-style connection's LWS_STAGE_* (the
+ * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table). */
+static int l_stage(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer st = luaL_checkinteger(L, 2);
+    if (st < LWS_STAGE_NEW || st > LWS_STAGE_DONE) return luaL_argerror(L, 2, "invalid stage");
+    c->task.stage = (uint8_t)st;
+  }
+  lua_pushinteger(L, c->task.stage);
+  return 1;
+}
+
 static int l_buffered(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ws_stream_buffered(&checkconn(L, 1)->s));
   return 1;
@@ -261,12 +283,20 @@ static int l_head(lua_State *L) {
   ws_request req;
   if (parse_head(c, &req) < 0) return luaL_error(L, "ws: request head lost");
   int upgrade = ws_request_is_upgrade(&req), status = 0;
+  const char *ext_error = NULL;
   if (upgrade) status = ws_request_check_upgrade(&req);
+  if (upgrade && status == 0) { /* with compression on, a malformed extension header is a 400 */
+    char resp[WS_DEFLATE_RESPONSE_MAX];
+    if (ws_stream_deflate_negotiate(&c->s, &req, 0, resp, sizeof resp, &ext_error) < 0) status = 400;
+    else ext_error = NULL;
+  }
   lua_pushboolean(L, 1);
   lua_pushlstring(L, req.path, req.path_len);
   lua_pushboolean(L, upgrade);
   lua_pushinteger(L, status);
-  if (status && req.error) lua_pushstring(L, req.error); else lua_pushnil(L);
+  if (ext_error) lua_pushfstring(L, "invalid Sec-WebSocket-Extensions (%s)", ext_error);
+  else if (status && req.error) lua_pushstring(L, req.error);
+  else lua_pushnil(L);
   if (req.origin) lua_pushlstring(L, req.origin, req.origin_len); else lua_pushnil(L);
   const ws_header *h = ws_request_header(&req, "host", NULL);
   if (h) lua_pushlstring(L, h->value, h->value_len); else lua_pushnil(L);
@@ -406,23 +436,57 @@ static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
   return n;
 }
 
-/* core.upgrade(conn [, protocol [, headers]]) -> true | nil, message, code */
+static int header_is(const ws_header *h, const char *name) {
+  size_t n = strlen(name);
+  if (h->name_len != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char a = h->name[i], b = name[i];
+    if (a >= 'A' && a <= 'Z') a = (char)(a + 32);
+    if (b >= 'A' && b <= 'Z') b = (char)(b + 32);
+    if (a != b) return 0;
+  }
+  return 1;
+}
+
+/* core.upgrade(conn [, protocol [, headers [, compress]]]) -> true | nil, message, code.
+ * The subprotocol and the extensions answered in the 101 are the ones the connection runs
+ * with, so extra headers may not set them; compress = false declines permessage-deflate for
+ * this connection even when the server offers it. */
 static int l_upgrade(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   const char *protocol = luaL_optstring(L, 2, NULL);
   ws_header extra[MAX_EXTRA_HEADERS];
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
+  int compress = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
   ws_request req;
   if (protocol && (strpbrk(protocol, "\r\n,") || !*protocol)) return luaL_argerror(L, 2, "invalid protocol name");
+  for (size_t i = 0; i < nextra; i++) {
+    if (header_is(&extra[i], "Sec-WebSocket-Protocol"))
+      return luaL_argerror(L, 3, "Sec-WebSocket-Protocol is set with the protocol field");
+    if (header_is(&extra[i], "Sec-WebSocket-Extensions"))
+      return luaL_argerror(L, 3, "Sec-WebSocket-Extensions is set by the compression option");
+  }
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
   if (parse_head(c, &req) < 0 || ws_request_check_upgrade(&req) != 0)
     return luaL_error(L, "ws: the request is not a valid upgrade");
-  if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, NULL, extra, nextra) < 0)
+  /* RFC 6455 4.2.2: the server answers with one of the subprotocols the client offered. */
+  if (protocol && ws_request_choose_protocol(&req, &protocol, 1) < 0)
+    return luaL_error(L, "ws: subprotocol \"%s\" was not offered by the client", protocol);
+  char ext[WS_DEFLATE_RESPONSE_MAX];
+  const char *extensions = NULL;
+  if (compress && ws_stream_deflate_negotiate(&c->s, &req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
+  if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, extensions, extra, nextra) < 0)
     return push_end(L, c);
-  if (protocol) {
+  if (protocol || extensions) {
     push_fields(L, 1, 1);
-    lua_pushstring(L, protocol);
-    lua_setfield(L, -2, "protocol");
+    if (protocol) {
+      lua_pushstring(L, protocol);
+      lua_setfield(L, -2, "protocol");
+    }
+    if (extensions) {
+      lua_pushstring(L, extensions);
+      lua_setfield(L, -2, "extensions");
+    }
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -475,6 +539,10 @@ static int conn_index(lua_State *L) {
     }
     if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
     if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)s->dropped); return 1; } /* ws_topic.c */
+    if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
+      lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
+      return 1;
+    }
     if (strcmp(k, "request") == 0) {
       lua_settop(L, 1);
       return l_request(L);
@@ -489,7 +557,8 @@ static int conn_index(lua_State *L) {
 
 static int conn_newindex(lua_State *L) {
   static const char *const readonly[] = { "id", "state", "close_code", "close_reason", "remote_addr",
-                                          "remote_port", "request", "protocol", "dropped", NULL };
+                                          "remote_port", "request", "protocol", "dropped", "extensions",
+                                          "deflate_memory", NULL };
   const char *k = lua_tostring(L, 2);
   checkconn(L, 1);
   if (k) {
@@ -525,16 +594,23 @@ void lws_conn_open_lib(lua_State *L, int mod) {
     { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
     { "abort", l_abort }, { "ping", l_ping }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
-    { "respond", l_respond }, { NULL, NULL }
+    { "respond", l_respond }, { "stage", l_stage }, { NULL, NULL }
   };
-  lws_ctx *x = lua_touserdata(L, lua_upvalueindex(1));
-  (void)x;
+  lws_ctx *x;
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
   luaL_setfuncs(L, funcs, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
+  x = lua_touserdata(L, -1);
+  lua_pushliteral(L, "text");
+  lua_pushliteral(L, "binary");
+  lua_pushcclosure(L, l_recv, 3);
+  lua_setfield(L, -2, "recv");
   lua_pop(L, 1);
   /* conn_methods: filled by lua/ws/conn.lua with the waiting wrappers. */
-  if (luaL_newmetatable(L, LWS_CONN_MT)) {
+  int fresh = luaL_newmetatable(L, LWS_CONN_MT);
+  if (x) x->conn_mt = lua_topointer(L, -1);
+  if (fresh) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, mod, "conn_methods");

@@ -21,10 +21,18 @@ void lws_server_check_release(lws_ctx *x, lws_server *sv) {
   }
 }
 
-/* A connection with its coroutine, ready to receive an accepted socket. */
+/* A connection with its coroutine, ready to receive an accepted socket. A callback-style
+ * server's connections get no coroutine: user value 1 is the dispatch function, which a
+ * pooled thread runs for each event (lua_core.c). */
 static void new_conn(lua_State *L, lws_ctx *x, int server_idx) {
-  lws_conn_new(L, x);
+  lws_conn *c = lws_conn_new(L, x);
   int conn = lua_gettop(L);
+  if (((lws_server *)lua_touserdata(L, server_idx))->pooled) {
+    c->task.pooled = 1;
+    lua_getiuservalue(L, server_idx, 1);
+    lua_setiuservalue(L, conn, 1);
+    return;
+  }
   lua_State *co = lua_newthread(L);
   lua_getiuservalue(L, server_idx, 1);
   lua_pushvalue(L, conn);
@@ -88,7 +96,8 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
   return v;
 }
 
-/* core.listen(host, port, options, serve) -> server | nil, message, code */
+/* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
+ * pooled: serve is a callback-style dispatch function, run by pooled threads per event. */
 static int l_listen(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   const char *host = luaL_checkstring(L, 1);
@@ -100,6 +109,7 @@ static int l_listen(lua_State *L) {
   ws_listener_init(&sv->l, x->loop);
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
+  sv->pooled = lua_toboolean(L, 5);
   luaL_setmetatable(L, LWS_SERVER_MT);
   int ud = lua_gettop(L);
   lua_pushvalue(L, 4);
@@ -117,6 +127,7 @@ static int l_listen(lua_State *L) {
   c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
   c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
   int backlog = (int)optnum(L, 3, "backlog", 1024);
+  c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
   if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
   if (c->max_queue == 0) c->max_queue = 1;
   if (c->max_message == 0) return luaL_error(L, "ws.server: max_message must be positive");

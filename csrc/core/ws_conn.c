@@ -225,7 +225,12 @@ static const char *check_header(const ws_conn *c, unsigned *code) {
     uint64_t have = op == WS_OP_CONTINUATION ? ws_buf_size(&c->msg) : 0;
     if (h->payload_len > c->opt.max_message - have) return E_MAX_MESSAGE;
   }
-  if (h->payload_len > c->opt.max_frame) return E_MAX_FRAME;
+  /* A compressed frame may be a little larger than the message it carries (incompressible
+   * data, small windows: at worst 9 bits per byte in zlib's fixed codes); max_message bounds
+   * what it inflates to, so a message that fits is not refused for its compressed size. */
+  uint64_t frame_max = c->opt.max_frame;
+  if (compressed) frame_max += frame_max / 8 + 1024;
+  if (h->payload_len > frame_max) return E_MAX_FRAME;
   if (op == WS_OP_CONTINUATION && c->fragments >= c->opt.max_fragments) return E_MAX_FRAGMENTS;
   return NULL;
 }

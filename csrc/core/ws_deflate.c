@@ -121,6 +121,10 @@ size_t ws_deflate_memory(const ws_deflate *d) { return d ? d->mem + sizeof *d : 
 
 size_t ws_deflate_threshold(const ws_deflate *d) { return d->threshold; }
 
+void ws_deflate_reset_output(ws_deflate *d) {
+  if (d && d->out_ready && deflateReset(&d->zout) != Z_OK) out_end(d);
+}
+
 static int out_start(ws_deflate *d) {
   if (d->out_ready) return 0;
   memset(&d->zout, 0, sizeof d->zout);

@@ -71,6 +71,11 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) 
 int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_buf *out,
                        size_t max, const char **error) WS_HIDDEN;
 
+/* Forget the compressor's context: the next message refers to nothing compressed before it.
+ * For a host that puts a message compressed elsewhere on this connection (one frame shared
+ * by many connections): the peer's window now holds that message, ours does not. */
+void ws_deflate_reset_output(ws_deflate *d) WS_HIDDEN;
+
 /* Bytes of memory the zlib streams hold now, plus the state itself (for measurements). */
 size_t ws_deflate_memory(const ws_deflate *d) WS_HIDDEN;
 

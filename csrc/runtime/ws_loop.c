@@ -14,6 +14,8 @@ typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
 #define WS_MAX_SIGNALS 4
 #define WS_POOL_MAX 32
 #define WS_PREPARE_ROUNDS 64
+#define WS_BIG_MAX 4             /* grown buffers kept by the loop ... */
+#define WS_BIG_KEEP (4u << 20)   /* ... of at most this capacity each */
 
 struct ws_loop {
   struct ev_loop *ev;
@@ -26,6 +28,8 @@ struct ws_loop {
   int owns_ev;       /* libev's default loop was created here */
   size_t npool;
   void *pool[WS_POOL_MAX];
+  size_t nbig;               /* grown buffers kept for the next large message (ws_pool_grow) */
+  ws_buf big[WS_BIG_MAX];
 };
 
 struct ev_loop *ws_loop_ev(ws_loop *loop) { return loop->ev; }
@@ -115,6 +119,7 @@ void ws_loop_free(ws_loop *loop) {
     ev_signal_stop(loop->ev, &loop->sig[i]);
   }
   while (loop->npool) free(loop->pool[--loop->npool]);
+  while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
   ws_wqueue_trim();
   if (loop->owns_ev) ev_loop_destroy(loop->ev);
   free(loop);
@@ -130,6 +135,8 @@ void ws_loop_stop(ws_loop *loop) { ev_break(loop->ev, EVBREAK_ONE); }
 void ws_loop_wakeup(ws_loop *loop) {
   if (!ev_is_active(&loop->idle)) ev_idle_start(loop->ev, &loop->idle);
 }
+
+int ws_loop_busy(ws_loop *loop) { return ev_is_active(&loop->idle) || ev_pending_count(loop->ev) > 0; }
 
 int ws_loop_signal(ws_loop *loop, int signum, int on) {
   int free_slot = -1;
@@ -194,7 +201,39 @@ void ws_pool_give(ws_loop *loop, ws_buf *b) {
   if (b->cap == WS_POOL_BUF && loop->npool < WS_POOL_MAX) {
     loop->pool[loop->npool++] = b->data;
     ws_buf_init(b);
+  } else if (b->cap > WS_POOL_BUF && b->cap <= WS_BIG_KEEP) {
+    /* A buffer grown for large messages goes to the loop, not the connection: the next large
+     * message (on any connection) reuses it instead of growing a buffer from 16 KiB again,
+     * with a copy and fresh pages at every doubling. The smallest one kept makes way. */
+    size_t k = loop->nbig;
+    if (k == WS_BIG_MAX) {
+      k = 0;
+      for (size_t i = 1; i < WS_BIG_MAX; i++) if (loop->big[i].cap < loop->big[k].cap) k = i;
+      if (loop->big[k].cap >= b->cap) { ws_buf_free(b); return; }
+      ws_buf_free(&loop->big[k]);
+    } else {
+      loop->nbig++;
+    }
+    loop->big[k] = *b;
+    ws_buf_clear(&loop->big[k]);
+    ws_buf_init(b);
   } else {
     ws_buf_free(b);
   }
+}
+
+void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
+  size_t used = ws_buf_size(b), best = WS_BIG_MAX;
+  if (b->cap - b->len >= want || want > SIZE_MAX - used) return;
+  for (size_t i = 0; i < loop->nbig; i++)
+    if (loop->big[i].cap >= used + want && (best == WS_BIG_MAX || loop->big[i].cap < loop->big[best].cap)) best = i;
+  if (best == WS_BIG_MAX) return; /* ws_buf_reserve grows it */
+  ws_buf nb = loop->big[best];
+  loop->big[best] = loop->big[--loop->nbig];
+  if (used) memcpy(nb.data, ws_buf_begin(b), used);
+  nb.head = 0;
+  nb.len = used;
+  ws_buf_clear(b);
+  ws_pool_give(loop, b);
+  *b = nb;
 }

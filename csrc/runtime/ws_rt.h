@@ -14,6 +14,7 @@
 
 #include "ws_buf.h"
 #include "ws_conn.h"
+#include "ws_deflate.h"
 #include "ws_handshake.h"
 
 #define WS_WATCHER_BYTES 48 /* sizeof(ev_io) == sizeof(ev_timer) on LP64 with libev 4 */
@@ -66,6 +67,16 @@ void ws_loop_wakeup(ws_loop *loop) WS_HIDDEN;
 /* Watch a signal (on: 1) or stop watching it; only on libev's default loop. */
 int ws_loop_signal(ws_loop *loop, int signum, int on) WS_HIDDEN;
 
+/* For hosts that drive the loop from their own poll (ws_loop_embed.c). The file descriptor
+ * of libev's backend (epoll): readable while a watched socket has an event; -1 when the
+ * backend cannot be polled from outside. */
+int ws_loop_backend_fd(ws_loop *loop) WS_HIDDEN;
+/* One iteration that waits at most `timeout` seconds for events (0: does not wait).
+ * Returns nonzero while watchers are active, as ws_loop_run. */
+int ws_loop_step(ws_loop *loop, double timeout) WS_HIDDEN;
+/* Work is queued for the next iteration (it must not wait): nonzero, else 0 (ws_loop.c). */
+int ws_loop_busy(ws_loop *loop) WS_HIDDEN;
+
 /* ---- timers (embedded in the binding's task objects) ---- */
 
 typedef struct ws_timer ws_timer;
@@ -113,7 +124,15 @@ typedef struct ws_server_cfg {
   size_t send_high, send_low;
   uint32_t max_queue;        /* received messages waiting for the handler */
   uint32_t max_connections;  /* 0: no limit */
+  int deflate_mode;          /* WS_DEFLATE_OFF, _SHARED or _DEDICATED (permessage-deflate) */
+  ws_deflate_config deflate; /* its window, memLevel and threshold (no_context_takeover: shared) */
 } ws_server_cfg;
+
+/* The server option `compression` (ws_stream_deflate.c). "shared": no context takeover either
+ * way, so a connection holds zlib memory only while a message is being (de)compressed, and a
+ * publish compresses once for every subscriber; "dedicated": per-connection contexts kept
+ * between messages (better ratios, about 60 KiB per connection with the defaults). */
+enum ws_deflate_mode { WS_DEFLATE_OFF = 0, WS_DEFLATE_SHARED = 1, WS_DEFLATE_DEDICATED = 2 };
 void ws_server_cfg_default(ws_server_cfg *cfg) WS_HIDDEN;
 
 /* ---- connections ---- */
@@ -168,6 +187,8 @@ struct ws_stream {
   void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
   struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
   uint64_t dropped;         /* published messages skipped because its queue was over the limit */
+  uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
+                               negotiated (a publish shares compressed frames by this value) */
 };
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
@@ -178,6 +199,13 @@ void ws_stream_destroy(ws_stream *s) WS_HIDDEN;
 /* Handshake. ws_stream_head: 1 with the complete head in p and n, 0 still reading, -1 failed
  * (s->error; the error response, if any, was sent). */
 int ws_stream_head(ws_stream *s, const char **p, size_t *n) WS_HIDDEN;
+/* permessage-deflate (ws_stream_deflate.c): answer the request's Sec-WebSocket-Extensions
+ * offers with the listener's compression settings. 1: accepted, resp holds the response
+ * value and, when attach is set, the state is on s->ws (ws_conn_set_deflate); 0: off, nothing
+ * offered, every offer declined (or no memory for the state); -1: the header is malformed
+ * (answer 400, *error says why). Call it before ws_stream_upgrade. */
+int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach, char *resp,
+                                size_t cap, const char **error) WS_HIDDEN;
 /* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;

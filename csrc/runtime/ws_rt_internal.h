@@ -29,6 +29,9 @@ void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
 #define WS_POOL_BUF 16384
 void ws_pool_take(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty and unallocated -> pooled memory */
 void ws_pool_give(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty -> memory back to the pool (or freed) */
+/* Make room for `want` more bytes in b with a large buffer the loop kept, if one fits (else
+ * nothing happens and ws_buf_reserve grows b as usual). */
+void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) WS_HIDDEN;
 
 /* ws_stream.c */
 void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */

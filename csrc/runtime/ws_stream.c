@@ -17,6 +17,10 @@
 #define WS_HEAD_SLACK 4096  /* bytes a client may send after its head before the upgrade */
 #define WS_INBOX_HDR 8      /* u32 length, u8 opcode, 3 bytes of padding */
 #define WS_LINGER_MAX 2.0   /* how long to wait for the peer's FIN after our last byte */
+/* Reading also pauses when the inbox holds this many bytes (besides max_queue messages): large
+ * messages then go to the handler a few at a time, and the inbox stays a reused buffer
+ * instead of growing to max_queue times the message size. */
+#define WS_INBOX_BYTES (256u * 1024u)
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
@@ -295,6 +299,7 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
   uint32_t len = (uint32_t)n;
   if (n > UINT32_MAX) return -1;
   if (!s->inbox.data) ws_pool_take(s->loop, &s->inbox);
+  if (n > WS_POOL_BUF / 2) ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
   uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
   if (!dst) return -1;
   memcpy(hdr, &len, 4);
@@ -323,7 +328,8 @@ void ws_stream_drop(ws_stream *s) {
   memcpy(&len, ws_buf_begin(&s->inbox), 4);
   ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
   if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
-  if ((s->flags & WS_SF_PAUSED) && s->cfg && s->inbox_count < s->cfg->max_queue) {
+  if ((s->flags & WS_SF_PAUSED) && s->cfg && s->inbox_count < s->cfg->max_queue &&
+      ws_buf_size(&s->inbox) < WS_INBOX_BYTES) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
     after_input(s); /* messages already received wait in ws_conn's input */
     ws_stream_update_io(s);
@@ -347,7 +353,7 @@ static void after_input(ws_stream *s) {
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
   int any = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
-  while (s->inbox_count < max_queue && ws_conn_next(&s->ws, &ev)) {
+  while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES && ws_conn_next(&s->ws, &ev)) {
     switch (ev.type) {
     case WS_EV_MESSAGE:
       if (inbox_push(s, ev.opcode, ev.data, ev.len) < 0) {
@@ -376,7 +382,7 @@ static void after_input(ws_stream *s) {
     }
     if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) break;
   }
-  if (s->inbox_count >= max_queue && !(s->flags & WS_SF_PAUSED)) {
+  if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES) && !(s->flags & WS_SF_PAUSED)) {
     s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
     ws_stream_update_io(s);
   }
@@ -506,6 +512,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+  if (n > WS_POOL_BUF / 2) ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
   s->last_activity = ws_loop_now(s->loop);
   ws_loop_mark_dirty(s->loop, s);

@@ -5,9 +5,12 @@
  * that buffer on each subscriber (O(N), no copy per subscriber); it never waits: a subscriber
  * whose queue is over the limit has the message dropped (counted) or is closed, by policy.
  *
- * permessage-deflate: the shared frame is uncompressed with RSV1 clear, which stays valid on a
- * connection that negotiated deflate (RFC 7692 lets each message choose). Compressing once per
- * publish for subscribers that share compression parameters is left to the deflate layer. */
+ * permessage-deflate: a message at or over the compression threshold is also compressed once,
+ * without context (so any peer can inflate it whatever its context takeover), per window size
+ * the subscribers negotiated (nearly always one: the server's window_bits); subscribers with
+ * deflate get that frame (RSV1), the others the plain one (RFC 7692 lets each message choose).
+ * A subscriber whose own compressor keeps its context forgets it after such a frame: the
+ * peer's window now holds bytes our compressor never saw. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,7 +275,7 @@ size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) {
 }
 
 /* The whole frame, once, in a buffer the subscribers' write queues share. */
-static ws_shared *build_frame(int opcode, const void *data, size_t n) {
+static ws_shared *build_frame_rsv(int opcode, unsigned rsv, const void *data, size_t n) {
   if (n > SIZE_MAX - WS_FRAME_HEADER_MAX - sizeof(ws_shared)) return NULL;
   ws_shared *sh = ws_shared_new(WS_FRAME_HEADER_MAX + n);
   if (!sh) return NULL;
@@ -280,12 +283,43 @@ static ws_shared *build_frame(int opcode, const void *data, size_t n) {
   view.data = sh->data;
   view.head = view.len = 0;
   view.cap = sh->len;
-  if (ws_frame_build(&view, 1, 0, opcode, data, n, NULL) != 0 || view.data != sh->data) {
+  if (ws_frame_build(&view, 1, rsv, opcode, data, n, NULL) != 0 || view.data != sh->data) {
     ws_shared_unref(sh);
     return NULL;
   }
   sh->len = view.len;
   return sh;
+}
+
+static ws_shared *build_frame(int opcode, const void *data, size_t n) {
+  return build_frame_rsv(opcode, 0, data, n);
+}
+
+/* The compressed frames of one publish, by window bits (8..15), built on first need. */
+typedef struct packed_frames {
+  ws_shared *by_bits[16];
+  unsigned tried; /* bit per window size already attempted (NULL then means: send it plain) */
+} packed_frames;
+
+/* The message compressed with a `bits` window and no context, as an RSV1 frame; NULL when out
+ * of memory or when compression does not make it smaller (the plain frame serves then). */
+static ws_shared *packed_frame(const ws_listener *l, packed_frames *pf, int bits, int opcode,
+                               const void *data, size_t n) {
+  if (pf->tried & (1u << bits)) return pf->by_bits[bits];
+  pf->tried |= 1u << bits;
+  ws_deflate_params params = { 1, 1, bits, 15 };
+  ws_deflate_config cfg = l->cfg.deflate;
+  cfg.no_context_takeover = 1;
+  cfg.window_bits = bits;
+  ws_deflate *d = ws_deflate_new(&params, &cfg, WS_ROLE_SERVER);
+  if (!d) return NULL;
+  ws_buf out;
+  ws_buf_init(&out);
+  if (ws_deflate_compress(d, data, n, &out) == 0 && ws_buf_size(&out) < n)
+    pf->by_bits[bits] = build_frame_rsv(opcode, 4u, ws_buf_begin(&out), ws_buf_size(&out));
+  ws_buf_free(&out);
+  ws_deflate_free(d);
+  return pf->by_bits[bits];
 }
 
 /* Over the limit: true when the subscriber must not get this message. Tries the socket
@@ -306,6 +340,9 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
   if (!sh) return -1;
   size_t limit = reg->max_backlog ? reg->max_backlog : l->cfg.send_high;
   long count = 0;
+  int may_pack = l->cfg.deflate_mode != WS_DEFLATE_OFF && n >= l->cfg.deflate.threshold;
+  packed_frames pf;
+  memset(&pf, 0, sizeof pf);
   t->busy++;
   /* Backwards: closing a subscriber can end its socket at once (a failed write), which
    * swap-removes it from subs; the entry moved into its place has been visited already. */
@@ -327,11 +364,21 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
       }
       continue;
     }
-    if (ws_stream_send_shared(s, sh) == 0) count++;
-    else if (s->phase == WS_PH_OPEN) s->dropped++; /* out of memory for its queue entry */
+    ws_shared *frame = sh;
+    if (may_pack && s->deflate_bits && s->ws.deflate) {
+      ws_shared *packed = packed_frame(l, &pf, s->deflate_bits & 15, opcode, data, n);
+      if (packed) frame = packed;
+    }
+    if (ws_stream_send_shared(s, frame) == 0) {
+      count++;
+      if (frame != sh) ws_deflate_reset_output(s->ws.deflate);
+    } else if (s->phase == WS_PH_OPEN) {
+      s->dropped++; /* out of memory for its queue entry */
+    }
   }
   t->busy--;
   ws_shared_unref(sh);
+  for (int b = 0; b < 16; b++) ws_shared_unref(pf.by_bits[b]);
   topic_maybe_free(t);
   return count;
 }

@@ -47,7 +47,8 @@ local function describe(u, url, msg, code)
 end
 
 local PASS = { "max_message", "max_header_bytes", "ping_interval", "ping_timeout", "close_timeout",
-               "idle_timeout", "send_high_water", "send_low_water", "max_queue" }
+               "idle_timeout", "send_high_water", "send_low_water", "max_queue",
+               "compression" } -- "off" | "shared" | "dedicated" | { mode =, window_bits =, ... }
 
 -- conn | nil, message, code ("ECONNREFUSED" and other errno names, "dns", "tls", "timeout",
 -- "handshake" with the HTTP status as a fourth value, "closed").
@@ -207,10 +208,10 @@ end
 
 -- true | nil, message, code. Nothing is sent twice: a message that met a dropped link is
 -- reported, and the next call reconnects.
-function RC:send(data, kind)
+function RC:send(data, kind, opts)
   local conn, err, code = self:connect()
   if not conn then return nil, err, code end
-  local ok, serr, scode = conn:send(data, kind)
+  local ok, serr, scode = conn:send(data, kind, opts)
   if ok then return true end
   if conn.state == "closed" then dropped(self, serr, scode) end
   return nil, serr, scode

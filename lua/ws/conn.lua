@@ -38,19 +38,25 @@ function methods:receive(timeout)
 end
 
 -- for msg, kind in conn:messages() do ... end  (ends when the connection does)
+-- The iterator takes a waiting message straight from C; it only waits (one resume per batch
+-- of messages) when the inbox is empty.
 function methods:messages()
-  local receive = methods.receive -- no method lookup per message
   return function()
-    local msg, kind = receive(self)
-    if msg then return msg, kind end
-    return nil
+    while true do
+      local msg, kind = crecv(self)
+      if msg then return msg, kind end
+      if msg == nil then return nil end
+      wait(self, "r")
+    end
   end
 end
 
 -- true | nil, message, code. Over the high-water mark the caller waits until the queue is
 -- back under the low-water mark, so a slow reader slows its writer instead of growing memory.
-function methods:send(data, kind)
-  local ok, err, code = csend(self, data, kind)
+-- opts.compress = false sends the message uncompressed on a connection that negotiated
+-- permessage-deflate (messages under the compression threshold always are).
+function methods:send(data, kind, opts)
+  local ok, err, code = csend(self, data, kind, opts)
   while ok == false do
     wait(self, "w")
     ok, err, code = cdrained(self)

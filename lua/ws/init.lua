@@ -55,7 +55,16 @@ function ws.run(opts)
   if not ok then error(err, 0) end
 end
 
--- For hosts with their own loop: one iteration (timeout 0: do not block); true while work is left.
-ws.step = core.step
+-- For Lua hosts with another event loop (docs/embedding.md): ws.pollfd() is a descriptor that
+-- is readable while lua-ws has I/O to handle; ws.step([timeout]) runs one iteration, waiting at
+-- most `timeout` seconds (default 0), and returns `alive, wait`: whether anything is left, and
+-- how long the host may poll before calling it again (0 when work is queued already).
+ws.pollfd = core.pollfd
+function ws.step(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error("ws.step: number expected", 2)
+  end
+  return core.step(timeout)
+end
 
 return ws

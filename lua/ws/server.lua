@@ -44,23 +44,50 @@ local function origin_policy(opt)
   error("ws.server: origins must be a list, a function or \"*\"", 3)
 end
 
--- Turns the callback style { open =, message =, close = } into a handler.
-local function callbacks(cb)
+local UPGRADED = {} -- what serve returns to the callback style's dispatch after the 101
+local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/lua_core.h
+local crecv, cstage = core.recv, core.stage
+
+-- The callback style { open =, message =, close = } keeps no coroutine per connection: for
+-- each event a pooled thread runs dispatch(conn), which calls what is due and returns when
+-- nothing is left to do (the thread goes back to the pool). A callback that waits (a send
+-- under backpressure, ws.sleep) keeps its thread until it returns. The progress (handshake
+-- done, close called) is kept in C: core.stage.
+local function dispatcher(cb, serve)
+  local open, message, close = cb.open, cb.message, cb.close
   return function(conn)
-    if cb.open then cb.open(conn) end
-    if cb.message then
-      for msg, kind in conn:messages() do cb.message(conn, msg, kind) end
-    else
-      while conn:receive() do end
+    local stage = cstage(conn)
+    if stage == STAGE_NEW then
+      if serve(conn) ~= UPGRADED then return end -- refused or gone: C finishes it
+      stage = cstage(conn, STAGE_OPEN)
+      if open then open(conn) end
     end
-    if cb.close then cb.close(conn, conn.close_code, conn.close_reason) end
+    while true do
+      local msg, kind = crecv(conn)
+      if msg then
+        if message and stage == STAGE_OPEN then message(conn, msg, kind) end -- not after a failed callback
+      elseif msg == false then
+        return -- nothing more for now
+      else
+        cstage(conn, STAGE_DONE)
+        if close then close(conn, conn.close_code, conn.close_reason) end
+        return
+      end
+    end
   end
 end
 
 function M.new(opts, handler)
   opts = opts or {}
   if type(opts) ~= "table" then error("ws.server: options table expected", 2) end
-  if type(handler) == "table" then handler = callbacks(handler) end
+  local cb
+  if type(handler) == "table" then
+    cb = handler
+    for _, k in ipairs({ "open", "message", "close" }) do
+      if cb[k] ~= nil and type(cb[k]) ~= "function" then error("ws.server: callback " .. k .. " must be a function", 2) end
+    end
+    handler = function() return UPGRADED end
+  end
   if type(handler) ~= "function" then error("ws.server: handler function expected", 2) end
   local path = opts.path
   local protocols = opts.protocols
@@ -100,16 +127,24 @@ function M.new(opts, handler)
         return crespond(conn, 400, nil, "No supported subprotocol\n")
       end
     end
-    local headers, data
+    local headers, data, compress
     if hshook then
       local accept, a, b, c = hshook(crequest(conn))
       if not accept then return crespond(conn, a or 403, b, c) end
       if type(a) == "table" then
         if a.protocol ~= nil then protocol = a.protocol or nil end
+        -- RFC 6455 4.2.2: only a subprotocol the client offered may be answered. A hook that
+        -- picks another one is a server bug: logged, and the client gets a 500.
+        if protocol ~= nil and (type(protocol) ~= "string" or not cchoose(conn, { protocol })) then
+          core.report("handshake", ("the handshake hook chose subprotocol %q, which the client did not offer")
+            :format(tostring(protocol)))
+          return crespond(conn, 500, nil, "Internal Server Error\n")
+        end
         headers, data = a.headers, a.data
+        if a.compression == false then compress = false end -- no permessage-deflate for this one
       end
     end
-    if not cupgrade(conn, protocol, headers) then return end
+    if not cupgrade(conn, protocol, headers, compress) then return end
     if data ~= nil then conn.data = data end
     return handler(conn)
   end
@@ -120,7 +155,12 @@ function M.new(opts, handler)
     tls_ctx, terr = tls_mod.server_context(opts.tls)
     if not tls_ctx then return nil, terr, "tls" end
   end
-  local l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
+  local l, err, code
+  if cb then
+    l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, dispatcher(cb, serve), true)
+  else
+    l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
+  end
   if not l then return nil, err, code end
   topics_mod.configure(l, opts) -- slow_subscriber, max_backlog
   if tls_ctx then core.server_set_tls(l, tls_ctx) end

@@ -6,7 +6,7 @@
 --   ca2, cert2, key2      a second CA and a server certificate from it (SAN as above), for reloads
 --   client_cert, client_key  a client certificate from ca (verify_peer)
 --   both_ca               ca and ca2 in one file
---   dir                   the directory; certs.cleanup() removes it
+--   dir                   the directory; certs.cleanup() (or the end of the process) removes it
 -- The directory is made once per process and shared by every spec that asks.
 local helper = require "helper"
 
@@ -59,6 +59,8 @@ function M.make()
     client_cert = dir .. "/client.crt", client_key = dir .. "/client.key",
     both_ca = dir .. "/both.crt",
   }
+  -- The directory goes when the test process ends (its state is closed at exit).
+  made._guard = setmetatable({}, { __gc = function() helper.rmtree(dir) end })
   return made
 end
 

@@ -1,0 +1,21 @@
+-- The lua-ws server of the idle benchmark's callback row (`lua-ws-cb`):
+--   lua5.4 bench/servers/idle_callbacks.lua --port N
+-- An echo server in the callback style: ws.server(opts, { message = ... }) keeps no coroutine
+-- per connection (a pooled thread runs each event), so an idle connection holds only its C
+-- state. Every message comes back as it was sent, which the idle scenario's final check uses.
+local root = (arg and arg[0] or ""):match("^(.*)/bench/servers/[^/]*$") or "."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/lua/?.so;" .. package.cpath
+local ws = require "ws"
+
+local port = 8080
+for i = 1, #arg - 1 do
+  if arg[i] == "--port" then port = assert(tonumber(arg[i + 1]), "--port takes a number") end
+end
+
+local server = assert(ws.server({ host = "127.0.0.1", port = port, max_message = 16 * 1024 * 1024 }, {
+  message = function(conn, msg, kind) conn:send(msg, kind) end,
+}))
+print(("lua-ws (callbacks) listening on 127.0.0.1:%d"):format(server.port))
+io.stdout:flush()
+ws.run()
