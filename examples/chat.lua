@@ -351,6 +351,8 @@ server, err = ws.server({
   origins = origin_allowed,
   max_message = MAX_FRAME,
   slow_subscriber = "drop",
+  compression = "shared", -- permessage-deflate without per-connection contexts: a room's
+                          -- message is compressed once for all its members
   http = on_http,
 }, on_connection)
 if not server then

@@ -237,6 +237,23 @@ describe("permessage-deflate", function()
     srv:stop()
   end)
 
+  it("is negotiated and used by Chromium on the chat server (compression = \"shared\")", function()
+    local chat = helper.spawn_lua({ helper.root .. "/examples/chat.lua", "--port", "0" }, { timeout = 90 })
+    local base = chat:wait_output("listening on (http://127%.0%.0%.1:%d+)/", 10)
+    assert(base, "chat did not start: " .. chat:errors())
+    local ok, code, out, err = helper.run({ helper.node, helper.root .. "/spec/support/browser/deflate_e2e.js", base },
+      { timeout = 80, env = { NODE_PATH = helper.node_path } })
+    chat:kill()
+    assert.is_true(ok, ("exit %s\n%s\n%s"):format(code, out, err))
+    local cjson = require "cjson"
+    local r = cjson.decode(out:match("[^\n]+"))
+    assert.is_true(r.ok, out)
+    -- The page's WebSocket.extensions is the 101's Sec-WebSocket-Extensions as Chromium took it.
+    assert.equal("permessage-deflate; server_no_context_takeover; client_no_context_takeover; " ..
+      "server_max_window_bits=13; client_max_window_bits=13", r.extensions)
+    assert.is_true(r.echoed) -- sent compressed by the page, published compressed to the room
+  end)
+
   describe("lua-ws's client", function()
     local function exercise(target, opts)
       local c = assert(ws.connect(target, opts))

@@ -195,6 +195,7 @@ static int l_connect(lua_State *L) {
   c->id = ++x->next_id;
   lua_pushvalue(L, ud);
   c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
+  if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
   if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) {
     if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
       luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);

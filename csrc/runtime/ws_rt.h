@@ -189,6 +189,9 @@ struct ws_stream {
   uint64_t dropped;         /* published messages skipped because its queue was over the limit */
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
+  uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
+  uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
+  const uint8_t *held;
 };
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */

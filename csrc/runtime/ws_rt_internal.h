@@ -18,6 +18,7 @@
 #define WS_SF_WANT_DRAIN 0x08  /* a writer waits for the low-water mark */
 #define WS_SF_SHUT 0x10        /* our side is shut down for writing */
 #define WS_SF_TLS_DONE 0x20    /* the transport handshake finished */
+#define WS_SF_HELD 0x40        /* the inbox's one message is s->held, inside ws_conn's buffers */
 
 struct ev_loop *ws_loop_ev(ws_loop *loop) WS_HIDDEN;
 const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;

@@ -21,11 +21,16 @@
  * messages then go to the handler a few at a time, and the inbox stays a reused buffer
  * instead of growing to max_queue times the message size. */
 #define WS_INBOX_BYTES (256u * 1024u)
+/* A message larger than this that arrives with the inbox empty is not copied into it: it stays
+ * in ws_conn's buffers (valid until the next ws_conn_next) and reading pauses until the handler
+ * has taken it. Smaller ones are copied so that a whole batch reaches the handler at once. */
+#define WS_INBOX_DIRECT (WS_POOL_BUF / 2)
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
 static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
+static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -101,6 +106,12 @@ static void finish_socket(ws_stream *s, int notify) {
   s->tls = NULL;
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
+  if (s->flags & WS_SF_HELD) { /* the handler may still take it: out of ws_conn's buffers */
+    s->flags &= (uint8_t)~WS_SF_HELD;
+    s->inbox_count--;
+    inbox_push(s, s->held_op, s->held, s->held_len); /* on failure the message is lost with the socket */
+    s->held = NULL;
+  }
   ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);
   ws_conn_free(&s->ws);
@@ -314,6 +325,12 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
 int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) {
   uint32_t len;
   if (!s->inbox_count) return 0;
+  if (s->flags & WS_SF_HELD) {
+    *p = s->held;
+    *n = s->held_len;
+    *opcode = s->held_op;
+    return 1;
+  }
   const uint8_t *h = ws_buf_begin(&s->inbox);
   memcpy(&len, h, 4);
   *opcode = h[4];
@@ -325,10 +342,16 @@ int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) {
 void ws_stream_drop(ws_stream *s) {
   uint32_t len;
   if (!s->inbox_count) return;
-  memcpy(&len, ws_buf_begin(&s->inbox), 4);
-  ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
-  if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
-  if ((s->flags & WS_SF_PAUSED) && s->cfg && s->inbox_count < s->cfg->max_queue &&
+  if (s->flags & WS_SF_HELD) { /* ws_conn drops its bytes at the next ws_conn_next */
+    s->flags &= (uint8_t)~WS_SF_HELD;
+    s->held = NULL;
+    s->inbox_count = 0;
+  } else {
+    memcpy(&len, ws_buf_begin(&s->inbox), 4);
+    ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
+    if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
+  }
+  if ((s->flags & WS_SF_PAUSED) && (!s->cfg || s->inbox_count < s->cfg->max_queue) &&
       ws_buf_size(&s->inbox) < WS_INBOX_BYTES) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
     after_input(s); /* messages already received wait in ws_conn's input */
@@ -353,10 +376,17 @@ static void after_input(ws_stream *s) {
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
   int any = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
-  while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES && ws_conn_next(&s->ws, &ev)) {
+  while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES &&
+         !(s->flags & WS_SF_HELD) && ws_conn_next(&s->ws, &ev)) {
     switch (ev.type) {
     case WS_EV_MESSAGE:
-      if (inbox_push(s, ev.opcode, ev.data, ev.len) < 0) {
+      if (s->inbox_count == 0 && ev.len > WS_INBOX_DIRECT && ev.len <= UINT32_MAX) {
+        s->flags |= WS_SF_HELD;
+        s->held = ev.data;
+        s->held_len = (uint32_t)ev.len;
+        s->held_op = (uint8_t)ev.opcode;
+        s->inbox_count = 1;
+      } else if (inbox_push(s, ev.opcode, ev.data, ev.len) < 0) {
         s->fail_code = WS_CLOSE_INTERNAL;
         s->error = "out of memory";
         ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, NULL, 0);
@@ -382,7 +412,8 @@ static void after_input(ws_stream *s) {
     }
     if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) break;
   }
-  if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES) && !(s->flags & WS_SF_PAUSED)) {
+  if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
+      !(s->flags & WS_SF_PAUSED)) {
     s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
     ws_stream_update_io(s);
   }
