@@ -10,6 +10,7 @@
 --       per mode: each connection keeps `inflight` 1 KiB JSON messages outstanding for
 --       `seconds`; messages per second, and the server's CPU time per message.
 --   lua5.4 bench/deflate.lua server MODE     (the child: echo server, prints its port and pid)
+-- BENCH_SERVER_ENV="NAME=value ..." is put before the server's command (e.g. glibc tunables).
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/lua/?.so;" .. package.cpath
@@ -57,7 +58,7 @@ end
 local has_taskset = os.execute("command -v taskset >/dev/null 2>&1")
 
 local function start_server(mode)
-  local pin = has_taskset and "taskset -c 0 " or ""
+  local pin = (os.getenv("BENCH_SERVER_ENV") or "") .. " " .. (has_taskset and "taskset -c 0 " or "")
   local p = assert(io.popen(("%slua5.4 %s/bench/deflate.lua server %s"):format(pin, root, mode), "r"))
   local port, pid = p:read("l"):match("^(%d+)%s+(%d+)$")
   return { pipe = p, port = tonumber(port), pid = pid }
@@ -71,9 +72,9 @@ end
 -- About 1 KiB of chat-like JSON, a little different each time.
 local function json(n)
   local items = {}
-  for k = 1, 8 do
+  for k = 1, 10 do
     items[k] = ('{"type":"message","room":"lobby","seq":%d,"nick":"user%d","text":"hello there, how is it going?"}')
-      :format(n * 8 + k, (n + k) % 50)
+      :format(n * 10 + k, (n + k) % 50)
   end
   return "[" .. table.concat(items, ",") .. "]"
 end

@@ -1,9 +1,9 @@
 -- Turns the load client's lines (one `key=value ...` line per figure) into one markdown table
 -- per scenario, each figure followed by the ratio lua-ws / peer.
 --   lua5.4 bench/report.lua RAW_LINES_FILE
-local ORDER = { "lua-ws", "uws", "lws", "nginx", "node", "lua-http", "python", "tcp" }
+local ORDER = { "lua-ws", "lua-ws-cb", "uws", "lws", "nginx", "node", "lua-http", "python", "tcp" }
 local TITLE = {
-  ["lua-ws"] = "lua-ws", uws = "uWebSockets", lws = "libwebsockets", nginx = "nginx+resty",
+  ["lua-ws"] = "lua-ws", ["lua-ws-cb"] = "lua-ws callbacks", uws = "uWebSockets", lws = "libwebsockets", nginx = "nginx+resty",
   node = "Node ws", ["lua-http"] = "lua-http", python = "Python websockets", tcp = "raw TCP (limit)",
 }
 
@@ -43,20 +43,24 @@ local function collect(scenario, config_of)
   return rows, cells, servers
 end
 
+-- lua-ws's own rows (its styles) are the bases of the ratios, never peers.
+local OURS = { ["lua-ws"] = true, ["lua-ws-cb"] = true }
+
 local function cell(rec, field, base, digits)
   if not rec then return "-" end
   if rec.failed then return "failed" end
   local v = tonumber(rec[field])
   local text = human(rec[field], digits)
   local errors = tonumber(rec.errors) or 0
-  if base and rec.server ~= "lua-ws" and v and v > 0 and tonumber(base[field]) and (tonumber(base.errors) or 0) == 0 then
+  if base and not OURS[rec.server] and v and v > 0 and tonumber(base[field]) and (tonumber(base.errors) or 0) == 0 then
     text = text .. (" (%.2fx)"):format(tonumber(base[field]) / v)
   end
   if errors > 0 then text = text .. (" **%d errors**"):format(errors) end
   return text
 end
 
-local function table_for(title, scenario, config_cols, config_of, field, digits)
+-- base_name: whose figure the ratios divide (default lua-ws).
+local function table_for(title, scenario, config_cols, config_of, field, digits, base_name)
   local rows, cells, servers = collect(scenario, config_of)
   if #rows == 0 then return end
   print("### " .. title)
@@ -69,7 +73,7 @@ local function table_for(title, scenario, config_cols, config_of, field, digits)
   for _, key in ipairs(rows) do
     local line = {}
     for part in key:gmatch("[^|]+") do line[#line + 1] = part end
-    local base = cells[key]["lua-ws"]
+    local base = cells[key][base_name or "lua-ws"]
     for _, s in ipairs(servers) do line[#line + 1] = cell(cells[key][s], field, base, digits) end
     print("| " .. table.concat(line, " | ") .. " |")
   end
@@ -96,5 +100,7 @@ table_for("Handshakes/s (connect, upgrade, close)", "handshake", { "concurrent" 
 table_for("Handshakes: server CPU microseconds per handshake", "handshake", { "concurrent" }, hs_key,
   "server_cpu_us_per_handshake", 1)
 local function idle_key(r) return r.conns end
-table_for("Idle: server memory (RSS) bytes per open connection", "idle", { "connections" }, idle_key,
-  "bytes_per_conn", 0)
+table_for("Idle: server memory (RSS) bytes per open connection (ratios: lua-ws, a coroutine per connection)",
+  "idle", { "connections" }, idle_key, "bytes_per_conn", 0)
+table_for("Idle: the same, ratios for lua-ws's callback style (no coroutine per idle connection)", "idle",
+  { "connections" }, idle_key, "bytes_per_conn", 0, "lua-ws-cb")

@@ -43,7 +43,8 @@ else
   HANDSHAKE_SET="16"
   IDLE_CONNS=10000; HOLD=2
 fi
-ALL_SERVERS="lua-ws uws lws nginx node lua-http python tcp"
+# lua-ws-cb: lua-ws in the callback style (no coroutine per connection), idle scenario only.
+ALL_SERVERS="lua-ws lua-ws-cb uws lws nginx node lua-http python tcp"
 SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
 SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle}
 
@@ -74,8 +75,9 @@ next_port() {
 # Why a server cannot run here, or nothing when it can.
 unavailable() {
   case $1 in
-  lua-ws)
+  lua-ws|lua-ws-cb)
     [ -f examples/echo.lua ] || { echo "examples/echo.lua is missing"; return; }
+    [ "$1" = lua-ws ] || [ -f bench/servers/idle_callbacks.lua ] || { echo "bench/servers/idle_callbacks.lua is missing"; return; }
     lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="lua/?.so;"..package.cpath require "ws"' \
       2>/dev/null || echo "lua5.4 cannot load the ws module (run make first)" ;;
   uws)
@@ -107,6 +109,7 @@ server_cmd() {
   lua-ws)
     if [ "$mode" = echo ]; then echo "lua5.4 examples/echo.lua --port $port"
     else echo "lua5.4 bench/servers/broadcast.lua --port $port"; fi ;;
+  lua-ws-cb) echo "lua5.4 bench/servers/idle_callbacks.lua --port $port" ;;
   uws) echo "$UWS_ECHO --port $port --mode $mode" ;;
   lws) echo "$BIN/lws_server --port $port --mode $mode" ;;
   nginx)
@@ -174,6 +177,7 @@ echo "bench: servers: ${available[*]:-none}; scenarios: $SCENARIOS; quick=$QUICK
 
 for scenario in $SCENARIOS; do
   for s in "${available[@]}"; do
+    [ "$s" = lua-ws-cb ] && [ "$scenario" != idle ] && continue
     case $scenario in
     echo)
       start_server "$s" echo || continue

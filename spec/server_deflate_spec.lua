@@ -180,6 +180,23 @@ describe("permessage-deflate", function()
     end)
   end
 
+  it("is served by examples/echo.lua --deflate", function()
+    for _, flag in ipairs({ "--deflate", "--deflate=shared" }) do
+      local echo = helper.spawn_lua({ helper.root .. "/examples/echo.lua", "--port", tostring(helper.free_port()), flag },
+        { timeout = 60 })
+      local port = echo:wait_output("listening on ws://127%.0%.0%.1:(%d+)/", 10)
+      assert(port, "echo did not start: " .. echo:errors())
+      local c = assert(ws.connect(("ws://127.0.0.1:%s/"):format(port), { compression = "dedicated" }))
+      assert.is_truthy(c.extensions:match("^permessage%-deflate"))
+      assert.equal(flag == "--deflate=shared", c.extensions:find("server_no_context_takeover", 1, true) ~= nil)
+      local msg = ("echo, echo, echo "):rep(100)
+      assert(c:send(msg))
+      assert.equal(msg, (c:receive(5)))
+      c:close()
+      echo:kill()
+    end
+  end)
+
   it("is off by default: an offer gets no extension", function()
     local srv = echo_server("nil")
     local c = assert(ws.connect(url(srv), { compression = "shared" }))

@@ -75,6 +75,7 @@ typedef struct lws_ctx {
   const void *conn_mt;    /* the metatables of connections and tasks, for cheap type checks */
   const void *task_mt;
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
+  void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
 } lws_ctx;
 

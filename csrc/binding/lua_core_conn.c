@@ -258,14 +258,68 @@ static int l_buffered(lua_State *L) {
 
 /* ---- the handshake ---- */
 
-static int parse_head(lws_conn *c, ws_request *req) {
+/* The last request head parsed, for the next call on the same connection: a handshake asks
+ * for it several times (core.head, choose_protocol, upgrade) and parsing is most of its CPU.
+ * It is keyed by the connection's id and where its head lies, which change when the head
+ * does. A userdata in the registry (it goes with the Lua state), pointed to by x->req_cache. */
+typedef struct req_cache {
+  uint32_t id;
+  const char *at;
+  size_t len;
+  int checked;            /* ws_request_check_upgrade's result is in req: 1 */
+  int status;
+  ws_request req;
+} req_cache;
+
+static req_cache *cache_of(lua_State *L, lws_ctx *x) {
+  if (!x) return NULL;
+  if (!x->req_cache) {
+    req_cache *rc = lua_newuserdatauv(L, sizeof *rc, 0);
+    memset(rc, 0, sizeof *rc);
+    lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.request_cache");
+    x->req_cache = rc;
+  }
+  return x->req_cache;
+}
+
+static int parse_head(lua_State *L, lws_conn *c, ws_request *req) {
   const char *p;
   size_t n;
   if (c->s.head_len == 0 || !c->s.head.data) return -1;
   p = (const char *)ws_buf_begin(&c->s.head);
   n = c->s.head_len;
+  req_cache *rc = cache_of(L, lws_ctx_get(L));
+  if (rc && rc->id == c->id && rc->at == p && rc->len == n && c->id) {
+    memcpy(req, &rc->req, sizeof *req);
+    return 0;
+  }
   memset(req, 0, sizeof *req);
-  return ws_request_parse(req, p, n, n + 1) >= 0 ? 0 : -1;
+  if (ws_request_parse(req, p, n, n + 1) < 0) return -1;
+  if (rc) {
+    rc->id = c->id;
+    rc->at = p;
+    rc->len = n;
+    rc->checked = 0;
+    memcpy(&rc->req, req, sizeof *req);
+  }
+  return 0;
+}
+
+/* ws_request_check_upgrade, once per handshake (the cached request keeps its result). */
+static int check_upgrade(lua_State *L, lws_conn *c, ws_request *req) {
+  lws_ctx *x = lws_ctx_get(L);
+  req_cache *rc = x ? x->req_cache : NULL;
+  if (rc && rc->id == c->id && c->id && rc->at == (const char *)ws_buf_begin(&c->s.head) && rc->checked) {
+    memcpy(req, &rc->req, sizeof *req);
+    return rc->status;
+  }
+  int st = ws_request_check_upgrade(req);
+  if (rc && rc->id == c->id && c->id && rc->at == (const char *)ws_buf_begin(&c->s.head)) {
+    memcpy(&rc->req, req, sizeof *req);
+    rc->checked = 1;
+    rc->status = st;
+  }
+  return st;
 }
 
 /* core.head(conn) -> true, path, upgrade, status, error, origin, host | false | nil, msg, code.
@@ -281,10 +335,10 @@ static int l_head(lua_State *L) {
   }
   if (r < 0) return push_end(L, c);
   ws_request req;
-  if (parse_head(c, &req) < 0) return luaL_error(L, "ws: request head lost");
+  if (parse_head(L, c, &req) < 0) return luaL_error(L, "ws: request head lost");
   int upgrade = ws_request_is_upgrade(&req), status = 0;
   const char *ext_error = NULL;
-  if (upgrade) status = ws_request_check_upgrade(&req);
+  if (upgrade) status = check_upgrade(L, c, &req);
   if (upgrade && status == 0) { /* with compression on, a malformed extension header is a 400 */
     char resp[WS_DEFLATE_RESPONSE_MAX];
     if (ws_stream_deflate_negotiate(&c->s, &req, 0, resp, sizeof resp, &ext_error) < 0) status = 400;
@@ -312,7 +366,7 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
 
 static void push_request(lua_State *L, lws_conn *c) {
   ws_request req;
-  if (parse_head(c, &req) < 0) {
+  if (parse_head(L, c, &req) < 0) {
     lua_pushnil(L);
     return;
   }
@@ -387,7 +441,7 @@ static int l_choose_protocol(lua_State *L) {
     list[n++] = lua_tostring(L, -1); /* anchored by the table */
     lua_pop(L, 1);
   }
-  if (parse_head(c, &req) < 0) return 0;
+  if (parse_head(L, c, &req) < 0) return 0;
   int k = ws_request_choose_protocol(&req, list, n);
   if (k < 0) return 0;
   lua_pushstring(L, list[k]);
@@ -467,7 +521,7 @@ static int l_upgrade(lua_State *L) {
       return luaL_argerror(L, 3, "Sec-WebSocket-Extensions is set by the compression option");
   }
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
-  if (parse_head(c, &req) < 0 || ws_request_check_upgrade(&req) != 0)
+  if (parse_head(L, c, &req) < 0 || check_upgrade(L, c, &req) != 0)
     return luaL_error(L, "ws: the request is not a valid upgrade");
   /* RFC 6455 4.2.2: the server answers with one of the subprotocols the client offered. */
   if (protocol && ws_request_choose_protocol(&req, &protocol, 1) < 0)

@@ -130,7 +130,9 @@ static void settle(ws_conn *c) {
     c->consumed_pending = 0;
   }
   if (!c->msg_opcode && c->msg.len) { /* a reassembled message was delivered */
-    if (c->msg.cap > MSG_KEEP) ws_buf_free(&c->msg);
+    /* With permessage-deflate every compressed message is inflated into `msg`: freeing it
+     * leaves an idle connection (in shared mode: no zlib memory either) without buffers. */
+    if (c->msg.cap > MSG_KEEP || c->deflate) ws_buf_free(&c->msg);
     else ws_buf_clear(&c->msg);
   }
   if (finished(c) && c->in.data) ws_buf_free(&c->in);

@@ -368,13 +368,24 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
   return -1;
 }
 
+/* OpenSSL 3 looks EVP_sha1() up in its provider tables on every use, which costs more than
+ * hashing a key: the implementation is fetched once and kept for the process. */
+static const EVP_MD *sha1_md(void) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  static EVP_MD *md;
+  if (!md) md = EVP_MD_fetch(NULL, "SHA1", NULL);
+  if (md) return md;
+#endif
+  return EVP_sha1();
+}
+
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int dlen = 0;
   int ok = 0;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   if (ctx) {
-    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
+    ok = EVP_DigestInit_ex(ctx, sha1_md(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
          EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) && EVP_DigestFinal_ex(ctx, digest, &dlen) &&
          dlen == 20;
     EVP_MD_CTX_free(ctx);

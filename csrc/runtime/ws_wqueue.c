@@ -96,8 +96,19 @@ void ws_wqueue_free(ws_stream *s) {
   s->seg_bytes = 0;
 }
 
+/* A shared frame this small is copied into the connection's output instead of being queued
+ * by reference: a copy of a few dozen bytes costs less than a queue entry, and writing walks
+ * one buffer instead of a list of entries scattered in memory (a publish to thousands). */
+#define WS_SHARED_COPY_MAX 2048
+
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
+  if (sh->len <= WS_SHARED_COPY_MAX) {
+    if (ws_buf_append(&s->ws.out, sh->data, sh->len, 0) < 0) return -1;
+    s->last_activity = ws_loop_now(s->loop);
+    ws_loop_mark_dirty(s->loop, s);
+    return 0;
+  }
   ws_segment *g = seg_new();
   if (!g) return -1;
   ws_wqueue_seal(s);

@@ -78,6 +78,9 @@ async def op_open(req):
         sock.connect((host, int(port)))
         sock.setblocking(False)
         kwargs.update(sock=sock, max_queue=1, read_limit=4096)
+        # Uncompressed (the chat offers permessage-deflate): its backlog then grows by the
+        # sizes of the messages it does not read, which is what the slow-reader checks count.
+        kwargs["compression"] = None
     try:
         ws = await websockets.connect(url, **kwargs)
     except websockets.InvalidStatusCode as err:
