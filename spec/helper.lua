@@ -160,6 +160,9 @@ end
 local Process = {}
 Process.__index = Process
 
+-- Every process started here, so that none outlives the suite (see the end of this file).
+local spawned = {}
+
 -- Starts argv in the background, in its own process group, killed after opts.timeout seconds
 -- (default 60) whatever happens. Output goes to files: p:output(), p:errors(), p:wait_output(pattern).
 function helper.spawn(argv, opts)
@@ -173,7 +176,9 @@ function helper.spawn(argv, opts)
     shell_quote(inner), dir, dir)
   local pid = tonumber((capture(cmd):gsub("%s+$", "")))
   assert(pid, "spawn failed: " .. command_line(argv))
-  return setmetatable({ pid = pid, dir = dir, argv = argv }, Process)
+  local proc = setmetatable({ pid = pid, dir = dir, argv = argv }, Process)
+  spawned[#spawned + 1] = proc
+  return proc
 end
 
 -- Starts a Lua script with the interpreter and build under test (see helper.lua / helper.cpath).
@@ -241,6 +246,22 @@ function Process:kill(grace)
   helper.rmtree(self.dir)
   self.dir = nil
   return self.final_code
+end
+
+-- Ends every process still running and removes their files; runs by itself when the suite ends.
+function helper.cleanup()
+  for i = #spawned, 1, -1 do
+    spawned[i]:kill(1)
+    spawned[i] = nil
+  end
+end
+
+local ok, busted = pcall(require, "busted")
+if ok and type(busted) == "table" and busted.subscribe then
+  busted.subscribe({ "suite", "end" }, function()
+    helper.cleanup()
+    return nil, true
+  end)
 end
 
 return helper
