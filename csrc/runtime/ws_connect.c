@@ -373,10 +373,11 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-  if (is_literal(host) || strcasecmp(host, "localhost") == 0) {
-    /* No network lookup: answered from the text or /etc/hosts at once. */
+  if (is_literal(host)) {
+    /* A literal address needs no lookup: answered from the text at once. Every name, even
+     * "localhost", goes through the asynchronous resolver so nsswitch can never block the loop. */
     struct addrinfo *res = NULL;
-    if (is_literal(host)) hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) { dns_failed(cl, rc); return -1; }
     got_addresses(cl, res);

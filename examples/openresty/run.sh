@@ -48,6 +48,10 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 echo "run.sh: nginx on ws://127.0.0.1:$port/ (echo) and ws://127.0.0.1:$port/chat, prefix $prefix" >&2
-nginx -p "$prefix" -c conf/nginx.conf &
+# Workers run as `nobody` when nginx starts as root, and could not read a tree under a private
+# home such as /root: as root, the workers keep root's identity.
+globals=()
+[ "$(id -u)" -eq 0 ] && globals=(-g "user root;")
+nginx -p "$prefix" -c conf/nginx.conf "${globals[@]}" &
 nginx_pid=$!
 wait "$nginx_pid"
