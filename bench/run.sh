@@ -168,6 +168,29 @@ client() {
   echo "$median" | tee -a "$RAW"
 }
 
+# The idle scenario runs each round on a fresh server: memory freed by one round's
+# connections would otherwise serve the next round's and hide their cost. Median by bytes_per_conn.
+idle_rounds() {
+  local name=$1; shift
+  local lines=() r line
+  for r in $(seq 1 "$ROUNDS"); do
+    start_server "$name" echo || return 0
+    sleep 0.3  # let the fresh server settle before its baseline RSS is read
+    local args=(--port "$PORT" --label "$name" --server-pid "$SERVER_PID" "$@")
+    [ "$name" = tcp ] && args+=(--raw)
+    echo "taskset -c 1 $BIN/loadclient ${args[*]}" >>"$CMDS"
+    line=$(timeout 300 taskset -c 1 "$BIN/loadclient" "${args[@]}" 2>>"$TMP/client.err")
+    [ -n "$line" ] || line="scenario=${args[*]} server=$name failed=1 errors=1"
+    lines+=("$line")
+    kill -0 "$SERVER_PID" 2>/dev/null || note "$name died during: ${args[*]}"
+    stop_server
+  done
+  [ ${#lines[@]} -gt 0 ] || return 0
+  printf '%s\n' "${lines[@]}" |
+    awk '{v=0; for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="bytes_per_conn") v=a[2]} print v "\t" $0}' |
+    sort -g | awk -v n="${#lines[@]}" 'NR==int((n+1)/2){sub(/^[^\t]*\t/,""); print}' | tee -a "$RAW"
+}
+
 available=()
 for s in $SERVERS; do
   why=$(unavailable "$s")
@@ -203,9 +226,7 @@ for scenario in $SCENARIOS; do
         client handshakes_per_s "$s" --scenario handshake --conns "$conns" --duration "$DURATION" --warmup "$WARMUP"
       done ;;
     idle)
-      start_server "$s" echo || continue
-      sleep 0.3  # let the fresh server settle before its baseline RSS is read
-      client bytes_per_conn "$s" --scenario idle --conns "$IDLE_CONNS" --hold "$HOLD" ;;
+      idle_rounds "$s" --scenario idle --conns "$IDLE_CONNS" --hold "$HOLD" ;;
     esac
     stop_server
   done

@@ -241,6 +241,67 @@ describe("codec connections with permessage-deflate: round trips", function()
   end
 end)
 
+describe("codec connections with permessage-deflate: streams shared between connections", function()
+  -- In shared mode (no context takeover either way) the zlib streams are reused by every
+  -- connection, one message at a time; a connection holds one only while a message of its own
+  -- is half inflated.
+  local cfg = { mode = "shared" }
+  local resp, params = codec.deflate_negotiate("permessage-deflate; client_max_window_bits", cfg)
+  local cparams = assert(codec.deflate_accept(resp))
+
+  it("inflates half-received messages of several connections interleaved", function()
+    math.randomseed(21)
+    local s1, s2 = conn("server", params, cfg), conn("server", params, cfg)
+    local idle = s1:deflate_memory()
+    local m1, m2, m3 = text_like(6000), text_like(5000), text_like(4000)
+    local z = codec.deflater(cparams, {}, "client")
+    local f1 = cframe("text", z:compress(m1), true, true)
+    local z3 = z:compress(m3)
+    local half = math.floor(#f1 / 2)
+    assert.same({}, feed_all(s1, { f1:sub(1, half) }))
+    assert.is_true(s1:deflate_memory() > idle) -- its inflater, while the message is in progress
+    assert.same({ { "text", m2 } }, feed_all(s2, { cframe("text", z:compress(m2), true, true) }))
+    assert.equal(idle, s2:deflate_memory())
+    assert.same({ { "text", m1 } }, feed_all(s1, { f1:sub(half + 1) }))
+    assert.equal(idle, s1:deflate_memory())
+    -- a message in two frames, with another connection's message between them
+    local cut = math.floor(#z3 / 3)
+    assert.same({}, feed_all(s2, { cframe("text", z3:sub(1, cut), false, true) }))
+    assert.same({ { "text", m1 } }, feed_all(s1, { cframe("text", z:compress(m1), true, true) }))
+    assert.same({ { "text", m3 } },
+                feed_all(s2, { codec.frame("continuation", z3:sub(cut + 1), { mask = KEY }) }))
+    assert.equal(idle, s2:deflate_memory())
+  end)
+
+  it("never lets a message refer to what another connection received", function()
+    math.randomseed(22)
+    local m = text_like(3000)
+    local z = codec.deflater({}, {}, "client") -- keeps its context: the second copy refers back
+    local first, again = z:compress(m), z:compress(m)
+    assert.is_true(#again < 100)
+    local s1, s2 = conn("server", params, cfg), conn("server", params, cfg)
+    assert.same({ { "text", m } }, feed_all(s1, { cframe("text", first, true, true) }))
+    assert.same({ { "error", "invalid compressed data", 1007 } },
+                feed_all(s2, { cframe("text", again, true, true) }))
+  end)
+
+  it("compresses each message as if it were the first, whoever sent before", function()
+    math.randomseed(23)
+    local m = text_like(3000)
+    local s1, s2 = conn("server", params, cfg), conn("server", params, cfg)
+    assert.is_true(s1:send(m))
+    assert.is_true(s2:send(m))
+    assert.is_true(s1:send(m))
+    local a, b = frames_of(s1:output()), frames_of(s2:output())
+    assert.equal(a[1].payload, b[1].payload)
+    assert.equal(a[1].payload, a[2].payload)
+    assert.equal(codec.deflater({}, { mode = "shared" }, "server"):compress(m), a[1].payload)
+    local c = conn("client", cparams, {})
+    assert.same({ { "text", m }, { "text", m } }, feed_all(c, { codec.frame("text", a[1].payload, { rsv = 4 }) ..
+                                                               codec.frame("text", b[1].payload, { rsv = 4 }) }))
+  end)
+end)
+
 describe("codec connections with permessage-deflate: limits and memory", function()
   it("closes with 1009 on a bomb, before inflating it", function()
     local zeros = codec.deflater({}, { window_bits = 15, mem_level = 8 }, "client")

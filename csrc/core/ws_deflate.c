@@ -1,8 +1,8 @@
 /* permessage-deflate (RFC 7692, see ws_deflate.h), the per-message half: raw deflate with
- * zlib, one compressor and one inflater per connection. Memory is the point here: zlib
- * streams exist only while they must (lazily, and not at all between messages without
- * context takeover), inflation stops at a byte limit before the memory is spent, and every
- * zlib allocation is counted. The negotiation half is ws_deflate_negotiate.c. */
+ * zlib. Memory is the point here: zlib streams exist only while they must (lazily, and not
+ * at all on a connection between messages without context takeover), inflation stops at a
+ * byte limit before the memory is spent, and every zlib allocation is counted. The
+ * negotiation half is ws_deflate_negotiate.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -32,22 +32,17 @@ int ws_deflate_clamp_bits(int b) { return b < 8 ? 8 : b > 15 ? 15 : b; }
 
 static int clamp_mem_level(int m) { return m < 1 ? 1 : m > 9 ? 9 : m; }
 
-/* ---- the per-connection streams ---- */
+/* ---- zlib streams, each counting its own memory ---- */
 
 #define OUT_CHUNK (16u * 1024u)  /* compressor output grows by at most this much per step */
 #define IN_CHUNK (16u * 1024u)   /* inflater output step: the bomb check runs this often */
 #define ZLIB_MAX_INPUT (1u << 30) /* avail_in is a uInt */
 
-struct ws_deflate {
-  z_stream zout, zin;
-  int out_ready, in_ready;  /* deflateInit2 / inflateInit2 done */
-  int out_reset, in_reset;  /* no context takeover in that direction */
-  int out_bits, in_bits;    /* zlib windowBits (positive; raw deflate is asked with -bits) */
-  int mem_level;
-  int in_ended;             /* the input so far ended right after a BFINAL block */
-  size_t threshold;
-  size_t mem;               /* bytes zlib holds now, counted by zalloc/zfree */
-};
+typedef struct zstream {
+  z_stream z;
+  size_t mem;    /* bytes zlib holds for this stream, counted by zalloc/zfree */
+  int inflater;  /* inflateInit2 (1) or deflateInit2 (0) */
+} zstream;
 
 /* zlib's allocations carry their size in front so zfree can count them back out. */
 typedef union alloc_head {
@@ -58,23 +53,137 @@ typedef union alloc_head {
 } alloc_head;
 
 static voidpf counting_alloc(voidpf opaque, uInt items, uInt size) {
-  ws_deflate *d = opaque;
+  zstream *s = opaque;
   if (size && items > (SIZE_MAX - sizeof(alloc_head)) / size) return Z_NULL;
   size_t n = (size_t)items * size;
   alloc_head *h = malloc(sizeof *h + n);
   if (!h) return Z_NULL;
   h->size = n;
-  d->mem += n;
+  s->mem += n;
   return h + 1;
 }
 
 static void counting_free(voidpf opaque, voidpf p) {
-  ws_deflate *d = opaque;
+  zstream *s = opaque;
   if (!p) return;
   alloc_head *h = (alloc_head *)p - 1;
-  d->mem -= h->size;
+  s->mem -= h->size;
   free(h);
 }
+
+static zstream *zstream_alloc(int inflater) {
+  zstream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->z.zalloc = counting_alloc;
+  s->z.zfree = counting_free;
+  s->z.opaque = s;
+  s->inflater = inflater;
+  return s;
+}
+
+/* bits is zlib's (positive; raw deflate is asked for with -bits). */
+static zstream *deflater_new(int bits, int mem_level) {
+  zstream *s = zstream_alloc(0);
+  if (s && deflateInit2(&s->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, mem_level,
+                        Z_DEFAULT_STRATEGY) != Z_OK) {
+    free(s); /* a failed init has released what it allocated */
+    s = NULL;
+  }
+  return s;
+}
+
+static zstream *inflater_new(int bits) {
+  zstream *s = zstream_alloc(1);
+  if (s && inflateInit2(&s->z, -bits) != Z_OK) {
+    free(s);
+    s = NULL;
+  }
+  return s;
+}
+
+static void zstream_free(zstream *s) {
+  if (!s) return;
+  if (s->inflater) inflateEnd(&s->z);
+  else deflateEnd(&s->z);
+  free(s);
+}
+
+static size_t zstream_memory(const zstream *s) { return s ? sizeof *s + s->mem : 0; }
+
+/* ---- streams without context takeover, shared by every connection ----
+ *
+ * A direction that resets after every message needs a zlib stream only during one call
+ * (compressing is always a whole message; inflating usually is, when the message arrived in
+ * one read). Creating one each time means 20 to 300 KB of fresh allocations and their
+ * initialisation per message, which also fragments the heap (a server's RSS per connection
+ * grew by half), so an idle stream of each shape (window bits, and memLevel for compressors)
+ * is kept here for the next message on any connection; a connection holds a stream only
+ * while one of its messages is half inflated. deflateReset/inflateReset before a stream goes
+ * back also forget its window: nothing one connection sent or received can be referred to
+ * in another's messages (a back-reference to it is "invalid distance too far back").
+ *
+ * The lua-ws runtime is single-threaded, but ws.codec may be loaded by several threads of
+ * one process: a slot is taken and given back with an atomic exchange, so two threads never
+ * get the same stream (one of them creates a fresh stream instead). The idle streams, at
+ * most one per shape in use (62 KiB in all at the defaults, 87 KiB when peers do not limit
+ * their window), live as long as the module. */
+#define DEFLATE_BITS_MIN 9 /* zlib's raw deflate needs 9 (see ws_deflate_new) */
+#define MEM_LEVELS 9
+
+static zstream *idle_deflaters[16 - DEFLATE_BITS_MIN][MEM_LEVELS];
+static zstream *idle_inflaters[16 - 8];
+
+#if defined(__GNUC__) || defined(__clang__)
+static zstream *slot_take(zstream **slot) {
+  return __atomic_exchange_n(slot, (zstream *)NULL, __ATOMIC_ACQ_REL);
+}
+static int slot_put(zstream **slot, zstream *s) {
+  zstream *empty = NULL;
+  return __atomic_compare_exchange_n(slot, &empty, s, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+/* At exit or when the module is unloaded, so leak checkers see every stream freed. */
+__attribute__((destructor)) static void idle_streams_free(void) {
+  for (int b = 0; b < 16 - DEFLATE_BITS_MIN; b++)
+    for (int m = 0; m < MEM_LEVELS; m++) zstream_free(slot_take(&idle_deflaters[b][m]));
+  for (int b = 0; b < 16 - 8; b++) zstream_free(slot_take(&idle_inflaters[b]));
+}
+#else /* without atomics: one thread only */
+static zstream *slot_take(zstream **slot) {
+  zstream *s = *slot;
+  *slot = NULL;
+  return s;
+}
+static int slot_put(zstream **slot, zstream *s) {
+  if (*slot) return 0;
+  *slot = s;
+  return 1;
+}
+#endif
+
+static zstream **deflater_slot(int bits, int mem_level) {
+  return &idle_deflaters[bits - DEFLATE_BITS_MIN][mem_level - 1];
+}
+
+static zstream **inflater_slot(int bits) { return &idle_inflaters[bits - 8]; }
+
+/* A stream at rest goes back to its slot, or is freed when the slot is taken (or the
+ * reset failed, which zlib does only for a broken stream). */
+static void give_back(zstream **slot, zstream *s) {
+  if (!s) return;
+  int rc = s->inflater ? inflateReset(&s->z) : deflateReset(&s->z);
+  if (rc != Z_OK || !slot_put(slot, s)) zstream_free(s);
+}
+
+/* ---- the per-connection state ---- */
+
+struct ws_deflate {
+  zstream *out, *in;        /* NULL when none is held */
+  int out_reset, in_reset;  /* no context takeover in that direction: streams are borrowed */
+  int out_bits, in_bits;    /* zlib windowBits (positive; raw deflate is asked with -bits) */
+  int mem_level;
+  int in_ended;             /* the input so far ended right after a BFINAL block */
+  size_t threshold;
+};
 
 ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_config *cfg, int role) {
   ws_deflate *d = calloc(1, sizeof *d);
@@ -88,7 +197,7 @@ ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_con
   /* zlib refuses an 8-bit raw deflate window. A 9-bit one is still within 8 bits on the
    * wire: zlib's deflate never reaches back more than the window minus 262 bytes
    * (MAX_DIST), i.e. 250 < 256. Node's ws and others do the same. */
-  d->out_bits = own_bits < 9 ? 9 : own_bits;
+  d->out_bits = own_bits < DEFLATE_BITS_MIN ? DEFLATE_BITS_MIN : own_bits;
   /* Inflating with the peer's declared window is enough (zlib's inflate takes 8). */
   d->in_bits = ws_deflate_clamp_bits(peer_bits);
   d->out_reset = (server ? params->server_no_context_takeover : params->client_no_context_takeover) ||
@@ -99,62 +208,55 @@ ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_con
   return d;
 }
 
+/* The stream is unusable or no longer wanted: free it, never share it. */
 static void out_end(ws_deflate *d) {
-  if (d->out_ready) deflateEnd(&d->zout);
-  d->out_ready = 0;
+  zstream_free(d->out);
+  d->out = NULL;
 }
 
 static void in_end(ws_deflate *d) {
-  if (d->in_ready) inflateEnd(&d->zin);
-  d->in_ready = 0;
+  zstream_free(d->in);
+  d->in = NULL;
   d->in_ended = 0;
 }
 
 void ws_deflate_free(ws_deflate *d) {
   if (!d) return;
   out_end(d);
-  in_end(d);
+  in_end(d); /* a message cut short: its stream is freed rather than reset */
   free(d);
 }
 
-size_t ws_deflate_memory(const ws_deflate *d) { return d ? d->mem + sizeof *d : 0; }
+size_t ws_deflate_memory(const ws_deflate *d) {
+  return d ? sizeof *d + zstream_memory(d->out) + zstream_memory(d->in) : 0;
+}
 
 size_t ws_deflate_threshold(const ws_deflate *d) { return d->threshold; }
 
 void ws_deflate_reset_output(ws_deflate *d) {
-  if (d && d->out_ready && deflateReset(&d->zout) != Z_OK) out_end(d);
+  if (d && d->out && deflateReset(&d->out->z) != Z_OK) out_end(d);
 }
 
 static int out_start(ws_deflate *d) {
-  if (d->out_ready) return 0;
-  memset(&d->zout, 0, sizeof d->zout);
-  d->zout.zalloc = counting_alloc;
-  d->zout.zfree = counting_free;
-  d->zout.opaque = d;
-  if (deflateInit2(&d->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -d->out_bits, d->mem_level,
-                   Z_DEFAULT_STRATEGY) != Z_OK)
-    return -1;
-  d->out_ready = 1;
-  return 0;
+  if (d->out) return 0;
+  if (d->out_reset) d->out = slot_take(deflater_slot(d->out_bits, d->mem_level));
+  if (!d->out) d->out = deflater_new(d->out_bits, d->mem_level);
+  return d->out ? 0 : -1;
 }
 
 static int in_start(ws_deflate *d) {
-  if (d->in_ready) return 0;
-  memset(&d->zin, 0, sizeof d->zin);
-  d->zin.zalloc = counting_alloc;
-  d->zin.zfree = counting_free;
-  d->zin.opaque = d;
-  if (inflateInit2(&d->zin, -d->in_bits) != Z_OK) return -1;
-  d->in_ready = 1;
+  if (d->in) return 0;
+  if (d->in_reset) d->in = slot_take(inflater_slot(d->in_bits));
+  if (!d->in) d->in = inflater_new(d->in_bits);
   d->in_ended = 0;
-  return 0;
+  return d->in ? 0 : -1;
 }
 
 int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) {
   static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
   size_t before = ws_buf_size(out);
   if (out_start(d) != 0) return -1;
-  z_stream *z = &d->zout;
+  z_stream *z = &d->out->z;
   const uint8_t *ip = p;
   size_t left = n;
   for (;;) {
@@ -187,7 +289,10 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) 
     if (ws_buf_size(out) < before + 4 || memcmp(out->data + out->len - 4, tail, 4) != 0) goto fail;
     out->len -= 4;
   }
-  if (d->out_reset) out_end(d); /* nothing to carry over: idle costs no zlib memory */
+  if (d->out_reset) { /* nothing to carry over: the stream serves the next message anywhere */
+    give_back(deflater_slot(d->out_bits, d->mem_level), d->out);
+    d->out = NULL;
+  }
   return 0;
 fail:
   out->len = out->head + before;
@@ -203,8 +308,9 @@ static int in_restart(ws_deflate *d) {
   uInt len = 0;
   Bytef *dict = malloc((size_t)1 << d->in_bits);
   if (!dict) return -1;
-  int ok = inflateGetDictionary(&d->zin, dict, &len) == Z_OK && inflateReset(&d->zin) == Z_OK &&
-           (len == 0 || inflateSetDictionary(&d->zin, dict, len) == Z_OK);
+  z_stream *z = &d->in->z;
+  int ok = inflateGetDictionary(z, dict, &len) == Z_OK && inflateReset(z) == Z_OK &&
+           (len == 0 || inflateSetDictionary(z, dict, len) == Z_OK);
   free(dict);
   return ok ? 0 : -1;
 }
@@ -216,7 +322,7 @@ static const char *const err_memory = "out of memory";
 /* Inflate p[0..n) into out, never letting out exceed max bytes. */
 static int inflate_piece(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out, size_t max,
                          const char **error) {
-  z_stream *z = &d->zin;
+  z_stream *z = &d->in->z;
   while (n > 0) {
     uInt take = n > ZLIB_MAX_INPUT ? ZLIB_MAX_INPUT : (uInt)n;
     z->next_in = (Bytef *)(uintptr_t)p;
@@ -267,10 +373,13 @@ int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_bu
       if (inflate_piece(d, tail, sizeof tail, out, max, error) != 0) goto fail;
       /* With the tail appended the stream must rest between blocks (data_type bit 128);
        * anything else is a message cut inside a block. */
-      if (!d->in_ended && !(d->zin.data_type & 128)) { *error = err_corrupt; goto fail; }
+      if (!d->in_ended && !(d->in->z.data_type & 128)) { *error = err_corrupt; goto fail; }
     }
     d->in_ended = 0;
-    if (d->in_reset) in_end(d);
+    if (d->in_reset) { /* the message is whole: its stream serves the next one anywhere */
+      give_back(inflater_slot(d->in_bits), d->in);
+      d->in = NULL;
+    }
   }
   return 0;
 fail:

@@ -55,6 +55,11 @@ int ws_deflate_accept_offer(const char *offer, size_t offer_len, const char *val
 
 typedef struct ws_deflate ws_deflate;
 
+/* A direction with context takeover keeps its own zlib stream from its first message on.
+ * One without it borrows a stream from those the process keeps idle (one per shape; safe
+ * across threads) for one message -- from its first piece to its last when inflating --
+ * and gives it back reset, so an idle state holds no zlib memory. */
+
 /* role is WS_ROLE_SERVER or WS_ROLE_CLIENT (ws_conn.h): it says which parameters apply to
  * our compressor and which to our decompressor. Returns NULL when out of memory. */
 ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_config *cfg, int role) WS_HIDDEN;
@@ -76,7 +81,8 @@ int ws_deflate_inflate(ws_deflate *d, const uint8_t *p, size_t n, int fin, ws_bu
  * by many connections): the peer's window now holds that message, ours does not. */
 void ws_deflate_reset_output(ws_deflate *d) WS_HIDDEN;
 
-/* Bytes of memory the zlib streams hold now, plus the state itself (for measurements). */
+/* Bytes of memory the zlib streams this state holds now (a borrowed one only while its
+ * message is in progress), plus the state itself (for measurements). */
 size_t ws_deflate_memory(const ws_deflate *d) WS_HIDDEN;
 
 /* The config's threshold: messages shorter than this are better sent uncompressed. */

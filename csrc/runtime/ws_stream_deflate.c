@@ -1,8 +1,8 @@
 /* permessage-deflate on a server connection: hands every Sec-WebSocket-Extensions value of
  * the request to the core's negotiation (ws_deflate_negotiate decides everything) with the
  * listener's settings, and attaches the state to the connection. The state holds no zlib
- * memory yet: streams are created at the first compressed message and freed with the
- * connection (ws_conn_free). */
+ * memory yet: dedicated streams are created at the first compressed message and freed with
+ * the connection (ws_conn_free); shared ones are borrowed per message (ws_deflate.c). */
 #include "ws_rt_internal.h"
 
 int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach, char *resp,

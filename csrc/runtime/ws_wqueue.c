@@ -99,7 +99,7 @@ void ws_wqueue_free(ws_stream *s) {
 /* A shared frame this small is copied into the connection's output instead of being queued
  * by reference: a copy of a few dozen bytes costs less than a queue entry, and writing walks
  * one buffer instead of a list of entries scattered in memory (a publish to thousands). */
-#define WS_SHARED_COPY_MAX 2048
+#define WS_SHARED_COPY_MAX 256
 
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
