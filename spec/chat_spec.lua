@@ -313,10 +313,13 @@ describe("examples/chat.lua", function()
       agent:drain("ada")
       agent:drain("grace")
 
+      -- Drops start once the server's socket buffer for slow (up to tcp_wmem's maximum, 4 MiB
+      -- by default and more on tuned hosts) and then its own queue (send_high_water, 1 MiB) are
+      -- full: flood in rounds of about 1 MB until the first drop, for up to 40 MB.
       local body = string.rep("z", 1900)
       local batch = 500
       local sent, dropped = 0, 0
-      for round = 1, 8 do
+      for round = 1, 40 do
         local texts = {}
         for i = 1, batch do
           texts[i] = cjson.encode({ type = "message", text = ("%d/%d %s"):format(round, i, body) })

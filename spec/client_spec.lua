@@ -241,6 +241,9 @@ describe("reconnecting client", function()
       on_open = function(conn) opens = opens + 1 conn:send("subscribe " .. opens) end,
       on_close = function(_, msg, code) closes[#closes + 1] = code end,
     })
+    -- Even when an assertion fails: a client left retrying would keep the next ws.run() of
+    -- this process (other spec files) busy for its 100 attempts.
+    finally(function() rc:close() srv:stop() end)
     assert.are.equal("connecting", rc.state)
     assert.are.equal("subscribe 1", (rc:receive(5)))
     assert.are.equal("open", rc.state)
@@ -265,6 +268,7 @@ describe("reconnecting client", function()
   it("is what ws.connect returns with a reconnect option", function()
     local srv = echo_server({})
     local rc = assert(ws.connect(("ws://127.0.0.1:%d/"):format(srv.port), { reconnect = { initial = 0.1 } }))
+    finally(function() rc:close() srv:stop() end)
     assert.are.equal("open", rc.state)
     assert(rc:send("x"))
     assert.are.equal("x", (rc:receive(5)))

@@ -21,6 +21,7 @@ describe("server backpressure", function()
   setup(function()
     srv = server.start(([[
       local stats = { sent = 0, max_buffered = 0, received = 0 }
+      local released = false -- GET /release lets the "slow" handler start reading
       local COUNT, SIZE = %d, %d
       local function payload(i)
         local head = ("%%06d:"):format(i)
@@ -28,6 +29,7 @@ describe("server backpressure", function()
       end
       listen({ send_high_water = %d, send_low_water = 64 * 1024, max_queue = 4,
         http = function(req)
+          if req.path == "/release" then released = true end
           stats.rss = rss_kib()
           return 200, {}, ("sent=%%d max_buffered=%%d rss=%%d received=%%d"):format(stats.sent, stats.max_buffered, stats.rss, stats.received)
         end,
@@ -42,7 +44,9 @@ describe("server backpressure", function()
           end
           log("flood done")
         elseif msg == "slow" then
-          ws.sleep(1.5) -- not receiving: the inbox fills up to max_queue, then reading stops
+          -- not receiving until released: the inbox fills up to max_queue, then reading stops
+          local deadline = ws.now() + 60
+          while not released and ws.now() < deadline do ws.sleep(0.02) end
           local n, bad = 0, 0
           for m in conn:messages() do
             if m == "end" then break end
@@ -59,8 +63,8 @@ describe("server backpressure", function()
   end)
   teardown(function() srv:stop() end)
 
-  local function stats()
-    local _, _, body = client.get(srv.port, "/stats")
+  local function stats(path)
+    local _, _, body = client.get(srv.port, path or "/stats")
     local t = {}
     for k, v in body:gmatch("([%w_]+)=(%d+)") do t[k] = tonumber(v) end
     return t
@@ -70,12 +74,17 @@ describe("server backpressure", function()
     local rss0 = stats().rss
     local c = assert(client.connect(srv.port))
     c:send("flood")
-    socket.sleep(1) -- read nothing for a while
-    local s1 = stats()
-    assert.is_true(s1.sent < COUNT, "every send completed while nobody read: " .. s1.sent)
-    socket.sleep(0.3)
-    local s2 = stats()
+    -- read nothing: the sender comes to a halt (no send completes for 0.3 s), however slowly
+    -- the server gets there, and short of COUNT
+    local s1, s2
+    local deadline = socket.gettime() + 30
+    repeat
+      s1 = stats()
+      socket.sleep(0.3)
+      s2 = stats()
+    until (s1.sent > 0 and s1.sent == s2.sent) or socket.gettime() > deadline
     assert.are.equal(s1.sent, s2.sent) -- still waiting
+    assert.is_true(s2.sent < COUNT, "every send completed while nobody read: " .. s2.sent)
     assert.is_true(s2.max_buffered <= HIGH + SIZE + 64, "queued " .. s2.max_buffered)
     if CHECK_RSS then assert.is_true(s2.rss - rss0 < 4 * 1024, ("server grew by %d KiB"):format(s2.rss - rss0)) end
     -- now read everything: every payload, in order
@@ -100,7 +109,7 @@ describe("server backpressure", function()
       c.codec:send(("m%d"):format(i) .. string.rep(".", 1000))
     end
     local blob = c.codec:output()
-    -- push as much as the connection takes in 0.5 s
+    -- push as much as the connection takes in 0.5 s; the handler reads nothing until released
     c.sock:settimeout(0.5)
     local sent_upto, err, partial = c.sock:send(blob)
     local pushed = sent_upto or partial
@@ -110,6 +119,7 @@ describe("server backpressure", function()
     local s = stats()
     assert.is_true(s.received == 0)
     if CHECK_RSS then assert.is_true(s.rss - rss0 < 8 * 1024, ("server grew by %d KiB"):format(s.rss - rss0)) end
+    stats("/release")
     c.sock:settimeout(10)
     assert(c.sock:send(blob, pushed + 1))
     assert(c:send("end"))

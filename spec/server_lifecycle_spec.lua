@@ -3,7 +3,6 @@
 -- clients waiting in the backlog; a handler that returns closes its connection with 1000.
 local server = require "support.ws_server"
 local client = require "support.ws_client"
-local socket = require "socket"
 
 local BURST = 2000
 
@@ -14,6 +13,7 @@ local CODE = ([[
       if msg == "burst" then
         for i = 1, %d do conn:send("n" .. i .. string.rep("-", 200)) end
         conn:send("burst queued")
+        log("burst queued")
       elseif msg == "shutdown" then
         ws.spawn(function() srv:close({ code = 1001, reason = "maintenance", timeout = 5 }) log("server closed") end)
       elseif msg == "return" then
@@ -43,7 +43,7 @@ describe("server lifecycle", function()
     local a = assert(client.connect(srv.port))
     local b = assert(client.connect(srv.port))
     a:send("burst")
-    socket.sleep(0.2) -- the burst is queued (a reads nothing yet)
+    assert.truthy(srv:wait_output("burst queued")) -- a reads nothing yet
     b:send("shutdown")
     read_burst(a)
     local kind, code, reason = a:message(5)
@@ -63,7 +63,7 @@ describe("server lifecycle", function()
       local srv = server.start(CODE, { no_run = true })
       local a = assert(client.connect(srv.port))
       a:send("burst")
-      socket.sleep(0.2)
+      assert.truthy(srv:wait_output("burst queued"))
       srv:signal(sig)
       read_burst(a)
       local kind, code = a:message(5)
@@ -84,7 +84,7 @@ describe("server lifecycle", function()
     local data = client.recv_some(extra, 0.5)
     assert.is_nil(data) -- not served yet
     held[1]:close()
-    data = client.recv_some(extra, 2)
+    data = client.recv_some(extra, 10)
     assert.matches("^HTTP/1.1 101", data)
     extra:close()
     for i = 2, 3 do held[i]:close() end

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ws_rt_internal.h"
 
@@ -30,14 +31,39 @@ struct ws_loop {
   void *pool[WS_POOL_MAX];
   size_t nbig;               /* grown buffers kept for the next large message (ws_pool_grow) */
   ws_buf big[WS_BIG_MAX];
+  double now;                /* the loop's clock (see ws_loop_now) ... */
+  double now_stamp;          /* ... as read after libev's clock showed this ev_now() */
 };
 
 struct ev_loop *ws_loop_ev(ws_loop *loop) { return loop->ev; }
 const ws_hooks *ws_loop_hooks(ws_loop *loop) { return &loop->hooks; }
 void *ws_loop_user(ws_loop *loop) { return loop->user; }
 void *ws_loop_evloop(ws_loop *loop) { return loop->ev; }
-double ws_loop_now(ws_loop *loop) { return ev_now(loop->ev); }
-void ws_loop_touch(ws_loop *loop) { ev_now_update(loop->ev); }
+/* The loop's clock is CLOCK_MONOTONIC, not ev_now(): libev keeps ev_now() in step with the
+ * wall clock, so a step of the system time (NTP, a resumed virtual machine) would jump every
+ * deadline and duration computed from it (ws.now(), receive timeouts, ping and idle checks).
+ * Like ev_now() it stands still between libev's clock updates (after each poll, and
+ * ev_now_update): it is read again at the first call after ev_now() moved. */
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return ev_time();
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double ws_loop_now(ws_loop *loop) {
+  double stamp = ev_now(loop->ev);
+  if (stamp != loop->now_stamp) {
+    loop->now_stamp = stamp;
+    loop->now = monotonic_seconds();
+  }
+  return loop->now;
+}
+
+void ws_loop_touch(ws_loop *loop) {
+  ev_now_update(loop->ev); /* timers started next count from now too */
+  loop->now_stamp = ev_now(loop->ev);
+  loop->now = monotonic_seconds();
+}
 
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) {
   if (s->flags & WS_SF_DIRTY) return;

@@ -182,11 +182,24 @@ static void head_failed(ws_stream *s, int status, const char *why) {
   emit(s, WS_SEV_READ);
 }
 
+/* The TLS handshake failed, and OpenSSL has written its alert. Closing now would answer the
+ * peer's next bytes with a reset (a TLS 1.3 client sends its last handshake records and its
+ * request before it learns of the refusal), and a reset can cost the peer the alert, or fail
+ * its next write: half-close instead and drain until the peer's FIN, bounded, as after a
+ * refusal. The binding learns of the failure at once. */
+static void transport_failed(ws_stream *s) {
+  if (!s->error) s->error = "transport handshake failed";
+  if (s->tp->free) s->tp->free(s);
+  s->tp = &ws_transport_plain; /* from now on the bytes are only read and dropped */
+  enter_finish(s);
+  emit(s, WS_SEV_READ);
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
     int r = s->tp->handshake(s);
-    if (r < 0) { ws_stream_abort(s, s->error ? s->error : "transport handshake failed"); return; }
+    if (r < 0) { transport_failed(s); return; }
     if (r == 0) { ws_stream_update_io(s); return; }
     s->flags |= WS_SF_TLS_DONE;
   }
@@ -510,7 +523,15 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
     return;
   }
   if (!c) return;
-  if (s->flags & WS_SF_PAUSED) s->last_recv = now; /* we are not reading: no verdict */
+  if (s->flags & WS_SF_PAUSED) {
+    s->last_recv = now; /* we are not reading: no verdict */
+  } else {
+    /* libev runs expired timers before the reads of the same iteration: after a stall (a busy
+     * handler, a loaded machine) a pong or message that came in time is read first, so it
+     * counts before any ping or idle verdict. */
+    read_frames(s);
+    if (s->phase != WS_PH_OPEN) return;
+  }
   if (c->ping_interval > 0) {
     if (s->flags & WS_SF_PING_OUT) {
       if (now >= s->ping_sent + c->ping_timeout) {
@@ -526,7 +547,8 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
       ws_conn_ping(&s->ws, NULL, 0);
       s->flags |= WS_SF_PING_OUT;
       s->ping_sent = now;
-      ws_loop_mark_dirty(s->loop, s);
+      ws_stream_flush(s); /* at once: ping_timeout counts from here, not from a later flush */
+      if (s->phase != WS_PH_OPEN) return;
     }
   }
   if (c->idle_timeout > 0 && now >= s->last_activity + c->idle_timeout) {
