@@ -11,6 +11,7 @@
 --       `seconds`; messages per second, and the server's CPU time per message.
 --   lua5.4 bench/deflate.lua server MODE     (the child: echo server, prints its port and pid)
 -- BENCH_SERVER_ENV="NAME=value ..." is put before the server's command (e.g. glibc tunables).
+-- --level N (0..9) sets the server's zlib compression level (compression.level; default 6).
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/lua/?.so;" .. package.cpath
@@ -25,8 +26,10 @@ for i = 2, #arg - 1, 2 do
 end
 
 if cmd == "server" then
-  local mode = arg[2]
-  local srv = assert(ws.server({ port = 0, compression = mode, max_queue = 64 }, function(conn)
+  local mode, level = arg[2], tonumber(arg[3])
+  local compression = mode
+  if level and mode ~= "off" then compression = { mode = mode, level = level } end
+  local srv = assert(ws.server({ port = 0, compression = compression, max_queue = 64 }, function(conn)
     for msg, kind in conn:messages() do conn:send(msg, kind) end
   end))
   local f = io.open("/proc/self/stat")
@@ -59,7 +62,7 @@ local has_taskset = os.execute("command -v taskset >/dev/null 2>&1")
 
 local function start_server(mode)
   local pin = (os.getenv("BENCH_SERVER_ENV") or "") .. " " .. (has_taskset and "taskset -c 0 " or "")
-  local p = assert(io.popen(("%slua5.4 %s/bench/deflate.lua server %s"):format(pin, root, mode), "r"))
+  local p = assert(io.popen(("%slua5.4 %s/bench/deflate.lua server %s %s"):format(pin, root, mode, opts.level or ""), "r"))
   local port, pid = p:read("l"):match("^(%d+)%s+(%d+)$")
   return { pipe = p, port = tonumber(port), pid = pid }
 end

@@ -98,8 +98,44 @@ describe("permessage-deflate", function()
         "ws.server: compression.mem_level must be an integer from 1 to 9")
       assert.has_error(function() ws.server({ compression = { threshold = -1 } }, function() end) end,
         "ws.server: compression.threshold must be a non-negative integer")
+      assert.has_error(function() ws.server({ compression = { level = 10 } }, function() end) end,
+        "ws.server: compression.level must be an integer from 0 to 9")
+      assert.has_error(function() ws.connect("ws://127.0.0.1:1/", { compression = { level = 1.5 } }) end,
+        "ws.connect: compression.level must be an integer from 0 to 9")
       assert.has_error(function() ws.connect("ws://127.0.0.1:1/", { compression = 3 }) end,
         'ws.connect: compression must be "off", "shared", "dedicated" or a table')
+    end)
+  end)
+
+  describe("compression level", function()
+    local fast, stored
+    setup(function()
+      fast = echo_server('{ mode = "dedicated", level = 1 }')
+      stored = echo_server('{ mode = "shared", level = 0 }')
+    end)
+    teardown(function() fast:stop() stored:stop() end)
+
+    it("trades size for speed as asked, and each level interoperates with Python websockets", function()
+      local msg = ('{"type":"message","user":"ann","text":"hello, level test"}'):rep(40)
+      for _, srv in ipairs({ fast, stored }) do
+        local c = assert(ws.connect(url(srv), { compression = "dedicated" }))
+        assert(c:send(msg))
+        assert.equal(msg, (c:receive(5)))
+        c:close()
+        local out = run_python({ helper.root .. "/spec/support/deflate_client.py", url(srv), "plain" }, 30)
+        assert.matches("plain rsv1=0 echo rsv1=1", out, 1, true)
+      end
+      -- level 0 sends stored blocks: a compressed echo is no smaller than the message
+      local codec = require "ws.codec"
+      local params = { server_no_context_takeover = true, client_no_context_takeover = true }
+      local l0 = codec.deflater(params, { level = 0 }, "server"):compress(msg)
+      local l1 = codec.deflater(params, { level = 1 }, "server"):compress(msg)
+      local l9 = codec.deflater(params, { level = 9 }, "server"):compress(msg)
+      assert.is_true(#l0 >= #msg, #l0)
+      assert.is_true(#l1 < #msg / 4, #l1)
+      assert.is_true(#l9 <= #l1, #l9 .. " " .. #l1)
+      local inflater = codec.deflater(params, {}, "client")
+      for _, c in ipairs({ l0, l1, l9 }) do assert.equal(msg, (inflater:inflate(c))) end
     end)
   end)
 

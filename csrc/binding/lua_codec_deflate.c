@@ -11,7 +11,7 @@
  *                                                d:memory(), d:close()
  *   conn:set_deflate(params, config)          -> true;  conn:deflate_memory() -> bytes
  *
- * config: { no_context_takeover =, window_bits = 8..15, mem_level = 1..9, threshold = }
+ * config: { no_context_takeover =, window_bits = 8..15, mem_level = 1..9, level = 0..9, threshold = }
  *   (mode = "shared" sets no_context_takeover, "dedicated" clears it).
  * params: { server_no_context_takeover =, client_no_context_takeover =,
  *           server_max_window_bits =, client_max_window_bits = } */
@@ -60,6 +60,7 @@ static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
   cfg->no_context_takeover = field_bool(L, idx, "no_context_takeover", cfg->no_context_takeover);
   cfg->window_bits = field_int(L, idx, "window_bits", cfg->window_bits, 8, 15);
   cfg->mem_level = field_int(L, idx, "mem_level", cfg->mem_level, 1, 9);
+  cfg->level = field_int(L, idx, "level", cfg->level, 0, 9);
   lua_getfield(L, idx, "threshold");
   if (!lua_isnil(L, -1)) {
     lua_Number n = lua_tonumber(L, -1);
@@ -71,13 +72,15 @@ static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
 }
 
 static void push_config(lua_State *L, const ws_deflate_config *cfg) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushboolean(L, cfg->no_context_takeover);
   lua_setfield(L, -2, "no_context_takeover");
   lua_pushinteger(L, cfg->window_bits);
   lua_setfield(L, -2, "window_bits");
   lua_pushinteger(L, cfg->mem_level);
   lua_setfield(L, -2, "mem_level");
+  lua_pushinteger(L, cfg->level);
+  lua_setfield(L, -2, "level");
   lua_pushinteger(L, (lua_Integer)cfg->threshold);
   lua_setfield(L, -2, "threshold");
 }
@@ -91,7 +94,7 @@ static void check_params(lua_State *L, int idx, ws_deflate_params *p) {
 }
 
 static void push_params(lua_State *L, const ws_deflate_params *p) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushboolean(L, p->server_no_context_takeover);
   lua_setfield(L, -2, "server_no_context_takeover");
   lua_pushboolean(L, p->client_no_context_takeover);

@@ -1,9 +1,9 @@
 /* The `compression` option of ws.server and ws.connect (permessage-deflate), read from Lua:
  *   compression = "off" | "shared" | "dedicated"
  *   compression = { mode = "shared" | "dedicated", window_bits = 8..15, mem_level = 1..9,
- *                   threshold = bytes }
+ *                   level = 0..9, threshold = bytes }
  * false and nil mean "off"; true means "dedicated". The defaults (window 13, memLevel 4,
- * threshold 64) come from the core (ws_deflate_config_default). Errors raise, naming the
+ * level 6, threshold 64) come from the core (ws_deflate_config_default). Errors raise, naming the
  * caller (`who`), before anything is allocated. */
 #include <string.h>
 
@@ -47,6 +47,7 @@ int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_co
     lua_pop(L, 1);
     cfg->window_bits = opt_int(L, idx, who, "window_bits", cfg->window_bits, 8, 15);
     cfg->mem_level = opt_int(L, idx, who, "mem_level", cfg->mem_level, 1, 9);
+    cfg->level = opt_int(L, idx, who, "level", cfg->level, 0, 9);
     if (lua_getfield(L, idx, "threshold") != LUA_TNIL) {
       lua_Number n = lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0 && n <= 1e15) || n != (lua_Number)(size_t)n)

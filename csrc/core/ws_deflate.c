@@ -20,17 +20,24 @@
 #define DEFAULT_WINDOW_BITS 13
 #define DEFAULT_MEM_LEVEL 4
 #define DEFAULT_THRESHOLD 64
+/* zlib's own default (6), as Node's ws uses. On 1 KiB of JSON, level 1 takes a quarter less
+ * CPU per message without context takeover and half as much with it, for 9% more bytes. */
+#define DEFAULT_LEVEL 6
+#define LEVELS 10
 
 void ws_deflate_config_default(ws_deflate_config *cfg) {
   cfg->no_context_takeover = 0;
   cfg->window_bits = DEFAULT_WINDOW_BITS;
   cfg->mem_level = DEFAULT_MEM_LEVEL;
   cfg->threshold = DEFAULT_THRESHOLD;
+  cfg->level = DEFAULT_LEVEL;
 }
 
 int ws_deflate_clamp_bits(int b) { return b < 8 ? 8 : b > 15 ? 15 : b; }
 
 static int clamp_mem_level(int m) { return m < 1 ? 1 : m > 9 ? 9 : m; }
+
+static int clamp_level(int l) { return l < 0 ? 0 : l > 9 ? 9 : l; }
 
 /* ---- zlib streams, each counting its own memory ---- */
 
@@ -82,9 +89,9 @@ static zstream *zstream_alloc(int inflater) {
 }
 
 /* bits is zlib's (positive; raw deflate is asked for with -bits). */
-static zstream *deflater_new(int bits, int mem_level) {
+static zstream *deflater_new(int bits, int mem_level, int level) {
   zstream *s = zstream_alloc(0);
-  if (s && deflateInit2(&s->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, mem_level,
+  if (s && deflateInit2(&s->z, level, Z_DEFLATED, -bits, mem_level,
                         Z_DEFAULT_STRATEGY) != Z_OK) {
     free(s); /* a failed init has released what it allocated */
     s = NULL;
@@ -117,7 +124,7 @@ static size_t zstream_memory(const zstream *s) { return s ? sizeof *s + s->mem :
  * one read). Creating one each time means 20 to 300 KB of fresh allocations and their
  * initialisation per message, which also fragments the heap (a server's RSS per connection
  * grew by half), so an idle stream of each shape (window bits, and memLevel for compressors)
- * is kept here for the next message on any connection; a connection holds a stream only
+ * (and level) is kept here for the next message on any connection; a connection holds a stream only
  * while one of its messages is half inflated. deflateReset/inflateReset before a stream goes
  * back also forget its window: nothing one connection sent or received can be referred to
  * in another's messages (a back-reference to it is "invalid distance too far back").
@@ -130,7 +137,7 @@ static size_t zstream_memory(const zstream *s) { return s ? sizeof *s + s->mem :
 #define DEFLATE_BITS_MIN 9 /* zlib's raw deflate needs 9 (see ws_deflate_new) */
 #define MEM_LEVELS 9
 
-static zstream *idle_deflaters[16 - DEFLATE_BITS_MIN][MEM_LEVELS];
+static zstream *idle_deflaters[16 - DEFLATE_BITS_MIN][MEM_LEVELS][LEVELS];
 static zstream *idle_inflaters[16 - 8];
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -144,7 +151,8 @@ static int slot_put(zstream **slot, zstream *s) {
 /* At exit or when the module is unloaded, so leak checkers see every stream freed. */
 __attribute__((destructor)) static void idle_streams_free(void) {
   for (int b = 0; b < 16 - DEFLATE_BITS_MIN; b++)
-    for (int m = 0; m < MEM_LEVELS; m++) zstream_free(slot_take(&idle_deflaters[b][m]));
+    for (int m = 0; m < MEM_LEVELS; m++)
+      for (int l = 0; l < LEVELS; l++) zstream_free(slot_take(&idle_deflaters[b][m][l]));
   for (int b = 0; b < 16 - 8; b++) zstream_free(slot_take(&idle_inflaters[b]));
 }
 #else /* without atomics: one thread only */
@@ -160,8 +168,8 @@ static int slot_put(zstream **slot, zstream *s) {
 }
 #endif
 
-static zstream **deflater_slot(int bits, int mem_level) {
-  return &idle_deflaters[bits - DEFLATE_BITS_MIN][mem_level - 1];
+static zstream **deflater_slot(int bits, int mem_level, int level) {
+  return &idle_deflaters[bits - DEFLATE_BITS_MIN][mem_level - 1][level];
 }
 
 static zstream **inflater_slot(int bits) { return &idle_inflaters[bits - 8]; }
@@ -180,7 +188,7 @@ struct ws_deflate {
   zstream *out, *in;        /* NULL when none is held */
   int out_reset, in_reset;  /* no context takeover in that direction: streams are borrowed */
   int out_bits, in_bits;    /* zlib windowBits (positive; raw deflate is asked with -bits) */
-  int mem_level;
+  int mem_level, level;
   int in_ended;             /* the input so far ended right after a BFINAL block */
   size_t threshold;
 };
@@ -204,6 +212,7 @@ ws_deflate *ws_deflate_new(const ws_deflate_params *params, const ws_deflate_con
                  cfg->no_context_takeover;
   d->in_reset = server ? params->client_no_context_takeover : params->server_no_context_takeover;
   d->mem_level = clamp_mem_level(cfg->mem_level);
+  d->level = clamp_level(cfg->level);
   d->threshold = cfg->threshold;
   return d;
 }
@@ -239,8 +248,8 @@ void ws_deflate_reset_output(ws_deflate *d) {
 
 static int out_start(ws_deflate *d) {
   if (d->out) return 0;
-  if (d->out_reset) d->out = slot_take(deflater_slot(d->out_bits, d->mem_level));
-  if (!d->out) d->out = deflater_new(d->out_bits, d->mem_level);
+  if (d->out_reset) d->out = slot_take(deflater_slot(d->out_bits, d->mem_level, d->level));
+  if (!d->out) d->out = deflater_new(d->out_bits, d->mem_level, d->level);
   return d->out ? 0 : -1;
 }
 
@@ -290,7 +299,7 @@ int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) 
     out->len -= 4;
   }
   if (d->out_reset) { /* nothing to carry over: the stream serves the next message anywhere */
-    give_back(deflater_slot(d->out_bits, d->mem_level), d->out);
+    give_back(deflater_slot(d->out_bits, d->mem_level, d->level), d->out);
     d->out = NULL;
   }
   return 0;

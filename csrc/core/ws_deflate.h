@@ -18,6 +18,7 @@ typedef struct ws_deflate_config {
   int no_context_takeover;      /* "shared" mode: both directions reset after every message */
   int window_bits;              /* our windows (8..15; 8 runs as zlib's 9, see ws_deflate_new) */
   int mem_level;                /* zlib memLevel 1..9 */
+  int level;                    /* zlib compression level 0..9 (speed against size) */
   size_t threshold;             /* messages shorter than this go uncompressed */
 } ws_deflate_config;
 

@@ -64,10 +64,10 @@ end
 
 -- The codec's deflate config from our options: compression = "shared" (no context takeover:
 -- no compressor memory kept between messages) or "dedicated" (per-connection contexts),
--- window_bits, mem_level, threshold (shorter messages go uncompressed).
+-- window_bits, mem_level, level (zlib's 0..9), threshold (shorter messages go uncompressed).
 local function deflate_config(opts, mode)
   return { mode = mode, window_bits = opts.window_bits, mem_level = opts.mem_level,
-           threshold = opts.threshold }
+           level = opts.level, threshold = opts.threshold }
 end
 
 ---------------------------------------------------------------------------------------------
