@@ -333,7 +333,7 @@ void ws_pool_give(ws_loop *loop, ws_buf *b) {
   }
 }
 
-void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
+void ws_pool_regrow(ws_loop *loop, ws_buf *b, size_t want) {
   size_t used = ws_buf_size(b), best = WS_BIG_MAX;
   ws_buf nb;
   if (b->cap - b->len >= want || want > SIZE_MAX - used) return;

@@ -33,7 +33,10 @@ void ws_pool_give(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty -> memory bac
 /* Make room for `want` more bytes in b with a pooled buffer of the next size that fits (the
  * old one goes back to the pool); when none is at hand nothing happens and ws_buf_reserve
  * grows b as usual. */
-void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) WS_HIDDEN;
+void ws_pool_regrow(ws_loop *loop, ws_buf *b, size_t want) WS_HIDDEN;
+static inline void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
+  if (b->cap - b->len < want) ws_pool_regrow(loop, b, want); /* the common case: it fits */
+}
 /* The loop's one receive buffer, lent to one stream at a time while it reads and parses
  * (ws_stream.c): NULL when it is lent already or memory ran out. Give it back with the buffer
  * the stream has now (the same memory, whatever it holds) or NULL when the stream kept or

@@ -30,8 +30,9 @@
  * or messages its handler has not taken yet. Input up to this size is moved into the loop's
  * buffer before the next read; a larger partial frame is completed in the stream's own. */
 #define WS_CARRY_MAX WS_POOL_BUF
-/* The most one read takes into the loop's buffer, so that what a stream may have to keep of
- * it stays within ws_conn's input limit (a held frame plus one read). */
+/* The most input the loop's buffer holds for one stream (carried bytes plus one read), so that
+ * what a stream may have to keep of it stays within ws_conn's input limit (a held frame plus
+ * one read). */
 #define WS_READ_MAX (64u * 1024u)
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
@@ -478,8 +479,9 @@ static void return_input(ws_stream *s, const uint8_t *lent) {
       ws_loop_recv_back(s->loop, NULL);
       return;
     }
-    if ((s->flags & WS_SF_HELD) && s->held >= r.data && s->held < r.data + r.cap)
-      s->held = ws_buf_begin(in) + (s->held - ws_buf_begin(&r));
+    uintptr_t held = (uintptr_t)s->held, from = (uintptr_t)ws_buf_begin(&r);
+    if ((s->flags & WS_SF_HELD) && held >= from && held < from + used) /* it lives in `in` */
+      s->held = ws_buf_begin(in) + (held - from);
   }
   ws_loop_recv_back(s->loop, &r);
 }
@@ -496,7 +498,10 @@ static void read_frames(ws_stream *s) {
       ws_stream_abort(s, "out of memory");
       return;
     }
-    if (lent && avail > WS_READ_MAX) avail = WS_READ_MAX;
+    if (lent) {
+      size_t room = WS_READ_MAX - ws_buf_size(&s->ws.in); /* carried <= WS_CARRY_MAX */
+      if (avail > room) avail = room;
+    }
     ssize_t n = s->tp->read(s, p, avail);
     if (n <= 0) {
       int err = n < 0 ? errno : 0;

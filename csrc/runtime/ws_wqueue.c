@@ -105,9 +105,15 @@ void ws_wqueue_free(ws_stream *s) {
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (sh->len <= WS_SHARED_COPY_MAX) {
-    if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-    ws_pool_grow(s->loop, &s->ws.out, sh->len);
-    if (ws_buf_append(&s->ws.out, sh->data, sh->len, 0) < 0) return -1;
+    ws_buf *out = &s->ws.out;
+    if (!out->data) ws_pool_take(s->loop, out);
+    ws_pool_grow(s->loop, out, sh->len);
+    if (out->cap - out->len >= sh->len) { /* the usual case, once per subscriber: inline */
+      memcpy(out->data + out->len, sh->data, sh->len);
+      ws_buf_commit(out, sh->len);
+    } else if (ws_buf_append(out, sh->data, sh->len, 0) < 0) {
+      return -1;
+    }
     s->last_activity = ws_loop_now(s->loop);
     ws_loop_mark_dirty(s->loop, s);
     return 0;
