@@ -13,10 +13,28 @@ typedef char ws_check_io_size[sizeof(ev_io) <= WS_WATCHER_BYTES ? 1 : -1];
 typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
 
 #define WS_MAX_SIGNALS 4
-#define WS_POOL_MAX 32
 #define WS_PREPARE_ROUNDS 64
 #define WS_BIG_MAX 4             /* grown buffers kept by the loop ... */
 #define WS_BIG_KEEP (4u << 20)   /* ... of at most this capacity each */
+/* The pool keeps freed I/O buffers in size classes of WS_POOL_BUF << k. Each class grows to
+ * what the busy connections borrow at once (a buffer is taken when a connection has output
+ * or unread messages and given back when they are gone, so at a thousand busy connections a
+ * thousand are out at the top of every iteration), up to WS_POOL_BYTES of memory per class.
+ * Once a second, the buffers a class did not lend at all during the last second are freed,
+ * down to WS_POOL_KEEP: the pool follows the load down again. */
+#define WS_POOL_CLASSES 5          /* 16 KiB to 256 KiB */
+#define WS_POOL_BYTES (64u << 20)
+#define WS_POOL_KEEP 32
+#define WS_POOL_TRIM 1.0           /* seconds between trims */
+/* The receive buffer every stream reads into (ws_loop_recv_take): larger than any ws_conn's
+ * input limit, so the protocol engine never has to grow it. */
+#define WS_RECV_BUF (256u * 1024u)
+
+typedef struct ws_pool_class {
+  void **bufs;
+  size_t n, cap;
+  size_t low;                /* fewest pooled since the last trim: never needed meanwhile */
+} ws_pool_class;
 
 struct ws_loop {
   struct ev_loop *ev;
@@ -27,8 +45,10 @@ struct ws_loop {
   void *user;
   ws_stream *dirty;  /* doubly linked through dprev/dnext */
   int owns_ev;       /* libev's default loop was created here */
-  size_t npool;
-  void *pool[WS_POOL_MAX];
+  ws_pool_class pool[WS_POOL_CLASSES];
+  ev_timer pool_timer;       /* the trim; unreferenced: it keeps no loop running */
+  ws_buf recv;               /* the shared receive buffer ... */
+  int recv_lent;             /* ... while a stream reads into it */
   size_t nbig;               /* grown buffers kept for the next large message (ws_pool_grow) */
   ws_buf big[WS_BIG_MAX];
   double now;                /* the loop's clock (see ws_loop_now) ... */
@@ -108,6 +128,8 @@ static void on_prepare(struct ev_loop *ev, ev_prepare *w, int revents) {
   else if (ev_is_active(&loop->idle)) ev_idle_stop(loop->ev, &loop->idle);
 }
 
+static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents);
+
 static void on_idle(struct ev_loop *ev, ev_idle *w, int revents) {
   /* Only here so that the poll does not block; the prepare watcher does the work. */
   (void)ev; (void)w; (void)revents;
@@ -131,6 +153,7 @@ ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) {
   ev_prepare_start(loop->ev, &loop->prepare);
   ev_unref(loop->ev); /* the flush step alone must not keep ev_run going */
   ev_idle_init(&loop->idle, on_idle);
+  ev_timer_init(&loop->pool_timer, on_pool_timer, WS_POOL_TRIM, WS_POOL_TRIM);
   return loop;
 }
 
@@ -144,7 +167,13 @@ void ws_loop_free(ws_loop *loop) {
     ev_ref(loop->ev);
     ev_signal_stop(loop->ev, &loop->sig[i]);
   }
-  while (loop->npool) free(loop->pool[--loop->npool]);
+  if (ev_is_active(&loop->pool_timer)) { ev_ref(loop->ev); ev_timer_stop(loop->ev, &loop->pool_timer); }
+  for (int k = 0; k < WS_POOL_CLASSES; k++) {
+    ws_pool_class *c = &loop->pool[k];
+    while (c->n) free(c->bufs[--c->n]);
+    free(c->bufs);
+  }
+  ws_buf_free(&loop->recv);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
   ws_wqueue_trim();
   if (loop->owns_ev) ev_loop_destroy(loop->ev);
@@ -214,18 +243,74 @@ void ws_timer_stop(ws_loop *loop, ws_timer *t) {
 
 /* ---- buffer pool ---- */
 
+static size_t class_size(int k) { return (size_t)WS_POOL_BUF << k; }
+
+/* The class of a buffer of exactly this capacity, or -1. */
+static int class_of(size_t cap) {
+  for (int k = 0; k < WS_POOL_CLASSES; k++) if (cap == class_size(k)) return k;
+  return -1;
+}
+
+/* A buffer of class k: pooled, or new (NULL when memory ran out). */
+static void *class_take(ws_loop *loop, int k) {
+  ws_pool_class *c = &loop->pool[k];
+  if (!c->n) return malloc(class_size(k));
+  if (--c->n < c->low) c->low = c->n;
+  return c->bufs[c->n];
+}
+
+/* Keep a buffer of class k, or free it when the class is full. */
+static void class_give(ws_loop *loop, int k, void *p) {
+  ws_pool_class *c = &loop->pool[k];
+  if (c->n == c->cap) {
+    size_t limit = WS_POOL_BYTES / class_size(k), ncap = c->cap ? c->cap * 2 : WS_POOL_KEEP;
+    if (ncap > limit) ncap = limit;
+    void **nb = ncap > c->cap ? realloc(c->bufs, ncap * sizeof *nb) : NULL;
+    if (!nb) { free(p); return; }
+    c->bufs = nb;
+    c->cap = ncap;
+  }
+  c->bufs[c->n++] = p;
+  if (c->n > WS_POOL_KEEP && !ev_is_active(&loop->pool_timer)) {
+    ev_timer_again(loop->ev, &loop->pool_timer);
+    ev_unref(loop->ev); /* a trim to come is no reason to keep running */
+  }
+}
+
+static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents) {
+  ws_loop *loop = WS_CONTAINER(w, ws_loop, pool_timer);
+  int busy = 0;
+  (void)revents;
+  for (int k = 0; k < WS_POOL_CLASSES; k++) {
+    ws_pool_class *c = &loop->pool[k];
+    size_t spare = c->n > WS_POOL_KEEP ? c->n - WS_POOL_KEEP : 0;
+    if (spare > c->low) spare = c->low;
+    while (spare--) free(c->bufs[--c->n]);
+    if (c->cap > 4 * WS_POOL_KEEP && c->n < c->cap / 4) { /* the array follows the pool down */
+      void **nb = realloc(c->bufs, (c->cap / 2) * sizeof *nb);
+      if (nb) { c->bufs = nb; c->cap /= 2; }
+    }
+    c->low = c->n;
+    if (c->n > WS_POOL_KEEP) busy = 1;
+  }
+  if (!busy) {
+    ev_ref(ev);
+    ev_timer_stop(ev, w);
+  }
+}
+
 void ws_pool_take(ws_loop *loop, ws_buf *b) {
   if (b->data) return;
-  if (loop->npool) b->data = loop->pool[--loop->npool];
-  else if (!(b->data = malloc(WS_POOL_BUF))) return; /* ws_buf_reserve will try again */
+  if (!(b->data = class_take(loop, 0))) return; /* ws_buf_reserve will try again */
   b->cap = WS_POOL_BUF;
   b->head = b->len = 0;
 }
 
 void ws_pool_give(ws_loop *loop, ws_buf *b) {
   if (!b->data) return;
-  if (b->cap == WS_POOL_BUF && loop->npool < WS_POOL_MAX) {
-    loop->pool[loop->npool++] = b->data;
+  int k = class_of(b->cap);
+  if (k >= 0) {
+    class_give(loop, k, b->data);
     ws_buf_init(b);
   } else if (b->cap > WS_POOL_BUF && b->cap <= WS_BIG_KEEP) {
     /* A buffer grown for large messages goes to the loop, not the connection: the next large
@@ -248,18 +333,50 @@ void ws_pool_give(ws_loop *loop, ws_buf *b) {
   }
 }
 
-void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
+void ws_pool_regrow(ws_loop *loop, ws_buf *b, size_t want) {
   size_t used = ws_buf_size(b), best = WS_BIG_MAX;
+  ws_buf nb;
   if (b->cap - b->len >= want || want > SIZE_MAX - used) return;
-  for (size_t i = 0; i < loop->nbig; i++)
-    if (loop->big[i].cap >= used + want && (best == WS_BIG_MAX || loop->big[i].cap < loop->big[best].cap)) best = i;
-  if (best == WS_BIG_MAX) return; /* ws_buf_reserve grows it */
-  ws_buf nb = loop->big[best];
-  loop->big[best] = loop->big[--loop->nbig];
+  if (b->cap - used >= want && b->head) return; /* ws_buf_reserve makes room in place */
+  int k = 0;
+  while (k < WS_POOL_CLASSES && class_size(k) < used + want) k++;
+  if (k < WS_POOL_CLASSES) {
+    if (!(nb.data = class_take(loop, k))) return; /* ws_buf_reserve tries on its own */
+    nb.cap = class_size(k);
+  } else {
+    for (size_t i = 0; i < loop->nbig; i++)
+      if (loop->big[i].cap >= used + want && (best == WS_BIG_MAX || loop->big[i].cap < loop->big[best].cap)) best = i;
+    if (best == WS_BIG_MAX) return; /* ws_buf_reserve grows it */
+    nb = loop->big[best];
+    loop->big[best] = loop->big[--loop->nbig];
+  }
   if (used) memcpy(nb.data, ws_buf_begin(b), used);
   nb.head = 0;
   nb.len = used;
   ws_buf_clear(b);
   ws_pool_give(loop, b);
   *b = nb;
+}
+
+/* ---- the shared receive buffer ---- */
+
+ws_buf *ws_loop_recv_take(ws_loop *loop) {
+  if (loop->recv_lent) return NULL;
+  if (!loop->recv.data) {
+    if (!(loop->recv.data = malloc(WS_RECV_BUF))) return NULL;
+    loop->recv.cap = WS_RECV_BUF;
+  }
+  ws_buf_clear(&loop->recv);
+  loop->recv_lent = 1;
+  return &loop->recv;
+}
+
+void ws_loop_recv_back(ws_loop *loop, ws_buf *b) {
+  loop->recv_lent = 0;
+  if (b) {
+    loop->recv = *b;
+    ws_buf_clear(&loop->recv);
+  } else {
+    ws_buf_init(&loop->recv); /* the memory went with the stream (or was freed by it) */
+  }
 }

@@ -25,14 +25,24 @@ const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
 void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
 
-/* Buffer pool: idle connections keep no I/O buffers; busy ones borrow pooled memory so the
- * echo path does not allocate per message. */
+/* Buffer pool: idle connections keep no I/O buffers; busy ones borrow pooled memory so that
+ * no message and no flush allocates (the pool follows the number of busy connections). */
 #define WS_POOL_BUF 16384
 void ws_pool_take(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty and unallocated -> pooled memory */
 void ws_pool_give(ws_loop *loop, ws_buf *b) WS_HIDDEN;  /* b empty -> memory back to the pool (or freed) */
-/* Make room for `want` more bytes in b with a large buffer the loop kept, if one fits (else
- * nothing happens and ws_buf_reserve grows b as usual). */
-void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) WS_HIDDEN;
+/* Make room for `want` more bytes in b with a pooled buffer of the next size that fits (the
+ * old one goes back to the pool); when none is at hand nothing happens and ws_buf_reserve
+ * grows b as usual. */
+void ws_pool_regrow(ws_loop *loop, ws_buf *b, size_t want) WS_HIDDEN;
+static inline void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
+  if (b->cap - b->len < want) ws_pool_regrow(loop, b, want); /* the common case: it fits */
+}
+/* The loop's one receive buffer, lent to one stream at a time while it reads and parses
+ * (ws_stream.c): NULL when it is lent already or memory ran out. Give it back with the buffer
+ * the stream has now (the same memory, whatever it holds) or NULL when the stream kept or
+ * freed it. */
+ws_buf *ws_loop_recv_take(ws_loop *loop) WS_HIDDEN;
+void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
 
 /* ws_stream.c */
 void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */

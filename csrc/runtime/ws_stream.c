@@ -25,6 +25,15 @@
  * in ws_conn's buffers (valid until the next ws_conn_next) and reading pauses until the handler
  * has taken it. Smaller ones are copied so that a whole batch reaches the handler at once. */
 #define WS_INBOX_DIRECT (WS_POOL_BUF / 2)
+/* Streams read into the loop's one receive buffer and parse there (ws_loop_recv_take), so a
+ * busy connection keeps no input buffer of its own, except for the trailing part of a frame
+ * or messages its handler has not taken yet. Input up to this size is moved into the loop's
+ * buffer before the next read; a larger partial frame is completed in the stream's own. */
+#define WS_CARRY_MAX WS_POOL_BUF
+/* The most input the loop's buffer holds for one stream (carried bytes plus one read), so that
+ * what a stream may have to keep of it stays within ws_conn's input limit (a held frame plus
+ * one read). */
+#define WS_READ_MAX (64u * 1024u)
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
@@ -323,7 +332,7 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
   uint32_t len = (uint32_t)n;
   if (n > UINT32_MAX) return -1;
   if (!s->inbox.data) ws_pool_take(s->loop, &s->inbox);
-  if (n > WS_POOL_BUF / 2) ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+  ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
   uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
   if (!dst) return -1;
   memcpy(hdr, &len, 4);
@@ -438,20 +447,70 @@ static void after_input(ws_stream *s) {
   if (any) emit(s, WS_SEV_READ);
 }
 
+/* Put the loop's receive buffer in place of the stream's input (the bytes it holds move
+ * along, at the same offsets for ws_conn): 1 when lent, 0 when the stream reads into its own. */
+static int lend_input(ws_stream *s) {
+  ws_buf *in = &s->ws.in, *r;
+  size_t used = ws_buf_size(in);
+  if (used > WS_CARRY_MAX || (s->flags & WS_SF_HELD)) return 0;
+  if (!(r = ws_loop_recv_take(s->loop))) return 0;
+  if (used) memcpy(r->data, ws_buf_begin(in), used);
+  r->len = used;
+  ws_buf_clear(in);
+  ws_pool_give(s->loop, in);
+  *in = *r;
+  return 1;
+}
+
+/* Give the loop its buffer back; bytes not parsed yet (a partial frame, messages waiting for
+ * the handler, a held message) move to a pooled buffer of the stream's own. */
+static void return_input(ws_stream *s, const uint8_t *lent) {
+  ws_buf *in = &s->ws.in, r = *in;
+  if (in->data != lent) { /* ws_conn freed or regrew it: the memory is the stream's now */
+    ws_loop_recv_back(s->loop, NULL);
+    return;
+  }
+  ws_buf_init(in);
+  size_t used = ws_buf_size(&r);
+  if (used) {
+    ws_pool_grow(s->loop, in, used);
+    if (ws_buf_append(in, ws_buf_begin(&r), used, 0) < 0) {
+      *in = r; /* no memory for a copy: the stream keeps this one, the loop makes another */
+      ws_loop_recv_back(s->loop, NULL);
+      return;
+    }
+    uintptr_t held = (uintptr_t)s->held, from = (uintptr_t)ws_buf_begin(&r);
+    if ((s->flags & WS_SF_HELD) && held >= from && held < from + used) /* it lives in `in` */
+      s->held = ws_buf_begin(in) + (held - from);
+  }
+  ws_loop_recv_back(s->loop, &r);
+}
+
 static void read_frames(ws_stream *s) {
   for (;;) {
     if (s->flags & WS_SF_PAUSED) break;
     size_t avail = 0;
-    if (!s->ws.in.data) ws_pool_take(s->loop, &s->ws.in);
+    const uint8_t *lent = lend_input(s) ? s->ws.in.data : NULL;
+    if (!lent && !s->ws.in.data) ws_pool_take(s->loop, &s->ws.in);
     uint8_t *p = ws_conn_input_space(&s->ws, &avail);
-    if (!p) { ws_stream_abort(s, "out of memory"); return; }
-    ssize_t n = s->tp->read(s, p, avail);
-    if (n == 0) {
-      ws_stream_abort(s, s->close_code ? NULL : "connection lost");
+    if (!p) {
+      if (lent) return_input(s, lent);
+      ws_stream_abort(s, "out of memory");
       return;
     }
-    if (n < 0) {
-      if (errno != EAGAIN) { ws_stream_fail_io(s, errno); return; }
+    if (lent) {
+      size_t room = WS_READ_MAX - ws_buf_size(&s->ws.in); /* carried <= WS_CARRY_MAX */
+      if (avail > room) avail = room;
+    }
+    ssize_t n = s->tp->read(s, p, avail);
+    if (n <= 0) {
+      int err = n < 0 ? errno : 0;
+      if (lent) return_input(s, lent);
+      if (n == 0) {
+        ws_stream_abort(s, s->close_code ? NULL : "connection lost");
+        return;
+      }
+      if (err != EAGAIN) { ws_stream_fail_io(s, err); return; }
       ws_stream_update_io(s); /* TLS may wait for writability */
       break;
     }
@@ -459,6 +518,7 @@ static void read_frames(ws_stream *s) {
     s->last_recv = ws_loop_now(s->loop);
     s->flags &= (uint8_t)~WS_SF_PING_OUT; /* any byte proves the peer is alive */
     after_input(s);
+    if (lent) return_input(s, lent);
     if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) break;
     if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) break; /* drained */
   }
@@ -565,7 +625,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-  if (n > WS_POOL_BUF / 2) ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
   s->last_activity = ws_loop_now(s->loop);
   ws_loop_mark_dirty(s->loop, s);

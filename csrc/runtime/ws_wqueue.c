@@ -56,8 +56,9 @@ void ws_wqueue_trim(void) {
   seg_cached = 0;
 }
 
-static void seg_free(ws_segment *g) {
-  if (g->sh) ws_shared_unref(g->sh); else ws_buf_free(&g->own);
+static void seg_free(ws_loop *loop, ws_segment *g) {
+  if (g->sh) ws_shared_unref(g->sh);
+  else { ws_buf_clear(&g->own); ws_pool_give(loop, &g->own); }
   if (seg_cached < WS_SEG_CACHE_MAX) {
     g->next = seg_cache;
     seg_cache = g;
@@ -89,7 +90,7 @@ void ws_wqueue_free(ws_stream *s) {
   ws_segment *g = s->seg_head;
   while (g) {
     ws_segment *next = g->next;
-    seg_free(g);
+    seg_free(s->loop, g);
     g = next;
   }
   s->seg_head = s->seg_tail = NULL;
@@ -104,7 +105,15 @@ void ws_wqueue_free(ws_stream *s) {
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (sh->len <= WS_SHARED_COPY_MAX) {
-    if (ws_buf_append(&s->ws.out, sh->data, sh->len, 0) < 0) return -1;
+    ws_buf *out = &s->ws.out;
+    if (!out->data) ws_pool_take(s->loop, out);
+    ws_pool_grow(s->loop, out, sh->len);
+    if (out->cap - out->len >= sh->len) { /* the usual case, once per subscriber: inline */
+      memcpy(out->data + out->len, sh->data, sh->len);
+      ws_buf_commit(out, sh->len);
+    } else if (ws_buf_append(out, sh->data, sh->len, 0) < 0) {
+      return -1;
+    }
     s->last_activity = ws_loop_now(s->loop);
     ws_loop_mark_dirty(s->loop, s);
     return 0;
@@ -174,7 +183,7 @@ size_t ws_stream_flush(ws_stream *s) {
       s->seg_bytes -= len;
       s->seg_head = g->next;
       if (!s->seg_head) s->seg_tail = NULL;
-      seg_free(g);
+      seg_free(s->loop, g);
     }
     if (left) ws_buf_consume(&s->ws.out, left);
     if ((size_t)w < total) { /* the socket is full: wait until it is writable */
