@@ -46,7 +46,7 @@ The protocol: every WebSocket message is one JSON object (text frames) with a st
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 local cjson = require "cjson"

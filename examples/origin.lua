@@ -21,7 +21,7 @@ every subdomain of example.com over https. Admitted clients get an echo service 
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 
