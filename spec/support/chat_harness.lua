@@ -51,7 +51,10 @@ function M.start_example(script, extra)
   local server = { port = port, pid = pid, log = log, handle = handle, line = line,
                    base = "http://127.0.0.1:" .. port, ws_url = "ws://127.0.0.1:" .. port .. "/ws" }
   function server.stderr() return read_file(log) end
-  function server.alive() return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  function server.alive()
+    local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    return ok == true or ok == 0 -- 5.2+ | 5.1 and LuaJIT
+  end
   function server.stop()
     if server.stopped then return end
     server.stopped = true
