@@ -10,6 +10,8 @@
 #ifndef LUA_COMPAT_H
 #define LUA_COMPAT_H
 
+#include <stdint.h>
+
 #include "lauxlib.h"
 #include "lua.h"
 
@@ -30,6 +32,32 @@ static inline int lua_absindex(lua_State *L, int idx) {
 #define lua_gettable(L, idx) (lua_gettable(L, (idx)), lua_type(L, -1))
 #define lua_rawget(L, idx) (lua_rawget(L, (idx)), lua_type(L, -1))
 #define lua_rawgeti(L, idx, n) (lua_rawgeti(L, (idx), (n)), lua_type(L, -1))
+
+static inline int lua_rawgetp(lua_State *L, int idx, const void *p) {
+  idx = lua_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)(uintptr_t)p);
+  return lua_rawget(L, idx);
+}
+
+static inline void lua_rawsetp(lua_State *L, int idx, const void *p) {
+  idx = lua_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)(uintptr_t)p);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+
+static inline int lua_geti(lua_State *L, int idx, lua_Integer n) {
+  idx = lua_absindex(L, idx);
+  lua_pushinteger(L, n);
+  return lua_gettable(L, idx);
+}
+
+static inline void lua_seti(lua_State *L, int idx, lua_Integer n) {
+  idx = lua_absindex(L, idx);
+  lua_pushinteger(L, n);
+  lua_insert(L, -2);
+  lua_settable(L, idx);
+}
 
 static inline void *lua_newuserdatauv(lua_State *L, size_t size, int nuv) {
   void *p = lua_newuserdata(L, size);
