@@ -1,5 +1,6 @@
 /* The Lua 5.4 API that the `ws.core` binding is written against, on LuaJIT 2.1 (and the
- * Lua 5.1 API it extends). On 5.4 this header adds nothing. On 5.1/LuaJIT:
+ * Lua 5.1 API it extends). On 5.4 it adds only lws_push_main_thread and LWS_HAVE_CONTINUATIONS.
+ * On 5.1/LuaJIT:
  * - user values live in the userdata's environment table (created only when the userdata
  *   is made with at least one user value: a fresh userdata's environment is the globals);
  * - the getters return the type of the value they push, as in 5.3+;
@@ -16,6 +17,11 @@
 #include "lua.h"
 
 #if LUA_VERSION_NUM < 502
+
+/* No continuations (lua_callk, lua_yieldk): a C function cannot call a Lua function that yields
+ * (LuaJIT raises "attempt to yield across C-call boundary"). What needs one keeps a Lua version
+ * for LWS_HAVE_CONTINUATIONS 0. */
+#define LWS_HAVE_CONTINUATIONS 0
 
 #ifndef LUA_OK
 #define LUA_OK 0
@@ -130,6 +136,8 @@ static inline void lws_push_main_thread(lua_State *L) {
 }
 
 #else
+
+#define LWS_HAVE_CONTINUATIONS 1
 
 static inline void lws_push_main_thread(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
