@@ -46,10 +46,17 @@ The protocol: every WebSocket message is one JSON object (text frames) with a st
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 local cjson = require "cjson"
+
+-- Lua 5.3+ library functions, and what stands in for them on LuaJIT.
+local tointeger = math.tointeger or function(n) return n == math.floor(n) and n or nil end
+local utf8_len = utf8 and utf8.len or function(s) -- characters, or nil when s is not UTF-8
+  if not require("ws.codec").utf8_valid(s) then return nil end
+  return select(2, s:gsub("[^\128-\191]", ""))
+end
 
 local LIMITS = { nick = 32, room = 32, text = 2000 }
 local MAX_ROOMS = 1000
@@ -66,9 +73,9 @@ local function parse_args(argv)
   while i <= #argv do
     local a, v = argv[i], argv[i + 1]
     if a == "--help" or a == "-h" then usage(0)
-    elseif a == "--port" and tonumber(v) then opts.port = math.tointeger(tonumber(v))
+    elseif a == "--port" and tonumber(v) then opts.port = tointeger(tonumber(v))
     elseif a == "--host" and v then opts.host = v
-    elseif a == "--history" and tonumber(v) then opts.history = math.tointeger(tonumber(v))
+    elseif a == "--history" and tonumber(v) then opts.history = tointeger(tonumber(v))
     elseif a == "--origin" and v then
       opts.origins = opts.origins or {}
       opts.origins[#opts.origins + 1] = v
@@ -107,7 +114,7 @@ local PAGE_HEADERS = {
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local data = f:read("a")
+  local data = f:read("*a")
   f:close()
   return data
 end
@@ -177,7 +184,7 @@ end
 local function valid_nick(nick)
   if type(nick) ~= "string" then return nil end
   nick = nick:match("^%s*(.-)%s*$")
-  local len = utf8.len(nick)
+  local len = utf8_len(nick)
   if not len or len < 1 or len > LIMITS.nick or nick:find("%c") then return nil end
   return nick
 end
@@ -236,7 +243,7 @@ local function say(client, req)
   if type(text) ~= "string" or not text:find("%S") then
     return send_error(client, "bad_text", "message text must be a non-empty string")
   end
-  local len = utf8.len(text)
+  local len = utf8_len(text)
   if not len then return send_error(client, "bad_text", "message text is not valid UTF-8") end
   if len > LIMITS.text then
     return send_error(client, "too_long", ("message text is over %d characters"):format(LIMITS.text))

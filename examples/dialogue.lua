@@ -4,7 +4,7 @@
 --   lua5.4 examples/dialogue.lua [--port N]        (then: lua5.4 examples/dialogue_client.lua --port N)
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 

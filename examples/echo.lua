@@ -6,7 +6,7 @@
 -- default; =shared for no context takeover).
 local root = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 

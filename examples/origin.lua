@@ -21,16 +21,17 @@ every subdomain of example.com over https. Admitted clients get an echo service 
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 
 local ws = require "ws"
 
+local tointeger = math.tointeger or function(n) return n == math.floor(n) and n or nil end -- LuaJIT
 local opts = { port = 8080, host = "127.0.0.1", allow = {}, patterns = {} }
 do
   local argv, i = arg or {}, 1
   while i <= #argv do
     local a, v = argv[i], argv[i + 1]
-    if a == "--port" and tonumber(v) then opts.port = math.tointeger(tonumber(v))
+    if a == "--port" and tonumber(v) then opts.port = tointeger(tonumber(v))
     elseif a == "--host" and v then opts.host = v
     elseif a == "--allow" and v then opts.allow[#opts.allow + 1] = v
     elseif a == "--allow-pattern" and v then opts.patterns[#opts.patterns + 1] = v

@@ -10,7 +10,7 @@ if not (os.getenv("LUA_PATH_5_4") or os.getenv("LUA_PATH")) then
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 end
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then
-  package.cpath = root .. "/lua/?.so;" .. package.cpath
+  package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 end
 local socket = require "socket"
 local ws = require "ws"

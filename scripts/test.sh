@@ -3,7 +3,8 @@
 #   deps     Debian packages and Node peers (scripts/deps.sh)
 #   build    ws.codec and ws.core into lua/ws, warning-free (-Werror)
 #   specs    the whole busted suite on Lua 5.4
-#   matrix   the codec specs on Lua 5.1, 5.3 and LuaJIT 2.1, each with its own build of ws.codec
+#   matrix   the codec specs on Lua 5.1, 5.3 and LuaJIT 2.1, each with its own build of ws.codec;
+#            then the specs of ws.core and `require "ws"` on LuaJIT 2.1 (`make luajit`'s build)
 #   asan     the whole suite again on an AddressSanitizer + UndefinedBehaviorSanitizer build
 #   fuzz     every libFuzzer driver for FUZZ_SECONDS (default 60)
 #   rock     `luarocks make` of the rockspec into a temporary tree, then require from it
@@ -32,6 +33,9 @@ CODEC_SPECS=(spec/codec_*_spec.lua spec/utf8_spec.lua)
 mapfile -t CODEC_REGRESS < <(grep -L -e 'require "ws"' -e 'require "ws.core"' -e 'require "support' \
   spec/regress/*_spec.lua 2>/dev/null | xargs -r grep -l 'require "ws.codec"')
 CODEC_SPECS+=("${CODEC_REGRESS[@]}")
+# Specs left out of the LuaJIT run of the runtime: the codec's (run on every Lua above) and nginx's
+# (ws.resty runs on nginx's LuaJIT in the 5.4 run, whose LuaJIT matrix_luajit_spec checks).
+JIT_SKIP=(spec/openresty_spec.lua spec/matrix_luajit_spec.lua)
 
 passed=0 failed=0 skipped=0 spec_counted=0 failed_stage=""
 timings=()
@@ -99,6 +103,7 @@ stage_matrix() {
   local files=() f lua v ok=0 rc p fl sk
   for f in "${CODEC_SPECS[@]}"; do [ -f "$f" ] && files+=("$f"); done
   make --no-print-directory -j"$JOBS" matrix-5.1 matrix-5.3 matrix-luajit || return 1
+  make --no-print-directory -j"$JOBS" luajit EXTRA_CFLAGS=-Werror || return 1
   if [ "${#files[@]}" -eq 0 ]; then
     echo "note: no codec specs (spec/codec_*_spec.lua, spec/utf8_spec.lua) yet; builds checked only"
     return 0
@@ -124,6 +129,19 @@ stage_matrix() {
       ok=1
     fi
   done
+  # The runtime on LuaJIT, after the codec runs: its specs use sockets and timing, kept off a busy CPU.
+  local jit_files=() skip
+  for f in spec/*_spec.lua spec/regress/*_spec.lua; do
+    for skip in "${CODEC_SPECS[@]}" "${JIT_SKIP[@]}"; do [ "$f" = "$skip" ] && continue 2; done
+    jit_files+=("$f")
+  done
+  echo "---- ws.core specs on $(luajit -v 2>&1 | head -n 1)"
+  if run_busted luajit "$ROOT/build/luajit/?.so" luajit-core "${jit_files[@]}"; then
+    echo "---- luajit (ws.core): $b_passed passed, $b_failed failed, $b_skipped skipped"
+  else
+    echo "---- luajit (ws.core): FAILED: $b_passed passed, $b_failed failed, $b_skipped skipped"
+    ok=1
+  fi
   return "$ok"
 }
 
@@ -179,7 +197,7 @@ stage_title() {
     deps) echo "dependencies (Debian packages, Node peers)" ;;
     build) echo "build ws.codec and ws.core, warning-free (-Werror)" ;;
     specs) echo "busted spec suite on Lua 5.4" ;;
-    matrix) echo "codec specs on Lua 5.1, 5.3 and LuaJIT 2.1" ;;
+    matrix) echo "codec specs on Lua 5.1, 5.3 and LuaJIT 2.1; ws.core specs on LuaJIT 2.1" ;;
     asan) echo "whole suite on an ASan + UBSan build" ;;
     fuzz) echo "libFuzzer drivers, ${FUZZ_SECONDS:-60}s each" ;;
     rock) echo "luarocks make into a temporary tree" ;;

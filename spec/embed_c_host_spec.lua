@@ -30,6 +30,10 @@ describe("C host with its own libev loop", function()
     -- A sanitized core.so needs the sanitizer runtimes in the program that links it.
     local sanitize = os.getenv("WS_TEST_SANITIZE")
     if sanitize and sanitize ~= "" then argv[#argv] = "C_HOST_FLAGS=-Werror -fsanitize=" .. sanitize end
+    if jit then -- the host links the Lua that runs the specs
+      argv[#argv + 1] = "C_HOST_LUA_INC=/usr/include/luajit-2.1"
+      argv[#argv + 1] = "C_HOST_LUA_LIB=-lluajit-5.1"
+    end
     local ok, code, out, err = helper.run(argv, { timeout = 120 })
     assert(ok, ("make c-host failed (%s):\n%s%s"):format(tostring(code), out or "", err or ""))
   end)

@@ -10,7 +10,7 @@ local ws = require "ws"
 describe("ws.pollfd and ws.step", function()
   it("give a descriptor and one bounded iteration", function()
     local fd = assert(ws.pollfd())
-    assert.are.equal("integer", math.type(fd))
+    assert.are.equal("integer", math.type and math.type(fd) or fd == math.floor(fd) and "integer")
     assert.is_true(fd >= 0)
     local alive, wait = ws.step()
     assert.are.equal("boolean", type(alive))

@@ -86,7 +86,9 @@ describe("server backpressure", function()
     assert.are.equal(s1.sent, s2.sent) -- still waiting
     assert.is_true(s2.sent < COUNT, "every send completed while nobody read: " .. s2.sent)
     assert.is_true(s2.max_buffered <= HIGH + SIZE + 64, "queued " .. s2.max_buffered)
-    if CHECK_RSS then assert.is_true(s2.rss - rss0 < 4 * 1024, ("server grew by %d KiB"):format(s2.rss - rss0)) end
+    -- (LuaJIT's collector leaves more of the 64 KiB payloads built by the handler as garbage.)
+    local bound = (jit and 8 or 4) * 1024
+    if CHECK_RSS then assert.is_true(s2.rss - rss0 < bound, ("server grew by %d KiB"):format(s2.rss - rss0)) end
     -- now read everything: every payload, in order
     for i = 1, COUNT do
       local kind, got = c:message(10)

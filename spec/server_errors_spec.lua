@@ -10,8 +10,8 @@ describe("server errors", function()
   setup(function()
     srv = server.start([[
       local function fds()
-        local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("n") .. "/fd | wc -l")
-        local n = tonumber(p:read("a"))
+        local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("*n") .. "/fd | wc -l")
+        local n = tonumber(p:read("*a"))
         p:close()
         return n
       end

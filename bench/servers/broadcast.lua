@@ -5,7 +5,7 @@
 -- fan-out itself is server:publish in C: one frame built once and shared by all subscribers.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/servers/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/lua/?.so;" .. package.cpath
+package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
 local ws = require "ws"
 
 local port = 8080

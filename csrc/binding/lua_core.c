@@ -119,7 +119,10 @@ void lws_report(lws_ctx *x, const char *where, const char *msg) {
 /* ---- running tasks ---- */
 
 static void close_thread(lua_State *co, lua_State *L) {
-#if LUA_VERSION_RELEASE_NUM >= 50406
+#if LUA_VERSION_NUM < 502 /* nothing to close; the collector takes the thread */
+  (void)co;
+  (void)L;
+#elif LUA_VERSION_RELEASE_NUM >= 50406
   lua_closethread(co, L);
 #else
   (void)L;
@@ -626,7 +629,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   *(lws_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lws_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;

@@ -9,6 +9,7 @@
 
 #include "lauxlib.h"
 #include "lua.h"
+#include "lua_compat.h"
 #include "runtime/ws_rt.h"
 
 #define LWS_TASK_MT "ws.core.task"

@@ -22,7 +22,7 @@ local function spawn(argv, log)
   local cmd = ("echo $$; exec timeout -k 5 %d %s 2>%s"):format(CHILD_LIFETIME, table.concat(words, " "),
     shell_quote(log or "/dev/null"))
   local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("l"))
+  local pid = tonumber(handle:read("*l"))
   assert(pid, "could not start " .. argv[1])
   return handle, pid
 end
@@ -30,7 +30,7 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return "" end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -42,7 +42,7 @@ function M.start_example(script, extra)
   local argv = { helper.lua, script, "--port", "0" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
   local handle, pid = spawn(argv, log)
-  local line = handle:read("l")
+  local line = handle:read("*l")
   local port = line and tonumber(line:match("listening on %a+://[^:]+:(%d+)"))
   if not port then
     handle:close()
@@ -51,7 +51,10 @@ function M.start_example(script, extra)
   local server = { port = port, pid = pid, log = log, handle = handle, line = line,
                    base = "http://127.0.0.1:" .. port, ws_url = "ws://127.0.0.1:" .. port .. "/ws" }
   function server.stderr() return read_file(log) end
-  function server.alive() return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  function server.alive()
+    local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    return ok == true or ok == 0 -- 5.2+ | 5.1 and LuaJIT
+  end
   function server.stop()
     if server.stopped then return end
     server.stopped = true
@@ -122,7 +125,7 @@ Agent.__index = Agent
 
 function M.agent()
   local handle, pid = spawn({ PYTHON, "spec/support/chat_agent.py" })
-  local line = handle:read("l")
+  local line = handle:read("*l")
   local port = line and tonumber(line:match("^port (%d+)"))
   if not port then handle:close(); error("chat agent did not start: " .. tostring(line)) end
   local sock = assert(socket.tcp())

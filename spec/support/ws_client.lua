@@ -60,14 +60,14 @@ local function read_until(sock, buf, done, timeout)
   local deadline = now() + (timeout or 5)
   while true do
     local r = { done(buf) }
-    if r[1] then return buf, table.unpack(r) end
+    if r[1] then return buf, (unpack or table.unpack)(r) end
     local left = deadline - now()
     if left <= 0 then return nil, "timeout", buf end
     local data, err = recv_some(sock, left)
     if data then buf = buf .. data
     elseif err == "closed" then
       local r2 = { done(buf) }
-      if r2[1] then return buf, table.unpack(r2) end
+      if r2[1] then return buf, (unpack or table.unpack)(r2) end
       return nil, "closed", buf
     elseif err ~= "timeout" then return nil, err, buf end
   end

@@ -9,14 +9,14 @@ local M = {}
 local PRELUDE = [[
 local ws = require "ws"
 local function log(...)
-  local t = table.pack(...)
-  for i = 1, t.n do t[i] = tostring(t[i]) end
+  local t = { ... }
+  for i = 1, select("#", ...) do t[i] = tostring(t[i]) end
   io.stdout:write(table.concat(t, " "), "\n")
   io.stdout:flush()
 end
 local function rss_kib()
   local f = io.open("/proc/self/status")
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
@@ -57,11 +57,11 @@ function Server:running() return self.proc:running() end
 -- The pid of the Lua process itself (the spawned group leader is a shell).
 function Server:lua_pid()
   local f = io.popen("pgrep -g " .. self.proc.pid .. " -f " .. helper.shell_quote(self.dir .. "/server.lua"))
-  local out = f:read("a")
+  local out = f:read("*a")
   f:close()
   for pid in out:gmatch("%d+") do
     local c = io.open("/proc/" .. pid .. "/comm")
-    local comm = c and c:read("l")
+    local comm = c and c:read("*l")
     if c then c:close() end
     if comm and comm:match("^lua") then return tonumber(pid) end
   end
@@ -71,7 +71,7 @@ function Server:rss_kib()
   local pid = self:lua_pid()
   local f = pid and io.open("/proc/" .. pid .. "/status")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
