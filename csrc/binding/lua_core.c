@@ -39,9 +39,18 @@ static const void *meta_of(lua_State *L, int idx) {
   return mt;
 }
 
+/* A handler calls receive and send on the same connection many times in a row: the one
+ * identified last is remembered (conn_gc forgets it before its memory can go, and a finalized
+ * connection is never remembered), so only its type needs checking, not its metatable. */
 lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) {
   void *p = lua_touserdata(L, idx);
-  if (p && x && x->conn_mt && meta_of(L, idx) == x->conn_mt) return p;
+  if (p && x) {
+    if (p == x->conn_last && lua_type(L, idx) == LUA_TUSERDATA) return p;
+    if (x->conn_mt && meta_of(L, idx) == x->conn_mt) {
+      if (((lws_conn *)p)->s.user == p) x->conn_last = p;
+      return p;
+    }
+  }
   return luaL_checkudata(L, idx, LWS_CONN_MT); /* the usual error, or a match after all */
 }
 

@@ -239,7 +239,7 @@ static int next_again(lua_State *L, int status, lua_KContext k) {
 }
 
 static int m_next(lua_State *L) {
-  lws_conn *c = checkconn(L, lua_upvalueindex(3));
+  lws_conn *c = lua_touserdata(L, lua_upvalueindex(3)); /* checked by m_messages */
   const uint8_t *p;
   size_t n;
   int op;
@@ -656,10 +656,10 @@ static int l_respond(lua_State *L) {
 /* ---- metamethods ---- */
 
 static int conn_index(lua_State *L) {
-  lws_conn *c = lua_touserdata(L, 1);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method */
   lua_pop(L, 1);
+  lws_conn *c = lua_touserdata(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k) {
     const ws_stream *s = &c->s;
@@ -726,6 +726,8 @@ static int conn_gc(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   ws_timer_stop(x->loop, &c->task.timer);
   ws_stream_destroy(&c->s);
+  c->s.user = NULL; /* finalized: lws_toconn no longer remembers it */
+  if (x->conn_last == c) x->conn_last = NULL;
   return 0;
 }
 
