@@ -64,6 +64,11 @@ static lws_task *totask(lua_State *L, lws_ctx *x, int idx) {
   return NULL;
 }
 
+/* t->ref of a connection's own task waiting on that connection while its socket is open: the
+ * task borrows the connection's self_ref instead of taking a reference of its own per wait
+ * (when the socket closes, run_ready hands self_ref over to the task). */
+#define REF_SELF (-3)
+
 /* The task must hold a reference (t->ref) already: it is the one taken when it started
  * waiting, or by spawn/accept. */
 void lws_task_ready(lws_ctx *x, lws_task *t, int reason) {
@@ -224,8 +229,12 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   int top = lua_gettop(L);
   if (t->state != LWS_T_READY) return;
   lua_checkstack(L, 8);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  if (t->ref == REF_SELF) { /* a connection's own task, its socket still open */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  }
   t->ref = LUA_NOREF;
   if (t->kind == LWS_K_MAIN) { /* the main thread waits in core.wait: let it return */
     t->state = LWS_T_IDLE;
@@ -313,7 +322,12 @@ static size_t run_ready(ws_loop *loop) {
     lws_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
     c->closed_next = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    if (c->task.ref == REF_SELF && (c->task.state == LWS_T_WAIT || c->task.state == LWS_T_READY)) {
+      c->task.ref = c->self_ref; /* its task waits or is ready: the reference is the task's now */
+    } else {
+      luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+      if (c->task.ref == REF_SELF) c->task.ref = LUA_NOREF;
+    }
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
   }
@@ -420,10 +434,12 @@ static int l_wait(lua_State *L) {
   int is_main, immediate = 0;
   lua_settop(L, 3);
   lws_task *t;
+  lws_conn *c_own = NULL; /* c, when the task waiting is its own */
   if (c && c->task.co == L) { /* a handler waiting on its own connection: no lookup */
     is_main = 0;
     lua_pushvalue(L, 1);
     t = &c->task;
+    c_own = c;
   } else {
     t = current_task(L, x, &is_main);
   }
@@ -461,8 +477,12 @@ static int l_wait(lua_State *L) {
   t->state = LWS_T_WAIT;
   t->wait = (uint8_t)what[0];
   t->reason = LWS_R_NONE;
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
+    t->ref = REF_SELF;
+  } else {
+    lua_pushvalue(L, -1);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (immediate) lws_task_wake(x, t, immediate);
   if (!is_main) return 0;
   /* The main thread: run the loop until this task is woken. */

@@ -62,18 +62,19 @@ local function dispatcher(cb, serve)
       stage = cstage(conn, STAGE_OPEN)
       if open then open(conn) end
     end
-    while true do
-      local msg, kind = crecv(conn)
-      if msg then
-        if message and stage == STAGE_OPEN then message(conn, msg, kind) end -- not after a failed callback
-      elseif msg == false then
-        return -- nothing more for now
-      else
-        cstage(conn, STAGE_DONE)
-        if close then close(conn, conn.close_code, conn.close_reason) end
-        return
+    local msg, kind
+    if message and stage == STAGE_OPEN then -- not after a failed callback
+      while true do -- every message waiting, in this one resume
+        msg, kind = crecv(conn)
+        if not msg then break end
+        message(conn, msg, kind)
       end
+    else
+      repeat msg = crecv(conn) until not msg
     end
+    if msg == false then return end -- nothing more for now
+    cstage(conn, STAGE_DONE)
+    if close then close(conn, conn.close_code, conn.close_reason) end
   end
 end
 
