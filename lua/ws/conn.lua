@@ -49,7 +49,8 @@ methods.messages = core.reader(wait_read)
 -- back under the low-water mark, so a slow reader slows its writer instead of growing memory.
 -- opts.compress = false sends the message uncompressed on a connection that negotiated
 -- permessage-deflate (messages under the compression threshold always are).
--- conn:send is C (core.send, one call per message); drain is its rest over the high-water mark.
+-- conn:send is C (core.sender: core.send, one C call per message); drain is its rest when
+-- the queue is over the high-water mark.
 local function drain(self)
   local ok, err, code
   repeat
