@@ -101,12 +101,7 @@ static void on_task_timer(ws_loop *loop, ws_timer *tm) {
   lws_task_wake((lws_ctx *)ws_loop_user(loop), (lws_task *)(void *)tm, LWS_R_TIMEOUT);
 }
 
-void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
-  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
-   * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
-  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-  lws_ctx *x = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+static void register_task(lws_ctx *x, lua_State *L, int thread_idx, int owner_idx) {
   thread_idx = lua_absindex(L, thread_idx);
   owner_idx = lua_absindex(L, owner_idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
@@ -114,6 +109,15 @@ void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
   lua_pushvalue(L, owner_idx);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+}
+
+void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
+  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
+   * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  lws_ctx *x = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  register_task(x, L, thread_idx, owner_idx);
 }
 
 void lws_report(lws_ctx *x, const char *where, const char *msg) {
@@ -219,8 +223,7 @@ static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) 
 void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
   lws_task *t = &c->task;
   if (!c->task.pooled || t->state != LWS_T_IDLE || c->task.stage == LWS_STAGE_DONE || c->self_ref == LUA_NOREF) return;
-  lua_rawgeti(x->L, LUA_REGISTRYINDEX, c->self_ref);
-  t->ref = luaL_ref(x->L, LUA_REGISTRYINDEX);
+  t->ref = REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
   lws_task_ready(x, t, LWS_R_START);
 }
 
@@ -254,7 +257,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     lua_xmove(L, co, 3);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-    lws_register_task(L, -1, top + 1);
+    register_task(x, L, -1, top + 1);
     lua_replace(L, top + 2);
     pooled_start = 1;
   }

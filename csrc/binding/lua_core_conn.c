@@ -228,8 +228,8 @@ static int l_sender(lua_State *L) {
   return 1;
 }
 
-/* The iterator of conn:messages(): msg, kind, or nil at the end. Upvalues: the context, the
- * function that waits for "r", the connection. */
+/* The iterator of conn:messages(): msg, kind, or nil at the end. Upvalues: the function that
+ * waits for "r", the connection, "text", "binary". */
 static int m_next(lua_State *L);
 
 static int next_again(lua_State *L, int status, lua_KContext k) {
@@ -239,21 +239,21 @@ static int next_again(lua_State *L, int status, lua_KContext k) {
 }
 
 static int m_next(lua_State *L) {
-  lws_conn *c = lua_touserdata(L, lua_upvalueindex(3)); /* checked by m_messages */
+  lws_conn *c = lua_touserdata(L, lua_upvalueindex(2)); /* checked by m_messages */
   const uint8_t *p;
   size_t n;
   int op;
   if (ws_stream_peek(&c->s, &p, &n, &op)) {
     lua_pushlstring(L, (const char *)p, n);
-    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 5 : 4));
+    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 4 : 3));
     ws_stream_drop(&c->s);
     return 2;
   }
   switch (c->s.phase) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, lua_upvalueindex(2));
-    lua_pushvalue(L, lua_upvalueindex(3));
     lua_callk(L, 1, 0, 0, next_again);
     return m_next(L);
   case WS_PH_FINISH:
@@ -268,12 +268,11 @@ static int m_next(lua_State *L) {
 /* conn:messages(): upvalue 2 waits for "r". */
 static int m_messages(lua_State *L) {
   checkconn(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_pushvalue(L, lua_upvalueindex(4));
-  lua_pushcclosure(L, m_next, 5);
+  lua_pushcclosure(L, m_next, 4);
   return 1;
 }
 
