@@ -249,12 +249,14 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   int pooled_start = 0;
   if (lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc) {
     /* Callback style with no thread attached: a pooled thread runs the dispatch function.
-     * Its stack is [dispatch, dispatch, conn]: the bottom copy stays there for pooled_end. */
+     * Its stack is [dispatch, dispatch, conn, stage]: the bottom copy stays there for
+     * pooled_end; dispatch(conn, stage) is told the stage (no core.stage call per run). */
     lua_State *co = pool_take(x, L);
     lua_pushvalue(L, top + 2);
     lua_pushvalue(L, top + 2);
     lua_pushvalue(L, top + 1);
     lua_xmove(L, co, 3);
+    lua_pushinteger(co, pc->task.stage);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
     register_task(x, L, -1, top + 1);
@@ -272,7 +274,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   t->co = co;
   if (pooled_start) {
     t->started = 1;
-    nargs = 1;
+    nargs = 2;
   } else if (!t->started) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
