@@ -40,6 +40,8 @@ measure() {
     >"$TMP/server.$count.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do port_open "$PORT" && break; sleep 0.1; done  # up to 60 s
+  # Another program that took the port meanwhile would answer instead of this server.
+  kill -0 "$PID" 2>/dev/null || { echo "bench-instr: the server exited: $(cat "$TMP/server.$count.log")" >&2; PID=; return 1; }
   if ! "$BIN/loadclient" --scenario echo --port "$PORT" --conns "$CONNS" --inflight "$INFLIGHT" --size "$SIZE" --count "$count" \
     --deadline 300 --label lua-ws-callgrind >"$TMP/client.$count" 2>&1; then
     echo "bench-instr: the client failed: $(cat "$TMP/client.$count")" >&2
