@@ -39,9 +39,18 @@ static const void *meta_of(lua_State *L, int idx) {
   return mt;
 }
 
+/* A handler calls receive and send on the same connection many times in a row: the one
+ * identified last is remembered (conn_gc forgets it before its memory can go, and a finalized
+ * connection is never remembered), so only its type needs checking, not its metatable. */
 lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) {
   void *p = lua_touserdata(L, idx);
-  if (p && x && x->conn_mt && meta_of(L, idx) == x->conn_mt) return p;
+  if (p && x) {
+    if (p == x->conn_last && lua_type(L, idx) == LUA_TUSERDATA) return p;
+    if (x->conn_mt && meta_of(L, idx) == x->conn_mt) {
+      if (((lws_conn *)p)->s.user == p) x->conn_last = p;
+      return p;
+    }
+  }
   return luaL_checkudata(L, idx, LWS_CONN_MT); /* the usual error, or a match after all */
 }
 
@@ -54,6 +63,11 @@ static lws_task *totask(lua_State *L, lws_ctx *x, int idx) {
   }
   return NULL;
 }
+
+/* t->ref of a connection's own task waiting on that connection while its socket is open: the
+ * task borrows the connection's self_ref instead of taking a reference of its own per wait
+ * (when the socket closes, run_ready hands self_ref over to the task). */
+#define REF_SELF (-3)
 
 /* The task must hold a reference (t->ref) already: it is the one taken when it started
  * waiting, or by spawn/accept. */
@@ -87,12 +101,7 @@ static void on_task_timer(ws_loop *loop, ws_timer *tm) {
   lws_task_wake((lws_ctx *)ws_loop_user(loop), (lws_task *)(void *)tm, LWS_R_TIMEOUT);
 }
 
-void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
-  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
-   * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
-  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-  lws_ctx *x = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+static void register_task(lws_ctx *x, lua_State *L, int thread_idx, int owner_idx) {
   thread_idx = lua_absindex(L, thread_idx);
   owner_idx = lua_absindex(L, owner_idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
@@ -100,6 +109,15 @@ void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
   lua_pushvalue(L, owner_idx);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+}
+
+void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
+  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
+   * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  lws_ctx *x = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  register_task(x, L, thread_idx, owner_idx);
 }
 
 void lws_report(lws_ctx *x, const char *where, const char *msg) {
@@ -208,8 +226,7 @@ static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) 
 void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
   lws_task *t = &c->task;
   if (!c->task.pooled || t->state != LWS_T_IDLE || c->task.stage == LWS_STAGE_DONE || c->self_ref == LUA_NOREF) return;
-  lua_rawgeti(x->L, LUA_REGISTRYINDEX, c->self_ref);
-  t->ref = luaL_ref(x->L, LUA_REGISTRYINDEX);
+  t->ref = REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
   lws_task_ready(x, t, LWS_R_START);
 }
 
@@ -218,8 +235,12 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   int top = lua_gettop(L);
   if (t->state != LWS_T_READY) return;
   lua_checkstack(L, 8);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  if (t->ref == REF_SELF) { /* a connection's own task, its socket still open */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  }
   t->ref = LUA_NOREF;
   if (t->kind == LWS_K_MAIN) { /* the main thread waits in core.wait: let it return */
     t->state = LWS_T_IDLE;
@@ -231,15 +252,17 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   int pooled_start = 0;
   if (lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc) {
     /* Callback style with no thread attached: a pooled thread runs the dispatch function.
-     * Its stack is [dispatch, dispatch, conn]: the bottom copy stays there for pooled_end. */
+     * Its stack is [dispatch, dispatch, conn, stage]: the bottom copy stays there for
+     * pooled_end; dispatch(conn, stage) is told the stage (no core.stage call per run). */
     lua_State *co = pool_take(x, L);
     lua_pushvalue(L, top + 2);
     lua_pushvalue(L, top + 2);
     lua_pushvalue(L, top + 1);
     lua_xmove(L, co, 3);
+    lua_pushinteger(co, pc->task.stage);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-    lws_register_task(L, -1, top + 1);
+    register_task(x, L, -1, top + 1);
     lua_replace(L, top + 2);
     pooled_start = 1;
   }
@@ -254,7 +277,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   t->co = co;
   if (pooled_start) {
     t->started = 1;
-    nargs = 1;
+    nargs = 2;
   } else if (!t->started) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
@@ -307,7 +330,12 @@ static size_t run_ready(ws_loop *loop) {
     lws_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
     c->closed_next = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    if (c->task.ref == REF_SELF && (c->task.state == LWS_T_WAIT || c->task.state == LWS_T_READY)) {
+      c->task.ref = c->self_ref; /* its task waits or is ready: the reference is the task's now */
+    } else {
+      luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+      if (c->task.ref == REF_SELF) c->task.ref = LUA_NOREF;
+    }
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
   }
@@ -414,10 +442,12 @@ static int l_wait(lua_State *L) {
   int is_main, immediate = 0;
   lua_settop(L, 3);
   lws_task *t;
+  lws_conn *c_own = NULL; /* c, when the task waiting is its own */
   if (c && c->task.co == L) { /* a handler waiting on its own connection: no lookup */
     is_main = 0;
     lua_pushvalue(L, 1);
     t = &c->task;
+    c_own = c;
   } else {
     t = current_task(L, x, &is_main);
   }
@@ -455,8 +485,12 @@ static int l_wait(lua_State *L) {
   t->state = LWS_T_WAIT;
   t->wait = (uint8_t)what[0];
   t->reason = LWS_R_NONE;
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
+    t->ref = REF_SELF;
+  } else {
+    lua_pushvalue(L, -1);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (immediate) lws_task_wake(x, t, immediate);
   if (!is_main) return 0;
   /* The main thread: run the loop until this task is woken. */

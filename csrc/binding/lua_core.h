@@ -78,6 +78,7 @@ typedef struct lws_ctx {
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
+  void *conn_last;        /* the connection lws_toconn identified last: no metatable check for it */
 } lws_ctx;
 
 /* lua_core.c */

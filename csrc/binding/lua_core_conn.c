@@ -196,6 +196,97 @@ static int l_send(lua_State *L) {
   return 1;
 }
 
+/* ---- the hot methods: conn:send and conn:messages() as C functions ----
+ * One C call per message when nothing has to wait. When something does (a full queue, an empty
+ * inbox), they call the waiting Lua function they were made with (lua/ws/conn.lua) through
+ * lua_callk: that function yields from Lua, and the continuation picks up after the resume, so
+ * C itself never yields. */
+
+static int send_done(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  return lua_gettop(L) - (int)base;
+}
+
+/* conn:send(data [, kind [, opts]]): upvalue 2 waits until the queue is back under the
+ * low-water mark and returns send's result. */
+static int m_send(lua_State *L) {
+  int n = l_send(L);
+  if (n != 1 || lua_toboolean(L, -1)) return n; /* true, or nil, message, code */
+  int base = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, LUA_MULTRET, base, send_done);
+  return send_done(L, LUA_OK, base);
+}
+
+/* core.sender(drain) -> conn:send */
+static int l_sender(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, m_send, 2);
+  return 1;
+}
+
+/* The iterator of conn:messages(): msg, kind, or nil at the end. Upvalues: the function that
+ * waits for "r", the connection, "text", "binary". */
+static int m_next(lua_State *L);
+
+static int next_again(lua_State *L, int status, lua_KContext k) {
+  (void)status;
+  (void)k;
+  return m_next(L);
+}
+
+static int m_next(lua_State *L) {
+  lws_conn *c = lua_touserdata(L, lua_upvalueindex(2)); /* checked by m_messages */
+  const uint8_t *p;
+  size_t n;
+  int op;
+  if (ws_stream_peek(&c->s, &p, &n, &op)) {
+    lua_pushlstring(L, (const char *)p, n);
+    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 4 : 3));
+    ws_stream_drop(&c->s);
+    return 2;
+  }
+  switch (c->s.phase) {
+  case WS_PH_OPEN:
+  case WS_PH_CLOSING:
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_callk(L, 1, 0, 0, next_again);
+    return m_next(L);
+  case WS_PH_FINISH:
+  case WS_PH_DONE:
+    lua_pushnil(L);
+    return 1;
+  default:
+    return luaL_error(L, "ws: the connection is not open yet");
+  }
+}
+
+/* conn:messages(): upvalue 2 waits for "r". */
+static int m_messages(lua_State *L) {
+  checkconn(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushvalue(L, lua_upvalueindex(4));
+  lua_pushcclosure(L, m_next, 4);
+  return 1;
+}
+
+/* core.reader(wait_read) -> conn:messages */
+static int l_reader(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushliteral(L, "text");
+  lua_pushliteral(L, "binary");
+  lua_pushcclosure(L, m_messages, 4);
+  return 1;
+}
+
 /* core.drained(conn) -> true (at or below the low-water mark) | false | nil, message, code */
 static int l_drained(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
@@ -564,10 +655,10 @@ static int l_respond(lua_State *L) {
 /* ---- metamethods ---- */
 
 static int conn_index(lua_State *L) {
-  lws_conn *c = lua_touserdata(L, 1);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method */
   lua_pop(L, 1);
+  lws_conn *c = lua_touserdata(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k) {
     const ws_stream *s = &c->s;
@@ -634,6 +725,8 @@ static int conn_gc(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   ws_timer_stop(x->loop, &c->task.timer);
   ws_stream_destroy(&c->s);
+  c->s.user = NULL; /* finalized: lws_toconn no longer remembers it */
+  if (x->conn_last == c) x->conn_last = NULL;
   return 0;
 }
 
@@ -648,7 +741,8 @@ void lws_conn_open_lib(lua_State *L, int mod) {
     { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
     { "abort", l_abort }, { "ping", l_ping }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
-    { "respond", l_respond }, { "stage", l_stage }, { NULL, NULL }
+    { "respond", l_respond }, { "stage", l_stage }, { "sender", l_sender }, { "reader", l_reader },
+    { NULL, NULL }
   };
   lws_ctx *x;
   lua_pushvalue(L, mod);

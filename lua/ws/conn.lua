@@ -5,7 +5,7 @@
 local core = require "ws.core"
 
 local cwait, yield, now = core.wait, coroutine.yield, core.now
-local crecv, csend, cdrained, cclose = core.recv, core.send, core.drained, core.close
+local crecv, cdrained, cclose = core.recv, core.drained, core.close
 
 local M = {}
 
@@ -38,32 +38,29 @@ function methods:receive(timeout)
 end
 
 -- for msg, kind in conn:messages() do ... end  (ends when the connection does)
--- The iterator takes a waiting message straight from C; it only waits (one resume per batch
--- of messages) when the inbox is empty.
-function methods:messages()
-  return function()
-    while true do
-      local msg, kind = crecv(self)
-      if msg then return msg, kind end
-      if msg == nil then return nil end
-      wait(self, "r")
-    end
-  end
+-- The iterator (C) takes a waiting message straight from the inbox; it calls wait_read (one
+-- resume per batch of messages) only when the inbox is empty.
+local function wait_read(self)
+  if not cwait(self, "r") then yield() end -- wait(self, "r"), one call less per wake-up
 end
+methods.messages = core.reader(wait_read)
 
 -- true | nil, message, code. Over the high-water mark the caller waits until the queue is
 -- back under the low-water mark, so a slow reader slows its writer instead of growing memory.
 -- opts.compress = false sends the message uncompressed on a connection that negotiated
 -- permessage-deflate (messages under the compression threshold always are).
-function methods:send(data, kind, opts)
-  local ok, err, code = csend(self, data, kind, opts)
-  while ok == false do
+-- conn:send is C (core.sender: core.send, one C call per message); drain is its rest when
+-- the queue is over the high-water mark.
+local function drain(self)
+  local ok, err, code
+  repeat
     wait(self, "w")
     ok, err, code = cdrained(self)
-  end
+  until ok ~= false
   if ok then return true end
   return nil, err, code
 end
+methods.send = core.sender(drain)
 
 -- Performs the closing handshake (bounded by the close timeout); safe to call twice.
 function methods:close(code, reason)

@@ -49,31 +49,31 @@ local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/l
 local crecv, cstage = core.recv, core.stage
 
 -- The callback style { open =, message =, close = } keeps no coroutine per connection: for
--- each event a pooled thread runs dispatch(conn), which calls what is due and returns when
+-- each event a pooled thread runs dispatch(conn, stage), which calls what is due and returns when
 -- nothing is left to do (the thread goes back to the pool). A callback that waits (a send
 -- under backpressure, ws.sleep) keeps its thread until it returns. The progress (handshake
--- done, close called) is kept in C: core.stage.
+-- done, close called) is kept in C: core.stage, which the loop passes to dispatch.
 local function dispatcher(cb, serve)
   local open, message, close = cb.open, cb.message, cb.close
-  return function(conn)
-    local stage = cstage(conn)
+  return function(conn, stage) -- stage: core.stage(conn), passed by the loop
     if stage == STAGE_NEW then
       if serve(conn) ~= UPGRADED then return end -- refused or gone: C finishes it
       stage = cstage(conn, STAGE_OPEN)
       if open then open(conn) end
     end
-    while true do
-      local msg, kind = crecv(conn)
-      if msg then
-        if message and stage == STAGE_OPEN then message(conn, msg, kind) end -- not after a failed callback
-      elseif msg == false then
-        return -- nothing more for now
-      else
-        cstage(conn, STAGE_DONE)
-        if close then close(conn, conn.close_code, conn.close_reason) end
-        return
+    local msg, kind
+    if message and stage == STAGE_OPEN then -- not after a failed callback
+      while true do -- every message waiting, in this one resume
+        msg, kind = crecv(conn)
+        if not msg then break end
+        message(conn, msg, kind)
       end
+    else
+      repeat msg = crecv(conn) until not msg
     end
+    if msg == false then return end -- nothing more for now
+    cstage(conn, STAGE_DONE)
+    if close then close(conn, conn.close_code, conn.close_reason) end
   end
 end
 
