@@ -196,6 +196,7 @@ static int l_send(lua_State *L) {
   return 1;
 }
 
+#if LWS_HAVE_CONTINUATIONS /* else lua/ws/conn.lua keeps them in Lua */
 /* ---- the hot methods: conn:send and conn:messages() as C functions ----
  * One C call per message when nothing has to wait. When something does (a full queue, an empty
  * inbox), they call the waiting Lua function they were made with (lua/ws/conn.lua) through
@@ -286,6 +287,7 @@ static int l_reader(lua_State *L) {
   lua_pushcclosure(L, m_messages, 4);
   return 1;
 }
+#endif
 
 /* core.drained(conn) -> true (at or below the low-water mark) | false | nil, message, code */
 static int l_drained(lua_State *L) {
@@ -741,7 +743,10 @@ void lws_conn_open_lib(lua_State *L, int mod) {
     { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
     { "abort", l_abort }, { "ping", l_ping }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
-    { "respond", l_respond }, { "stage", l_stage }, { "sender", l_sender }, { "reader", l_reader },
+    { "respond", l_respond }, { "stage", l_stage },
+#if LWS_HAVE_CONTINUATIONS
+    { "sender", l_sender }, { "reader", l_reader },
+#endif
     { NULL, NULL }
   };
   lws_ctx *x;

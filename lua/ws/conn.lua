@@ -43,7 +43,20 @@ end
 local function wait_read(self)
   if not cwait(self, "r") then yield() end -- wait(self, "r"), one call less per wake-up
 end
-methods.messages = core.reader(wait_read)
+if core.reader then
+  methods.messages = core.reader(wait_read)
+else -- no continuations for C on LuaJIT: the same iterator in Lua
+  function methods:messages()
+    return function()
+      while true do
+        local msg, kind = crecv(self)
+        if msg then return msg, kind end
+        if msg == nil then return nil end
+        wait_read(self)
+      end
+    end
+  end
+end
 
 -- true | nil, message, code. Over the high-water mark the caller waits until the queue is
 -- back under the low-water mark, so a slow reader slows its writer instead of growing memory.
@@ -60,7 +73,17 @@ local function drain(self)
   if ok then return true end
   return nil, err, code
 end
-methods.send = core.sender(drain)
+if core.sender then
+  methods.send = core.sender(drain)
+else -- LuaJIT: as core.sender's function does it
+  local csend = core.send
+  function methods:send(data, kind, opts)
+    local ok, err, code = csend(self, data, kind, opts)
+    if ok == false then return drain(self) end
+    if ok then return true end
+    return nil, err, code
+  end
+end
 
 -- Performs the closing handshake (bounded by the close timeout); safe to call twice.
 function methods:close(code, reason)
