@@ -632,7 +632,7 @@ static int conn_newindex(lua_State *L) {
 static int conn_gc(lua_State *L) {
   lws_conn *c = lua_touserdata(L, 1);
   lws_ctx *x = lws_ctx_get(L);
-  ws_timer_stop(x->loop, &c->task.timer);
+  lws_task_free_timer(x, &c->task);
   ws_stream_destroy(&c->s);
   return 0;
 }

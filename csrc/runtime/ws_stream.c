@@ -279,7 +279,11 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   s->last_recv = s->last_activity = ws_loop_now(s->loop);
   arm_keepalive(s);
   ws_stream_update_io(s);
-  ws_loop_mark_dirty(s->loop, s);
+  /* Write the 101 now: its pooled buffer goes back at once, so a burst of handshakes borrows
+   * one buffer instead of one per connection until the loop's next flush. */
+  ws_stream_flush(s);
+  if (s->phase == WS_PH_DONE) return 0;
+  if (ws_buf_size(&s->ws.out) || s->seg_head) ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;

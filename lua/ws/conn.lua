@@ -39,16 +39,19 @@ end
 
 -- for msg, kind in conn:messages() do ... end  (ends when the connection does)
 -- The iterator takes a waiting message straight from C; it only waits (one resume per batch
--- of messages) when the inbox is empty.
-function methods:messages()
-  return function()
-    while true do
-      local msg, kind = crecv(self)
-      if msg then return msg, kind end
-      if msg == nil then return nil end
-      wait(self, "r")
-    end
+-- of messages) when the inbox is empty. It is one function for every connection (the
+-- connection is the loop's state), so an idle connection holds no closure for it.
+local function next_message(self)
+  while true do
+    local msg, kind = crecv(self)
+    if msg then return msg, kind end
+    if msg == nil then return nil end
+    wait(self, "r")
   end
+end
+
+function methods:messages()
+  return next_message, self
 end
 
 -- true | nil, message, code. Over the high-water mark the caller waits until the queue is
