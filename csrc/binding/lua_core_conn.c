@@ -580,7 +580,7 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "close_reason") == 0) {
-      if (s->close_reason) lua_pushstring(L, s->close_reason);
+      if (ws_stream_close_reason(s)) lua_pushstring(L, ws_stream_close_reason(s));
       else if (s->close_code || s->phase >= WS_PH_FINISH) lua_pushliteral(L, "");
       else lua_pushnil(L);
       return 1;
@@ -592,7 +592,7 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
-    if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)s->dropped); return 1; } /* ws_topic.c */
+    if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)ws_stream_dropped(s)); return 1; } /* ws_topic.c */
     if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
       lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
       return 1;
