@@ -43,6 +43,7 @@ describe("server handshake", function()
         end,
         http = function(req)
           if req.path == "/release" then released = true return 200, {}, "released\n" end
+          if req.path == "/big" then return 200, {}, #(req.headers["x-big"] or "") .. "\n" end
           if req.path == "/health" then
             return 200, { ["Content-Type"] = "text/plain" }, "ok " .. req.method .. "\n"
           end
@@ -146,6 +147,15 @@ describe("server handshake", function()
     c:close()
     ok, _, status = client.connect(srv.ports[4], { origin = "https://a.untrusted.example" })
     assert.are.equal(403, status)
+  end)
+
+  it("reads a request head that takes more than one read", function()
+    -- The first read of a head goes to a 2 KiB stack buffer; a longer head goes on in a buffer.
+    for _, n in ipairs({ 10, 2000, 2048, 5000 }) do
+      local status, _, body = client.http(srv.port, "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " .. string.rep("b", n) .. "\r\n\r\n")
+      assert.are.equal(200, status)
+      assert.are.equal(n .. "\n", body)
+    end
   end)
 
   it("answers malformed upgrades with 400, a wrong version with 426, a huge head with 431", function()

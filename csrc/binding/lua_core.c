@@ -23,7 +23,7 @@ static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "
 
 void lws_task_init(lws_task *t, int kind) {
   memset(t, 0, sizeof *t);
-  ws_timer_init(&t->timer, NULL);
+  t->tm = NULL;
   t->ref = LUA_NOREF;
   t->kind = (uint8_t)kind;
 }
@@ -64,11 +64,6 @@ static lws_task *totask(lua_State *L, lws_ctx *x, int idx) {
   return NULL;
 }
 
-/* t->ref of a connection's own task waiting on that connection while its socket is open: the
- * task borrows the connection's self_ref instead of taking a reference of its own per wait
- * (when the socket closes, run_ready hands self_ref over to the task). */
-#define REF_SELF (-3)
-
 /* The task must hold a reference (t->ref) already: it is the one taken when it started
  * waiting, or by spawn/accept. */
 void lws_task_ready(lws_ctx *x, lws_task *t, int reason) {
@@ -93,12 +88,35 @@ static void detach(lws_task *t) {
 void lws_task_wake(lws_ctx *x, lws_task *t, int reason) {
   if (t->state != LWS_T_WAIT) return;
   detach(t);
-  ws_timer_stop(x->loop, &t->timer);
+  if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
   lws_task_ready(x, t, reason);
 }
 
 static void on_task_timer(ws_loop *loop, ws_timer *tm) {
-  lws_task_wake((lws_ctx *)ws_loop_user(loop), (lws_task *)(void *)tm, LWS_R_TIMEOUT);
+  lws_task_wake((lws_ctx *)ws_loop_user(loop), ((lws_timer *)(void *)tm)->task, LWS_R_TIMEOUT);
+}
+
+/* A task's userdata: the task, then its timer. */
+typedef struct lws_task_ud {
+  lws_task task;
+  lws_timer tm;
+} lws_task_ud;
+
+static lws_task *new_task_ud(lua_State *L, int kind) {
+  lws_task_ud *u = lua_newuserdatauv(L, sizeof(lws_task_ud), 1);
+  lws_task_init(&u->task, kind);
+  ws_timer_init(&u->tm.timer, on_task_timer);
+  u->tm.task = &u->task;
+  u->task.tm = &u->tm;
+  luaL_setmetatable(L, LWS_TASK_MT);
+  return &u->task;
+}
+
+void lws_task_free_timer(lws_ctx *x, lws_task *t) {
+  if (!t->tm) return;
+  ws_timer_stop(x->loop, &t->tm->timer);
+  free(t->tm);
+  t->tm = NULL;
 }
 
 static void register_task(lws_ctx *x, lua_State *L, int thread_idx, int owner_idx) {
@@ -223,10 +241,33 @@ static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) 
   if (t->state == LWS_T_IDLE && (c->s.inbox_count || c->s.phase >= WS_PH_FINISH)) lws_conn_schedule(x, c);
 }
 
+/* The handshake of c ran on a pooled thread (stack of L: top + 1 the connection, top + 2 the
+ * thread) and core.handoff left the handler's own thread in user value 1: the pooled thread
+ * goes back to the pool, and from now on c is a connection with a coroutine of its own. */
+static void handoff_pooled(lws_ctx *x, lws_conn *c, int top) {
+  lua_State *L = x->L;
+  lws_task *t = &c->task;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
+  lua_pushvalue(L, top + 2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_settop(lua_tothread(L, top + 2), 0);
+  pool_give(x, L, top + 2);
+  t->handoff = 0;
+  t->pooled = 0;
+  t->started = 0;
+  t->co = NULL;
+  lua_pushvalue(L, top + 1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lws_task_ready(x, t, LWS_R_START);
+  lua_settop(L, top);
+}
+
 void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
   lws_task *t = &c->task;
   if (!c->task.pooled || t->state != LWS_T_IDLE || c->task.stage == LWS_STAGE_DONE || c->self_ref == LUA_NOREF) return;
-  t->ref = REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
+  t->ref = LWS_REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
   lws_task_ready(x, t, LWS_R_START);
 }
 
@@ -235,7 +276,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
   int top = lua_gettop(L);
   if (t->state != LWS_T_READY) return;
   lua_checkstack(L, 8);
-  if (t->ref == REF_SELF) { /* a connection's own task, its socket still open */
+  if (t->ref == LWS_REF_SELF) { /* a connection's own task, its socket still open */
     lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
   } else {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
@@ -293,7 +334,17 @@ static void resume_task(lws_ctx *x, lws_task *t) {
       t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
       lws_task_ready(x, t, LWS_R_NONE);
     }
+  } else if (st == LUA_OK && t->handoff && !pc) { /* core.handoff: the next thread starts next round */
+    t->handoff = 0;
+    t->started = 0;
+    t->co = NULL;
+    lua_pushvalue(L, top + 1);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lws_task_ready(x, t, LWS_R_START);
+  } else if (st == LUA_OK && t->handoff) { /* a pooled thread ran the handshake only */
+    handoff_pooled(x, pc, top);
   } else {
+    t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
     if (st != LUA_OK) {
       const char *msg = lua_tostring(co, -1);
       if (!msg) msg = luaL_typename(co, -1);
@@ -330,11 +381,11 @@ static size_t run_ready(ws_loop *loop) {
     lws_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
     c->closed_next = NULL;
-    if (c->task.ref == REF_SELF && (c->task.state == LWS_T_WAIT || c->task.state == LWS_T_READY)) {
+    if (c->task.ref == LWS_REF_SELF && (c->task.state == LWS_T_WAIT || c->task.state == LWS_T_READY)) {
       c->task.ref = c->self_ref; /* its task waits or is ready: the reference is the task's now */
     } else {
       luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
-      if (c->task.ref == REF_SELF) c->task.ref = LUA_NOREF;
+      if (c->task.ref == LWS_REF_SELF) c->task.ref = LUA_NOREF;
     }
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
@@ -381,10 +432,7 @@ static void on_signal(ws_loop *loop, int signum) {
 /* ---- module functions ---- */
 
 static int new_task(lua_State *L, lws_ctx *x, int kind) {
-  lws_task *t = lua_newuserdatauv(L, sizeof(lws_task), 1);
-  lws_task_init(t, kind);
-  t->timer.cb = on_task_timer;
-  luaL_setmetatable(L, LWS_TASK_MT);
+  new_task_ud(L, kind);
   (void)x;
   return lua_gettop(L);
 }
@@ -405,6 +453,26 @@ static int l_spawn(lua_State *L) {
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lws_task_ready(x, t, LWS_R_START);
   return 1;
+}
+
+/* core.handoff(conn, fn): called by a connection's own coroutine as it ends (after the
+ * handshake), fn(conn) goes on in a fresh coroutine from the next round. The handshake's
+ * calls grew its thread's stack and call list, which a thread keeps for its whole life: a
+ * connection that then waits for messages for hours is cheaper on a thread of its own. */
+static int l_handoff(lua_State *L) {
+  lws_ctx *x = lws_ctx_get(L);
+  lws_conn *c = lws_toconn(L, x, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (c->task.co != L) return luaL_error(L, "ws: core.handoff outside the connection's own coroutine");
+  lua_settop(L, 2);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 2);
+  lws_register_task(L, 3, 1);
+  lua_setiuservalue(L, 1, 1);
+  c->task.handoff = 1;
+  return 0;
 }
 
 static int spawn_signal_handler(lua_State *L) {
@@ -453,6 +521,11 @@ static int l_wait(lua_State *L) {
   }
   if (!t) return luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
   if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) return luaL_error(L, "ws: this task is already waiting");
+  if (timeout >= 0 && !t->tm) { /* a connection's first timed wait */
+    if (!(t->tm = malloc(sizeof *t->tm))) return luaL_error(L, "ws: out of memory");
+    ws_timer_init(&t->tm->timer, on_task_timer);
+    t->tm->task = t;
+  }
   if (is_main && x->running) return luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
   if (is_main && x->attached)
     return luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
@@ -479,14 +552,13 @@ static int l_wait(lua_State *L) {
   default:
     return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
   }
-  t->timer.cb = on_task_timer;
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
-  if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->timer, timeout);
+  if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
   t->state = LWS_T_WAIT;
   t->wait = (uint8_t)what[0];
   t->reason = LWS_R_NONE;
   if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
-    t->ref = REF_SELF;
+    t->ref = LWS_REF_SELF;
   } else {
     lua_pushvalue(L, -1);
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -500,7 +572,7 @@ static int l_wait(lua_State *L) {
     x->running = 0;
     if (!active && t->state == LWS_T_WAIT && x->ready_head == NULL) {
       detach(t); /* nothing left that could ever wake it */
-      ws_timer_stop(x->loop, &t->timer);
+      if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
       luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
       t->ref = LUA_NOREF;
       t->state = LWS_T_IDLE;
@@ -613,7 +685,7 @@ static int l_signals(lua_State *L) {
 static int task_gc(lua_State *L) {
   lws_task *t = lua_touserdata(L, 1);
   lws_ctx *x = lws_ctx_get(L);
-  ws_timer_stop(x->loop, &t->timer);
+  if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
   return 0;
 }
 
@@ -696,7 +768,7 @@ int luaopen_ws_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "spawn", l_spawn }, { "wait", l_wait }, { "run", l_run }, { "step", l_step }, { "pollfd", l_pollfd },
     { "stop", l_stop }, { "now", l_now }, { "current", l_current },
-    { "set_error_handler", l_set_error_handler }, { "signals", l_signals },
+    { "set_error_handler", l_set_error_handler }, { "signals", l_signals }, { "handoff", l_handoff },
     { NULL, NULL }
   };
   lws_ctx *x = ctx_for(L);
@@ -711,10 +783,7 @@ int luaopen_ws_core(lua_State *L) {
   }
   lua_pop(L, 1);
   if (fresh) { /* the main thread's task: it waits by running the loop */
-    lws_task *t = lua_newuserdatauv(L, sizeof(lws_task), 1);
-    lws_task_init(t, LWS_K_MAIN);
-    t->timer.cb = on_task_timer;
-    luaL_setmetatable(L, LWS_TASK_MT);
+    new_task_ud(L, LWS_K_MAIN);
     x->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_newtable(L);

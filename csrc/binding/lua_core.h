@@ -19,6 +19,12 @@
 
 enum lws_task_state { LWS_T_IDLE = 0, LWS_T_WAIT, LWS_T_READY, LWS_T_RUNNING, LWS_T_DONE };
 enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
+/* lws_task.ref of a connection's own task waiting on its open connection (or of a scheduled
+ * callback-style run): it borrows the connection's self_ref instead of taking a registry
+ * reference per wait (one slot fewer per idle connection); when the socket closes, run_ready
+ * hands self_ref over to the task if it still waits or is ready. */
+#define LWS_REF_SELF (-3)
+
 enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_CLOSED, LWS_R_START };
 
 typedef struct lws_conn lws_conn;
@@ -27,9 +33,16 @@ typedef struct lws_conn lws_conn;
  * callback failed (no more messages, close still called), nothing more to call. */
 enum lws_stage { LWS_STAGE_NEW = 0, LWS_STAGE_OPEN, LWS_STAGE_FAILED, LWS_STAGE_DONE };
 
+/* The timer of a task's timed waits (receive timeouts, sleeps). */
+typedef struct lws_timer {
+  ws_timer timer;         /* first member: the timer callback recovers the task */
+  struct lws_task *task;
+} lws_timer;
+
 /* A coroutine the loop runs. Its thread is user value 1 of the userdata that embeds it. */
 typedef struct lws_task {
-  ws_timer timer;         /* first member: the timer callback recovers the task */
+  lws_timer *tm;          /* a task's own (right after it in its userdata); a connection's is
+                             allocated at its first timed wait (most never wait with a timeout) */
   struct lws_task *next;  /* ready queue, or a connection's list of writers */
   lws_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
@@ -38,6 +51,7 @@ typedef struct lws_task {
   uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
   uint8_t pooled;         /* a callback-style connection: a thread from the pool runs each event */
   uint8_t stage;          /* callback style: LWS_STAGE_* */
+  uint8_t handoff;        /* its thread ended and user value 1 holds the next one (core.handoff) */
 } lws_task;
 
 typedef struct lws_server lws_server;
@@ -86,6 +100,8 @@ lws_ctx *lws_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of
 void lws_task_init(lws_task *t, int kind) WS_HIDDEN;
 void lws_task_ready(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
 void lws_task_wake(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
+/* Stop and free the timer a connection's task allocated (at most once, from its __gc). */
+void lws_task_free_timer(lws_ctx *x, lws_task *t) WS_HIDDEN;
 void lws_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
 /* The connection at idx (any userdata with the connection metatable), or a Lua error. */
 lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) WS_HIDDEN;

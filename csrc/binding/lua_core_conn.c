@@ -229,8 +229,9 @@ static int l_sender(lua_State *L) {
   return 1;
 }
 
-/* The iterator of conn:messages(): msg, kind, or nil at the end. Upvalues: the function that
- * waits for "r", the connection, "text", "binary". */
+/* The iterator of conn:messages(): msg, kind, or nil at the end. One function for every
+ * connection, which is the generic for's state (argument 1), so an idle connection holds no
+ * closure for it. Upvalues: the context, the function that waits for "r", "text", "binary". */
 static int m_next(lua_State *L);
 
 static int next_again(lua_State *L, int status, lua_KContext k) {
@@ -240,7 +241,7 @@ static int next_again(lua_State *L, int status, lua_KContext k) {
 }
 
 static int m_next(lua_State *L) {
-  lws_conn *c = lua_touserdata(L, lua_upvalueindex(2)); /* checked by m_messages */
+  lws_conn *c = checkconn(L, 1);
   const uint8_t *p;
   size_t n;
   int op;
@@ -253,8 +254,9 @@ static int m_next(lua_State *L) {
   switch (c->s.phase) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:
-    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_settop(L, 1);
     lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
     lua_callk(L, 1, 0, 0, next_again);
     return m_next(L);
   case WS_PH_FINISH:
@@ -266,25 +268,24 @@ static int m_next(lua_State *L) {
   }
 }
 
-/* conn:messages(): upvalue 2 waits for "r". */
+/* conn:messages() -> the iterator, conn. Upvalue 2: the iterator. */
 static int m_messages(lua_State *L) {
   checkconn(L, 1);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushvalue(L, lua_upvalueindex(4));
-  lua_pushcclosure(L, m_next, 4);
-  return 1;
+  return 2;
 }
 
 /* core.reader(wait_read) -> conn:messages */
 static int l_reader(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
   lua_pushliteral(L, "text");
   lua_pushliteral(L, "binary");
-  lua_pushcclosure(L, m_messages, 4);
+  lua_pushcclosure(L, m_next, 4);
+  lua_pushcclosure(L, m_messages, 2);
   return 1;
 }
 #endif
@@ -673,7 +674,7 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "close_reason") == 0) {
-      if (s->close_reason) lua_pushstring(L, s->close_reason);
+      if (ws_stream_close_reason(s)) lua_pushstring(L, ws_stream_close_reason(s));
       else if (s->close_code || s->phase >= WS_PH_FINISH) lua_pushliteral(L, "");
       else lua_pushnil(L);
       return 1;
@@ -685,7 +686,7 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
-    if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)s->dropped); return 1; } /* ws_topic.c */
+    if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)ws_stream_dropped(s)); return 1; } /* ws_topic.c */
     if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
       lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
       return 1;
@@ -725,7 +726,7 @@ static int conn_newindex(lua_State *L) {
 static int conn_gc(lua_State *L) {
   lws_conn *c = lua_touserdata(L, 1);
   lws_ctx *x = lws_ctx_get(L);
-  ws_timer_stop(x->loop, &c->task.timer);
+  lws_task_free_timer(x, &c->task);
   ws_stream_destroy(&c->s);
   c->s.user = NULL; /* finalized: lws_toconn no longer remembers it */
   if (x->conn_last == c) x->conn_last = NULL;

@@ -97,7 +97,8 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
 }
 
 /* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
- * pooled: serve is a callback-style dispatch function, run by pooled threads per event. */
+ * pooled: serve is a dispatch function run by pooled threads per event (the callback style,
+ * and the handshake of a coroutine-style connection until core.handoff). */
 static int l_listen(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   const char *host = luaL_checkstring(L, 1);
@@ -105,11 +106,13 @@ static int l_listen(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   if (port < 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
+  int pooled = lua_toboolean(L, 5);
+  lua_settop(L, 5);
   lws_server *sv = lua_newuserdatauv(L, sizeof(lws_server), 2);
   ws_listener_init(&sv->l, x->loop);
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
-  sv->pooled = lua_toboolean(L, 5);
+  sv->pooled = pooled;
   luaL_setmetatable(L, LWS_SERVER_MT);
   int ud = lua_gettop(L);
   lua_pushvalue(L, 4);

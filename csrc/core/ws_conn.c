@@ -68,8 +68,16 @@ void ws_conn_options_default(ws_conn_options *o, int role) {
 
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
   memset(c, 0, sizeof *c);
-  if (o) c->opt = *o;
-  else ws_conn_options_default(&c->opt, WS_ROLE_SERVER);
+  ws_conn_options d;
+  if (!o) {
+    ws_conn_options_default(&d, WS_ROLE_SERVER);
+    o = &d;
+  }
+  c->opt.max_message = o->max_message;
+  c->opt.max_frame = o->max_frame;
+  c->opt.max_fragments = o->max_fragments;
+  c->opt.role = (uint8_t)o->role;
+  c->opt.auto_pong = o->auto_pong != 0;
   /* Zero means "not set": every limit stays bounded. */
   if (!c->opt.max_message) c->opt.max_message = WS_DEFAULT_MAX_MESSAGE;
   if (!c->opt.max_frame) c->opt.max_frame = c->opt.max_message;
@@ -181,7 +189,7 @@ static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_
 /* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code unless
  * one was sent already, report it once, and stop reading. */
 static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
-  c->error_code = code;
+  c->error_code = (uint16_t)code;
   c->error = why;
   if (!c->close_sent) {
     queue_close(c, code, why, strlen(why));
@@ -255,7 +263,7 @@ static int read_header(ws_conn *c, ws_event *ev) {
     if (c->hdr.opcode == WS_OP_CONTINUATION) {
       c->fragments++;
     } else {
-      c->msg_opcode = c->hdr.opcode;
+      c->msg_opcode = (uint8_t)c->hdr.opcode;
       c->msg_compressed = (c->hdr.rsv & 4u) != 0;
       c->fragments = 1;
       c->utf8_state = WS_UTF8_ACCEPT;
@@ -296,7 +304,7 @@ static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
     if (!ws_utf8_valid(reason, rlen)) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_CLOSE_UTF8);
   }
   c->close_received = 1;
-  c->close_code = code;
+  c->close_code = (uint16_t)code;
   if (!c->close_sent) {
     /* Echo the peer's code (RFC 6455 5.5.1); a close without one is answered without one. */
     queue_close(c, code == WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
@@ -318,7 +326,7 @@ static int step_held(ws_conn *c, ws_event *ev) {
   if (have > c->payload_seen) {
     uint8_t *p = buf_ptr(&c->in) + c->payload_seen;
     size_t k = have - (size_t)c->payload_seen;
-    if (h->masked) c->mask_phase = ws_mask(p, p, k, h->mask, c->mask_phase);
+    if (h->masked) c->mask_phase = (uint8_t)ws_mask(p, p, k, h->mask, c->mask_phase);
     if (h->opcode == WS_OP_TEXT &&
         ws_utf8_validate(&c->utf8_state, p, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
@@ -329,7 +337,7 @@ static int step_held(ws_conn *c, ws_event *ev) {
   uint8_t *data = buf_ptr(&c->in);
   unsigned op = h->opcode;
   frame_done(c);
-  c->consumed_pending = plen; /* the event points into `in` until the next call */
+  c->consumed_pending = (uint32_t)plen; /* the event points into `in` until the next call */
   switch (op) {
   case WS_OP_TEXT:
     if (c->utf8_state != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
@@ -374,7 +382,7 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
     int last = h->fin && k == remaining;
     size_t before = ws_buf_size(&c->msg);
     const char *why = NULL;
-    if (h->masked) c->mask_phase = ws_mask(src, src, k, h->mask, c->mask_phase);
+    if (h->masked) c->mask_phase = (uint8_t)ws_mask(src, src, k, h->mask, c->mask_phase);
     if ((k || last) && ws_deflate_inflate(c->deflate, src, k, last, &c->msg,
                                           (size_t)c->opt.max_message, &why) != 0)
       return fail(c, ev, inflate_code(why), why ? why : E_INFLATE);
@@ -388,7 +396,7 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
      * so a large frame does not regrow the buffer piece by piece. */
     uint8_t *dst = ws_buf_reserve(&c->msg, (size_t)remaining, (size_t)c->opt.max_message);
     if (!dst) return fail(c, ev, WS_CLOSE_INTERNAL, E_NOMEM);
-    if (h->masked) c->mask_phase = ws_mask(dst, src, k, h->mask, c->mask_phase);
+    if (h->masked) c->mask_phase = (uint8_t)ws_mask(dst, src, k, h->mask, c->mask_phase);
     else memcpy(dst, src, k);
     if (text && ws_utf8_validate(&c->utf8_state, dst, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
@@ -518,7 +526,7 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
   int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
   if (r != 0) return -1;
   if (more) {
-    if (opcode != WS_OP_CONTINUATION) c->send_opcode = opcode;
+    if (opcode != WS_OP_CONTINUATION) c->send_opcode = (uint8_t)opcode;
   } else {
     c->send_opcode = 0;
   }

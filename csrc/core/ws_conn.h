@@ -60,28 +60,34 @@ typedef struct ws_event {
 #define WS_SEND_COMPRESS 2u  /* compress if permessage-deflate was negotiated */
 
 /* The struct is public so a host can embed it (no extra allocation per connection);
- * its fields are private to ws_conn.c. */
+ * its fields are private to ws_conn.c. A server keeps one per connection for as long as the
+ * connection lives, so it is laid out small: narrow fields, no padding holes. */
 typedef struct ws_conn {
-  ws_conn_options opt;
-  int state;
   ws_buf in;            /* received bytes not yet parsed */
   ws_buf msg;           /* fragments of the message being reassembled */
   ws_buf out;           /* bytes to write, in order */
+  struct {              /* the ws_conn_options it was made with */
+    uint64_t max_message, max_frame;
+    uint32_t max_fragments;
+    uint8_t role, auto_pong;
+  } opt;
   ws_frame_header hdr;  /* header of the frame being received */
-  int have_header;
   uint64_t payload_seen;   /* payload bytes of the current frame already unmasked/validated */
-  size_t mask_phase;
-  int msg_opcode;          /* opcode of the message in progress, 0 when none */
-  int msg_compressed;
-  uint32_t fragments;
-  uint32_t utf8_state;
-  int close_sent, close_received; /* close_sent: 1 when we closed first, 2 when ours replied */
-  unsigned close_code;     /* the peer's, once received */
-  unsigned error_code;     /* ours, once failed */
   const char *error;
   struct ws_deflate *deflate;
-  size_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there) */
-  int send_opcode;         /* opcode of the fragmented message we are sending, 0 when none */
+  uint32_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there:
+                                a held frame, at most in_limit) */
+  uint32_t fragments;
+  uint32_t utf8_state;
+  uint16_t close_code;     /* the peer's, once received */
+  uint16_t error_code;     /* ours, once failed */
+  uint8_t state;
+  uint8_t have_header;
+  uint8_t mask_phase;
+  uint8_t msg_opcode;      /* opcode of the message in progress, 0 when none */
+  uint8_t msg_compressed;
+  uint8_t close_sent, close_received; /* close_sent: 1 when we closed first, 2 when ours replied */
+  uint8_t send_opcode;     /* opcode of the fragmented message we are sending, 0 when none */
 } ws_conn;
 
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) WS_HIDDEN;

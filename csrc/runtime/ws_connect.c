@@ -243,7 +243,7 @@ static void read_response(ws_client *cl) {
       s->head_len = (uint32_t)rc;
       s->phase = WS_PH_HEAD_READY;
       cl->step = CL_DONE;
-      s->on_finish = NULL;
+      s->cold->on_finish = NULL; /* set by ws_client_start */
       release(cl);
       set_io(cl, 0);
       give_back(cl);
@@ -351,6 +351,10 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
     s->error = "host name too long";
     return -1;
   }
+  if (!ws_stream_cold_get(s)) {
+    s->error = "out of memory";
+    return -1;
+  }
   strcpy(cl->host, host);
   strcpy(cl->server_name, server_name ? server_name : host);
   cl->port = port;
@@ -358,7 +362,7 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
   cl->tls = tls;
   s->cfg = &cl->cfg;
   s->phase = WS_PH_HEAD;
-  s->on_finish = client_finished;
+  s->cold->on_finish = client_finished;
   cl->io_cb = (ws_client_fn)ev_cb(io);
   cl->timer_cb = (ws_client_fn)ev_cb(t);
   ev_set_cb(io, client_io);

@@ -149,6 +149,14 @@ enum ws_phase {
 
 typedef struct ws_segment ws_segment;
 
+/* What few connections need, allocated at first use (ws_stream_cold_get), so an idle
+ * connection does not carry it. */
+typedef struct ws_stream_cold {
+  char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
+  void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
+  uint64_t dropped;         /* published messages skipped because its queue was over the limit */
+} ws_stream_cold;
+
 struct ws_stream {
   ws_conn ws;               /* the protocol engine */
   ws_watcher io;            /* ev_io: EV_READ and/or EV_WRITE */
@@ -166,7 +174,7 @@ struct ws_stream {
   size_t seg_bytes;
   double last_recv, last_activity, ping_sent;
   void *user;               /* the binding's object */
-  char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
+  ws_stream_cold *cold;     /* NULL until needed */
   const char *error;        /* why the connection failed (static text), NULL when it did not */
   uint32_t head_len;        /* length of the complete request head, 0 until parsed */
   uint32_t inbox_count;
@@ -184,15 +192,20 @@ struct ws_stream {
   uint8_t io_events;        /* events the io watcher is started with */
   uint8_t tp_wait;          /* TLS: EV_WRITE when a read waits for writability, EV_READ when a
                                write waits for readability (set by the transport) */
-  void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
   struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
-  uint64_t dropped;         /* published messages skipped because its queue was over the limit */
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
 };
+
+/* s->cold, allocated on first use; NULL when out of memory. */
+ws_stream_cold *ws_stream_cold_get(ws_stream *s) WS_HIDDEN;
+static inline const char *ws_stream_close_reason(const ws_stream *s) {
+  return s->cold ? s->cold->close_reason : NULL;
+}
+static inline uint64_t ws_stream_dropped(const ws_stream *s) { return s->cold ? s->cold->dropped : 0; }
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
 void ws_stream_init(ws_stream *s, ws_loop *loop) WS_HIDDEN;

@@ -106,9 +106,9 @@ static void finish_socket(ws_stream *s, int notify) {
   if (ev_is_active(WS_EV_TIMER(s)) || ev_is_pending(WS_EV_TIMER(s))) ev_timer_stop(ev, WS_EV_TIMER(s));
   if (ev_is_pending(WS_EV_IO(s))) ev_clear_pending(ev, WS_EV_IO(s));
   ws_loop_unmark_dirty(s->loop, s);
-  if (s->on_finish) {
-    void (*hook)(ws_stream *) = s->on_finish;
-    s->on_finish = NULL;
+  if (s->cold && s->cold->on_finish) {
+    void (*hook)(ws_stream *) = s->cold->on_finish;
+    s->cold->on_finish = NULL;
     hook(s);
   }
   if (s->tp && s->tp->free) s->tp->free(s);
@@ -140,8 +140,16 @@ void ws_stream_destroy(ws_stream *s) {
   ws_buf_free(&s->inbox);
   s->inbox_count = 0;
   ws_buf_free(&s->head);
-  free(s->close_reason);
-  s->close_reason = NULL;
+  if (s->cold) {
+    free(s->cold->close_reason);
+    free(s->cold);
+    s->cold = NULL;
+  }
+}
+
+ws_stream_cold *ws_stream_cold_get(ws_stream *s) {
+  if (!s->cold) s->cold = calloc(1, sizeof *s->cold);
+  return s->cold;
 }
 
 void ws_stream_abort(ws_stream *s, const char *why) {
@@ -213,9 +221,13 @@ static void read_head(ws_stream *s) {
     s->flags |= WS_SF_TLS_DONE;
   }
   for (;;) {
-    uint8_t *p = ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
+    /* A head usually comes in one read: read it on the stack and keep an exact copy, so a
+     * burst of handshakes leaves no half-used buffers between the connections' memory. */
+    uint8_t first[2048];
+    int direct = s->head.data == NULL;
+    uint8_t *p = direct ? first : ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
     if (!p) { head_failed(s, 431, "request head too large"); return; }
-    size_t avail = s->head.cap - s->head.len;
+    size_t avail = direct ? sizeof first : s->head.cap - s->head.len;
     ssize_t n = s->tp->read(s, p, avail);
     if (n == 0) { ws_stream_abort(s, "connection closed during the handshake"); return; }
     if (n < 0) {
@@ -223,7 +235,15 @@ static void read_head(ws_stream *s) {
       else ws_stream_update_io(s); /* TLS may wait for writability */
       return;
     }
-    ws_buf_commit(&s->head, (size_t)n);
+    if (direct) {
+      if (!(s->head.data = malloc((size_t)n))) { ws_stream_abort(s, "out of memory"); return; }
+      memcpy(s->head.data, first, (size_t)n);
+      s->head.head = 0;
+      s->head.len = s->head.cap = (size_t)n;
+      if ((size_t)n == avail) continue; /* more may wait: read on into the buffer */
+    } else {
+      ws_buf_commit(&s->head, (size_t)n);
+    }
     ws_request req;
     memset(&req, 0, sizeof req);
     int r = ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
@@ -288,7 +308,11 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   s->last_recv = s->last_activity = ws_loop_now(s->loop);
   arm_keepalive(s);
   ws_stream_update_io(s);
-  ws_loop_mark_dirty(s->loop, s);
+  /* Write the 101 now: its pooled buffer goes back at once, so a burst of handshakes borrows
+   * one buffer instead of one per connection until the loop's next flush. */
+  ws_stream_flush(s);
+  if (s->phase == WS_PH_DONE) return 0;
+  if (ws_buf_size(&s->ws.out) || s->seg_head) ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
@@ -384,12 +408,13 @@ void ws_stream_drop(ws_stream *s) {
 }
 
 static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
-  char *r = malloc(n + 1);
+  ws_stream_cold *x = ws_stream_cold_get(s);
+  char *r = x ? malloc(n + 1) : NULL;
   if (!r) return;
   if (n) memcpy(r, p, n);
   r[n] = 0;
-  free(s->close_reason);
-  s->close_reason = r;
+  free(x->close_reason);
+  x->close_reason = r;
 }
 
 /* Turn the input received so far into inbox messages and protocol actions. */

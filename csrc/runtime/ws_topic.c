@@ -59,6 +59,12 @@ struct ws_topics {     /* a listener's topics (ws_listener.topics) */
 };
 
 /* FNV-1a: short names, one pass, no allocation. */
+/* The count behind conn.dropped (in the stream's cold part: most connections never drop). */
+static void count_drop(ws_stream *s) {
+  ws_stream_cold *x = ws_stream_cold_get(s);
+  if (x) x->dropped++;
+}
+
 static uint32_t hash_name(const char *p, size_t n) {
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < n; i++) {
@@ -351,7 +357,7 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
     ws_stream *s = t->subs[i].s;
     if (s == except || s->phase != WS_PH_OPEN) continue;
     if (s->ws.send_opcode) { /* inside a fragmented message of its own: no frame fits between */
-      s->dropped++;
+      count_drop(s);
       continue;
     }
     if (too_slow(s, limit)) {
@@ -360,7 +366,7 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
         if (!s->error) s->error = WS_TOPIC_SLOW_REASON;
         ws_stream_close(s, WS_TOPIC_SLOW_CODE, WS_TOPIC_SLOW_REASON, sizeof WS_TOPIC_SLOW_REASON - 1);
       } else {
-        s->dropped++;
+        count_drop(s);
       }
       continue;
     }
@@ -373,7 +379,7 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
       count++;
       if (frame != sh) ws_deflate_reset_output(s->ws.deflate);
     } else if (s->phase == WS_PH_OPEN) {
-      s->dropped++; /* out of memory for its queue entry */
+      count_drop(s); /* out of memory for its queue entry */
     }
   }
   t->busy--;

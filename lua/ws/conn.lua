@@ -38,23 +38,25 @@ function methods:receive(timeout)
 end
 
 -- for msg, kind in conn:messages() do ... end  (ends when the connection does)
--- The iterator (C) takes a waiting message straight from the inbox; it calls wait_read (one
--- resume per batch of messages) only when the inbox is empty.
+-- The iterator takes a waiting message straight from the inbox and calls wait_read (one resume
+-- per batch of messages) only when the inbox is empty. It is one function for every connection
+-- (the connection is the generic for's state), so an idle connection holds no closure for it.
 local function wait_read(self)
   if not cwait(self, "r") then yield() end -- wait(self, "r"), one call less per wake-up
 end
-if core.reader then
+if core.reader then -- in C: one C call per message
   methods.messages = core.reader(wait_read)
 else -- no continuations for C on LuaJIT: the same iterator in Lua
-  function methods:messages()
-    return function()
-      while true do
-        local msg, kind = crecv(self)
-        if msg then return msg, kind end
-        if msg == nil then return nil end
-        wait_read(self)
-      end
+  local function next_message(self)
+    while true do
+      local msg, kind = crecv(self)
+      if msg then return msg, kind end
+      if msg == nil then return nil end
+      wait_read(self)
     end
+  end
+  function methods:messages()
+    return next_message, self
   end
 end
 

@@ -46,7 +46,7 @@ end
 
 local UPGRADED = {} -- what serve returns to the callback style's dispatch after the 101
 local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/lua_core.h
-local crecv, cstage = core.recv, core.stage
+local crecv, cstage, chandoff = core.recv, core.stage, core.handoff
 
 -- The callback style { open =, message =, close = } keeps no coroutine per connection: for
 -- each event a pooled thread runs dispatch(conn, stage), which calls what is due and returns when
@@ -86,7 +86,7 @@ function M.new(opts, handler)
     for _, k in ipairs({ "open", "message", "close" }) do
       if cb[k] ~= nil and type(cb[k]) ~= "function" then error("ws.server: callback " .. k .. " must be a function", 2) end
     end
-    handler = function() return UPGRADED end
+    handler = function() return UPGRADED end -- not called: serve returns UPGRADED itself
   end
   if type(handler) ~= "function" then error("ws.server: handler function expected", 2) end
   local path = opts.path
@@ -146,7 +146,10 @@ function M.new(opts, handler)
     end
     if not cupgrade(conn, protocol, headers, compress) then return end
     if data ~= nil then conn.data = data end
-    return handler(conn)
+    if cb then return UPGRADED end
+    -- The handler runs in a fresh coroutine: this one's stack grew during the handshake, and
+    -- a thread keeps its stack for as long as it lives.
+    return chandoff(conn, handler)
   end
 
   local tls_ctx
@@ -156,11 +159,9 @@ function M.new(opts, handler)
     if not tls_ctx then return nil, terr, "tls" end
   end
   local l, err, code
-  if cb then
-    l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, dispatcher(cb, serve), true)
-  else
-    l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, serve)
-  end
+  -- Both styles run the handshake on pooled threads; a coroutine-style handler then gets a
+  -- thread of its own (core.handoff).
+  l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, cb and dispatcher(cb, serve) or serve, true)
   if not l then return nil, err, code end
   topics_mod.configure(l, opts) -- slow_subscriber, max_backlog
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
