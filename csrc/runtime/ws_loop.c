@@ -102,12 +102,20 @@ void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) {
   s->dprev = s->dnext = NULL;
 }
 
-/* Write every stream that has output; returns how many were written. */
+/* Write every stream that has output; returns how many were written. A message sent counts as
+ * activity (idle_timeout) here, once per stream and flush, rather than at every send or for
+ * every subscriber of every publish. */
 static int flush_dirty(ws_loop *loop) {
   int n = 0;
+  double now = -1;
   while (loop->dirty) {
     ws_stream *s = loop->dirty;
     ws_loop_unmark_dirty(loop, s);
+    if (s->flags & WS_SF_SENT) {
+      if (now < 0) now = ws_loop_now(loop);
+      s->last_activity = now;
+      s->flags &= (uint8_t)~WS_SF_SENT;
+    }
     ws_stream_flush(s);
     n++;
   }

@@ -19,6 +19,8 @@
 #define WS_SF_SHUT 0x10        /* our side is shut down for writing */
 #define WS_SF_TLS_DONE 0x20    /* the transport handshake finished */
 #define WS_SF_HELD 0x40        /* the inbox's one message is s->held, inside ws_conn's buffers */
+#define WS_SF_SENT 0x80        /* a message was queued since the last flush: activity for
+                                  idle_timeout, recorded once per flush (ws_loop.c) */
 
 struct ev_loop *ws_loop_ev(ws_loop *loop) WS_HIDDEN;
 const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;

@@ -421,7 +421,7 @@ static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
 static void after_input(ws_stream *s) {
   ws_event ev;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
-  int any = 0;
+  int any = 0, got = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
   while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES &&
          !(s->flags & WS_SF_HELD) && ws_conn_next(&s->ws, &ev)) {
@@ -438,8 +438,7 @@ static void after_input(ws_stream *s) {
         s->error = "out of memory";
         ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, NULL, 0);
       }
-      s->last_activity = ws_loop_now(s->loop);
-      any = 1;
+      got = 1;
       break;
     case WS_EV_PONG:
       s->flags &= (uint8_t)~WS_SF_PING_OUT;
@@ -458,6 +457,10 @@ static void after_input(ws_stream *s) {
       break;
     }
     if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) break;
+  }
+  if (got) {
+    s->last_activity = ws_loop_now(s->loop); /* once per batch of messages */
+    any = 1;
   }
   if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
       !(s->flags & WS_SF_PAUSED)) {
@@ -652,7 +655,7 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
   if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
   ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
-  s->last_activity = ws_loop_now(s->loop);
+  s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
   return 0;
 }

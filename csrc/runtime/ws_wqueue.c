@@ -114,7 +114,7 @@ int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
     } else if (ws_buf_append(out, sh->data, sh->len, 0) < 0) {
       return -1;
     }
-    s->last_activity = ws_loop_now(s->loop);
+    s->flags |= WS_SF_SENT;
     ws_loop_mark_dirty(s->loop, s);
     return 0;
   }
@@ -126,7 +126,7 @@ int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   ws_buf_init(&g->own);
   sh->refs++;
   seg_append(s, g);
-  s->last_activity = ws_loop_now(s->loop);
+  s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
   return 0;
 }
