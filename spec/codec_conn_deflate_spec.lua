@@ -7,7 +7,7 @@ local V = require "vectors.rfc6455"
 local hex, tohex = V.hex, V.tohex
 local KEY = V.key
 
-local MAX_EVENTS = 100000
+local MAX_EVENTS = require("support.codec_events").MAX_EVENTS
 
 local function conn(role, params, cfg, opts)
   local o = { role = role }
@@ -20,15 +20,7 @@ local function conn(role, params, cfg, opts)
   return c
 end
 
-local function drain(c, into)
-  into = into or {}
-  for _ = 1, MAX_EVENTS do
-    local ev = { c:next() }
-    if ev[1] == nil then return into end
-    into[#into + 1] = ev
-  end
-  error("too many events")
-end
+local drain = require("support.codec_events").drain
 
 local function feed_all(c, chunks)
   local evs = {}

@@ -27,17 +27,9 @@ local function new(role, opts)
   return c
 end
 
-local MAX_EVENTS = 100000 -- every loop is bounded
+local MAX_EVENTS = require("support.codec_events").MAX_EVENTS
 
-local function drain(c, into)
-  into = into or {}
-  for _ = 1, MAX_EVENTS do
-    local ev = { c:next() }
-    if ev[1] == nil then return into end
-    into[#into + 1] = ev
-  end
-  error("too many events")
-end
+local drain = require("support.codec_events").drain
 
 -- Feed the chunks in order, collecting events after each.
 local function run(role, chunks, opts)

@@ -119,19 +119,25 @@ static int push_end(lua_State *L, lws_conn *c) {
 
 /* ---- primitives (never block) ---- */
 
+/* The oldest waiting message and its kind, pushed and taken from the inbox: 1, or 0 when none
+ * waits. Upvalues `text_up` and `text_up + 1` of the running function hold "text" and "binary"
+ * (no string lookup per message). */
+static int take_message(lua_State *L, lws_conn *c, int text_up) {
+  const uint8_t *p;
+  size_t n;
+  int op;
+  if (!ws_stream_peek(&c->s, &p, &n, &op)) return 0;
+  lua_pushlstring(L, (const char *)p, n);
+  lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? text_up + 1 : text_up));
+  ws_stream_drop(&c->s);
+  return 1;
+}
+
 /* core.recv(conn) -> msg, kind | false (nothing yet) | nil, message, code.
  * Upvalues 2 and 3 are the strings "text" and "binary" (no lookup per message). */
 static int l_recv(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
-  const uint8_t *p;
-  size_t n;
-  int op;
-  if (ws_stream_peek(&c->s, &p, &n, &op)) {
-    lua_pushlstring(L, (const char *)p, n);
-    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 3 : 2));
-    ws_stream_drop(&c->s);
-    return 2;
-  }
+  if (take_message(L, c, 2)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:
@@ -242,15 +248,7 @@ static int next_again(lua_State *L, int status, lua_KContext k) {
 
 static int m_next(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
-  const uint8_t *p;
-  size_t n;
-  int op;
-  if (ws_stream_peek(&c->s, &p, &n, &op)) {
-    lua_pushlstring(L, (const char *)p, n);
-    lua_pushvalue(L, lua_upvalueindex(op == WS_OP_BINARY ? 4 : 3));
-    ws_stream_drop(&c->s);
-    return 2;
-  }
+  if (take_message(L, c, 3)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:

@@ -142,7 +142,9 @@ function Pool:wait_for(id, contains, count, timeout)
   return { ok = true, count = n, seconds = socket.gettime() - start }
 end
 
-function Pool:expect(id, type_, timeout)
+-- Messages until one of `type` arrives (at most 50 others in between); returns it and the ones
+-- before it. Works on any object with :recv(id, timeout) returning a decoded message.
+function M.expect(self, id, type_, timeout)
   local before = {}
   for _ = 1, 50 do
     local msg, err = self:recv(id, timeout)
@@ -152,6 +154,7 @@ function Pool:expect(id, type_, timeout)
   end
   return nil, "too many other messages", before
 end
+Pool.expect = M.expect
 
 function Pool:close(id)
   local client = self.clients[id]

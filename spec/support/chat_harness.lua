@@ -175,18 +175,8 @@ end
 
 function Agent:close(id) return self:call({ op = "close", id = id }) end
 
--- Messages until one of `type` arrives (at most `limit` others in between); returns it and
--- the ones before it.
-function Agent:expect(id, type_, timeout)
-  local before = {}
-  for _ = 1, 50 do
-    local msg, err = self:recv(id, timeout)
-    if not msg then return nil, err, before end
-    if msg.type == type_ then return msg, before end
-    before[#before + 1] = msg
-  end
-  return nil, "too many other messages", before
-end
+-- Messages until one of `type` arrives, and the ones before it (as a Pool's).
+Agent.expect = require("support.chat_client").expect
 
 function Agent:quit()
   if self.closed then return end
