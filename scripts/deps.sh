@@ -21,6 +21,8 @@ PACKAGES=(
   clang libfuzzer-14-dev libclang-rt-14-dev
   chromium fonts-liberation fonts-dejavu-core
   valgrind procps
+  # the Redis bus (scale-out): hiredis as the RESP codec, redis-server for the specs
+  redis-server libhiredis-dev
   # bench/ peers: libwebsockets, lua-http on cqueues
   libwebsockets-dev lua-http lua-cqueues
 )
