@@ -3,6 +3,7 @@
 lua-ws chat: rooms, nicknames, presence and history, with its web page on the same port.
 
   lua5.4 examples/chat.lua [--port 8080] [--host 127.0.0.1] [--history 50] [--origin URL ...]
+                           [--redis redis://127.0.0.1:6379] [--workers K]
 
 The page is served at http://HOST:PORT/ (examples/chat/), the WebSocket at ws://HOST:PORT/ws.
 Browsers are admitted by the server's origin policy: by default a page must come from the host
@@ -12,6 +13,11 @@ GET /stats answers JSON counters (connections, rooms, messages dropped for slow 
 Fan-out goes through the server's topics: each room is the topic "room:<name>", and a message is
 encoded to JSON once and published once; a member that stops reading has messages dropped (its
 `conn.dropped` counts them) instead of holding up the room.
+
+With --redis, rooms span every chat process on that Redis (and, with --workers K, every worker
+of this one): room messages are an ordered topic of the server's bus (one `seq` per room, kept by
+Redis, the history in a Redis stream), members are the topic's presence, and joined/left come
+from presence events. Without --redis everything lives in this one process (docs/chat.md).
 
 The protocol: every WebSocket message is one JSON object (text frames) with a string "type".
 
@@ -39,7 +45,8 @@ The protocol: every WebSocket message is one JSON object (text frames) with a st
     {"type":"error", "code":"not_joined", "message":"join a room first"}
         to the one connection whose request failed; it stays open. Codes: bad_json,
         bad_message, unknown_type, bad_nick, bad_room, nick_taken, too_many_rooms, not_joined,
-        bad_text, too_long.
+        bad_text, too_long, unavailable (with --redis: the room's Redis cannot be reached;
+        the message was not sent, the client may retry).
 ]]
 
 -- Run from anywhere with no environment: find the tree's lua/ next to this script.
@@ -63,7 +70,8 @@ local MAX_ROOMS = 1000
 local MAX_FRAME = 16 * 1024   -- the largest JSON message a client may send
 
 local function usage(status)
-  io.stderr:write("usage: lua5.4 examples/chat.lua [--port N] [--host H] [--history N] [--origin URL]...\n")
+  io.stderr:write("usage: lua5.4 examples/chat.lua [--port N] [--host H] [--history N] [--origin URL]...\n" ..
+                  "                                [--redis redis://HOST:PORT[/DB]] [--workers K]\n")
   os.exit(status)
 end
 
@@ -76,6 +84,9 @@ local function parse_args(argv)
     elseif a == "--port" and tonumber(v) then opts.port = tointeger(tonumber(v))
     elseif a == "--host" and v then opts.host = v
     elseif a == "--history" and tonumber(v) then opts.history = tointeger(tonumber(v))
+    elseif a == "--redis" and v then opts.redis = v
+    elseif a == "--workers" and v and (v == "auto" or tonumber(v)) then
+      opts.workers = v == "auto" and v or tointeger(tonumber(v))
     elseif a == "--origin" and v then
       opts.origins = opts.origins or {}
       opts.origins[#opts.origins + 1] = v
@@ -87,6 +98,13 @@ local function parse_args(argv)
   end
   if not opts.port or opts.port < 0 or opts.port > 65535 or not opts.history or opts.history < 0 then
     usage(2)
+  end
+  if opts.workers ~= nil and opts.workers ~= "auto" and (not opts.workers or opts.workers < 1) then usage(2) end
+  if opts.workers and not opts.redis then
+    -- Each worker is a process of its own: without a bus its rooms would be its own too, and two
+    -- people in one room on two workers would never see each other.
+    io.stderr:write("chat: --workers needs --redis: workers share rooms, members and history through Redis\n")
+    os.exit(2)
   end
   return opts
 end
@@ -196,21 +214,59 @@ local function valid_room(name)
   return name
 end
 
-local function join(client, req)
+-- The checks of a join request, the same in both modes: nick, room (or nil after the error).
+local function check_join(client, req)
   local nick = valid_nick(req.nick)
   if not nick then
-    return send_error(client, "bad_nick", "nickname must be 1 to 32 characters with no control characters")
+    send_error(client, "bad_nick", "nickname must be 1 to 32 characters with no control characters")
+    return nil
   end
   local name = valid_room(req.room)
   if not name then
-    return send_error(client, "bad_room", "room must be 1 to 32 letters, digits, '-', '_' or '.'")
+    send_error(client, "bad_room", "room must be 1 to 32 letters, digits, '-', '_' or '.'")
+    return nil
   end
+  return nick, name
+end
+
+-- The checks of a message's text, the same in both modes: the text (or nil after the error).
+local function check_text(client, req)
+  local text = req.text
+  if type(text) ~= "string" or not text:find("%S") then
+    send_error(client, "bad_text", "message text must be a non-empty string")
+    return nil
+  end
+  local len = utf8_len(text)
+  if not len then
+    send_error(client, "bad_text", "message text is not valid UTF-8")
+    return nil
+  end
+  if len > LIMITS.text then
+    send_error(client, "too_long", ("message text is over %d characters"):format(LIMITS.text))
+    return nil
+  end
+  return text
+end
+
+local function nick_taken(client, nick, name)
+  return send_error(client, "nick_taken", ('nickname "%s" is already used in #%s'):format(nick, name))
+end
+
+local function send_join_state(client, name, members, history)
+  local ok, err, code = client.conn:send('{"type":"members","room":' .. cjson.encode(name) ..
+    ',"members":' .. json_list(members) .. '}')
+  if not ok then return nil, err, code end
+  return client.conn:send('{"type":"history","room":' .. cjson.encode(name) ..
+    ',"messages":' .. json_list(history) .. '}')
+end
+
+local function join(client, req)
+  local nick, name = check_join(client, req)
+  if not nick then return end
   local room = rooms[name]
   if room then
     for _, member in pairs(room.members) do
-      if member.nick == nick and member ~= client then
-        return send_error(client, "nick_taken", ('nickname "%s" is already used in #%s'):format(nick, name))
-      end
+      if member.nick == nick and member ~= client then return nick_taken(client, nick, name) end
     end
   end
   leave(client)
@@ -226,11 +282,7 @@ local function join(client, req)
   for id, member in pairs(room.members) do
     members[#members + 1] = cjson.encode({ id = id, nick = member.nick })
   end
-  local ok, err, code = client.conn:send('{"type":"members","room":' .. cjson.encode(name) ..
-    ',"members":' .. json_list(members) .. '}')
-  if not ok then return nil, err, code end
-  ok, err, code = client.conn:send('{"type":"history","room":' .. cjson.encode(name) ..
-    ',"messages":' .. json_list(room.history) .. '}')
+  local ok, err, code = send_join_state(client, name, members, room.history)
   if not ok then return nil, err, code end
   publish(room, { type = "joined", room = name, id = client.id, nick = nick, ts = now_ms() })
   return true
@@ -239,15 +291,8 @@ end
 local function say(client, req)
   local room = client.room
   if not room then return send_error(client, "not_joined", "join a room first") end
-  local text = req.text
-  if type(text) ~= "string" or not text:find("%S") then
-    return send_error(client, "bad_text", "message text must be a non-empty string")
-  end
-  local len = utf8_len(text)
-  if not len then return send_error(client, "bad_text", "message text is not valid UTF-8") end
-  if len > LIMITS.text then
-    return send_error(client, "too_long", ("message text is over %d characters"):format(LIMITS.text))
-  end
+  local text = check_text(client, req)
+  if not text then return end
   room.seq = room.seq + 1
   stats.messages = stats.messages + 1
   local data = publish(room, { type = "message", room = room.name, seq = room.seq, from = client.id,
@@ -260,7 +305,102 @@ local function say(client, req)
   return true
 end
 
-local HANDLERS = {
+------------------------------------------------------------------------------------------------
+-- Rooms on the bus (--redis). A room is an ordered topic of the server's bus: Redis numbers its
+-- messages (the offset is the message's seq, the same on every node), keeps the last ones in a
+-- stream (the history) and the room's members in the topic's presence; joined and left are the
+-- presence events, which reach every process with members in the room.
+
+local UNAVAILABLE = "the chat cannot reach its Redis right now; nothing was sent, try again"
+local bus_rooms = {}   -- name -> members on this process (for /stats)
+
+-- A room message travels without its seq (Redis gives it); each process adds it once when it
+-- delivers the message to its members, and when it replays the history.
+local function with_seq(_, data, offset)
+  return '{"seq":' .. offset .. ',' .. data:sub(2)
+end
+
+local function bus_leave(client)
+  local name, nick = client.room_name, client.nick
+  if not name then return end
+  client.room_name, client.nick = nil, nil
+  bus_rooms[name] = bus_rooms[name] - 1
+  if bus_rooms[name] == 0 then bus_rooms[name] = nil end
+  local conn = client.conn
+  if conn.state == "closed" then return end -- the bus took it out of the room's presence itself
+  -- Unsubscribed first: the others hear "left" from presence, the leaver from here, once.
+  conn:unsubscribe("room:" .. name)
+  conn:untrack("room:" .. name)
+  send(client, { type = "left", room = name, id = client.id, nick = nick, ts = now_ms() })
+end
+
+local function bus_join(client, req)
+  local nick, name = check_join(client, req)
+  if not nick then return end
+  local t = "room:" .. name
+  local present = server:presence(t)
+  if not present then return send_error(client, "unavailable", UNAVAILABLE) end
+  local members = {}
+  for id, info in pairs(present) do
+    local ok, m = pcall(cjson.decode, info)
+    if ok and type(m) == "table" and id ~= client.id then
+      if m.nick == nick then return nick_taken(client, nick, name) end
+      members[#members + 1] = cjson.encode({ id = id, nick = m.nick })
+    end
+  end
+  bus_leave(client)
+  local conn = client.conn
+  conn:subscribe(t)
+  local history = {}
+  if opts.history > 0 then
+    local list = server:history(t, { limit = opts.history })
+    if not list then
+      conn:unsubscribe(t)
+      return send_error(client, "unavailable", UNAVAILABLE)
+    end
+    for i, entry in ipairs(list) do history[i] = with_seq(t, entry.data, entry.offset) end
+  end
+  local info = cjson.encode({ nick = nick })
+  if not conn:track(t, info) then
+    conn:unsubscribe(t)
+    return send_error(client, "unavailable", UNAVAILABLE)
+  end
+  client.room_name, client.nick = name, nick
+  bus_rooms[name] = (bus_rooms[name] or 0) + 1
+  members[#members + 1] = cjson.encode({ id = client.id, nick = nick })
+  return send_join_state(client, name, members, history)
+end
+
+local function bus_say(client, req)
+  local name = client.room_name
+  if not name then return send_error(client, "not_joined", "join a room first") end
+  local text = check_text(client, req)
+  if not text then return end
+  -- Through Redis first (it gives the seq), then to every member on every process; waiting for
+  -- Redis's answer is how a sender learns that its message did not go out.
+  local data = cjson.encode({ type = "message", room = name, from = client.id, nick = client.nick,
+                              text = text, ts = now_ms() })
+  if not server:publish("room:" .. name, data, { wait = true }) then
+    return send_error(client, "unavailable", UNAVAILABLE)
+  end
+  stats.messages = stats.messages + 1
+  return true
+end
+
+-- Presence events of any process: this process tells its own members of the room.
+local function on_presence(t, event, id, info)
+  local name = t:match("^room:(.+)$")
+  local ok, m = pcall(cjson.decode, info or "")
+  if not name or not ok or type(m) ~= "table" then return end
+  server:publish(t, cjson.encode({ type = event == "join" and "joined" or "left", room = name, id = id,
+                                   nick = m.nick, ts = now_ms() }), { ["local"] = true })
+end
+
+local HANDLERS = opts.redis and {
+  join = bus_join,
+  message = bus_say,
+  leave = function(client) bus_leave(client); return true end,
+} or {
   join = join,
   message = say,
   leave = function(client) leave(client); return true end,
@@ -296,7 +436,7 @@ local function on_connection(conn)
   stats.connections = stats.connections + 1
   -- Whatever ends the session (a close, an error), the room must hear that this member left.
   local ok, err = xpcall(session, debug.traceback, client)
-  leave(client)
+  if opts.redis then bus_leave(client) else leave(client) end
   clients[conn.id] = nil
   stats.dropped_closed = stats.dropped_closed + (conn.dropped or 0)
   if not ok then error(err, 0) end
@@ -311,6 +451,9 @@ local function stats_json()
   local in_rooms = {}
   for name, room in pairs(rooms) do
     if room.count > 0 then in_rooms[#in_rooms + 1] = cjson.encode({ room = name, members = room.count }) end
+  end
+  for name, count in pairs(bus_rooms) do -- with --redis: this process's members of each room
+    in_rooms[#in_rooms + 1] = cjson.encode({ room = name, members = count })
   end
   return '{"connections":' .. open .. ',"accepted":' .. stats.connections .. ',"messages":' ..
     stats.messages .. ',"dropped":' .. dropped .. ',"rooms":' .. json_list(in_rooms) .. '}'
@@ -361,12 +504,21 @@ server, err = ws.server({
   compression = "shared", -- permessage-deflate without per-connection contexts: a room's
                           -- message is compressed once for all its members
   http = on_http,
+  bus = opts.redis and {
+    url = opts.redis,
+    prefix = "chat:",
+    ordered = { "room:*" },            -- one seq per room across every process
+    history = math.max(opts.history, 1),
+    format = with_seq,
+  } or nil,
 }, on_connection)
 if not server then
   io.stderr:write("chat: ", tostring(err), "\n")
   os.exit(1)
 end
 
+if opts.redis then server.on_presence = on_presence end
+
 print(("chat: listening on http://%s:%d/ (WebSocket at /ws)"):format(opts.host, server.port))
 io.stdout:flush()
-ws.run()
+ws.run({ workers = opts.workers })
