@@ -65,7 +65,7 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
     ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
     break;
   case WS_PH_HEAD_READY:
-    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0);
+    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0, 0);
     break;
   case WS_PH_OPEN:
     if (failed) ws_stream_close(&c->s, WS_CLOSE_INTERNAL, "internal error", 14);
@@ -171,6 +171,8 @@ static int l_send(lua_State *L) {
     lua_getfield(L, 4, "compress");
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
     lua_pop(L, 1);
+  } else if (!lua_isnoneornil(L, 4)) {
+    return luaL_argerror(L, 4, "options table expected");
   }
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) {
@@ -638,7 +640,8 @@ static int l_upgrade(lua_State *L) {
   return 1;
 }
 
-/* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code */
+/* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code. The answer to
+ * a HEAD request carries the body's Content-Length and not the body. */
 static int l_respond(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
@@ -646,9 +649,11 @@ static int l_respond(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   size_t bl = 0;
   const char *body = luaL_optlstring(L, 4, NULL, &bl);
+  ws_request req;
   if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
-  if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl) < 0) return push_end(L, c);
+  int head_only = parse_head(L, c, &req) == 0 && req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+  if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl, head_only) < 0) return push_end(L, c);
   lua_pushboolean(L, 1);
   return 1;
 }

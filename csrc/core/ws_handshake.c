@@ -507,8 +507,8 @@ const char *ws_status_text(int status) {
   }
 }
 
-int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
-                       const char *body, size_t body_len) {
+static int response(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                    const char *body, size_t body_len, int with_body) {
   char line[64];
   if (status < 100 || status > 999 || !extra_valid(extra, nextra)) return -1;
   if (!body) body_len = 0;
@@ -522,8 +522,18 @@ int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t n
   if (status == 426) puts_(&w, "Sec-WebSocket-Version: 13\r\n");
   put_extra(&w, extra, nextra);
   put(&w, "\r\n", 2);
-  if (body_len) put(&w, body, body_len);
+  if (body_len && with_body) put(&w, body, body_len);
   return writer_end(&w);
+}
+
+int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                       const char *body, size_t body_len) {
+  return response(out, status, extra, nextra, body, body_len, 1);
+}
+
+int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                            const char *body, size_t body_len) {
+  return response(out, status, extra, nextra, body, body_len, 0);
 }
 
 /* ---- client side ---- */

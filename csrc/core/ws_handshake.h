@@ -83,6 +83,10 @@ int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char 
  * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. */
 int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                        const char *body, size_t body_len) WS_HIDDEN;
+/* The same response to a HEAD request: its Content-Length is body's, and no body follows
+ * (RFC 7231 4.3.2). */
+int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                            const char *body, size_t body_len) WS_HIDDEN;
 
 /* Can this text go on the wire as a header name (an RFC 7230 token) or value (no control
  * characters but tab)? The builders refuse anything else, so no caller can inject lines. */

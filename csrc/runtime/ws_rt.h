@@ -225,9 +225,10 @@ int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach,
 /* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
-/* Answer with a plain HTTP response (ws_response_status) and close once it is sent. */
+/* Answer with a plain HTTP response (ws_response_status) and close once it is sent; head_only:
+ * the answer to a HEAD request (ws_response_status_head: the body's length, not the body). */
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
-                      const char *body, size_t body_len) WS_HIDDEN;
+                      const char *body, size_t body_len, int head_only) WS_HIDDEN;
 
 /* The oldest received message: 1 with p, n and opcode set (valid until ws_stream_drop or any
  * other call on this stream), 0 when none is waiting. */

@@ -195,7 +195,7 @@ void ws_stream_want_drain(ws_stream *s) { s->flags |= WS_SF_WANT_DRAIN; }
 static void head_failed(ws_stream *s, int status, const char *why) {
   s->error = why;
   s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
-  ws_stream_respond(s, status, NULL, 0, NULL, 0);
+  ws_stream_respond(s, status, NULL, 0, NULL, 0, 0);
   emit(s, WS_SEV_READ);
 }
 
@@ -339,9 +339,10 @@ int ws_stream_open_client(ws_stream *s) {
 }
 
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
-                      const char *body, size_t body_len) {
+                      const char *body, size_t body_len, int head_only) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
-  if (ws_response_status(&s->ws.out, status, extra, nextra, body, body_len) < 0) {
+  if ((head_only ? ws_response_status_head : ws_response_status)(&s->ws.out, status, extra, nextra,
+                                                                  body, body_len) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
   }

@@ -3,8 +3,10 @@
 -- and when it would block the wrapper waits on the loop (yielding the running task, or on the
 -- main thread running the loop) and tries again.
 local core = require "ws.core"
+local check = require "ws.options"
 
-local cwait, yield, now = core.wait, coroutine.yield, core.now
+local cwait, yield, now, pcall, error = core.wait, coroutine.yield, core.now, pcall, error
+local check_arg = check.arg
 local crecv, cdrained, cclose = core.recv, core.drained, core.close
 
 local M = {}
@@ -23,6 +25,7 @@ M.methods = methods
 -- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
 -- A timeout loses nothing: the next receive gets the message that arrives later.
 function methods:receive(timeout)
+  if timeout ~= nil then check_arg("conn:receive", "timeout", timeout, "number", 2) end
   local deadline = timeout and now() + timeout
   while true do
     local msg, kind, code = crecv(self)
@@ -87,19 +90,20 @@ else -- LuaJIT: as core.sender's function does it
   end
 end
 
--- Performs the closing handshake (bounded by the close timeout); safe to call twice.
+-- Performs the closing handshake (bounded by the close timeout); safe to call twice. The
+-- values (a valid close code, a reason of 123 bytes at most) are checked in C, and reported
+-- at the caller's line.
 function methods:close(code, reason)
-  cclose(self, code, reason)
+  check_arg("conn:close", "code", code, "number?", 2)
+  check_arg("conn:close", "reason", reason, "string?", 2)
+  local ok, err = pcall(cclose, self, code, reason)
+  if not ok then error("conn:close: " .. (tostring(err):match("%((.*)%)$") or tostring(err)), 2) end
   while self.state ~= "closed" do wait(self, "c") end
   return true
 end
 
-function methods:ping(data)
-  return core.ping(self, data)
-end
-
-function methods:buffered()
-  return core.buffered(self)
-end
+-- C functions as methods: their argument errors name the caller's line.
+methods.ping = core.ping
+methods.buffered = core.buffered
 
 return M

@@ -4,6 +4,7 @@ local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local server_mod = require "ws.server"
 local client_mod = require "ws.client"
+local check = require "ws.options"
 
 local wait = conn_mod.wait
 
@@ -12,6 +13,7 @@ local ws = { _VERSION = "lua-ws 0.1" }
 ws.server = server_mod.new
 ws.connect = client_mod.connect        -- ws:// and wss:// clients
 ws.reconnecting = client_mod.reconnecting
+ws.tls = require "ws.tls"              -- ws.tls.info(conn)
 
 -- Runs fn(...) in a new coroutine on the loop (from the next loop iteration).
 function ws.spawn(fn, ...)
@@ -45,13 +47,20 @@ local function on_signal()
 end
 
 -- Runs the loop until ws.stop() or until no server and no task is left.
--- opts.signals = false leaves SIGINT and SIGTERM alone.
+-- opts.signals = false leaves SIGINT and SIGTERM alone. A ws.run() inside the running loop (a
+-- task's) fails without touching the signal handling of the one that runs.
+local RUN_OPTIONS = { signals = "boolean" }
+local running = false
 function ws.run(opts)
+  check.options("ws.run", opts, RUN_OPTIONS, 2)
+  if running then error("ws.run: the loop is already running", 2) end
   local catch = not (opts and opts.signals == false)
+  running = true
   if catch then core.signals(on_signal) end
   stopping = false
   local ok, err = pcall(core.run)
   if catch then core.signals(nil) end
+  running = false
   if not ok then error(err, 0) end
 end
 

@@ -5,6 +5,7 @@ local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local tls_mod = require "ws.tls"
 local topics_mod = require "ws.topics"
+local check = require "ws.options"
 
 local wait = conn_mod.wait
 local chead, crequest, crespond, cupgrade, cchoose = core.head, core.request, core.respond, core.upgrade, core.choose_protocol
@@ -22,7 +23,8 @@ M.open_servers = open_servers
 local function lower(s) return s and s:lower() end
 
 -- The default origin policy: non-browser clients send no Origin and pass; a browser's Origin
--- must name the host it connects to (same origin).
+-- must name the host it connects to (same origin). Every policy lets a request without Origin
+-- through (browsers always send one); require_origin = true refuses those.
 local function same_origin(origin, host)
   if not origin then return true end
   local authority = origin:match("^%a[%w+.-]*://([^/?#]+)")
@@ -77,9 +79,39 @@ local function dispatcher(cb, serve)
   end
 end
 
+-- The options of ws.server and their types (ws.options); values are checked where they are read.
+local OPTIONS = {
+  host = "string",
+  port = "number",
+  path = "string",
+  protocols = "protocols",
+  require_protocol = "boolean",
+  origins = "origins",
+  require_origin = "boolean",
+  handshake = "function",
+  http = "function",
+  compression = "compression",
+  tls = "table",
+  max_message = "number",
+  max_header_bytes = "number",
+  ping_interval = "number",
+  ping_timeout = "number",
+  idle_timeout = "number",
+  open_timeout = "number",
+  close_timeout = "number",
+  max_connections = "number",
+  send_high_water = "number",
+  send_low_water = "number",
+  max_queue = "number",
+  backlog = "number",
+  slow_subscriber = "string",
+  max_backlog = "number",
+}
+M.OPTIONS = OPTIONS
+
 function M.new(opts, handler)
   opts = opts or {}
-  if type(opts) ~= "table" then error("ws.server: options table expected", 2) end
+  check.options("ws.server", opts, OPTIONS, 2)
   local cb
   if type(handler) == "table" then
     cb = handler
@@ -94,6 +126,7 @@ function M.new(opts, handler)
   if type(protocols) == "string" then protocols = { protocols } end
   local require_protocol = opts.require_protocol
   local origin_ok = origin_policy(opts.origins)
+  local require_origin = opts.require_origin
   local hshook, http = opts.handshake, opts.http
 
   local function serve(conn)
@@ -119,6 +152,7 @@ function M.new(opts, handler)
     end
     if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
+    if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
     if not origin_ok(origin, host, conn) then return crespond(conn, 403, nil, "Origin not allowed\n") end
     local protocol
     if protocols then
@@ -175,6 +209,7 @@ end
 -- New connections get the new certificates ({ cert, key [, ca, verify_peer, sni] }); open
 -- ones keep theirs. true | nil, message, "tls".
 function Server:reload_tls(opts)
+  check.arg("server:reload_tls", "opts", opts, "table", 2)
   return tls_mod.reload(self, opts)
 end
 
@@ -205,7 +240,10 @@ end
 
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a
 -- connection is delivered before its close frame.
+local CLOSE_OPTIONS = { code = "number", reason = "string", timeout = "number" }
+
 function Server:close(opts)
+  check.options("server:close", opts, CLOSE_OPTIONS, 2)
   opts = opts or {}
   self:_begin_close(opts)
   if not self.closed then self:_finish_close(opts) end
