@@ -80,9 +80,14 @@ local function drain(self)
 end
 if core.sender then
   methods.send = core.sender(drain)
-else -- LuaJIT: as core.sender's function does it
-  local csend = core.send
+else -- LuaJIT: as core.sender's function does it, with its argument errors at the caller's line
+  local csend, type = core.send, type
+  local function bad(n, why) error(("bad argument #%d to 'send' (%s)"):format(n, why), 3) end
   function methods:send(data, kind, opts)
+    local t = type(data)
+    if t ~= "string" and t ~= "number" then bad(1, "string expected, got " .. t) end
+    if kind ~= nil and kind ~= "text" and kind ~= "binary" then bad(2, '"text" or "binary" expected') end
+    if opts ~= nil and type(opts) ~= "table" then bad(3, "options table expected") end
     local ok, err, code = csend(self, data, kind, opts)
     if ok == false then return drain(self) end
     if ok then return true end
