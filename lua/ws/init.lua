@@ -55,8 +55,8 @@ function ws.run(opts)
   check.options("ws.run", opts, RUN_OPTIONS, 2)
   if running then error("ws.run: the loop is already running", 2) end
   local catch = not (opts and opts.signals == false)
-  running = true
   if catch then core.signals(on_signal) end
+  running = true
   stopping = false
   local ok, err = pcall(core.run)
   if catch then core.signals(nil) end

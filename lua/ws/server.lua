@@ -23,8 +23,9 @@ M.open_servers = open_servers
 local function lower(s) return s and s:lower() end
 
 -- The default origin policy: non-browser clients send no Origin and pass; a browser's Origin
--- must name the host it connects to (same origin). Every policy lets a request without Origin
--- through (browsers always send one); require_origin = true refuses those.
+-- must name the host it connects to (same origin). A list and "*" let a request without Origin
+-- through as well (browsers always send one), a function decides; require_origin = true
+-- refuses those before any policy is asked.
 local function same_origin(origin, host)
   if not origin then return true end
   local authority = origin:match("^%a[%w+.-]*://([^/?#]+)")
