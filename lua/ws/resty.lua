@@ -20,8 +20,8 @@ local M = { _VERSION = "0.1" }
 -- Defaults. Times are in seconds, as everywhere in lua-ws.
 local DEFAULTS = {
   max_message = 1048576,
-  max_frame = 1048576,
-  max_fragments = 1024,
+  max_frame = nil,           -- nil: max_message (ws.codec's rule)
+  max_fragments = nil,       -- nil: max_message / 64 + 1, at least 1024 (ws.codec's rule)
   timeout = nil,             -- receive() with no argument waits this long (nil: for ever)
   send_timeout = 30,         -- a send that cannot finish in this time fails the connection
   close_timeout = 3,         -- how long close() waits for the peer's close frame
