@@ -114,6 +114,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_SERVER);
   o.max_message = l->cfg.max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
   ws_conn_free(&s->ws);
   ws_conn_init(&s->ws, &o);
   s->fd = fd;
