@@ -349,6 +349,19 @@ local function refuse(status, reason, headers)
   return nil, "handshake failed: " .. reason, "handshake"
 end
 
+-- The request head as the client sent it, for the codec's parser. ngx.req.raw_header() gives
+-- back nginx's buffer, where nginx wrote a NUL after each header value; when white space
+-- followed the value, that NUL took the place of its first byte, and raw_header turns such a
+-- NUL into a line feed. Put the space back, so that the codec sees the optional white space
+-- the client sent (RFC 7230 3.2.4) instead of a broken line. A valid head never has a bare LF
+-- followed by optional white space, CRLF and more of the head (that would be an empty line
+-- inside the head, or obsolete folding), so nothing a client sent is changed.
+local function request_head()
+  local ok, head = pcall(ngx.req.raw_header)
+  if not ok or type(head) ~= "string" then return nil end
+  return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
+end
+
 local function origin_allowed(list, origin)
   if type(list) == "function" then return list(origin) end
   for i = 1, #list do
@@ -366,8 +379,8 @@ end
 -- everything wrap() takes.
 function M.accept(opts)
   opts = opts or {}
-  local okh, head = pcall(ngx.req.raw_header)
-  if not okh or type(head) ~= "string" then
+  local head = request_head()
+  if not head then
     return refuse(400, "a WebSocket upgrade needs HTTP/1.1")
   end
   local req, reason, status = codec.parse_request(head, #head + 1)
