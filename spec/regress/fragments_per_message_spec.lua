@@ -19,7 +19,7 @@ local function start_echo()
 end
 
 local function pattern(n)
-  return ("0123456789abcdef"):rep(n // 16 + 1):sub(1, n)
+  return ("0123456789abcdef"):rep(math.floor(n / 16) + 1):sub(1, n)
 end
 
 -- Sends `data` as one message in fragments of `size` bytes (the first one of `kind`).
@@ -29,7 +29,7 @@ local function send_fragmented(c, data, size, kind)
     local last = i + size > n
     assert(c.codec:send(data:sub(i, i + size - 1), i == 1 and (kind or "binary") or "continuation",
       { fin = last }))
-    if last or (i // size) % 1024 == 0 then assert(c:flush()) end
+    if last or math.floor(i / size) % 1024 == 0 then assert(c:flush()) end
   end
 end
 
@@ -62,7 +62,7 @@ describe("a message in many fragments", function()
 
   it("is still bounded: more empty frames than max_message / 64 + 1 close with 1009", function()
     local c = assert(client.connect(port, { timeout = 10 }))
-    local limit = 16 * MiB // 64 + 1
+    local limit = math.floor(16 * MiB / 64) + 1
     assert(c.codec:send("", "binary", { fin = false }))
     for i = 2, limit + 1 do
       assert(c.codec:send("", "continuation", { fin = false }))
@@ -92,7 +92,7 @@ describe("ws.codec", function()
   local function fragments(data, size, count)
     local key = "\1\2\3\4"
     local parts = {}
-    count = count or math.max(1, (#data + size - 1) // size)
+    count = count or math.max(1, math.ceil(#data / size))
     for i = 1, count do
       local piece = data:sub((i - 1) * size + 1, i * size)
       parts[i] = codec.frame(i == 1 and "binary" or "continuation", piece, { fin = i == count, mask = key })
@@ -109,7 +109,7 @@ describe("ws.codec", function()
   end)
 
   it("refuses a message of more than max_message / 64 + 1 frames, and never fewer than 1024", function()
-    local limit = MiB // 64 + 1
+    local limit = math.floor(MiB / 64) + 1
     assert.same({ { "binary", "" } }, events(codec.new { role = "server" }, fragments("", 1, limit)))
     assert.same({ { "error", "message over max_fragments", 1009 } },
       events(codec.new { role = "server" }, fragments("", 1, limit + 1)))

@@ -29,7 +29,7 @@ local function echo_once(port, payload)
 end
 
 local function pattern(n)
-  return ("0123456789abcdef"):rep(n // 16)
+  return ("0123456789abcdef"):rep(math.floor(n / 16))
 end
 
 describe("max_message over 1 MiB", function()

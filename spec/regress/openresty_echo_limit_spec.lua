@@ -8,7 +8,7 @@ local openresty = require "support.openresty_server"
 local MiB = 1024 * 1024
 
 local function pattern(n)
-  return ("0123456789abcdef"):rep(n // 16 + 1):sub(1, n)
+  return ("0123456789abcdef"):rep(math.floor(n / 16) + 1):sub(1, n)
 end
 
 local function echo(port, data, fragment)
@@ -17,7 +17,7 @@ local function echo(port, data, fragment)
     for i = 1, #data, fragment do
       local last = i + fragment > #data
       assert(c.codec:send(data:sub(i, i + fragment - 1), i == 1 and "binary" or "continuation", { fin = last }))
-      if last or (i // fragment) % 1024 == 0 then assert(c:flush()) end
+      if last or math.floor(i / fragment) % 1024 == 0 then assert(c:flush()) end
     end
   else
     assert(c:send(data, "binary"))
