@@ -71,6 +71,18 @@ describe("messages received before a protocol error", function()
     expect_echoes(port)
   end)
 
+  it("are echoed by a callback-style server before it closes with the error", function()
+    local srv = require("support.ws_server").start([[
+      listen({}, {
+        message = function(conn, msg, kind) conn:send(msg, kind) end,
+        close = function(conn, code, reason) log("close", code, reason) end,
+      })
+    ]])
+    local ok, err = pcall(expect_echoes, srv.port)
+    srv:stop()
+    assert(ok, err)
+  end)
+
   it("do not hold the failure up when the handler does not take them (close_timeout)", function()
     local srv = require("support.ws_server").start([[
       listen({ close_timeout = 1 }, function(conn)
