@@ -113,8 +113,8 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_SERVER);
-  o.max_message = l->cfg.max_message;
-  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  o.max_message = l->cfg.max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
   ws_conn_free(&s->ws);
   ws_conn_init(&s->ws, &o);
   s->fd = fd;
