@@ -663,8 +663,9 @@ static int l_set_error_handler(lua_State *L) {
   return 0;
 }
 
-/* core.signals(fn|nil): fn(name) runs as a task on SIGINT and SIGTERM; nil restores the
- * default disposition. */
+/* core.signals(fn|nil [, sigint]): fn(name) runs as a task on SIGINT and SIGTERM; nil
+ * restores the default disposition. sigint = false leaves SIGINT alone (a worker, whose
+ * master relays a Ctrl-C as SIGTERM). */
 static int l_signals(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   int on = !lua_isnoneornil(L, 1);
@@ -677,7 +678,7 @@ static int l_signals(lua_State *L) {
     lua_pushvalue(L, 1);
     x->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  ws_loop_signal(x->loop, SIGINT, on);
+  if (lua_isnoneornil(L, 2) || lua_toboolean(L, 2)) ws_loop_signal(x->loop, SIGINT, on);
   ws_loop_signal(x->loop, SIGTERM, on);
   return 0;
 }
@@ -795,6 +796,7 @@ int luaopen_ws_core(lua_State *L) {
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
+  lws_proc_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

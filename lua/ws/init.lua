@@ -4,6 +4,7 @@ local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local server_mod = require "ws.server"
 local client_mod = require "ws.client"
+local workers_mod = require "ws.workers"
 
 local wait = conn_mod.wait
 
@@ -44,16 +45,41 @@ local function on_signal()
   core.stop()
 end
 
--- Runs the loop until ws.stop() or until no server and no task is left.
--- opts.signals = false leaves SIGINT and SIGTERM alone.
-function ws.run(opts)
-  local catch = not (opts and opts.signals == false)
-  if catch then core.signals(on_signal) end
+local function run_loop(opts, worker)
+  local catch = worker or not (opts and opts.signals == false)
+  if catch then core.signals(on_signal, not worker) end -- a worker's SIGINT goes to its master
   stopping = false
   local ok, err = pcall(core.run)
   if catch then core.signals(nil) end
   if not ok then error(err, 0) end
 end
+
+-- Runs the loop until ws.stop() or until no server and no task is left.
+-- opts.signals = false leaves SIGINT and SIGTERM alone.
+-- opts.workers = K (or "auto": one per CPU): the process becomes a master that forks K worker
+-- processes, each running this script's servers on the same ports and its own loop, restarts
+-- those that die, and on SIGTERM/SIGINT stops them gracefully (opts.stop_timeout seconds,
+-- default 10, then SIGKILL); ws.run returns in the master once they are gone, and never in a
+-- worker (it exits): true, or nil, message, code when a server's port cannot be kept.
+function ws.run(opts)
+  local k = type(opts) == "table" and opts.workers
+  if k and not workers_mod.worker() then
+    if not workers_mod.count(k) then error('ws.run: workers must be a positive integer or "auto"', 2) end
+    if opts.signals == false then error("ws.run: the master of workers handles SIGINT and SIGTERM (signals = false)", 2) end
+    if opts.stop_timeout ~= nil and (type(opts.stop_timeout) ~= "number" or not (opts.stop_timeout >= 0)) then
+      error("ws.run: stop_timeout must be a number of seconds", 2)
+    end
+    local list = {}
+    for srv in pairs(server_mod.open_servers) do list[#list + 1] = srv end
+    return workers_mod.run(opts, list, function() run_loop(opts, true) end)
+  end
+  run_loop(opts)
+end
+
+-- This worker's number, 1..K (ws.run{ workers = K }), or nil in the master or a single process.
+ws.worker = workers_mod.worker
+-- How many workers serve the script: K in the master and its workers, 1 otherwise.
+ws.workers = workers_mod.workers
 
 -- For Lua hosts with another event loop (docs/embedding.md): ws.pollfd() is a descriptor that
 -- is readable while lua-ws has I/O to handle; ws.step([timeout]) runs one iteration, waiting at
