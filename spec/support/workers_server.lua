@@ -1,0 +1,58 @@
+-- A server in the workers mode for spec/workers_spec.lua:
+--   lua5.4 workers_server.lua --workers K [--style coroutine|callback] [--stop-timeout S]
+-- prints "master <pid> listening <port>", then each worker prints "ready <index> <pid>" when
+-- its loop runs, and the master "master returned <ok>" when ws.run returns. A message "who"
+-- gets "worker <index> <pid> <K>"; "burst N" queues N numbered messages and "burst end" at
+-- once (no waiting: the send queue is large) and logs "queued <index> <pid>".
+local ws = require "ws"
+
+local function pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local p = f:read("*l"):match("^(%d+)")
+  f:close()
+  return tonumber(p)
+end
+
+local function log(...)
+  io.stdout:write(table.concat({ ... }, " "), "\n")
+  io.stdout:flush()
+end
+
+local workers, style, stop_timeout = 2, "coroutine", nil
+local i = 1
+while arg[i] do
+  local a, v = arg[i], arg[i + 1]
+  if a == "--workers" then workers = v == "auto" and v or assert(tonumber(v))
+  elseif a == "--style" then style = v
+  elseif a == "--stop-timeout" then stop_timeout = assert(tonumber(v))
+  else error("unknown argument " .. a) end
+  i = i + 2
+end
+
+local function answer(conn, msg)
+  if msg == "who" then
+    conn:send(("worker %d %d %d"):format(ws.worker(), pid(), ws.workers()))
+  elseif msg:match("^burst %d+$") then
+    local n = tonumber(msg:match("%d+"))
+    for k = 1, n do conn:send("n" .. k .. string.rep("-", 200)) end
+    conn:send("burst end")
+    log("queued", ws.worker(), pid())
+  end
+end
+
+local opts = { host = "127.0.0.1", port = 0, send_high_water = 256 * 1024 * 1024,
+  send_low_water = 1024 * 1024, close_timeout = 5 }
+local handler
+if style == "callback" then
+  handler = { message = answer }
+else
+  handler = function(conn)
+    for msg in conn:messages() do answer(conn, msg) end
+  end
+end
+local srv = assert(ws.server(opts, handler))
+assert(ws.worker() == nil and ws.workers() == 1)
+log("master", pid(), "listening", srv.port)
+ws.spawn(function() log("ready", ws.worker(), pid()) end) -- runs in each worker's loop
+local ok, err = ws.run({ workers = workers, stop_timeout = stop_timeout })
+log("master returned", tostring(ok), tostring(err), tostring(ws.worker()))

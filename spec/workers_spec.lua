@@ -1,0 +1,204 @@
+-- The workers mode (ws.run{ workers = K }) with real processes: connections spread over the
+-- workers' SO_REUSEPORT listeners, a killed worker is restarted, SIGTERM to the master closes
+-- every client with 1001 after everything queued for it, and the master exits 0.
+local helper = require "helper"
+local client = require "support.ws_client"
+
+local SCRIPT = helper.root .. "/spec/support/workers_server.lua"
+
+local function start(args)
+  local argv = { SCRIPT }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local proc = helper.spawn_lua(argv, { timeout = 90 })
+  local master, port = proc:wait_output("master (%d+) listening (%d+)", 10)
+  assert(port, "the server did not start: " .. proc:errors())
+  return { proc = proc, master = tonumber(master), port = tonumber(port) }
+end
+
+-- The pid of each worker index that printed "ready" (the latest one per index).
+local function ready(srv)
+  local pids = {}
+  for index, pid in srv.proc:output():gmatch("ready (%d+) (%d+)") do pids[tonumber(index)] = tonumber(pid) end
+  return pids
+end
+
+local function wait_ready(srv, k)
+  return helper.wait_until(function()
+    local pids = ready(srv)
+    for i = 1, k do if not pids[i] then return nil end end
+    return pids
+  end, 10)
+end
+
+local function kill(pid, sig)
+  os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid))
+end
+
+-- Asks a new connection which worker serves it: index, pid, K.
+local function who(port)
+  local c = assert(client.connect(port))
+  assert(c:send("who"))
+  local kind, msg = c:message(5)
+  assert.are.equal("text", kind)
+  local index, pid, k = msg:match("^worker (%d+) (%d+) (%d+)$")
+  return c, tonumber(index), tonumber(pid), tonumber(k)
+end
+
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local st = f:read("*l")
+  f:close()
+  return st ~= nil and not st:match("^%d+ %b() Z")
+end
+
+describe("workers", function()
+  local srv
+  after_each(function()
+    if srv then srv.proc:kill() end
+    srv = nil
+  end)
+
+  for _, style in ipairs({ "coroutine", "callback" }) do
+    it("spreads 200 connections over 2 workers on one port (" .. style .. " style)", function()
+      srv = start({ "--workers", "2", "--style", style })
+      local pids = assert(wait_ready(srv, 2))
+      assert.are_not.equal(pids[1], pids[2])
+      assert.are_not.equal(srv.master, pids[1])
+      local count, conns = { 0, 0 }, {}
+      for i = 1, 200 do
+        local c, index, pid, k = who(srv.port)
+        assert.are.equal(2, k)
+        assert.are.equal(pids[index], pid)
+        count[index] = count[index] + 1
+        conns[i] = c
+      end
+      for _, c in ipairs(conns) do c:abort() end
+      print(("\n[workers %s] 200 connections: worker 1 %d, worker 2 %d"):format(style, count[1], count[2]))
+      -- A 4-tuple hash: about 100 each (binomial, sd 7); 60 is more than five sd away.
+      assert.is_true(count[1] >= 60 and count[2] >= 60, ("%d / %d"):format(count[1], count[2]))
+    end)
+  end
+
+  it("restarts a worker killed with SIGKILL, which serves again", function()
+    srv = start({ "--workers", "2" })
+    local pids = assert(wait_ready(srv, 2))
+    kill(pids[1], "KILL")
+    local line = ("ws: worker 1 (pid %d) exited with signal 9; restarting in 0.1 s"):format(pids[1])
+    assert.truthy(helper.wait_until(function() return srv.proc:errors():find(line, 1, true) end, 5), srv.proc:errors())
+    local new = assert(helper.wait_until(function()
+      local p = ready(srv)[1]
+      return p ~= pids[1] and p
+    end, 10))
+    assert.is_true(alive(pids[2])) -- the other worker went on
+    local seen, conns = {}, {}
+    for i = 1, 100 do
+      local c, index, pid = who(srv.port)
+      conns[i] = c
+      seen[index] = pid
+      if seen[1] and seen[2] then break end
+    end
+    for _, c in ipairs(conns) do c:abort() end
+    assert.are.same({ new, pids[2] }, { seen[1], seen[2] })
+  end)
+
+  it("backs off: a worker killed again soon after its restart waits twice as long", function()
+    srv = start({ "--workers", "1" })
+    local first = assert(wait_ready(srv, 1))[1]
+    kill(first, "KILL")
+    local second = assert(helper.wait_until(function()
+      local p = ready(srv)[1]
+      return p ~= first and p
+    end, 10))
+    kill(second, "KILL")
+    local line = ("ws: worker 1 (pid %d) exited with signal 9; restarting in 0.2 s"):format(second)
+    assert.truthy(helper.wait_until(function() return srv.proc:errors():find(line, 1, true) end, 5), srv.proc:errors())
+    assert.truthy(helper.wait_until(function()
+      local p = ready(srv)[1]
+      return p ~= second and p
+    end, 10))
+  end)
+
+  for _, style in ipairs({ "coroutine", "callback" }) do
+    it("SIGTERM to the master: every client gets all it queued, then 1001; the master exits 0 (" .. style .. ")", function()
+      local BURST, CLIENTS = 10000, 8
+      srv = start({ "--workers", "2", "--style", style })
+      local pids = assert(wait_ready(srv, 2))
+      local conns, on = {}, { 0, 0 }
+      for i = 1, CLIENTS do
+        local c, index = who(srv.port)
+        on[index] = on[index] + 1
+        conns[i] = c
+        assert(c:send("burst " .. BURST))
+      end
+      assert.is_true(on[1] > 0 and on[2] > 0) -- both workers hold some (2^-7 to miss)
+      -- Every burst is queued in its worker (the clients read nothing yet): then the signal.
+      assert.truthy(helper.wait_until(function()
+        local n = 0
+        for _ in srv.proc:output():gmatch("queued %d+ %d+") do n = n + 1 end
+        return n == CLIENTS
+      end, 10))
+      kill(srv.master, "TERM")
+      for _, c in ipairs(conns) do
+        for i = 1, BURST do
+          local _, got = c:message(5)
+          assert.are.equal("n" .. i, got and got:match("^n%d+"))
+        end
+        local _, last = c:message(5)
+        assert.are.equal("burst end", last)
+        local kind, code = c:message(5)
+        assert.are.same({ "close", 1001 }, { kind, code })
+        c:close()
+      end
+      assert.are.equal(0, srv.proc:wait(15))
+      assert.matches("master returned true nil nil\n", srv.proc:output())
+      assert.is_false(alive(pids[1]))
+      assert.is_false(alive(pids[2]))
+      assert.are.equal("", srv.proc:errors())
+      assert.is_nil(client.tcp(srv.port, 1)) -- nobody listens any more
+    end)
+  end
+
+  it("a second signal kills the workers at once", function()
+    srv = start({ "--workers", "2", "--stop-timeout", "30" })
+    local pids = assert(wait_ready(srv, 2))
+    local conns = {}
+    for i = 1, 8 do
+      conns[i] = who(srv.port)
+      assert(conns[i]:send("burst 20000")) -- about 4 MB each, left unread
+    end
+    assert.truthy(helper.wait_until(function()
+      local n = 0
+      for _ in srv.proc:output():gmatch("queued %d+ %d+") do n = n + 1 end
+      return n == 8
+    end, 10))
+    kill(srv.master, "TERM")
+    helper.sleep(0.3)
+    assert.is_true(alive(pids[1]) or alive(pids[2])) -- still flushing to clients that do not read
+    kill(srv.master, "INT")
+    assert.are.equal(0, srv.proc:wait(5))
+    assert.is_false(alive(pids[1]))
+    assert.is_false(alive(pids[2]))
+    for _, c in ipairs(conns) do c:abort() end
+  end)
+
+  it("ws.run checks its workers option", function()
+    local ok, code, _, err = helper.run({ helper.lua, "-e", [[
+      package.path = ]] .. ("%q"):format(helper.lpath .. ";;") .. [[
+      package.cpath = ]] .. ("%q"):format(helper.cpath .. ";;") .. [[
+      local ws = require "ws"
+      for _, k in ipairs({ 0, 1.5, "many", -1 }) do
+        local ok, e = pcall(ws.run, { workers = k })
+        io.stderr:write(tostring(e), "\n")
+      end
+      local ok, e = pcall(ws.run, { workers = 2, signals = false })
+      io.stderr:write(tostring(e), "\n")
+      assert(ws.worker() == nil and ws.workers() == 1)
+    ]] }, { timeout = 10 })
+    assert.is_true(ok, err)
+    assert.are.equal(0, code)
+    local expected = ('ws.run: workers must be a positive integer or "auto"\n'):rep(4) ..
+      "ws.run: the master of workers handles SIGINT and SIGTERM (signals = false)\n"
+    assert.are.equal(expected, (err:gsub("[^\n]*: ws%.run", "ws.run")))
+  end)
+end)
