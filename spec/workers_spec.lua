@@ -6,10 +6,21 @@ local client = require "support.ws_client"
 
 local SCRIPT = helper.root .. "/spec/support/workers_server.lua"
 
-local function start(args)
+-- opts.session: the master leads a process group of its own with its workers, as in a
+-- terminal (where Ctrl-C signals the whole group).
+local function start(args, opts)
   local argv = { SCRIPT }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local proc = helper.spawn_lua(argv, { timeout = 90 })
+  local proc
+  if opts and opts.session then
+    local path, cpath = helper.lpath .. ";;", helper.cpath .. ";;"
+    table.insert(argv, 1, helper.lua)
+    table.insert(argv, 1, "setsid")
+    proc = helper.spawn(argv, { timeout = 90, env = { LUA_PATH = path, LUA_PATH_5_4 = path,
+      LUA_CPATH = cpath, LUA_CPATH_5_4 = cpath } })
+  else
+    proc = helper.spawn_lua(argv, { timeout = 90 })
+  end
   local master, port = proc:wait_output("master (%d+) listening (%d+)", 10)
   assert(port, "the server did not start: " .. proc:errors())
   return { proc = proc, master = tonumber(master), port = tonumber(port) }
@@ -30,8 +41,8 @@ local function wait_ready(srv, k)
   end, 10)
 end
 
-local function kill(pid, sig)
-  os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid))
+local function kill(pid, sig) -- a negative pid: its process group
+  os.execute(("/bin/kill -%s -- %d 2>/dev/null"):format(sig, pid))
 end
 
 -- Asks a new connection which worker serves it: index, pid, K.
@@ -55,7 +66,12 @@ end
 describe("workers", function()
   local srv
   after_each(function()
-    if srv then srv.proc:kill() end
+    if srv then
+      -- The master and its workers, wherever their process group is (see start).
+      for _, pid in pairs(ready(srv)) do kill(pid, "KILL") end
+      kill(srv.master, "KILL")
+      srv.proc:kill()
+    end
     srv = nil
   end)
 
@@ -121,7 +137,7 @@ describe("workers", function()
 
   for _, style in ipairs({ "coroutine", "callback" }) do
     it("SIGTERM to the master: every client gets all it queued, then 1001; the master exits 0 (" .. style .. ")", function()
-      local BURST, CLIENTS = 10000, 8
+      local BURST, CLIENTS = 2000, 8 -- 8 MiB for each client
       srv = start({ "--workers", "2", "--style", style })
       local pids = assert(wait_ready(srv, 2))
       local conns, on = {}, { 0, 0 }
@@ -132,12 +148,21 @@ describe("workers", function()
         assert(c:send("burst " .. BURST))
       end
       assert.is_true(on[1] > 0 and on[2] > 0) -- both workers hold some (2^-7 to miss)
-      -- Every burst is queued in its worker (the clients read nothing yet): then the signal.
+      -- Every burst is queued, the clients read nothing yet: the sockets are full and each
+      -- worker still holds megabytes for its clients when the master gets the signal.
       assert.truthy(helper.wait_until(function()
         local n = 0
         for _ in srv.proc:output():gmatch("queued %d+ %d+") do n = n + 1 end
         return n == CLIENTS
       end, 10))
+      helper.sleep(0.5) -- the sockets fill up
+      local held = assert(helper.wait_until(function()
+        local last = {}
+        for index, bytes in srv.proc:output():gmatch("buffered (%d+) (%d+)") do last[tonumber(index)] = tonumber(bytes) end
+        return last[1] and last[2] and last
+      end, 10))
+      print(("\n[workers %s] at SIGTERM, queued in the workers: %d and %d bytes"):format(style, held[1], held[2]))
+      assert.is_true(held[1] > on[1] * 2^21 and held[2] > on[2] * 2^21)
       kill(srv.master, "TERM")
       for _, c in ipairs(conns) do
         for i = 1, BURST do
@@ -159,13 +184,45 @@ describe("workers", function()
     end)
   end
 
+  it("Ctrl-C (SIGINT to the whole process group) stops as gracefully as SIGTERM to the master", function()
+    srv = start({ "--workers", "2" }, { session = true })
+    local pids = assert(wait_ready(srv, 2))
+    local conns = {}
+    for i = 1, 6 do
+      conns[i] = who(srv.port)
+      assert(conns[i]:send("burst 2000")) -- 8 MiB: most of it stays queued in the worker
+    end
+    assert.truthy(helper.wait_until(function()
+      local n = 0
+      for _ in srv.proc:output():gmatch("queued %d+ %d+") do n = n + 1 end
+      return n == 6
+    end, 10))
+    helper.sleep(0.3)
+    kill(-srv.master, "INT") -- the master and both workers get it at once
+    for _, c in ipairs(conns) do
+      for i = 1, 2000 do
+        local _, got = c:message(5)
+        assert.are.equal("n" .. i, got and got:match("^n%d+"))
+      end
+      assert.are.same({ "text", "burst end" }, { c:message(5) })
+      local kind, code = c:message(5)
+      assert.are.same({ "close", 1001 }, { kind, code })
+      c:close()
+    end
+    assert.truthy(srv.proc:wait_output("master returned true nil nil\n", 10))
+    assert.truthy(helper.wait_until(function()
+      return not alive(srv.master) and not alive(pids[1]) and not alive(pids[2])
+    end, 5))
+    assert.are.equal("", srv.proc:errors())
+  end)
+
   it("a second signal kills the workers at once", function()
     srv = start({ "--workers", "2", "--stop-timeout", "30" })
     local pids = assert(wait_ready(srv, 2))
     local conns = {}
     for i = 1, 8 do
       conns[i] = who(srv.port)
-      assert(conns[i]:send("burst 20000")) -- about 4 MB each, left unread
+      assert(conns[i]:send("burst 2000")) -- about 8 MiB each, left unread
     end
     assert.truthy(helper.wait_until(function()
       local n = 0

@@ -663,9 +663,8 @@ static int l_set_error_handler(lua_State *L) {
   return 0;
 }
 
-/* core.signals(fn|nil [, sigint]): fn(name) runs as a task on SIGINT and SIGTERM; nil
- * restores the default disposition. sigint = false leaves SIGINT alone (a worker, whose
- * master relays a Ctrl-C as SIGTERM). */
+/* core.signals(fn|nil): fn(name) runs as a task on SIGINT and SIGTERM; nil restores the
+ * default disposition. */
 static int l_signals(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   int on = !lua_isnoneornil(L, 1);
@@ -678,7 +677,7 @@ static int l_signals(lua_State *L) {
     lua_pushvalue(L, 1);
     x->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (lua_isnoneornil(L, 2) || lua_toboolean(L, 2)) ws_loop_signal(x->loop, SIGINT, on);
+  ws_loop_signal(x->loop, SIGINT, on);
   ws_loop_signal(x->loop, SIGTERM, on);
   return 0;
 }

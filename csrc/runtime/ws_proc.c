@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "ws_random.h"
 #include "ws_rt_internal.h"
 
 static sigset_t saved_mask; /* before ws_proc_master(1); a forked worker gets it back */
@@ -43,9 +44,6 @@ pid_t ws_proc_fork(ws_loop *loop) {
   fflush(NULL); /* what is buffered is written once, by the master */
   pid_t pid = fork();
   if (pid != 0) return pid;
-  /* SIGINT is ignored before the mask opens, so that a Ctrl-C pending for the master's
-   * process group is not taken twice; the worker stops on the master's SIGTERM. */
-  signal(SIGINT, SIG_IGN);
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGTERM); /* a master killed with SIGKILL leaves no orphans... */
   if (getppid() != master) raise(SIGTERM); /* ... even if it died before the line above */
@@ -57,6 +55,7 @@ pid_t ws_proc_fork(ws_loop *loop) {
     masked = 0;
   }
   ev_loop_fork(ws_loop_ev(loop)); /* epoll and libev's signal pipe are the master's: renewed */
+  ws_random_forget(); /* masking keys drawn in the master stay there */
   return 0;
 }
 

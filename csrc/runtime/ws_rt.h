@@ -304,9 +304,8 @@ void ws_listener_release(ws_listener *l, ws_stream *s) WS_HIDDEN;
  * them); off, the mask from before is back. */
 int ws_proc_master(int on) WS_HIDDEN;
 /* fork(2) after flushing stdio. In the child (returns 0): the signal mask from before
- * ws_proc_master, SIGINT ignored (the master relays a Ctrl-C to its process group as one
- * SIGTERM), SIGTERM when the master dies (Linux), and the libev loop made usable
- * (ev_loop_fork). -1 with errno when fork fails. */
+ * ws_proc_master, SIGTERM when the master dies (Linux), the libev loop made usable
+ * (ev_loop_fork) and no masking key drawn by the parent. -1 with errno when fork fails. */
 pid_t ws_proc_fork(ws_loop *loop) WS_HIDDEN;
 /* Wait at most `timeout` seconds for SIGCHLD, SIGINT or SIGTERM (blocked by ws_proc_master):
  * the signal number, 0 at the timeout, -1 with errno. */

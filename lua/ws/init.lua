@@ -33,10 +33,14 @@ ws.stop = core.stop
 ws.set_error_handler = core.set_error_handler
 
 -- The default reaction to SIGINT and SIGTERM: close every server gracefully (what is queued is
--- delivered, then 1001), then stop the loop. A second signal stops at once.
+-- delivered, then 1001), then stop the loop. A second signal stops at once; in a worker it
+-- changes nothing (ws.run{ workers }): its master, signalled too, decides when to kill it.
 local stopping = false
 local function on_signal()
-  if stopping then return core.stop() end
+  if stopping then
+    if workers_mod.worker() then return end
+    return core.stop()
+  end
   stopping = true
   local list = {}
   for srv in pairs(server_mod.open_servers) do list[#list + 1] = srv end
@@ -47,7 +51,7 @@ end
 
 local function run_loop(opts, worker)
   local catch = worker or not (opts and opts.signals == false)
-  if catch then core.signals(on_signal, not worker) end -- a worker's SIGINT goes to its master
+  if catch then core.signals(on_signal) end
   stopping = false
   local ok, err = pcall(core.run)
   if catch then core.signals(nil) end
@@ -60,11 +64,12 @@ end
 -- processes, each running this script's servers on the same ports and its own loop, restarts
 -- those that die, and on SIGTERM/SIGINT stops them gracefully (opts.stop_timeout seconds,
 -- default 10, then SIGKILL); ws.run returns in the master once they are gone, and never in a
--- worker (it exits): true, or nil, message, code when a server's port cannot be kept.
+-- worker (it exits). Returns true, or nil, message, code when a server's port cannot be kept.
 function ws.run(opts)
   local k = type(opts) == "table" and opts.workers
   if k and not workers_mod.worker() then
     if not workers_mod.count(k) then error('ws.run: workers must be a positive integer or "auto"', 2) end
+    if core.current() then error("ws.run: workers are forked before the loop runs, from the main chunk", 2) end
     if opts.signals == false then error("ws.run: the master of workers handles SIGINT and SIGTERM (signals = false)", 2) end
     if opts.stop_timeout ~= nil and (type(opts.stop_timeout) ~= "number" or not (opts.stop_timeout >= 0)) then
       error("ws.run: stop_timeout must be a number of seconds", 2)
@@ -74,6 +79,7 @@ function ws.run(opts)
     return workers_mod.run(opts, list, function() run_loop(opts, true) end)
   end
   run_loop(opts)
+  return true
 end
 
 -- This worker's number, 1..K (ws.run{ workers = K }), or nil in the master or a single process.

@@ -2,8 +2,10 @@
 --   lua5.4 workers_server.lua --workers K [--style coroutine|callback] [--stop-timeout S]
 -- prints "master <pid> listening <port>", then each worker prints "ready <index> <pid>" when
 -- its loop runs, and the master "master returned <ok>" when ws.run returns. A message "who"
--- gets "worker <index> <pid> <K>"; "burst N" queues N numbered messages and "burst end" at
--- once (no waiting: the send queue is large) and logs "queued <index> <pid>".
+-- gets "worker <index> <pid> <K>"; "burst N" queues N numbered messages of 4 KiB and "burst
+-- end" at once (no waiting: the send queue is large) and logs "queued <index> <pid>"; then,
+-- while the worker holds such connections, it logs "buffered <index> <bytes>" (what they still
+-- have queued, not yet written to their sockets) every 50 ms when it changed.
 local ws = require "ws"
 
 local function pid()
@@ -29,13 +31,17 @@ while arg[i] do
   i = i + 2
 end
 
+local bursting = setmetatable({}, { __mode = "k" })
+
 local function answer(conn, msg)
   if msg == "who" then
     conn:send(("worker %d %d %d"):format(ws.worker(), pid(), ws.workers()))
   elseif msg:match("^burst %d+$") then
     local n = tonumber(msg:match("%d+"))
-    for k = 1, n do conn:send("n" .. k .. string.rep("-", 200)) end
+    local pad = string.rep("-", 4096)
+    for k = 1, n do conn:send("n" .. k .. pad) end
     conn:send("burst end")
+    bursting[conn] = true
     log("queued", ws.worker(), pid())
   end
 end
@@ -53,6 +59,16 @@ end
 local srv = assert(ws.server(opts, handler))
 assert(ws.worker() == nil and ws.workers() == 1)
 log("master", pid(), "listening", srv.port)
-ws.spawn(function() log("ready", ws.worker(), pid()) end) -- runs in each worker's loop
+ws.spawn(function() -- runs in each worker's loop
+  log("ready", ws.worker(), pid())
+  local last = 0
+  while true do
+    ws.sleep(0.05)
+    local sum = 0
+    for conn in pairs(bursting) do sum = sum + conn:buffered() end
+    if sum ~= last then log("buffered", ws.worker(), sum) end
+    last = sum
+  end
+end)
 local ok, err = ws.run({ workers = workers, stop_timeout = stop_timeout })
 log("master returned", tostring(ok), tostring(err), tostring(ws.worker()))
