@@ -239,6 +239,24 @@ describe("workers", function()
     for _, c in ipairs(conns) do c:abort() end
   end)
 
+  it("reuseport is off by default: a second server on a taken port fails, unless both ask for it", function()
+    local ok, code, out, err = helper.run({ helper.lua, "-e", [[
+      package.path = ]] .. ("%q"):format(helper.lpath .. ";;") .. [[
+      package.cpath = ]] .. ("%q"):format(helper.cpath .. ";;") .. [[
+      local ws = require "ws"
+      local h = function() end
+      local a = assert(ws.server({ port = 0 }, h))
+      print(select(3, ws.server({ port = a.port }, h)))
+      local b = assert(ws.server({ port = 0, reuseport = true }, h))
+      local c, e = ws.server({ port = b.port, reuseport = true }, h)
+      print(c and c.port == b.port, e)
+      print(select(3, ws.server({ port = b.port }, h)))
+    ]] }, { timeout = 10 })
+    assert.is_true(ok, err)
+    assert.are.equal(0, code)
+    assert.are.equal("EADDRINUSE\ntrue\tnil\nEADDRINUSE\n", out)
+  end)
+
   it("ws.run checks its workers option", function()
     local ok, code, _, err = helper.run({ helper.lua, "-e", [[
       package.path = ]] .. ("%q"):format(helper.lpath .. ";;") .. [[
