@@ -55,6 +55,14 @@ local function who(port)
   return c, tonumber(index), tonumber(pid), tonumber(k)
 end
 
+-- Only a process of this spec's script (a pid may have been reused once it is gone).
+local function ours(pid)
+  local f = io.open("/proc/" .. pid .. "/cmdline")
+  local cmd = f and f:read("*a") or ""
+  if f then f:close() end
+  return cmd:find("workers_server.lua", 1, true) ~= nil
+end
+
 local function alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
@@ -68,8 +76,8 @@ describe("workers", function()
   after_each(function()
     if srv then
       -- The master and its workers, wherever their process group is (see start).
-      for _, pid in pairs(ready(srv)) do kill(pid, "KILL") end
-      kill(srv.master, "KILL")
+      for _, pid in pairs(ready(srv)) do if ours(pid) then kill(pid, "KILL") end end
+      if ours(srv.master) then kill(srv.master, "KILL") end
       srv.proc:kill()
     end
     srv = nil
@@ -237,6 +245,17 @@ describe("workers", function()
     assert.is_false(alive(pids[1]))
     assert.is_false(alive(pids[2]))
     for _, c in ipairs(conns) do c:abort() end
+  end)
+
+  it("workers stop by themselves when their master is killed with SIGKILL", function()
+    srv = start({ "--workers", "2" })
+    local pids = assert(wait_ready(srv, 2))
+    local c = who(srv.port)
+    kill(srv.master, "KILL")
+    local kind, code = c:message(5)
+    assert.are.same({ "close", 1001 }, { kind, code })
+    c:close()
+    assert.truthy(helper.wait_until(function() return not alive(pids[1]) and not alive(pids[2]) end, 10))
   end)
 
   it("reuseport is off by default: a second server on a taken port fails, unless both ask for it", function()
