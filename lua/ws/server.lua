@@ -214,8 +214,7 @@ end
 -- its own with SO_REUSEPORT on the master's port. Whatever a server keeps per process (a bus
 -- connection) starts here too: extend this method, calling the original first.
 -- true | nil, message, code (the worker exits and the master restarts it).
-function Server:_after_fork(index)
-  local _ = index
+function Server:_after_fork(index) -- luacheck: ignore index (for the methods that extend it)
   return core.server_reopen(self._l)
 end
 
