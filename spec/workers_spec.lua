@@ -126,6 +126,23 @@ describe("workers", function()
     assert.are.same({ new, pids[2] }, { seen[1], seen[2] })
   end)
 
+  it("restarts a worker that exits with an error status", function()
+    local dir = helper.tmpdir("lua-ws-workers")
+    srv = start({ "--workers", "2", "--fail-once", dir .. "/started" })
+    assert.truthy(wait_ready(srv, 2))
+    assert.matches("^ws: worker 1 %(pid %d+%) exited with status 3; restarting in 0%.1 s\n$", srv.proc:errors())
+    local seen, conns = {}, {}
+    for i = 1, 100 do
+      local c, index = who(srv.port)
+      conns[i] = c
+      seen[index] = true
+      if seen[1] and seen[2] then break end
+    end
+    for _, c in ipairs(conns) do c:abort() end
+    assert.are.same({ true, true }, seen)
+    helper.rmtree(dir)
+  end)
+
   it("backs off: a worker killed again soon after its restart waits twice as long", function()
     srv = start({ "--workers", "1" })
     local first = assert(wait_ready(srv, 1))[1]
@@ -256,6 +273,25 @@ describe("workers", function()
     assert.are.same({ "close", 1001 }, { kind, code })
     c:close()
     assert.truthy(helper.wait_until(function() return not alive(pids[1]) and not alive(pids[2]) end, 10))
+  end)
+
+  it("a parked listener keeps its port and accepts nothing; closing the server frees the port", function()
+    local ok, code, out, err = helper.run({ helper.lua, "-e", [[
+      package.path = ]] .. ("%q"):format(helper.lpath .. ";;") .. [[
+      package.cpath = ]] .. ("%q"):format(helper.cpath .. ";;") .. [[
+      local ws = require "ws"
+      local h = function() end
+      local a = assert(ws.server({ port = 0 }, h))
+      assert(a:_before_fork())
+      print(select(3, ws.server({ port = a.port }, h)))
+      print((select(3, ws.connect("ws://127.0.0.1:" .. a.port .. "/", { timeout = 2 }))))
+      a:close()
+      local b = assert(ws.server({ port = a.port }, h))
+      print(b.port == a.port)
+    ]] }, { timeout = 10 })
+    assert.is_true(ok, err)
+    assert.are.equal(0, code)
+    assert.are.equal("EADDRINUSE\nECONNREFUSED\ntrue\n", out)
   end)
 
   it("reuseport is off by default: a second server on a taken port fails, unless both ask for it", function()

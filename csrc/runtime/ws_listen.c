@@ -45,12 +45,14 @@ void ws_listener_init(ws_listener *l, ws_loop *loop) {
   ev_io_init((ev_io *)(void *)&l->io, on_accept, -1, EV_READ);
 }
 
-/* A socket bound to sa (and listening when backlog > 0), or -1 with errno. */
+/* A socket bound to sa and listening, or with backlog 0 only bound: without SO_REUSEADDR
+ * then, which Linux would let any other SO_REUSEADDR socket share with one not listening.
+ * -1 with errno. */
 static int bind_socket(const struct sockaddr *sa, socklen_t len, int reuseport, int backlog) {
   int one = 1, e;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (backlog > 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 #ifdef SO_REUSEPORT
   if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) goto fail;
 #else

@@ -1,5 +1,6 @@
 -- A server in the workers mode for spec/workers_spec.lua:
 --   lua5.4 workers_server.lua --workers K [--style coroutine|callback] [--stop-timeout S]
+-- (--fail-once FILE: worker 1 exits with status 3 at its first start, when FILE is missing)
 -- prints "master <pid> listening <port>", then each worker prints "ready <index> <pid>" when
 -- its loop runs, and the master "master returned <ok>" when ws.run returns. A message "who"
 -- gets "worker <index> <pid> <K>"; "burst N" queues N numbered messages of 4 KiB and "burst
@@ -20,13 +21,14 @@ local function log(...)
   io.stdout:flush()
 end
 
-local workers, style, stop_timeout = 2, "coroutine", nil
+local workers, style, stop_timeout, fail_once = 2, "coroutine", nil, nil
 local i = 1
 while arg[i] do
   local a, v = arg[i], arg[i + 1]
   if a == "--workers" then workers = v == "auto" and v or assert(tonumber(v))
   elseif a == "--style" then style = v
   elseif a == "--stop-timeout" then stop_timeout = assert(tonumber(v))
+  elseif a == "--fail-once" then fail_once = v -- a file: worker 1 exits with status 3 if it is missing
   else error("unknown argument " .. a) end
   i = i + 2
 end
@@ -60,6 +62,10 @@ local srv = assert(ws.server(opts, handler))
 assert(ws.worker() == nil and ws.workers() == 1)
 log("master", pid(), "listening", srv.port)
 ws.spawn(function() -- runs in each worker's loop
+  if fail_once and ws.worker() == 1 and not io.open(fail_once) then
+    assert(io.open(fail_once, "w")):close()
+    os.exit(3)
+  end
   log("ready", ws.worker(), pid())
   local last = 0
   while true do
