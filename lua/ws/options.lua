@@ -40,6 +40,7 @@ local KINDS = {
                   '"off", "shared", "dedicated" or a table' },
   ["boolean|table"] = { function(v) return type(v) == "boolean" or type(v) == "table" end,
                         "a boolean or a table" },
+  workers = { function(v) return type(v) == "string" or is_number(v) end, 'a number or "auto"' },
   ["list|function"] = { function(v) return type(v) == "function" or string_list(v) end,
                         "a list of strings or a function" },
 }

@@ -239,6 +239,21 @@ function Server:_finish_close(opts)
   self.closed = true
 end
 
+-- The workers mode (lua/ws/workers.lua, ws.run{ workers = K }). In the master, once, before
+-- the workers are forked: the listener stops, its port (resolved if it was 0) stays reserved.
+-- true | nil, message, code.
+function Server:_before_fork()
+  return core.server_park(self._l)
+end
+
+-- In each worker (index 1..K), right after the fork and before its loop runs: a listener of
+-- its own with SO_REUSEPORT on the master's port. Whatever a server keeps per process (a bus
+-- connection) starts here too: extend this method, calling the original first.
+-- true | nil, message, code (the worker exits and the master restarts it).
+function Server:_after_fork(index) -- luacheck: ignore index (for the methods that extend it)
+  return core.server_reopen(self._l)
+end
+
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a
 -- connection is delivered before its close frame.
 local CLOSE_OPTIONS = { code = "number", reason = "string", timeout = "number" }
