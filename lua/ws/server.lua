@@ -16,8 +16,10 @@ Server.__index = Server
 M.Server = Server
 topics_mod.install(Server) -- server:publish, server:subscribers
 
--- The servers still listening, for the default SIGINT/SIGTERM handling.
-local open_servers = setmetatable({}, { __mode = "k" })
+-- The servers still listening, for the default SIGINT/SIGTERM handling and the workers mode.
+-- Held strongly: a script that keeps no reference to its server (`ws.server(opts, handler)`,
+-- then `ws.run()`) must still have it closed gracefully on a signal.
+local open_servers = {}
 M.open_servers = open_servers
 
 local function lower(s) return s and s:lower() end
