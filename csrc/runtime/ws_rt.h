@@ -101,9 +101,11 @@ void ws_shared_unref(ws_shared *sh) WS_HIDDEN;
 
 /* ---- transport: plain sockets now, TLS slots in beside it ---- */
 
+#define WS_TP_PLAIN_HTTP (-2)
 typedef struct ws_transport {
   const char *name;
-  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed. */
+  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed,
+   * WS_TP_PLAIN_HTTP: the peer sent a plain HTTP request (s->error says so; answer 400). */
   int (*handshake)(ws_stream *s);
   /* >0 bytes, 0 end of stream, -1 with errno (EAGAIN: s->want says what to wait for). */
   ssize_t (*read)(ws_stream *s, void *p, size_t n);

@@ -41,6 +41,7 @@ typedef struct tls_conn {
   ws_tls_ctx *ctx;
   uint8_t read_cross;   /* the last read or handshake step waits for the socket to be writable */
   uint8_t write_cross;  /* the last write waits for the socket to be readable */
+  uint8_t first_seen;   /* server: the peer's first byte was checked (plain_http_first) */
 } tls_conn;
 
 /* ---- error texts ---- */
@@ -303,8 +304,36 @@ static int would_block(ws_stream *s, tls_conn *t, int e, int reading) {
   return 1;
 }
 
+/* The one rule for telling plain HTTP on a TLS port apart: a TLS record starts with its
+ * content type (20 to 24; an SSLv2-style hello with a byte of 0x80 or more), an HTTP request
+ * with its method, a token of capital letters. Any other first byte is left to OpenSSL. */
+static int plain_http_first(unsigned char first) { return first >= 'A' && first <= 'Z'; }
+
+/* Server side, before OpenSSL reads anything: peek at the first byte. 1 plain HTTP, 0 not
+ * (or the socket has nothing to say: OpenSSL reports the end or the error), -1 no byte yet. */
+static int peek_plain_http(ws_stream *s) {
+  unsigned char first;
+  ssize_t r;
+  do r = recv(s->fd, &first, 1, MSG_PEEK); while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+  return r == 1 && plain_http_first(first);
+}
+
 static int tls_handshake(ws_stream *s) {
   tls_conn *t = s->tls;
+  if (!t->first_seen && SSL_is_server(t->ssl)) {
+    int plain = peek_plain_http(s);
+    if (plain < 0) {
+      s->want = EV_READ;
+      errno = EAGAIN;
+      return 0;
+    }
+    t->first_seen = 1;
+    if (plain) {
+      s->error = "tls: plain HTTP request sent to a TLS port";
+      return WS_TP_PLAIN_HTTP;
+    }
+  }
   ERR_clear_error();
   errno = 0;
   int r = SSL_do_handshake(t->ssl);
