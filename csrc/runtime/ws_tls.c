@@ -46,16 +46,17 @@ typedef struct tls_conn {
 
 /* ---- error texts ---- */
 
+static char *intern_table[WS_TLS_INTERN_MAX];
+static size_t intern_n;
+
 const char *ws_tls_intern(const char *text, const char *fallback) {
-  static char *table[WS_TLS_INTERN_MAX];
-  static size_t n;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(table[i], text) == 0) return table[i];
-  if (n == WS_TLS_INTERN_MAX) return fallback;
+  for (size_t i = 0; i < intern_n; i++)
+    if (strcmp(intern_table[i], text) == 0) return intern_table[i];
+  if (intern_n == WS_TLS_INTERN_MAX) return fallback;
   char *copy = malloc(strlen(text) + 1);
   if (!copy) return fallback;
   strcpy(copy, text);
-  table[n++] = copy;
+  intern_table[intern_n++] = copy;
   return copy;
 }
 
@@ -272,8 +273,10 @@ static int sock_create(BIO *b) {
   return 1;
 }
 
+static BIO_METHOD *sock_meth;
+
 static BIO_METHOD *sock_method(void) {
-  static BIO_METHOD *m;
+  BIO_METHOD *m = sock_meth;
   if (m) return m;
   m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "lua-ws socket");
   if (!m) return NULL;
@@ -281,7 +284,13 @@ static BIO_METHOD *sock_method(void) {
   BIO_meth_set_read(m, sock_read);
   BIO_meth_set_ctrl(m, sock_ctrl);
   BIO_meth_set_create(m, sock_create);
-  return m;
+  return sock_meth = m;
+}
+
+void ws_tls_release(void) {
+  BIO_meth_free(sock_meth); /* no BIO is left: every SSL (which owns its BIO) was freed */
+  sock_meth = NULL;
+  while (intern_n) free(intern_table[--intern_n]);
 }
 
 /* ---- the transport ---- */
