@@ -7,8 +7,6 @@ local helper = require "helper"
 local certs = require "support.certs"
 
 local it_valgrind = os.getenv("WS_TEST_SANITIZE") and pending or it
--- LuaJIT's own allocator needs a build for valgrind (LUAJIT_USE_VALGRIND) to be checked cleanly.
-if helper.lua:match("luajit[^/]*$") then it_valgrind = pending end
 
 describe("valgrind", function()
   it_valgrind("finds no definite leak in a run of servers, clients and TLS (exit status 0)", function()
