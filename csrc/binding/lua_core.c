@@ -430,6 +430,18 @@ static void on_signal(ws_loop *loop, int signum) {
   ws_loop_wakeup(loop);
 }
 
+/* A burst of connections is over (ws_loop.c, reclaim): collect now, because an idle server
+ * allocates nothing that would drive the collector through the strings the burst left, and
+ * the loop trims malloc's heap next. Twice: objects with a finalizer (every connection) are
+ * only finalized by the first collection and freed by the second. A collector the host
+ * stopped stays stopped. */
+static void on_reclaim(ws_loop *loop) {
+  lws_ctx *x = ws_loop_user(loop);
+  if (!lua_gc(x->L, LUA_GCISRUNNING, 0)) return;
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
+}
+
 /* ---- module functions ---- */
 
 static int new_task(lua_State *L, lws_ctx *x, int kind) {
@@ -737,7 +749,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   x = calloc(1, sizeof *x);
   if (!x) luaL_error(L, "ws.core: out of memory");
-  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
+  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal, on_reclaim };
   void *host = NULL; /* a loop given by ws_attach, else libev's default loop */
   if (lua_getfield(L, LUA_REGISTRYINDEX, ATTACH_KEY) == LUA_TLIGHTUSERDATA) host = lua_touserdata(L, -1);
   lua_pop(L, 1);

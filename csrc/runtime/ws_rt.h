@@ -38,6 +38,9 @@ typedef struct ws_hooks {
   void (*listener_ready)(ws_listener *l);      /* connections are waiting to be accepted */
   size_t (*run_ready)(ws_loop *loop);          /* run queued work; returns how much is left */
   void (*signal)(ws_loop *loop, int signum);
+  /* The connections fell to half their peak (a burst is over): free what the binding holds
+   * only until its next collection (ws_loop.c, reclaim). May be NULL. */
+  void (*reclaim)(ws_loop *loop);
 } ws_hooks;
 
 enum ws_stream_event {
