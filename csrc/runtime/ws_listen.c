@@ -192,6 +192,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   if (l->streams) l->streams->lprev = s;
   l->streams = s;
   l->count++;
+  ws_loop_conn_opened(l->loop);
   ws_stream_update_io(s);
   ev_timer *t = WS_EV_TIMER(s);
   ev_timer_set(t, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10., 0.);
@@ -205,7 +206,10 @@ void ws_listener_release(ws_listener *l, ws_stream *s) {
   if (s->lprev) s->lprev->lnext = s->lnext; else if (l->streams == s) l->streams = s->lnext;
   if (s->lnext) s->lnext->lprev = s->lprev;
   s->lprev = s->lnext = NULL;
-  if (l->count) l->count--;
+  if (l->count) {
+    l->count--;
+    ws_loop_conn_closed(l->loop);
+  }
   if (l->paused && l->fd >= 0) {
     l->paused = 0;
     ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);

@@ -39,6 +39,9 @@ typedef struct ws_hooks {
   void (*listener_ready)(ws_listener *l);      /* connections are waiting to be accepted */
   size_t (*run_ready)(ws_loop *loop);          /* run queued work; returns how much is left */
   void (*signal)(ws_loop *loop, int signum);
+  /* The connections fell to half their peak (a burst is over): free what the binding holds
+   * only until its next collection (ws_loop.c, reclaim). May be NULL. */
+  void (*reclaim)(ws_loop *loop);
 } ws_hooks;
 
 enum ws_stream_event {
@@ -102,9 +105,11 @@ void ws_shared_unref(ws_shared *sh) WS_HIDDEN;
 
 /* ---- transport: plain sockets now, TLS slots in beside it ---- */
 
+#define WS_TP_PLAIN_HTTP (-2)
 typedef struct ws_transport {
   const char *name;
-  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed. */
+  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed,
+   * WS_TP_PLAIN_HTTP: the peer sent a plain HTTP request (s->error says so; answer 400). */
   int (*handshake)(ws_stream *s);
   /* >0 bytes, 0 end of stream, -1 with errno (EAGAIN: s->want says what to wait for). */
   ssize_t (*read)(ws_stream *s, void *p, size_t n);

@@ -220,10 +220,22 @@ static void transport_failed(ws_stream *s) {
   emit(s, WS_SEV_READ);
 }
 
+/* A plain HTTP request came to a TLS port: answer it in plain HTTP, as nginx does, then close
+ * (draining the request until the peer's FIN, as after any refusal). */
+static void plain_http_to_tls(ws_stream *s) {
+  static const char body[] = "The plain HTTP request was sent to HTTPS port\n";
+  if (s->tp->free) s->tp->free(s);
+  s->tp = &ws_transport_plain;
+  s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
+  ws_stream_respond(s, 400, NULL, 0, body, sizeof body - 1);
+  emit(s, WS_SEV_READ);
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
     int r = s->tp->handshake(s);
+    if (r == WS_TP_PLAIN_HTTP) { plain_http_to_tls(s); return; }
     if (r < 0) { transport_failed(s); return; }
     if (r == 0) { ws_stream_update_io(s); return; }
     s->flags |= WS_SF_TLS_DONE;
