@@ -227,7 +227,7 @@ static void plain_http_to_tls(ws_stream *s) {
   if (s->tp->free) s->tp->free(s);
   s->tp = &ws_transport_plain;
   s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
-  ws_stream_respond(s, 400, NULL, 0, body, sizeof body - 1);
+  ws_stream_respond(s, 400, NULL, 0, body, sizeof body - 1, 0);
   emit(s, WS_SEV_READ);
 }
 
