@@ -377,6 +377,7 @@ static int spawn_signal_handler(lua_State *L);
 static size_t run_ready(ws_loop *loop) {
   lws_ctx *x = ws_loop_user(loop);
   lua_State *L = x->L;
+  if (x->logq_len) lws_log_flush(x);
   while (x->closed_head) { /* closed connections no longer need to be anchored */
     lws_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
@@ -538,6 +539,7 @@ static int l_wait(lua_State *L) {
     break;
   case 'w':
   case 'c':
+  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
     if (!c) return luaL_argerror(L, 1, "connection expected");
     if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
     else {
@@ -550,7 +552,7 @@ static int l_wait(lua_State *L) {
   case 't':
     break;
   default:
-    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
   }
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
@@ -704,6 +706,7 @@ static int ctx_gc(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
   ws_loop_free(x->loop);
+  lws_log_free(x);
   free(x);
   return 0;
 }
@@ -739,6 +742,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;
+  lws_log_init(x);
   lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
   lua_newtable(L);
   lua_pushstring(L, "k");
@@ -795,6 +799,8 @@ int luaopen_ws_core(lua_State *L) {
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
+  lws_log_open_lib(L, mod);
+  lws_metrics_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

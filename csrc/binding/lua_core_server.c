@@ -196,6 +196,7 @@ static int server_gc(lua_State *L) {
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
   sv->l.streams = NULL;
   ws_topics_release(&sv->l); /* its topics go with their last subscriber */
+  ws_listener_retire(&sv->l); /* its counters stay in the process-wide total */
   return 0;
 }
 

@@ -146,8 +146,11 @@ static void settle(ws_conn *c) {
   if (finished(c) && c->in.data) ws_buf_free(&c->in);
 }
 
+ws_conn_tracer ws_conn_trace = NULL;
+
 static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
   uint8_t key[4];
+  if (ws_conn_trace) ws_conn_trace(c, 1, fin, rsv, opcode, n);
   const uint8_t *mask = NULL;
   if (c->opt.role == WS_ROLE_CLIENT) {
     if (ws_random_mask(key) != 0) {
@@ -256,6 +259,7 @@ static int read_header(ws_conn *c, ws_event *ev) {
   const char *why = check_header(c, &code);
   if (why) return fail(c, ev, code, why);
   ws_buf_consume(&c->in, (size_t)r);
+  if (ws_conn_trace) ws_conn_trace(c, 0, c->hdr.fin, c->hdr.rsv, (int)c->hdr.opcode, c->hdr.payload_len);
   c->have_header = 1;
   c->payload_seen = 0;
   c->mask_phase = 0;
@@ -494,6 +498,7 @@ static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
   uint8_t *frame = buf_ptr(&c->out) + start;
   size_t plen = ws_buf_size(&c->out) - start - WS_FRAME_HEADER_MAX;
   size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, plen, client ? key : NULL);
+  if (ws_conn_trace) ws_conn_trace(c, 1, 1, 4u, opcode, plen);
   memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, plen);
   memcpy(frame, hdr, hl);
   c->out.len -= WS_FRAME_HEADER_MAX - hl;

@@ -94,8 +94,30 @@ function methods:close(code, reason)
   return true
 end
 
-function methods:ping(data)
-  return core.ping(self, data)
+-- conn:ping([data]) -> true | nil, message, code: sends a ping.
+-- conn:ping([data], { wait = true [, timeout = s] }) waits for its pong and returns the round
+-- trip in seconds | nil, message, code ("timeout", "closed"...). A pong answers its ping and
+-- every earlier one. conn.latency keeps the last round trip, automatic pings' included.
+local cping, cpong = core.ping, core.pong
+function methods:ping(data, opts)
+  if opts == nil or not opts.wait then return cping(self, data) end
+  if type(opts) ~= "table" then error("ws: conn:ping options must be a table", 2) end
+  local timeout = opts.timeout
+  if timeout ~= nil and type(timeout) ~= "number" then error("ws: conn:ping timeout must be a number", 2) end
+  local seq, sent, code = cping(self, data, true)
+  if not seq then return nil, sent, code end
+  local deadline = timeout and now() + timeout
+  while true do
+    local at, err, ecode = cpong(self, seq)
+    if at then return at - sent end
+    if at == nil then return nil, err, ecode end
+    local left
+    if deadline then
+      left = deadline - now()
+      if left <= 0 then return nil, "timeout", "timeout" end
+    end
+    wait(self, "p", left)
+  end
 end
 
 function methods:buffered()
