@@ -314,12 +314,22 @@ static int l_close(lua_State *L) {
   if (code != 0 && !ws_close_code_valid((unsigned)code)) return luaL_argerror(L, 2, "invalid close code");
   if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
   if (code == 0 && rl) return luaL_argerror(L, 3, "a reason needs a close code");
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->log_level && c->s.phase == WS_PH_OPEN) {
+    char who[96];
+    lws_log(x, 1, "%s: closing, code %u, reason \"%.*s\"", lws_log_who(c, who, sizeof who), (unsigned)code, (int)rl, reason);
+  }
   ws_stream_close(&c->s, (unsigned)code, reason, rl);
   return 0;
 }
 
 static int l_abort(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->log_level && c->s.phase != WS_PH_DONE) {
+    char who[96];
+    lws_log(x, 1, "%s: aborting: %s", lws_log_who(c, who, sizeof who), luaL_optstring(L, 2, "aborted"));
+  }
   ws_stream_abort(&c->s, luaL_optstring(L, 2, "aborted"));
   return 0;
 }

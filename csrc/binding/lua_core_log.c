@@ -123,15 +123,26 @@ void lws_log_free(lws_ctx *x) {
   set_level(x, 0);
 }
 
-/* A connection that was open is gone: who closed it, with which code and reason. */
+/* A connection that was open is gone: who sent the first close frame, the codes and reasons
+ * (the peer's; ours is logged as "closing" when the application closes), and why this side
+ * ended it when it did (idle or ping timeout, a slow subscriber, a protocol error). */
 void lws_log_closed(lws_ctx *x, const lws_conn *c) {
   const ws_stream *s = &c->s;
   char who[96];
-  const char *by = s->ws.close_sent == 1 ? "this side" : s->ws.close_sent == 2 ? "the peer" : "nobody (no closing handshake)";
   const char *reason = ws_stream_close_reason(s);
-  unsigned code = s->fail_code ? s->fail_code : s->close_code;
-  lws_log(x, 1, "%s: closed, first close frame by %s, code %u, reason \"%s\"%s%s%s", lws_log_who(c, who, sizeof who), by,
-          code, reason ? reason : "", s->error ? " (" : "", s->error ? s->error : "", s->error ? ")" : "");
+  const char *why = s->error ? s->error : "";
+  if (!reason) reason = "";
+  lws_log_who(c, who, sizeof who);
+  if (s->fail_code)
+    lws_log(x, 1, "%s: closed by this side: code %u (%s)", who, (unsigned)s->fail_code, why);
+  else if (s->ws.close_sent == 1)
+    lws_log(x, 1, "%s: closed by this side%s%s%s; the peer answered code %u, reason \"%s\"", who, *why ? " (" : "", why,
+            *why ? ")" : "", (unsigned)s->close_code, reason);
+  else if (s->ws.close_sent == 2)
+    lws_log(x, 1, "%s: closed by the peer: code %u, reason \"%s\"", who, (unsigned)s->close_code, reason);
+  else
+    lws_log(x, 1, "%s: closed without a closing handshake: code %u%s%s%s", who, (unsigned)s->close_code, *why ? " (" : "",
+            why, *why ? ")" : "");
 }
 
 /* core.set_logger(fn|nil [, level]): fn(line, level) gets each line; nil: stderr. level

@@ -437,7 +437,7 @@ static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
 
 /* A pong: the round trip of our automatic ping (ping_sent is 0 once answered) or of a ping
  * a caller waits for (its payload identifies it; it answers every earlier one too). */
-static void on_pong(ws_stream *s, const ws_event *ev) {
+static WS_COLD void on_pong(ws_stream *s, const ws_event *ev) {
   double now = ws_loop_now(s->loop);
   ws_ping_wait *pw = s->cold ? s->cold->ping_wait : NULL;
   if (pw && pw->answered < pw->sent && ev->len == pw->len && (!ev->len || memcmp(ev->data, pw->data, ev->len) == 0)) {
