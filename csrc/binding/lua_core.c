@@ -377,7 +377,6 @@ static int spawn_signal_handler(lua_State *L);
 static size_t run_ready(ws_loop *loop) {
   lws_ctx *x = ws_loop_user(loop);
   lua_State *L = x->L;
-  if (x->logq_len) lws_log_flush(x);
   while (x->closed_head) { /* closed connections no longer need to be anchored */
     lws_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
@@ -391,16 +390,22 @@ static size_t run_ready(ws_loop *loop) {
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
   }
-  if (x->signals && x->signal_ref != LUA_NOREF) {
-    for (int sig = 1; sig < 32; sig++) {
-      if (!(x->signals & (1u << sig))) continue;
-      x->signals &= ~(1u << sig);
-      lua_pushlightuserdata(L, x);
-      lua_pushcclosure(L, spawn_signal_handler, 1);
-      lua_pushinteger(L, sig);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        lws_report(x, "signal handler", lua_tostring(L, -1));
-        lua_pop(L, 1);
+  if (x->signals) { /* signals caught, or (bit 0) log lines queued: one test for both */
+    if (x->signals & LWS_LOG_PENDING) {
+      x->signals &= ~LWS_LOG_PENDING;
+      lws_log_flush(x);
+    }
+    if (x->signals && x->signal_ref != LUA_NOREF) {
+      for (int sig = 1; sig < 32; sig++) {
+        if (!(x->signals & (1u << sig))) continue;
+        x->signals &= ~(1u << sig);
+        lua_pushlightuserdata(L, x);
+        lua_pushcclosure(L, spawn_signal_handler, 1);
+        lua_pushinteger(L, sig);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+          lws_report(x, "signal handler", lua_tostring(L, -1));
+          lua_pop(L, 1);
+        }
       }
     }
   }

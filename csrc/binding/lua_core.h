@@ -80,7 +80,7 @@ typedef struct lws_ctx {
   lws_task *ready_head, *ready_tail;
   lws_conn *closed_head;
   uint32_t next_id;
-  unsigned signals;       /* bit per signal caught and not yet handled */
+  unsigned signals;       /* bit per signal caught and not yet handled; bit 0: log lines queued */
   int error_ref;          /* Lua error reporter, LUA_NOREF for stderr */
   int signal_ref;         /* Lua signal handler */
   int tasks_ref;          /* weak table thread -> task userdata */
@@ -141,6 +141,7 @@ int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_co
 /* lua_core_log.c: debug logging (WS_DEBUG, core.set_logger). lws_log formats one line when
  * `level` is on: to stderr at once, or queued for the Lua logger (never called from inside
  * the runtime's callbacks). */
+#define LWS_LOG_PENDING 1u /* lws_ctx.signals: lines wait in logq */
 #define LWS_LOG(x, level, ...) do { if ((x)->log_level >= (level)) lws_log((x), (level), __VA_ARGS__); } while (0)
 void lws_log(lws_ctx *x, int level, const char *fmt, ...) WS_HIDDEN;
 void lws_log_init(lws_ctx *x) WS_HIDDEN;      /* WS_DEBUG from the environment */

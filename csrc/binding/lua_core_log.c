@@ -85,6 +85,7 @@ void lws_log(lws_ctx *x, int level, const char *fmt, ...) {
   x->logq[x->logq_len] = (char)('0' + level);
   memcpy(x->logq + x->logq_len + 1, line, (size_t)n + 1);
   x->logq_len += need;
+  x->signals |= LWS_LOG_PENDING;
   ws_loop_wakeup(x->loop);
 }
 

@@ -456,10 +456,9 @@ static WS_COLD void on_pong(ws_stream *s, const ws_event *ev) {
 static void after_input(ws_stream *s) {
   ws_event ev;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
-  int any = 0;
-  uint32_t got = 0;
-  size_t got_bytes = 0;
+  int any = 0, got = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
+  ws_counters *ctr = ws_stream_counters(s);
   while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES &&
          !(s->flags & WS_SF_HELD) && ws_conn_next(&s->ws, &ev)) {
     switch (ev.type) {
@@ -475,8 +474,9 @@ static void after_input(ws_stream *s) {
         s->error = "out of memory";
         ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, NULL, 0);
       }
-      got++;
-      got_bytes += ev.len;
+      got = 1;
+      ctr->msgs_in++;
+      ctr->bytes_in += ev.len;
       break;
     case WS_EV_PONG:
       s->flags &= (uint8_t)~WS_SF_PING_OUT;
@@ -499,9 +499,6 @@ static void after_input(ws_stream *s) {
   }
   if (got) {
     s->last_activity = ws_loop_now(s->loop); /* once per batch of messages */
-    ws_counters *ctr = ws_stream_counters(s);
-    ctr->msgs_in += got;
-    ctr->bytes_in += got_bytes;
     any = 1;
   }
   if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
@@ -699,7 +696,7 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
   ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
   ws_counters *ctr = ws_stream_counters(s);
-  ctr->msgs_out += !(flags & WS_SEND_MORE); /* a fragmented message counts at its last frame */
+  ctr->msgs_out += ~flags & WS_SEND_MORE; /* a fragmented message counts at its last frame */
   ctr->bytes_out += n;
   s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
