@@ -6,8 +6,9 @@
 local helper = require "helper"
 
 local function sh(cmd, timeout)
+  if type(cmd) == "string" then cmd = { "sh", "-c", cmd } end
   local ok, code, out, err = helper.run(cmd, { timeout = timeout or 60 })
-  assert(ok, ("%s\nexit %s\n%s\n%s"):format(type(cmd) == "table" and table.concat(cmd, " ") or cmd,
+  assert(ok, ("%s\nexit %s\n%s\n%s"):format(table.concat(cmd, " "),
     tostring(code), out, err))
   return out
 end
@@ -74,9 +75,10 @@ describe("release", function()
       ws.run()
     ]])
     -- from another directory, with only the tree on the paths: nothing comes from the checkout
-    local out = sh({ "sh", "-c", ('cd / && LUA_PATH="%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua" ' ..
-      'LUA_CPATH="%s/lib/lua/5.4/?.so" LUA_PATH_5_4= LUA_CPATH_5_4= lua5.4 %s/use.lua %s')
-      :format(tree, tree, tree, dir, tree) })
+    local lpath = ("%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua"):format(tree, tree)
+    local cpath = tree .. "/lib/lua/5.4/?.so"
+    local out = sh({ "sh", "-c", ('cd / && LUA_PATH="%s" LUA_PATH_5_4="%s" LUA_CPATH="%s" LUA_CPATH_5_4="%s" lua5.4 %s/use.lua %s')
+      :format(lpath, lpath, cpath, cpath, dir, tree) })
     for _, m in ipairs({ "ws", "ws.core", "ws.codec", "ws.metrics" }) do
       assert.matches("from\t" .. m:gsub("%.", "%%.") .. "\ttrue\n", out)
     end
