@@ -4,6 +4,7 @@
  * User value 1 is the handler's thread, user value 2 a table created on first use for
  * conn.protocol, conn.request, conn.data and fields the application sets. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_core.h"
@@ -669,13 +670,17 @@ static int l_upgrade(lua_State *L) {
   char ext[WS_DEFLATE_RESPONSE_MAX];
   const char *extensions = NULL;
   if (compress && ws_stream_deflate_negotiate(&c->s, &req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
+  /* The request line for the debug log, taken now: the upgrade trims the head's buffer. */
+  lws_ctx *x = lws_ctx_get(L);
+  char line[256] = "";
+  if (x->log_level)
+    snprintf(line, sizeof line, "%.*s %.*s HTTP/1.%d", (int)req.method_len, req.method, (int)req.target_len,
+             req.target, req.minor_version);
   if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, extensions, extra, nextra) < 0)
     return push_end(L, c);
-  lws_ctx *x = lws_ctx_get(L);
   if (x->log_level) {
     char who[96];
-    lws_log(x, 1, "%s: \"%.*s %.*s HTTP/1.%d\" 101, subprotocol %s, extensions %s", lws_log_who(c, who, sizeof who),
-            (int)req.method_len, req.method, (int)req.target_len, req.target, req.minor_version,
+    lws_log(x, 1, "%s: \"%s\" 101, subprotocol %s, extensions %s", lws_log_who(c, who, sizeof who), line,
             protocol ? protocol : "(none)", extensions ? extensions : "(none)");
   }
   if (protocol || extensions) {
