@@ -20,6 +20,12 @@
 lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
 static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "" };
+/* The reason a task woke, as the Lua string its wait returns: kept in the registry (an array
+ * read per resume) rather than pushed with lua_pushstring, whose cache of C strings by address
+ * costs a lookup, and on a collision a new string, at every resume. */
+static void push_reason(lws_ctx *x, lua_State *L, int reason) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->reason_refs[reason]);
+}
 
 void lws_task_init(lws_task *t, int kind) {
   memset(t, 0, sizeof *t);
@@ -323,7 +329,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
   } else {
-    lua_pushstring(co, reason_names[t->reason]);
+    push_reason(x, co, t->reason);
     nargs = 1;
   }
   int st = lua_resume(co, L, nargs, &nres);
@@ -586,7 +592,7 @@ static int l_wait(lua_State *L) {
       t->reason = LWS_R_CLOSED;
     }
   }
-  lua_pushstring(L, reason_names[t->reason]);
+  push_reason(x, L, t->reason);
   return 1;
 }
 
@@ -747,6 +753,10 @@ static lws_ctx *ctx_for(lua_State *L) {
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;
+  for (int i = 0; i < LWS_REASONS; i++) {
+    lua_pushstring(L, reason_names[i]);
+    x->reason_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lws_log_init(x);
   lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
   lua_newtable(L);

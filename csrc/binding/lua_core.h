@@ -26,6 +26,7 @@ enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
 #define LWS_REF_SELF (-3)
 
 enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_CLOSED, LWS_R_START };
+#define LWS_REASONS 6
 
 typedef struct lws_conn lws_conn;
 
@@ -93,6 +94,7 @@ typedef struct lws_ctx {
   void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
   void *conn_last;        /* the connection lws_toconn identified last: no metatable check for it */
+  int reason_refs[LWS_REASONS]; /* registry references of the lws_reason names (lua_core.c) */
   int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
   int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
   char *logq;             /* lines for the Lua logger, delivered from run_ready */
