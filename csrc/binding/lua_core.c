@@ -21,6 +21,12 @@
 lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
 static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "" };
+/* The reason a task woke, as the Lua string its wait returns: kept in the registry (an array
+ * read per resume) rather than pushed with lua_pushstring, whose cache of C strings by address
+ * costs a lookup, and on a collision a new string, at every resume. */
+static void push_reason(lws_ctx *x, lua_State *L, int reason) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->reason_refs[reason]);
+}
 
 void lws_task_init(lws_task *t, int kind) {
   memset(t, 0, sizeof *t);
@@ -324,7 +330,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
   } else {
-    lua_pushstring(co, reason_names[t->reason]);
+    push_reason(x, co, t->reason);
     nargs = 1;
   }
   int st = lua_resume(co, L, nargs, &nres);
@@ -391,16 +397,22 @@ static size_t run_ready(ws_loop *loop) {
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
   }
-  if (x->signals && x->signal_ref != LUA_NOREF) {
-    for (int sig = 1; sig < 32; sig++) {
-      if (!(x->signals & (1u << sig))) continue;
-      x->signals &= ~(1u << sig);
-      lua_pushlightuserdata(L, x);
-      lua_pushcclosure(L, spawn_signal_handler, 1);
-      lua_pushinteger(L, sig);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        lws_report(x, "signal handler", lua_tostring(L, -1));
-        lua_pop(L, 1);
+  if (x->signals) { /* signals caught, or (bit 0) log lines queued: one test for both */
+    if (x->signals & LWS_LOG_PENDING) {
+      x->signals &= ~LWS_LOG_PENDING;
+      lws_log_flush(x);
+    }
+    if (x->signals && x->signal_ref != LUA_NOREF) {
+      for (int sig = 1; sig < 32; sig++) {
+        if (!(x->signals & (1u << sig))) continue;
+        x->signals &= ~(1u << sig);
+        lua_pushlightuserdata(L, x);
+        lua_pushcclosure(L, spawn_signal_handler, 1);
+        lua_pushinteger(L, sig);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+          lws_report(x, "signal handler", lua_tostring(L, -1));
+          lua_pop(L, 1);
+        }
       }
     }
   }
@@ -551,6 +563,7 @@ static int l_wait(lua_State *L) {
     break;
   case 'w':
   case 'c':
+  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
     if (!c) return luaL_argerror(L, 1, "connection expected");
     if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
     else {
@@ -563,7 +576,7 @@ static int l_wait(lua_State *L) {
   case 't':
     break;
   default:
-    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
   }
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
@@ -592,7 +605,7 @@ static int l_wait(lua_State *L) {
       t->reason = LWS_R_CLOSED;
     }
   }
-  lua_pushstring(L, reason_names[t->reason]);
+  push_reason(x, L, t->reason);
   return 1;
 }
 
@@ -724,6 +737,7 @@ static int ctx_gc(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
   ws_loop_free(x->loop);
+  lws_log_free(x);
   free(x);
   if (--ctx_states == 0) {
     ws_tls_release();
@@ -764,6 +778,11 @@ static lws_ctx *ctx_for(lua_State *L) {
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;
+  for (int i = 0; i < LWS_REASONS; i++) {
+    lua_pushstring(L, reason_names[i]);
+    x->reason_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lws_log_init(x);
   lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
   lua_newtable(L);
   lua_pushstring(L, "k");
@@ -821,6 +840,8 @@ int luaopen_ws_core(lua_State *L) {
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
   lws_proc_open_lib(L, mod);
+  lws_log_open_lib(L, mod);
+  lws_metrics_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

@@ -184,6 +184,9 @@ static int l_server_shutdown(lua_State *L) {
   int abort = lua_toboolean(L, 4);
   if (!ws_close_code_valid(code)) return luaL_argerror(L, 2, "invalid close code");
   if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
+  lws_ctx *x = lws_ctx_get(L);
+  LWS_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
+          abort ? "aborting" : "closing", (unsigned)sv->l.count, code, reason);
   for (ws_stream *s = sv->l.streams; s;) {
     ws_stream *next = s->lnext;
     if (abort) ws_stream_abort(s, "server closed");
@@ -199,6 +202,7 @@ static int server_gc(lua_State *L) {
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
   sv->l.streams = NULL;
   ws_topics_release(&sv->l); /* its topics go with their last subscriber */
+  ws_listener_retire(&sv->l); /* its counters stay in the process-wide total */
   return 0;
 }
 

@@ -154,6 +154,15 @@ static void settle(ws_conn *c) {
   if (finished(c) && c->in.data) ws_buf_free(&c->in);
 }
 
+ws_conn_tracer ws_conn_trace = NULL;
+
+/* The frame hook's calls, out of line: off, each frame costs one test of ws_conn_trace. */
+static WS_COLD void trace(const ws_conn *c, int out, int fin, unsigned rsv, int opcode, uint64_t len) {
+  if (ws_conn_trace) ws_conn_trace(c, out, fin, rsv, opcode, len);
+}
+#define TRACE(c, out, fin, rsv, opcode, len) \
+  do { if (WS_UNLIKELY(ws_conn_trace != NULL)) trace((c), (out), (fin), (rsv), (opcode), (len)); } while (0)
+
 static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
   uint8_t key[4];
   const uint8_t *mask = NULL;
@@ -182,6 +191,7 @@ static int queue_close(ws_conn *c, unsigned code, const char *reason, size_t rle
     if (rlen) memcpy(payload + 2, reason, rlen);
     n = 2 + rlen;
   }
+  TRACE(c, 1, 1, 0, WS_OP_CLOSE, n);
   return queue_frame(c, 1, 0, WS_OP_CLOSE, payload, n);
 }
 
@@ -276,6 +286,7 @@ static int read_header(ws_conn *c, ws_event *ev) {
   const char *why = check_header(c, &code);
   if (why) return fail(c, ev, code, why);
   ws_buf_consume(&c->in, (size_t)r);
+  TRACE(c, 0, c->hdr.fin, c->hdr.rsv, (int)c->hdr.opcode, c->hdr.payload_len);
   c->have_header = 1;
   c->payload_seen = 0;
   c->mask_phase = 0;
@@ -369,7 +380,10 @@ static int step_held(ws_conn *c, ws_event *ev) {
   case WS_OP_PING:
     /* RFC 6455 5.5.2: every ping gets its pong unless the peer's close was received (then
      * no frame gets this far); our own close sent first is no exemption. */
-    if (c->opt.auto_pong) queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    if (c->opt.auto_pong) {
+      TRACE(c, 1, 1, 0, WS_OP_PONG, plen);
+      queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    }
     event(ev, WS_EV_PING, WS_OP_PING, data, plen);
     return 1;
   case WS_OP_PONG:
@@ -543,6 +557,7 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
   /* Only whole messages are compressed: ws_deflate works a message at a time. */
   int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
                  && n >= ws_deflate_threshold(c->deflate);
+  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
   int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
   if (r != 0) return -1;
   if (more) {
@@ -559,6 +574,7 @@ static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
     c->error = E_CONTROL_LEN;
     return -1;
   }
+  TRACE(c, 1, 1, 0, opcode, n);
   return queue_frame(c, 1, 0, opcode, p, n);
 }
 
@@ -572,6 +588,7 @@ int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
       c->error = E_CONTROL_LEN;
       return -1;
     }
+    TRACE(c, 1, 1, 0, WS_OP_PONG, n);
     return queue_frame(c, 1, 0, WS_OP_PONG, p, n);
   }
   return send_control(c, WS_OP_PONG, p, n);

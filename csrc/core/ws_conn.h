@@ -101,6 +101,11 @@ typedef struct ws_conn {
   uint8_t send_opcode;     /* opcode of the fragmented message we are sending, 0 when none */
 } ws_conn;
 
+/* Frame tracing for debug logs: when set, called for every frame parsed (out 0) or queued
+ * (out 1) with its header fields; NULL (the default) costs one test per frame. */
+typedef void (*ws_conn_tracer)(const ws_conn *c, int out, int fin, unsigned rsv, int opcode, uint64_t len);
+extern ws_conn_tracer ws_conn_trace WS_HIDDEN;
+
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) WS_HIDDEN;
 void ws_conn_free(ws_conn *c) WS_HIDDEN;    /* frees buffers and the deflate state */
 void ws_conn_open(ws_conn *c) WS_HIDDEN;    /* handshake done: CONNECTING -> OPEN */

@@ -43,6 +43,27 @@ void ws_listener_init(ws_listener *l, ws_loop *loop) {
   l->hold_fd = -1;
   ws_server_cfg_default(&l->cfg);
   ev_io_init((ev_io *)(void *)&l->io, on_accept, -1, EV_READ);
+  ws_listener **head = ws_loop_listener_head(loop);
+  l->next_l = *head;
+  if (*head) (*head)->prev_l = l;
+  *head = l;
+}
+
+void ws_listener_retire(ws_listener *l) {
+  ws_listener **head = ws_loop_listener_head(l->loop);
+  if (l->prev_l) l->prev_l->next_l = l->next_l;
+  else if (*head == l) *head = l->next_l;
+  else return; /* retired already */
+  if (l->next_l) l->next_l->prev_l = l->prev_l;
+  l->next_l = l->prev_l = NULL;
+  ws_counters_add(ws_loop_counters(l->loop), &l->ctr);
+  memset(&l->ctr, 0, sizeof l->ctr);
+}
+
+size_t ws_listener_queued(const ws_listener *l) {
+  size_t n = 0;
+  for (const ws_stream *s = l->streams; s; s = s->lnext) n += ws_stream_buffered(s);
+  return n;
 }
 
 /* A socket bound to sa and listening, or with backlog 0 only bound: without SO_REUSEADDR

@@ -62,7 +62,41 @@ struct ws_loop {
   size_t conns, conns_peak;  /* accepted connections open now, and their peak since the last
                                 reclaim */
   int reclaim_due;           /* nonzero: the trim after next gives memory back (reclaim) */
+  ws_listener *listeners;    /* linked through next_l/prev_l (ws_listen.c) */
+  ws_counters ctr;           /* client connections and retired listeners */
 };
+
+ws_counters *ws_loop_counters(ws_loop *loop) { return &loop->ctr; }
+ws_listener *ws_loop_listeners(ws_loop *loop) { return loop->listeners; }
+ws_listener **ws_loop_listener_head(ws_loop *loop) { return &loop->listeners; }
+
+void ws_code_count_add(ws_code_count *t, unsigned code, uint64_t n) {
+  for (int i = 0; i < WS_CODE_SLOTS; i++) {
+    if (t[i].n == 0 || t[i].code == code) {
+      t[i].code = code;
+      t[i].n += n;
+      return;
+    }
+  }
+  t[WS_CODE_SLOTS - 1].code = 0; /* full: the last slot counts every other code */
+  t[WS_CODE_SLOTS - 1].n += n;
+}
+
+void ws_counters_add(ws_counters *into, const ws_counters *from) {
+  into->open += from->open;
+  into->accepted += from->accepted;
+  into->msgs_in += from->msgs_in;
+  into->bytes_in += from->bytes_in;
+  into->msgs_out += from->msgs_out;
+  into->bytes_out += from->bytes_out;
+  into->dropped += from->dropped;
+  into->ping_timeouts += from->ping_timeouts;
+  into->tls_failures += from->tls_failures;
+  for (int i = 0; i < WS_CODE_SLOTS && from->closes[i].n; i++)
+    ws_code_count_add(into->closes, from->closes[i].code, from->closes[i].n);
+  for (int i = 0; i < WS_CODE_SLOTS && from->refused[i].n; i++)
+    ws_code_count_add(into->refused, from->refused[i].code, from->refused[i].n);
+}
 
 struct ev_loop *ws_loop_ev(ws_loop *loop) { return loop->ev; }
 const ws_hooks *ws_loop_hooks(ws_loop *loop) { return &loop->hooks; }

@@ -47,7 +47,8 @@ typedef struct ws_hooks {
 enum ws_stream_event {
   WS_SEV_READ = 1,   /* messages arrived, the request head is complete, or the state changed */
   WS_SEV_WRITE = 2,  /* the write queue drained below the low-water mark */
-  WS_SEV_CLOSED = 3  /* the socket is closed: final, no more events */
+  WS_SEV_CLOSED = 3, /* the socket is closed: final, no more events */
+  WS_SEV_PONG = 4    /* the pong of a ping sent with ws_stream_ping_wait came */
 };
 
 /* `evloop` is a `struct ev_loop *` owned by a host, or NULL for libev's default loop. */
@@ -141,6 +142,39 @@ typedef struct ws_server_cfg {
 enum ws_deflate_mode { WS_DEFLATE_OFF = 0, WS_DEFLATE_SHARED = 1, WS_DEFLATE_DEDICATED = 2 };
 void ws_server_cfg_default(ws_server_cfg *cfg) WS_HIDDEN;
 
+/* ---- counters: what ws.metrics() reports ---- */
+
+/* Counts by close code or HTTP status: a few slots, filled in order of first use; once they
+ * are all taken, further codes are counted in the last slot under code 0 ("other"). */
+#define WS_CODE_SLOTS 24
+typedef struct ws_code_count {
+  uint32_t code;
+  uint64_t n;
+} ws_code_count;
+
+/* Kept where the events happen: in each listener for its connections, and in the loop for
+ * client connections and for listeners that are gone (ws_listener_retire). Messages and bytes
+ * are data messages (text and binary) and their payload bytes, before compression; a publish
+ * counts one message per subscriber it was queued on. */
+typedef struct ws_counters {
+  int64_t open;              /* connections upgraded and not closed yet (a gauge) */
+  uint64_t accepted;         /* connections upgraded (server) or opened (client) */
+  /* (in this order: a message's two counts are not neighbours, which keeps compilers from
+   * pairing their increments into vector instructions that cost more than two adds) */
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  uint64_t dropped;          /* published messages skipped for a slow subscriber */
+  uint64_t ping_timeouts;    /* connections closed because no pong came in time */
+  uint64_t tls_failures;     /* TLS handshakes that failed */
+  ws_code_count closes[WS_CODE_SLOTS];  /* opened connections closed, by close code */
+  ws_code_count refused[WS_CODE_SLOTS]; /* handshakes answered with an HTTP error, by status */
+} ws_counters;
+
+void ws_code_count_add(ws_code_count *t, unsigned code, uint64_t n) WS_HIDDEN;
+/* into += from, gauge included. */
+void ws_counters_add(ws_counters *into, const ws_counters *from) WS_HIDDEN;
+/* The loop's own counters (client connections, retired listeners). */
+ws_counters *ws_loop_counters(ws_loop *loop) WS_HIDDEN;
+
 /* ---- connections ---- */
 
 enum ws_phase {
@@ -161,7 +195,18 @@ typedef struct ws_stream_cold {
   char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
   void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
   uint64_t dropped;         /* published messages skipped because its queue was over the limit */
+  struct ws_ping_wait *ping_wait; /* pings a caller waits to see answered (ws_stream_ping_wait) */
 } ws_stream_cold;
+
+/* The pings sent with ws_stream_ping_wait: the payload of the last one, how many were sent and
+ * how many are answered (a pong answers its ping and every earlier one), when the last one
+ * went and when its answer came (the loop's clock). */
+typedef struct ws_ping_wait {
+  uint64_t sent, answered;
+  double sent_at, answered_at;
+  uint8_t len;
+  uint8_t data[125];
+} ws_ping_wait;
 
 struct ws_stream {
   ws_conn ws;               /* the protocol engine */
@@ -198,13 +243,15 @@ struct ws_stream {
   uint8_t io_events;        /* events the io watcher is started with */
   uint8_t tp_wait;          /* TLS: EV_WRITE when a read waits for writability, EV_READ when a
                                write waits for readability (set by the transport) */
-  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  float latency;            /* seconds from the last ping to its pong, -1 before the first */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
 };
+
 
 /* s->cold, allocated on first use; NULL when out of memory. */
 ws_stream_cold *ws_stream_cold_get(ws_stream *s) WS_HIDDEN;
@@ -246,6 +293,11 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
 /* Queue a frame built once for many connections (takes a reference). */
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) WS_HIDDEN;
 int ws_stream_ping(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
+/* A ping whose pong the caller waits for: returns its sequence number (1, 2, ...), or -1.
+ * No payload (p NULL): one is made from the sequence number. WS_SEV_PONG follows its pong. */
+long long ws_stream_ping_wait(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
+/* The pong of ping `seq` came: 1 with *at the loop's time it came, 0 not yet. */
+int ws_stream_pong_seen(const ws_stream *s, long long seq, double *at) WS_HIDDEN;
 /* Start the closing handshake (or just close before the upgrade). Idempotent. */
 void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len) WS_HIDDEN;
 /* Close the socket now (after a failed close handshake or for an abort). */
@@ -282,7 +334,15 @@ struct ws_listener {
   struct ws_tls_ctx *tls; /* TLS for new connections (ws_tls.h), NULL for plain; referenced */
   struct ws_topics *topics; /* its publish/subscribe topics (ws_topic.c), NULL until used */
   void *user;
+  ws_listener *next_l, *prev_l; /* the loop's listeners, until ws_listener_retire */
+  ws_counters ctr;
 };
+
+/* The counters a stream's events go to: its listener's, or the loop's for a client (and for
+ * a connection whose server is gone). */
+static inline ws_counters *ws_stream_counters(ws_stream *s) {
+  return s->listener ? &s->listener->ctr : ws_loop_counters(s->loop);
+}
 
 void ws_listener_init(ws_listener *l, ws_loop *loop) WS_HIDDEN;
 /* Bind and listen; returns 0, or -1 with *err (static text) and errno. */
@@ -301,6 +361,12 @@ int ws_listener_park(ws_listener *l, const char **err) WS_HIDDEN;
  * the master bound (port 0 was resolved there once), replacing the inherited sockets; the
  * kernel spreads new connections over the workers' listeners. 0, or -1 with *err and errno. */
 int ws_listener_reopen(ws_listener *l, const char **err) WS_HIDDEN;
+/* The listener's struct is going (its owner is freed): its counters go to the loop's. */
+void ws_listener_retire(ws_listener *l) WS_HIDDEN;
+/* The loop's listeners, for a process-wide total. */
+ws_listener *ws_loop_listeners(ws_loop *loop) WS_HIDDEN;
+/* Send-queue bytes of its connections, now. */
+size_t ws_listener_queued(const ws_listener *l) WS_HIDDEN;
 /* Called by the stream when it is done: unlinks it and resumes accepting if paused. */
 void ws_listener_release(ws_listener *l, ws_stream *s) WS_HIDDEN;
 

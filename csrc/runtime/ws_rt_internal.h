@@ -26,6 +26,7 @@ struct ev_loop *ws_loop_ev(ws_loop *loop) WS_HIDDEN;
 const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
 void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
+ws_listener **ws_loop_listener_head(ws_loop *loop) WS_HIDDEN;
 
 /* Buffer pool: idle connections keep no I/O buffers; busy ones borrow pooled memory so that
  * no message and no flush allocates (the pool follows the number of busy connections). */

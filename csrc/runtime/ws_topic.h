@@ -41,6 +41,8 @@ void ws_topic_leave_all(ws_stream *s) WS_HIDDEN;
 size_t ws_topic_count(const ws_stream *s) WS_HIDDEN;
 const char *ws_topic_name(const ws_stream *s, size_t i, size_t *len) WS_HIDDEN;
 
+/* How many topics the listener has now, and memberships in all of them. */
+void ws_topics_stats(const ws_listener *l, size_t *topics, size_t *subscriptions) WS_HIDDEN;
 /* Subscribers of a topic of the listener (0 when the topic does not exist). */
 size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) WS_HIDDEN;
 /* Queue one data frame (WS_OP_TEXT or WS_OP_BINARY) on every open subscriber of the topic but

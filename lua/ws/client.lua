@@ -279,11 +279,12 @@ function RC:send(data, kind, opts)
   return nil, serr, scode
 end
 
-function RC:ping(data)
+function RC:ping(data, opts)
   check.arg("rc:ping", "data", data, "string?", 2)
+  check.arg("rc:ping", "opts", opts, "table?", 2)
   local conn = rawget(self, "conn")
   if not conn then return nil, "not connected", "closed" end
-  return conn:ping(data)
+  return conn:ping(data, opts)
 end
 
 -- Ends the link for good (no more reconnecting).

@@ -107,8 +107,34 @@ function methods:close(code, reason)
   return true
 end
 
--- C functions as methods: their argument errors name the caller's line.
-methods.ping = core.ping
-methods.buffered = core.buffered
+-- conn:ping([data]) -> true | nil, message, code: sends a ping.
+-- conn:ping([data], { wait = true [, timeout = s] }) waits for its pong and returns the round
+-- trip in seconds | nil, message, code ("timeout", "closed"...). A pong answers its ping and
+-- every earlier one. conn.latency keeps the last round trip, automatic pings' included.
+local cping, cpong = core.ping, core.pong
+function methods:ping(data, opts)
+  if data ~= nil then check_arg("conn:ping", "data", data, "string", 2) end
+  if opts == nil then return cping(self, data) end
+  check.arg("conn:ping", "opts", opts, "table", 2)
+  if not opts.wait then return cping(self, data) end
+  local timeout = opts.timeout
+  check.arg("conn:ping", "timeout", timeout, "number?", 2)
+  local seq, sent, code = cping(self, data, true)
+  if not seq then return nil, sent, code end
+  local deadline = timeout and now() + timeout
+  while true do
+    local at, err, ecode = cpong(self, seq)
+    if at then return at - sent end
+    if at == nil then return nil, err, ecode end
+    local left
+    if deadline then
+      left = deadline - now()
+      if left <= 0 then return nil, "timeout", "timeout" end
+    end
+    wait(self, "p", left)
+  end
+end
+
+methods.buffered = core.buffered -- a C function: its argument errors name the caller's line
 
 return M

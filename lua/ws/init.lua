@@ -6,10 +6,13 @@ local server_mod = require "ws.server"
 local client_mod = require "ws.client"
 local check = require "ws.options"
 local workers_mod = require "ws.workers"
+local metrics_mod = require "ws.metrics"
 
 local wait = conn_mod.wait
 
-local ws = { _VERSION = "lua-ws 0.1" }
+-- _VERSION: this release's semantic version (CHANGELOG.md); the rockspec's version is it with
+-- a rockspec revision ("0.2.0-1").
+local ws = { _VERSION = "0.2.0" }
 
 ws.server = server_mod.new
 ws.connect = client_mod.connect        -- ws:// and wss:// clients
@@ -33,6 +36,25 @@ ws.stop = core.stop
 
 -- Where errors of handlers and tasks go: fn(where, message_with_traceback); nil for stderr.
 ws.set_error_handler = core.set_error_handler
+
+-- Metrics in Prometheus' text format (docs/metrics.md): ws.metrics() for the whole process,
+-- server:metrics() for one server; ws.metrics_handler(opts) is an `http` option answering
+-- GET /metrics. ws.metrics_providers: where other parts add their families.
+function ws.metrics(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("ws.metrics: options table expected", 2) end
+  return metrics_mod.text(nil, opts)
+end
+ws.metrics_handler = metrics_mod.handler
+ws.metrics_providers = metrics_mod.providers
+
+-- Debug logging (docs/debugging.md): ws.set_logger(fn, level) sends each line to fn(line,
+-- level); ws.set_logger(nil, level) to stderr; level 0 off, 1 handshakes and closes, 2 every
+-- frame too. The environment variable WS_DEBUG=1|2 turns it on at start. Returns the level.
+function ws.set_logger(fn, level)
+  if fn ~= nil and type(fn) ~= "function" then error("ws.set_logger: function or nil expected", 2) end
+  if level ~= nil and level ~= 0 and level ~= 1 and level ~= 2 then error("ws.set_logger: level 0, 1 or 2 expected", 2) end
+  return core.set_logger(fn, level)
+end
 
 -- The default reaction to SIGINT and SIGTERM: close every server gracefully (what is queued is
 -- delivered, then 1001), then stop the loop. A second signal stops at once; in a worker it

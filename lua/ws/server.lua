@@ -220,6 +220,11 @@ function Server:connections()
   return core.server_count(self._l)
 end
 
+-- This server's metrics as Prometheus text (ws.metrics() is the whole process's).
+function Server:metrics(opts)
+  return require("ws.metrics").text(self, opts)
+end
+
 -- Stop accepting and send a close to every connection (after what is queued for it).
 function Server:_begin_close(opts)
   if self.closing then return end

@@ -33,7 +33,7 @@ describe("argument errors", function()
       { function() local ok = conn:close("normal") return ok end, "conn:close: code must be a number (got string)" },
       { function() local ok = conn:close(1000, {}) return ok end, "conn:close: reason must be a string (got table)" },
       { function() local ok = conn:close(999) return ok end, "conn:close: invalid close code" },
-      { function() local ok = conn:ping({}) return ok end, "bad argument #1 to 'ping' (string expected, got table)" },
+      { function() local ok = conn:ping({}) return ok end, "conn:ping: data must be a string (got table)" },
       { function() local ok = conn:send("x", "text", 5) return ok end, "bad argument #3 to 'send' (options table expected)" },
     }
     for _, case in ipairs(cases) do
