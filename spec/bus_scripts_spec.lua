@@ -283,16 +283,19 @@ describe("bus scripts", function()
     it("sends EVAL first on each connection generation, then EVALSHA", function()
       local sent = {}
       local function send(cmd) sent[#sent + 1] = cmd return true end
-      local s = { nkeys = 0, src = "return 1", sha = "abc" }
-      scripts.send(send, s, 1)
-      scripts.send(send, s, 1)
-      scripts.send(send, s, 2)
-      scripts.send(send, s, 2)
+      local s = { name = "x", nkeys = 0, src = "return 1", sha = "abc" }
+      local loaded = {}
+      scripts.send(send, s, loaded, 1)
+      scripts.send(send, s, loaded, 1)
+      scripts.send(send, s, loaded, 2)
+      scripts.send(send, s, loaded, 2)
       assert.same({ "EVAL", "EVALSHA", "EVAL", "EVALSHA" }, sent)
-      local s2 = { nkeys = 0, src = "return 1" } -- sha unknown: EVAL every time
+      scripts.send(send, s, {}, 2) -- another connection
+      assert.equal("EVAL", sent[5])
+      local s2 = { name = "y", nkeys = 0, src = "return 1" } -- sha unknown: EVAL every time
       sent = {}
-      scripts.send(send, s2, 1)
-      scripts.send(send, s2, 1)
+      scripts.send(send, s2, loaded, 1)
+      scripts.send(send, s2, loaded, 1)
       assert.same({ "EVAL", "EVAL" }, sent)
     end)
   end)

@@ -230,16 +230,17 @@ function M.run(call, s, ...)
   return r, err, code
 end
 
--- The same without waiting, through send(cmd, ...) -> true | nil, message, code. `generation`
--- names the current Redis connection (its reconnect count): the first send of a script on a
--- connection is an EVAL, which loads the script, so the EVALSHAs pipelined after it on that same
--- connection find it even after Redis restarted. EVAL too while the SHA1 is unknown (M.load).
-function M.send(send, s, generation, ...)
-  if s.sha and s.generation == generation then
+-- The same without waiting, through send(cmd, ...) -> true | nil, message, code. `loaded` is the
+-- caller's table (one per Redis connection) of script name -> the connection generation (its
+-- reconnect count) the script was last EVALed on: the first send of a script on a connection is an
+-- EVAL, which loads the script, so the EVALSHAs pipelined after it on that same connection find it
+-- even after Redis restarted. EVAL too while the SHA1 is unknown (M.load).
+function M.send(send, s, loaded, generation, ...)
+  if s.sha and loaded[s.name] == generation then
     return send("EVALSHA", s.sha, s.nkeys, ...)
   end
   local ok, err, code = send("EVAL", s.src, s.nkeys, ...)
-  if ok and s.sha then s.generation = generation end
+  if ok and s.sha then loaded[s.name] = generation end
   return ok, err, code
 end
 
