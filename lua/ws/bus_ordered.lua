@@ -6,116 +6,142 @@
 -- after a gap, or the bus coming back after a loss, makes the node read what it missed from the
 -- topic's stream and deliver it first, in order and once: its connections never see the gap.
 -- Only when the stream no longer holds the range, or the epoch changed (Redis restarted without
--- persistence, or the topic expired), is the application told: server.on_gap(topic, conns),
+-- persistence, or the topic expired), is the application told: server.on_gap(topic, conns, why),
 -- whose default closes those connections with 1012 so that they reconnect and resynchronise.
 --
--- B is the bus state lua/ws/bus.lua keeps per server: B.bus (the core bus), B.l (the listener),
--- B.server, B.node, B.prefix, B.opts (history, history_ttl, format), B.conns (id -> local conn).
+-- B is the Bus object of lua/ws/bus.lua (B.c the core bus, B.server, B.config the checked
+-- options: prefix, history, history_ttl, format); this module keeps its state in B._ord.
 local core = require "ws.core"
 local scripts = require "ws.bus_scripts"
 local wait = require("ws.conn").wait
 
 local M = {}
 
-local KIND = { text = "t", binary = "b", t = "t", b = "b" }
-local KIND_NAME = { t = "text", b = "binary", text = "text", binary = "binary" }
-local MAX_QUEUE = 10000 -- live messages held per topic while its gap is being filled
-local FILL_TRIES = 50   -- reads of the stream before a fill gives up (the bus is down meanwhile)
+local KIND = { text = "t", binary = "b" }
+local MAX_QUEUE = 10000  -- live messages held per topic while its gap is being filled
+local FILL_TRIES = 50    -- reads of the stream before a fill gives up (the bus is down meanwhile)
+local MAX_KEYS = 10000   -- key names cached
 
 local unpack = table.unpack or unpack
+local cstate, cnode, cpublish_local = core.bus_state, core.bus_node, core.publish_local
+
+-- Per-bus state: topics (name -> { last, epoch, queue }), cached key names, the scripts EVALed
+-- on the current connection, local connections by id (weak).
+local function S(B)
+  local s = B._ord
+  if not s then
+    s = {
+      topics = {}, keys = {}, nkeys = 0, loaded = {},
+      conns = setmetatable({}, { __mode = "v" }),
+      call = function(...) return B:call(...) end,
+      send = function(...) return B:send(...) end,
+      delivered = 0, duplicates = 0, fills = 0, filled = 0, gaps = 0,
+    }
+    B._ord = s
+  end
+  return s
+end
+M.S = S
 
 local function now_us()
   return string.format("%.0f", core.now() * 1e6)
 end
 
--- An epoch for a topic that has none yet: 12 random base-36 characters after the time, so
--- that two nodes (or a restarted Redis) never pick the same one.
+-- An epoch for a topic that has none yet: the time in ms (base 36) and 10 random characters, so
+-- that two nodes (or a restarted Redis) do not pick the same one. [0-9a-z], 18 characters.
+local ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 local function new_epoch()
   local t = {}
-  local alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-  local n = math.floor(core.now() * 1000) % 2176782336 -- 36^6
-  for _ = 1, 6 do
+  local n = math.floor(core.now() * 1000) % 2821109907456 -- 36^8
+  for i = 8, 1, -1 do
     local d = n % 36
-    t[#t + 1] = alphabet:sub(d + 1, d + 1)
+    t[i] = ALPHABET:sub(d + 1, d + 1)
     n = (n - d) / 36
   end
-  for _ = 1, 12 do
+  for i = 9, 18 do
     local d = math.random(0, 35)
-    t[#t + 1] = alphabet:sub(d + 1, d + 1)
+    t[i] = ALPHABET:sub(d + 1, d + 1)
   end
   return table.concat(t)
 end
 M.new_epoch = new_epoch
 
-local function caller(B)
-  if not B.call then
-    B.call = function(...) return core.bus_call(B.bus, ...) end
-    B.send = function(...) return core.bus_send(B.bus, ...) end
-    B.loaded = {} -- script name -> the connection generation it was EVALed on
-  end
-  return B.call, B.send
-end
-M.caller = caller
-
 local function generation(B)
-  local _, counters = core.bus_state(B.bus)
+  local _, counters = cstate(B.c)
   return counters and counters.reconnects or 0
 end
+M.generation = generation
 
 local function topic_keys(B, topic)
-  local cache = B.keys
-  if not cache then cache = {} B.keys = cache end
-  local k = cache[topic]
+  local s = S(B)
+  local k = s.keys[topic]
   if not k then
-    k = scripts.keys(B.prefix, topic)
-    cache[topic] = k
+    if s.nkeys >= MAX_KEYS then s.keys, s.nkeys = {}, 0 end
+    k = scripts.keys(B.config.prefix, topic)
+    s.keys[topic] = k
+    s.nkeys = s.nkeys + 1
   end
   return k
 end
 M.topic_keys = topic_keys
 
--- Learns the SHA1 of every script once, in a task, so that publishes that do not wait can use
--- EVALSHA; until then they send EVAL.
+-- Learns the SHA1 of every script once, in a task, so that what does not wait can use EVALSHA;
+-- until then it sends EVAL.
 local function learn_scripts(B)
-  if B.learning then return end
-  B.learning = true
-  local call = caller(B)
+  local s = S(B)
+  if s.learning then return end
+  s.learning = true
   core.spawn(function()
-    for _, s in ipairs(scripts.all) do
-      if not s.sha and not scripts.load(call, s) then break end
+    for _, sc in ipairs(scripts.all) do
+      if not sc.sha and not scripts.load(s.call, sc) then break end
     end
-    B.learning = false
+    s.learning = false
   end)
 end
+M.learn_scripts = learn_scripts
 
--- publish(B, topic, data, kind, except_conn, wait) -> true (queued to Redis) | offset, epoch (wait)
--- | nil, "bus unavailable", "unavailable" | nil, message, code (wait: Redis's answer)
-function M.publish(B, topic, data, kind, except_conn, wait)
-  if core.bus_state(B.bus) ~= "up" then return nil, "bus unavailable", "unavailable" end
-  local call, send = caller(B)
-  local k = topic_keys(B, topic)
-  local opts = B.opts
-  local except_id = except_conn and except_conn.id or ""
+-- Runs a script without waiting (pipelined on the command connection).
+function M.send_script(B, sc, ...)
+  local s = S(B)
+  if not sc.sha then learn_scripts(B) end
+  return scripts.send(s.send, sc, s.loaded, generation(B), ...)
+end
+
+-- publish(B, conn, topic, data, kind, opts) for server:publish (conn nil) and conn:publish.
+-- -> true (queued to Redis) | offset, epoch (opts.wait) | nil, "bus unavailable", "unavailable"
+-- | nil, message, code (opts.wait: Redis's answer, or the bus went down meanwhile)
+function M.publish(B, conn, topic, data, kind, opts)
+  if type(data) ~= "string" then error("ws: publish data must be a string", 3) end
   local letter = KIND[kind or "text"]
   if not letter then error('ws: publish kind must be "text" or "binary"', 3) end
-  if wait then
-    local r, err, code = scripts.run(call, scripts.publish, k.stream, k.meta, k.channel, opts.history or 100,
-      opts.history_ttl or 86400, new_epoch(), letter, B.node, except_id, now_us(), data)
+  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  local s = S(B)
+  local node = cnode(B.c)
+  local k = topic_keys(B, topic)
+  local cfg = B.config
+  local except_id = ""
+  if conn then
+    if conn.state == "closed" then return nil, "closed", "closed" end
+    except_id = conn.id
+    s.conns[except_id] = conn -- its own message comes back through Redis: found here
+  end
+  if opts and opts.wait then
+    local r, err, code = scripts.run(s.call, scripts.publish, k.stream, k.meta, k.channel, cfg.history,
+      cfg.history_ttl, new_epoch(), letter, node, except_id, now_us(), data)
     if not r then return nil, err, code end
     return r[1], r[2]
   end
-  if not scripts.publish.sha then learn_scripts(B) end
-  local ok, err, code = scripts.send(send, scripts.publish, B.loaded, generation(B), k.stream, k.meta, k.channel,
-    opts.history or 100, opts.history_ttl or 86400, new_epoch(), letter, B.node, except_id, now_us(), data)
+  local ok, err, code = M.send_script(B, scripts.publish, k.stream, k.meta, k.channel, cfg.history,
+    cfg.history_ttl, new_epoch(), letter, node, except_id, now_us(), data)
   if not ok then return nil, err, code end
   return true
 end
 
 -- The local connections subscribed to topic.
 local function subscribers(B, topic)
+  if core.topic_conns then return core.topic_conns(B.server._l, topic) end
   local list = {}
-  if core.topic_conns then return core.topic_conns(B.l, topic) end
-  for _, conn in pairs(B.conns or {}) do
+  for _, conn in pairs(S(B).conns) do
     if conn.state == "open" then
       for _, t in ipairs(conn:topics()) do
         if t == topic then list[#list + 1] = conn break end
@@ -126,29 +152,27 @@ local function subscribers(B, topic)
 end
 M.subscribers = subscribers
 
--- The default on_gap: close the connections that missed messages, with 1012 (service restart),
--- so they come back and resynchronise (history, or their own resume).
-local function default_on_gap(_, _, conns)
-  for _, conn in ipairs(conns) do
-    core.close(conn, 1012, "missed messages")
-  end
+-- The default on_gap: close the connections that missed messages with 1012 (service restart),
+-- so that they come back and resynchronise (history, or their own resume).
+local function default_on_gap(conns)
+  for _, conn in ipairs(conns) do core.close(conn, 1012, "missed messages") end
 end
 
 local function report_gap(B, topic, why)
-  B.gaps = (B.gaps or 0) + 1
+  local s = S(B)
+  s.gaps = s.gaps + 1
   local conns = subscribers(B, topic)
   local fn = B.server.on_gap
   if fn then
     local ok, err = pcall(fn, topic, conns, why)
     if not ok then core.report("bus", "on_gap: " .. tostring(err)) end
   else
-    default_on_gap(topic, why, conns)
+    default_on_gap(conns)
   end
 end
 
-local function state_of(B, topic)
-  local topics = B.ordered
-  if not topics then topics = {} B.ordered = topics end
+local function topic_state(B, topic)
+  local topics = S(B).topics
   local T = topics[topic]
   if not T then
     T = {}
@@ -158,14 +182,13 @@ local function state_of(B, topic)
 end
 
 -- One message to this node's subscribers (its own publisher excluded), formatted once.
-local function deliver_now(B, topic, data, kind, node, id, offset, epoch)
-  local T = state_of(B, topic)
+local function deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
+  local s = S(B)
   T.last, T.epoch = offset, epoch
-  local name = KIND_NAME[kind] or "text"
   local payload = data
-  local format = B.opts.format
+  local format = B.config.format
   if format then
-    local ok, out = pcall(format, topic, data, offset, epoch, name)
+    local ok, out = pcall(format, topic, data, offset, epoch, kind)
     if ok and type(out) == "string" then
       payload = out
     else
@@ -173,18 +196,18 @@ local function deliver_now(B, topic, data, kind, node, id, offset, epoch)
     end
   end
   local except
-  if id and id ~= "" and node == B.node and B.conns then except = B.conns[id] end
-  B.delivered = (B.delivered or 0) + 1
-  return core.publish_local(B.l, topic, payload, name, except)
+  if id and node == cnode(B.c) then except = s.conns[id] end
+  s.delivered = s.delivered + 1
+  return cpublish_local(B.server._l, topic, payload, kind, except)
 end
 
 local fill -- below
 
--- The 'o' hook: a message of an ordered topic from Redis (own or another node's).
+-- The 'o' handler: a message of an ordered topic from Redis (this node's or another's).
 function M.on_message(B, topic, data, kind, node, id, offset, epoch)
   offset = tonumber(offset)
-  if not offset then return end
-  local T = state_of(B, topic)
+  if not topic or not offset or not epoch then return end
+  local T = topic_state(B, topic)
   if T.queue then -- a fill is running: after it
     if #T.queue >= MAX_QUEUE then
       T.overflow = true
@@ -194,20 +217,20 @@ function M.on_message(B, topic, data, kind, node, id, offset, epoch)
     return
   end
   if T.last == nil then -- the first message since this node subscribed
-    return deliver_now(B, topic, data, kind, node, id, offset, epoch)
+    return deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
   end
   if epoch ~= T.epoch then
-    -- A new epoch: what followed our last offset in the old one is gone. Messages of the new
-    -- epoch before this one are still in its stream: fill them from 0.
+    -- A new epoch: what followed our last offset in the old one is lost. The messages of the
+    -- new epoch before this one are in its stream: fill them from 0.
     report_gap(B, topic, "epoch")
     T.last, T.epoch = 0, epoch
   end
   if offset <= T.last then
-    B.duplicates = (B.duplicates or 0) + 1
+    S(B).duplicates = S(B).duplicates + 1
     return
   end
   if offset == T.last + 1 then
-    return deliver_now(B, topic, data, kind, node, id, offset, epoch)
+    return deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
   end
   T.queue = { { data, kind, node, id, offset, epoch } }
   fill(B, topic, T)
@@ -217,29 +240,29 @@ local function flush_queue(B, topic, T)
   local q = T.queue
   T.queue, T.overflow = nil, nil
   for i = 1, #q do
-    local m = q[i]
     if T.queue then -- a new gap started a new fill: the rest waits for it
-      T.queue[#T.queue + 1] = m
+      T.queue[#T.queue + 1] = q[i]
     else
-      M.on_message(B, topic, unpack(m, 1, 6))
+      M.on_message(B, topic, unpack(q[i], 1, 6))
     end
   end
 end
 
--- Reads (since T.last) what the stream holds and delivers it, then the queued live messages.
--- Runs in a task; the bus may be down: it retries, and gives up (a gap) after FILL_TRIES.
+-- Reads from the stream what follows T.last and delivers it, then the queued live messages. Runs
+-- in a task; while the bus is down it retries, and gives up (a gap) after FILL_TRIES.
 function fill(B, topic, T)
-  B.fills = (B.fills or 0) + 1
+  local s = S(B)
+  s.fills = s.fills + 1
   core.spawn(function()
-    local call = caller(B)
     local k = topic_keys(B, topic)
+    local ttl = B.config.history_ttl
     local r, err
     for try = 1, FILL_TRIES do
-      if core.bus_state(B.bus) == "up" then
-        r, err = scripts.run(call, scripts.history, k.stream, k.meta, 0, T.last or 0, "", B.opts.history_ttl or 86400, T.epoch or "")
+      if cstate(B.c) == "up" then
+        r, err = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, string.format("%d", T.last or 0), "", ttl, T.epoch or "")
         if r then break end
       end
-      if B.closed then return end
+      if B._closed then return end
       wait(nil, "t", math.min(0.05 * try, 0.5))
     end
     if not r then
@@ -251,7 +274,7 @@ function fill(B, topic, T)
       if status == "epoch" or status == "ahead" then
         report_gap(B, topic, "epoch")
         T.last, T.epoch = 0, epoch
-        local r2 = scripts.run(call, scripts.history, k.stream, k.meta, 0, 0, "", B.opts.history_ttl or 86400, epoch)
+        local r2 = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, "0", "", ttl, epoch)
         entries = r2 and r2[4] or {}
         if r2 and r2[3] == "trimmed" then report_gap(B, topic, "trimmed") end
       elseif status == "trimmed" then
@@ -260,24 +283,24 @@ function fill(B, topic, T)
       for _, e in ipairs(entries) do
         local x = scripts.entry(e)
         if T.last == nil or x.offset > T.last then
-          deliver_now(B, topic, x.data, x.kind, x.node, x.id or "", x.offset, epoch)
-          B.filled = (B.filled or 0) + 1
+          deliver_now(B, T, topic, x.data, x.kind, x.node, x.id, x.offset, epoch)
+          s.filled = s.filled + 1
         end
       end
-      if T.last == nil or T.last < top then T.last = top end -- nothing more to wait for
+      if T.last == nil or T.last < top then T.last = top end -- the stream's top: nothing before it is missing now
       T.epoch = epoch
     end
     if T.overflow then
       report_gap(B, topic, "overflow")
       T.last = nil
     end
-    if T.queue then flush_queue(B, topic, T) end
+    flush_queue(B, topic, T)
   end)
 end
 
 -- The bus is up again after a loss: every topic this node delivered may have missed its tail.
 function M.on_reconnect(B)
-  for topic, T in pairs(B.ordered or {}) do
+  for topic, T in pairs(S(B).topics) do
     if T.last and not T.queue then
       T.queue = {}
       fill(B, topic, T)
@@ -288,16 +311,19 @@ end
 -- This node no longer subscribes to topic: what it remembers would make the next subscription
 -- look like a gap.
 function M.forget(B, topic)
-  local T = B.ordered and B.ordered[topic]
-  if T and not T.queue then B.ordered[topic] = nil end
+  local topics = S(B).topics
+  local T = topics[topic]
+  if T and not T.queue then topics[topic] = nil end
 end
 
 -- server:history(topic [, { limit = N, since = offset, epoch = e }]) -> list, top | nil, message, code
 -- list: { { offset =, data =, kind = }, ... } oldest first; top: { offset =, epoch = [, gone = why] }
--- (gone: "trimmed" when the stream no longer holds since + 1, "epoch" when `epoch` is not the
--- topic's, "ahead" when since is past the top).
+-- gone: "trimmed" when the stream no longer holds since + 1, "epoch" when `epoch` is not the
+-- topic's, "ahead" when since is past the top.
 function M.history(B, topic, opts)
+  if type(topic) ~= "string" or topic == "" then error("ws: history: topic name expected", 3) end
   opts = opts or {}
+  if type(opts) ~= "table" then error("ws: history: options table expected", 3) end
   local limit, since = opts.limit, opts.since
   if limit ~= nil and (type(limit) ~= "number" or limit < 0 or limit % 1 ~= 0) then
     error("ws: history limit must be a whole number >= 0", 3)
@@ -306,11 +332,11 @@ function M.history(B, topic, opts)
     error("ws: history since must be an offset (a whole number >= 0)", 3)
   end
   if opts.epoch ~= nil and type(opts.epoch) ~= "string" then error("ws: history epoch must be a string", 3) end
-  if core.bus_state(B.bus) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = topic_keys(B, topic)
-  local r, err, code = scripts.run(caller(B), scripts.history, k.stream, k.meta,
-    limit or (since and 0 or B.opts.history or 100), since and string.format("%d", since) or "",
-    new_epoch(), B.opts.history_ttl or 86400, opts.epoch or "")
+  local r, err, code = scripts.run(S(B).call, scripts.history, k.stream, k.meta,
+    limit or (since and 0 or B.config.history), since and string.format("%d", since) or "",
+    new_epoch(), B.config.history_ttl, opts.epoch or "")
   if not r then return nil, err, code end
   local list = {}
   for i, e in ipairs(r[4]) do
@@ -320,6 +346,14 @@ function M.history(B, topic, opts)
   local top = { offset = r[1], epoch = r[2] }
   if r[3] ~= "" then top.gone = r[3] end
   return list, top
+end
+
+-- Counters of this class on this node (merged into server:bus()'s).
+function M.counters(B, into)
+  local s = B._ord
+  if not s then return into end
+  into.delivered, into.duplicates, into.fills, into.filled, into.gaps = s.delivered, s.duplicates, s.fills, s.filled, s.gaps
+  return into
 end
 
 return M

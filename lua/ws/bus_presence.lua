@@ -6,83 +6,123 @@
 -- travel as 'j' and 'l' envelopes on the topic's channel; every node with subscribers of the
 -- topic calls server.on_presence(topic, "join" | "leave", id, info).
 --
--- B is the bus state of lua/ws/bus.lua (see ws.bus_ordered).
+-- B is the Bus object of lua/ws/bus.lua; this module keeps its state in B._pres.
 local core = require "ws.core"
 local scripts = require "ws.bus_scripts"
 local ordered = require "ws.bus_ordered"
 local wait = require("ws.conn").wait
 
+local cstate, cnode = core.bus_state, core.bus_node
+
 local M = {}
 
 local MAX_INFO = 64 * 1024
+local CHUNK = 500 -- members per refresh call
+
+-- Per-bus state: tracked (topic -> { [id] = info }), by_conn (id -> { [topic] = true }), the
+-- connections (id -> conn, to watch their close).
+local function P(B)
+  local p = B._pres
+  if not p then
+    p = { tracked = {}, by_conn = {}, conns = {}, events = nil }
+    B._pres = p
+  end
+  return p
+end
 
 local function ttl_of(B)
-  return B.opts.presence_ttl or 60
+  return B.config.presence_ttl
 end
 
-local function generation(B)
-  local _, counters = core.bus_state(B.bus)
-  return counters and counters.reconnects or 0
-end
-
-local function tables(B)
-  if not B.tracked then
-    B.tracked = {}      -- topic -> { [conn id] = info }
-    B.tracked_conns = {} -- conn id -> { [topic] = true }
-  end
-  return B.tracked, B.tracked_conns
-end
-
--- Sends the refresh of every member of a topic (one pipelined script call per topic, chunks of
--- 500 members), without waiting.
+-- Sends the refresh of every member of a topic (pipelined script calls of CHUNK members each),
+-- without waiting.
 local function refresh_topic(B, topic, members)
-  local _, send = ordered.caller(B)
   local k = ordered.topic_keys(B, topic)
+  local node, ttl = cnode(B.c), ttl_of(B)
   local args, n = {}, 0
-  local gen = generation(B)
   local function flush()
     if n == 0 then return end
-    scripts.send(send, scripts.presence_add, B.loaded, gen, k.pz, k.ph, k.channel, B.node, ttl_of(B),
-      (table.unpack or unpack)(args, 1, 2 * n))
+    ordered.send_script(B, scripts.presence_add, k.pz, k.ph, k.channel, node, ttl, (table.unpack or unpack)(args, 1, 2 * n))
     args, n = {}, 0
   end
   for id, info in pairs(members) do
     args[2 * n + 1], args[2 * n + 2] = id, info
     n = n + 1
-    if n == 500 then flush() end
+    if n == CHUNK then flush() end
   end
   flush()
 end
 
--- Every presence_ttl / 3 while this node tracks anyone: refresh them all; members of closed
--- connections (if their close was missed) leave.
+local function refresh_all(B)
+  if cstate(B.c) ~= "up" then return end
+  for topic, members in pairs(P(B).tracked) do refresh_topic(B, topic, members) end
+end
+
+-- Every presence_ttl / 3 while this node tracks anyone.
 local function refresher(B)
-  if B.refreshing then return end
-  B.refreshing = true
+  local p = P(B)
+  if p.refreshing then return end
+  p.refreshing = true
   core.spawn(function()
-    local tracked, by_conn = tables(B)
-    while next(tracked) and not B.closed do
+    while next(p.tracked) and not B._closed do
       wait(nil, "t", ttl_of(B) / 3)
-      if B.closed then break end
-      for id, topics in pairs(by_conn) do
-        local conn = B.conns and B.conns[id]
-        if not conn or conn.state == "closed" then
-          M.on_close(B, id, topics)
-        end
-      end
-      if core.bus_state(B.bus) == "up" then
-        for topic, members in pairs(tracked) do refresh_topic(B, topic, members) end
-      end
+      if B._closed then break end
+      refresh_all(B)
     end
-    B.refreshing = false
+    p.refreshing = false
+  end)
+end
+
+local function forget(B, id, topic)
+  local p = P(B)
+  local members = p.tracked[topic]
+  if not members or members[id] == nil then return false end
+  members[id] = nil
+  if not next(members) then p.tracked[topic] = nil end
+  local topics = p.by_conn[id]
+  if topics then
+    topics[topic] = nil
+    if not next(topics) then
+      p.by_conn[id] = nil
+      p.conns[id] = nil
+    end
+  end
+  return true
+end
+
+-- A connection closed: it leaves every topic it was tracked in, without waiting.
+function M.on_close(B, id)
+  local p = B._pres
+  local topics = p and p.by_conn[id]
+  if not topics then return end
+  local list = {}
+  for topic in pairs(topics) do list[#list + 1] = topic end
+  local up = cstate(B.c) == "up"
+  local node = cnode(B.c)
+  for _, topic in ipairs(list) do
+    forget(B, id, topic)
+    if up then
+      local k = ordered.topic_keys(B, topic)
+      ordered.send_script(B, scripts.presence_remove, k.pz, k.ph, k.channel, node, id)
+    end
+  end
+end
+
+-- A task per tracked connection waits for its close.
+local function watch_close(B, conn, id)
+  local p = P(B)
+  if p.conns[id] then return end
+  p.conns[id] = conn
+  core.spawn(function()
+    while conn.state ~= "closed" and p.conns[id] == conn do wait(conn, "c") end
+    if p.conns[id] == conn then M.on_close(B, id) end
   end)
 end
 
 local function check(conn, topic)
   if type(topic) ~= "string" or topic == "" then error("ws: topic name expected", 3) end
-  if type(conn) ~= "table" and type(conn) ~= "userdata" then error("ws: connection expected", 3) end
   local id = conn.id
-  if type(id) ~= "string" then error("ws: presence needs the server's bus (conn.id is not a bus id)", 3) end
+  if type(id) ~= "string" then error("ws: presence needs the server's bus to be started (conn.id)", 3) end
   return id
 end
 
@@ -90,36 +130,22 @@ end
 -- (and is announced when the bus is back) even when Redis could not be told now.
 function M.track(B, conn, topic, info)
   local id = check(conn, topic)
-  info = info == nil and "" or info
+  if info == nil then info = "" end
   if type(info) ~= "string" then error("ws: track info must be a string", 2) end
   if #info > MAX_INFO then error("ws: track info over 64 KiB", 2) end
   if conn.state == "closed" then return nil, "closed", "closed" end
-  local tracked, by_conn = tables(B)
-  tracked[topic] = tracked[topic] or {}
-  tracked[topic][id] = info
-  by_conn[id] = by_conn[id] or {}
-  by_conn[id][topic] = true
-  if B.conns and not B.conns[id] then B.conns[id] = conn end
+  local p = P(B)
+  p.tracked[topic] = p.tracked[topic] or {}
+  p.tracked[topic][id] = info
+  p.by_conn[id] = p.by_conn[id] or {}
+  p.by_conn[id][topic] = true
+  watch_close(B, conn, id)
   refresher(B)
-  if core.bus_state(B.bus) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
-  local r, err, code = scripts.run(ordered.caller(B), scripts.presence_add, k.pz, k.ph, k.channel, B.node,
+  local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_add, k.pz, k.ph, k.channel, cnode(B.c),
     ttl_of(B), id, info)
   if not r then return nil, err, code end
-  return true
-end
-
-local function forget(B, id, topic)
-  local tracked, by_conn = tables(B)
-  local members = tracked[topic]
-  if not members or members[id] == nil then return false end
-  members[id] = nil
-  if not next(members) then tracked[topic] = nil end
-  local topics = by_conn[id]
-  if topics then
-    topics[topic] = nil
-    if not next(topics) then by_conn[id] = nil end
-  end
   return true
 end
 
@@ -127,61 +153,40 @@ end
 function M.untrack(B, conn, topic)
   local id = check(conn, topic)
   forget(B, id, topic)
-  if core.bus_state(B.bus) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
-  local r, err, code = scripts.run(ordered.caller(B), scripts.presence_remove, k.pz, k.ph, k.channel, B.node, id)
+  local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_remove, k.pz, k.ph, k.channel, cnode(B.c), id)
   if not r then return nil, err, code end
   return true
-end
-
--- A connection closed: it leaves every topic it was tracked in, without waiting (called from the
--- loop). topics: its set, when the caller has it.
-function M.on_close(B, id, topics)
-  if not B.tracked then return end
-  topics = topics or B.tracked_conns[id]
-  if not topics then return end
-  local list = {}
-  for topic in pairs(topics) do list[#list + 1] = topic end
-  local up = core.bus_state(B.bus) == "up"
-  local _, send = ordered.caller(B)
-  local gen = generation(B)
-  for _, topic in ipairs(list) do
-    forget(B, id, topic)
-    if up then
-      local k = ordered.topic_keys(B, topic)
-      scripts.send(send, scripts.presence_remove, B.loaded, gen, k.pz, k.ph, k.channel, B.node, id)
-    end
-  end
 end
 
 -- The bus is up again: refresh (re-add) every tracked member at once; those that other nodes
 -- purged meanwhile join again.
 function M.on_reconnect(B)
-  if not B.tracked or core.bus_state(B.bus) ~= "up" then return end
-  for topic, members in pairs(B.tracked) do refresh_topic(B, topic, members) end
+  if B._pres then refresh_all(B) end
 end
 
 -- server:presence(topic) -> { [id] = info, ... } | nil, message, code
 function M.presence(B, topic)
-  if type(topic) ~= "string" or topic == "" then error("ws: topic name expected", 2) end
-  if core.bus_state(B.bus) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  if type(topic) ~= "string" or topic == "" then error("ws: presence: topic name expected", 3) end
+  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
-  local r, err, code = scripts.run(ordered.caller(B), scripts.presence_get, k.pz, k.ph, k.channel, B.node)
+  local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_get, k.pz, k.ph, k.channel, cnode(B.c))
   if not r then return nil, err, code end
   local out = {}
   for i = 1, #r - 1, 2 do out[r[i]] = r[i + 1] end
   return out
 end
 
--- The 'j' and 'l' hooks: server.on_presence(topic, "join" | "leave", id, info), in a task of its
--- own (it may wait: send to clients), in the order the events came.
+-- The 'j' and 'l' handlers: server.on_presence(topic, "join" | "leave", id, info), from a task
+-- (it may wait, e.g. to send to clients), in the order the events came.
 function M.on_event(B, event, topic, info, id)
-  local fn = B.server.on_presence
-  if not fn or not topic then return end
-  local q = B.presence_queue
+  if not topic or not id or not B.server.on_presence then return end
+  local p = P(B)
+  local q = p.events
   if q then q[#q + 1] = { topic, event, id, info } return end
   q = { { topic, event, id, info } }
-  B.presence_queue = q
+  p.events = q
   core.spawn(function()
     local i = 1
     while q[i] do
@@ -194,7 +199,7 @@ function M.on_event(B, event, topic, info, id)
       end
       i = i + 1
     end
-    B.presence_queue = nil
+    p.events = nil
   end)
 end
 
