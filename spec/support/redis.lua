@@ -1,0 +1,54 @@
+-- A redis-server of the spec's own on a free 127.0.0.1 port, killed by its pid (process group)
+-- at stop() or when the suite ends: no persistence, nothing shared with a system Redis.
+--   local redis = require("spec.support.redis").start()   -- raises when it cannot start
+--   redis.port, redis.url ("redis://127.0.0.1:<port>"), redis.pid
+--   redis.cli("PUBSUB", "NUMSUB", "ws:t:room") -> redis-cli's output (raw, no trailing newline)
+--   redis.stop(), redis.restart()   -- restart keeps the port; the data are gone (no persistence)
+-- opts: port (default free), args (extra redis-server arguments), timeout (seconds it may live, 600).
+local helper = require "spec.helper"
+
+local M = {}
+
+M.available = (function()
+  local ok = helper.run({ "sh", "-c", "command -v redis-server && command -v redis-cli" }, { timeout = 5 })
+  return ok
+end)()
+
+function M.start(opts)
+  opts = opts or {}
+  assert(M.available, "redis-server and redis-cli are needed (scripts/deps.sh installs them)")
+  local r = { port = opts.port or helper.free_port() }
+  r.url = "redis://127.0.0.1:" .. r.port
+
+  function r.cli(...)
+    local argv = { "redis-cli", "-h", "127.0.0.1", "-p", tostring(r.port), "--raw" }
+    for _, a in ipairs({ ... }) do argv[#argv + 1] = tostring(a) end
+    local _, _, out = helper.run(argv, { timeout = 10 })
+    return ((out or ""):gsub("\n$", ""))
+  end
+
+  local function launch()
+    local argv = { "redis-server", "--bind", "127.0.0.1", "--port", tostring(r.port), "--save", "",
+                   "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no" }
+    for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+    r.proc = helper.spawn(argv, { timeout = opts.timeout or 600 })
+    r.pid = r.proc.pid
+    local up = helper.wait_until(function() return r.cli("PING") == "PONG" end, 10, 0.05)
+    assert(up, "redis-server did not start: " .. tostring(r.proc:errors()) .. tostring(r.proc:output()))
+  end
+
+  function r.stop()
+    if r.proc then r.proc:kill(2) end
+    r.proc = nil
+  end
+
+  function r.restart()
+    r.stop()
+    launch()
+  end
+
+  launch()
+  return r
+end
+
+return M
