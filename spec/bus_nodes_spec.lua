@@ -3,6 +3,7 @@
 -- driven by blocking WebSocket clients. Every wait is bounded.
 local helper = require "helper"
 local redis = require "support.redis"
+local resp = require "support.resp"
 local wsc = require "support.ws_client"
 
 local NODE = helper.root .. "/spec/support/bus_node.lua"
@@ -56,6 +57,8 @@ describe("bus across two nodes", function()
 
   setup(function()
     srv = redis.start()
+    local admin = assert(resp.connect(srv.port))
+    srv.call = function(...) return admin:call(...) end
     A = start_node(srv.url, "nodeA")
     B = start_node(srv.url, "nodeB")
     -- Both buses up before anything is asserted.
@@ -222,7 +225,7 @@ describe("bus across two nodes", function()
 
   it("refuses an ordered publish at once while Redis is down: nil, \"bus unavailable\", \"unavailable\"", function()
     local a = client(A)
-    srv.proc:kill(1)
+    srv.stop()
     assert(helper.wait_until(function() return not (a.cmd("bus") or ""):match("^ok bus up") end, 10, 0.05))
     local t0 = wsc.now()
     assert.equal("err pub bus_unavailable unavailable", a.cmd("pub room:chat down"))

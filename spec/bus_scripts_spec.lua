@@ -4,6 +4,7 @@
 -- fallback. Driven by a small blocking RESP client (spec/support/redis.lua).
 local helper = require "helper"
 local redis = require "support.redis"
+local resp = require "support.resp"
 local scripts = require "ws.bus_scripts"
 
 local PREFIX = "ws:"
@@ -39,8 +40,8 @@ describe("bus scripts", function()
 
   setup(function()
     srv = redis.start()
-    c = srv.client()
-    sub = srv.client()
+    c = assert(resp.connect(srv.port))
+    sub = assert(resp.connect(srv.port))
   end)
 
   teardown(function()
@@ -184,7 +185,7 @@ describe("bus scripts", function()
   describe("presence", function()
     local psub
     setup(function()
-      psub = srv.client()
+      psub = assert(resp.connect(srv.port))
       psub:subscribe(PREFIX .. "t:room:pr")
     end)
     teardown(function() psub:close() end)

@@ -795,6 +795,7 @@ int luaopen_ws_core(lua_State *L) {
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
+  lws_bus_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

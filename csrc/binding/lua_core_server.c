@@ -113,6 +113,7 @@ static int l_listen(lua_State *L) {
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
   sv->pooled = pooled;
+  sv->bus = NULL;
   luaL_setmetatable(L, LWS_SERVER_MT);
   int ud = lua_gettop(L);
   lua_pushvalue(L, 4);

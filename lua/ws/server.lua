@@ -152,6 +152,9 @@ function M.new(opts, handler)
     return chandoff(conn, handler)
   end
 
+  local bus_cfg
+  if opts.bus ~= nil then bus_cfg = require("ws.bus").check(opts.bus) end
+
   local tls_ctx
   if opts.tls ~= nil then
     local terr
@@ -167,6 +170,7 @@ function M.new(opts, handler)
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
   srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
+  if bus_cfg then require("ws.bus").attach(srv, bus_cfg) end
   open_servers[srv] = true
   return srv
 end
@@ -192,6 +196,7 @@ function Server:_begin_close(opts)
 end
 
 -- Wait for the closing handshakes, at most opts.timeout seconds (default 5), then cut the rest.
+-- The bus closes last, once the connections are gone.
 function Server:_finish_close(opts)
   local deadline = core.now() + (opts.timeout or 5)
   while core.server_count(self._l) > 0 and core.now() < deadline do
@@ -200,7 +205,14 @@ function Server:_finish_close(opts)
   if core.server_count(self._l) > 0 then
     core.server_shutdown(self._l, 1001, "", true)
   end
+  if self._bus then require("ws.bus").close(self) end
   self.closed = true
+end
+
+-- The Redis bus: state ("up" | "connecting" | "down"), counters; nil without a bus.
+function Server:bus()
+  if not self._bus then return nil end
+  return require("ws.bus").state(self)
 end
 
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a

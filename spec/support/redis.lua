@@ -1,123 +1,54 @@
--- For the bus specs: a redis-server of their own on a free port of 127.0.0.1 (no persistence, killed
--- by its pid), and a tiny blocking RESP client over LuaSocket to look at and drive Redis from the
--- spec (commands, and a subscriber that collects what is published). Every read is bounded.
-local socket = require "socket"
-local helper = require "helper"
+-- A redis-server of the spec's own on a free 127.0.0.1 port, killed by its pid (process group)
+-- at stop() or when the suite ends: no persistence, nothing shared with a system Redis.
+--   local redis = require("spec.support.redis").start()   -- raises when it cannot start
+--   redis.port, redis.url ("redis://127.0.0.1:<port>"), redis.pid
+--   redis.cli("PUBSUB", "NUMSUB", "ws:t:room") -> redis-cli's output (raw, no trailing newline)
+--   redis.stop(), redis.restart()   -- restart keeps the port; the data are gone (no persistence)
+-- opts: port (default free), args (extra redis-server arguments), timeout (seconds it may live, 600).
+local helper = require "spec.helper"
 
 local M = {}
 
-local Client = {}
-Client.__index = Client
+M.available = (function()
+  local ok = helper.run({ "sh", "-c", "command -v redis-server && command -v redis-cli" }, { timeout = 5 })
+  return ok
+end)()
 
-local function encode(args)
-  local parts = { "*" .. #args .. "\r\n" }
-  for i = 1, #args do
-    local a = tostring(args[i])
-    parts[#parts + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+function M.start(opts)
+  opts = opts or {}
+  assert(M.available, "redis-server and redis-cli are needed (scripts/deps.sh installs them)")
+  local r = { port = opts.port or helper.free_port() }
+  r.url = "redis://127.0.0.1:" .. r.port
+
+  function r.cli(...)
+    local argv = { "redis-cli", "-h", "127.0.0.1", "-p", tostring(r.port), "--raw" }
+    for _, a in ipairs({ ... }) do argv[#argv + 1] = tostring(a) end
+    local _, _, out = helper.run(argv, { timeout = 10 })
+    return ((out or ""):gsub("\n$", ""))
   end
-  return table.concat(parts)
-end
 
-function M.connect(port, timeout)
-  local s, err = socket.tcp()
-  if not s then return nil, err end
-  s:settimeout(timeout or 5)
-  local ok, cerr = s:connect("127.0.0.1", port)
-  if not ok then s:close() return nil, cerr end
-  return setmetatable({ sock = s }, Client)
-end
-
--- One reply: strings, integers, false for a nil bulk, tables for arrays, { err = "..." } for an
--- error reply; nil, "timeout" | "closed" when nothing comes.
-function Client:read()
-  local line, err = self.sock:receive("*l")
-  if not line then return nil, err end
-  local t, rest = line:sub(1, 1), line:sub(2)
-  if t == "+" then return rest end
-  if t == "-" then return { err = rest } end
-  if t == ":" then return tonumber(rest) end
-  if t == "$" then
-    local n = tonumber(rest)
-    if n < 0 then return false end
-    local data, derr = self.sock:receive(n + 2)
-    if not data then return nil, derr end
-    return data:sub(1, n)
+  local function launch()
+    local argv = { "redis-server", "--bind", "127.0.0.1", "--port", tostring(r.port), "--save", "",
+                   "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no" }
+    for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+    r.proc = helper.spawn(argv, { timeout = opts.timeout or 600 })
+    r.pid = r.proc.pid
+    local up = helper.wait_until(function() return r.cli("PING") == "PONG" end, 10, 0.05)
+    assert(up, "redis-server did not start: " .. tostring(r.proc:errors()) .. tostring(r.proc:output()))
   end
-  if t == "*" then
-    local n = tonumber(rest)
-    if n < 0 then return false end
-    local list = {}
-    for i = 1, n do
-      local v, verr = self:read()
-      if v == nil then return nil, verr end
-      list[i] = v
-    end
-    return list
-  end
-  return nil, "bad reply: " .. line
-end
 
-function Client:call(...)
-  assert(self.sock:send(encode({ ... })))
-  return self:read()
-end
-
--- Sends several commands at once and reads their replies in order.
-function Client:pipeline(cmds)
-  local out = {}
-  for i = 1, #cmds do out[i] = encode(cmds[i]) end
-  assert(self.sock:send(table.concat(out)))
-  local replies = {}
-  for i = 1, #cmds do replies[i] = self:read() end
-  return replies
-end
-
-function Client:settimeout(t) self.sock:settimeout(t) end
-function Client:close() self.sock:close() end
-
--- A subscriber: client:subscribe(channel...) then client:messages(n, timeout) -> the payloads of the
--- next messages (at most n, waiting at most timeout seconds for each).
-function Client:subscribe(...)
-  assert(self.sock:send(encode({ "SUBSCRIBE", ... })))
-  for _ = 1, select("#", ...) do
-    local r = self:read()
-    assert(type(r) == "table" and r[1] == "subscribe", "subscribe failed")
-  end
-end
-function Client:messages(n, timeout)
-  local out = {}
-  self.sock:settimeout(timeout or 1)
-  while #out < n do
-    local r = self:read()
-    if not r then break end
-    if type(r) == "table" and r[1] == "message" then out[#out + 1] = r[3] end
-  end
-  self.sock:settimeout(5)
-  return out
-end
-
--- Starts redis-server on a free port; returns { port =, proc =, url =, client() , stop() }.
-function M.start(extra)
-  local port = helper.free_port()
-  local argv = { "redis-server", "--bind", "127.0.0.1", "--port", tostring(port), "--save", "",
-    "--appendonly", "no", "--daemonize", "no" }
-  for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  local proc = helper.spawn(argv, { timeout = 600 })
-  local c = helper.wait_until(function()
-    local cl = M.connect(port, 1)
-    if cl and cl:call("PING") == "PONG" then return cl end
-    if cl then cl:close() end
-  end, 10, 0.05)
-  assert(c, "redis-server did not start: " .. proc:errors() .. proc:output())
-  local r = { port = port, proc = proc, url = "redis://127.0.0.1:" .. port, argv = argv, admin = c }
-  function r.client() return assert(M.connect(port)) end
-  function r.call(...) return c:call(...) end
   function r.stop()
-    if r.admin then r.admin:close() r.admin = nil end
-    proc:kill(2)
+    if r.proc then r.proc:kill(2) end
+    r.proc = nil
   end
+
+  function r.restart()
+    r.stop()
+    launch()
+  end
+
+  launch()
   return r
 end
 
-M.encode = encode
 return M
