@@ -121,6 +121,19 @@ static void topic_free(ws_bus *b, bus_topic *t) {
   free(t);
 }
 
+/* Not envelopes: events for the binding with only a type (and a topic). 'u': this node no
+ * longer receives the topic (unsubscribed after its linger); 'r': the subscriber connection is
+ * back after a loss and has resubscribed (what was published meanwhile was not received). */
+static void notify(ws_bus *b, char type, const char *topic, size_t tlen) {
+  if (!b->hook || b->closed) return;
+  ws_bus_env e;
+  memset(&e, 0, sizeof e);
+  e.type = type;
+  e.node = e.id = e.epoch = "";
+  e.data = (const uint8_t *)"";
+  b->hook(b, &e, topic, tlen, b->user);
+}
+
 /* ---- channels ---- */
 
 /* "<prefix>t:<topic>" into buf (cap >= prefix + 2 + WS_TOPIC_NAME_MAX). */
@@ -217,15 +230,16 @@ static void linger_cb(struct ev_loop *ev, ev_timer *w, int revents) {
       batch[n++] = t;
       if (n == WS_BUS_BATCH) {
         send_batch(b, "UNSUBSCRIBE", batch, n);
-        for (size_t i = 0; i < n; i++) topic_free(b, batch[i]);
+        for (size_t i = 0; i < n; i++) { notify(b, 'u', batch[i]->name, batch[i]->len); topic_free(b, batch[i]); }
         n = 0;
       }
     } else {
+      notify(b, 'u', t->name, t->len);
       topic_free(b, t);
     }
   }
   send_batch(b, "UNSUBSCRIBE", batch, n);
-  for (size_t i = 0; i < n; i++) topic_free(b, batch[i]);
+  for (size_t i = 0; i < n; i++) { notify(b, 'u', batch[i]->name, batch[i]->len); topic_free(b, batch[i]); }
   if (b->lhead) {
     ev_timer_set(w, b->lhead->linger_at - now > 0 ? b->lhead->linger_at - now : 0., 0.);
     ev_timer_start(ev, w);
@@ -322,7 +336,8 @@ static void on_state(ws_redis *r, int up, const char *why, void *user) {
     conn_retry(bc);
     return;
   }
-  if (bc->ever_up) b->c.reconnects++;
+  int again = bc->ever_up;
+  if (again) b->c.reconnects++;
   bc->ever_up = 1;
   bc->attempts = 0;
   if (bc == &b->sub) {
@@ -331,6 +346,7 @@ static void on_state(ws_redis *r, int up, const char *why, void *user) {
     ws_redis_arg a[2] = { { "SUBSCRIBE", 9, NULL, 0 }, { chan, n, NULL, 0 } };
     if (ws_redis_command(b->sub.r, 2, a, NULL, NULL, NULL) < 0) b->c.failed++;
     resubscribe_all(b);
+    if (again) notify(b, 'r', NULL, 0);
   }
 }
 

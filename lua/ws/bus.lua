@@ -176,6 +176,7 @@ end
 M.route = route
 
 local by_cbus = setmetatable({}, { __mode = "k" }) -- core bus -> Bus
+function M.of(cbus) return by_cbus[cbus] end
 
 local function dispatch_hook(b)
   local handlers = M.handlers
@@ -205,6 +206,7 @@ function M.attach(srv, cfg)
   by_cbus[b.c] = b
   srv._bus = b
   install_conn_publish()
+  require "ws.bus_api" -- the handlers of ordered, presence and direct messages; their methods
   -- server:publish routes by class; the C method stays for servers without a bus
   srv.publish = function(self, topic, data, opts) return route(self._bus, nil, topic, data, opts) end
   for _, init in pairs(M.on_attach) do init(b) end

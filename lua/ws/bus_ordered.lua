@@ -262,7 +262,7 @@ function fill(B, topic, T)
         r, err = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, string.format("%d", T.last or 0), "", ttl, T.epoch or "")
         if r then break end
       end
-      if B._closed then return end
+      if B.server.closing then return end
       wait(nil, "t", math.min(0.05 * try, 0.5))
     end
     if not r then

@@ -58,16 +58,22 @@ local function refresh_all(B)
   for topic, members in pairs(P(B).tracked) do refresh_topic(B, topic, members) end
 end
 
--- Every presence_ttl / 3 while this node tracks anyone.
+-- Every presence_ttl / 3 while this node tracks anyone. It sleeps in steps of at most a second,
+-- so that it ends soon after the server closes or the last member leaves.
 local function refresher(B)
   local p = P(B)
   if p.refreshing then return end
   p.refreshing = true
   core.spawn(function()
-    while next(p.tracked) and not B._closed do
-      wait(nil, "t", ttl_of(B) / 3)
-      if B._closed then break end
-      refresh_all(B)
+    local due = core.now() + ttl_of(B) / 3
+    while next(p.tracked) and not B.server.closing do
+      local left = due - core.now()
+      if left > 0 then
+        wait(nil, "t", math.min(left, 1))
+      else
+        refresh_all(B)
+        due = core.now() + ttl_of(B) / 3
+      end
     end
     p.refreshing = false
   end)
