@@ -22,11 +22,13 @@ local function client(node)
   c.events = {}
   function c.cmd(line, timeout)
     assert(c:send(line))
+    local verb = line:match("^(%S+)")
+    local ok, err = "ok " .. verb, "err " .. verb
     local deadline = wsc.now() + (timeout or 5)
     while wsc.now() < deadline do
       local kind, msg = c:message(deadline - wsc.now())
       if kind ~= "text" then return nil, kind end
-      if msg:match("^ok") or msg:match("^err") then return msg end
+      if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
       c.events[#c.events + 1] = msg
     end
     return nil, "timeout"
@@ -77,8 +79,8 @@ describe("bus across two nodes", function()
 
   it("gives conn.id as <node>/<n>", function()
     local a, b = client(A), client(B)
-    assert.matches("^ok nodeA/%d+$", a.cmd("id"))
-    assert.matches("^ok nodeB/%d+$", b.cmd("id"))
+    assert.matches("^ok id nodeA/%d+$", a.cmd("id"))
+    assert.matches("^ok id nodeB/%d+$", b.cmd("id"))
     a:close() b:close()
   end)
 
@@ -160,8 +162,8 @@ describe("bus across two nodes", function()
     end
     assert(helper.wait_until(function() return srv.call("PUBSUB", "NUMSUB", "ws:t:room:p")[2] == 2 end, 5, 0.05))
     local alice, bob = client(A), client(B)
-    local alice_id = alice.cmd("id"):match("^ok (%S+)")
-    local bob_id = bob.cmd("id"):match("^ok (%S+)")
+    local alice_id = alice.cmd("id"):match("^ok id (%S+)")
+    local bob_id = bob.cmd("id"):match("^ok id (%S+)")
     assert.equal("ok track", alice.cmd("track room:p alice"))
     assert.equal("ok track", bob.cmd("track room:p bob"))
     local expect = "ok pres " .. table.concat({ alice_id .. "=alice", bob_id .. "=bob" }, " ")
@@ -194,7 +196,7 @@ describe("bus across two nodes", function()
     assert.equal("ok track", stay.cmd("track room:k stays")) -- A refreshes room:k, purging others
     local gone = client(C)
     assert(helper.wait_until(function() return (gone.cmd("bus") or ""):match("^ok bus up") end, 10, 0.1))
-    local gone_id = gone.cmd("id"):match("^ok (%S+)")
+    local gone_id = gone.cmd("id"):match("^ok id (%S+)")
     assert.equal("ok track", gone.cmd("track room:k doomed"))
     assert.matches(gone_id:gsub("%p", "%%%0") .. "=doomed", w.cmd("pres room:k"))
     kill9(C.proc)
@@ -211,8 +213,8 @@ describe("bus across two nodes", function()
 
   it("sends to a connection on another node with send_to", function()
     local a, b = client(A), client(B)
-    local a_id = a.cmd("id"):match("^ok (%S+)")
-    local b_id = b.cmd("id"):match("^ok (%S+)")
+    local a_id = a.cmd("id"):match("^ok id (%S+)")
+    local b_id = b.cmd("id"):match("^ok id (%S+)")
     assert.equal("ok sendto", b.cmd("sendto " .. a_id .. " hello from b"))
     assert.same({ "direct hello from b" }, a.wait_events("^direct", 1, 5))
     assert.equal("ok sendto", a.cmd("sendto " .. b_id .. " and back"))

@@ -10,7 +10,7 @@ local presence = require "ws.bus_presence"
 local server_mod = require "ws.server"
 local conn_mod = require "ws.conn"
 
-local cstate, cnode, csend = core.bus_state, core.bus_node, core.send
+local cnode, csend = core.bus_node, core.send
 
 local M = {}
 
@@ -68,10 +68,6 @@ function Server:presence(topic)
   return presence.presence(server_bus(self, "server:presence"), topic)
 end
 
-local function now_us()
-  return string.format("%.0f", core.now() * 1e6)
-end
-
 -- server:send_to(id, data [, kind]) -> true | nil, message, code. A connection of this node gets
 -- the message at once (queued like conn:send, without waiting for its queue to drain); another
 -- node's gets it through that node's channel (no acknowledgement: true means sent to Redis).
@@ -88,15 +84,16 @@ function Server:send_to(id, data, kind)
     node, n = split_id(id)
   end
   if not node then return nil, "no such connection", "notfound" end
-  if node == cnode(b.c) then
+  if node == cnode(b.c) or type(id) == "number" then
     local conn = core.server_conn(self._l, n)
     if not conn then return nil, "no such connection", "notfound" end
     local ok, err, code = csend(conn, data, kind)
     if ok == nil then return nil, err, code end
     return true
   end
-  if cstate(b.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
-  local env = "\31ws1|d|" .. (kind == "binary" and "b" or "t") .. "|" .. cnode(b.c) .. "|" .. id .. "|||" .. now_us() .. "\n" .. data
+  local own = cnode(b.c)
+  if not own then return nil, "bus unavailable", "unavailable" end
+  local env = "\31ws1|d|" .. (kind == "binary" and "b" or "t") .. "|" .. own .. "|" .. id .. "|||\n" .. data
   return b:send("PUBLISH", b.config.prefix .. "n:" .. node, env)
 end
 

@@ -43,10 +43,6 @@ local function S(B)
 end
 M.S = S
 
-local function now_us()
-  return string.format("%.0f", core.now() * 1e6)
-end
-
 -- An epoch for a topic that has none yet: the time in ms (base 36) and 10 random characters, so
 -- that two nodes (or a restarted Redis) do not pick the same one. [0-9a-z], 18 characters.
 local ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -114,9 +110,12 @@ function M.publish(B, conn, topic, data, kind, opts)
   if type(data) ~= "string" then error("ws: publish data must be a string", 3) end
   local letter = KIND[kind or "text"]
   if not letter then error('ws: publish kind must be "text" or "binary"', 3) end
-  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
+  -- No check of the bus's state: the command connection alone decides (a publish is refused,
+  -- "bus unavailable", only when it is down; while only the subscriber connection is down the
+  -- publish is accepted and this node fills what it missed once it is back).
   local s = S(B)
   local node = cnode(B.c)
+  if not node then return nil, "bus unavailable", "unavailable" end
   local k = topic_keys(B, topic)
   local cfg = B.config
   local except_id = ""
@@ -127,12 +126,12 @@ function M.publish(B, conn, topic, data, kind, opts)
   end
   if opts and opts.wait then
     local r, err, code = scripts.run(s.call, scripts.publish, k.stream, k.meta, k.channel, cfg.history,
-      cfg.history_ttl, new_epoch(), letter, node, except_id, now_us(), data)
+      cfg.history_ttl, new_epoch(), letter, node, except_id, "", data)
     if not r then return nil, err, code end
     return r[1], r[2]
   end
   local ok, err, code = M.send_script(B, scripts.publish, k.stream, k.meta, k.channel, cfg.history,
-    cfg.history_ttl, new_epoch(), letter, node, except_id, now_us(), data)
+    cfg.history_ttl, new_epoch(), letter, node, except_id, "", data)
   if not ok then return nil, err, code end
   return true
 end
@@ -158,14 +157,18 @@ local function default_on_gap(conns)
   for _, conn in ipairs(conns) do core.close(conn, 1012, "missed messages") end
 end
 
+-- server.on_gap(topic, conns, why) runs in a task of its own (it may wait, e.g. to send to the
+-- connections); why: "trimmed" | "epoch" | "unavailable" | "overflow".
 local function report_gap(B, topic, why)
   local s = S(B)
   s.gaps = s.gaps + 1
   local conns = subscribers(B, topic)
   local fn = B.server.on_gap
   if fn then
-    local ok, err = pcall(fn, topic, conns, why)
-    if not ok then core.report("bus", "on_gap: " .. tostring(err)) end
+    core.spawn(function()
+      local ok, err = pcall(fn, topic, conns, why)
+      if not ok then core.report("bus", "on_gap: " .. tostring(err)) end
+    end)
   else
     default_on_gap(conns)
   end
@@ -258,10 +261,8 @@ function fill(B, topic, T)
     local ttl = B.config.history_ttl
     local r, err
     for try = 1, FILL_TRIES do
-      if cstate(B.c) == "up" then
-        r, err = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, string.format("%d", T.last or 0), "", ttl, T.epoch or "")
-        if r then break end
-      end
+      r, err = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, string.format("%d", T.last or 0), "", ttl, T.epoch or "")
+      if r then break end
       if B.server.closing then return end
       wait(nil, "t", math.min(0.05 * try, 0.5))
     end
@@ -332,7 +333,6 @@ function M.history(B, topic, opts)
     error("ws: history since must be an offset (a whole number >= 0)", 3)
   end
   if opts.epoch ~= nil and type(opts.epoch) ~= "string" then error("ws: history epoch must be a string", 3) end
-  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = topic_keys(B, topic)
   local r, err, code = scripts.run(S(B).call, scripts.history, k.stream, k.meta,
     limit or (since and 0 or B.config.history), since and string.format("%d", since) or "",

@@ -12,7 +12,7 @@ local scripts = require "ws.bus_scripts"
 local ordered = require "ws.bus_ordered"
 local wait = require("ws.conn").wait
 
-local cstate, cnode = core.bus_state, core.bus_node
+local cnode = core.bus_node
 
 local M = {}
 
@@ -54,7 +54,6 @@ local function refresh_topic(B, topic, members)
 end
 
 local function refresh_all(B)
-  if cstate(B.c) ~= "up" then return end
   for topic, members in pairs(P(B).tracked) do refresh_topic(B, topic, members) end
 end
 
@@ -103,11 +102,10 @@ function M.on_close(B, id)
   if not topics then return end
   local list = {}
   for topic in pairs(topics) do list[#list + 1] = topic end
-  local up = cstate(B.c) == "up"
   local node = cnode(B.c)
   for _, topic in ipairs(list) do
     forget(B, id, topic)
-    if up then
+    if node and not B.server.closed then -- else it expires within presence_ttl
       local k = ordered.topic_keys(B, topic)
       ordered.send_script(B, scripts.presence_remove, k.pz, k.ph, k.channel, node, id)
     end
@@ -147,7 +145,6 @@ function M.track(B, conn, topic, info)
   p.by_conn[id][topic] = true
   watch_close(B, conn, id)
   refresher(B)
-  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_add, k.pz, k.ph, k.channel, cnode(B.c),
     ttl_of(B), id, info)
@@ -159,23 +156,53 @@ end
 function M.untrack(B, conn, topic)
   local id = check(conn, topic)
   forget(B, id, topic)
-  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_remove, k.pz, k.ph, k.channel, cnode(B.c), id)
   if not r then return nil, err, code end
   return true
 end
 
--- The bus is up again: refresh (re-add) every tracked member at once; those that other nodes
--- purged meanwhile join again.
+-- The bus is back after a loss (Redis may have restarted empty): re-add every tracked member at
+-- once, from a task that waits for each reply and retries while the command connection is not
+-- back yet; members that other nodes purged meanwhile join again.
 function M.on_reconnect(B)
-  if B._pres then refresh_all(B) end
+  local p = B._pres
+  if not p or p.readding then return end
+  p.readding = true
+  core.spawn(function()
+    local call = ordered.S(B).call
+    for try = 1, 50 do
+      local ok = true
+      local node = cnode(B.c)
+      local topics = {} -- a snapshot: the calls below wait, tracking may change meanwhile
+      for topic in pairs(p.tracked) do topics[#topics + 1] = topic end
+      for _, topic in ipairs(topics) do
+        local k = ordered.topic_keys(B, topic)
+        local args, n = {}, 0
+        for id, info in pairs(p.tracked[topic] or {}) do
+          args[2 * n + 1], args[2 * n + 2] = id, info
+          n = n + 1
+        end
+        for i = 1, n, CHUNK do
+          local last = math.min(n, i + CHUNK - 1)
+          if not scripts.run(call, scripts.presence_add, k.pz, k.ph, k.channel, node, ttl_of(B),
+              (table.unpack or unpack)(args, 2 * i - 1, 2 * last)) then
+            ok = false
+            break
+          end
+        end
+        if not ok then break end
+      end
+      if ok or B.server.closing then break end
+      wait(nil, "t", math.min(0.05 * try, 0.5))
+    end
+    p.readding = false
+  end)
 end
 
 -- server:presence(topic) -> { [id] = info, ... } | nil, message, code
 function M.presence(B, topic)
   if type(topic) ~= "string" or topic == "" then error("ws: presence: topic name expected", 3) end
-  if cstate(B.c) ~= "up" then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_get, k.pz, k.ph, k.channel, cnode(B.c))
   if not r then return nil, err, code end

@@ -53,13 +53,18 @@ local function script(name, nkeys, src)
 end
 
 -- KEYS: stream, meta. ARGV: channel, history size, ttl (s, 0 = none), epoch to use when the topic
--- has none (may be ""), kind (t|b), node, excluded id, time_us, data. -> { offset, epoch }
+-- has none (may be ""), kind (t|b), node, excluded id, time_us ("": Redis's clock), data.
+-- -> { offset, epoch }
 -- A missing meta hash starts a new epoch (and drops any stream left from the previous one), so
 -- offsets restart at 1 only under a new epoch.
 M.publish = script("publish", 2, [[
 local stream, meta = KEYS[1], KEYS[2]
 local channel, size, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local kind, node, id, time_us, data = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+if time_us == '' then
+  local t = redis.call('TIME')
+  time_us = t[1] .. string.format('%06d', tonumber(t[2]))
+end
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
   epoch = ARGV[4]

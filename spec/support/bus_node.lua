@@ -1,11 +1,11 @@
 -- A chat-like lua-ws node on a Redis bus, for the multi-process bus specs. Usage:
---   lua bus_node.lua <port> <redis url> <node id> [presence_ttl] [history]
+--   lua bus_node.lua <port> <redis url> <node id> [presence_ttl] [history] [close|notify]
 -- Prints "ready <port>" once listening. Each client drives it with one-line text commands and gets
 -- one reply per command, "ok ..." or "err <message> <code>"; messages of the topics it subscribed
 -- arrive as "msg <topic> <offset> <epoch> <data>" (the bus's `format`), presence events (for
 -- clients that sent "watch") as "presence <topic> <join|leave> <id> <info>", direct messages as
 -- "direct <data>".
---   id                         -> ok <conn.id>
+--   id                         -> ok id <conn.id>
 --   sub <topic>                -> ok sub
 --   track <topic> <info>       -> ok track | err ...
 --   untrack <topic>            -> ok untrack
@@ -21,6 +21,7 @@ local ws = require "ws"
 
 local port, url, node = tonumber(arg[1]), arg[2], arg[3]
 local presence_ttl, history = tonumber(arg[4] or "60"), tonumber(arg[5] or "1000")
+local gap_mode = arg[6] or "close" -- "close": the default on_gap (1012); "notify": "gap <topic> <why> <n>" to them
 
 local watchers = setmetatable({}, { __mode = "k" })
 
@@ -36,7 +37,7 @@ local function err_reply(conn, what, msg, code)
 end
 
 local handlers = {}
-function handlers.id(conn) reply(conn, "ok", conn.id) end
+function handlers.id(conn) reply(conn, "ok id", conn.id) end
 function handlers.sub(conn, topic) conn:subscribe(topic) reply(conn, "ok sub") end
 function handlers.track(conn, topic, info)
   local ok, msg, code = conn:track(topic, info or "")
@@ -103,13 +104,19 @@ server = assert(ws.server({
   for msg in conn:messages() do
     local cmd, a, b = msg:match("^(%S+)%s*(%S*)%s?(.*)$")
     local h = handlers[cmd]
-    if h then h(conn, a ~= "" and a or nil, b ~= "" and b or nil) else reply(conn, "err unknown") end
+    if h then h(conn, a ~= "" and a or nil, b ~= "" and b or nil) else reply(conn, "err " .. tostring(cmd) .. " unknown") end
   end
 end))
 
 server.on_presence = function(topic, event, id, info)
   for conn in pairs(watchers) do
     if conn.state == "open" then reply(conn, "presence", topic, event, id, info) end
+  end
+end
+
+if gap_mode == "notify" then
+  server.on_gap = function(topic, conns, why)
+    for _, conn in ipairs(conns) do reply(conn, "gap", topic, why, #conns) end
   end
 end
 

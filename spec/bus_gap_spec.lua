@@ -1,0 +1,247 @@
+-- Node-level gap fill of ordered topics: a node that misses messages on its subscription (lost on
+-- the channel, its subscriber connection killed, Redis restarted) reads them from the topic's
+-- stream and delivers them in order and once before the live ones; only when the stream no longer
+-- holds them, or the epoch changed, is the application told (server.on_gap; by default the
+-- connections are closed with 1012). Two node processes (spec/support/bus_node.lua) on a
+-- redis-server of the spec's own; every wait is bounded.
+local helper = require "helper"
+local socket = require "socket"
+local redis = require "support.redis"
+local resp = require "support.resp"
+local wsc = require "support.ws_client"
+local scripts = require "ws.bus_scripts"
+
+local NODE = helper.root .. "/spec/support/bus_node.lua"
+
+local function start_node(redis_url, name, history, gap_mode)
+  local port = helper.free_port()
+  local p = helper.spawn_lua({ NODE, tostring(port), redis_url, name, "60", tostring(history or 1000), gap_mode or "notify" },
+    { timeout = 300 })
+  assert(p:wait_output("ready %d+", 10), "node did not start: " .. p:errors())
+  return { port = port, proc = p, name = name }
+end
+
+local function client(node)
+  local c = assert(wsc.connect(node.port))
+  c.events = {}
+  -- Reads what has arrived, without waiting more than `timeout` (default 0) for the first one.
+  function c.pump(timeout)
+    local first = true
+    while true do
+      local kind, msg = c:receive(first and (timeout or 0) or 0)
+      first = false
+      if kind == "text" then c.events[#c.events + 1] = msg
+      elseif kind == "close" then c.closed = msg return
+      elseif kind == nil then return end
+    end
+  end
+  function c.cmd(line, timeout)
+    assert(c:send(line))
+    local verb = line:match("^(%S+)")
+    local ok, err = "ok " .. verb, "err " .. verb
+    local deadline = wsc.now() + (timeout or 5)
+    while wsc.now() < deadline do
+      local kind, msg = c:message(deadline - wsc.now())
+      if kind ~= "text" then return nil, kind end
+      if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
+      c.events[#c.events + 1] = msg
+    end
+    return nil, "timeout"
+  end
+  function c.matching(pattern)
+    local out = {}
+    for _, e in ipairs(c.events) do if e:match(pattern) then out[#out + 1] = e end end
+    return out
+  end
+  function c.wait_events(pattern, n, timeout)
+    local deadline = wsc.now() + (timeout or 5)
+    while #c.matching(pattern) < n and wsc.now() < deadline and not c.closed do c.pump(0.05) end
+    return c.matching(pattern)
+  end
+  return c
+end
+
+-- The offsets and data of "msg <topic> <offset> <epoch> <data>" events, in arrival order.
+local function msgs(c, topic)
+  local out = {}
+  for _, e in ipairs(c.matching("^msg " .. topic:gsub("%p", "%%%0") .. " ")) do
+    local offset, epoch, data = e:match("^msg %S+ (%d+) (%w+) (.*)$")
+    out[#out + 1] = { offset = tonumber(offset), epoch = epoch, data = data }
+  end
+  return out
+end
+
+local function counter(c, name)
+  local line = c.cmd("bus") or ""
+  return tonumber(line:match(" " .. name .. "=(%d+)")), line
+end
+
+describe("ordered topics: gap fill on a node", function()
+  local srv, admin, A, B
+
+  local function subscribe_both(topic)
+    local subs = { client(A), client(B) }
+    for _, c in ipairs(subs) do assert.equal("ok sub", c.cmd("sub " .. topic)) end
+    assert(helper.wait_until(function()
+      return admin:call("PUBSUB", "NUMSUB", "ws:t:" .. topic)[2] == 2
+    end, 5, 0.05), "both nodes subscribed to " .. topic)
+    return subs
+  end
+
+  -- An ordered publish that reaches the stream but not the channel (as if the node's
+  -- subscription had lost it).
+  local function publish_unseen(topic, data)
+    local k = scripts.keys("ws:", topic)
+    local r = admin:call("EVAL", scripts.publish.src, 2, k.stream, k.meta, "ws:t:nowhere", 1000, 600, "",
+      "t", "spec", "", "", data)
+    assert(type(r) == "table" and r[1], "publish failed")
+    return r[1], r[2]
+  end
+
+  setup(function()
+    srv = redis.start()
+    admin = assert(resp.connect(srv.port))
+    A = start_node(srv.url, "gapA")
+    B = start_node(srv.url, "gapB")
+    for _, n in ipairs({ A, B }) do
+      local c = client(n)
+      assert(helper.wait_until(function() return (c.cmd("bus") or ""):match("^ok bus up") end, 10, 0.1))
+      c:close()
+    end
+  end)
+
+  teardown(function()
+    if admin then admin:close() end
+    for _, n in ipairs({ A or {}, B or {} }) do if n.proc then n.proc:kill() end end
+    if srv then srv.stop() end
+  end)
+
+  it("fills a message lost on the channel from the stream, before the next one, on every node", function()
+    local subs = subscribe_both("room:lost")
+    local p = client(A)
+    assert.equal("ok pub", p.cmd("pub room:lost one"))
+    for _, c in ipairs(subs) do assert.equal(1, #c.wait_events("^msg room:lost 1 ", 1, 5)) end
+    assert.equal(2, (publish_unseen("room:lost", "two")))
+    assert.equal(3, (publish_unseen("room:lost", "three")))
+    assert.equal("ok pub", p.cmd("pub room:lost four"))
+    for _, c in ipairs(subs) do
+      c.wait_events("^msg room:lost 4 ", 1, 5)
+      local got = msgs(c, "room:lost")
+      assert.equal(4, #got)
+      for i, d in ipairs({ "one", "two", "three", "four" }) do
+        assert.equal(i, got[i].offset)
+        assert.equal(d, got[i].data)
+      end
+      assert.same({}, c.matching("^gap"))
+    end
+    local fills = counter(p, "fills")
+    assert.is_true(fills >= 1)
+    for _, c in ipairs(subs) do c:close() end
+    p:close()
+  end)
+
+  it("tells on_gap when the stream no longer holds the missing range, then goes on", function()
+    local subs = subscribe_both("room:trim")
+    local p = client(B)
+    assert.equal("ok pub", p.cmd("pub room:trim a"))
+    for _, c in ipairs(subs) do assert.equal(1, #c.wait_events("^msg room:trim 1 ", 1, 5)) end
+    assert.equal(6, admin:call("HINCRBY", "ws:m:room:trim", "s", 5)) -- offsets 2..6 never existed
+    assert.equal("ok pub", p.cmd("pub room:trim b"))
+    assert.equal("ok pub", p.cmd("pub room:trim c"))
+    for _, c in ipairs(subs) do
+      assert.same({ "gap room:trim trimmed 1" }, c.wait_events("^gap", 1, 5))
+      c.wait_events("^msg room:trim 8 ", 1, 5)
+      local got = msgs(c, "room:trim")
+      assert.same({ 1, 7, 8 }, { got[1].offset, got[2].offset, got[3].offset })
+      assert.equal(3, #got)
+    end
+    for _, c in ipairs(subs) do c:close() end
+    p:close()
+  end)
+
+  it("loses nothing and duplicates nothing when the subscriber connections are killed twice mid-stream", function()
+    local subs = subscribe_both("room:stream")
+    local pa, pb = client(A), client(B)
+    local N = 2000
+    local t0 = wsc.now()
+    for i = 1, N do
+      assert((i % 2 == 0 and pa or pb):send("pub room:stream " .. i))
+      if i % 20 == 0 then
+        socket.sleep(0.01)
+        for _, c in ipairs(subs) do c.pump() end
+        pa.pump() pb.pump()
+      end
+      if i == 600 or i == 1300 then
+        local killed = admin:call("CLIENT", "KILL", "TYPE", "pubsub")
+        assert.is_true(killed >= 2)
+      end
+    end
+    local rate = N / (wsc.now() - t0)
+    for _, c in ipairs(subs) do
+      c.wait_events("^msg room:stream " .. N .. " ", 1, 20)
+      local got = msgs(c, "room:stream")
+      local bad
+      for i, m in ipairs(got) do
+        if m.offset ~= i then bad = bad or ("offset " .. m.offset .. " at " .. i) end
+      end
+      assert.is_nil(bad)
+      assert.equal(N, #got)
+      assert.same({}, c.matching("^gap"))
+    end
+    for _, p in ipairs({ pa, pb }) do
+      p.wait_events("^ok pub", N / 2, 10)
+      assert.equal(N / 2, #p.matching("^ok pub"))
+    end
+    local reconnects = counter(pa, "reconnects")
+    assert.is_true(reconnects >= 2, "reconnects " .. tostring(reconnects))
+    io.stderr:write(string.format("[%d messages at %.0f/s; fills A=%s B=%s]\n", N, rate,
+      tostring(counter(pa, "fills")), tostring(counter(pb, "fills"))))
+    for _, c in ipairs(subs) do c:close() end
+    pa:close() pb:close()
+  end)
+
+  it("reports the epoch change of a Redis restarted without persistence, closing with 1012 by default", function()
+    local C = start_node(srv.url, "gapC", 1000, "close")
+    local subs = subscribe_both("room:epoch")
+    local sc = client(C)
+    assert.equal("ok sub", sc.cmd("sub room:epoch"))
+    local tracker = client(A)
+    local tracker_id = tracker.cmd("id"):match("^ok id (%S+)")
+    assert.equal("ok track", tracker.cmd("track room:epoch t1"))
+    assert(helper.wait_until(function() return admin:call("PUBSUB", "NUMSUB", "ws:t:room:epoch")[2] == 3 end, 5, 0.05))
+    local p = client(B)
+    local first = p.cmd("wpub room:epoch before")
+    local epoch1 = first:match("^ok wpub 1 (%w+)$")
+    assert.is_truthy(epoch1, first)
+    for _, c in ipairs(subs) do assert.equal(1, #c.wait_events("^msg room:epoch 1 ", 1, 5)) end
+    assert.equal(1, #sc.wait_events("^msg room:epoch 1 ", 1, 5))
+    admin:close()
+    srv.restart()
+    admin = assert(resp.connect(srv.port))
+    for _, c in ipairs(subs) do
+      assert.same({ "gap room:epoch epoch 1" }, c.wait_events("^gap", 1, 10))
+    end
+    -- the default on_gap: closed with 1012
+    sc.wait_events("^never", 1, 10)
+    assert.equal(1012, sc.closed)
+    -- live messages go on under the new epoch, from offset 1
+    local again
+    assert(helper.wait_until(function()
+      again = p.cmd("wpub room:epoch after")
+      return again and again:match("^ok")
+    end, 10, 0.2), "publish after the restart: " .. tostring(again))
+    local epoch2 = again:match("^ok wpub 1 (%w+)$")
+    assert.is_truthy(epoch2, again)
+    assert.not_equal(epoch1, epoch2)
+    for _, c in ipairs(subs) do
+      assert.equal(1, #c.wait_events("^msg room:epoch 1 " .. epoch2 .. " after$", 1, 5))
+    end
+    -- the tracked member is back in the new Redis (refreshed when the bus came back)
+    assert(helper.wait_until(function()
+      return (p.cmd("pres room:epoch") or ""):find(tracker_id .. "=t1", 1, true)
+    end, 5, 0.1))
+    for _, c in ipairs(subs) do c:close() end
+    p:close() tracker:close()
+    C.proc:kill()
+  end)
+end)
