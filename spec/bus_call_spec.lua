@@ -137,6 +137,22 @@ describe("the Redis bus in one process", function()
     srv:close()
   end)
 
+  it("notices a Redis that stops answering (PING) and comes back when it answers again", function()
+    local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "pinged", ping = 0.3, timeout = 0.3 } },
+      function() end))
+    assert.truthy(wait_until(function() return srv:bus() == "up" end))
+    os.execute("/bin/kill -STOP -- -" .. redis.pid)
+    local t0 = ws.now()
+    local ok = wait_until(function() return srv:bus() ~= "up" end, 3)
+    local took = ws.now() - t0
+    os.execute("/bin/kill -CONT -- -" .. redis.pid)
+    assert.truthy(ok, "a stopped Redis went unnoticed")
+    assert.is_true(took < 1.5)
+    assert.truthy(wait_until(function() return srv:bus() == "up" end, 8))
+    assert.is_true(select(2, srv:bus()).reconnects >= 1)
+    srv:close()
+  end)
+
   it("hands other envelope types to the hook and keeps a topic subscribed for the linger", function()
     local got
     bus.handlers.j = function(b, ...) got = { b.server ~= nil, ... } end
