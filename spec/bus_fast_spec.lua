@@ -1,4 +1,4 @@
--- The Redis bus across two server processes (spec/support/bus_node.lua) on one redis-server of
+-- The Redis bus across two server processes (spec/support/bus_fast_node.lua) on one redis-server of
 -- the spec's own: the fast class, subscriptions only where members are (Redis's PUBSUB NUMSUB),
 -- the linger, reconnect after CLIENT KILL and a Redis restart, foreign messages. Clients are
 -- ws.connect in this process; every wait is bounded.
@@ -17,7 +17,7 @@ local function wait_until(fn, timeout)
 end
 
 local function start_node(redis, id, linger)
-  local p = helper.spawn_lua({ helper.root .. "/spec/support/bus_node.lua", redis.url, id,
+  local p = helper.spawn_lua({ helper.root .. "/spec/support/bus_fast_node.lua", redis.url, id,
     tostring(linger or 0.3), "1", "1" }, { timeout = 180 })
   local port = p:wait_output("listening (%d+)", 10)
   assert(port, "node did not start: " .. tostring(p:errors()))
