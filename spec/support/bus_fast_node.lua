@@ -1,5 +1,5 @@
 -- A server with a Redis bus for the bus specs, as a child process:
---   lua bus_node.lua <redis url> <node id> [linger] [ping] [timeout]
+--   lua bus_fast_node.lua <redis url> <node id> [linger] [ping] [timeout]
 -- It prints "listening <port>" and serves text commands on each connection:
 --   "sub T" / "unsub T"            -> "ok" (conn:subscribe / conn:unsubscribe)
 --   "subn PREFIX A B"              -> subscribes to PREFIX..A .. PREFIX..B, "ok"
