@@ -137,6 +137,26 @@ describe("the Redis bus in one process", function()
     srv:close()
   end)
 
+  it("bounds the size of a reply and the number of commands waiting", function()
+    local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "bounds", max_reply = 1000, max_pending = 2 } },
+      function() end))
+    local b = srv._bus.c
+    assert.truthy(wait_until(function() return srv:bus() == "up" end))
+    local r, msg, code = in_task(function()
+      assert.equal("OK", core.bus_call(b, "SET", "big", string.rep("x", 5000)))
+      return core.bus_call(b, "GET", "big")
+    end)
+    assert.is_nil(r) assert.equal("reply from Redis too large", msg) assert.equal("toolarge", code)
+    assert.truthy(wait_until(function() return srv:bus() == "up" end, 5))
+    assert.is_true(core.bus_send(b, "PING"))
+    assert.is_true(core.bus_send(b, "PING"))
+    local ok
+    ok, msg, code = core.bus_send(b, "PING")
+    assert.is_nil(ok) assert.equal("too many commands waiting for Redis", msg) assert.equal("unavailable", code)
+    assert.truthy(wait_until(function() return core.bus_send(b, "PING") end))
+    srv:close()
+  end)
+
   it("notices a Redis that stops answering (PING) and comes back when it answers again", function()
     local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "pinged", ping = 0.3, timeout = 0.3 } },
       function() end))
