@@ -22,7 +22,6 @@
 #define DNS_POLL 0.005
 #define READ_CHUNK 65536
 #define READ_ROUNDS 16      /* reads per wake-up before other sockets get their turn */
-#define HANDSHAKE_MAX 4     /* AUTH, SELECT, CLIENT SETNAME */
 
 typedef struct pending {
   ws_redis_reply_fn cb;
@@ -276,7 +275,7 @@ static int format(ws_redis *r, int argc, const ws_redis_arg *argv) {
 static int command(ws_redis *r, int argc, const ws_redis_arg *argv, ws_redis_reply_fn cb, void *priv,
                    int expect_reply, const char **why) {
   if (r->cfg.push) expect_reply = 0;
-  if (expect_reply && r->qlen >= r->cfg.max_pending + HANDSHAKE_MAX) {
+  if (expect_reply && r->qlen >= r->cfg.max_pending) {
     if (why) *why = "too many commands waiting for Redis";
     return -1;
   }
@@ -368,6 +367,20 @@ static int dispatch(ws_redis *r, redisReply *rep) {
   return kept;
 }
 
+/* A reply over max_reply: its command fails with "toolarge", the connection goes (the rest
+ * of the reply cannot be skipped without reading it). */
+static void too_large(ws_redis *r) {
+  static const char msg[] = "reply from Redis too large";
+  if (!r->cfg.push && r->qlen) {
+    pending p = r->q[r->qhead];
+    r->qhead = (r->qhead + 1) % r->qcap;
+    r->qlen--;
+    if (p.cb) p.cb(r, NULL, msg, "toolarge", p.priv);
+    if (r->dead || r->state == WS_REDIS_IDLE) return;
+  }
+  fail(r, msg);
+}
+
 static void on_readable(ws_redis *r) {
   char buf[READ_CHUNK];
   for (int round = 0; round < READ_ROUNDS; round++) {
@@ -385,7 +398,14 @@ static void on_readable(ws_redis *r) {
       void *obj = NULL;
       if (redisReaderGetReply(r->reader, &obj) != REDIS_OK) { fail(r, "protocol error from Redis"); return; }
       if (!obj) break;
-      r->reply_bytes = r->reader->len - r->reader->pos;
+      size_t left = r->reader->len - r->reader->pos;
+      size_t used = r->reply_bytes > left ? r->reply_bytes - left : 0;
+      r->reply_bytes = left;
+      if (used > r->cfg.max_reply) {
+        freeReplyObject(obj);
+        too_large(r);
+        return;
+      }
       unsigned gen = r->gen;
       r->busy++;
       int kept = dispatch(r, obj);
@@ -393,7 +413,7 @@ static void on_readable(ws_redis *r) {
       if (!kept) freeReplyObject(obj);
       if (r->dead || r->gen != gen) return; /* freed or closed from a callback: io_cb cleans up */
     }
-    if (r->reply_bytes > r->cfg.max_reply) { fail(r, "reply from Redis too large"); return; }
+    if (r->reply_bytes > r->cfg.max_reply) { too_large(r); return; }
     if ((size_t)n < sizeof buf) return;
   }
 }

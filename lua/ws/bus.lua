@@ -151,7 +151,10 @@ function Bus:call(...) return call(self.c, ...) end
 function Bus:send(...) return core.bus_send(self.c, ...) end
 function Bus:node() return core.bus_node(self.c) end
 function Bus:state() return cbus_state(self.c) end
-function Bus:close() return core.bus_close(self.c) end
+function Bus:close()
+  self.closed = true
+  return core.bus_close(self.c)
+end
 
 local ordered_mod
 local function ordered()
@@ -170,6 +173,7 @@ local function route(b, conn, topic, data, opts)
     kind = opts.kind
     if opts["local"] then return cpublish_local(b.server._l, topic, data, kind, conn) end
   end
+  if b.closed then return cpublish_local(b.server._l, topic, data, kind, conn) end -- the server is closing
   if b:ordered(topic) then return ordered().publish(b, conn, topic, data, kind, type(opts) == "table" and opts or nil) end
   return cbus_publish(b.c, topic, data, kind, conn)
 end
@@ -225,7 +229,10 @@ end
 
 function M.close(srv)
   local b = srv._bus
-  if b then core.bus_close(b.c) end
+  if b then
+    b.closed = true
+    core.bus_close(b.c)
+  end
 end
 
 return M

@@ -5,7 +5,7 @@
 --   redis.cli("PUBSUB", "NUMSUB", "ws:t:room") -> redis-cli's output (raw, no trailing newline)
 --   redis.stop(), redis.restart()   -- restart keeps the port; the data are gone (no persistence)
 -- opts: port (default free), args (extra redis-server arguments), timeout (seconds it may live, 600).
-local helper = require "spec.helper"
+local helper = require "helper"
 
 local M = {}
 
