@@ -57,6 +57,8 @@ struct ws_bus {
   ws_bus_counters c;
   ws_bus_hook_fn hook;
   void *user;
+  size_t resub_left;       /* subscribe confirmations still due after the subscriber (re)connected */
+  int resub_notify;        /* then tell the hook ('r'): it was a reconnect */
 };
 
 static uint32_t hash_name(const char *p, size_t n) {
@@ -247,18 +249,20 @@ static void linger_cb(struct ev_loop *ev, ev_timer *w, int revents) {
 }
 
 /* Every topic with local subscribers, after the subscriber connection came (back) up. */
-static void resubscribe_all(ws_bus *b) {
+static size_t resubscribe_all(ws_bus *b) {
   bus_topic *batch[WS_BUS_BATCH];
-  size_t n = 0;
+  size_t n = 0, total = 0;
   for (size_t i = 0; i < b->nbuckets; i++) {
     for (bus_topic *t = b->buckets[i]; t; t = t->next) {
       if (!t->active) continue; /* lingering ones are dropped when their linger ends */
       t->subscribed = 1;
       batch[n++] = t;
+      total++;
       if (n == WS_BUS_BATCH) { send_batch(b, "SUBSCRIBE", batch, n); n = 0; }
     }
   }
   send_batch(b, "SUBSCRIBE", batch, n);
+  return total;
 }
 
 /* ---- receiving ---- */
@@ -306,6 +310,12 @@ static void on_push(ws_redis *r, struct redisReply *rep, void *user) {
     on_message(b, el[1]->str, el[1]->len, el[2]->str, el[2]->len);
   } else if ((str_is(el[0], "subscribe") || str_is(el[0], "unsubscribe")) && el[2]->type == REDIS_REPLY_INTEGER) {
     b->c.subscriptions = el[2]->integer > 0 ? (uint64_t)el[2]->integer : 0;
+    /* Redis answers in order: once every channel of the resubscription is confirmed, what is
+     * published from now on reaches us, and the hook may read what was missed meanwhile. */
+    if (str_is(el[0], "subscribe") && b->resub_left && --b->resub_left == 0 && b->resub_notify) {
+      b->resub_notify = 0;
+      notify(b, 'r', NULL, 0);
+    }
   }
 }
 
@@ -330,6 +340,7 @@ static void on_state(ws_redis *r, int up, const char *why, void *user) {
   if (!up) {
     if (bc == &b->sub) {
       b->c.subscriptions = 0;
+      b->resub_left = 0;
       for (size_t i = 0; i < b->nbuckets; i++)
         for (bus_topic *t = b->buckets[i]; t; t = t->next) t->subscribed = 0;
     }
@@ -345,8 +356,8 @@ static void on_state(ws_redis *r, int up, const char *why, void *user) {
     size_t n = (size_t)snprintf(chan, sizeof chan, "%sn:%s", b->prefix, b->node);
     ws_redis_arg a[2] = { { "SUBSCRIBE", 9, NULL, 0 }, { chan, n, NULL, 0 } };
     if (ws_redis_command(b->sub.r, 2, a, NULL, NULL, NULL) < 0) b->c.failed++;
-    resubscribe_all(b);
-    if (again) notify(b, 'r', NULL, 0);
+    b->resub_left = 1 + resubscribe_all(b); /* the node's channel and the topics */
+    b->resub_notify = again;
   }
 }
 
