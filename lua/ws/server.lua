@@ -14,6 +14,13 @@ local Server = {}
 Server.__index = Server
 M.Server = Server
 topics_mod.install(Server) -- server:publish, server:subscribers
+-- The Redis bus's methods (lua/ws/bus_api.lua) replace these when the first bus is created.
+for _, name in ipairs({ "history", "presence", "send_to" }) do
+  Server[name] = function() error("ws: server:" .. name .. " needs the server's bus option", 2) end
+end
+for _, name in ipairs({ "track", "untrack" }) do
+  conn_mod.methods[name] = function() error("ws: conn:" .. name .. " needs the server's bus option", 2) end
+end
 
 -- The servers still listening, for the default SIGINT/SIGTERM handling.
 local open_servers = setmetatable({}, { __mode = "k" })
