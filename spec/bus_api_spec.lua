@@ -117,6 +117,35 @@ describe("bus API in one process", function()
     srv:close()
   end)
 
+  it("tells on_gap of a new epoch, but not of a topic that expired after history_ttl of silence", function()
+    local gaps = {}
+    local srv = assert(ws.server({ port = 0, bus = {
+      url = redis.url, node = "epochs", ordered = { "room:*" }, history_ttl = 1,
+    } }, { open = function(conn) conn:subscribe("room:x") end }))
+    srv.on_gap = function(topic, conns, why) gaps[#gaps + 1] = { topic, #conns, why } end
+    assert.truthy(wait_until(function() return srv:bus() == "up" end))
+    local a = collector(srv.port)
+    assert.truthy(wait_until(function() return redis.cli("PUBSUB", "NUMSUB", "ws:t:room:x"):match("\n1$") end))
+    local _, e1 = in_task(function() return srv:publish("room:x", "one", { wait = true }) end)
+    assert.truthy(wait_until(function() return #a.got == 1 end))
+    -- silence for longer than history_ttl: the topic expires in Redis, nothing was missed
+    assert.truthy(wait_until(function() return redis.cli("EXISTS", "ws:m:room:x") == "0" end, 5))
+    local o2, e2 = in_task(function() return srv:publish("room:x", "two", { wait = true }) end)
+    assert.equal(1, o2)
+    assert.not_equal(e1, e2)
+    assert.truthy(wait_until(function() return #a.got == 2 end))
+    assert.equal("two", a.got[2][1])
+    ws.sleep(0.05)
+    assert.same({}, gaps)
+    -- the topic's meta gone at once (as after a restart without persistence): a loss is possible
+    redis.cli("DEL", "ws:m:room:x")
+    in_task(function() return srv:publish("room:x", "three", { wait = true }) end)
+    assert.truthy(wait_until(function() return #gaps == 1 end))
+    assert.same({ "room:x", 1, "epoch" }, gaps[1])
+    assert.truthy(wait_until(function() return #a.got == 3 end))
+    srv:close()
+  end)
+
   it("tracks presence from callbacks, calls on_presence, untracks a closed connection by itself", function()
     local events = {}
     local srv

@@ -187,7 +187,7 @@ end
 -- One message to this node's subscribers (its own publisher excluded), formatted once.
 local function deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
   local s = S(B)
-  T.last, T.epoch = offset, epoch
+  T.last, T.epoch, T.at = offset, epoch, core.now()
   local payload = data
   local format = B.config.format
   if format then
@@ -223,9 +223,14 @@ function M.on_message(B, topic, data, kind, node, id, offset, epoch)
     return deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
   end
   if epoch ~= T.epoch then
-    -- A new epoch: what followed our last offset in the old one is lost. The messages of the
-    -- new epoch before this one are in its stream: fill them from 0.
-    report_gap(B, topic, "epoch")
+    -- A new epoch: what followed our last offset in the old one is lost, unless the topic simply
+    -- expired: nothing published for history_ttl since our last message, and our subscription
+    -- never dropped meanwhile (then we saw everything). The messages of the new epoch before
+    -- this one are in its stream: fill them from 0.
+    local s = S(B)
+    local ttl = B.config.history_ttl
+    local idle = ttl > 0 and T.at and core.now() - T.at >= ttl - math.min(1, ttl / 10)
+    if not (idle and (s.reconnected_at or -1) < T.at) then report_gap(B, topic, "epoch") end
     T.last, T.epoch = 0, epoch
   end
   if offset <= T.last then
@@ -296,11 +301,16 @@ function fill(B, topic, T)
       T.last = nil
     end
     flush_queue(B, topic, T)
+    if T.forgotten and not T.queue then
+      T.forgotten = nil
+      if s.topics[topic] == T then s.topics[topic] = nil end
+    end
   end)
 end
 
 -- The bus is up again after a loss: every topic this node delivered may have missed its tail.
 function M.on_reconnect(B)
+  S(B).reconnected_at = core.now()
   for topic, T in pairs(S(B).topics) do
     if T.last and not T.queue then
       T.queue = {}
@@ -314,7 +324,8 @@ end
 function M.forget(B, topic)
   local topics = S(B).topics
   local T = topics[topic]
-  if T and not T.queue then topics[topic] = nil end
+  if not T then return end
+  if T.queue then T.forgotten = true else topics[topic] = nil end -- after its fill
 end
 
 -- server:history(topic [, { limit = N, since = offset, epoch = e }]) -> list, top | nil, message, code
