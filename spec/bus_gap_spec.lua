@@ -11,65 +11,15 @@ local resp = require "support.resp"
 local wsc = require "support.ws_client"
 local scripts = require "ws.bus_scripts"
 
-local NODE = helper.root .. "/spec/support/bus_node.lua"
+local nodes = require "support.bus_nodes"
 
+local client = nodes.client
 local function start_node(redis_url, name, history, gap_mode)
-  local port = helper.free_port()
-  local p = helper.spawn_lua({ NODE, tostring(port), redis_url, name, "60", tostring(history or 1000), gap_mode or "notify" },
-    { timeout = 300 })
-  assert(p:wait_output("ready %d+", 10), "node did not start: " .. p:errors())
-  return { port = port, proc = p, name = name }
-end
-
-local function client(node)
-  local c = assert(wsc.connect(node.port))
-  c.events = {}
-  -- Reads what has arrived, without waiting more than `timeout` (default 0) for the first one.
-  function c.pump(timeout)
-    local first = true
-    while true do
-      local kind, msg = c:receive(first and (timeout or 0) or 0)
-      first = false
-      if kind == "text" then c.events[#c.events + 1] = msg
-      elseif kind == "close" then c.closed = msg return
-      elseif kind == nil then return end
-    end
-  end
-  function c.cmd(line, timeout)
-    assert(c:send(line))
-    local verb = line:match("^(%S+)")
-    local ok, err = "ok " .. verb, "err " .. verb
-    local deadline = wsc.now() + (timeout or 5)
-    while wsc.now() < deadline do
-      local kind, msg = c:message(deadline - wsc.now())
-      if kind ~= "text" then return nil, kind end
-      if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
-      c.events[#c.events + 1] = msg
-    end
-    return nil, "timeout"
-  end
-  function c.matching(pattern)
-    local out = {}
-    for _, e in ipairs(c.events) do if e:match(pattern) then out[#out + 1] = e end end
-    return out
-  end
-  function c.wait_events(pattern, n, timeout)
-    local deadline = wsc.now() + (timeout or 5)
-    while #c.matching(pattern) < n and wsc.now() < deadline and not c.closed do c.pump(0.05) end
-    return c.matching(pattern)
-  end
-  return c
+  return nodes.start(redis_url, name, { presence_ttl = 60, history = history, gap = gap_mode or "notify" })
 end
 
 -- The offsets and data of "msg <topic> <offset> <epoch> <data>" events, in arrival order.
-local function msgs(c, topic)
-  local out = {}
-  for _, e in ipairs(c.matching("^msg " .. topic:gsub("%p", "%%%0") .. " ")) do
-    local offset, epoch, data = e:match("^msg %S+ (%d+) (%w+) (.*)$")
-    out[#out + 1] = { offset = tonumber(offset), epoch = epoch, data = data }
-  end
-  return out
-end
+local function msgs(c, topic) return c.msgs(topic) end
 
 local function counter(c, name)
   local line = c.cmd("bus") or ""

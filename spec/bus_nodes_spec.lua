@@ -6,48 +6,12 @@ local redis = require "support.redis"
 local resp = require "support.resp"
 local wsc = require "support.ws_client"
 
-local NODE = helper.root .. "/spec/support/bus_node.lua"
+local nodes = require "support.bus_nodes"
 
+local client = nodes.client
 local function start_node(redis_url, name, ttl)
-  local port = helper.free_port()
-  local p = helper.spawn_lua({ NODE, tostring(port), redis_url, name, tostring(ttl or 2) }, { timeout = 300 })
-  assert(p:wait_output("ready %d+", 10), "node did not start: " .. p:errors())
-  return { port = port, proc = p, name = name }
-end
-
--- A client of a node with a command/reply helper; other messages (msg, presence, direct) are kept
--- in order in c.events.
-local function client(node)
-  local c = assert(wsc.connect(node.port))
-  c.events = {}
-  function c.cmd(line, timeout)
-    assert(c:send(line))
-    local verb = line:match("^(%S+)")
-    local ok, err = "ok " .. verb, "err " .. verb
-    local deadline = wsc.now() + (timeout or 5)
-    while wsc.now() < deadline do
-      local kind, msg = c:message(deadline - wsc.now())
-      if kind ~= "text" then return nil, kind end
-      if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
-      c.events[#c.events + 1] = msg
-    end
-    return nil, "timeout"
-  end
-  -- Waits until `n` events matching pattern are there (bounded), returns them.
-  function c.wait_events(pattern, n, timeout)
-    local deadline = wsc.now() + (timeout or 5)
-    local function matching()
-      local out = {}
-      for _, e in ipairs(c.events) do if e:match(pattern) then out[#out + 1] = e end end
-      return out
-    end
-    while #matching() < n and wsc.now() < deadline do
-      local kind, msg = c:message(math.max(0.01, deadline - wsc.now()))
-      if kind == "text" then c.events[#c.events + 1] = msg elseif kind ~= nil then break end
-    end
-    return matching()
-  end
-  return c
+  local n = nodes.start(redis_url, name, { presence_ttl = ttl or 2 })
+  return n
 end
 
 local function kill9(proc)

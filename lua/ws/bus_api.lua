@@ -115,6 +115,24 @@ local function conn_bus(conn, what)
   return b
 end
 
+-- conn:subscribe(topic [, { since = offset [, epoch = e] }]): with `since`, on an ordered topic
+-- of a server with a bus, the connection first gets what it missed (ws.bus_ordered.resume).
+local plain_subscribe = methods.subscribe
+function methods:subscribe(topic, opts)
+  if opts == nil then return plain_subscribe(self, topic) end
+  if type(opts) ~= "table" then error("ws: subscribe options must be a table", 2) end
+  local since, epoch = opts.since, opts.epoch
+  if since == nil then return plain_subscribe(self, topic) end
+  if type(since) ~= "number" or since < 0 or since % 1 ~= 0 then
+    error("ws: subscribe since must be an offset (a whole number >= 0)", 2)
+  end
+  if epoch ~= nil and type(epoch) ~= "string" then error("ws: subscribe epoch must be a string", 2) end
+  local b = conn_bus(self, "conn:subscribe with since")
+  if type(topic) ~= "string" or topic == "" then error("ws: topic name expected", 2) end
+  if not b:ordered(topic) then error("ws: conn:subscribe with since needs an ordered topic", 2) end
+  return ordered.resume(b, self, topic, since, epoch)
+end
+
 -- conn:track(topic [, info]) -> true | nil, message, code
 function methods:track(topic, info)
   return presence.track(conn_bus(self, "conn:track"), self, topic, info)

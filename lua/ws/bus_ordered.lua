@@ -184,19 +184,28 @@ local function topic_state(B, topic)
   return T
 end
 
+local function formatted(B, topic, data, offset, epoch, kind)
+  local format = B.config.format
+  if not format then return data end
+  local ok, out = pcall(format, topic, data, offset, epoch, kind)
+  if ok and type(out) == "string" then return out end
+  core.report("bus", "format: " .. (ok and "string expected, got " .. type(out) or tostring(out)))
+  return data
+end
+
+-- The last RING messages delivered per topic, kept once a connection resumed on the topic (see
+-- M.resume): offset -> payload, kind, in slots offset % RING.
+local RING = 128
+
 -- One message to this node's subscribers (its own publisher excluded), formatted once.
 local function deliver_now(B, T, topic, data, kind, node, id, offset, epoch)
   local s = S(B)
   T.last, T.epoch, T.at = offset, epoch, core.now()
-  local payload = data
-  local format = B.config.format
-  if format then
-    local ok, out = pcall(format, topic, data, offset, epoch, kind)
-    if ok and type(out) == "string" then
-      payload = out
-    else
-      core.report("bus", "format: " .. (ok and "string expected, got " .. type(out) or tostring(out)))
-    end
+  local payload = formatted(B, topic, data, offset, epoch, kind)
+  local ring = T.ring
+  if ring then
+    local i = offset % RING
+    ring.o[i], ring.p[i], ring.k[i] = offset, payload, kind
   end
   local except
   if id and node == cnode(B.c) then except = s.conns[id] end
@@ -326,6 +335,89 @@ function M.forget(B, topic)
   local T = topics[topic]
   if not T then return end
   if T.queue then T.forgotten = true else topics[topic] = nil end -- after its fill
+end
+
+-- conn:subscribe(topic, { since = offset, epoch = epoch }) on an ordered topic: the connection
+-- gets every message after `since` (read from the topic's stream, formatted as live ones are),
+-- then the live ones, with no gap and no duplicate, whichever node it was on before. The switch
+-- from the replay to the live subscription happens within one loop step: it is taken when this
+-- node has delivered exactly up to the last message replayed (the missing few come from the
+-- node's ring of recent messages). When the node does not receive the topic yet, its position is
+-- seeded with the replay's end, so that what Redis publishes meanwhile is filled as a gap.
+-- -> true, replayed | nil, message, "gone" (the stream no longer holds since + 1, or the epoch is
+-- not the topic's: the connection is not subscribed; the application resynchronises it) |
+-- nil, message, code
+local RESUME_TRIES = 100
+
+local function send_replay(conn, payload, kind)
+  local ok, err, code = core.send(conn, payload, kind)
+  if ok == nil then return nil, err, code end
+  return true
+end
+
+function M.resume(B, conn, topic, since, epoch)
+  local s = S(B)
+  local k = topic_keys(B, topic)
+  local cur, replayed = since, 0
+  local ttl = B.config.history_ttl
+  local behind = 0
+  for _ = 1, RESUME_TRIES do
+    if conn.state ~= "open" then return nil, "closed", "closed" end
+    local r, err, code = scripts.run(s.call, scripts.history, k.stream, k.meta, 0, string.format("%d", cur), new_epoch(), ttl, epoch or "")
+    if not r then return nil, err, code end
+    local repoch, status, entries = r[2], r[3], r[4]
+    if status == "trimmed" then return nil, "history no longer holds offset " .. string.format("%d", cur + 1), "gone" end
+    if status == "epoch" or status == "ahead" then return nil, "epoch changed", "gone" end
+    epoch = repoch
+    for _, e in ipairs(entries) do
+      local x = scripts.entry(e)
+      if x.offset > cur then
+        local ok, serr, scode = send_replay(conn, formatted(B, topic, x.data, x.offset, epoch, x.kind), x.kind)
+        if not ok then return nil, serr, scode end
+        cur, replayed = x.offset, replayed + 1
+      end
+    end
+    -- From here to the subscribe: no waiting.
+    local T = s.topics[topic]
+    if not T or T.last == nil then
+      -- This node does not deliver the topic yet: it starts where the replay ended.
+      T = T or {}
+      s.topics[topic] = T
+      T.last, T.epoch, T.at = cur, epoch, core.now()
+      T.ring = T.ring or { o = {}, p = {}, k = {} }
+      conn:subscribe(topic)
+      return true, replayed
+    end
+    T.ring = T.ring or { o = {}, p = {}, k = {} }
+    if not T.queue and T.epoch == epoch and T.last >= cur then
+      local ring, ok = T.ring, true
+      for o = cur + 1, T.last do
+        if ring.o[o % RING] ~= o then ok = false break end
+      end
+      if ok then
+        for o = cur + 1, T.last do
+          local i = o % RING
+          local sent, serr, scode = send_replay(conn, ring.p[i], ring.k[i])
+          if not sent then return nil, serr, scode end
+          replayed = replayed + 1
+        end
+        conn:subscribe(topic)
+        return true, replayed
+      end
+      -- the node is ahead of what its ring holds: read again from cur
+    elseif not T.queue and T.epoch == epoch and T.last < cur then
+      -- messages on their way to this node: wait for them; if they do not come, fill
+      behind = behind + 1
+      if behind == 20 then
+        T.queue = {}
+        fill(B, topic, T)
+      end
+      wait(nil, "t", 0.005)
+    else
+      wait(nil, "t", 0.01) -- a fill is running, or the node has not seen the new epoch yet
+    end
+  end
+  return nil, "could not catch up with the topic", "timeout"
 end
 
 -- server:history(topic [, { limit = N, since = offset, epoch = e }]) -> list, top | nil, message, code

@@ -7,6 +7,7 @@
 -- "direct <data>".
 --   id                         -> ok id <conn.id>
 --   sub <topic>                -> ok sub
+--   rsub <topic> <since> [epoch] -> ok rsub <replayed> | err rsub <message> <code>  (resume)
 --   track <topic> <info>       -> ok track | err ...
 --   untrack <topic>            -> ok untrack
 --   pub <topic> <data>         -> ok pub         (ordered topics: queued; fast: local count)
@@ -39,6 +40,11 @@ end
 local handlers = {}
 function handlers.id(conn) reply(conn, "ok id", conn.id) end
 function handlers.sub(conn, topic) conn:subscribe(topic) reply(conn, "ok sub") end
+function handlers.rsub(conn, topic, rest)
+  local since, epoch = (rest or ""):match("^(%d+)%s*(%S*)")
+  local ok, msg, code = conn:subscribe(topic, { since = tonumber(since), epoch = epoch ~= "" and epoch or nil })
+  if ok then reply(conn, "ok rsub", msg) else err_reply(conn, "rsub", msg, code) end
+end
 function handlers.track(conn, topic, info)
   local ok, msg, code = conn:track(topic, info or "")
   if ok then reply(conn, "ok track") else err_reply(conn, "track", msg, code) end
