@@ -43,23 +43,9 @@ local function S(B)
 end
 M.S = S
 
--- An epoch for a topic that has none yet: the time in ms (base 36) and 10 random characters, so
--- that two nodes (or a restarted Redis) do not pick the same one. [0-9a-z], 18 characters.
-local ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-local function new_epoch()
-  local t = {}
-  local n = math.floor(core.now() * 1000) % 2821109907456 -- 36^8
-  for i = 8, 1, -1 do
-    local d = n % 36
-    t[i] = ALPHABET:sub(d + 1, d + 1)
-    n = (n - d) / 36
-  end
-  for i = 9, 18 do
-    local d = math.random(0, 35)
-    t[i] = ALPHABET:sub(d + 1, d + 1)
-  end
-  return table.concat(t)
-end
+-- The epoch a topic gets when it has none: "" lets the script take Redis's clock (seconds and
+-- microseconds, 16 digits), which a restarted Redis has moved past.
+local function new_epoch() return "" end
 M.new_epoch = new_epoch
 
 local function generation(B)

@@ -70,7 +70,7 @@ if not epoch then
   epoch = ARGV[4]
   if epoch == '' then
     local t = redis.call('TIME')
-    epoch = t[1] .. t[2]
+    epoch = t[1] .. string.format('%06d', tonumber(t[2]))
   end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', epoch)
@@ -101,7 +101,7 @@ if not epoch then
   epoch = ARGV[3]
   if epoch == '' then
     local t = redis.call('TIME')
-    epoch = t[1] .. t[2]
+    epoch = t[1] .. string.format('%06d', tonumber(t[2]))
   end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', epoch, 's', 0)
