@@ -135,7 +135,7 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
   return r;
 }
 
-int ws_redis_state(const ws_redis *r) { return r->state; }
+int ws_redis_state(const ws_redis *r) { return r ? r->state : WS_REDIS_IDLE; }
 size_t ws_redis_pending(const ws_redis *r) { return r->qlen; }
 const char *ws_redis_error(const ws_redis *r) { return r->error; }
 
@@ -257,8 +257,12 @@ static int queue_reply(ws_redis *r, ws_redis_reply_fn cb, void *priv) {
   return 0;
 }
 
+/* Appending may move the unsent bytes to the front of the buffer (ws_buf_reserve), so a
+ * rollback keeps a size, not an end offset. */
+static void rollback(ws_redis *r, size_t size) { r->out.len = r->out.head + size; }
+
 static int format(ws_redis *r, int argc, const ws_redis_arg *argv) {
-  size_t mark = r->out.len, bytes = 0;
+  size_t mark = ws_buf_size(&r->out), bytes = 0;
   for (int i = 0; i < argc; i++) bytes += argv[i].n + argv[i].n2 + 32;
   if (ws_buf_size(&r->out) + bytes > r->cfg.max_output) return -1;
   int bad = put_len(r, '*', (size_t)argc);
@@ -268,7 +272,7 @@ static int format(ws_redis *r, int argc, const ws_redis_arg *argv) {
     if (argv[i].n2) bad |= put(r, argv[i].p2, argv[i].n2);
     bad |= put(r, "\r\n", 2);
   }
-  if (bad) { r->out.len = mark; return -1; }
+  if (bad) { rollback(r, mark); return -1; }
   return 0;
 }
 
@@ -279,9 +283,9 @@ static int command(ws_redis *r, int argc, const ws_redis_arg *argv, ws_redis_rep
     if (why) *why = "too many commands waiting for Redis";
     return -1;
   }
-  size_t mark = r->out.len;
+  size_t mark = ws_buf_size(&r->out);
   if (format(r, argc, argv) < 0 || (expect_reply && queue_reply(r, cb, priv) < 0)) {
-    r->out.len = mark;
+    rollback(r, mark);
     if (why) *why = "bus output buffer full";
     return -1;
   }
