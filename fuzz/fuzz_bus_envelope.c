@@ -6,13 +6,16 @@
  *         bounds, the data must be the bytes after the header, and the header re-encoded from
  *         the decoded fields must decode to the same fields.
  *   odd:  the rest is RESP fed to a redisReader in pieces of (byte 0 >> 1) + 1 bytes; every
- *         ["message", channel, payload] array's payload is decoded as above. */
+ *         reply goes through the bus's push classifier (ws_bus_push.c) for prefix "ws:" and
+ *         node "nodeA", whose verdict must be consistent, and every ["message", channel,
+ *         payload] array's payload is decoded as above. */
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/ws_bus_envelope.h"
+#include "runtime/ws_bus_push.h"
 
 static void check(int ok) {
   if (!ok) abort();
@@ -42,6 +45,28 @@ static void one_envelope(const uint8_t *p, size_t n) {
   check(e2.has_time == e.has_time && (!e.has_time || e2.time_us == e.time_us));
 }
 
+static int inside(const char *p, size_t n, const redisReply *s) {
+  return s->type == REDIS_REPLY_STRING && p >= s->str && p + n <= s->str + s->len;
+}
+
+static void classify(const redisReply *rep) {
+  ws_bus_push m;
+  ws_bus_push_classify(rep, "ws:", 3, "nodeA", 5, 1024, &m);
+  check(m.kind >= WS_BUS_PUSH_IGNORE && m.kind <= WS_BUS_PUSH_HOOK);
+  if (m.kind == WS_BUS_PUSH_FAST || m.kind == WS_BUS_PUSH_OWN || m.kind == WS_BUS_PUSH_HOOK) {
+    check(rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+    check(inside((const char *)m.env.data, m.env.data_len, rep->element[2]));
+    check(ws_bus_node_valid(m.env.node, m.env.node_len));
+    check((m.kind == WS_BUS_PUSH_HOOK) == (m.env.type != 'f'));
+    check((m.kind == WS_BUS_PUSH_OWN) == (m.env.type == 'f' && m.env.node_len == 5 && !memcmp(m.env.node, "nodeA", 5)));
+  }
+  if (m.kind == WS_BUS_PUSH_FAST || m.kind == WS_BUS_PUSH_OWN) check(m.topic != NULL);
+  if (m.topic) {
+    check(m.topic_len >= 1 && m.topic_len <= 1024);
+    check(inside(m.topic, m.topic_len, rep->element[1]));
+  }
+}
+
 static void resp(const uint8_t *p, size_t n, size_t piece) {
   redisReader *r = redisReaderCreate();
   if (!r) return;
@@ -55,6 +80,7 @@ static void resp(const uint8_t *p, size_t n, size_t piece) {
       if (redisReaderGetReply(r, &obj) != REDIS_OK) { failed = 1; break; }
       if (!obj) break;
       redisReply *rep = obj;
+      classify(rep);
       if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
           rep->element[0]->len == 7 && memcmp(rep->element[0]->str, "message", 7) == 0 &&
           rep->element[2]->type == REDIS_REPLY_STRING)

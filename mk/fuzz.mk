@@ -9,8 +9,9 @@ FUZZ_OBJDIR  := build/fuzz
 FUZZ_DRIVERS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_HELPERS := $(filter-out $(FUZZ_DRIVERS),$(sort $(wildcard fuzz/*.c)))
 FUZZ_BINS    := $(patsubst fuzz/%.c,fuzz/bin/%,$(FUZZ_DRIVERS))
-# Pure runtime files (no libev, no sockets) a driver may use: the bus envelope codec.
-FUZZ_RT_SRC  := csrc/runtime/ws_bus_envelope.c
+# Pure runtime files (no libev, no sockets) a driver may use: the bus envelope codec and the
+# verdict on a subscribed connection's replies.
+FUZZ_RT_SRC  := csrc/runtime/ws_bus_envelope.c csrc/runtime/ws_bus_push.c
 FUZZ_OBJS    := $(patsubst csrc/%.c,$(FUZZ_OBJDIR)/%.o,$(CORE_SRC) $(FUZZ_RT_SRC)) \
                 $(patsubst fuzz/%.c,$(FUZZ_OBJDIR)/fuzz/%.o,$(FUZZ_HELPERS))
 

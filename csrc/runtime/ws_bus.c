@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ws_bus.h"
+#include "ws_bus_push.h"
 #include "ws_random.h"
 #include "ws_rt_internal.h"
 #include "ws_topic.h"
@@ -267,56 +268,41 @@ static size_t resubscribe_all(ws_bus *b) {
 
 /* ---- receiving ---- */
 
-static void on_message(ws_bus *b, const char *chan, size_t clen, const char *p, size_t n) {
-  const char *topic = NULL;
-  size_t tlen = 0;
-  ws_bus_env e;
-  const char *err;
-  if (clen > b->prefix_len + 2 && memcmp(chan, b->prefix, b->prefix_len) == 0 &&
-      memcmp(chan + b->prefix_len, "t:", 2) == 0) {
-    topic = chan + b->prefix_len + 2;
-    tlen = clen - b->prefix_len - 2;
-  } else if (!(clen > b->prefix_len + 2 && memcmp(chan, b->prefix, b->prefix_len) == 0 &&
-               memcmp(chan + b->prefix_len, "n:", 2) == 0)) {
-    b->c.foreign++;
-    return;
-  }
-  if (ws_bus_env_decode(p, n, &e, &err) < 0) { b->c.foreign++; return; }
-  int own = e.node_len == strlen(b->node) && memcmp(e.node, b->node, e.node_len) == 0;
-  if (e.type == 'f' && own) { b->c.own++; return; }
-  if (e.type == 'f' && !topic) { b->c.foreign++; return; }
-  if (e.has_time) b->c.lag_us = now_us() - (int64_t)e.time_us;
-  b->c.received++;
-  if (e.type == 'f') {
-    if (tlen > WS_TOPIC_NAME_MAX) return;
-    ws_topics_publish(b->l, topic, tlen, e.binary ? WS_OP_BINARY : WS_OP_TEXT, e.data, e.data_len, NULL);
-    return;
-  }
-  if (b->hook) b->hook(b, &e, topic, tlen, b->user);
-}
-
-static int str_is(const redisReply *r, const char *s) {
-  size_t n = strlen(s);
-  return r->type == REDIS_REPLY_STRING && r->len == n && strncasecmp(r->str, s, n) == 0;
+/* A "subscribe" confirmation (not an "unsubscribe" one). */
+static int is_subscribe(const redisReply *rep) {
+  const redisReply *k = rep->element[0];
+  return k->type == REDIS_REPLY_STRING && k->len == 9 && strncasecmp(k->str, "subscribe", 9) == 0;
 }
 
 static void on_push(ws_redis *r, struct redisReply *rep, void *user) {
   ws_bus *b = ((bus_conn *)user)->bus;
+  ws_bus_push m;
   (void)r;
-  if (rep->type == REDIS_REPLY_ERROR) { b->c.failed++; return; }
-  if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
-  redisReply **el = rep->element;
-  if (str_is(el[0], "message") && el[1]->type == REDIS_REPLY_STRING && el[2]->type == REDIS_REPLY_STRING) {
-    on_message(b, el[1]->str, el[1]->len, el[2]->str, el[2]->len);
-  } else if ((str_is(el[0], "subscribe") || str_is(el[0], "unsubscribe")) && el[2]->type == REDIS_REPLY_INTEGER) {
-    b->c.subscriptions = el[2]->integer > 0 ? (uint64_t)el[2]->integer : 0;
+  ws_bus_push_classify(rep, b->prefix, b->prefix_len, b->node, strlen(b->node), WS_TOPIC_NAME_MAX, &m);
+  switch (m.kind) {
+  case WS_BUS_PUSH_COUNT:
+    b->c.subscriptions = m.count > 0 ? (uint64_t)m.count : 0;
     /* Redis answers in order: once every channel of the resubscription is confirmed, what is
      * published from now on reaches us, and the hook may read what was missed meanwhile. */
-    if (str_is(el[0], "subscribe") && b->resub_left && --b->resub_left == 0 && b->resub_notify) {
+    if (b->resub_left && is_subscribe(rep) && --b->resub_left == 0 && b->resub_notify) {
       b->resub_notify = 0;
       notify(b, 'r', NULL, 0);
     }
+    return;
+  case WS_BUS_PUSH_ERROR: b->c.failed++; return;
+  case WS_BUS_PUSH_FOREIGN: b->c.foreign++; return;
+  case WS_BUS_PUSH_OWN: b->c.own++; return;
+  case WS_BUS_PUSH_FAST:
+  case WS_BUS_PUSH_HOOK: break;
+  default: return;
   }
+  const ws_bus_env *e = &m.env;
+  if (e->has_time) b->c.lag_us = now_us() - (int64_t)e->time_us;
+  b->c.received++;
+  if (m.kind == WS_BUS_PUSH_FAST)
+    ws_topics_publish(b->l, m.topic, m.topic_len, e->binary ? WS_OP_BINARY : WS_OP_TEXT, e->data, e->data_len, NULL);
+  else if (b->hook)
+    b->hook(b, e, m.topic, m.topic_len, b->user);
 }
 
 /* ---- connections ---- */

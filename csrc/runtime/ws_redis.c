@@ -1,8 +1,10 @@
 /* A Redis connection on the loop (see ws_redis.h). The socket, the name lookup
  * (getaddrinfo_a, polled from the timer so no thread of ours and no signal), the writes and
  * the deadlines are ours; hiredis's reader only turns bytes into reply objects. Commands are
- * appended to one output buffer and written when the socket is writable (the next poll), so
- * commands queued in one loop iteration leave in one write. */
+ * appended to one output buffer and written once per loop iteration: by a prepare watcher just
+ * before the loop polls, or, for commands queued by tasks while the loop's own prepare step
+ * runs them, by an idle watcher right after a poll that it keeps from blocking. Only when the
+ * socket is full does the io watcher wait for writability. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,7 +46,10 @@ struct ws_redis {
   char *host, *password, *username, *client_name;
   ev_io io;
   ev_timer timer;
+  ev_prepare flush;        /* writes the output before the loop polls ... */
+  ev_idle flush_idle;      /* ... or after a poll it does not let block */
   int io_events;           /* what io is started with */
+  int wblocked;            /* the socket was full: wait for EV_WRITE */
   int fd;
   int state;
   int busy;                /* inside a callback */
@@ -103,6 +108,8 @@ static char *dup_or_null(const char *s) {
 
 static void io_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents);
+static void flush_cb(struct ev_loop *ev, ev_prepare *w, int revents);
+static void flush_idle_cb(struct ev_loop *ev, ev_idle *w, int revents);
 
 ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
   ws_redis *r = calloc(1, sizeof *r);
@@ -130,12 +137,14 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
   if (r->cfg.max_reply == 0) r->cfg.max_reply = 64u << 20;
   ev_io_init(&r->io, io_cb, -1, 0);
   ev_timer_init(&r->timer, timer_cb, 0., 0.);
-  r->io.data = r->timer.data = r;
+  ev_prepare_init(&r->flush, flush_cb);
+  ev_idle_init(&r->flush_idle, flush_idle_cb);
+  r->io.data = r->timer.data = r->flush.data = r->flush_idle.data = r;
   ws_buf_init(&r->out);
   return r;
 }
 
-int ws_redis_state(const ws_redis *r) { return r->state; }
+int ws_redis_state(const ws_redis *r) { return r ? r->state : WS_REDIS_IDLE; }
 size_t ws_redis_pending(const ws_redis *r) { return r->qlen; }
 const char *ws_redis_error(const ws_redis *r) { return r->error; }
 
@@ -156,7 +165,20 @@ static void set_io(ws_redis *r, int events) {
 static void want_io(ws_redis *r) {
   if (r->fd < 0) return;
   if (r->state == WS_REDIS_CONNECTING && r->naddrs && !r->reader) { set_io(r, EV_WRITE); return; }
-  set_io(r, EV_READ | (ws_buf_size(&r->out) ? EV_WRITE : 0));
+  set_io(r, EV_READ | (r->wblocked && ws_buf_size(&r->out) ? EV_WRITE : 0));
+}
+
+/* Output is waiting: write it before the next poll (or on EV_WRITE when the socket is full). */
+static void want_flush(ws_redis *r) {
+  if (r->fd < 0 || r->wblocked || ev_is_active(&r->flush)) return;
+  ev_prepare_start(ws_loop_ev(r->loop), &r->flush);
+  ev_idle_start(ws_loop_ev(r->loop), &r->flush_idle);
+}
+
+static void stop_flush(ws_redis *r) {
+  struct ev_loop *ev = ws_loop_ev(r->loop);
+  if (ev_is_active(&r->flush)) ev_prepare_stop(ev, &r->flush);
+  if (ev_is_active(&r->flush_idle)) ev_idle_stop(ev, &r->flush_idle);
 }
 
 /* The timer: the connect deadline, a name lookup's polling, the oldest reply's deadline or a
@@ -203,6 +225,8 @@ void ws_redis_close(ws_redis *r, const char *why, const char *err, const char *c
   dns_drop(r);
   set_io(r, 0);
   if (ev_is_active(&r->timer)) ev_timer_stop(ev, &r->timer);
+  stop_flush(r);
+  r->wblocked = 0;
   if (r->fd >= 0) { close(r->fd); r->fd = -1; }
   if (r->reader && !r->busy) { redisReaderFree(r->reader); r->reader = NULL; }
   ws_buf_free(&r->out);
@@ -257,8 +281,12 @@ static int queue_reply(ws_redis *r, ws_redis_reply_fn cb, void *priv) {
   return 0;
 }
 
+/* Appending may move the unsent bytes to the front of the buffer (ws_buf_reserve), so a
+ * rollback keeps a size, not an end offset. */
+static void rollback(ws_redis *r, size_t size) { r->out.len = r->out.head + size; }
+
 static int format(ws_redis *r, int argc, const ws_redis_arg *argv) {
-  size_t mark = r->out.len, bytes = 0;
+  size_t mark = ws_buf_size(&r->out), bytes = 0;
   for (int i = 0; i < argc; i++) bytes += argv[i].n + argv[i].n2 + 32;
   if (ws_buf_size(&r->out) + bytes > r->cfg.max_output) return -1;
   int bad = put_len(r, '*', (size_t)argc);
@@ -268,7 +296,7 @@ static int format(ws_redis *r, int argc, const ws_redis_arg *argv) {
     if (argv[i].n2) bad |= put(r, argv[i].p2, argv[i].n2);
     bad |= put(r, "\r\n", 2);
   }
-  if (bad) { r->out.len = mark; return -1; }
+  if (bad) { rollback(r, mark); return -1; }
   return 0;
 }
 
@@ -279,14 +307,14 @@ static int command(ws_redis *r, int argc, const ws_redis_arg *argv, ws_redis_rep
     if (why) *why = "too many commands waiting for Redis";
     return -1;
   }
-  size_t mark = r->out.len;
+  size_t mark = ws_buf_size(&r->out);
   if (format(r, argc, argv) < 0 || (expect_reply && queue_reply(r, cb, priv) < 0)) {
-    r->out.len = mark;
+    rollback(r, mark);
     if (why) *why = "bus output buffer full";
     return -1;
   }
   if (expect_reply && r->qlen == 1) arm(r);
-  want_io(r);
+  want_flush(r);
   return 0;
 }
 
@@ -310,16 +338,32 @@ int ws_redis_ping(ws_redis *r) {
 }
 
 static void flush_out(ws_redis *r) {
+  r->wblocked = 0;
   while (ws_buf_size(&r->out)) {
     ssize_t n = send(r->fd, ws_buf_begin(&r->out), ws_buf_size(&r->out), MSG_NOSIGNAL);
     if (n > 0) { ws_buf_consume(&r->out, (size_t)n); continue; }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { r->wblocked = 1; break; }
     fail(r, "connection to Redis lost");
     return;
   }
   if (ws_buf_size(&r->out) == 0 && r->out.cap > (1u << 20)) ws_buf_free(&r->out);
   want_io(r);
+}
+
+static void flush_now(ws_redis *r) {
+  stop_flush(r);
+  if (r->fd >= 0 && ws_buf_size(&r->out) && !r->wblocked) flush_out(r);
+}
+
+static void flush_cb(struct ev_loop *ev, ev_prepare *w, int revents) {
+  (void)ev; (void)revents;
+  flush_now(w->data);
+}
+
+static void flush_idle_cb(struct ev_loop *ev, ev_idle *w, int revents) {
+  (void)ev; (void)revents;
+  flush_now(w->data);
 }
 
 /* ---- reading ---- */
@@ -452,8 +496,10 @@ static void start_handshake(ws_redis *r) {
     if (format(r, 3, a) < 0) { fail(r, "out of memory"); return; }
     r->hs_left++;
   }
-  if (r->hs_left == 0) { want_io(r); became_up(r); return; }
-  want_io(r); /* the handshake's replies are due by the connect deadline (arm) */
+  want_io(r);
+  want_flush(r);
+  if (r->hs_left == 0) { became_up(r); return; }
+  /* the handshake's replies are due by the connect deadline (arm) */
   arm(r);
 }
 
@@ -515,7 +561,7 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents) {
       return;
     }
   }
-  if (r->fd >= 0 && ws_buf_size(&r->out)) flush_out(r);
+  if ((revents & EV_WRITE) && r->fd >= 0 && ws_buf_size(&r->out)) flush_out(r);
 }
 
 static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {

@@ -53,7 +53,7 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) WS_HIDDEN;
 /* Start connecting (state IDLE only): 0, or -1 when it failed at once (on_state is called
  * from the loop's next callbacks either way, never from inside this call). */
 int ws_redis_connect(ws_redis *r) WS_HIDDEN;
-int ws_redis_state(const ws_redis *r) WS_HIDDEN;
+int ws_redis_state(const ws_redis *r) WS_HIDDEN; /* IDLE for NULL (not created yet) */
 /* A command as argc strings (binary-safe). An argument may have a second part appended to it
  * (p2/n2), so a header and its payload need no copy into one string first. Returns 0, or -1
  * when the connection is not up or its queues are full (*why says which; cb is not called). */
