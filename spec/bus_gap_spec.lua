@@ -150,6 +150,45 @@ describe("ordered topics: gap fill on a node", function()
     pa:close() pb:close()
   end)
 
+  it("fills the gap of a node that Redis dropped for falling behind (SIGSTOP, small output-buffer limit)", function()
+    local subs = subscribe_both("room:slow")
+    local p = client(A)
+    assert.equal("OK", admin:call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 32kb 1"))
+    local pad = string.rep("x", 16000)
+    local N = 800
+    os.execute("/bin/kill -STOP -- -" .. B.proc.pid)
+    local stopped = true
+    local ok, err = pcall(function()
+      for i = 1, N do
+        assert(p:send("pub room:slow " .. i .. " " .. pad))
+        if i % 20 == 0 then
+          socket.sleep(0.05) -- 13 MB in 2 s: more than the socket buffers take, far over the limit
+          p.pump()
+          subs[1].pump()
+        end
+      end
+      socket.sleep(1.5)
+    end)
+    os.execute("/bin/kill -CONT -- -" .. B.proc.pid)
+    stopped = false
+    assert(ok, err)
+    assert.is_false(stopped)
+    for _, c in ipairs(subs) do
+      c.wait_events("^msg room:slow " .. N .. " ", 1, 20)
+      local got = c.msgs("room:slow")
+      local bad
+      for i, m in ipairs(got) do if m.offset ~= i then bad = bad or ("offset " .. m.offset .. " at " .. i) end end
+      assert.is_nil(bad)
+      assert.equal(N, #got)
+      assert.same({}, c.matching("^gap"))
+    end
+    local reconnects = counter(client(B), "reconnects")
+    assert.is_true(reconnects >= 1, "node B was not dropped by Redis")
+    admin:call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60")
+    for _, c in ipairs(subs) do c:close() end
+    p:close()
+  end)
+
   it("reports the epoch change of a Redis restarted without persistence, closing with 1012 by default", function()
     local C = start_node(srv.url, "gapC", 1000, "close")
     local subs = subscribe_both("room:epoch")
