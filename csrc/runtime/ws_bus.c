@@ -284,9 +284,21 @@ static void on_push(ws_redis *r, struct redisReply *rep, void *user) {
     b->c.subscriptions = m.count > 0 ? (uint64_t)m.count : 0;
     /* Redis answers in order: once every channel of the resubscription is confirmed, what is
      * published from now on reaches us, and the hook may read what was missed meanwhile. */
-    if (b->resub_left && is_subscribe(rep) && --b->resub_left == 0 && b->resub_notify) {
-      b->resub_notify = 0;
-      notify(b, 'r', NULL, 0);
+    if (!is_subscribe(rep)) return;
+    if (b->resub_left) {
+      if (--b->resub_left == 0 && b->resub_notify) {
+        b->resub_notify = 0;
+        notify(b, 'r', NULL, 0);
+      }
+      return;
+    }
+    /* A topic's first subscription is active from here ('s'): a connection that resumed on a
+     * topic this node did not receive yet waits for it to read what was published meanwhile. */
+    {
+      const redisReply *ch = rep->element[1];
+      if (ch->type == REDIS_REPLY_STRING && ch->len > b->prefix_len + 2 &&
+          memcmp(ch->str, b->prefix, b->prefix_len) == 0 && memcmp(ch->str + b->prefix_len, "t:", 2) == 0)
+        notify(b, 's', ch->str + b->prefix_len + 2, ch->len - b->prefix_len - 2);
     }
     return;
   case WS_BUS_PUSH_ERROR: b->c.failed++; return;

@@ -50,7 +50,8 @@ typedef struct ws_bus_counters {
 /* An envelope the bus does not handle itself (types o, j, l, d). topic is NULL for a message
  * on the node channel. Also two events with only a type: 'u' (topic: this node unsubscribed
  * from it after its linger) and 'r' (topic NULL: the subscriber connection came back after a
- * loss and Redis confirmed every channel of the resubscription). Called from a libev callback: it must not wait. */
+ * loss and Redis confirmed every channel of the resubscription) and 's' (Redis confirmed the
+ * subscription of a topic's channel, outside a resubscription). Called from a libev callback: it must not wait. */
 typedef void (*ws_bus_hook_fn)(ws_bus *b, const ws_bus_env *e, const char *topic, size_t topic_len, void *user);
 
 /* NULL with *err when the configuration is invalid or memory ran out. */

@@ -1,7 +1,7 @@
 -- ws.bus_api: the Lua API on top of a server's Redis bus, wired into ws.bus when the first bus is
 -- created: the handlers of the envelopes C hands over ('o' ordered messages, 'j'/'l' presence
--- events, 'd' direct messages, and the 'u'/'r' events: a topic unsubscribed, the bus back after a
--- loss), and the methods server:history, server:presence, server:send_to, conn:track,
+-- events, 'd' direct messages, and the 'u'/'s'/'r' events: a topic unsubscribed, a topic's
+-- subscription confirmed, the bus back after a loss), and the methods server:history, server:presence, server:send_to, conn:track,
 -- conn:untrack. server:bus()'s counters gain those of the ordered class.
 local core = require "ws.core"
 local bus = require "ws.bus"
@@ -23,6 +23,7 @@ end
 h.j = function(b, topic, data, _, _, id) return presence.on_event(b, "join", topic, data, id) end
 h.l = function(b, topic, data, _, _, id) return presence.on_event(b, "leave", topic, data, id) end
 h.u = function(b, topic) if topic then ordered.forget(b, topic) end end
+h.s = function(b, topic) if topic then ordered.on_subscribed(b, topic) end end
 h.r = function(b)
   ordered.on_reconnect(b)
   presence.on_reconnect(b)

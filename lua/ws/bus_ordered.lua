@@ -314,6 +314,19 @@ function M.on_reconnect(B)
   end
 end
 
+-- Redis confirmed this node's subscription to topic: if a resumed connection seeded the topic's
+-- position (it was not received here yet), read what was published between that and now.
+function M.on_subscribed(B, topic)
+  local T = S(B).topics[topic]
+  if T and T.seeded then
+    T.seeded = nil
+    if T.last and not T.queue then
+      T.queue = {}
+      fill(B, topic, T)
+    end
+  end
+end
+
 -- This node no longer subscribes to topic: what it remembers would make the next subscription
 -- look like a gap.
 function M.forget(B, topic)
@@ -371,6 +384,7 @@ function M.resume(B, conn, topic, since, epoch)
       s.topics[topic] = T
       T.last, T.epoch, T.at = cur, epoch, core.now()
       T.ring = T.ring or { o = {}, p = {}, k = {} }
+      T.seeded = true -- until Redis confirms the subscription ('s'): then what came meanwhile is read
       conn:subscribe(topic)
       return true, replayed
     end
