@@ -436,6 +436,7 @@ function M.history(B, topic, opts)
     error("ws: history since must be an offset (a whole number >= 0)", 3)
   end
   if opts.epoch ~= nil and type(opts.epoch) ~= "string" then error("ws: history epoch must be a string", 3) end
+  if not cnode(B.c) then return nil, "bus unavailable", "unavailable" end
   local k = topic_keys(B, topic)
   local r, err, code = scripts.run(S(B).call, scripts.history, k.stream, k.meta,
     limit or (since and 0 or B.config.history), since and string.format("%d", since) or "",

@@ -124,9 +124,9 @@ local function watch_close(B, conn, id)
 end
 
 local function check(conn, topic)
-  if type(topic) ~= "string" or topic == "" then error("ws: topic name expected", 3) end
+  if type(topic) ~= "string" or topic == "" then error("ws: topic name expected", 4) end
   local id = conn.id
-  if type(id) ~= "string" then error("ws: presence needs the server's bus to be started (conn.id)", 3) end
+  if type(id) ~= "string" then error("ws: presence needs the server's bus to be started (conn.id)", 4) end
   return id
 end
 
@@ -135,8 +135,8 @@ end
 function M.track(B, conn, topic, info)
   local id = check(conn, topic)
   if info == nil then info = "" end
-  if type(info) ~= "string" then error("ws: track info must be a string", 2) end
-  if #info > MAX_INFO then error("ws: track info over 64 KiB", 2) end
+  if type(info) ~= "string" then error("ws: track info must be a string", 3) end
+  if #info > MAX_INFO then error("ws: track info over 64 KiB", 3) end
   if conn.state == "closed" then return nil, "closed", "closed" end
   local p = P(B)
   p.tracked[topic] = p.tracked[topic] or {}
@@ -145,6 +145,7 @@ function M.track(B, conn, topic, info)
   p.by_conn[id][topic] = true
   watch_close(B, conn, id)
   refresher(B)
+  if not cnode(B.c) then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_add, k.pz, k.ph, k.channel, cnode(B.c),
     ttl_of(B), id, info)
@@ -156,6 +157,7 @@ end
 function M.untrack(B, conn, topic)
   local id = check(conn, topic)
   forget(B, id, topic)
+  if not cnode(B.c) then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_remove, k.pz, k.ph, k.channel, cnode(B.c), id)
   if not r then return nil, err, code end
@@ -203,6 +205,7 @@ end
 -- server:presence(topic) -> { [id] = info, ... } | nil, message, code
 function M.presence(B, topic)
   if type(topic) ~= "string" or topic == "" then error("ws: presence: topic name expected", 3) end
+  if not cnode(B.c) then return nil, "bus unavailable", "unavailable" end
   local k = ordered.topic_keys(B, topic)
   local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_get, k.pz, k.ph, k.channel, cnode(B.c))
   if not r then return nil, err, code end
