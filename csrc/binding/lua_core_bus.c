@@ -151,7 +151,8 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
 }
 
 /* core.bus_new(server, opts, hook) -> bus. opts: host, port, username, password, db, prefix,
- * node, linger, ping, timeout, max_pending, max_output, max_reply (checked by lua/ws/bus.lua). */
+ * node, linger, ping, timeout, max_pending, max_output, max_reply, tls (a client context from
+ * core.tls_context, for rediss://), server_name (checked by lua/ws/bus.lua). */
 static int l_bus_new(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   lws_server *sv;
@@ -174,6 +175,9 @@ static int l_bus_new(lua_State *L) {
   cfg.max_pending = (size_t)optnum(L, 2, "max_pending", 10000);
   cfg.max_output = (size_t)optnum(L, 2, "max_output", 16u << 20);
   cfg.max_reply = (size_t)optnum(L, 2, "max_reply", 64u << 20);
+  cfg.server_name = optstr(L, 2, "server_name");
+  if (lua_getfield(L, 2, "tls") != LUA_TNIL) cfg.tls = lws_check_tls(L, -1); /* rediss:// */
+  lua_pop(L, 1); /* the options table keeps the context */
   if (cfg.port < 1 || cfg.port > 65535) return luaL_error(L, "ws.server: bus port out of range");
   lws_bus *u = lua_newuserdatauv(L, sizeof *u, 1);
   memset(u, 0, sizeof *u);
@@ -455,6 +459,11 @@ static int l_bus_state(lua_State *L) {
   SETI("subscriptions", c.subscriptions);
   if (c.lag_us >= 0) SETI("lag_us", c.lag_us);
 #undef SETI
+  const char *why = u->b ? ws_bus_error(u->b) : "bus closed";
+  if (why) {
+    lua_pushstring(L, why);
+    lua_setfield(L, -2, "error");
+  }
   return 2;
 }
 

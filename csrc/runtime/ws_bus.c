@@ -15,6 +15,7 @@
 #include "ws_bus_push.h"
 #include "ws_random.h"
 #include "ws_rt_internal.h"
+#include "ws_tls.h"
 #include "ws_topic.h"
 
 #define BACKOFF_MIN 0.1
@@ -48,7 +49,7 @@ struct ws_bus {
   char prefix[WS_BUS_PREFIX_MAX + 1];
   size_t prefix_len;
   char node[WS_BUS_NODE_MAX + 1];
-  char *host, *username, *password;
+  char *host, *username, *password, *server_name;
   int started, closed;
   ev_timer start, ping, linger;
   bus_conn sub, cmd;
@@ -406,6 +407,8 @@ static int open_conn(ws_bus *b, bus_conn *bc, int push) {
   rc.max_pending = b->cfg.max_pending;
   rc.max_output = b->cfg.max_output;
   rc.max_reply = b->cfg.max_reply;
+  rc.tls = b->cfg.tls;
+  rc.server_name = b->server_name;
   rc.push = push;
   rc.on_push = on_push;
   rc.on_state = on_state;
@@ -462,15 +465,17 @@ ws_bus *ws_bus_new(ws_listener *l, const ws_bus_cfg *cfg, ws_bus_hook_fn hook, v
   b->host = dup_or_null(cfg->host ? cfg->host : "127.0.0.1");
   b->username = dup_or_null(cfg->username);
   b->password = dup_or_null(cfg->password);
+  b->server_name = dup_or_null(cfg->server_name);
   b->buckets = calloc(INITIAL_BUCKETS, sizeof *b->buckets);
   b->nbuckets = INITIAL_BUCKETS;
   if (!b->host || !b->buckets || (cfg->username && !b->username) || (cfg->password && !b->password) ||
-      ws_topics_on_edge(l, on_edge, b) < 0) {
-    free(b->host); free(b->username); free(b->password); free(b->buckets); free(b);
+      (cfg->server_name && !b->server_name) || ws_topics_on_edge(l, on_edge, b) < 0) {
+    free(b->host); free(b->username); free(b->password); free(b->server_name); free(b->buckets); free(b);
     *err = "out of memory";
     return NULL;
   }
-  b->cfg.host = b->cfg.username = b->cfg.password = b->cfg.prefix = b->cfg.node = NULL;
+  b->cfg.host = b->cfg.username = b->cfg.password = b->cfg.prefix = b->cfg.node = b->cfg.server_name = NULL;
+  if (b->cfg.tls) ws_tls_ctx_ref(b->cfg.tls);
   if (b->cfg.linger < 0) b->cfg.linger = 0;
   if (b->cfg.timeout <= 0) b->cfg.timeout = 2;
   b->c.lag_us = -1;
@@ -505,6 +510,13 @@ int ws_bus_state(const ws_bus *b) {
 
 void ws_bus_get_counters(const ws_bus *b, ws_bus_counters *c) { *c = b->c; }
 void ws_bus_count_failed(ws_bus *b) { b->c.failed++; }
+
+const char *ws_bus_error(const ws_bus *b) {
+  const ws_redis *rs[2] = { b->sub.r, b->cmd.r };
+  for (int i = 0; i < 2; i++)
+    if (rs[i] && ws_redis_state(rs[i]) != WS_REDIS_UP && ws_redis_error(rs[i])) return ws_redis_error(rs[i]);
+  return NULL;
+}
 
 static int publish_reply(ws_redis *r, struct redisReply *rep, const char *err, const char *code, void *priv) {
   (void)r; (void)err; (void)code;
@@ -573,6 +585,7 @@ void ws_bus_free(ws_bus *b) {
       while (b->buckets[i]) topic_free(b, b->buckets[i]);
   }
   free(b->buckets);
-  free(b->host); free(b->username); free(b->password);
+  free(b->host); free(b->username); free(b->password); free(b->server_name);
+  ws_tls_ctx_unref(b->cfg.tls);
   free(b);
 }

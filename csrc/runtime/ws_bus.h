@@ -33,6 +33,8 @@ typedef struct ws_bus_cfg {
   double ping;             /* seconds between PINGs on the subscriber connection */
   double timeout;          /* connect timeout and longest wait for a reply */
   size_t max_pending, max_output, max_reply; /* ws_redis_cfg */
+  struct ws_tls_ctx *tls;  /* rediss://: a client context (referenced by the bus), NULL: plain */
+  const char *server_name; /* what the certificate must match (NULL: host) */
 } ws_bus_cfg;
 
 typedef struct ws_bus_counters {
@@ -62,6 +64,8 @@ const char *ws_bus_prefix(const ws_bus *b) WS_HIDDEN;
 int ws_bus_state(const ws_bus *b) WS_HIDDEN;
 void ws_bus_get_counters(const ws_bus *b, ws_bus_counters *c) WS_HIDDEN;
 void ws_bus_count_failed(ws_bus *b) WS_HIDDEN;
+/* Why a connection is not up (its last failure, static text), NULL when both are up. */
+const char *ws_bus_error(const ws_bus *b) WS_HIDDEN;
 /* Fast publish: local subscribers but except (NULL: none) at once, then the envelope to Redis
  * (except_id names except for the other nodes; may be NULL). Returns the local count or -1
  * when out of memory. */

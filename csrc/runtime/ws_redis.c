@@ -20,6 +20,7 @@
 
 #include "ws_redis.h"
 #include "ws_rt_internal.h"
+#include "ws_tls.h"
 
 #define DNS_POLL 0.005
 #define READ_CHUNK 65536
@@ -50,6 +51,10 @@ struct ws_redis {
   ev_idle flush_idle;      /* ... or after a poll it does not let block */
   int io_events;           /* what io is started with */
   int wblocked;            /* the socket was full: wait for EV_WRITE */
+  ws_tls_ctx *tls;         /* rediss://: the client context (referenced), else NULL */
+  char *server_name;
+  ws_stream *ts;           /* carries the TLS transport (ws_tls.c works on a stream's fd and state) */
+  int tls_busy;            /* the TLS handshake is in progress */
   int fd;
   int state;
   int busy;                /* inside a callback */
@@ -121,9 +126,14 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
   r->password = dup_or_null(cfg->password);
   r->username = dup_or_null(cfg->username);
   r->client_name = dup_or_null(cfg->client_name);
+  if (cfg->tls) {
+    r->server_name = dup_or_null(cfg->server_name ? cfg->server_name : cfg->host ? cfg->host : "127.0.0.1");
+    r->ts = calloc(1, sizeof *r->ts);
+  }
   if (!r->host || (cfg->password && !r->password) || (cfg->username && !r->username) ||
-      (cfg->client_name && !r->client_name)) {
+      (cfg->client_name && !r->client_name) || (cfg->tls && (!r->server_name || !r->ts))) {
     free(r->host); free(r->password); free(r->username); free(r->client_name);
+    free(r->server_name); free(r->ts);
     free(r);
     return NULL;
   }
@@ -131,6 +141,13 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
   r->cfg.password = r->password;
   r->cfg.username = r->username;
   r->cfg.client_name = r->client_name;
+  r->cfg.server_name = r->server_name;
+  if (cfg->tls) {
+    r->tls = cfg->tls;
+    ws_tls_ctx_ref(r->tls);
+    r->ts->fd = -1;
+    r->ts->tp = &ws_transport_plain;
+  }
   if (r->cfg.timeout <= 0) r->cfg.timeout = 2;
   if (r->cfg.max_pending == 0) r->cfg.max_pending = 10000;
   if (r->cfg.max_output == 0) r->cfg.max_output = 16u << 20;
@@ -164,8 +181,10 @@ static void set_io(ws_redis *r, int events) {
 
 static void want_io(ws_redis *r) {
   if (r->fd < 0) return;
+  if (r->tls_busy) { set_io(r, r->ts->want ? r->ts->want : EV_READ); return; }
   if (r->state == WS_REDIS_CONNECTING && r->naddrs && !r->reader) { set_io(r, EV_WRITE); return; }
-  set_io(r, EV_READ | (r->wblocked && ws_buf_size(&r->out) ? EV_WRITE : 0));
+  int tls_wait = r->ts && r->ts->tls ? r->ts->tp_wait : 0; /* a read waiting for writability */
+  set_io(r, EV_READ | ((r->wblocked && ws_buf_size(&r->out)) || (tls_wait & EV_WRITE) ? EV_WRITE : 0));
 }
 
 /* Output is waiting: write it before the next poll (or on EV_WRITE when the socket is full). */
@@ -210,6 +229,9 @@ static void fail_pending(ws_redis *r, const char *err, const char *code) {
 }
 
 static void really_free(ws_redis *r) {
+  ws_tls_ctx_unref(r->tls);
+  free(r->ts);
+  free(r->server_name);
   free(r->q);
   free(r->host); free(r->password); free(r->username); free(r->client_name);
   free(r);
@@ -227,6 +249,9 @@ void ws_redis_close(ws_redis *r, const char *why, const char *err, const char *c
   if (ev_is_active(&r->timer)) ev_timer_stop(ev, &r->timer);
   stop_flush(r);
   r->wblocked = 0;
+  r->tls_busy = 0;
+  if (r->ts && r->ts->tls) r->ts->tp->free(r->ts); /* no close_notify: the socket goes now */
+  if (r->ts) { r->ts->fd = -1; r->ts->tp = &ws_transport_plain; r->ts->error = NULL; }
   if (r->fd >= 0) { close(r->fd); r->fd = -1; }
   if (r->reader && !r->busy) { redisReaderFree(r->reader); r->reader = NULL; }
   ws_buf_free(&r->out);
@@ -337,14 +362,34 @@ int ws_redis_ping(ws_redis *r) {
   return 0;
 }
 
+/* The socket, or TLS over it: >0 bytes, 0 end (reads), -1 with errno (EAGAIN: wait). */
+static ssize_t io_read(ws_redis *r, void *p, size_t n) {
+  if (r->ts && r->ts->tls) return r->ts->tp->read(r->ts, p, n);
+  ssize_t k;
+  do k = recv(r->fd, p, n, 0); while (k < 0 && errno == EINTR);
+  return k;
+}
+
+static ssize_t io_write(ws_redis *r, const void *p, size_t n) {
+  if (r->ts && r->ts->tls) {
+    struct iovec iov = { (void *)(uintptr_t)p, n };
+    return r->ts->tp->writev(r->ts, &iov, 1);
+  }
+  return send(r->fd, p, n, MSG_NOSIGNAL);
+}
+
+static const char *io_error(ws_redis *r, const char *plain) {
+  return r->ts && r->ts->error ? r->ts->error : plain;
+}
+
 static void flush_out(ws_redis *r) {
   r->wblocked = 0;
   while (ws_buf_size(&r->out)) {
-    ssize_t n = send(r->fd, ws_buf_begin(&r->out), ws_buf_size(&r->out), MSG_NOSIGNAL);
+    ssize_t n = io_write(r, ws_buf_begin(&r->out), ws_buf_size(&r->out));
     if (n > 0) { ws_buf_consume(&r->out, (size_t)n); continue; }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { r->wblocked = 1; break; }
-    fail(r, "connection to Redis lost");
+    fail(r, io_error(r, "connection to Redis lost"));
     return;
   }
   if (ws_buf_size(&r->out) == 0 && r->out.cap > (1u << 20)) ws_buf_free(&r->out);
@@ -427,13 +472,15 @@ static void too_large(ws_redis *r) {
 
 static void on_readable(ws_redis *r) {
   char buf[READ_CHUNK];
-  for (int round = 0; round < READ_ROUNDS; round++) {
-    ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+  /* TLS keeps decrypted bytes no poll reports: read until a short read there. */
+  int rounds = r->ts && r->ts->tls ? INT32_MAX : READ_ROUNDS;
+  for (int round = 0; round < rounds; round++) {
+    ssize_t n = io_read(r, buf, sizeof buf);
     if (n == 0) { fail(r, "Redis closed the connection"); return; }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      fail(r, "connection to Redis lost");
+      fail(r, io_error(r, "connection to Redis lost"));
       return;
     }
     if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK) { fail(r, "out of memory"); return; }
@@ -503,6 +550,27 @@ static void start_handshake(ws_redis *r) {
   arm(r);
 }
 
+static void tls_step(ws_redis *r) {
+  int rc = r->ts->tp->handshake(r->ts);
+  if (rc < 0) { fail(r, r->ts->error ? r->ts->error : "tls: handshake failed"); return; }
+  if (rc == 0) { want_io(r); return; }
+  r->tls_busy = 0;
+  start_handshake(r);
+}
+
+/* TCP is connected: TLS first for rediss://, then the Redis handshake. */
+static void connected(ws_redis *r) {
+  if (!r->tls) { start_handshake(r); return; }
+  r->ts->fd = r->fd;
+  r->ts->error = NULL;
+  if (ws_tls_attach(r->ts, r->tls, r->server_name) < 0) {
+    fail(r, r->ts->error ? r->ts->error : "tls: cannot set up the connection");
+    return;
+  }
+  r->tls_busy = 1;
+  tls_step(r);
+}
+
 static void try_connect(ws_redis *r) {
   while (r->next_addr < r->naddrs) {
     int i = r->next_addr++;
@@ -512,7 +580,7 @@ static void try_connect(ws_redis *r) {
     do rc = connect(fd, (const struct sockaddr *)&r->addrs[i], r->addrlens[i]); while (rc < 0 && errno == EINTR);
     if (rc == 0 || errno == EINPROGRESS) {
       r->fd = fd;
-      if (rc == 0) start_handshake(r);
+      if (rc == 0) connected(r);
       else set_io(r, EV_WRITE);
       return;
     }
@@ -527,7 +595,7 @@ static void connect_done(ws_redis *r) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err == 0) { start_handshake(r); return; }
+  if (err == 0) { connected(r); return; }
   r->last_errno = err;
   set_io(r, 0);
   close(r->fd);
@@ -549,8 +617,10 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents) {
   ws_redis *r = w->data;
   (void)ev;
   if (r->fd < 0) return;
+  if (r->tls_busy) { tls_step(r); return; }
   if (r->state == WS_REDIS_CONNECTING && !r->reader) { connect_done(r); return; }
-  if (revents & EV_READ) {
+  int tls_wait = r->ts && r->ts->tls ? r->ts->tp_wait : 0;
+  if ((revents & EV_READ) || ((revents & EV_WRITE) && (tls_wait & EV_WRITE))) {
     unsigned gen = r->gen;
     r->busy++;
     on_readable(r);
@@ -561,7 +631,9 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents) {
       return;
     }
   }
-  if ((revents & EV_WRITE) && r->fd >= 0 && ws_buf_size(&r->out)) flush_out(r);
+  /* a TLS write may wait for readability (renegotiation): retry it on any event */
+  if (((revents & EV_WRITE) || (r->ts && r->wblocked)) && r->fd >= 0 && ws_buf_size(&r->out)) flush_out(r);
+  else if (r->fd >= 0) want_io(r);
 }
 
 static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {

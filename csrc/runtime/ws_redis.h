@@ -38,6 +38,8 @@ typedef struct ws_redis_cfg {
   const char *username;    /* NULL: AUTH with the password only */
   int db;                  /* SELECT when > 0 */
   const char *client_name; /* CLIENT SETNAME (NULL: none) */
+  struct ws_tls_ctx *tls;  /* rediss://: a client context (ws_tls.h; referenced), NULL: plain */
+  const char *server_name; /* the name the certificate must match (NULL: host) */
   double timeout;          /* connect timeout and longest wait for a reply (seconds) */
   size_t max_pending;      /* commands awaiting a reply */
   size_t max_output;       /* bytes of commands not written yet */

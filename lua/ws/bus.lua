@@ -35,9 +35,8 @@ end
 function M.parse_url(url)
   if type(url) ~= "string" then return nil, "ws.server: bus.url must be a string" end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if scheme == "rediss" then return nil, "ws.server: bus.url: rediss:// (TLS) is not supported yet" end
-  if scheme ~= "redis" then return nil, "ws.server: bus.url must start with redis://" end
-  local r = {}
+  if scheme ~= "redis" and scheme ~= "rediss" then return nil, "ws.server: bus.url must start with redis:// or rediss://" end
+  local r = { tls = scheme == "rediss" or nil }
   local auth, hostpart = rest:match("^(.*)@([^@]*)$")
   if not auth then hostpart = rest end
   if auth then
@@ -101,6 +100,13 @@ function M.check(o)
     end
   end
   if o.format ~= nil and type(o.format) ~= "function" then error("ws.server: bus.format must be a function", 3) end
+  if o.tls ~= nil and type(o.tls) ~= "table" then error("ws.server: bus.tls must be a table", 3) end
+  if c.tls then -- rediss://: { ca =, verify = true, cert =, key =, server_name = } as for ws.connect
+    local ctx, terr = require("ws.tls").client_context(o.tls or {})
+    if not ctx then error("ws.server: bus.tls: " .. terr, 3) end
+    c.tls = ctx
+    c.server_name = o.tls and o.tls.server_name or c.host
+  end
   c.format = o.format
   return c
 end
