@@ -151,6 +151,33 @@ describe("bus across two nodes", function()
     for _, c in ipairs({ wa, wb, bob }) do c:close() end
   end)
 
+  it("keeps 200 members of two nodes, and a graceful close removes them at once", function()
+    local conns = {}
+    for i = 1, 200 do
+      local c = client(i % 2 == 0 and A or B)
+      assert(c:send("track room:many m" .. i))
+      conns[i] = c
+    end
+    for i = 1, 200 do assert.equal(1, #conns[i].wait_events("^ok track$", 1, 5)) end
+    local function count(node)
+      local c = client(node)
+      local line = c.cmd("pres room:many") or ""
+      c:close()
+      local n = 0
+      for _ in line:gmatch(" %S+=m%d+") do n = n + 1 end
+      return n
+    end
+    assert(helper.wait_until(function() return count(A) == 200 end, 5, 0.05), "200 members seen from A")
+    assert.equal(200, count(B))
+    for i = 2, 200, 2 do conns[i]:close() end -- every member of node A leaves
+    local t0 = wsc.now()
+    assert(helper.wait_until(function() return count(B) == 100 end, 5, 0.02), "100 left, seen from B")
+    local elapsed = wsc.now() - t0
+    assert.is_true(elapsed < 1, "removed after " .. elapsed .. " s")
+    for i = 1, 200, 2 do conns[i]:close() end
+    assert(helper.wait_until(function() return count(A) == 0 end, 5, 0.02))
+  end)
+
   it("drops the members of a killed node within presence_ttl and announces their leave", function()
     local C = start_node(srv.url, "nodeC", 2)
     local w = client(A)
