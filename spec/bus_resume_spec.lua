@@ -118,8 +118,9 @@ describe("ordered topics: a connection resumes from its last offset", function()
     local c = client(B)
     assert.equal("err rsub history_no_longer_holds_offset_3 gone", c.cmd("rsub room:g 2 " .. epoch))
     assert.equal("err rsub epoch_changed gone", c.cmd("rsub room:g 7 other"))
-    assert.equal("err rsub epoch_changed gone", c.cmd("rsub room:g 11 " .. epoch)) -- past the top
+    assert.equal("err rsub offset_past_the_topic's_last_one gone", c.cmd("rsub room:g 11 " .. epoch))
     assert.equal("ok rsub 0", c.cmd("rsub room:g 10 " .. epoch)) -- up to date
+    assert.equal("ok rsub false", c.cmd("rsub room:g 5 " .. epoch)) -- subscribed already: no replay
     assert.equal("ok rsub 3", client(A).cmd("rsub room:g 7"))         -- no epoch: any
     assert.equal("ok pub", p.cmd("pub room:g m11"))
     assert.equal(1, #c.wait_events("^msg room:g 11 ", 1, 5))

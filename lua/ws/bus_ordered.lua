@@ -343,7 +343,7 @@ end
 -- node has delivered exactly up to the last message replayed (the missing few come from the
 -- node's ring of recent messages). When the node does not receive the topic yet, its position is
 -- seeded with the replay's end, so that what Redis publishes meanwhile is filled as a gap.
--- -> true, replayed | nil, message, "gone" (the stream no longer holds since + 1, or the epoch is
+-- -> true, replayed | false (it was subscribed already) | nil, message, "gone" (the stream no longer holds since + 1, or the epoch is
 -- not the topic's: the connection is not subscribed; the application resynchronises it) |
 -- nil, message, code
 local RESUME_TRIES = 100
@@ -355,6 +355,9 @@ local function send_replay(conn, payload, kind)
 end
 
 function M.resume(B, conn, topic, since, epoch)
+  for _, t in ipairs(conn:topics()) do
+    if t == topic then return false end -- as conn:subscribe: it already was (a replay would repeat)
+  end
   local s = S(B)
   local k = topic_keys(B, topic)
   local cur, replayed = since, 0
@@ -366,7 +369,8 @@ function M.resume(B, conn, topic, since, epoch)
     if not r then return nil, err, code end
     local repoch, status, entries = r[2], r[3], r[4]
     if status == "trimmed" then return nil, "history no longer holds offset " .. string.format("%d", cur + 1), "gone" end
-    if status == "epoch" or status == "ahead" then return nil, "epoch changed", "gone" end
+    if status == "epoch" then return nil, "epoch changed", "gone" end
+    if status == "ahead" then return nil, "offset past the topic's last one", "gone" end
     epoch = repoch
     for _, e in ipairs(entries) do
       local x = scripts.entry(e)

@@ -7,7 +7,7 @@
 -- "direct <data>".
 --   id                         -> ok id <conn.id>
 --   sub <topic>                -> ok sub
---   rsub <topic> <since> [epoch] -> ok rsub <replayed> | err rsub <message> <code>  (resume)
+--   rsub <topic> <since> [epoch] -> ok rsub <replayed> | ok rsub false (subscribed already) | err rsub <message> <code>
 --   track <topic> <info>       -> ok track | err ...
 --   untrack <topic>            -> ok untrack
 --   pub <topic> <data>         -> ok pub         (ordered topics: queued; fast: local count)
@@ -43,7 +43,7 @@ function handlers.sub(conn, topic) conn:subscribe(topic) reply(conn, "ok sub") e
 function handlers.rsub(conn, topic, rest)
   local since, epoch = (rest or ""):match("^(%d+)%s*(%S*)")
   local ok, msg, code = conn:subscribe(topic, { since = tonumber(since), epoch = epoch ~= "" and epoch or nil })
-  if ok then reply(conn, "ok rsub", msg) else err_reply(conn, "rsub", msg, code) end
+  if ok ~= nil then reply(conn, "ok rsub", ok and msg or "false") else err_reply(conn, "rsub", msg, code) end
 end
 function handlers.track(conn, topic, info)
   local ok, msg, code = conn:track(topic, info or "")
