@@ -131,7 +131,7 @@ local function check(conn, topic)
 end
 
 -- conn:track(topic, info) -> true | nil, message, code. The member stays tracked on this node
--- (and is announced when the bus is back) even when Redis could not be told now.
+-- (and is added and announced as soon as Redis answers) even when Redis could not be told now.
 function M.track(B, conn, topic, info)
   local id = check(conn, topic)
   if info == nil then info = "" end
@@ -145,11 +145,18 @@ function M.track(B, conn, topic, info)
   p.by_conn[id][topic] = true
   watch_close(B, conn, id)
   refresher(B)
-  if not cnode(B.c) then return nil, "bus unavailable", "unavailable" end
-  local k = ordered.topic_keys(B, topic)
-  local r, err, code = scripts.run(ordered.S(B).call, scripts.presence_add, k.pz, k.ph, k.channel, cnode(B.c),
-    ttl_of(B), id, info)
-  if not r then return nil, err, code end
+  local r, err, code
+  if cnode(B.c) then
+    local k = ordered.topic_keys(B, topic)
+    r, err, code = scripts.run(ordered.S(B).call, scripts.presence_add, k.pz, k.ph, k.channel, cnode(B.c),
+      ttl_of(B), id, info)
+  else
+    err, code = "bus unavailable", "unavailable"
+  end
+  if not r then
+    M.on_reconnect(B) -- adds it (with the others) as soon as Redis answers, not at the next refresh
+    return nil, err, code
+  end
   return true
 end
 
@@ -169,16 +176,18 @@ end
 -- back yet; members that other nodes purged meanwhile join again.
 function M.on_reconnect(B)
   local p = B._pres
-  if not p or p.readding then return end
+  if not p then return end
+  if p.readding then p.readd_again = true return end -- one more pass once this one is done
   p.readding = true
   core.spawn(function()
     local call = ordered.S(B).call
     for try = 1, 50 do
-      local ok = true
+      p.readd_again = false
       local node = cnode(B.c)
+      local ok = node ~= nil
       local topics = {} -- a snapshot: the calls below wait, tracking may change meanwhile
       for topic in pairs(p.tracked) do topics[#topics + 1] = topic end
-      for _, topic in ipairs(topics) do
+      for _, topic in ipairs(ok and topics or {}) do
         local k = ordered.topic_keys(B, topic)
         local args, n = {}, 0
         for id, info in pairs(p.tracked[topic] or {}) do
@@ -195,8 +204,8 @@ function M.on_reconnect(B)
         end
         if not ok then break end
       end
-      if ok or B.server.closing then break end
-      wait(nil, "t", math.min(0.05 * try, 0.5))
+      if B.server.closing or (ok and not p.readd_again) then break end
+      if not ok then wait(nil, "t", math.min(0.05 * try, 0.5)) end
     end
     p.readding = false
   end)
