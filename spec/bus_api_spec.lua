@@ -205,6 +205,28 @@ describe("bus API in one process", function()
     srv:close()
   end)
 
+  it("adds a member tracked while Redis did not answer as soon as it does", function()
+    local port = require("helper").free_port()
+    local results = {}
+    local srv = assert(ws.server({ port = 0, bus = { url = "redis://127.0.0.1:" .. port, node = "late" } }, {
+      open = function(conn) results[#results + 1] = { conn:track("hall", "early") } end,
+    }))
+    local a = collector(srv.port)
+    assert.truthy(wait_until(function() return results[1] end))
+    assert.same({ nil, "bus unavailable", "unavailable" }, results[1])
+    local late = redis_mod.start({ port = port })
+    assert.truthy(wait_until(function() return srv:bus() == "up" end, 10))
+    assert.truthy(wait_until(function() return late.cli("HLEN", "ws:ph:hall") == "1" end, 5))
+    local map = in_task(function() return srv:presence("hall") end)
+    local id, info = next(map)
+    assert.matches("^late/%d+$", id)
+    assert.equal("early", info)
+    assert.is_nil(next(map, id))
+    a.conn:close()
+    srv:close()
+    late.stop()
+  end)
+
   it("sends to a connection of this node by id, and says notfound for one that is not there", function()
     local ids = {}
     local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "direct" } }, {
