@@ -116,6 +116,24 @@ describe("the Redis bus in one process", function()
     srv:close()
   end)
 
+  it("answers a coroutine-style handler that waits for a reply", function()
+    local srv
+    srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "co" } }, function(conn)
+      for msg in conn:messages() do
+        local v, err = core.bus_call(srv._bus.c, "INCRBY", "co-counter", msg)
+        conn:send(tostring(v or err) .. " " .. tostring(conn.id))
+      end
+    end))
+    assert.truthy(wait_until(function() return srv:bus() == "up" end))
+    local c = assert(ws.connect(("ws://127.0.0.1:%d/"):format(srv.port)))
+    c:send("3")
+    assert.matches("^3 co/%d+$", (c:receive(5)))
+    c:send("4")
+    assert.matches("^7 co/%d+$", (c:receive(5)))
+    c:close()
+    srv:close()
+  end)
+
   it("fails a call at once while Redis is down and with a timeout when Redis does not answer", function()
     local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "fails", timeout = 0.5 } }, function() end))
     local b = srv._bus.c
