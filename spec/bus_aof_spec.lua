@@ -42,7 +42,7 @@ describe("ordered topics across a Redis restart with AOF", function()
         for _, c in ipairs(subs) do c.pump() end
       end
       if i == 400 then
-        p.wait_events("^ok wpub", 390, 10)
+        assert.equal(400, #p.wait_events("^ok wpub", 400, 10))
         srv.stop()
         -- while Redis is away: refused at once
         for j = 1, 10 do assert(p:send("wpub room:aof down" .. j)) end
