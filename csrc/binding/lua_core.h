@@ -68,11 +68,14 @@ struct lws_conn {
   ws_stream s;
 };
 
+struct lws_bus;
+
 struct lws_server {
   ws_listener l;
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  struct lws_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
 
 typedef struct lws_ctx {
@@ -162,5 +165,9 @@ void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_proc.c: the workers mode */
 void lws_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* lua_core_bus.c */
+void lws_bus_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* Push conn.id: the number, or "<node>/<number>" when its server has a started bus. */
+void lws_push_conn_id(lua_State *L, const lws_conn *c) WS_HIDDEN;
 
 #endif

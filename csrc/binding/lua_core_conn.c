@@ -755,7 +755,7 @@ static int conn_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (k) {
     const ws_stream *s = &c->s;
-    if (strcmp(k, "id") == 0) { lua_pushinteger(L, c->id); return 1; }
+    if (strcmp(k, "id") == 0) { lws_push_conn_id(L, c); return 1; }
     if (strcmp(k, "state") == 0) { lua_pushstring(L, ws_stream_state_name(s)); return 1; }
     if (strcmp(k, "close_code") == 0) {
       if (s->close_code) lua_pushinteger(L, s->close_code);

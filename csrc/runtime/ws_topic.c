@@ -57,6 +57,8 @@ struct ws_topics {     /* a listener's topics (ws_listener.topics) */
   ws_listener *owner; /* NULL once the listener is gone: freed with its last topic */
   size_t max_backlog; /* 0: the listener's send_high */
   int policy;         /* enum ws_slow_policy */
+  ws_topic_edge_fn edge; /* first subscriber in, last one out (the Redis bus) */
+  void *edge_user;
 };
 
 /* FNV-1a: short names, one pass, no allocation. */
@@ -102,11 +104,21 @@ int ws_topics_configure(ws_listener *l, int policy, size_t max_backlog) {
   return 0;
 }
 
+int ws_topics_on_edge(ws_listener *l, ws_topic_edge_fn fn, void *user) {
+  if (!fn && !l->topics) return 0;
+  ws_topics *reg = registry(l);
+  if (!reg) return -1;
+  reg->edge = fn;
+  reg->edge_user = user;
+  return 0;
+}
+
 void ws_topics_release(ws_listener *l) {
   ws_topics *reg = l->topics;
   if (!reg) return;
   l->topics = NULL;
   reg->owner = NULL;
+  reg->edge = NULL;
   if (reg->count == 0) registry_free(reg);
 }
 
@@ -224,6 +236,7 @@ int ws_topic_subscribe(ws_stream *s, const char *name, size_t len) {
   t->subs[at].s = s;
   t->subs[at].slot = slot;
   reg->subscriptions++;
+  if (t->nsubs == 1 && reg->edge) reg->edge(reg->edge_user, t->name, t->len, 1);
   return 1;
 }
 
@@ -239,6 +252,7 @@ static void remove_slot(ws_stream *s, uint32_t i) {
   }
   t->nsubs--;
   t->reg->subscriptions--;
+  if (t->nsubs == 0 && t->reg->edge && t->reg->owner) t->reg->edge(t->reg->edge_user, t->name, t->len, 0);
   if (t->cap > 64 && t->nsubs < t->cap / 4) { /* give memory back after a crowd left */
     ws_topic_sub *p = realloc(t->subs, (size_t)(t->cap / 2) * sizeof *p);
     if (p) { t->subs = p; t->cap /= 2; }

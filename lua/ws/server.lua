@@ -15,6 +15,13 @@ local Server = {}
 Server.__index = Server
 M.Server = Server
 topics_mod.install(Server) -- server:publish, server:subscribers
+-- The Redis bus's methods (lua/ws/bus_api.lua) replace these when the first bus is created.
+for _, name in ipairs({ "history", "presence", "send_to" }) do
+  Server[name] = function() error("ws: server:" .. name .. " needs the server's bus option", 2) end
+end
+for _, name in ipairs({ "track", "untrack" }) do
+  conn_mod.methods[name] = function() error("ws: conn:" .. name .. " needs the server's bus option", 2) end
+end
 
 -- The servers still listening, for the default SIGINT/SIGTERM handling and the workers mode.
 -- Held strongly: a script that keeps no reference to its server (`ws.server(opts, handler)`,
@@ -109,6 +116,8 @@ local OPTIONS = {
   backlog = "number",
   slow_subscriber = "string",
   max_backlog = "number",
+  reuseport = "boolean",
+  bus = "table",
 }
 M.OPTIONS = OPTIONS
 
@@ -189,6 +198,9 @@ function M.new(opts, handler)
     return chandoff(conn, handler)
   end
 
+  local bus_cfg
+  if opts.bus ~= nil then bus_cfg = require("ws.bus").check(opts.bus) end
+
   local tls_ctx
   if opts.tls ~= nil then
     local terr
@@ -204,6 +216,7 @@ function M.new(opts, handler)
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
   srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
+  if bus_cfg then require("ws.bus").attach(srv, bus_cfg) end
   open_servers[srv] = true
   return srv
 end
@@ -235,6 +248,7 @@ function Server:_begin_close(opts)
 end
 
 -- Wait for the closing handshakes, at most opts.timeout seconds (default 5), then cut the rest.
+-- The bus closes last, once the connections are gone.
 function Server:_finish_close(opts)
   local deadline = core.now() + (opts.timeout or 5)
   while core.server_count(self._l) > 0 and core.now() < deadline do
@@ -243,6 +257,7 @@ function Server:_finish_close(opts)
   if core.server_count(self._l) > 0 then
     core.server_shutdown(self._l, 1001, "", true)
   end
+  if self._bus then require("ws.bus").close(self) end
   self.closed = true
 end
 
@@ -259,6 +274,12 @@ end
 -- true | nil, message, code (the worker exits and the master restarts it).
 function Server:_after_fork(index) -- luacheck: ignore index (for the methods that extend it)
   return core.server_reopen(self._l)
+end
+
+-- The Redis bus: state ("up" | "connecting" | "down"), counters; nil without a bus.
+function Server:bus()
+  if not self._bus then return nil end
+  return require("ws.bus").state(self)
 end
 
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a
