@@ -37,7 +37,7 @@ describe("the Redis bus in one process", function()
       assert.is_false(ok)
       return (tostring(e):gsub("^.-:%d+: ", ""))
     end
-    assert.equal("ws.server: bus must be a table", err_of(5))
+    assert.equal("ws.server: option 'bus' must be a table", err_of(5))
     assert.equal("ws.server: bus.url must start with redis:// or rediss://", err_of({ url = "http://x" }))
     assert.equal("ws.server: bus.tls must be a table", err_of({ url = "rediss://h", tls = 1 }))
     assert.equal("ws.server: bus.url: the database must be a number", err_of({ url = "redis://h/x" }))

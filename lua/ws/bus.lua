@@ -216,6 +216,7 @@ function M.attach(srv, cfg)
   by_cbus[b.c] = b
   srv._bus = b
   install_conn_publish()
+  require "ws.bus_metrics" -- its families in ws.metrics()
   require "ws.bus_api" -- the handlers of ordered, presence and direct messages; their methods
   -- server:publish routes by class; the C method stays for servers without a bus
   srv.publish = function(self, topic, data, opts) return route(self._bus, nil, topic, data, opts) end
