@@ -24,7 +24,7 @@ OUT    ?= lua/ws
 obj     = $(patsubst csrc/%.c,$(BUILD)/%.o,$(1))
 
 CODEC_LIBS := -lcrypto -lz
-CORE_LIBS  := -lev -lssl -lcrypto -lz
+CORE_LIBS  := -lev -lhiredis -lssl -lcrypto -lz
 
 .PHONY: all codec clean deps test chat
 all: $(OUT)/codec.so $(if $(RTBIND_SRC),$(OUT)/core.so)

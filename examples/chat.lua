@@ -468,6 +468,9 @@ local function on_http(req)
   if req.path == "/stats" then
     return text_response(200, stats_json(), "application/json")
   end
+  if req.path == "/metrics" then -- Prometheus' text format (docs/metrics.md)
+    return text_response(200, ws.metrics(), require("ws.metrics").CONTENT_TYPE)
+  end
   local entry = STATIC[req.path]
   if not entry then return text_response(404, "not found\n") end
   local body = read_file(STATIC_DIR .. entry[1])

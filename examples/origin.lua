@@ -8,7 +8,8 @@ A browser sends the page's origin ("https://app.example.com") with every WebSock
 Without a check, any site a user visits could open a connection to this server with the user's
 cookies (cross-site WebSocket hijacking). Here the decision is:
 
-  1. no Origin header: not a browser (a script, a service): admitted;
+  1. no Origin header: not a browser (a script, a service): admitted (the option
+     require_origin = true would refuse it before this function is asked);
   2. the origin is in the allowlist (exact, compared in lower case): admitted;
   3. the origin matches one of the Lua patterns (anchored with ^...$): admitted;
   4. anything else is refused: the browser gets 403 and a line is logged to stderr.

@@ -9,7 +9,10 @@ FUZZ_OBJDIR  := build/fuzz
 FUZZ_DRIVERS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_HELPERS := $(filter-out $(FUZZ_DRIVERS),$(sort $(wildcard fuzz/*.c)))
 FUZZ_BINS    := $(patsubst fuzz/%.c,fuzz/bin/%,$(FUZZ_DRIVERS))
-FUZZ_OBJS    := $(patsubst csrc/%.c,$(FUZZ_OBJDIR)/%.o,$(CORE_SRC)) \
+# Pure runtime files (no libev, no sockets) a driver may use: the bus envelope codec and the
+# verdict on a subscribed connection's replies.
+FUZZ_RT_SRC  := csrc/runtime/ws_bus_envelope.c csrc/runtime/ws_bus_push.c
+FUZZ_OBJS    := $(patsubst csrc/%.c,$(FUZZ_OBJDIR)/%.o,$(CORE_SRC) $(FUZZ_RT_SRC)) \
                 $(patsubst fuzz/%.c,$(FUZZ_OBJDIR)/fuzz/%.o,$(FUZZ_HELPERS))
 
 .PHONY: fuzz fuzz-build
@@ -24,10 +27,14 @@ $(FUZZ_OBJDIR)/core/%.o: csrc/core/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+$(FUZZ_OBJDIR)/runtime/%.o: csrc/runtime/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
 $(FUZZ_OBJDIR)/fuzz/%.o: fuzz/%.c $(HEADERS) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 fuzz/bin/%: fuzz/%.c $(FUZZ_OBJS) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) -lcrypto -lz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) -lhiredis -lcrypto -lz

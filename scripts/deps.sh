@@ -17,7 +17,7 @@ PACKAGES=(
   nginx libnginx-mod-http-lua
   libev-dev libssl-dev zlib1g-dev openssl
   lua-busted luarocks lua-cjson lua-socket
-  python3 python3-websockets
+  python3 python3-websockets python3-prometheus-client
   clang libfuzzer-14-dev libclang-rt-14-dev
   chromium fonts-liberation fonts-dejavu-core
   valgrind procps

@@ -103,7 +103,7 @@ describe("permessage-deflate", function()
       assert.has_error(function() ws.connect("ws://127.0.0.1:1/", { compression = { level = 1.5 } }) end,
         "ws.connect: compression.level must be an integer from 0 to 9")
       assert.has_error(function() ws.connect("ws://127.0.0.1:1/", { compression = 3 }) end,
-        'ws.connect: compression must be "off", "shared", "dedicated" or a table')
+        'ws.connect: option \'compression\' must be "off", "shared", "dedicated" or a table')
     end)
   end)
 

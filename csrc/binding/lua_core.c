@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "runtime/ws_tls.h"
 #include "ws.h"
 
 #define CTX_KEY "ws.core.ctx"
@@ -20,6 +21,12 @@
 lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
 static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "" };
+/* The reason a task woke, as the Lua string its wait returns: kept in the registry (an array
+ * read per resume) rather than pushed with lua_pushstring, whose cache of C strings by address
+ * costs a lookup, and on a collision a new string, at every resume. */
+static void push_reason(lws_ctx *x, lua_State *L, int reason) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->reason_refs[reason]);
+}
 
 void lws_task_init(lws_task *t, int kind) {
   memset(t, 0, sizeof *t);
@@ -323,7 +330,7 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     t->started = 1;
     nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
   } else {
-    lua_pushstring(co, reason_names[t->reason]);
+    push_reason(x, co, t->reason);
     nargs = 1;
   }
   int st = lua_resume(co, L, nargs, &nres);
@@ -390,16 +397,22 @@ static size_t run_ready(ws_loop *loop) {
     c->self_ref = LUA_NOREF;
     if (c->server) lws_server_check_release(x, c->server);
   }
-  if (x->signals && x->signal_ref != LUA_NOREF) {
-    for (int sig = 1; sig < 32; sig++) {
-      if (!(x->signals & (1u << sig))) continue;
-      x->signals &= ~(1u << sig);
-      lua_pushlightuserdata(L, x);
-      lua_pushcclosure(L, spawn_signal_handler, 1);
-      lua_pushinteger(L, sig);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        lws_report(x, "signal handler", lua_tostring(L, -1));
-        lua_pop(L, 1);
+  if (x->signals) { /* signals caught, or (bit 0) log lines queued: one test for both */
+    if (x->signals & LWS_LOG_PENDING) {
+      x->signals &= ~LWS_LOG_PENDING;
+      lws_log_flush(x);
+    }
+    if (x->signals && x->signal_ref != LUA_NOREF) {
+      for (int sig = 1; sig < 32; sig++) {
+        if (!(x->signals & (1u << sig))) continue;
+        x->signals &= ~(1u << sig);
+        lua_pushlightuserdata(L, x);
+        lua_pushcclosure(L, spawn_signal_handler, 1);
+        lua_pushinteger(L, sig);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+          lws_report(x, "signal handler", lua_tostring(L, -1));
+          lua_pop(L, 1);
+        }
       }
     }
   }
@@ -427,6 +440,18 @@ static void on_signal(ws_loop *loop, int signum) {
   lws_ctx *x = ws_loop_user(loop);
   if (signum > 0 && signum < 32) x->signals |= 1u << signum;
   ws_loop_wakeup(loop);
+}
+
+/* A burst of connections is over (ws_loop.c, reclaim): collect now, because an idle server
+ * allocates nothing that would drive the collector through the strings the burst left, and
+ * the loop trims malloc's heap next. Twice: objects with a finalizer (every connection) are
+ * only finalized by the first collection and freed by the second. A collector the host
+ * stopped stays stopped. */
+static void on_reclaim(ws_loop *loop) {
+  lws_ctx *x = ws_loop_user(loop);
+  if (!lua_gc(x->L, LUA_GCISRUNNING, 0)) return;
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
 }
 
 /* ---- module functions ---- */
@@ -538,6 +563,7 @@ static int l_wait(lua_State *L) {
     break;
   case 'w':
   case 'c':
+  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
     if (!c) return luaL_argerror(L, 1, "connection expected");
     if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
     else {
@@ -550,7 +576,7 @@ static int l_wait(lua_State *L) {
   case 't':
     break;
   default:
-    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\" or \"t\" expected");
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
   }
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
@@ -579,7 +605,7 @@ static int l_wait(lua_State *L) {
       t->reason = LWS_R_CLOSED;
     }
   }
-  lua_pushstring(L, reason_names[t->reason]);
+  push_reason(x, L, t->reason);
   return 1;
 }
 
@@ -694,6 +720,13 @@ static int task_tostring(lua_State *L) {
   return 1;
 }
 
+/* Lua states with a context. When the last one closes, what the module keeps for the process
+ * (OpenSSL objects, interned error texts) is freed, before the module itself is unloaded: a
+ * leak checker then sees it freed, and a host that closes its states and unloads the module
+ * loses nothing. Like those lazily made objects, the count assumes that states are not
+ * opened or closed on two threads at once. */
+static size_t ctx_states;
+
 /* The context's guard is the first object of the module with a finalizer, so it is finalized
  * last when the state closes, after every connection, server and task. */
 static int ctx_gc(lua_State *L) {
@@ -704,7 +737,12 @@ static int ctx_gc(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
   ws_loop_free(x->loop);
+  lws_log_free(x);
   free(x);
+  if (--ctx_states == 0) {
+    ws_tls_release();
+    ws_accept_key_release();
+  }
   return 0;
 }
 
@@ -725,7 +763,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   x = calloc(1, sizeof *x);
   if (!x) luaL_error(L, "ws.core: out of memory");
-  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
+  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal, on_reclaim };
   void *host = NULL; /* a loop given by ws_attach, else libev's default loop */
   if (lua_getfield(L, LUA_REGISTRYINDEX, ATTACH_KEY) == LUA_TLIGHTUSERDATA) host = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -735,10 +773,16 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   *(lws_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
+  ctx_states++;
   lws_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;
+  for (int i = 0; i < LWS_REASONS; i++) {
+    lua_pushstring(L, reason_names[i]);
+    x->reason_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lws_log_init(x);
   lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
   lua_newtable(L);
   lua_pushstring(L, "k");
@@ -795,6 +839,10 @@ int luaopen_ws_core(lua_State *L) {
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
+  lws_proc_open_lib(L, mod);
+  lws_log_open_lib(L, mod);
+  lws_metrics_open_lib(L, mod);
+  lws_bus_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

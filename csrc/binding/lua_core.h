@@ -26,6 +26,7 @@ enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
 #define LWS_REF_SELF (-3)
 
 enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_CLOSED, LWS_R_START };
+#define LWS_REASONS 6
 
 typedef struct lws_conn lws_conn;
 
@@ -67,11 +68,14 @@ struct lws_conn {
   ws_stream s;
 };
 
+struct lws_bus;
+
 struct lws_server {
   ws_listener l;
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  struct lws_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
 
 typedef struct lws_ctx {
@@ -80,7 +84,7 @@ typedef struct lws_ctx {
   lws_task *ready_head, *ready_tail;
   lws_conn *closed_head;
   uint32_t next_id;
-  unsigned signals;       /* bit per signal caught and not yet handled */
+  unsigned signals;       /* bit per signal caught and not yet handled; bit 0: log lines queued */
   int error_ref;          /* Lua error reporter, LUA_NOREF for stderr */
   int signal_ref;         /* Lua signal handler */
   int tasks_ref;          /* weak table thread -> task userdata */
@@ -93,6 +97,11 @@ typedef struct lws_ctx {
   void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
   void *conn_last;        /* the connection lws_toconn identified last: no metatable check for it */
+  int reason_refs[LWS_REASONS]; /* registry references of the lws_reason names (lua_core.c) */
+  int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
+  int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
+  char *logq;             /* lines for the Lua logger, delivered from run_ready */
+  size_t logq_len, logq_cap;
 } lws_ctx;
 
 /* lua_core.c */
@@ -115,6 +124,8 @@ void lws_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
 lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) WS_HIDDEN;
 void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) WS_HIDDEN;
 void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) WS_HIDDEN;
+/* The handshake is refused with `status` (counted and logged; the caller responds). */
+void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) WS_HIDDEN;
 
 /* lua_core_server.c */
 void lws_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
@@ -132,7 +143,31 @@ void lws_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
  * (WS_DEFLATE_*) and fills cfg. Raises "<who>: compression ..." on a bad value. */
 int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) WS_HIDDEN;
 
+/* lua_core_log.c: debug logging (WS_DEBUG, core.set_logger). lws_log formats one line when
+ * `level` is on: to stderr at once, or queued for the Lua logger (never called from inside
+ * the runtime's callbacks). */
+#define LWS_LOG_PENDING 1u /* lws_ctx.signals: lines wait in logq */
+#define LWS_LOG(x, level, ...) do { if ((x)->log_level >= (level)) lws_log((x), (level), __VA_ARGS__); } while (0)
+void lws_log(lws_ctx *x, int level, const char *fmt, ...) WS_HIDDEN;
+void lws_log_init(lws_ctx *x) WS_HIDDEN;      /* WS_DEBUG from the environment */
+void lws_log_flush(lws_ctx *x) WS_HIDDEN;     /* deliver queued lines (run_ready) */
+void lws_log_free(lws_ctx *x) WS_HIDDEN;
+/* "peer 127.0.0.1:5000, conn 3" into buf: who a line is about. */
+const char *lws_log_who(const lws_conn *c, char *buf, size_t cap) WS_HIDDEN;
+void lws_log_closed(lws_ctx *x, const lws_conn *c) WS_HIDDEN;
+void lws_log_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
+/* lua_core_metrics.c: core.metrics([server]) */
+void lws_metrics_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
 /* lua_core_topic.c */
 void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
+/* lua_core_proc.c: the workers mode */
+void lws_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* lua_core_bus.c */
+void lws_bus_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* Push conn.id: the number, or "<node>/<number>" when its server has a started bus. */
+void lws_push_conn_id(lua_State *L, const lws_conn *c) WS_HIDDEN;
 
 #endif

@@ -182,8 +182,8 @@ static int l_connect(lua_State *L) {
 
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_CLIENT);
-  o.max_message = cfg->max_message;
-  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
   ws_conn_free(&c->s.ws);
   ws_conn_init(&c->s.ws, &o);
 
@@ -244,6 +244,8 @@ static int l_client_head(lua_State *L) {
     }
   }
   if (deflated < 0 || r.error) {
+    char who[96];
+    LWS_LOG(lws_ctx_get(L), 1, "%s: handshake refused: %d %s", lws_log_who(&u->c, who, sizeof who), r.status, r.error ? r.error : "");
     lua_pushnil(L);
     if (r.status != 101) {
       char reason[64];
@@ -297,6 +299,10 @@ static int l_client_head(lua_State *L) {
     lua_pushlstring(L, r.extensions, r.extensions_len);
     lua_setfield(L, fields, "extensions");
   }
+  char who[96];
+  LWS_LOG(lws_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", lws_log_who(&u->c, who, sizeof who),
+          r.protocol ? (int)r.protocol_len : 6, r.protocol ? r.protocol : "(none)",
+          deflated > 0 ? (int)r.extensions_len : 6, deflated > 0 ? r.extensions : "(none)");
   if (ws_stream_open_client(s) < 0) return push_failure(L, s);
   lua_pushboolean(L, 1);
   return 1;

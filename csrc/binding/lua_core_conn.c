@@ -4,6 +4,7 @@
  * User value 1 is the handler's thread, user value 2 a table created on first use for
  * conn.protocol, conn.request, conn.data and fields the application sets. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_core.h"
@@ -43,7 +44,15 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
       t = next;
     }
     break;
+  case WS_SEV_PONG:
+    for (t = c->writers; t;) {
+      lws_task *next = t->next;
+      if (t->wait == 'p') lws_task_wake(x, t, LWS_R_READ);
+      t = next;
+    }
+    break;
   case WS_SEV_CLOSED:
+    if (x->log_level && c->s.last_activity > 0) lws_log_closed(x, c);
     if (c->reader) lws_task_wake(x, c->reader, LWS_R_CLOSED);
     while (c->writers) lws_task_wake(x, c->writers, LWS_R_CLOSED);
     if (c->task.pooled) lws_conn_schedule(x, c); /* the close callback */
@@ -59,13 +68,13 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
 }
 
 void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
-  (void)x;
   switch (c->s.phase) {
   case WS_PH_HEAD:
     ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
     break;
   case WS_PH_HEAD_READY:
-    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0);
+    lws_conn_refused(x, c, 500);
+    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0, 0);
     break;
   case WS_PH_OPEN:
     if (failed) ws_stream_close(&c->s, WS_CLOSE_INTERNAL, "internal error", 14);
@@ -171,6 +180,8 @@ static int l_send(lua_State *L) {
     lua_getfield(L, 4, "compress");
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
     lua_pop(L, 1);
+  } else if (!lua_isnoneornil(L, 4)) {
+    return luaL_argerror(L, 4, "options table expected");
   }
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) {
@@ -306,27 +317,62 @@ static int l_close(lua_State *L) {
   if (code != 0 && !ws_close_code_valid((unsigned)code)) return luaL_argerror(L, 2, "invalid close code");
   if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
   if (code == 0 && rl) return luaL_argerror(L, 3, "a reason needs a close code");
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->log_level && c->s.phase == WS_PH_OPEN) {
+    char who[96];
+    lws_log(x, 1, "%s: closing, code %u, reason \"%.*s\"", lws_log_who(c, who, sizeof who), (unsigned)code, (int)rl, reason);
+  }
   ws_stream_close(&c->s, (unsigned)code, reason, rl);
   return 0;
 }
 
 static int l_abort(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
+  lws_ctx *x = lws_ctx_get(L);
+  if (x->log_level && c->s.phase != WS_PH_DONE) {
+    char who[96];
+    lws_log(x, 1, "%s: aborting: %s", lws_log_who(c, who, sizeof who), luaL_optstring(L, 2, "aborted"));
+  }
   ws_stream_abort(&c->s, luaL_optstring(L, 2, "aborted"));
   return 0;
 }
 
+/* core.ping(conn [, data [, wait]]) -> true | nil, message, code. With wait: the ping's
+ * sequence number and the loop's time it was sent, for core.pong (data nil: a payload of its
+ * own that no other ping has). */
 static int l_ping(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   size_t n = 0;
-  const char *p = luaL_optlstring(L, 2, "", &n);
+  int wait = lua_toboolean(L, 3);
+  const char *p = wait && lua_isnoneornil(L, 2) ? NULL : luaL_optlstring(L, 2, "", &n);
   if (n > 125) return luaL_argerror(L, 2, "ping payload over 125 bytes");
-  if (ws_stream_ping(&c->s, p, n) < 0) {
+  long long seq = 0;
+  if (wait ? (seq = ws_stream_ping_wait(&c->s, p, n)) < 0 : ws_stream_ping(&c->s, p, n) < 0) {
     if (c->s.phase == WS_PH_OPEN) return luaL_error(L, "ws: ping failed");
     if (c->s.phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
     return push_end(L, c);
   }
-  lua_pushboolean(L, 1);
+  if (!wait) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)seq);
+  lua_pushnumber(L, c->s.cold->ping_wait->sent_at);
+  return 2;
+}
+
+/* core.pong(conn, seq) -> the loop's time the pong of ping seq came | false (not yet) |
+ * nil, message, code (the connection is closed). */
+static int l_pong(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_Integer seq = luaL_checkinteger(L, 2);
+  double at;
+  if (ws_stream_pong_seen(&c->s, (long long)seq, &at)) {
+    lua_pushnumber(L, at);
+    return 1;
+  }
+  if (c->s.phase != WS_PH_OPEN && c->s.phase != WS_PH_CLOSING) return push_end(L, c);
+  lua_pushboolean(L, 0);
   return 1;
 }
 
@@ -425,7 +471,12 @@ static int l_head(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (r < 0) return push_end(L, c);
+  if (r < 0) {
+    lws_ctx *x = lws_ctx_get(L);
+    char who[96];
+    LWS_LOG(x, 1, "%s: handshake failed: %s", lws_log_who(c, who, sizeof who), c->s.error ? c->s.error : "closed");
+    return push_end(L, c);
+  }
   ws_request req;
   if (parse_head(L, c, &req) < 0) return luaL_error(L, "ws: request head lost");
   int upgrade = ws_request_is_upgrade(&req), status = 0;
@@ -621,8 +672,19 @@ static int l_upgrade(lua_State *L) {
   char ext[WS_DEFLATE_RESPONSE_MAX];
   const char *extensions = NULL;
   if (compress && ws_stream_deflate_negotiate(&c->s, &req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
+  /* The request line for the debug log, taken now: the upgrade trims the head's buffer. */
+  lws_ctx *x = lws_ctx_get(L);
+  char line[256] = "";
+  if (x->log_level)
+    snprintf(line, sizeof line, "%.*s %.*s HTTP/1.%d", (int)req.method_len, req.method, (int)req.target_len,
+             req.target, req.minor_version);
   if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, extensions, extra, nextra) < 0)
     return push_end(L, c);
+  if (x->log_level) {
+    char who[96];
+    lws_log(x, 1, "%s: \"%s\" 101, subprotocol %s, extensions %s", lws_log_who(c, who, sizeof who), line,
+            protocol ? protocol : "(none)", extensions ? extensions : "(none)");
+  }
   if (protocol || extensions) {
     push_fields(L, 1, 1);
     if (protocol) {
@@ -638,7 +700,31 @@ static int l_upgrade(lua_State *L) {
   return 1;
 }
 
-/* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code */
+/* A response instead of the 101: counted as a refused handshake when the request asked for
+ * an upgrade, and logged (with the body's first line, which says why for the server's own
+ * refusals). */
+static void note_response(lws_ctx *x, lws_conn *c, const ws_request *req, int status, const char *body, size_t bl) {
+  int upgrade = ws_request_is_upgrade(req);
+  if (upgrade) ws_code_count_add(ws_stream_counters(&c->s)->refused, (unsigned)status, 1);
+  if (!x->log_level) return;
+  char who[96];
+  size_t why = 0;
+  while (body && why < bl && why < 120 && body[why] != '\n' && body[why] != '\r') why++;
+  lws_log(x, 1, "%s: \"%.*s %.*s HTTP/1.%d\" %d%s%.*s", lws_log_who(c, who, sizeof who), (int)req->method_len,
+          req->method, (int)req->target_len, req->target, req->minor_version, status,
+          upgrade ? ", upgrade refused: " : ", plain HTTP", upgrade ? (int)why : 0, body ? body : "");
+}
+
+void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) {
+  ws_request req;
+  if (c->s.head_len == 0 || !c->s.head.data) return;
+  memset(&req, 0, sizeof req);
+  if (ws_request_parse(&req, (const char *)ws_buf_begin(&c->s.head), c->s.head_len, (size_t)c->s.head_len + 1) < 0) return;
+  note_response(x, c, &req, status, "handler failed", 14);
+}
+
+/* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code. The answer to
+ * a HEAD request carries the body's Content-Length and not the body. */
 static int l_respond(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
@@ -646,9 +732,15 @@ static int l_respond(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   size_t bl = 0;
   const char *body = luaL_optlstring(L, 4, NULL, &bl);
+  ws_request req;
   if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
-  if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl) < 0) return push_end(L, c);
+  int head_only = 0;
+  if (parse_head(L, c, &req) == 0) {
+    note_response(lws_ctx_get(L), c, &req, (int)status, body, bl);
+    head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+  }
+  if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl, head_only) < 0) return push_end(L, c);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -663,7 +755,7 @@ static int conn_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (k) {
     const ws_stream *s = &c->s;
-    if (strcmp(k, "id") == 0) { lua_pushinteger(L, c->id); return 1; }
+    if (strcmp(k, "id") == 0) { lws_push_conn_id(L, c); return 1; }
     if (strcmp(k, "state") == 0) { lua_pushstring(L, ws_stream_state_name(s)); return 1; }
     if (strcmp(k, "close_code") == 0) {
       if (s->close_code) lua_pushinteger(L, s->close_code);
@@ -684,6 +776,10 @@ static int conn_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "remote_port") == 0) { lua_pushinteger(L, s->remote_port); return 1; }
+    if (strcmp(k, "latency") == 0) { /* seconds, the last ping's round trip; nil before one */
+      if (s->latency >= 0) lua_pushnumber(L, (double)s->latency); else lua_pushnil(L);
+      return 1;
+    }
     if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)ws_stream_dropped(s)); return 1; } /* ws_topic.c */
     if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
       lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
@@ -703,7 +799,7 @@ static int conn_index(lua_State *L) {
 
 static int conn_newindex(lua_State *L) {
   static const char *const readonly[] = { "id", "state", "close_code", "close_reason", "remote_addr",
-                                          "remote_port", "request", "protocol", "dropped", "extensions",
+                                          "remote_port", "request", "protocol", "dropped", "extensions", "latency",
                                           "deflate_memory", NULL };
   const char *k = lua_tostring(L, 2);
   checkconn(L, 1);
@@ -740,7 +836,7 @@ static int conn_tostring(lua_State *L) {
 void lws_conn_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
-    { "abort", l_abort }, { "ping", l_ping }, { "buffered", l_buffered }, { "head", l_head },
+    { "abort", l_abort }, { "ping", l_ping }, { "pong", l_pong }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
     { "respond", l_respond }, { "stage", l_stage },
 #if LWS_HAVE_CONTINUATIONS

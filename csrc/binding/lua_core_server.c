@@ -113,6 +113,7 @@ static int l_listen(lua_State *L) {
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
   sv->pooled = pooled;
+  sv->bus = NULL;
   luaL_setmetatable(L, LWS_SERVER_MT);
   int ud = lua_gettop(L);
   lua_pushvalue(L, 4);
@@ -130,6 +131,9 @@ static int l_listen(lua_State *L) {
   c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
   c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
   int backlog = (int)optnum(L, 3, "backlog", 1024);
+  lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
+  sv->l.reuseport = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
   if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
   if (c->max_queue == 0) c->max_queue = 1;
@@ -181,6 +185,9 @@ static int l_server_shutdown(lua_State *L) {
   int abort = lua_toboolean(L, 4);
   if (!ws_close_code_valid(code)) return luaL_argerror(L, 2, "invalid close code");
   if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
+  lws_ctx *x = lws_ctx_get(L);
+  LWS_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
+          abort ? "aborting" : "closing", (unsigned)sv->l.count, code, reason);
   for (ws_stream *s = sv->l.streams; s;) {
     ws_stream *next = s->lnext;
     if (abort) ws_stream_abort(s, "server closed");
@@ -190,19 +197,64 @@ static int l_server_shutdown(lua_State *L) {
   return 0;
 }
 
+/* The connection userdata of an open stream, pushed; 0 when it has none. */
+static int push_stream_conn(lua_State *L, ws_stream *s) {
+  lws_conn *c = s->user;
+  if (!c || c->self_ref == LUA_NOREF || s->phase != WS_PH_OPEN) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+  return 1;
+}
+
+/* core.server_conn(server, n) -> the open connection whose number is n | nil (the Redis bus:
+ * send_to and the publisher excluded from an ordered message). A walk: not for hot paths. */
+static int l_server_conn(lua_State *L) {
+  lws_server *sv = checkserver(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
+    lws_conn *c = s->user;
+    if (c && (lua_Integer)c->id == n && push_stream_conn(L, s)) return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* core.topic_conns(server, topic) -> { conn, ... }: the open connections subscribed to topic
+ * (the Redis bus tells them when they missed messages). A walk over every connection's topics. */
+static int l_topic_conns(lua_State *L) {
+  lws_server *sv = checkserver(L, 1);
+  size_t len;
+  const char *name = luaL_checklstring(L, 2, &len);
+  lua_newtable(L);
+  lua_Integer k = 0;
+  for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
+    size_t nt = ws_topic_count(s);
+    for (size_t i = 0; i < nt; i++) {
+      size_t tl;
+      const char *t = ws_topic_name(s, i, &tl);
+      if (tl == len && memcmp(t, name, len) == 0) {
+        if (push_stream_conn(L, s)) lua_rawseti(L, -2, ++k);
+        break;
+      }
+    }
+  }
+  return 1;
+}
+
 static int server_gc(lua_State *L) {
   lws_server *sv = lua_touserdata(L, 1);
   ws_listener_close(&sv->l);
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
   sv->l.streams = NULL;
   ws_topics_release(&sv->l); /* its topics go with their last subscriber */
+  ws_listener_retire(&sv->l); /* its counters stay in the process-wide total */
   return 0;
 }
 
 void lws_server_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "listen", l_listen }, { "server_port", l_server_port }, { "server_count", l_server_count },
-    { "server_close", l_server_close }, { "server_shutdown", l_server_shutdown }, { NULL, NULL }
+    { "server_close", l_server_close }, { "server_shutdown", l_server_shutdown },
+    { "server_conn", l_server_conn }, { "topic_conns", l_topic_conns }, { NULL, NULL }
   };
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");

@@ -10,9 +10,14 @@
 #if defined(__GNUC__)
 #define WS_HIDDEN __attribute__((visibility("hidden")))
 #define WS_EXPORT __attribute__((visibility("default")))
+/* Rare paths (debug tracing, pongs) kept out of line, so the hot functions around them stay small. */
+#define WS_COLD __attribute__((cold, noinline))
+#define WS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define WS_HIDDEN
 #define WS_EXPORT
+#define WS_COLD
+#define WS_UNLIKELY(x) (x)
 #endif
 
 /* Parser results: a non-negative value is a count of bytes consumed. */

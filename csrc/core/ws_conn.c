@@ -61,9 +61,16 @@ static const char E_REASON_UTF8[] = "close reason is not UTF-8";
 void ws_conn_options_default(ws_conn_options *o, int role) {
   o->role = role;
   o->max_message = WS_DEFAULT_MAX_MESSAGE;
-  o->max_frame = WS_DEFAULT_MAX_MESSAGE;
-  o->max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
+  o->max_frame = 0;     /* follows max_message */
+  o->max_fragments = 0; /* follows max_message */
   o->auto_pong = 1;
+  o->defer_fail = 0;
+}
+
+uint32_t ws_conn_max_fragments(uint64_t max_message) {
+  uint64_t n = max_message / WS_MIN_FRAGMENT + 1;
+  if (n < WS_MIN_MAX_FRAGMENTS) n = WS_MIN_MAX_FRAGMENTS;
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
@@ -78,11 +85,12 @@ void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
   c->opt.max_fragments = o->max_fragments;
   c->opt.role = (uint8_t)o->role;
   c->opt.auto_pong = o->auto_pong != 0;
+  c->opt.defer_fail = o->defer_fail != 0;
   /* Zero means "not set": every limit stays bounded. */
   if (!c->opt.max_message) c->opt.max_message = WS_DEFAULT_MAX_MESSAGE;
   if (!c->opt.max_frame) c->opt.max_frame = c->opt.max_message;
-  if (!c->opt.max_fragments) c->opt.max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
   if (c->opt.max_message > SIZE_MAX / 2) c->opt.max_message = SIZE_MAX / 2;
+  if (!c->opt.max_fragments) c->opt.max_fragments = ws_conn_max_fragments(c->opt.max_message);
   ws_buf_init(&c->in);
   ws_buf_init(&c->msg);
   ws_buf_init(&c->out);
@@ -146,6 +154,15 @@ static void settle(ws_conn *c) {
   if (finished(c) && c->in.data) ws_buf_free(&c->in);
 }
 
+ws_conn_tracer ws_conn_trace = NULL;
+
+/* The frame hook's calls, out of line: off, each frame costs one test of ws_conn_trace. */
+static WS_COLD void trace(const ws_conn *c, int out, int fin, unsigned rsv, int opcode, uint64_t len) {
+  if (ws_conn_trace) ws_conn_trace(c, out, fin, rsv, opcode, len);
+}
+#define TRACE(c, out, fin, rsv, opcode, len) \
+  do { if (WS_UNLIKELY(ws_conn_trace != NULL)) trace((c), (out), (fin), (rsv), (opcode), (len)); } while (0)
+
 static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
   uint8_t key[4];
   const uint8_t *mask = NULL;
@@ -174,6 +191,7 @@ static int queue_close(ws_conn *c, unsigned code, const char *reason, size_t rle
     if (rlen) memcpy(payload + 2, reason, rlen);
     n = 2 + rlen;
   }
+  TRACE(c, 1, 1, 0, WS_OP_CLOSE, n);
   return queue_frame(c, 1, 0, WS_OP_CLOSE, payload, n);
 }
 
@@ -186,16 +204,28 @@ static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_
   ev->error = NULL;
 }
 
-/* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code unless
- * one was sent already, report it once, and stop reading. */
-static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
-  c->error_code = (uint16_t)code;
-  c->error = why;
+/* Our close for a failure, unless one was sent already; then nothing more is sent. */
+static void fail_close(ws_conn *c) {
   if (!c->close_sent) {
-    queue_close(c, code, why, strlen(why));
+    queue_close(c, c->error_code, c->fail_reason, strlen(c->fail_reason));
     c->close_sent = CLOSE_SENT_FIRST;
   }
   c->state = WS_STATE_CLOSED;
+}
+
+int ws_conn_fail_commit(ws_conn *c) {
+  if (!ws_conn_fail_pending(c)) return 0;
+  fail_close(c);
+  return 1;
+}
+
+/* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code (at once,
+ * or at ws_conn_fail_commit with defer_fail), report it once, and stop reading. */
+static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
+  c->error_code = (uint16_t)code;
+  c->error = why;
+  c->fail_reason = why;
+  if (!c->opt.defer_fail) fail_close(c);
   c->have_header = 0;
   c->msg_opcode = 0;
   c->consumed_pending = 0;
@@ -256,6 +286,7 @@ static int read_header(ws_conn *c, ws_event *ev) {
   const char *why = check_header(c, &code);
   if (why) return fail(c, ev, code, why);
   ws_buf_consume(&c->in, (size_t)r);
+  TRACE(c, 0, c->hdr.fin, c->hdr.rsv, (int)c->hdr.opcode, c->hdr.payload_len);
   c->have_header = 1;
   c->payload_seen = 0;
   c->mask_phase = 0;
@@ -349,7 +380,10 @@ static int step_held(ws_conn *c, ws_event *ev) {
   case WS_OP_PING:
     /* RFC 6455 5.5.2: every ping gets its pong unless the peer's close was received (then
      * no frame gets this far); our own close sent first is no exemption. */
-    if (c->opt.auto_pong) queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    if (c->opt.auto_pong) {
+      TRACE(c, 1, 1, 0, WS_OP_PONG, plen);
+      queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
+    }
     event(ev, WS_EV_PING, WS_OP_PING, data, plen);
     return 1;
   case WS_OP_PONG:
@@ -523,6 +557,7 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
   /* Only whole messages are compressed: ws_deflate works a message at a time. */
   int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
                  && n >= ws_deflate_threshold(c->deflate);
+  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
   int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
   if (r != 0) return -1;
   if (more) {
@@ -539,6 +574,7 @@ static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
     c->error = E_CONTROL_LEN;
     return -1;
   }
+  TRACE(c, 1, 1, 0, opcode, n);
   return queue_frame(c, 1, 0, opcode, p, n);
 }
 
@@ -552,6 +588,7 @@ int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
       c->error = E_CONTROL_LEN;
       return -1;
     }
+    TRACE(c, 1, 1, 0, WS_OP_PONG, n);
     return queue_frame(c, 1, 0, WS_OP_PONG, p, n);
   }
   return send_control(c, WS_OP_PONG, p, n);

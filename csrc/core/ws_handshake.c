@@ -369,14 +369,24 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 }
 
 /* OpenSSL 3 looks EVP_sha1() up in its provider tables on every use, which costs more than
- * hashing a key: the implementation is fetched once and kept for the process. */
+ * hashing a key: the implementation is fetched once and kept until ws_accept_key_release. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static EVP_MD *sha1_fetched;
+#endif
+
 static const EVP_MD *sha1_md(void) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  static EVP_MD *md;
-  if (!md) md = EVP_MD_fetch(NULL, "SHA1", NULL);
-  if (md) return md;
+  if (!sha1_fetched) sha1_fetched = EVP_MD_fetch(NULL, "SHA1", NULL);
+  if (sha1_fetched) return sha1_fetched;
 #endif
   return EVP_sha1();
+}
+
+void ws_accept_key_release(void) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  EVP_MD_free(sha1_fetched);
+  sha1_fetched = NULL;
+#endif
 }
 
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) {
@@ -507,8 +517,8 @@ const char *ws_status_text(int status) {
   }
 }
 
-int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
-                       const char *body, size_t body_len) {
+static int response(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                    const char *body, size_t body_len, int with_body) {
   char line[64];
   if (status < 100 || status > 999 || !extra_valid(extra, nextra)) return -1;
   if (!body) body_len = 0;
@@ -522,8 +532,18 @@ int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t n
   if (status == 426) puts_(&w, "Sec-WebSocket-Version: 13\r\n");
   put_extra(&w, extra, nextra);
   put(&w, "\r\n", 2);
-  if (body_len) put(&w, body, body_len);
+  if (body_len && with_body) put(&w, body, body_len);
   return writer_end(&w);
+}
+
+int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                       const char *body, size_t body_len) {
+  return response(out, status, extra, nextra, body, body_len, 1);
+}
+
+int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                            const char *body, size_t body_len) {
+  return response(out, status, extra, nextra, body, body_len, 0);
 }
 
 /* ---- client side ---- */

@@ -72,6 +72,9 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 /* Sec-WebSocket-Accept for a key: SHA-1 and base64 from libcrypto. out gets
  * WS_ACCEPT_LEN characters and a NUL. */
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) WS_HIDDEN;
+/* Free the SHA-1 implementation ws_accept_key keeps (it is fetched again at the next use):
+ * for a binding's unload, once no Lua state uses the module, so a leak checker sees it freed. */
+void ws_accept_key_release(void) WS_HIDDEN;
 
 /* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
  * are appended as given. Returns 0, or -1 (out of memory, or a name or value that
@@ -83,6 +86,10 @@ int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char 
  * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. */
 int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                        const char *body, size_t body_len) WS_HIDDEN;
+/* The same response to a HEAD request: its Content-Length is body's, and no body follows
+ * (RFC 7231 4.3.2). */
+int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, size_t nextra,
+                            const char *body, size_t body_len) WS_HIDDEN;
 
 /* Can this text go on the wire as a header name (an RFC 7230 token) or value (no control
  * characters but tab)? The builders refuse anything else, so no caller can inject lines. */

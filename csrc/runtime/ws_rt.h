@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -38,12 +39,16 @@ typedef struct ws_hooks {
   void (*listener_ready)(ws_listener *l);      /* connections are waiting to be accepted */
   size_t (*run_ready)(ws_loop *loop);          /* run queued work; returns how much is left */
   void (*signal)(ws_loop *loop, int signum);
+  /* The connections fell to half their peak (a burst is over): free what the binding holds
+   * only until its next collection (ws_loop.c, reclaim). May be NULL. */
+  void (*reclaim)(ws_loop *loop);
 } ws_hooks;
 
 enum ws_stream_event {
   WS_SEV_READ = 1,   /* messages arrived, the request head is complete, or the state changed */
   WS_SEV_WRITE = 2,  /* the write queue drained below the low-water mark */
-  WS_SEV_CLOSED = 3  /* the socket is closed: final, no more events */
+  WS_SEV_CLOSED = 3, /* the socket is closed: final, no more events */
+  WS_SEV_PONG = 4    /* the pong of a ping sent with ws_stream_ping_wait came */
 };
 
 /* `evloop` is a `struct ev_loop *` owned by a host, or NULL for libev's default loop. */
@@ -101,9 +106,11 @@ void ws_shared_unref(ws_shared *sh) WS_HIDDEN;
 
 /* ---- transport: plain sockets now, TLS slots in beside it ---- */
 
+#define WS_TP_PLAIN_HTTP (-2)
 typedef struct ws_transport {
   const char *name;
-  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed. */
+  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed,
+   * WS_TP_PLAIN_HTTP: the peer sent a plain HTTP request (s->error says so; answer 400). */
   int (*handshake)(ws_stream *s);
   /* >0 bytes, 0 end of stream, -1 with errno (EAGAIN: s->want says what to wait for). */
   ssize_t (*read)(ws_stream *s, void *p, size_t n);
@@ -135,6 +142,39 @@ typedef struct ws_server_cfg {
 enum ws_deflate_mode { WS_DEFLATE_OFF = 0, WS_DEFLATE_SHARED = 1, WS_DEFLATE_DEDICATED = 2 };
 void ws_server_cfg_default(ws_server_cfg *cfg) WS_HIDDEN;
 
+/* ---- counters: what ws.metrics() reports ---- */
+
+/* Counts by close code or HTTP status: a few slots, filled in order of first use; once they
+ * are all taken, further codes are counted in the last slot under code 0 ("other"). */
+#define WS_CODE_SLOTS 24
+typedef struct ws_code_count {
+  uint32_t code;
+  uint64_t n;
+} ws_code_count;
+
+/* Kept where the events happen: in each listener for its connections, and in the loop for
+ * client connections and for listeners that are gone (ws_listener_retire). Messages and bytes
+ * are data messages (text and binary) and their payload bytes, before compression; a publish
+ * counts one message per subscriber it was queued on. */
+typedef struct ws_counters {
+  int64_t open;              /* connections upgraded and not closed yet (a gauge) */
+  uint64_t accepted;         /* connections upgraded (server) or opened (client) */
+  /* (in this order: a message's two counts are not neighbours, which keeps compilers from
+   * pairing their increments into vector instructions that cost more than two adds) */
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  uint64_t dropped;          /* published messages skipped for a slow subscriber */
+  uint64_t ping_timeouts;    /* connections closed because no pong came in time */
+  uint64_t tls_failures;     /* TLS handshakes that failed */
+  ws_code_count closes[WS_CODE_SLOTS];  /* opened connections closed, by close code */
+  ws_code_count refused[WS_CODE_SLOTS]; /* handshakes answered with an HTTP error, by status */
+} ws_counters;
+
+void ws_code_count_add(ws_code_count *t, unsigned code, uint64_t n) WS_HIDDEN;
+/* into += from, gauge included. */
+void ws_counters_add(ws_counters *into, const ws_counters *from) WS_HIDDEN;
+/* The loop's own counters (client connections, retired listeners). */
+ws_counters *ws_loop_counters(ws_loop *loop) WS_HIDDEN;
+
 /* ---- connections ---- */
 
 enum ws_phase {
@@ -155,7 +195,18 @@ typedef struct ws_stream_cold {
   char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
   void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
   uint64_t dropped;         /* published messages skipped because its queue was over the limit */
+  struct ws_ping_wait *ping_wait; /* pings a caller waits to see answered (ws_stream_ping_wait) */
 } ws_stream_cold;
+
+/* The pings sent with ws_stream_ping_wait: the payload of the last one, how many were sent and
+ * how many are answered (a pong answers its ping and every earlier one), when the last one
+ * went and when its answer came (the loop's clock). */
+typedef struct ws_ping_wait {
+  uint64_t sent, answered;
+  double sent_at, answered_at;
+  uint8_t len;
+  uint8_t data[125];
+} ws_ping_wait;
 
 struct ws_stream {
   ws_conn ws;               /* the protocol engine */
@@ -192,13 +243,15 @@ struct ws_stream {
   uint8_t io_events;        /* events the io watcher is started with */
   uint8_t tp_wait;          /* TLS: EV_WRITE when a read waits for writability, EV_READ when a
                                write waits for readability (set by the transport) */
-  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  float latency;            /* seconds from the last ping to its pong, -1 before the first */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
 };
+
 
 /* s->cold, allocated on first use; NULL when out of memory. */
 ws_stream_cold *ws_stream_cold_get(ws_stream *s) WS_HIDDEN;
@@ -225,9 +278,10 @@ int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach,
 /* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
-/* Answer with a plain HTTP response (ws_response_status) and close once it is sent. */
+/* Answer with a plain HTTP response (ws_response_status) and close once it is sent; head_only:
+ * the answer to a HEAD request (ws_response_status_head: the body's length, not the body). */
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
-                      const char *body, size_t body_len) WS_HIDDEN;
+                      const char *body, size_t body_len, int head_only) WS_HIDDEN;
 
 /* The oldest received message: 1 with p, n and opcode set (valid until ws_stream_drop or any
  * other call on this stream), 0 when none is waiting. */
@@ -239,6 +293,11 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
 /* Queue a frame built once for many connections (takes a reference). */
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) WS_HIDDEN;
 int ws_stream_ping(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
+/* A ping whose pong the caller waits for: returns its sequence number (1, 2, ...), or -1.
+ * No payload (p NULL): one is made from the sequence number. WS_SEV_PONG follows its pong. */
+long long ws_stream_ping_wait(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
+/* The pong of ping `seq` came: 1 with *at the loop's time it came, 0 not yet. */
+int ws_stream_pong_seen(const ws_stream *s, long long seq, double *at) WS_HIDDEN;
 /* Start the closing handshake (or just close before the upgrade). Idempotent. */
 void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len) WS_HIDDEN;
 /* Close the socket now (after a failed close handshake or for an abort). */
@@ -267,10 +326,23 @@ struct ws_listener {
   int fd;
   int port;
   int paused;          /* accepting stopped at max_connections */
+  int reuseport;       /* SO_REUSEPORT: set before ws_listener_open (option), or by reopen */
+  int hold_fd;         /* parked: a bound, not listening socket that keeps the port; else -1 */
+  int backlog;
+  socklen_t addrlen;   /* the address bound (the port resolved), for ws_listener_reopen */
+  struct sockaddr_storage addr;
   struct ws_tls_ctx *tls; /* TLS for new connections (ws_tls.h), NULL for plain; referenced */
   struct ws_topics *topics; /* its publish/subscribe topics (ws_topic.c), NULL until used */
   void *user;
+  ws_listener *next_l, *prev_l; /* the loop's listeners, until ws_listener_retire */
+  ws_counters ctr;
 };
+
+/* The counters a stream's events go to: its listener's, or the loop's for a client (and for
+ * a connection whose server is gone). */
+static inline ws_counters *ws_stream_counters(ws_stream *s) {
+  return s->listener ? &s->listener->ctr : ws_loop_counters(s->loop);
+}
 
 void ws_listener_init(ws_listener *l, ws_loop *loop) WS_HIDDEN;
 /* Bind and listen; returns 0, or -1 with *err (static text) and errno. */
@@ -278,9 +350,42 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
 /* Accept one connection into s (from ws_stream_init): 1 accepted, 0 nothing waiting
  * (or the connection limit is reached), -1 error (errno). */
 int ws_listener_accept(ws_listener *l, ws_stream *s) WS_HIDDEN;
-/* Stop accepting and close the listening socket. Idempotent. */
+/* Stop accepting and close the listening socket (and a parked one's placeholder). Idempotent. */
 void ws_listener_close(ws_listener *l) WS_HIDDEN;
+/* Workers mode, in the master before it forks: stop accepting and close the listening
+ * socket, keeping its address and its port with a bound, not listening SO_REUSEPORT socket
+ * (no connection is queued on it; the workers' listeners join its port). Connections waiting
+ * in the old backlog are dropped. 0, or -1 with *err and errno. */
+int ws_listener_park(ws_listener *l, const char **err) WS_HIDDEN;
+/* Workers mode, in a forked worker: a listener of its own with SO_REUSEPORT on the address
+ * the master bound (port 0 was resolved there once), replacing the inherited sockets; the
+ * kernel spreads new connections over the workers' listeners. 0, or -1 with *err and errno. */
+int ws_listener_reopen(ws_listener *l, const char **err) WS_HIDDEN;
+/* The listener's struct is going (its owner is freed): its counters go to the loop's. */
+void ws_listener_retire(ws_listener *l) WS_HIDDEN;
+/* The loop's listeners, for a process-wide total. */
+ws_listener *ws_loop_listeners(ws_loop *loop) WS_HIDDEN;
+/* Send-queue bytes of its connections, now. */
+size_t ws_listener_queued(const ws_listener *l) WS_HIDDEN;
 /* Called by the stream when it is done: unlinks it and resumes accepting if paused. */
 void ws_listener_release(ws_listener *l, ws_stream *s) WS_HIDDEN;
+
+/* ---- processes: the workers mode (ws_proc.c) ---- */
+
+/* The master's signals: on, SIGCHLD, SIGINT and SIGTERM are blocked (ws_proc_sigwait takes
+ * them); off, the mask from before is back. */
+int ws_proc_master(int on) WS_HIDDEN;
+/* fork(2) after flushing stdio. In the child (returns 0): the signal mask from before
+ * ws_proc_master, SIGTERM when the master dies (Linux), the libev loop made usable
+ * (ev_loop_fork) and no masking key drawn by the parent. -1 with errno when fork fails. */
+pid_t ws_proc_fork(ws_loop *loop) WS_HIDDEN;
+/* Wait at most `timeout` seconds for SIGCHLD, SIGINT or SIGTERM (blocked by ws_proc_master):
+ * the signal number, 0 at the timeout, -1 with errno. */
+int ws_proc_sigwait(double timeout) WS_HIDDEN;
+/* Has child `pid` ended? 0 running; 1 exited (*code: its status); 2 killed (*code: the
+ * signal); -1 with errno. Never blocks. */
+int ws_proc_status(pid_t pid, int *code) WS_HIDDEN;
+/* The CPUs this process may run on. */
+int ws_proc_cores(void) WS_HIDDEN;
 
 #endif

@@ -26,6 +26,7 @@ struct ev_loop *ws_loop_ev(ws_loop *loop) WS_HIDDEN;
 const ws_hooks *ws_loop_hooks(ws_loop *loop) WS_HIDDEN;
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
 void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) WS_HIDDEN;
+ws_listener **ws_loop_listener_head(ws_loop *loop) WS_HIDDEN;
 
 /* Buffer pool: idle connections keep no I/O buffers; busy ones borrow pooled memory so that
  * no message and no flush allocates (the pool follows the number of busy connections). */
@@ -45,6 +46,10 @@ static inline void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
  * freed it. */
 ws_buf *ws_loop_recv_take(ws_loop *loop) WS_HIDDEN;
 void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
+/* A listener accepted a connection / one of its connections closed: the loop follows their
+ * number to give memory back after a burst (ws_loop.c, reclaim). */
+void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;
+void ws_loop_conn_closed(ws_loop *loop) WS_HIDDEN;
 
 /* ws_stream.c */
 void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */

@@ -39,6 +39,7 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
 static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
+static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 
 static void emit(ws_stream *s, int ev) {
@@ -53,9 +54,11 @@ void ws_stream_init(ws_stream *s, ws_loop *loop) {
   s->loop = loop;
   s->tp = &ws_transport_plain;
   s->phase = WS_PH_NEW;
+  s->latency = -1.f;
   ev_io_init(WS_EV_IO(s), on_io, -1, 0);
   ev_timer_init(WS_EV_TIMER(s), on_timer, 0., 0.);
   ws_conn_options_default(&o, WS_ROLE_SERVER);
+  o.defer_fail = 1; /* see after_input */
   ws_conn_init(&s->ws, &o);
 }
 
@@ -125,6 +128,11 @@ static void finish_socket(ws_stream *s, int notify) {
   ws_wqueue_free(s);
   ws_conn_free(&s->ws);
   if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;
+  if (s->last_activity > 0) { /* it was open (see count_open) */
+    ws_counters *ctr = ws_stream_counters(s);
+    ctr->open--;
+    ws_code_count_add(ctr->closes, s->fail_code ? s->fail_code : s->close_code, 1);
+  }
   int was_new = s->phase == WS_PH_NEW;
   s->phase = WS_PH_DONE;
   if (s->listener) {
@@ -142,6 +150,7 @@ void ws_stream_destroy(ws_stream *s) {
   ws_buf_free(&s->head);
   if (s->cold) {
     free(s->cold->close_reason);
+    free(s->cold->ping_wait);
     free(s->cold);
     s->cold = NULL;
   }
@@ -178,6 +187,12 @@ void ws_stream_on_flushed(ws_stream *s, int all) {
     s->flags &= (uint8_t)~WS_SF_WANT_DRAIN;
     emit(s, WS_SEV_WRITE);
   }
+  /* The handler has taken the messages that came before a protocol error and had its turn to
+   * answer them (flushes follow the handlers' runs): now the failure's close goes out. */
+  if (ws_conn_fail_pending(&s->ws) && !s->inbox_count && s->phase != WS_PH_DONE) {
+    commit_failure(s);
+    return;
+  }
   if (!all || s->phase == WS_PH_DONE) return;
   ws_pool_give(s->loop, &s->ws.out);
   if (s->phase == WS_PH_FINISH && !(s->flags & WS_SF_SHUT)) {
@@ -194,8 +209,9 @@ void ws_stream_want_drain(ws_stream *s) { s->flags |= WS_SF_WANT_DRAIN; }
 
 static void head_failed(ws_stream *s, int status, const char *why) {
   s->error = why;
+  ws_code_count_add(ws_stream_counters(s)->refused, (unsigned)status, 1);
   s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
-  ws_stream_respond(s, status, NULL, 0, NULL, 0);
+  ws_stream_respond(s, status, NULL, 0, NULL, 0, 0);
   emit(s, WS_SEV_READ);
 }
 
@@ -206,9 +222,21 @@ static void head_failed(ws_stream *s, int status, const char *why) {
  * refusal. The binding learns of the failure at once. */
 static void transport_failed(ws_stream *s) {
   if (!s->error) s->error = "transport handshake failed";
+  ws_stream_counters(s)->tls_failures++;
   if (s->tp->free) s->tp->free(s);
   s->tp = &ws_transport_plain; /* from now on the bytes are only read and dropped */
   enter_finish(s);
+  emit(s, WS_SEV_READ);
+}
+
+/* A plain HTTP request came to a TLS port: answer it in plain HTTP, as nginx does, then close
+ * (draining the request until the peer's FIN, as after any refusal). */
+static void plain_http_to_tls(ws_stream *s) {
+  static const char body[] = "The plain HTTP request was sent to HTTPS port\n";
+  if (s->tp->free) s->tp->free(s);
+  s->tp = &ws_transport_plain;
+  s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
+  ws_stream_respond(s, 400, NULL, 0, body, sizeof body - 1, 0);
   emit(s, WS_SEV_READ);
 }
 
@@ -216,6 +244,7 @@ static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
     int r = s->tp->handshake(s);
+    if (r == WS_TP_PLAIN_HTTP) { plain_http_to_tls(s); return; }
     if (r < 0) { transport_failed(s); return; }
     if (r == 0) { ws_stream_update_io(s); return; }
     s->flags |= WS_SF_TLS_DONE;
@@ -269,6 +298,15 @@ int ws_stream_head(ws_stream *s, const char **p, size_t *n) {
   return s->phase == WS_PH_HEAD ? 0 : -1;
 }
 
+/* The connection is open: counted until finish_socket, which knows it by last_activity (set
+ * here, never 0 on the loop's clock). */
+static void count_open(ws_stream *s) {
+  ws_counters *ctr = ws_stream_counters(s);
+  ctr->open++;
+  ctr->accepted++;
+  s->last_recv = s->last_activity = ws_loop_now(s->loop);
+}
+
 static void arm_keepalive(ws_stream *s) {
   const ws_server_cfg *c = s->cfg;
   double next = -1, now = ws_loop_now(s->loop);
@@ -305,7 +343,7 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   s->head.len = s->head_len;
   uint8_t *shrunk = realloc(s->head.data, s->head_len ? s->head_len : 1);
   if (shrunk) { s->head.data = shrunk; s->head.cap = s->head_len; }
-  s->last_recv = s->last_activity = ws_loop_now(s->loop);
+  count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
   /* Write the 101 now: its pooled buffer goes back at once, so a burst of handshakes borrows
@@ -329,7 +367,7 @@ int ws_stream_open_client(ws_stream *s) {
   }
   ws_buf_free(&s->head); /* the response head was read by the binding already */
   s->head_len = 0;
-  s->last_recv = s->last_activity = ws_loop_now(s->loop);
+  count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
   if (ws_buf_size(&s->ws.out)) ws_loop_mark_dirty(s->loop, s);
@@ -339,9 +377,10 @@ int ws_stream_open_client(ws_stream *s) {
 }
 
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
-                      const char *body, size_t body_len) {
+                      const char *body, size_t body_len, int head_only) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
-  if (ws_response_status(&s->ws.out, status, extra, nextra, body, body_len) < 0) {
+  if ((head_only ? ws_response_status_head : ws_response_status)(&s->ws.out, status, extra, nextra,
+                                                                  body, body_len) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
   }
@@ -397,6 +436,8 @@ void ws_stream_drop(ws_stream *s) {
     ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
     if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
   }
+  /* The last message before a protocol error is taken: fail at the next flush (on_flushed). */
+  if (!s->inbox_count && ws_conn_fail_pending(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if ((s->flags & WS_SF_PAUSED) && (!s->cfg || s->inbox_count < s->cfg->max_queue) &&
       ws_buf_size(&s->inbox) < WS_INBOX_BYTES) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
@@ -417,12 +458,41 @@ static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
   x->close_reason = r;
 }
 
-/* Turn the input received so far into inbox messages and protocol actions. */
+/* Fail the connection for the protocol error ws_conn reported earlier: its close goes out
+ * after whatever the handler queued, and the handler learns of the end. */
+static void commit_failure(ws_stream *s) {
+  ws_conn_fail_commit(&s->ws);
+  enter_finish(s);
+  emit(s, WS_SEV_READ);
+}
+
+/* A pong: the round trip of our automatic ping (ping_sent is 0 once answered) or of a ping
+ * a caller waits for (its payload identifies it; it answers every earlier one too). */
+static WS_COLD void on_pong(ws_stream *s, const ws_event *ev) {
+  double now = ws_loop_now(s->loop);
+  ws_ping_wait *pw = s->cold ? s->cold->ping_wait : NULL;
+  if (pw && pw->answered < pw->sent && ev->len == pw->len && (!ev->len || memcmp(ev->data, pw->data, ev->len) == 0)) {
+    pw->answered = pw->sent;
+    pw->answered_at = now;
+    s->latency = (float)(now - pw->sent_at);
+    emit(s, WS_SEV_PONG);
+  }
+  if (s->ping_sent > 0) {
+    s->latency = (float)(now - s->ping_sent);
+    s->ping_sent = 0;
+  }
+}
+
+/* Turn the input received so far into inbox messages and protocol actions. A read can hold
+ * messages and, after them, a frame that breaks the protocol: the messages were received,
+ * so the handler gets them and may answer them before the failure's close goes out
+ * (ws_conn's defer_fail; committed once the inbox is empty, or after close_timeout). */
 static void after_input(ws_stream *s) {
   ws_event ev;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
   int any = 0, got = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
+  ws_counters *ctr = ws_stream_counters(s);
   while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES &&
          !(s->flags & WS_SF_HELD) && ws_conn_next(&s->ws, &ev)) {
     switch (ev.type) {
@@ -439,9 +509,12 @@ static void after_input(ws_stream *s) {
         ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, NULL, 0);
       }
       got = 1;
+      ctr->msgs_in++;
+      ctr->bytes_in += ev.len;
       break;
     case WS_EV_PONG:
       s->flags &= (uint8_t)~WS_SF_PING_OUT;
+      on_pong(s, &ev);
       break;
     case WS_EV_CLOSE:
       s->close_code = (uint16_t)ev.code;
@@ -451,6 +524,12 @@ static void after_input(ws_stream *s) {
     case WS_EV_ERROR:
       s->fail_code = (uint16_t)ev.code;
       s->error = ev.error;
+      if (s->inbox_count) {
+        double t = s->cfg && s->cfg->close_timeout > 0 ? s->cfg->close_timeout : 10.;
+        set_timer(s, t); /* a handler that never takes them does not hold the failure up */
+      } else {
+        ws_conn_fail_commit(&s->ws);
+      }
       any = 1;
       break;
     default:
@@ -606,6 +685,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
     finish_socket(s, 1);
     return;
   case WS_PH_OPEN:
+    if (ws_conn_fail_pending(&s->ws)) { commit_failure(s); return; }
     break;
   default:
     return;
@@ -625,6 +705,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
       if (now >= s->ping_sent + c->ping_timeout) {
         s->fail_code = WS_CLOSE_INTERNAL;
         s->error = "ping timeout";
+        ws_stream_counters(s)->ping_timeouts++;
         ws_conn_close(&s->ws, WS_CLOSE_INTERNAL, "ping timeout", 12);
         enter_finish(s);
         emit(s, WS_SEV_READ);
@@ -655,6 +736,9 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
   if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
   ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
+  ws_counters *ctr = ws_stream_counters(s);
+  ctr->msgs_out += ~flags & WS_SEND_MORE; /* a fragmented message counts at its last frame */
+  ctr->bytes_out += n;
   s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
   return 0;
@@ -668,6 +752,35 @@ int ws_stream_ping(ws_stream *s, const void *p, size_t n) {
   return 0;
 }
 
+long long ws_stream_ping_wait(ws_stream *s, const void *p, size_t n) {
+  uint8_t made[8];
+  if (s->phase != WS_PH_OPEN || n > sizeof ((ws_ping_wait *)0)->data) return -1;
+  ws_stream_cold *x = ws_stream_cold_get(s);
+  if (!x) return -1;
+  if (!x->ping_wait && !(x->ping_wait = calloc(1, sizeof *x->ping_wait))) return -1;
+  ws_ping_wait *pw = x->ping_wait;
+  if (!p) { /* a payload of our own: "ws" and the sequence number, unique on this connection */
+    uint64_t seq = pw->sent + 1;
+    made[0] = 'w';
+    made[1] = 's';
+    for (int i = 7; i >= 2; i--, seq >>= 8) made[i] = (uint8_t)seq;
+    p = made;
+    n = sizeof made;
+  }
+  if (ws_stream_ping(s, p, n) < 0) return -1;
+  memcpy(pw->data, p, n);
+  pw->len = (uint8_t)n;
+  pw->sent_at = ws_loop_now(s->loop);
+  return (long long)++pw->sent;
+}
+
+int ws_stream_pong_seen(const ws_stream *s, long long seq, double *at) {
+  const ws_ping_wait *pw = s->cold ? s->cold->ping_wait : NULL;
+  if (!pw || seq <= 0 || (uint64_t)seq > pw->answered) return 0;
+  *at = pw->answered_at;
+  return 1;
+}
+
 void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len) {
   switch (s->phase) {
   case WS_PH_HEAD:
@@ -676,6 +789,11 @@ void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len
     return;
   case WS_PH_OPEN:
     if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+    if (ws_conn_fail_pending(&s->ws)) { /* the peer broke the protocol: that close goes out */
+      ws_loop_mark_dirty(s->loop, s);
+      commit_failure(s);
+      return;
+    }
     if (ws_conn_close(&s->ws, code, reason, len) < 0) {
       ws_stream_abort(s, s->ws.error ? s->ws.error : "close failed");
       return;

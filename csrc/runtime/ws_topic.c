@@ -53,9 +53,12 @@ struct ws_topics {     /* a listener's topics (ws_listener.topics) */
   ws_topic **buckets;
   size_t nbuckets;    /* a power of two */
   size_t count;
+  size_t subscriptions; /* memberships of all its topics */
   ws_listener *owner; /* NULL once the listener is gone: freed with its last topic */
   size_t max_backlog; /* 0: the listener's send_high */
   int policy;         /* enum ws_slow_policy */
+  ws_topic_edge_fn edge; /* first subscriber in, last one out (the Redis bus) */
+  void *edge_user;
 };
 
 /* FNV-1a: short names, one pass, no allocation. */
@@ -63,6 +66,7 @@ struct ws_topics {     /* a listener's topics (ws_listener.topics) */
 static void count_drop(ws_stream *s) {
   ws_stream_cold *x = ws_stream_cold_get(s);
   if (x) x->dropped++;
+  ws_stream_counters(s)->dropped++;
 }
 
 static uint32_t hash_name(const char *p, size_t n) {
@@ -100,11 +104,21 @@ int ws_topics_configure(ws_listener *l, int policy, size_t max_backlog) {
   return 0;
 }
 
+int ws_topics_on_edge(ws_listener *l, ws_topic_edge_fn fn, void *user) {
+  if (!fn && !l->topics) return 0;
+  ws_topics *reg = registry(l);
+  if (!reg) return -1;
+  reg->edge = fn;
+  reg->edge_user = user;
+  return 0;
+}
+
 void ws_topics_release(ws_listener *l) {
   ws_topics *reg = l->topics;
   if (!reg) return;
   l->topics = NULL;
   reg->owner = NULL;
+  reg->edge = NULL;
   if (reg->count == 0) registry_free(reg);
 }
 
@@ -221,6 +235,8 @@ int ws_topic_subscribe(ws_stream *s, const char *name, size_t len) {
   set->m[slot].at = at;
   t->subs[at].s = s;
   t->subs[at].slot = slot;
+  reg->subscriptions++;
+  if (t->nsubs == 1 && reg->edge) reg->edge(reg->edge_user, t->name, t->len, 1);
   return 1;
 }
 
@@ -235,6 +251,8 @@ static void remove_slot(ws_stream *s, uint32_t i) {
     t->subs[at].s->topics->m[t->subs[at].slot].at = at;
   }
   t->nsubs--;
+  t->reg->subscriptions--;
+  if (t->nsubs == 0 && t->reg->edge && t->reg->owner) t->reg->edge(t->reg->edge_user, t->name, t->len, 0);
   if (t->cap > 64 && t->nsubs < t->cap / 4) { /* give memory back after a crowd left */
     ws_topic_sub *p = realloc(t->subs, (size_t)(t->cap / 2) * sizeof *p);
     if (p) { t->subs = p; t->cap /= 2; }
@@ -272,6 +290,11 @@ const char *ws_topic_name(const ws_stream *s, size_t i, size_t *len) {
   if (!s->topics || i >= s->topics->n) return NULL;
   *len = s->topics->m[i].t->len;
   return s->topics->m[i].t->name;
+}
+
+void ws_topics_stats(const ws_listener *l, size_t *topics, size_t *subscriptions) {
+  *topics = l->topics ? l->topics->count : 0;
+  *subscriptions = l->topics ? l->topics->subscriptions : 0;
 }
 
 size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) {
@@ -383,6 +406,8 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
     }
   }
   t->busy--;
+  l->ctr.msgs_out += (uint64_t)count;
+  l->ctr.bytes_out += (uint64_t)count * n;
   ws_shared_unref(sh);
   for (int b = 0; b < 16; b++) ws_shared_unref(pf.by_bits[b]);
   topic_maybe_free(t);

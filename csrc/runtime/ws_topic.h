@@ -31,6 +31,12 @@ int ws_topics_configure(ws_listener *l, int policy, size_t max_backlog) WS_HIDDE
 /* At the listener's end (its owner is freed): the topics go once their subscribers have left. */
 void ws_topics_release(ws_listener *l) WS_HIDDEN;
 
+/* The edges of a topic's local subscriber count: on = 1 when its first subscriber joins (0 -> 1),
+ * 0 when its last one leaves (1 -> 0). Called synchronously from subscribe/unsubscribe/close:
+ * fn must not subscribe, unsubscribe or publish. fn NULL removes it. 0, or -1 out of memory. */
+typedef void (*ws_topic_edge_fn)(void *user, const char *name, size_t len, int on);
+int ws_topics_on_edge(ws_listener *l, ws_topic_edge_fn fn, void *user) WS_HIDDEN;
+
 /* 1 subscribed, 0 it already was, -1 out of memory or the stream has no listener or is closed. */
 int ws_topic_subscribe(ws_stream *s, const char *name, size_t len) WS_HIDDEN;
 /* 1 left, 0 it was not subscribed. */
@@ -41,6 +47,8 @@ void ws_topic_leave_all(ws_stream *s) WS_HIDDEN;
 size_t ws_topic_count(const ws_stream *s) WS_HIDDEN;
 const char *ws_topic_name(const ws_stream *s, size_t i, size_t *len) WS_HIDDEN;
 
+/* How many topics the listener has now, and memberships in all of them. */
+void ws_topics_stats(const ws_listener *l, size_t *topics, size_t *subscriptions) WS_HIDDEN;
 /* Subscribers of a topic of the listener (0 when the topic does not exist). */
 size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) WS_HIDDEN;
 /* Queue one data frame (WS_OP_TEXT or WS_OP_BINARY) on every open subscriber of the topic but

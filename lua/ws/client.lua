@@ -7,8 +7,10 @@
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local tls_mod = require "ws.tls"
+local check = require "ws.options"
 
 local wait = conn_mod.wait
+local unpack = table.unpack or unpack
 local cconnect, chead = core.connect, core.client_head
 
 local M = {}
@@ -50,11 +52,37 @@ local PASS = { "max_message", "max_header_bytes", "ping_interval", "ping_timeout
                "idle_timeout", "send_high_water", "send_low_water", "max_queue",
                "compression" } -- "off" | "shared" | "dedicated" | { mode =, window_bits =, ... }
 
+-- The options of ws.connect and ws.reconnecting and their types (ws.options); values are
+-- checked where they are read.
+local OPTIONS = {
+  protocols = "protocols",
+  origin = "string",
+  headers = "headers",
+  timeout = "number",
+  tls = { "table", fields = { server_name = "string", verify = "boolean" } },
+  compression = "compression",
+  max_message = "number",
+  max_header_bytes = "number",
+  ping_interval = "number",
+  ping_timeout = "number",
+  close_timeout = "number",
+  idle_timeout = "number",
+  send_high_water = "number",
+  send_low_water = "number",
+  max_queue = "number",
+  reconnect = { "boolean|table", fields = { initial = "number", max = "number", jitter = "boolean",
+                                            attempts = "number" } },
+  on_open = "function",
+  on_close = "function",
+  on_error = "function",
+}
+M.OPTIONS = OPTIONS
+
 -- conn | nil, message, code ("ECONNREFUSED" and other errno names, "dns", "tls", "timeout",
 -- "handshake" with the HTTP status as a fourth value, "closed").
 function M.connect(url, opts)
   if type(url) ~= "string" then error("ws.connect: URL string expected", 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("ws.connect: options table expected", 2) end
+  check.options("ws.connect", opts, OPTIONS, 2)
   opts = opts or {}
   if opts.reconnect then
     local rc = M.reconnecting(url, opts)
@@ -114,6 +142,7 @@ M.Reconnecting = RC
 -- It connects on first use (or rc:connect()).
 function M.reconnecting(url, opts)
   if type(url) ~= "string" then error("ws.reconnecting: URL string expected", 2) end
+  check.options("ws.reconnecting", opts, OPTIONS, 2)
   opts = opts or {}
   local u, uerr = M.parse_url(url)
   if not u then error("ws.reconnecting: " .. uerr, 2) end
@@ -144,13 +173,7 @@ local function dropped(self, msg, code)
   if self.on_close then self.on_close(self, msg, code) end
 end
 
--- Connects (again), retrying with backoff: the connection | nil, message, code once
--- `attempts` failed in a row, the object was closed, or (nil, "timeout", "timeout") the
--- next try would start after `deadline` (a ws.now() time; nil: none).
-function RC:connect(deadline)
-  local conn = rawget(self, "conn")
-  if conn and conn.state ~= "closed" then return conn end
-  if conn then dropped(self, conn.close_reason ~= "" and conn.close_reason or "closed", "closed") end
+local function attempt(self, deadline)
   local tries = 0
   while not self.closed do
     local c, err, code = M.connect(self.url, self.options)
@@ -176,10 +199,46 @@ function RC:connect(deadline)
   return nil, "closed", "closed"
 end
 
+-- How often a caller that shares another's connection attempt looks whether it has ended.
+local SHARE_POLL = 0.005
+
+-- Connects (again), retrying with backoff: the connection | nil, message, code once
+-- `attempts` failed in a row, the object was closed, or (nil, "timeout", "timeout") the
+-- next try would start after `deadline` (a ws.now() time; nil: none). Callers in other
+-- coroutines while an attempt runs share it (one connection, whoever asked first) and get its
+-- result; each one's own deadline still holds.
+function RC:connect(deadline)
+  check.arg("rc:connect", "deadline", deadline, "number?", 2)
+  local conn = rawget(self, "conn")
+  if conn and conn.state ~= "closed" then return conn end
+  local shared = rawget(self, "_attempt")
+  if shared then
+    while not shared.done do
+      local left = deadline and deadline - core.now()
+      if left and left <= 0 then return nil, "timeout", "timeout" end
+      wait(nil, "t", left and left < SHARE_POLL and left or SHARE_POLL)
+    end
+    return unpack(shared, 1, 3)
+  end
+  if conn then dropped(self, conn.close_reason ~= "" and conn.close_reason or "closed", "closed") end
+  shared = {}
+  self._attempt = shared
+  local r = { pcall(attempt, self, deadline) }
+  self._attempt = nil
+  shared.done = true
+  if not r[1] then -- on_open or on_error raised: in this caller; the others get an error result
+    shared[2], shared[3] = "connection attempt failed: " .. tostring(r[2]), "closed"
+    error(r[2], 0)
+  end
+  shared[1], shared[2], shared[3] = r[2], r[3], r[4]
+  return r[2], r[3], r[4]
+end
+
 -- msg, kind | nil, message, code. A dropped link is reconnected (on_open runs again) and
 -- receiving goes on; only a timeout (reconnecting included), rc:close() or exhausted
 -- attempts end it.
 function RC:receive(timeout)
+  check.arg("rc:receive", "timeout", timeout, "number?", 2)
   local deadline = timeout and core.now() + timeout
   while true do
     local conn = rawget(self, "conn") -- a closed one still hands out what it received
@@ -209,6 +268,9 @@ end
 -- true | nil, message, code. Nothing is sent twice: a message that met a dropped link is
 -- reported, and the next call reconnects.
 function RC:send(data, kind, opts)
+  check.arg("rc:send", "data", data, "string", 2)
+  check.arg("rc:send", "kind", kind, "string?", 2)
+  check.arg("rc:send", "opts", opts, "table?", 2)
   local conn, err, code = self:connect()
   if not conn then return nil, err, code end
   local ok, serr, scode = conn:send(data, kind, opts)
@@ -217,14 +279,18 @@ function RC:send(data, kind, opts)
   return nil, serr, scode
 end
 
-function RC:ping(data)
+function RC:ping(data, opts)
+  check.arg("rc:ping", "data", data, "string?", 2)
+  check.arg("rc:ping", "opts", opts, "table?", 2)
   local conn = rawget(self, "conn")
   if not conn then return nil, "not connected", "closed" end
-  return conn:ping(data)
+  return conn:ping(data, opts)
 end
 
 -- Ends the link for good (no more reconnecting).
 function RC:close(code, reason)
+  check.arg("rc:close", "code", code, "number?", 2)
+  check.arg("rc:close", "reason", reason, "string?", 2)
   self.closed = true
   local conn = rawget(self, "conn")
   if conn then conn:close(code, reason) end

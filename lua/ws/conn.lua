@@ -3,8 +3,10 @@
 -- and when it would block the wrapper waits on the loop (yielding the running task, or on the
 -- main thread running the loop) and tries again.
 local core = require "ws.core"
+local check = require "ws.options"
 
-local cwait, yield, now = core.wait, coroutine.yield, core.now
+local cwait, yield, now, pcall, error = core.wait, coroutine.yield, core.now, pcall, error
+local check_arg = check.arg
 local crecv, cdrained, cclose = core.recv, core.drained, core.close
 
 local M = {}
@@ -23,6 +25,7 @@ M.methods = methods
 -- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
 -- A timeout loses nothing: the next receive gets the message that arrives later.
 function methods:receive(timeout)
+  if timeout ~= nil then check_arg("conn:receive", "timeout", timeout, "number", 2) end
   local deadline = timeout and now() + timeout
   while true do
     local msg, kind, code = crecv(self)
@@ -77,9 +80,14 @@ local function drain(self)
 end
 if core.sender then
   methods.send = core.sender(drain)
-else -- LuaJIT: as core.sender's function does it
-  local csend = core.send
+else -- LuaJIT: as core.sender's function does it, with its argument errors at the caller's line
+  local csend, type = core.send, type
+  local function bad(n, why) error(("bad argument #%d to 'send' (%s)"):format(n, why), 3) end
   function methods:send(data, kind, opts)
+    local t = type(data)
+    if t ~= "string" and t ~= "number" then bad(1, "string expected, got " .. t) end
+    if kind ~= nil and kind ~= "text" and kind ~= "binary" then bad(2, '"text" or "binary" expected') end
+    if opts ~= nil and type(opts) ~= "table" then bad(3, "options table expected") end
     local ok, err, code = csend(self, data, kind, opts)
     if ok == false then return drain(self) end
     if ok then return true end
@@ -87,19 +95,46 @@ else -- LuaJIT: as core.sender's function does it
   end
 end
 
--- Performs the closing handshake (bounded by the close timeout); safe to call twice.
+-- Performs the closing handshake (bounded by the close timeout); safe to call twice. The
+-- values (a valid close code, a reason of 123 bytes at most) are checked in C, and reported
+-- at the caller's line.
 function methods:close(code, reason)
-  cclose(self, code, reason)
+  check_arg("conn:close", "code", code, "number?", 2)
+  check_arg("conn:close", "reason", reason, "string?", 2)
+  local ok, err = pcall(cclose, self, code, reason)
+  if not ok then error("conn:close: " .. (tostring(err):match("%((.*)%)$") or tostring(err)), 2) end
   while self.state ~= "closed" do wait(self, "c") end
   return true
 end
 
-function methods:ping(data)
-  return core.ping(self, data)
+-- conn:ping([data]) -> true | nil, message, code: sends a ping.
+-- conn:ping([data], { wait = true [, timeout = s] }) waits for its pong and returns the round
+-- trip in seconds | nil, message, code ("timeout", "closed"...). A pong answers its ping and
+-- every earlier one. conn.latency keeps the last round trip, automatic pings' included.
+local cping, cpong = core.ping, core.pong
+function methods:ping(data, opts)
+  if data ~= nil then check_arg("conn:ping", "data", data, "string", 2) end
+  if opts == nil then return cping(self, data) end
+  check.arg("conn:ping", "opts", opts, "table", 2)
+  if not opts.wait then return cping(self, data) end
+  local timeout = opts.timeout
+  check.arg("conn:ping", "timeout", timeout, "number?", 2)
+  local seq, sent, code = cping(self, data, true)
+  if not seq then return nil, sent, code end
+  local deadline = timeout and now() + timeout
+  while true do
+    local at, err, ecode = cpong(self, seq)
+    if at then return at - sent end
+    if at == nil then return nil, err, ecode end
+    local left
+    if deadline then
+      left = deadline - now()
+      if left <= 0 then return nil, "timeout", "timeout" end
+    end
+    wait(self, "p", left)
+  end
 end
 
-function methods:buffered()
-  return core.buffered(self)
-end
+methods.buffered = core.buffered -- a C function: its argument errors name the caller's line
 
 return M

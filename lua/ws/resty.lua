@@ -8,6 +8,7 @@
 --   conn:send(data [, "text" | "binary"]); conn:ping([data]); conn:close([code [, reason]])
 --   for msg, kind in conn:messages() do ... end
 local codec = require "ws.codec"
+local check = require "ws.options"
 
 local type, tostring, tonumber, setmetatable, error = type, tostring, tonumber, setmetatable, error
 local pairs, pcall = pairs, pcall
@@ -20,8 +21,8 @@ local M = { _VERSION = "0.1" }
 -- Defaults. Times are in seconds, as everywhere in lua-ws.
 local DEFAULTS = {
   max_message = 1048576,
-  max_frame = 1048576,
-  max_fragments = 1024,
+  max_frame = nil,           -- nil: max_message (ws.codec's rule)
+  max_fragments = nil,       -- nil: max_message / 64 + 1, at least 1024 (ws.codec's rule)
   timeout = nil,             -- receive() with no argument waits this long (nil: for ever)
   send_timeout = 30,         -- a send that cannot finish in this time fails the connection
   close_timeout = 3,         -- how long close() waits for the peer's close frame
@@ -29,6 +30,45 @@ local DEFAULTS = {
   max_handshake = 16384,     -- client: bytes of the server's response head
   read_size = 65536,         -- bytes asked from the socket per read
 }
+
+-- The options and their types (ws.options); values are checked where they are read.
+local WRAP_OPTIONS = {
+  role = "string",
+  max_message = "number",
+  max_frame = "number",
+  max_fragments = "number",
+  timeout = "number",
+  send_timeout = "number",
+  close_timeout = "number",
+  read_size = "number",
+  protocol = "string",
+  extensions = "string",
+  deflate = "table",
+  deflate_config = "table",
+  initial = "string",
+  on_ping = "function",
+  on_pong = "function",
+}
+local HANDSHAKE_OPTIONS = check.extend(WRAP_OPTIONS, {
+  protocols = "strings",
+  headers = "headers",
+  compression = "string",
+  window_bits = "number",
+  mem_level = "number",
+  level = "number",
+  threshold = "number",
+})
+local ACCEPT_OPTIONS = check.extend(HANDSHAKE_OPTIONS, {
+  origins = "list|function",
+})
+local CONNECT_OPTIONS = check.extend(HANDSHAKE_OPTIONS, {
+  origin = "string",
+  handshake_timeout = "number",
+  max_handshake = "number",
+  server_name = "string",
+  ssl_verify = "boolean",
+})
+M.ACCEPT_OPTIONS, M.CONNECT_OPTIONS, M.WRAP_OPTIONS = ACCEPT_OPTIONS, CONNECT_OPTIONS, WRAP_OPTIONS
 
 -- The longest wait a cosocket accepts (milliseconds in a signed 32-bit value); longer waits loop.
 local MAX_WAIT_MS = 2147483647 - 1
@@ -193,6 +233,7 @@ end
 -- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
 -- 1007 or 1009), "socket".
 function Conn:receive(timeout)
+  check.arg("conn:receive", "timeout", timeout, "number?", 2)
   if self.failure then return nil, self.failure[1], self.failure[2] end
   if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
   if timeout == nil then timeout = self.timeout end
@@ -235,6 +276,8 @@ end
 -- sends this message uncompressed. true, or nil, message, code.
 function Conn:send(data, kind, opts)
   if type(data) ~= "string" then error("ws.resty: send() expects a string", 2) end
+  check.arg("conn:send", "kind", kind, "string?", 2)
+  check.arg("conn:send", "opts", opts, "table?", 2)
   if self.failure then return nil, self.failure[1], self.failure[2] end
   local ok, err = self.codec:send(data, kind or "text", opts)
   if not ok then return nil, err, "state" end
@@ -242,6 +285,7 @@ function Conn:send(data, kind, opts)
 end
 
 function Conn:ping(data)
+  check.arg("conn:ping", "data", data, "string?", 2)
   if self.failure then return nil, self.failure[1], self.failure[2] end
   local ok, err = self.codec:ping(data)
   if not ok then return nil, err, "state" end
@@ -249,6 +293,7 @@ function Conn:ping(data)
 end
 
 function Conn:pong(data)
+  check.arg("conn:pong", "data", data, "string?", 2)
   if self.failure then return nil, self.failure[1], self.failure[2] end
   local ok, err = self.codec:pong(data)
   if not ok then return nil, err, "state" end
@@ -259,6 +304,8 @@ end
 -- peer's. Idempotent. When another light thread is inside receive(), that thread sees the
 -- peer's answer and ends; close() then returns once the frame is sent.
 function Conn:close(code, reason)
+  check.arg("conn:close", "code", code, "number?", 2)
+  check.arg("conn:close", "reason", reason, "string?", 2)
   if self.closed_by_us or self.failure then
     finish(self)
     return true
@@ -301,6 +348,7 @@ end
 -- codec.deflate_accept agreed, and the config they were agreed with), initial (bytes already
 -- read past the handshake).
 function M.wrap(sock, opts)
+  check.options("ws.resty.wrap", opts, WRAP_OPTIONS, 2)
   opts = opts or {}
   local role = opts.role or "server"
   local conf = {
@@ -349,6 +397,19 @@ local function refuse(status, reason, headers)
   return nil, "handshake failed: " .. reason, "handshake"
 end
 
+-- The request head as the client sent it, for the codec's parser. ngx.req.raw_header() gives
+-- back nginx's buffer, where nginx wrote a NUL after each header value; when white space
+-- followed the value, that NUL took the place of its first byte, and raw_header turns such a
+-- NUL into a line feed. Put the space back, so that the codec sees the optional white space
+-- the client sent (RFC 7230 3.2.4) instead of a broken line. A valid head never has a bare LF
+-- followed by optional white space, CRLF and more of the head (that would be an empty line
+-- inside the head, or obsolete folding), so nothing a client sent is changed.
+local function request_head()
+  local ok, head = pcall(ngx.req.raw_header)
+  if not ok or type(head) ~= "string" then return nil end
+  return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
+end
+
 local function origin_allowed(list, origin)
   if type(list) == "function" then return list(origin) end
   for i = 1, #list do
@@ -365,9 +426,10 @@ end
 -- "dedicated", when the codec has permessage-deflate), headers (extra response headers), and
 -- everything wrap() takes.
 function M.accept(opts)
+  check.options("ws.resty.accept", opts, ACCEPT_OPTIONS, 2)
   opts = opts or {}
-  local okh, head = pcall(ngx.req.raw_header)
-  if not okh or type(head) ~= "string" then
+  local head = request_head()
+  if not head then
     return refuse(400, "a WebSocket upgrade needs HTTP/1.1")
   end
   local req, reason, status = codec.parse_request(head, #head + 1)
@@ -440,6 +502,8 @@ end
 -- server_name and ssl_verify (wss), pool options are not used (a WebSocket is never pooled),
 -- and everything wrap() takes. nil, message, code ("handshake", "timeout", "socket").
 function M.connect(url, opts)
+  if type(url) ~= "string" then error("ws.resty.connect: URL string expected", 2) end
+  check.options("ws.resty.connect", opts, CONNECT_OPTIONS, 2)
   opts = opts or {}
   local u, uerr = parse_url(url)
   if not u then return nil, uerr, "handshake" end

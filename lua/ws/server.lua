@@ -5,6 +5,7 @@ local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local tls_mod = require "ws.tls"
 local topics_mod = require "ws.topics"
+local check = require "ws.options"
 
 local wait = conn_mod.wait
 local chead, crequest, crespond, cupgrade, cchoose = core.head, core.request, core.respond, core.upgrade, core.choose_protocol
@@ -14,15 +15,26 @@ local Server = {}
 Server.__index = Server
 M.Server = Server
 topics_mod.install(Server) -- server:publish, server:subscribers
+-- The Redis bus's methods (lua/ws/bus_api.lua) replace these when the first bus is created.
+for _, name in ipairs({ "history", "presence", "send_to" }) do
+  Server[name] = function() error("ws: server:" .. name .. " needs the server's bus option", 2) end
+end
+for _, name in ipairs({ "track", "untrack" }) do
+  conn_mod.methods[name] = function() error("ws: conn:" .. name .. " needs the server's bus option", 2) end
+end
 
--- The servers still listening, for the default SIGINT/SIGTERM handling.
-local open_servers = setmetatable({}, { __mode = "k" })
+-- The servers still listening, for the default SIGINT/SIGTERM handling and the workers mode.
+-- Held strongly: a script that keeps no reference to its server (`ws.server(opts, handler)`,
+-- then `ws.run()`) must still have it closed gracefully on a signal.
+local open_servers = {}
 M.open_servers = open_servers
 
 local function lower(s) return s and s:lower() end
 
 -- The default origin policy: non-browser clients send no Origin and pass; a browser's Origin
--- must name the host it connects to (same origin).
+-- must name the host it connects to (same origin). A list and "*" let a request without Origin
+-- through as well (browsers always send one), a function decides; require_origin = true
+-- refuses those before any policy is asked.
 local function same_origin(origin, host)
   if not origin then return true end
   local authority = origin:match("^%a[%w+.-]*://([^/?#]+)")
@@ -77,9 +89,41 @@ local function dispatcher(cb, serve)
   end
 end
 
+-- The options of ws.server and their types (ws.options); values are checked where they are read.
+local OPTIONS = {
+  host = "string",
+  port = "number",
+  path = "string",
+  protocols = "protocols",
+  require_protocol = "boolean",
+  origins = "origins",
+  require_origin = "boolean",
+  handshake = "function",
+  http = "function",
+  compression = "compression",
+  tls = "table",
+  max_message = "number",
+  max_header_bytes = "number",
+  ping_interval = "number",
+  ping_timeout = "number",
+  idle_timeout = "number",
+  open_timeout = "number",
+  close_timeout = "number",
+  max_connections = "number",
+  send_high_water = "number",
+  send_low_water = "number",
+  max_queue = "number",
+  backlog = "number",
+  slow_subscriber = "string",
+  max_backlog = "number",
+  reuseport = "boolean",
+  bus = "table",
+}
+M.OPTIONS = OPTIONS
+
 function M.new(opts, handler)
   opts = opts or {}
-  if type(opts) ~= "table" then error("ws.server: options table expected", 2) end
+  check.options("ws.server", opts, OPTIONS, 2)
   local cb
   if type(handler) == "table" then
     cb = handler
@@ -94,6 +138,7 @@ function M.new(opts, handler)
   if type(protocols) == "string" then protocols = { protocols } end
   local require_protocol = opts.require_protocol
   local origin_ok = origin_policy(opts.origins)
+  local require_origin = opts.require_origin
   local hshook, http = opts.handshake, opts.http
 
   local function serve(conn)
@@ -119,6 +164,7 @@ function M.new(opts, handler)
     end
     if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
+    if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
     if not origin_ok(origin, host, conn) then return crespond(conn, 403, nil, "Origin not allowed\n") end
     local protocol
     if protocols then
@@ -152,6 +198,9 @@ function M.new(opts, handler)
     return chandoff(conn, handler)
   end
 
+  local bus_cfg
+  if opts.bus ~= nil then bus_cfg = require("ws.bus").check(opts.bus) end
+
   local tls_ctx
   if opts.tls ~= nil then
     local terr
@@ -167,6 +216,7 @@ function M.new(opts, handler)
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
   srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
+  if bus_cfg then require("ws.bus").attach(srv, bus_cfg) end
   open_servers[srv] = true
   return srv
 end
@@ -175,11 +225,17 @@ end
 -- New connections get the new certificates ({ cert, key [, ca, verify_peer, sni] }); open
 -- ones keep theirs. true | nil, message, "tls".
 function Server:reload_tls(opts)
+  check.arg("server:reload_tls", "opts", opts, "table", 2)
   return tls_mod.reload(self, opts)
 end
 
 function Server:connections()
   return core.server_count(self._l)
+end
+
+-- This server's metrics as Prometheus text (ws.metrics() is the whole process's).
+function Server:metrics(opts)
+  return require("ws.metrics").text(self, opts)
 end
 
 -- Stop accepting and send a close to every connection (after what is queued for it).
@@ -192,6 +248,7 @@ function Server:_begin_close(opts)
 end
 
 -- Wait for the closing handshakes, at most opts.timeout seconds (default 5), then cut the rest.
+-- The bus closes last, once the connections are gone.
 function Server:_finish_close(opts)
   local deadline = core.now() + (opts.timeout or 5)
   while core.server_count(self._l) > 0 and core.now() < deadline do
@@ -200,12 +257,37 @@ function Server:_finish_close(opts)
   if core.server_count(self._l) > 0 then
     core.server_shutdown(self._l, 1001, "", true)
   end
+  if self._bus then require("ws.bus").close(self) end
   self.closed = true
+end
+
+-- The workers mode (lua/ws/workers.lua, ws.run{ workers = K }). In the master, once, before
+-- the workers are forked: the listener stops, its port (resolved if it was 0) stays reserved.
+-- true | nil, message, code.
+function Server:_before_fork()
+  return core.server_park(self._l)
+end
+
+-- In each worker (index 1..K), right after the fork and before its loop runs: a listener of
+-- its own with SO_REUSEPORT on the master's port. Whatever a server keeps per process (a bus
+-- connection) starts here too: extend this method, calling the original first.
+-- true | nil, message, code (the worker exits and the master restarts it).
+function Server:_after_fork(index) -- luacheck: ignore index (for the methods that extend it)
+  return core.server_reopen(self._l)
+end
+
+-- The Redis bus: state ("up" | "connecting" | "down"), counters; nil without a bus.
+function Server:bus()
+  if not self._bus then return nil end
+  return require("ws.bus").state(self)
 end
 
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a
 -- connection is delivered before its close frame.
+local CLOSE_OPTIONS = { code = "number", reason = "string", timeout = "number" }
+
 function Server:close(opts)
+  check.options("server:close", opts, CLOSE_OPTIONS, 2)
   opts = opts or {}
   self:_begin_close(opts)
   if not self.closed then self:_finish_close(opts) end

@@ -2,6 +2,7 @@
 -- sees `ws`, `listen(opts, handler)` (a server on a free port of 127.0.0.1; it prints
 -- "listening <port>"), `log(...)` (a line on stdout, flushed) and `rss_kib()`; the loop runs
 -- after the chunk. The child is killed with its process group when the spec stops it.
+-- opts: timeout, no_run, env (extra environment variables of the child).
 local helper = require "helper"
 
 local M = {}
@@ -38,7 +39,7 @@ function M.start(code, opts)
   local dir = helper.tmpdir("lua-ws-server")
   local file = dir .. "/server.lua"
   helper.write_file(file, PRELUDE .. code .. (opts.no_run and "" or "\nws.run()\n"))
-  local proc = helper.spawn_lua({ file }, { timeout = opts.timeout or 120 })
+  local proc = helper.spawn_lua({ file }, { timeout = opts.timeout or 120, env = opts.env })
   local port = proc:wait_output("listening (%d+)", 10)
   local self = setmetatable({ proc = proc, dir = dir, port = tonumber(port) }, Server)
   if not self.port then

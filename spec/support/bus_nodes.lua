@@ -1,0 +1,82 @@
+-- For the multi-process bus specs: chat-like lua-ws nodes (spec/support/bus_node.lua) started on a
+-- Redis, and blocking WebSocket clients that speak its one-line command protocol. Every wait is
+-- bounded.
+local helper = require "helper"
+local wsc = require "support.ws_client"
+
+local M = {}
+
+local NODE = helper.root .. "/spec/support/bus_node.lua"
+
+-- start(redis_url, name [, { presence_ttl =, history =, gap = "close" | "notify" }])
+function M.start(redis_url, name, opts)
+  opts = opts or {}
+  local port = helper.free_port()
+  local p = helper.spawn_lua({ NODE, tostring(port), redis_url, name, tostring(opts.presence_ttl or 2),
+    tostring(opts.history or 1000), opts.gap or "close" }, { timeout = 300 })
+  assert(p:wait_output("ready %d+", 10), "node did not start: " .. p:errors())
+  local node = { port = port, proc = p, name = name }
+  -- Waits (bounded) until the node's bus is up.
+  function node.wait_up()
+    local c = M.client(node)
+    local up = helper.wait_until(function() return (c.cmd("bus") or ""):match("^ok bus up") end, 10, 0.1)
+    c:close()
+    assert(up, name .. ": bus not up")
+  end
+  return node
+end
+
+-- A client of a node. c.cmd(line) sends a command and returns its reply ("ok <verb> ..." or
+-- "err <verb> ..."); everything else that arrives (msg, presence, direct, gap lines) is kept in
+-- order in c.events.
+function M.client(node)
+  local c = assert(wsc.connect(node.port))
+  c.events = {}
+  -- Reads what has arrived, waiting at most `timeout` (default 0) for the first message.
+  function c.pump(timeout)
+    local first = true
+    while true do
+      local kind, msg = c:receive(first and (timeout or 0) or 0)
+      first = false
+      if kind == "text" then c.events[#c.events + 1] = msg
+      elseif kind == "close" then c.closed = msg return
+      elseif kind == nil then return end
+    end
+  end
+  function c.cmd(line, timeout)
+    assert(c:send(line))
+    local verb = line:match("^(%S+)")
+    local ok, err = "ok " .. verb, "err " .. verb
+    local deadline = wsc.now() + (timeout or 5)
+    while wsc.now() < deadline do
+      local kind, msg = c:message(deadline - wsc.now())
+      if kind ~= "text" then return nil, kind end
+      if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
+      c.events[#c.events + 1] = msg
+    end
+    return nil, "timeout"
+  end
+  function c.matching(pattern)
+    local out = {}
+    for _, e in ipairs(c.events) do if e:match(pattern) then out[#out + 1] = e end end
+    return out
+  end
+  -- Waits until n events match pattern (bounded); returns them.
+  function c.wait_events(pattern, n, timeout)
+    local deadline = wsc.now() + (timeout or 5)
+    while #c.matching(pattern) < n and wsc.now() < deadline and not c.closed do c.pump(0.05) end
+    return c.matching(pattern)
+  end
+  -- The "msg <topic> <offset> <epoch> <data>" events of a topic: { offset =, epoch =, data = }.
+  function c.msgs(topic)
+    local out = {}
+    for _, e in ipairs(c.matching("^msg " .. topic:gsub("%p", "%%%0") .. " ")) do
+      local offset, epoch, data = e:match("^msg %S+ (%d+) (%w+) (.*)$")
+      out[#out + 1] = { offset = tonumber(offset), epoch = epoch, data = data }
+    end
+    return out
+  end
+  return c
+end
+
+return M
