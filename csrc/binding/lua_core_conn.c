@@ -64,8 +64,8 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
   case WS_PH_HEAD:
     ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
     break;
-  case WS_PH_HEAD_READY:
-    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0);
+  case WS_PH_HEAD_READY: /* unanswered: a server error, unless the answer comes later (core.defer) */
+    if (!c->s.deferred || failed) ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0);
     break;
   case WS_PH_OPEN:
     if (failed) ws_stream_close(&c->s, WS_CLOSE_INTERNAL, "internal error", 14);

@@ -237,8 +237,12 @@ function Session:close(reason, discard)
     if self.upgrading and self.upgrading.state ~= "closed" then cclose(self.upgrading, 1000, "") end
     e:remove(self, reason)
   else
-    if self.upgrading and self.upgrading.state ~= "closed" then cclose(self.upgrading, 1000, "") end
-    self.upgrading = nil
+    -- After a successful probe the client polls no more: the close packet goes on the new
+    -- transport once the client completes the upgrade (or the session ends at its deadline).
+    if self.upgrading and not (self.probed and not discard) then
+      if self.upgrading.state ~= "closed" then cclose(self.upgrading, 1000, "") end
+      self.upgrading, self.probed = nil, nil
+    end
     if discard then
       if self.poll then crespond(self.poll, 400, TEXT_HEADERS, json_error(M.errors.request)) ; self.poll = nil end
       self.state = "closed"

@@ -113,12 +113,8 @@ local function reconstruct(v, atts, depth)
   if type(v) ~= "table" then return v end
   if v._placeholder == true then
     local num = v.num
-    if math.type then
-      if math.type(num) ~= "integer" then return false end
-    elseif type(num) ~= "number" or num % 1 ~= 0 then
-      return false
-    end
-    if num < 0 or num >= #atts then return false end
+    if type(num) ~= "number" or num % 1 ~= 0 or num < 0 or num >= #atts then return false end
+    num = math.floor(num)
     return setmetatable({ data = atts[num + 1] }, Binary)
   end
   if depth > 32 then return v end

@@ -262,8 +262,11 @@ function Client:_closed(reason)
   self.sockets = {}
 end
 
+-- Ends the connection (a protocol error): its sockets go at once, the client gets the
+-- Engine.IO close packet (with its next poll, or as the WebSocket closes).
 function Client:_close(reason)
-  self.session:close(reason, true)
+  self:_closed(reason)
+  self.session:close(reason)
 end
 
 -- ---- sockets ----
