@@ -659,7 +659,7 @@ static int l_body(lua_State *L) {
   lws_conn *c = checkconn(L, 1);
   lua_Integer want = luaL_checkinteger(L, 2);
   const uint8_t *p = NULL;
-  if (want < 0 || (lua_Unsigned)want > UINT32_MAX) return luaL_argerror(L, 2, "invalid length");
+  if (want < 0 || (uint64_t)want > UINT32_MAX) return luaL_argerror(L, 2, "invalid length");
   int r = ws_stream_body(&c->s, (size_t)want, &p);
   if (r < 0) return push_end(L, c);
   if (r == 0) {

@@ -174,6 +174,12 @@ local function decode_text(s, max_attachments)
   end
   local has = pos <= n
   if has then
+    -- cjson decodes [] and {} alike: the first byte tells an array from an object
+    local first = sbyte(s, pos)
+    if t == M.CONNECT and first ~= 123 or t == M.CONNECT_ERROR and first ~= 123 and first ~= 34
+      or t ~= M.CONNECT and t ~= M.CONNECT_ERROR and first ~= 91 then
+      return nil, E.payload
+    end
     local data = jdecode(ssub(s, pos))
     if data == nil then return nil, E.payload end
     p.data = data
