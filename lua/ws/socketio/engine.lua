@@ -10,6 +10,7 @@ local cjson = require "cjson.safe"
 local wait = conn_mod.wait
 local now, csend, cclose, crespond, cbody, cdefer = core.now, core.send, core.close, core.respond, core.body, core.defer
 local sbyte, ssub, sfind, concat = string.byte, string.sub, string.find, table.concat
+local running = coroutine.running
 
 local M = {}
 
@@ -126,6 +127,7 @@ function M.new(opts, handlers)
     cors = opts.cors,
     allow_request = opts.allow_request,
     sessions = {},
+    by_conn = setmetatable({}, { __mode = "k" }), -- WebSocket connection -> its session
     count = 0,
     h = handlers,
   }, Engine)
@@ -474,19 +476,19 @@ function Engine:ws_open(conn)
     end
     s.upgrading = conn
     s.upgrade_deadline = now() + self.upgrade_timeout
-    conn.eio = s
+    self.by_conn[conn] = s
     return
   end
   local s = self:new_session("websocket", conn.request)
   s.conn = conn
-  conn.eio = s
+  self.by_conn[conn] = s
   csend(conn, self:open_packet(s, {}), "text")
   s.opened = true
   self.h.open(s)
 end
 
 function Engine:ws_message(conn, msg, kind)
-  local s = conn.eio
+  local s = self.by_conn[conn]
   if not s or s.state ~= "open" and s.state ~= "closing" then return end
   if s.upgrading == conn then
     if kind == "text" and msg == "2probe" then
@@ -522,15 +524,21 @@ function Engine:ws_message(conn, msg, kind)
     return
   end
   if s.conn ~= conn then return end
-  s.dispatching = coroutine.running()
-  local ok = s:on_packet(msg, kind == "binary")
+  s.dispatching = running()
+  local ok
+  if kind == "text" and sbyte(msg, 1) == 52 then -- "4": a message, the common case
+    ok = self.h.message(s, ssub(msg, 2), false)
+  else
+    ok = s:on_packet(msg, kind == "binary")
+  end
   s.dispatching = nil
   return ok
 end
 
 function Engine:ws_close(conn)
-  local s = conn.eio
+  local s = self.by_conn[conn]
   if not s then return end
+  self.by_conn[conn] = nil
   if s.upgrading == conn then
     s.upgrading, s.probed = nil, nil
     return

@@ -85,27 +85,50 @@ local function array(list, n)
 end
 M.array = array
 
+-- Does any element of an array (or its tables) hold binary data?
+local function args_binary(data)
+  for i = 1, #data do
+    local x = data[i]
+    if type(x) == "table" and has_binary(x, 1) then return true end
+  end
+  return false
+end
+M.args_binary = args_binary
+
+local format = string.format
+local TYPES = { [0] = "0", "1", "2", "3", "4", "5", "6" }
+
 -- The text of a packet and its attachments (nil when none):
 -- p = { type =, nsp = "/", id = n, data = lua value } (data is encoded as JSON).
 -- For EVENT and ACK, binary anywhere in data makes it BINARY_EVENT or BINARY_ACK.
 function M.encode(p)
   local t, nsp, id, data = p.type, p.nsp, p.id, p.data
+  return M.encode_parts(t, nsp, id, data)
+end
+
+function M.encode_parts(t, nsp, id, data)
   local atts
-  if (t == M.EVENT or t == M.ACK) and data ~= nil and has_binary(data, 0) then
+  if t == 3 and id and (nsp == "/" or nsp == nil) and type(data) == "table" then -- an ACK: the common case
+    local binary = false
+    for i = 1, #data do if type(data[i]) == "table" then binary = true break end end
+    if not binary then
+      local s, err = jencode(data)
+      if not s then error("socketio: cannot encode the payload as JSON: " .. tostring(err), 3) end
+      return "3" .. id .. s
+    end
+  end
+  if (t == M.EVENT or t == M.ACK) and type(data) == "table" and args_binary(data) then
     atts = {}
     data = deconstruct(data, atts, 0)
     t = t == M.EVENT and M.BINARY_EVENT or M.BINARY_ACK
   end
-  local parts = { tostring(t) }
-  if atts then parts[#parts + 1] = #atts .. "-" end
-  if nsp and nsp ~= "/" then parts[#parts + 1] = nsp .. "," end
-  if id then parts[#parts + 1] = string.format("%d", id) end
-  if data ~= nil then
-    local s, err = jencode(data)
-    if not s then error("socketio: cannot encode the payload as JSON: " .. tostring(err), 3) end
-    parts[#parts + 1] = s
-  end
-  return table.concat(parts), atts
+  local head = atts and (TYPES[t] .. #atts .. "-") or TYPES[t]
+  if nsp and nsp ~= "/" then head = head .. nsp .. "," end
+  if id then head = head .. (id % 1 == 0 and format("%d", id) or error("socketio: ack id must be an integer", 3)) end
+  if data == nil then return head, atts end
+  local s, err = jencode(data)
+  if not s then error("socketio: cannot encode the payload as JSON: " .. tostring(err), 3) end
+  return head .. s, atts
 end
 
 -- Put the attachments back where their placeholders are; false on a bad placeholder.
@@ -145,7 +168,29 @@ end
 
 -- One text message into a packet: p, nil | nil, message. Binary packets come back with
 -- p.attachments (the count) and p.data still holding placeholders.
+local decode_full
 local function decode_text(s, max_attachments)
+  -- the common case: an EVENT or ACK of the default namespace, no attachments
+  local t, c = sbyte(s, 1, 2)
+  if (t == 50 or t == 51) and c and c ~= 47 then
+    local pos = 2
+    local id
+    if c ~= 91 then
+      local a, b = sfind(s, "^%d+", 2)
+      if not a or b - a > 14 or sbyte(s, b + 1) ~= 91 then return decode_full(s, max_attachments) end
+      id = tonumber(ssub(s, a, b))
+      pos = b + 1
+    elseif t == 51 then
+      return nil, E.payload -- an ACK needs its id
+    end
+    local data = jdecode(ssub(s, pos))
+    if type(data) ~= "table" or t == 50 and type(data[1]) ~= "string" then return nil, E.payload end
+    return { type = t - 48, nsp = "/", id = id, data = data }
+  end
+  return decode_full(s, max_attachments)
+end
+
+function decode_full(s, max_attachments)
   local t = (sbyte(s, 1) or 0) - 48
   if t < 0 or t > 6 then return nil, E.type end
   local pos, n = 2, #s

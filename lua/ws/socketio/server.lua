@@ -10,7 +10,7 @@ local engine_mod = require "ws.socketio.engine"
 
 local wait = conn_mod.wait
 local now, crecv = core.now, core.recv
-local encode, array = parser.encode, parser.array
+local encode, encode_parts, array = parser.encode, parser.encode_parts, parser.array
 local EVENT, ACK, CONNECT, DISCONNECT, CONNECT_ERROR = parser.EVENT, parser.ACK, parser.CONNECT, parser.DISCONNECT, parser.CONNECT_ERROR
 local BINARY_EVENT, BINARY_ACK = parser.BINARY_EVENT, parser.BINARY_ACK
 local unpack = table.unpack or unpack
@@ -317,26 +317,29 @@ end
 function Socket:_on_event(data, id)
   local event = data[1]
   local n = #data
-  local args = { unpack(data, 2, n) }
-  local nargs = n - 1
-  for i = 1, nargs do
-    if args[i] == parser.null then args[i] = nil end
+  local null = parser.null
+  for i = 2, n do
+    if data[i] == null then data[i] = nil end
   end
   if id then
     local sent = false
-    args[nargs + 1] = function(...)
+    local client, nsp = self.client, self.nsp.name
+    data[n + 1] = function(...)
       if sent or not self.connected then return false end
       sent = true
-      local k = select("#", ...)
-      return self.client:_send_packet({ type = ACK, nsp = self.nsp.name, id = id, data = array({ ... }, k) })
+      local text, atts = encode_parts(ACK, nsp, id, array({ ... }, select("#", ...)))
+      return client:_send(text, atts)
     end
-    nargs = nargs + 1
+    n = n + 1
   end
-  if self.any then
-    for i = 1, #self.any do guarded("socketio event", self.any[i], event, unpack(args, 1, nargs)) end
+  local any = self.any
+  if any then
+    for i = 1, #any do guarded("socketio event", any[i], unpack(data, 1, n)) end
   end
   local list = self.handlers[event]
-  if list then call_handlers(self, list, unpack(args, 1, nargs)) end
+  if list then
+    for i = 1, #list do guarded("socketio event", list[i], unpack(data, 2, n)) end
+  end
 end
 
 function Socket:_on_ack(id, data)
@@ -389,7 +392,8 @@ function Socket:_emit(timeout, event, ...)
       self.server.engine:start()
     end
   end
-  return self.client:_send_packet({ type = EVENT, nsp = self.nsp.name, id = id, data = array(data, n + 1) })
+  local text, atts = encode_parts(EVENT, self.nsp.name, id, array(data, n + 1))
+  return self.client:_send(text, atts)
 end
 
 -- socket:timeout(seconds):emit(event, ..., function(err, ...) end): the callback gets
