@@ -8,6 +8,7 @@ local conn_mod = require "ws.conn"
 local cjson = require "cjson.safe"
 
 local wait = conn_mod.wait
+local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local now, csend, cclose, crespond, cbody, cdefer = core.now, core.send, core.close, core.respond, core.body, core.defer
 local sbyte, ssub, sfind, concat = string.byte, string.sub, string.find, table.concat
 local running = coroutine.running
@@ -186,7 +187,7 @@ function Session:send_packet(pkt, binary, nowait)
       local ok = csend(conn, pkt, binary and "binary" or "text")
       return ok ~= nil
     end
-    return conn:send(pkt, binary and "binary" or "text") ~= nil
+    return wsend(conn, pkt, binary and "binary" or "text") ~= nil
   end
   local q = self.queue
   q[#q + 1] = binary and ("b" .. M.b64encode(pkt)) or pkt

@@ -327,7 +327,11 @@ function Socket:_on_event(data, id)
     data[n + 1] = function(...)
       if sent or not self.connected then return false end
       sent = true
-      local text, atts = encode_parts(ACK, nsp, id, array({ ... }, select("#", ...)))
+      local k, args = select("#", ...), { ... }
+      for i = 1, k do
+        if args[i] == nil then args = array(args, k) break end
+      end
+      local text, atts = encode_parts(ACK, nsp, id, args)
       return client:_send(text, atts)
     end
     n = n + 1
