@@ -36,9 +36,10 @@ start_server() { # name
   case $1 in
   lua-ws) taskset -c 0 lua5.4 bench/socketio/server.lua --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
   node) taskset -c 0 node bench/socketio/node_server.js --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
+  ws-echo) taskset -c 0 lua5.4 examples/echo.lua --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
   esac
   SERVER_PID=$!
-  for _ in $(seq 1 100); do grep -q listening "$TMP/server.out" 2>/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 1 100); do grep -qi listening "$TMP/server.out" 2>/dev/null && return 0; sleep 0.05; done
   echo "bench: $1 did not start: $(cat "$TMP/server.out")" >&2
   return 1
 }
@@ -49,9 +50,13 @@ SERVERS="lua-ws node"
 for round in $(seq 1 "$ROUNDS"); do
   for spec in $SET; do
     IFS=: read -r sc conns inflight <<<"$spec"
-    for srv in $SERVERS; do
+    servers=$SERVERS
+    [ "$sc" = echo ] && servers="$SERVERS ws-echo" # the floor: lua-ws's plain WebSocket echo
+    for srv in $servers; do
       start_server "$srv" || continue
-      cmd="taskset -c 1 $LC --socketio --scenario $sc --port $PORT --conns $conns --inflight $inflight --size 32 --duration $DURATION --warmup 0.5 --server-pid $SERVER_PID --label $srv"
+      sio=--socketio
+      [ "$srv" = ws-echo ] && sio=
+      cmd="taskset -c 1 $LC $sio --scenario $sc --port $PORT --conns $conns --inflight $inflight --size 32 --duration $DURATION --warmup 0.5 --server-pid $SERVER_PID --label $srv"
       line=$($cmd 2>&1 | tail -1)
       echo "$line" | tee -a "$RAW"
       stop_server
@@ -88,16 +93,21 @@ f:write(("Produced by `bench/socketio/run.sh` (%s s per run, median of %s round(
 f:write("load client (`bench/loadclient --socketio`, WebSocket transport, 32-byte payloads) on core 1.\n")
 f:write("\"events/s\" is what the client saw (deliveries for a broadcast); \"per core\" is 10^6 / server CPU us per\n")
 f:write("event, the rate one core of server CPU sustains; the ratio is lua-ws / node per core.\n\n")
-f:write("| scenario | lua-ws events/s | lua-ws CPU us/event | lua-ws per core | node events/s | node CPU us/event | node per core | ratio per core |\n")
-f:write("|---|---|---|---|---|---|---|---|\n")
+f:write("The last column is the floor under the echo rows: lua-ws's plain WebSocket echo (`examples/echo.lua`, the\n")
+f:write("same load client without `--socketio`), server CPU us per message in the same conditions.\n\n")
+f:write("| scenario | lua-ws events/s | lua-ws CPU us/event | lua-ws per core | node events/s | node CPU us/event | node per core | ratio per core | plain ws echo CPU us/msg |\n")
+f:write("|---|---|---|---|---|---|---|---|---|\n")
 for _, key in ipairs(order) do
   local a, b = rows[key]["lua-ws"] or {}, rows[key]["node"] or {}
   local ar, ac, br, bc = median(a, "rate"), median(a, "cpu"), median(b, "rate"), median(b, "cpu")
   local apc = ac > 0 and 1e6 / ac or 0
   local bpc = bc > 0 and 1e6 / bc or 0
-  f:write(("| %s | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %s |\n"):format(key, ar, ac, apc, br, bc, bpc,
-    bpc > 0 and ("%.1fx"):format(apc / bpc) or "-"))
+  local e = rows[key]["ws-echo"]
+  f:write(("| %s | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %s | %s |\n"):format(key, ar, ac, apc, br, bc, bpc,
+    bpc > 0 and ("%.1fx"):format(apc / bpc) or "-", e and ("%.2f"):format(median(e, "cpu")) or "-"))
 end
+local up = (io.popen("uptime"):read("*l") or ""):match("load average: .*") or "?"
+f:write(("\nMachine: %s (2 cores shared with other work: CPU per event is the figure to compare;\nevents/s depend on how much of core 0 the server got).\n"):format(up:gsub("^%s+", "")))
 f:write("\nThe client's raw lines:\n\n```\n")
 for line in io.lines(raw) do f:write(line, "\n") end
 f:write("```\n")
