@@ -120,7 +120,7 @@ describe("Engine.IO long-polling", function()
   setup(function()
     if not have_client() then return end
     local port
-    srv, port = start_server({ "--ping-interval", "1", "--ping-timeout", "2" })
+    srv, port = start_server({ "--ping-interval", "1", "--ping-timeout", "10" })
     checks, summary, output = run_node("spec/support/socketio_polling.js", ("--port %d --clients 200"):format(port))
   end)
 

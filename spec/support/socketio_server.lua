@@ -6,7 +6,7 @@
 local ws = require "ws"
 local socketio = require "ws.socketio"
 
-local opts = { port = 0, ping_interval = 1, ping_timeout = 2 }
+local opts = { port = 0, ping_interval = 2, ping_timeout = 10 }
 for i = 1, #arg, 2 do
   local k, v = arg[i], arg[i + 1]
   if k == "--port" then opts.port = tonumber(v)
@@ -48,7 +48,7 @@ sio:on("connection", function(socket)
     local n = select("#", ...)
     local args = { ... }
     local ack = args[n]
-    if type(ack) == "function" then ack(table.unpack(args, 1, n - 1)) end
+    if type(ack) == "function" then ack((table.unpack or unpack)(args, 1, n - 1)) end
   end)
   socket:on("greeting", function(ack) ack(socket.data.greeting) end)
   -- the server asks the client and waits for its ack, from inside this handler
