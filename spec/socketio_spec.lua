@@ -53,8 +53,9 @@ local CLIENT_CHECKS = {
   { "binary-payloads", "carries binary payloads both ways (attachments)" },
   { "too-many-attachments-closes-that-client", "closes a client over the attachment limit and only that one" },
   { "rooms", "delivers to rooms: to(room), socket:to(room) without the sender, leave, to(socket id)" },
+  { "broadcast-excludes-sender", "broadcasts to everyone but the sender (socket.broadcast and socket:broadcast())" },
   { "namespaces", "serves namespaces with their own middleware; an unknown namespace is refused" },
-  { "disconnect-reasons", "disconnects: io server disconnect on the client, client namespace disconnect on the server" },
+  { "disconnect-reasons", "disconnects: io server disconnect on the client; client namespace disconnect and transport close on the server" },
   { "reconnect-after-server-drop", "lets the client reconnect after the server drops the connection" },
 }
 
@@ -94,9 +95,12 @@ for _, mode in ipairs({ "default", "websocket", "polling" }) do
     it("reports Socket.IO's disconnect reasons on the server", function()
       expect_check("disconnect-reasons")
       local log = srv:output()
-      local kicked, left = checks["disconnect-reasons"].detail:match("^kicked (%S+); left (%S+)$")
+      local kicked, left, cut = checks["disconnect-reasons"].detail:match("^kicked (%S+); left (%S+); cut (%S+)$")
       assert.truthy(log:find("disconnect / " .. kicked .. " server namespace disconnect", 1, true), log)
       assert.truthy(log:find("disconnect / " .. left .. " client namespace disconnect", 1, true), log)
+      assert(helper.wait_until(function()
+        return srv:output():find("disconnect / " .. cut .. " transport close", 1, true)
+      end, 5), srv:output())
       local first = checks["reconnect-after-server-drop"].detail:match("^(%S+) %->")
       assert.truthy(log:find("disconnect / " .. first .. " forced close", 1, true), log)
       assert.truthy(log:find("disconnect / %S+ parse error"), log) -- the client over the attachment limit

@@ -189,6 +189,24 @@ async function check(name, fn) {
     a.close(); b.close(); c.close();
   });
 
+  await check('broadcast-excludes-sender', async () => {
+    const a = connect(), b = connect();
+    await Promise.all([connected(a), connected(b)]);
+    const seenA = [];
+    a.on('broadcast msg', (m) => seenA.push(m));
+    const gb = once(b, 'broadcast msg');
+    await ack(a, 'broadcast', 'to the others');
+    const [mb] = await gb;
+    eq(mb, 'to the others', 'b got');
+    const gb2 = once(b, 'broadcast msg');
+    await ack(a, 'broadcast call', 'called');
+    const [mb2] = await gb2;
+    eq(mb2, 'called', 'b got (socket:broadcast())');
+    await new Promise((r) => setTimeout(r, 200));
+    eq(seenA.length, 0, 'messages to the sender');
+    a.close(); b.close();
+  });
+
   await check('namespaces', async () => {
     const adm = connect('/admin', { auth: { role: 'admin' } });
     await connected(adm);
@@ -215,7 +233,14 @@ async function check(name, fn) {
     await connected(s2);
     const id = s2.id;
     s2.disconnect();
-    return `kicked ${kicked}; left ${id}`;
+    // the connection itself closed, without a DISCONNECT packet
+    const s3 = connect();
+    await connected(s3);
+    const cut = s3.id;
+    const gone3 = once(s3, 'disconnect');
+    s3.io.engine.close();
+    await gone3;
+    return `kicked ${kicked}; left ${id}; cut ${cut}`;
   });
 
   await check('reconnect-after-server-drop', async () => {

@@ -87,6 +87,10 @@ sio:on("connection", function(socket)
     socket.broadcast:emit("broadcast msg", text)
     if ack then ack(true) end
   end)
+  socket:on("broadcast call", function(text, ack)
+    socket:broadcast():emit("broadcast msg", text)
+    if ack then ack(true) end
+  end)
   socket:on("to id", function(id, text, ack)
     sio:to(id):emit("private", { from = socket.id, text = text })
     if ack then ack(true) end
