@@ -124,7 +124,7 @@ describe("Engine.IO long-polling", function()
   setup(function()
     if not have_client() then return end
     local port
-    srv, port = start_server({ "--ping-interval", "1", "--ping-timeout", "10" })
+    srv, port = start_server({ "--ping-interval", "1", "--ping-timeout", "10", "--max-buffer", "1000000" })
     checks, summary, output = run_node("spec/support/socketio_polling.js", ("--port %d --clients 200"):format(port))
   end)
 
@@ -152,6 +152,7 @@ describe("Engine.IO long-polling", function()
   it("closes only the session that sent a malformed packet", function() expect_check("malformed-packet-closes-only-that-session") end)
   it("closes a session that polls twice at once", function() expect_check("duplicate-poll-closes-the-session") end)
   it("refuses a request over maxPayload with 413", function() expect_check("payload-too-large") end)
+  it("closes a session whose client lets more than max_buffer wait", function() expect_check("unfetched-queue-is-bounded") end)
   it("serves 200 polling clients at once, every poll held without a thread", function()
     local c = expect_check("many-polling-clients")
     assert.truthy(c.detail:match("^200 clients"), c.detail)

@@ -176,6 +176,18 @@ function expect(cond, what) { if (!cond) throw new Error(what); }
     expect(r.status === 413, `status ${r.status}`);
   });
 
+  await check('unfetched-queue-is-bounded', async () => {
+    const { sid } = await open();
+    await request('POST', `${BASE}&sid=${sid}`, '40');
+    await request('GET', `${BASE}&sid=${sid}`);
+    // 3 MB of events for a client that does not poll: over the server's max_buffer (1 MB here)
+    const r = await request('POST', `${BASE}&sid=${sid}`, '42["flood",300,10000]');
+    expect(r.status === 200, `POST: ${r.status}`);
+    await sleep(200);
+    const after = await request('GET', `${BASE}&sid=${sid}`);
+    expect(after.status === 400 && JSON.parse(after.body).code === 1, `after: ${after.status} ${after.body}`);
+  });
+
   await check('many-polling-clients', async () => {
     const n = Number(args.clients);
     const sockets = [];

@@ -13,6 +13,7 @@ for i = 1, #arg, 2 do
   elseif k == "--ping-interval" then opts.ping_interval = tonumber(v)
   elseif k == "--ping-timeout" then opts.ping_timeout = tonumber(v)
   elseif k == "--max-payload" then opts.max_payload = tonumber(v)
+  elseif k == "--max-buffer" then opts.max_buffer = tonumber(v)
   end
 end
 
@@ -22,7 +23,8 @@ local function log(...)
 end
 
 local sio = assert(socketio.new({ port = opts.port, ping_interval = opts.ping_interval,
-  ping_timeout = opts.ping_timeout, max_payload = opts.max_payload, max_attachments = 4 }))
+  ping_timeout = opts.ping_timeout, max_payload = opts.max_payload, max_buffer = opts.max_buffer,
+  max_attachments = 4 }))
 
 sio:use(function(socket, next)
   if socket.handshake.auth.token == "bad" then
@@ -63,6 +65,10 @@ sio:on("connection", function(socket)
     end)
   end)
   socket:on("ignore me", function() end)
+  socket:on("flood", function(count, size)
+    local blob = string.rep("x", size)
+    for _ = 1, count do if not socket:emit("flood", blob) then break end end
+  end)
   -- binary both ways
   socket:on("bin", function(b, ack)
     ack({ size = #b.data, back = socketio.binary(b.data:reverse()), binary = socketio.is_binary(b) })

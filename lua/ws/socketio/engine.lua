@@ -10,6 +10,7 @@ local cjson = require "cjson.safe"
 local wait = conn_mod.wait
 local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local now, csend, cclose, crespond, cbody, cdefer = core.now, core.send, core.close, core.respond, core.body, core.defer
+local cbuffered = core.buffered
 local sbyte, ssub, sfind, concat = string.byte, string.sub, string.find, table.concat
 local running = coroutine.running
 
@@ -125,6 +126,7 @@ function M.new(opts, handlers)
     max_payload = opts.max_payload or 1000000,
     max_packets = opts.max_packets or 1000,
     upgrade_timeout = opts.upgrade_timeout or 10,
+    max_buffer = opts.max_buffer or 10 * 1024 * 1024,
     cors = opts.cors,
     allow_request = opts.allow_request,
     sessions = {},
@@ -185,12 +187,23 @@ function Session:send_packet(pkt, binary, nowait)
     local conn = self.conn
     if nowait then
       local ok = csend(conn, pkt, binary and "binary" or "text")
+      if ok == false and cbuffered(conn) > self.engine.max_buffer then
+        self:close("transport error") -- a reader that does not keep up: no unbounded queue
+        return false
+      end
       return ok ~= nil
     end
     return wsend(conn, pkt, binary and "binary" or "text") ~= nil
   end
   local q = self.queue
-  q[#q + 1] = binary and ("b" .. M.b64encode(pkt)) or pkt
+  local item = binary and ("b" .. M.b64encode(pkt)) or pkt
+  q[#q + 1] = item
+  self.qbytes = self.qbytes + #item
+  if self.qbytes > self.engine.max_buffer and self.state == "open" then
+    -- a polling client that does not come to fetch its packets: no unbounded queue
+    self:close("transport error", true)
+    return false
+  end
   self:flush()
   return true
 end
@@ -220,7 +233,7 @@ function Session:flush()
   if not poll or #self.queue == 0 then return end
   self.poll = nil
   local body = concat(self.queue, SEP)
-  self.queue = {}
+  self.queue, self.qbytes = {}, 0
   local closing = self.state == "closing"
   crespond(poll, 200, self.engine:headers(self.poll_request), body)
   self.poll_request = nil
@@ -255,6 +268,7 @@ function Session:close(reason, discard)
     -- The close packet goes with the next poll; until then the session stays, closing.
     self.state = "closing"
     self.queue[#self.queue + 1] = CLOSE
+    self.qbytes = self.qbytes + 1
     self.close_deadline = now() + e.ping_interval + e.ping_timeout
     self:flush()
   end
@@ -377,7 +391,7 @@ function Engine:http(request, conn)
     end
     if #s.queue > 0 then
       local body = concat(s.queue, SEP)
-      s.queue = {}
+      s.queue, s.qbytes = {}, 0
       if s.state == "closing" then self:remove(s, s.close_reason) end
       return 200, headers, body
     end
@@ -510,7 +524,7 @@ function Engine:ws_message(conn, msg, kind)
         crespond(poll, 200, self:headers(s.poll_request), NOOP)
       end
       local q = s.queue
-      s.queue = {}
+      s.queue, s.qbytes = {}, 0
       self.h.upgrade(s)
       for i = 1, #q do
         local p = q[i]

@@ -84,7 +84,8 @@ end
 --   max_payload = 1000000 (bytes of a polling request or a WebSocket message),
 --   max_attachments = 10 (binary attachments of one packet), max_packets = 1000 (packets in
 --   one polling request), connect_timeout = 45 (seconds to connect a namespace),
---   upgrade_timeout = 10, cors = nil | "*" | { origins } | function(origin) -> bool
+--   upgrade_timeout = 10, max_buffer = 10 MiB (packets queued for a polling client that does
+--   not fetch them: over it the session closes), cors = nil | "*" | { origins } | function(origin) -> bool
 --   (polling responses to other origins), allow_request = function(request) -> bool,
 --   listen = false: create no server (io:server_options() and io:attach(server) then).
 -- Returns the server object, or nil, message, code when listening failed.
