@@ -14,6 +14,9 @@ local encode, encode_parts, array = parser.encode, parser.encode_parts, parser.a
 local EVENT, ACK, CONNECT, DISCONNECT, CONNECT_ERROR = parser.EVENT, parser.ACK, parser.CONNECT, parser.DISCONNECT, parser.CONNECT_ERROR
 local BINARY_EVENT, BINARY_ACK = parser.BINARY_EVENT, parser.BINARY_ACK
 local unpack = table.unpack or unpack
+local traceback = debug.traceback
+local jencode = parser.json.encode
+local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local select, type, pairs, next = select, type, pairs, next
 
 local M = {}
@@ -138,8 +141,17 @@ function Client:_send_packet(p, nowait)
   return self:_send(text, atts, nowait)
 end
 
+local decode_text = parser.decode_text
+
 function Client:_on_data(data, binary)
-  local p, err = self.decoder:add(data, binary)
+  local p
+  local d = self.decoder
+  if binary or d.pending then
+    p = d:add(data, binary)
+  else -- a text packet with nothing pending: the decoder's own first step, without its call
+    p = decode_text(data, d.max_attachments)
+    if p and p.attachments then p = d:add(data, false) end
+  end
   if p == false then return true end
   if not p then
     self:_close("parse error")
@@ -328,8 +340,17 @@ function Socket:_on_event(data, id)
       if sent or not self.connected then return false end
       sent = true
       local k, args = select("#", ...), { ... }
+      local plain = nsp == "/"
       for i = 1, k do
-        if args[i] == nil then args = array(args, k) break end
+        local v = args[i]
+        if v == nil then args = array(args, k); break end
+        if type(v) == "table" then plain = false end
+      end
+      local session = client.session
+      if plain and session.transport == "websocket" and session.state == "open" then
+        -- the common case in one step: no namespace, no binary, an open WebSocket
+        local json = jencode(args)
+        if json then return wsend(session.conn, "43" .. id .. json, "text") ~= nil end
       end
       local text, atts = encode_parts(ACK, nsp, id, args)
       return client:_send(text, atts)
@@ -342,7 +363,10 @@ function Socket:_on_event(data, id)
   end
   local list = self.handlers[event]
   if list then
-    for i = 1, #list do guarded("socketio event", list[i], unpack(data, 2, n)) end
+    for i = 1, #list do
+      local ok, err = xpcall(list[i], traceback, unpack(data, 2, n))
+      if not ok then core.report("socketio event", err) end
+    end
   end
 end
 
