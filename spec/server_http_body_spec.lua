@@ -29,13 +29,14 @@ describe("http hook: request bodies and later answers", function()
           return 200, { ["Content-Type"] = "text/plain" }, "got " .. #body .. " " .. body:sub(1, 10)
         elseif req.path == "/hold" then
           core.defer(conn, tonumber(req.query) or 5)
-          held[#held + 1] = conn
+          held[#held + 1] = { conn, req.headers["x-index"] or "?" }
           log("held " .. #held)
           return
         elseif req.path == "/release" then
           local list = held
           held = {}
-          for i, c in ipairs(list) do core.respond(c, 200, nil, "released " .. i) end
+          -- the hooks may run in another order than the clients connected: each says its index
+          for _, h in ipairs(list) do core.respond(h[1], 200, nil, "released " .. h[2]) end
           return 200, nil, "released " .. #list
         end
         return 404, nil, "no\n"
@@ -82,7 +83,7 @@ describe("http hook: request bodies and later answers", function()
     local socks = {}
     for i = 1, 20 do
       socks[i] = assert(client.tcp(srv.port))
-      socks[i]:send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+      socks[i]:send("GET /hold HTTP/1.1\r\nHost: x\r\nX-Index: " .. i .. "\r\n\r\n")
     end
     assert(srv:wait_output("held 20"))
     -- nothing answered yet
