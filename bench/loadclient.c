@@ -30,6 +30,13 @@
  * more work per message than against a WebSocket server (one extra unmask pass), so the limit
  * it reports errs low, never high.
  *
+ * --socketio: the same echo and fanout over Socket.IO (Engine.IO v4 on WebSocket, path
+ * /socket.io/?EIO=4&transport=websocket): each connection waits for the open packet, connects
+ * the default namespace ("40") and answers the server's pings. echo sends the event
+ * 42<seq>["echo","<payload>"] and expects the acknowledgement 43<seq>["<payload>"]; fanout's
+ * publisher sends 42["pub","<payload>"] and every connection (in one room, the publisher
+ * included) expects 42["msg","<payload>"] (bench/socketio/ serves both).
+ *
  * With --server-pid the line also carries the server's CPU time per message (utime + stime
  * from /proc/PID/stat over the timed window), which still ranks servers once this client
  * saturates its own core, and for idle the server's VmRSS from /proc/PID/status. */
@@ -68,6 +75,7 @@ typedef struct conn {
   int want_out;   /* EPOLLOUT registered */
   int dirty;      /* on the flush list */
   int probed;
+  int sio;        /* --socketio: 0 open packet awaited, 1 CONNECT answer awaited, 2 connected */
   uint8_t *rbuf;
   size_t rlen, rcap;
   uint8_t *wbuf;
@@ -97,7 +105,10 @@ static struct {
   int raw;
   int window;         /* connects/handshakes in progress at once during setup */
   int spin;           /* poll without sleeping during the timed run */
-} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1};
+  int socketio;       /* speak Socket.IO over the WebSocket (echo and fanout) */
+} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1, 0};
+
+static uint8_t *sio_buf; /* --socketio: one outgoing event, built here */
 
 static struct {
   conn *c;
@@ -297,7 +308,54 @@ static void seq_digits(uint32_t seq, uint8_t out[8]) {
 static int send_payload(conn *c, const uint8_t *tmpl, uint32_t seq) {
   uint8_t digits[8];
   seq_digits(seq, digits);
+  if (cfg.socketio) {
+    int np = cfg.scenario == SC_FANOUT ? snprintf((char *)sio_buf, 64, "42[\"pub\",\"")
+                                       : snprintf((char *)sio_buf, 64, "42%u[\"echo\",\"", seq);
+    memcpy(sio_buf + np, digits, 8);
+    memcpy(sio_buf + np + 8, tmpl + 8, cfg.size - 8);
+    memcpy(sio_buf + np + cfg.size, "\"]", 2);
+    return put_frame(c, 0x1, sio_buf, (size_t)np + cfg.size + 2, NULL, 0);
+  }
   return put_frame(c, 0x1, digits, 8, tmpl + 8, cfg.size - 8);
+}
+
+/* --socketio: the Engine.IO/Socket.IO handshake and heartbeat; for a data message, p and n
+ * are narrowed to the payload inside the event or acknowledgement. 0 when the message is
+ * consumed here (or the connection failed). */
+static int sio_message(conn *c, int opcode, const uint8_t **pp, size_t *pn) {
+  const uint8_t *p = *pp;
+  size_t n = *pn;
+  if (opcode == 0x1 && n == 1 && p[0] == '2') { /* the server's ping */
+    put_frame(c, 0x1, (const uint8_t *)"3", 1, NULL, 0);
+    return 0;
+  }
+  if (c->sio == 0) {
+    if (opcode != 0x1 || n < 2 || p[0] != '0') { conn_fail(c, "no Engine.IO open packet"); return 0; }
+    c->sio = 1;
+    put_frame(c, 0x1, (const uint8_t *)"40", 2, NULL, 0);
+    return 0;
+  }
+  if (c->sio == 1) {
+    if (opcode != 0x1 || n < 2 || p[0] != '4' || p[1] != '0') { conn_fail(c, "no Socket.IO CONNECT answer"); return 0; }
+    c->sio = 2;
+    return 0;
+  }
+  size_t i;
+  if (opcode != 0x1) { conn_fail(c, "a binary frame"); return 0; }
+  if (cfg.scenario == SC_FANOUT) {
+    static const char pre[] = "42[\"msg\",\"";
+    if (n < sizeof pre - 1 + 2 || memcmp(p, pre, sizeof pre - 1) != 0) { conn_fail(c, "not a msg event"); return 0; }
+    i = sizeof pre - 1;
+  } else {
+    char want[16];
+    int nw = snprintf(want, sizeof want, "43%u[\"", c->recv_seq);
+    if (n < (size_t)nw + 2 || memcmp(p, want, (size_t)nw) != 0) { conn_fail(c, "not the acknowledgement awaited"); return 0; }
+    i = (size_t)nw;
+  }
+  if (p[n - 2] != '"' || p[n - 1] != ']') { conn_fail(c, "a malformed event"); return 0; }
+  *pp = p + i;
+  *pn = n - i - 2;
+  return 1;
 }
 
 static int payload_ok(const uint8_t *tmpl, uint32_t seq, int opcode, const uint8_t *p, size_t n) {
@@ -324,6 +382,7 @@ static void conn_start(conn *c, uint64_t now) {
   c->t_begin = now;
   c->send_seq = c->recv_seq = c->outstanding = 0;
   c->probed = 0;
+  c->sio = 0;
   run.started++;
   if (c->fd < 0) {
     conn_fail(c, "socket() failed (file descriptor limit?)");
@@ -400,6 +459,7 @@ static void pub_send(uint64_t now) {
 }
 
 static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t now) {
+  if (cfg.socketio && !sio_message(c, opcode, &p, &n)) return;
   if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE) {
     if (!c->outstanding) {
       note_error(c, "a message that was never sent");
@@ -658,7 +718,8 @@ static void begin_run(uint64_t now) {
 
 static int all_settled(void) {
   for (int i = 0; i < run.n; i++)
-    if (run.c[i].state == ST_CONNECTING || run.c[i].state == ST_HANDSHAKE) return 0;
+    if (run.c[i].state == ST_CONNECTING || run.c[i].state == ST_HANDSHAKE ||
+        (cfg.socketio && run.c[i].state == ST_OPEN && run.c[i].sio < 2)) return 0;
   return run.started == run.n;
 }
 
@@ -734,7 +795,13 @@ static void advance(uint64_t now) {
     if (run.t_phase == 0 || now - run.t_phase > 20000000ull) {  /* a probe every 20 ms */
       char probe[15];
       snprintf(probe, sizeof probe, "probe-%08x", run.probes_sent++);
-      put_frame(&run.c[0], 0x1, (const uint8_t *)probe, 14, NULL, 0);
+      if (cfg.socketio) {
+        char ev[40];
+        int ne = snprintf(ev, sizeof ev, "42[\"pub\",\"%s\"]", probe);
+        put_frame(&run.c[0], 0x1, (const uint8_t *)ev, (size_t)ne, NULL, 0);
+      } else {
+        put_frame(&run.c[0], 0x1, (const uint8_t *)probe, 14, NULL, 0);
+      }
       run.t_phase = now;
     }
     return;
@@ -885,7 +952,7 @@ static void usage(void) {
           "usage: loadclient --port N [--scenario echo|fanout|handshake|idle] [--conns N] [--inflight K]\n"
           "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
           "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
-          "                  [--spin 0|1]\n"
+          "                  [--spin 0|1] [--socketio]\n"
           "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
   exit(2);
 }
@@ -923,6 +990,7 @@ int main(int argc, char **argv) {
     else if (ARG("--window")) cfg.window = (int)num(v);
     else if (ARG("--spin")) cfg.spin = (int)num(v);
     else if (!strcmp(a, "--raw")) cfg.raw = 1;
+    else if (!strcmp(a, "--socketio")) cfg.socketio = 1;
     else usage();
 #undef ARG
   }
@@ -934,6 +1002,14 @@ int main(int argc, char **argv) {
   if (cfg.raw && (cfg.scenario == SC_HANDSHAKE || cfg.scenario == SC_FANOUT)) {
     fprintf(stderr, "loadclient: --raw measures echo (and idle) only\n");
     return 2;
+  }
+  if (cfg.socketio && (cfg.raw || cfg.scenario == SC_HANDSHAKE || cfg.scenario == SC_IDLE)) {
+    fprintf(stderr, "loadclient: --socketio measures echo and fanout only\n");
+    return 2;
+  }
+  if (cfg.socketio) {
+    if (!strcmp(cfg.path, "/")) cfg.path = "/socket.io/?EIO=4&transport=websocket";
+    if (!(sio_buf = malloc(cfg.size + 64))) return 3;
   }
   if (cfg.scenario == SC_IDLE) cfg.inflight = 1;
   if (cfg.deadline <= 0) cfg.deadline = cfg.warmup + cfg.duration + cfg.hold + 90;

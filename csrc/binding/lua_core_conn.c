@@ -72,9 +72,11 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
   case WS_PH_HEAD:
     ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
     break;
-  case WS_PH_HEAD_READY:
-    lws_conn_refused(x, c, 500);
-    ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0, 0);
+  case WS_PH_HEAD_READY: /* unanswered: a server error, unless the answer comes later (core.defer) */
+    if (!c->s.deferred || failed) {
+      lws_conn_refused(x, c, 500);
+      ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0, 0);
+    }
     break;
   case WS_PH_OPEN:
     if (failed) ws_stream_close(&c->s, WS_CLOSE_INTERNAL, "internal error", 14);
@@ -745,6 +747,41 @@ static int l_respond(lua_State *L) {
   return 1;
 }
 
+/* core.body(conn, length) -> the request body's `length` bytes | false (still coming: wait
+ * "r") | nil, message, code. For plain HTTP requests (the http hook), before the answer. */
+static int l_body(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_Integer want = luaL_checkinteger(L, 2);
+  const uint8_t *p = NULL;
+  if (want < 0 || (uint64_t)want > UINT32_MAX) return luaL_argerror(L, 2, "invalid length");
+  int r = ws_stream_body(&c->s, (size_t)want, &p);
+  if (r < 0) return push_end(L, c);
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushlstring(L, (const char *)p, (size_t)want);
+  return 1;
+}
+
+/* core.defer(conn, seconds) -> true | nil, message, code: the request (its head read, no
+ * upgrade) stays open after the http hook returns nothing, for core.respond later; after
+ * `seconds` without an answer the connection is cut. */
+static int l_defer(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_Number t = luaL_checknumber(L, 2);
+  if (ws_stream_defer(&c->s, (double)t) < 0) return push_end(L, c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.deferred(conn) -> whether core.defer holds the request for a later answer. */
+static int l_deferred(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  lua_pushboolean(L, c->s.deferred && c->s.phase == WS_PH_HEAD_READY);
+  return 1;
+}
+
 /* ---- metamethods ---- */
 
 static int conn_index(lua_State *L) {
@@ -838,7 +875,8 @@ void lws_conn_open_lib(lua_State *L, int mod) {
     { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
     { "abort", l_abort }, { "ping", l_ping }, { "pong", l_pong }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
-    { "respond", l_respond }, { "stage", l_stage },
+    { "respond", l_respond }, { "stage", l_stage }, { "body", l_body }, { "defer", l_defer },
+    { "deferred", l_deferred },
 #if LWS_HAVE_CONTINUATIONS
     { "sender", l_sender }, { "reader", l_reader },
 #endif

@@ -228,6 +228,7 @@ struct ws_stream {
   ws_stream_cold *cold;     /* NULL until needed */
   const char *error;        /* why the connection failed (static text), NULL when it did not */
   uint32_t head_len;        /* length of the complete request head, 0 until parsed */
+  uint32_t body_want;       /* request body bytes ws_stream_body waits for, 0 when none */
   uint32_t inbox_count;
   uint16_t close_code;      /* the peer's close code (1005 none, 1006 no close frame) */
   uint16_t fail_code;       /* our close code when we failed the connection */
@@ -248,6 +249,7 @@ struct ws_stream {
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
   struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
   float latency;            /* seconds from the last ping to its pong, -1 before the first */
+  uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
 };
@@ -282,6 +284,14 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
  * the answer to a HEAD request (ws_response_status_head: the body's length, not the body). */
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
                       const char *body, size_t body_len, int head_only) WS_HIDDEN;
+
+/* A plain HTTP request's body (the head is ready, no upgrade): 1 with the first `want` bytes
+ * after the head in *p (valid until the next call on s), 0 while they are still coming (s
+ * reads on and signals WS_SEV_READ when they are there), -1 when the connection failed. */
+int ws_stream_body(ws_stream *s, size_t want, const uint8_t **p) WS_HIDDEN;
+/* Keep a request whose head is ready unanswered for at most `seconds` (then the connection is
+ * cut, as a handshake timeout): the answer (ws_stream_respond) comes later. */
+int ws_stream_defer(ws_stream *s, double seconds) WS_HIDDEN;
 
 /* The oldest received message: 1 with p, n and opcode set (valid until ws_stream_drop or any
  * other call on this stream), 0 when none is waiting. */

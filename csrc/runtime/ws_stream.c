@@ -73,6 +73,9 @@ void ws_stream_update_io(ws_stream *s) {
     case WS_PH_FINISH:
       if (!(s->flags & WS_SF_PAUSED)) events |= EV_READ;
       break;
+    case WS_PH_HEAD_READY:
+      if (s->body_want) events |= EV_READ;
+      break;
     default:
       break;
     }
@@ -376,9 +379,59 @@ int ws_stream_open_client(ws_stream *s) {
   return 0;
 }
 
+/* ---- plain HTTP requests: a body, an answer given later ---- */
+
+static void read_body(ws_stream *s) {
+  for (;;) {
+    size_t have = ws_buf_size(&s->head) - s->head_len;
+    if (have >= s->body_want) {
+      s->body_want = 0;
+      ws_stream_update_io(s);
+      emit(s, WS_SEV_READ);
+      return;
+    }
+    size_t need = s->body_want - have;
+    uint8_t *p = ws_buf_reserve(&s->head, need, 0);
+    if (!p) { ws_stream_abort(s, "out of memory"); return; }
+    ssize_t n = s->tp->read(s, p, need);
+    if (n == 0) { ws_stream_abort(s, "connection closed during the request body"); return; }
+    if (n < 0) {
+      if (errno != EAGAIN) ws_stream_fail_io(s, errno);
+      else ws_stream_update_io(s);
+      return;
+    }
+    ws_buf_commit(&s->head, (size_t)n);
+  }
+}
+
+int ws_stream_body(ws_stream *s, size_t want, const uint8_t **p) {
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  if (want > UINT32_MAX) return -1;
+  if (ws_buf_size(&s->head) - s->head_len >= want) {
+    s->body_want = 0;
+    *p = ws_buf_begin(&s->head) + s->head_len;
+    return 1;
+  }
+  s->body_want = (uint32_t)want;
+  read_body(s); /* the bytes are often there already; else wait for readability */
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  if (s->body_want) return 0;
+  *p = ws_buf_begin(&s->head) + s->head_len;
+  return 1;
+}
+
+int ws_stream_defer(ws_stream *s, double seconds) {
+  if (s->phase != WS_PH_HEAD_READY) return -1;
+  s->deferred = 1;
+  set_timer(s, seconds > 0 ? seconds : 0.);
+  return 0;
+}
+
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
                       const char *body, size_t body_len, int head_only) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
+  s->body_want = 0;
+  s->deferred = 0;
   if ((head_only ? ws_response_status_head : ws_response_status)(&s->ws.out, status, extra, nextra,
                                                                   body, body_len) < 0) {
     ws_stream_abort(s, "out of memory");
@@ -661,6 +714,7 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   if (!(revents & EV_READ)) return;
   switch (s->phase) {
   case WS_PH_HEAD: read_head(s); break;
+  case WS_PH_HEAD_READY: if (s->body_want) read_body(s); break;
   case WS_PH_OPEN:
   case WS_PH_CLOSING: read_frames(s); break;
   case WS_PH_FINISH: drain_input(s); break;

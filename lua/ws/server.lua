@@ -58,7 +58,7 @@ end
 
 local UPGRADED = {} -- what serve returns to the callback style's dispatch after the 101
 local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/lua_core.h
-local crecv, cstage, chandoff = core.recv, core.stage, core.handoff
+local crecv, cstage, chandoff, cdeferred = core.recv, core.stage, core.handoff, core.deferred
 
 -- The callback style { open =, message =, close = } keeps no coroutine per connection: for
 -- each event a pooled thread runs dispatch(conn, stage), which calls what is due and returns when
@@ -156,7 +156,9 @@ function M.new(opts, handler)
     end
     if not upgrade then
       if http then
-        local st, headers, body = http(crequest(conn))
+        local st, headers, body = http(crequest(conn), conn)
+        -- A hook that called core.defer(conn) and returned nothing answers later (core.respond).
+        if st == nil and cdeferred(conn) then return end
         return crespond(conn, st or 500, headers, body)
       end
       if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
