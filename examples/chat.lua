@@ -248,21 +248,48 @@ local function check_text(client, req)
   return text
 end
 
+-- A join's `since` (the seq of the last message the client has): nil, or a whole number >= 0.
+local function check_since(client, req)
+  local since = req.since
+  if since == nil or (type(since) == "number" and since >= 0 and since % 1 == 0 and since < 2^53) then
+    return true, since
+  end
+  send_error(client, "bad_since", "since must be the seq of the last message seen (a whole number)")
+  return false
+end
+
 local function nick_taken(client, nick, name)
   return send_error(client, "nick_taken", ('nickname "%s" is already used in #%s'):format(nick, name))
 end
 
-local function send_join_state(client, name, members, history)
-  local ok, err, code = client.conn:send('{"type":"members","room":' .. cjson.encode(name) ..
-    ',"members":' .. json_list(members) .. '}')
-  if not ok then return nil, err, code end
-  return client.conn:send('{"type":"history","room":' .. cjson.encode(name) ..
+local function send_members(conn, room_json, members)
+  return conn:send('{"type":"members","room":' .. room_json .. ',"members":' .. json_list(members) .. '}')
+end
+
+local function send_history(conn, room_json, history, reset)
+  return conn:send('{"type":"history","room":' .. room_json .. (reset and ',"reset":true' or '') ..
     ',"messages":' .. json_list(history) .. '}')
+end
+
+-- The marker that ends what a join with `since` replays: the messages after `since` came
+-- just before it (`missed` of them).
+local function send_resumed(conn, room_json, since, missed)
+  return conn:send('{"type":"resumed","room":' .. room_json .. ',"since":' .. string.format("%d", since) ..
+    ',"missed":' .. string.format("%d", missed) .. '}')
+end
+
+local function send_join_state(client, name, members, history)
+  local room_json = cjson.encode(name)
+  local ok, err, code = send_members(client.conn, room_json, members)
+  if not ok then return nil, err, code end
+  return send_history(client.conn, room_json, history)
 end
 
 local function join(client, req)
   local nick, name = check_join(client, req)
   if not nick then return end
+  local ok_since, since = check_since(client, req)
+  if not ok_since then return end
   local room = rooms[name]
   if room then
     for _, member in pairs(room.members) do
@@ -282,7 +309,24 @@ local function join(client, req)
   for id, member in pairs(room.members) do
     members[#members + 1] = cjson.encode({ id = id, nick = member.nick })
   end
-  local ok, err, code = send_join_state(client, name, members, room.history)
+  local ok, err, code
+  -- With `since`: the messages after it when the history still holds them all (as on the bus).
+  local first = room.seq - #room.history + 1 -- the seq of the oldest message kept
+  if since and since <= room.seq and since + 1 >= first then
+    local room_json = cjson.encode(name)
+    ok, err, code = send_members(client.conn, room_json, members)
+    for i = since + 1 - first + 1, #room.history do
+      if not ok then break end
+      ok, err, code = client.conn:send(room.history[i])
+    end
+    if ok then ok, err, code = send_resumed(client.conn, room_json, since, room.seq - since) end
+  elseif since then -- what followed `since` is no longer kept: the history, marked
+    local room_json = cjson.encode(name)
+    ok, err, code = send_members(client.conn, room_json, members)
+    if ok then ok, err, code = send_history(client.conn, room_json, room.history, true) end
+  else
+    ok, err, code = send_join_state(client, name, members, room.history)
+  end
   if not ok then return nil, err, code end
   publish(room, { type = "joined", room = name, id = client.id, nick = nick, ts = now_ms() })
   return true
@@ -334,9 +378,16 @@ local function bus_leave(client)
   send(client, { type = "left", room = name, id = client.id, nick = nick, ts = now_ms() })
 end
 
+-- Joins on the bus. The client gets members, then either the room's last messages (history) or,
+-- with `since`, exactly the messages after `since` and a "resumed" marker, then live ones:
+-- the subscription starts where the history (or `since`) ends, so no message is missed or
+-- repeated in between. When Redis no longer holds what follows `since`, the history is sent
+-- instead, with "reset":true.
 local function bus_join(client, req)
   local nick, name = check_join(client, req)
   if not nick then return end
+  local ok_since, since = check_since(client, req)
+  if not ok_since then return end
   local t = "room:" .. name
   local present = server:presence(t)
   if not present then return send_error(client, "unavailable", UNAVAILABLE) end
@@ -350,25 +401,42 @@ local function bus_join(client, req)
   end
   bus_leave(client)
   local conn = client.conn
-  conn:subscribe(t)
-  local history = {}
-  if opts.history > 0 then
-    local list = server:history(t, { limit = opts.history })
-    if not list then
-      conn:unsubscribe(t)
-      return send_error(client, "unavailable", UNAVAILABLE)
-    end
-    for i, entry in ipairs(list) do history[i] = with_seq(t, entry.data, entry.offset) end
+  members[#members + 1] = cjson.encode({ id = client.id, nick = nick })
+  local room_json = cjson.encode(name)
+
+  local resumed
+  if since then
+    local ok, err, code = send_members(conn, room_json, members)
+    if not ok then return nil, err, code end
+    local r, missed, rcode = conn:subscribe(t, { since = since })
+    if r == nil and rcode ~= "gone" then return send_error(client, "unavailable", UNAVAILABLE) end
+    resumed = r ~= nil
+    if resumed then send_resumed(conn, room_json, since, tonumber(missed) or 0) end
   end
-  local info = cjson.encode({ nick = nick })
-  if not conn:track(t, info) then
+  if not resumed then
+    local list, top = server:history(t, { limit = opts.history })
+    if not list then return send_error(client, "unavailable", UNAVAILABLE) end
+    local history = {}
+    for i, entry in ipairs(list) do history[i] = with_seq(t, entry.data, entry.offset) end
+    local ok, err, code
+    if since then -- members went out already; what followed `since` is gone
+      ok, err, code = send_history(conn, room_json, history, true)
+    else
+      ok, err, code = send_join_state(client, name, members, history)
+    end
+    if not ok then return nil, err, code end
+    if not conn:subscribe(t, { since = top.offset, epoch = top.epoch }) then
+      conn:subscribe(t) -- the topic moved on past the stream meanwhile: live from here
+    end
+  end
+  -- Tracked last: "joined" (from presence) comes after the members and history frames.
+  if not conn:track(t, cjson.encode({ nick = nick })) then
     conn:unsubscribe(t)
     return send_error(client, "unavailable", UNAVAILABLE)
   end
   client.room_name, client.nick = name, nick
   bus_rooms[name] = (bus_rooms[name] or 0) + 1
-  members[#members + 1] = cjson.encode({ id = client.id, nick = nick })
-  return send_join_state(client, name, members, history)
+  return true
 end
 
 local function bus_say(client, req)

@@ -29,6 +29,7 @@
     wanted: false,        // the user wants to be in a room: keep (re)connecting
     joined: false,
     everJoined: false,    // joined at least once since the form was submitted
+    lastSeq: null,        // seq of the last message shown: a reconnect asks for what followed it
     myId: null,
     nick: '',
     room: '',
@@ -135,7 +136,9 @@
         s.myId = msg.id;
         if (msg.limits) Object.assign(limits, msg.limits);
         el.text.maxLength = limits.text;
-        send({ type: 'join', room: s.room, nick: s.nick });
+        // Back after a dropped link: ask for exactly the messages that came meanwhile.
+        send(s.lastSeq === null ? { type: 'join', room: s.room, nick: s.nick }
+          : { type: 'join', room: s.room, nick: s.nick, since: s.lastSeq });
         break;
       case 'members':
         if (msg.room !== s.room) break;
@@ -152,11 +155,17 @@
       case 'history':
         if (msg.room !== s.room) break;
         clearMessages();
+        s.lastSeq = 0;
+        if (msg.reset) notice('Some messages were missed while offline');
         if (msg.messages && msg.messages.length) {
           divider('Earlier messages');
-          for (const m of msg.messages) drawMessage(m, true);
+          for (const m of msg.messages) { drawMessage(m, true); noteSeq(m); }
           divider('Now');
         }
+        break;
+      case 'resumed':
+        // What was missed since msg.since follows as ordinary messages; nothing is redrawn.
+        if (msg.room !== s.room) break;
         break;
       case 'joined':
         if (msg.room !== s.room) break;
@@ -172,7 +181,9 @@
         break;
       case 'message':
         if (msg.room && msg.room !== s.room) break;
+        if (typeof msg.seq === 'number' && s.lastSeq !== null && msg.seq <= s.lastSeq) break; // seen
         drawMessage(msg, false);
+        noteSeq(msg);
         if (document.hidden) { s.unread += 1; updateTitle(); }
         break;
       case 'error':
@@ -181,6 +192,10 @@
       default:
         break;   // newer servers may say more; an older page ignores it
     }
+  }
+
+  function noteSeq(m) {
+    if (typeof m.seq === 'number' && (s.lastSeq === null || m.seq > s.lastSeq)) s.lastSeq = m.seq;
   }
 
   function serverError(msg) {
@@ -396,6 +411,7 @@
     s.wanted = true;
     s.everJoined = false;
     s.attempt = 0;
+    s.lastSeq = null;
     clearMessages();
     s.members.clear();
     renderMembers();
