@@ -7,10 +7,11 @@ local helper = require "helper"
 
 local RUN_LIMIT = 180   -- seconds for the whole browser run (the script has its own watchdog)
 
-local function run_browser()
+local function run_browser(redis_url)
   os.execute("mkdir -p spec/out")
-  local cmd = ("timeout -k 5 %d %s spec/support/browser/chat_e2e.js --server %s --out spec/out 2>&1")
-    :format(RUN_LIMIT, helper.shell_quote(helper.node), helper.shell_quote(helper.lua .. " examples/chat.lua"))
+  local cmd = ("timeout -k 5 %d %s spec/support/browser/chat_e2e.js --server %s --out spec/out%s 2>&1")
+    :format(RUN_LIMIT, helper.shell_quote(helper.node), helper.shell_quote(helper.lua .. " examples/chat.lua"),
+      redis_url and (" --redis " .. helper.shell_quote(redis_url)) or "")
   local pipe = assert(io.popen(cmd, "r"))
   local checks, summary, other = {}, nil, {}
   for line in pipe:lines() do
@@ -65,5 +66,32 @@ describe("the chat page in Chromium", function()
     local magic = f:read(8)
     f:close()
     assert.equal("\137PNG\r\n\26\n", magic)
+  end)
+end)
+
+describe("the chat page in Chromium, on two chat processes sharing one Redis", function()
+  local redis, checks, summary, output
+
+  setup(function()
+    redis = require("support.redis").start()
+    checks, summary, output = run_browser(redis.url)
+  end)
+  teardown(function() if redis then redis.stop() end end)
+
+  local function expect_check(name)
+    local c = checks[name]
+    assert(c, ("check %q did not run; the browser run said:\n%s\n%s"):format(name,
+      cjson.encode(checks), output))
+    assert(c.ok, ("%s: %s"):format(name, c.detail))
+  end
+
+  it("finished every check within its time limit", function()
+    assert(summary, "the browser run did not finish: " .. output .. "\n" .. cjson.encode(checks))
+    assert.equal(0, summary.failed, cjson.encode(checks))
+  end)
+  it("lets two pages on two processes join one room", function() expect_check("two-processes-join") end)
+  it("carries messages between the processes", function() expect_check("messages-across-processes") end)
+  it("shows a page every message sent while its process restarted, once and in order", function()
+    expect_check("resumes-after-its-process-restarts")
   end)
 end)

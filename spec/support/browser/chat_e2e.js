@@ -1,7 +1,11 @@
 // The chat in a real browser: headless Debian Chromium driven by playwright-core.
 //
 //   node spec/support/browser/chat_e2e.js --server "lua5.4 examples/chat.lua" --out spec/out
-//        [--screenshot docs/chat.png]
+//        [--screenshot docs/chat.png] [--redis redis://127.0.0.1:PORT]
+//
+// With --redis it runs the checks of the chat on two processes sharing that Redis instead: two
+// pages on two processes, and a page whose process restarts, which comes back with every message
+// sent meanwhile, once and in order.
 //
 // Starts the chat server itself (appending --port 0, then --port <the same port> for the
 // restart check), opens pages, and prints one JSON line per check:
@@ -20,7 +24,7 @@ const WAIT_MS = 10000;          // any single wait for the page
 const RUN_LIMIT_MS = 120000;    // the whole run
 
 function parseArgs(argv) {
-  const args = { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium' };
+  const args = { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium', redis: null };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     if (!(key in args) || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
@@ -65,6 +69,7 @@ let server = null;
 function startServer(port) {
   return new Promise((resolve, reject) => {
     const words = args.server.split(/\s+/).filter(Boolean);
+    if (args.redis) words.push('--redis', args.redis);
     const child = spawn(words[0], [...words.slice(1), '--port', String(port)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -141,13 +146,13 @@ function bubble(page, text) {
   return page.locator('#messages .bubble', { hasText: text });
 }
 
-async function main() {
-  fs.mkdirSync(args.out, { recursive: true });
-  server = await startServer(0);
-  const { base } = server;
-  const wsUrl = `${base.replace(/^http/, 'ws')}/ws`;
+// The texts of the message bubbles of a page, in the order shown.
+function bubbleTexts(page) {
+  return page.locator('#messages .bubble').allInnerTexts();
+}
 
-  const browser = await chromium.launch({
+function launchBrowser() {
+  return chromium.launch({
     executablePath: args.chromium,
     headless: true,
     timeout: WAIT_MS,
@@ -155,6 +160,81 @@ async function main() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+}
+
+let other = null; // the second chat process (--redis)
+
+async function mainCluster() {
+  server = await startServer(0);
+  other = await startServer(0);
+  const browser = await launchBrowser();
+  const newPage = async () => {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('pageerror', (err) => report('no-page-errors', false, err.message));
+    return page;
+  };
+  try {
+    const ada = await newPage();
+    const grace = await newPage();
+    const joined = await check('two-processes-join', async () => {
+      await joinChat(ada, server.base, 'ada', 'lobby');
+      await joinChat(grace, other.base, 'grace', 'lobby');
+      await ada.locator('#member-list li', { hasText: 'grace' }).waitFor({ timeout: WAIT_MS });
+      await grace.locator('#member-list li', { hasText: 'ada' }).waitFor({ timeout: WAIT_MS });
+      return `ada on ${server.base}, grace on ${other.base}`;
+    });
+    if (!joined) return;
+    await check('messages-across-processes', async () => {
+      await say(ada, 'from the first process');
+      await bubble(grace, 'from the first process').waitFor({ timeout: WAIT_MS });
+      await say(grace, 'from the second process');
+      await bubble(ada, 'from the second process').waitFor({ timeout: WAIT_MS });
+      return 'both ways';
+    });
+    await check('resumes-after-its-process-restarts', async () => {
+      const port = server.port;
+      await stopServer(server);
+      await ada.waitForSelector('#status[data-state="reconnecting"]', { timeout: WAIT_MS });
+      const missed = ['while away 1', 'while away 2', 'while away 3'];
+      for (const text of missed) {
+        await say(grace, text);
+        await bubble(grace, text).waitFor({ timeout: WAIT_MS });
+      }
+      server = await startServer(port);
+      await ada.waitForSelector('#status[data-state="online"]', { timeout: 20000 });
+      await bubble(ada, 'while away 3').waitFor({ timeout: WAIT_MS });
+      await say(grace, 'after the return');
+      await bubble(ada, 'after the return').waitFor({ timeout: WAIT_MS });
+      const texts = await bubbleTexts(ada);
+      const expected = ['from the first process', 'from the second process', ...missed, 'after the return'];
+      if (JSON.stringify(texts) !== JSON.stringify(expected)) {
+        throw new Error(`the page shows ${JSON.stringify(texts)}`);
+      }
+      if (await ada.locator('#messages .notice', { hasText: 'missed' }).count()) {
+        throw new Error('the page says messages were missed');
+      }
+      return `every message once, in order: ${texts.length}`;
+    });
+    await check('screenshot', async () => {
+      const file = path.join(args.out, 'chat-cluster.png');
+      await ada.screenshot({ path: file });
+      return file;
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main() {
+  fs.mkdirSync(args.out, { recursive: true });
+  if (args.redis) return mainCluster();
+  server = await startServer(0);
+  const { base } = server;
+  const wsUrl = `${base.replace(/^http/, 'ws')}/ws`;
+
+  const browser = await launchBrowser();
   const newPage = async (viewport) => {
     const context = await browser.newContext({ viewport: viewport || { width: 1100, height: 700 } });
     const page = await context.newPage();
@@ -305,6 +385,7 @@ async function finish(code) {
   finished = true;
   clearTimeout(watchdog);
   await stopServer(server).catch(() => {});
+  await stopServer(other).catch(() => {});
   const failed = results.filter((r) => !r.ok).length;
   console.log(JSON.stringify({ done: true, passed: results.length - failed, failed }));
   process.exit(code || (failed ? 1 : 0));
