@@ -8,7 +8,10 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ws_rt_internal.h"
@@ -86,6 +89,58 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
   return 0;
 }
 
+/* A socket file at path that nothing accepts on: a server that ended without removing it. */
+static int stale_socket(const struct sockaddr_un *sa) {
+  struct stat st;
+  if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) return 0;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+  int e = errno;
+  close(fd);
+  return r < 0 && e == ECONNREFUSED;
+}
+
+int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlog, const char **err) {
+  struct sockaddr_un sa;
+  size_t len = strlen(path);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (len == 0 || len >= sizeof sa.sun_path) {
+    *err = "socket path too long";
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy(sa.sun_path, path, len + 1);
+  char *copy = malloc(len + 1);
+  if (!copy) { *err = strerror(ENOMEM); errno = ENOMEM; return -1; }
+  memcpy(copy, path, len + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e = errno;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    e = errno;
+    if (e == EADDRINUSE && stale_socket(&sa) && unlink(path) == 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+      e = 0;
+    if (e) { close(fd); fd = -1; }
+  }
+  if (fd >= 0 && mode >= 0 && chmod(path, (mode_t)mode) < 0) e = errno;
+  else if (fd >= 0 && listen(fd, backlog > 0 ? backlog : 1024) < 0) e = errno;
+  else if (fd >= 0) e = 0;
+  if (fd < 0 || e) {
+    if (fd >= 0) { close(fd); unlink(path); }
+    free(copy);
+    errno = e;
+    *err = strerror(e);
+    return -1;
+  }
+  l->unix_path = copy;
+  l->port = 0;
+  l->fd = fd;
+  ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
+  ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
+  return 0;
+}
+
 static void pause_accepting(ws_listener *l) {
   ev_io *io = (ev_io *)(void *)&l->io;
   if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
@@ -110,7 +165,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
     if (errno == EMFILE || errno == ENFILE) pause_accepting(l); /* resumes when one closes */
     return -1;
   }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!l->unix_path) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_SERVER);
   o.max_message = l->cfg.max_message;
@@ -164,6 +219,11 @@ void ws_listener_close(ws_listener *l) {
   close(l->fd);
   l->fd = -1;
   l->paused = 0;
+  if (l->unix_path) { /* ours: nothing else binds to a path that exists */
+    unlink(l->unix_path);
+    free(l->unix_path);
+    l->unix_path = NULL;
+  }
   ws_tls_ctx_unref(l->tls); /* connections keep their own references */
   l->tls = NULL;
 }
