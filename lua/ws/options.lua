@@ -41,6 +41,10 @@ local KINDS = {
                   '"off", "shared", "dedicated" or a table' },
   ["boolean|table"] = { function(v) return type(v) == "boolean" or type(v) == "table" end,
                         "a boolean or a table" },
+  ["function|table"] = { function(v) return type(v) == "function" or type(v) == "table" end,
+                         "a function or a table" },
+  mode = { function(v) return (is_number(v) and v >= 0 and v % 1 == 0) or (type(v) == "string" and v:match("^[0-7]+$") ~= nil) end,
+           'permission bits (a number, or octal digits in a string: "660")' },
   ["list|function"] = { function(v) return type(v) == "function" or string_list(v) end,
                         "a list of strings or a function" },
 }
