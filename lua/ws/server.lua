@@ -206,7 +206,7 @@ local function build_routes(routes, level)
   local out = {}
   for rpath, r in pairs(routes) do
     if type(rpath) ~= "string" or rpath:sub(1, 1) ~= "/" then
-      error(("ws.server: route %s must be a path starting with /"):format(tostring(rpath)), level)
+      error(("ws.server: route '%s' must be a path starting with /"):format(tostring(rpath)), level)
     end
     local where = ("ws.server: route '%s'"):format(rpath)
     local ropts, handler = {}, r
@@ -334,7 +334,8 @@ end
 -- ones keep theirs. true | nil, message, "tls".
 function Server:reload_tls(opts)
   check.arg("server:reload_tls", "opts", opts, "table", 2)
-  return tls_mod.reload(self, opts)
+  local ok, err, code = tls_mod.reload(self, opts) -- not a tail call: its errors name the caller's line
+  return ok, err, code
 end
 
 -- How many connections the server holds: every accepted socket not yet closed, those still in
