@@ -190,6 +190,53 @@ describe("a refused handshake", function()
   end)
 end)
 
+-- A raw TCP server in Python that answers every request with `reply` and then keeps the
+-- connection open (keep = true) or closes it.
+local function raw_refuser(reply, keep)
+  local p = helper.spawn({ helper.python, "-c", ([[
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(8)
+print("listening", s.getsockname()[1], flush=True)
+reply, keep, conns = bytes.fromhex(sys.argv[1]), sys.argv[2] == "1", []
+while True:
+    c, _ = s.accept()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.recv(4096)
+    c.sendall(reply)
+    if keep: conns.append(c)
+    else: c.close()
+]]), (reply:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)), keep and "1" or "0" }, { timeout = 30 })
+  local port = tonumber((p:wait_output("listening (%d+)", 10)))
+  assert(port, "raw server did not start: " .. p:errors())
+  return p, port
+end
+
+describe("a refused handshake's body", function()
+  it("is decoded when chunked, without waiting for the connection to end", function()
+    local p, port = raw_refuser("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n" ..
+      "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", true)
+    finally(function() p:kill() end)
+    local t0 = ws.now()
+    local c, err, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port), { timeout = 5 })
+    assert.is_nil(c)
+    assert.matches("server answered 401 Unauthorized instead of 101", err, 1, true)
+    assert.are.same({ "handshake", 401 }, { code, status })
+    assert.are.equal("Bearer", response.headers["www-authenticate"])
+    assert.are.equal("hello world", response.body)
+    assert.is_true(ws.now() - t0 < 2)
+  end)
+
+  it("is read up to the end of the connection when it has no length", function()
+    local p, port = raw_refuser("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\ntry later\n", false)
+    finally(function() p:kill() end)
+    local c, _, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port), { timeout = 5 })
+    assert.is_nil(c)
+    assert.are.same({ "handshake", 503, "try later\n" }, { code, status, response.body })
+  end)
+end)
+
 describe("the server's connections", function()
   it("lists its clients, counts them and broadcasts to all of them (Python and ours)", function()
     local srv = assert(ws.server({ port = 0 }, function(conn)
