@@ -118,6 +118,26 @@ describe("client events", function()
     assert.matches("^client: .*boom in open", reported[1])
   end)
 
+  it("talks to a Python websockets server", function()
+    local p = peer({ "echo" })
+    finally(function() p:kill() end)
+    local port = tonumber((p:wait_output("listening (%d+)", 10)))
+    assert(port, p:errors())
+    local events = {}
+    local conn = ws.connect(("ws://127.0.0.1:%d/"):format(port), { protocols = "chat.v1" }, {
+      open = function(c) events[#events + 1] = "open " .. c.protocol c:send("héllo") c:send("\0\1", "binary") end,
+      message = function(c, msg, kind)
+        events[#events + 1] = ("message %s %s"):format(kind == "text" and msg or ("%02x%02x"):format(msg:byte(1, 2)), kind)
+        if kind == "binary" then c:send("close me") end
+      end,
+      close = function(_, code, reason) events[#events + 1] = ("close %s %s"):format(code, reason) end,
+    })
+    assert.are.equal("connecting", conn.state)
+    assert(loop_until(function() return #events == 4 end))
+    assert.are.same({ "open chat.v1", "message h\195\169llo text", "message 0001 binary",
+                      "close 4001 python done" }, events)
+  end)
+
   it("refuses callbacks it does not know, at the caller's line", function()
     local ok, err = pcall(ws.connect, url(srv), nil, { mesage = print })
     assert.is_false(ok)

@@ -202,7 +202,17 @@ static int l_send(lua_State *L) {
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
   if (ws_stream_send(s, op, p, n, flags) < 0) return push_send_failed(L, s);
-  return push_queued(L, c);
+  size_t b = ws_stream_buffered(s); /* push_queued, inline: the hot path */
+  if (b > s->cfg->send_high) {
+    b = ws_stream_flush(s); /* try the socket before making the sender wait */
+    if (s->phase == WS_PH_DONE) return push_end(L, c);
+    if (b > s->cfg->send_high) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* core.send_fragment(conn, data [, kind [, fin]]) -> as core.send. One piece of a message

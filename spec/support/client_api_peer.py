@@ -9,6 +9,8 @@ client that prints the frames it receives as they are on the wire.
   client_api_peer.py frames HOST PORT PATH     raw client: print each frame (opcode, fin, length)
   client_api_peer.py refuse                    server: refuse every handshake with 403, a header
                                                and a body (prints "listening PORT")
+  client_api_peer.py echo                      server: echo each message; "close me" closes with
+                                               4001 "python done" (prints "listening PORT")
 Every step is bounded in time; output is one line per event.
 """
 import asyncio
@@ -124,6 +126,19 @@ async def refuse():
         await asyncio.sleep(60)
 
 
+async def echo():
+    async def handler(ws, path):
+        async for msg in ws:
+            if msg == "close me":
+                await ws.close(4001, "python done")
+                return
+            await ws.send(msg)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, subprotocols=["chat.v1"]) as server:
+        say("listening", server.sockets[0].getsockname()[1])
+        await asyncio.sleep(60)
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "collect":
@@ -138,6 +153,8 @@ def main():
         frames(*args)
     elif mode == "refuse":
         asyncio.run(refuse())
+    elif mode == "echo":
+        asyncio.run(echo())
 
 
 if __name__ == "__main__":
