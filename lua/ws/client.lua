@@ -61,7 +61,7 @@ local OPTIONS = {
   timeout = "number",
   tls = { "table", fields = { server_name = "string", verify = "boolean", ca = "string", cert = "string",
                              key = "string" } },
-  compression = "compression",
+  compression = { "compression", fields = check.COMPRESSION_FIELDS },
   max_message = "number",
   max_header_bytes = "number",
   ping_interval = "number",

@@ -161,6 +161,10 @@ function M.relay(level, fn, ...)
   error(bad or msg, (level or 1) + 1)
 end
 
+-- The fields of a `compression` table (ws.server, ws.connect): names and types here, values in C.
+M.COMPRESSION_FIELDS = { mode = "string", window_bits = "number", mem_level = "number", level = "number",
+                         threshold = "number" }
+
 -- A spec from a base spec and extra entries (the client's options are the server's plus some).
 function M.extend(base, extra)
   local t = {}
