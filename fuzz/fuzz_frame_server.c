@@ -59,8 +59,9 @@ static void options_from(uint8_t flags, ws_conn_options *o) {
   ws_conn_options_default(o, FUZZ_ROLE);
   o->max_message = limits[(flags >> 2) & 3u];
   o->max_frame = (flags & 0x40u) ? 100 : o->max_message;
-  o->max_fragments = (flags & 0x40u) ? 4 : WS_DEFAULT_MAX_FRAGMENTS;
+  o->max_fragments = (flags & 0x40u) ? 4 : 0; /* 0: follows max_message */
   o->auto_pong = !(flags & 2u);
+  o->defer_fail = (flags & 0x10u) != 0; /* as the runtime: answers may go before the failure */
 }
 
 static size_t in_limit(const ws_conn_options *o) {
@@ -99,6 +100,10 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
     case WS_EV_ERROR:
       check(ev.code == 1002 || ev.code == 1007 || ev.code == 1009 || ev.code == 1011);
       check(ev.error != NULL);
+      if (c->opt.defer_fail) {
+        check(ws_conn_fail_pending(c) && ws_conn_state(c) != WS_STATE_CLOSED);
+        check(ws_conn_fail_commit(c) == 1 && ws_conn_fail_commit(c) == 0);
+      }
       check(ws_conn_state(c) == WS_STATE_CLOSED);
       *failed = 1;
       break;

@@ -140,7 +140,7 @@ describe_nginx("ws.resty in nginx", function()
       assert.equal(1007, client("invalid_utf8_fragment").code)
     end)
 
-    it("closes with 1009 on a message over max_message (1 MiB)", function()
+    it("closes with 1009 on a message over max_message (16 MiB, as examples/echo.lua)", function()
       assert.equal(1009, client("too_big").code)
     end)
 

@@ -5,6 +5,7 @@
 
 #include "lua_codec.h"
 #include "ws_frame.h"
+#include "ws_handshake.h"
 #include "ws_utf8.h"
 
 static void push_u64(lua_State *L, uint64_t v) {
@@ -151,7 +152,31 @@ static const luaL_Reg codec_functions[] = {
 
 WS_EXPORT int luaopen_ws_codec(lua_State *L);
 
+/* Lua states that loaded the module. When the last one closes, the SHA-1 implementation kept
+ * for accept keys is freed before the module is unloaded (a leak checker sees it freed). The
+ * count assumes that states are not opened or closed on two threads at once. */
+static size_t codec_states;
+
+static int codec_guard_gc(lua_State *L) {
+  (void)L;
+  if (codec_states && --codec_states == 0) ws_accept_key_release();
+  return 0;
+}
+
+#define CODEC_GUARD "ws.codec.guard"
+
 int luaopen_ws_codec(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CODEC_GUARD);
+  if (lua_isnil(L, -1)) { /* once per state: a finalizer that runs as the state closes */
+    lua_newuserdata(L, 1);
+    lua_newtable(L);
+    lua_pushcfunction(L, codec_guard_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, CODEC_GUARD);
+    codec_states++;
+  }
+  lua_pop(L, 1);
   lua_newtable(L);
   ws_codec_setfuncs(L, codec_functions);
   ws_codec_open_conn(L);

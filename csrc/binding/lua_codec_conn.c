@@ -51,8 +51,8 @@ static int codec_new(lua_State *L) {
     lua_pop(L, 1);
     /* 2^53 keeps the limits exact in a double, on every Lua */
     o.max_message = opt_limit(L, "max_message", o.max_message, UINT64_C(1) << 53);
-    o.max_frame = opt_limit(L, "max_frame", o.max_message, UINT64_C(1) << 53);
-    o.max_fragments = (uint32_t)opt_limit(L, "max_fragments", o.max_fragments, UINT32_MAX);
+    o.max_frame = opt_limit(L, "max_frame", 0, UINT64_C(1) << 53); /* 0: the core's default */
+    o.max_fragments = (uint32_t)opt_limit(L, "max_fragments", 0, UINT32_MAX);
     o.auto_pong = opt_bool(L, "auto_pong", 1);
     open = opt_bool(L, "open", 1);
   }

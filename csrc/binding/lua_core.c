@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "runtime/ws_tls.h"
 #include "ws.h"
 
 #define CTX_KEY "ws.core.ctx"
@@ -429,6 +430,18 @@ static void on_signal(ws_loop *loop, int signum) {
   ws_loop_wakeup(loop);
 }
 
+/* A burst of connections is over (ws_loop.c, reclaim): collect now, because an idle server
+ * allocates nothing that would drive the collector through the strings the burst left, and
+ * the loop trims malloc's heap next. Twice: objects with a finalizer (every connection) are
+ * only finalized by the first collection and freed by the second. A collector the host
+ * stopped stays stopped. */
+static void on_reclaim(ws_loop *loop) {
+  lws_ctx *x = ws_loop_user(loop);
+  if (!lua_gc(x->L, LUA_GCISRUNNING, 0)) return;
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
+  lua_gc(x->L, LUA_GCCOLLECT, 0);
+}
+
 /* ---- module functions ---- */
 
 static int new_task(lua_State *L, lws_ctx *x, int kind) {
@@ -694,6 +707,13 @@ static int task_tostring(lua_State *L) {
   return 1;
 }
 
+/* Lua states with a context. When the last one closes, what the module keeps for the process
+ * (OpenSSL objects, interned error texts) is freed, before the module itself is unloaded: a
+ * leak checker then sees it freed, and a host that closes its states and unloads the module
+ * loses nothing. Like those lazily made objects, the count assumes that states are not
+ * opened or closed on two threads at once. */
+static size_t ctx_states;
+
 /* The context's guard is the first object of the module with a finalizer, so it is finalized
  * last when the state closes, after every connection, server and task. */
 static int ctx_gc(lua_State *L) {
@@ -705,6 +725,10 @@ static int ctx_gc(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
   ws_loop_free(x->loop);
   free(x);
+  if (--ctx_states == 0) {
+    ws_tls_release();
+    ws_accept_key_release();
+  }
   return 0;
 }
 
@@ -725,7 +749,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   x = calloc(1, sizeof *x);
   if (!x) luaL_error(L, "ws.core: out of memory");
-  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal };
+  static const ws_hooks hooks = { on_stream_event, on_listener_ready, run_ready, on_signal, on_reclaim };
   void *host = NULL; /* a loop given by ws_attach, else libev's default loop */
   if (lua_getfield(L, LUA_REGISTRYINDEX, ATTACH_KEY) == LUA_TLIGHTUSERDATA) host = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -735,6 +759,7 @@ static lws_ctx *ctx_for(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
   *(lws_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
+  ctx_states++;
   lws_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -795,6 +820,7 @@ int luaopen_ws_core(lua_State *L) {
   lws_tls_open_lib(L, mod);
   lws_client_open_lib(L, mod);
   lws_topic_open_lib(L, mod);
+  lws_proc_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

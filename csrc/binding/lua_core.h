@@ -135,4 +135,7 @@ int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_co
 /* lua_core_topic.c */
 void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
+/* lua_core_proc.c: the workers mode */
+void lws_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
+
 #endif

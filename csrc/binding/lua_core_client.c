@@ -183,8 +183,8 @@ static int l_connect(lua_State *L) {
 
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_CLIENT);
-  o.max_message = cfg->max_message;
-  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
   ws_conn_free(&c->s.ws);
   ws_conn_init(&c->s.ws, &o);
 

@@ -132,6 +132,9 @@ static int l_listen(lua_State *L) {
   c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
   c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
   int backlog = (int)optnum(L, 3, "backlog", 1024);
+  lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
+  sv->l.reuseport = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
   if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
   if (c->max_queue == 0) c->max_queue = 1;

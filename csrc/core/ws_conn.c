@@ -62,9 +62,16 @@ static const char E_REASON_UTF8[] = "close reason is not UTF-8";
 void ws_conn_options_default(ws_conn_options *o, int role) {
   o->role = role;
   o->max_message = WS_DEFAULT_MAX_MESSAGE;
-  o->max_frame = WS_DEFAULT_MAX_MESSAGE;
-  o->max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
+  o->max_frame = 0;     /* follows max_message */
+  o->max_fragments = 0; /* follows max_message */
   o->auto_pong = 1;
+  o->defer_fail = 0;
+}
+
+uint32_t ws_conn_max_fragments(uint64_t max_message) {
+  uint64_t n = max_message / WS_MIN_FRAGMENT + 1;
+  if (n < WS_MIN_MAX_FRAGMENTS) n = WS_MIN_MAX_FRAGMENTS;
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
@@ -79,11 +86,12 @@ void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
   c->opt.max_fragments = o->max_fragments;
   c->opt.role = (uint8_t)o->role;
   c->opt.auto_pong = o->auto_pong != 0;
+  c->opt.defer_fail = o->defer_fail != 0;
   /* Zero means "not set": every limit stays bounded. */
   if (!c->opt.max_message) c->opt.max_message = WS_DEFAULT_MAX_MESSAGE;
   if (!c->opt.max_frame) c->opt.max_frame = c->opt.max_message;
-  if (!c->opt.max_fragments) c->opt.max_fragments = WS_DEFAULT_MAX_FRAGMENTS;
   if (c->opt.max_message > SIZE_MAX / 2) c->opt.max_message = SIZE_MAX / 2;
+  if (!c->opt.max_fragments) c->opt.max_fragments = ws_conn_max_fragments(c->opt.max_message);
   ws_buf_init(&c->in);
   ws_buf_init(&c->msg);
   ws_buf_init(&c->out);
@@ -187,16 +195,28 @@ static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_
   ev->error = NULL;
 }
 
-/* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code unless
- * one was sent already, report it once, and stop reading. */
-static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
-  c->error_code = (uint16_t)code;
-  c->error = why;
+/* Our close for a failure, unless one was sent already; then nothing more is sent. */
+static void fail_close(ws_conn *c) {
   if (!c->close_sent) {
-    queue_close(c, code, why, strlen(why));
+    queue_close(c, c->error_code, c->fail_reason, strlen(c->fail_reason));
     c->close_sent = CLOSE_SENT_FIRST;
   }
   c->state = WS_STATE_CLOSED;
+}
+
+int ws_conn_fail_commit(ws_conn *c) {
+  if (!ws_conn_fail_pending(c)) return 0;
+  fail_close(c);
+  return 1;
+}
+
+/* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code (at once,
+ * or at ws_conn_fail_commit with defer_fail), report it once, and stop reading. */
+static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
+  c->error_code = (uint16_t)code;
+  c->error = why;
+  c->fail_reason = why;
+  if (!c->opt.defer_fail) fail_close(c);
   c->have_header = 0;
   c->msg_opcode = 0;
   c->consumed_pending = 0;

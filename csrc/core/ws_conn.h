@@ -22,17 +22,27 @@ enum ws_state {
 };
 
 #define WS_DEFAULT_MAX_MESSAGE (1u << 20)
-#define WS_DEFAULT_MAX_FRAGMENTS 1024u
+/* Frames per message: memory is bounded by max_message, but every frame costs a header's work
+ * however small it is, so the count is bounded too. By default the bound follows max_message:
+ * a message of max_message bytes in fragments of WS_MIN_FRAGMENT bytes or more always fits,
+ * and a message of tiny (or empty) frames costs no more work than one of max_message bytes.
+ * Never below WS_MIN_MAX_FRAGMENTS, for small max_message values. */
+#define WS_MIN_FRAGMENT 64u
+#define WS_MIN_MAX_FRAGMENTS 1024u
 
 typedef struct ws_conn_options {
   int role;                /* WS_ROLE_SERVER or WS_ROLE_CLIENT */
   uint64_t max_message;    /* reassembled (and inflated) message size; over it: 1009 */
-  uint64_t max_frame;      /* one frame's payload; over it: 1009 */
-  uint32_t max_fragments;  /* frames in one message; over it: 1009 */
+  uint64_t max_frame;      /* one frame's payload; over it: 1009 (0: max_message) */
+  uint32_t max_fragments;  /* frames in one message; over it: 1009 (0: ws_conn_max_fragments) */
   int auto_pong;           /* answer pings (default 1) */
+  int defer_fail;          /* see ws_conn_fail_commit (default 0) */
 } ws_conn_options;
 
 void ws_conn_options_default(ws_conn_options *o, int role) WS_HIDDEN;
+/* The default max_fragments for a max_message: max_message / WS_MIN_FRAGMENT + 1, at least
+ * WS_MIN_MAX_FRAGMENTS (and at most UINT32_MAX). */
+uint32_t ws_conn_max_fragments(uint64_t max_message) WS_HIDDEN;
 
 enum ws_event_type {
   WS_EV_NONE = 0,
@@ -69,11 +79,12 @@ typedef struct ws_conn {
   struct {              /* the ws_conn_options it was made with */
     uint64_t max_message, max_frame;
     uint32_t max_fragments;
-    uint8_t role, auto_pong;
+    uint8_t role, auto_pong, defer_fail;
   } opt;
   ws_frame_header hdr;  /* header of the frame being received */
   uint64_t payload_seen;   /* payload bytes of the current frame already unmasked/validated */
   const char *error;
+  const char *fail_reason; /* the close reason of our failure (error may change after it) */
   struct ws_deflate *deflate;
   uint32_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there:
                                 a held frame, at most in_limit) */
@@ -106,6 +117,16 @@ int ws_conn_feed(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
  * needed (or the connection is closed/failed). Payload is unmasked and text is validated
  * as bytes arrive, so an invalid byte fails at once, even inside a partial frame. */
 int ws_conn_next(ws_conn *c, ws_event *ev) WS_HIDDEN;
+
+/* With opt.defer_fail set, a failure (WS_EV_ERROR) ends the events and the input at once, but
+ * its close frame and the CLOSED state wait for this call: a host that still holds messages
+ * received before the bad frame can hand them out and send their answers first (the peer sent
+ * them first and may wait for those answers). Until then sending works as when OPEN. Returns 1
+ * when it queued the failure's close (or completed our own), 0 when no failure was pending. */
+int ws_conn_fail_commit(ws_conn *c) WS_HIDDEN;
+static inline int ws_conn_fail_pending(const ws_conn *c) {
+  return c->error_code && c->state != WS_STATE_CLOSED;
+}
 
 /* Output. Each returns 0, or -1 when that cannot be sent in this state (after our close,
  * before open, a control payload over 125 bytes, an invalid close code) or memory ran out;

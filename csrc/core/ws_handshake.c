@@ -369,14 +369,24 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 }
 
 /* OpenSSL 3 looks EVP_sha1() up in its provider tables on every use, which costs more than
- * hashing a key: the implementation is fetched once and kept for the process. */
+ * hashing a key: the implementation is fetched once and kept until ws_accept_key_release. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static EVP_MD *sha1_fetched;
+#endif
+
 static const EVP_MD *sha1_md(void) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  static EVP_MD *md;
-  if (!md) md = EVP_MD_fetch(NULL, "SHA1", NULL);
-  if (md) return md;
+  if (!sha1_fetched) sha1_fetched = EVP_MD_fetch(NULL, "SHA1", NULL);
+  if (sha1_fetched) return sha1_fetched;
 #endif
   return EVP_sha1();
+}
+
+void ws_accept_key_release(void) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  EVP_MD_free(sha1_fetched);
+  sha1_fetched = NULL;
+#endif
 }
 
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) {

@@ -72,6 +72,9 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 /* Sec-WebSocket-Accept for a key: SHA-1 and base64 from libcrypto. out gets
  * WS_ACCEPT_LEN characters and a NUL. */
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) WS_HIDDEN;
+/* Free the SHA-1 implementation ws_accept_key keeps (it is fetched again at the next use):
+ * for a binding's unload, once no Lua state uses the module, so a leak checker sees it freed. */
+void ws_accept_key_release(void) WS_HIDDEN;
 
 /* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
  * are appended as given. Returns 0, or -1 (out of memory, or a name or value that

@@ -28,3 +28,8 @@ int ws_random_mask(uint8_t key[4]) {
   pool_used += 4;
   return 0;
 }
+
+void ws_random_forget(void) {
+  memset(pool, 0, sizeof pool);
+  pool_used = POOL_BYTES;
+}

@@ -8,5 +8,7 @@
 
 /* Fill key with 4 unpredictable bytes. Returns 0, or -1 when the RNG failed. */
 int ws_random_mask(uint8_t key[4]) WS_HIDDEN;
+/* Drop the keys drawn in advance: a forked child must not use the same ones as its parent. */
+void ws_random_forget(void) WS_HIDDEN;
 
 #endif

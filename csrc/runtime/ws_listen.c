@@ -43,14 +43,45 @@ void ws_listener_init(ws_listener *l, ws_loop *loop) {
   memset(l, 0, sizeof *l);
   l->loop = loop;
   l->fd = -1;
+  l->hold_fd = -1;
   ws_server_cfg_default(&l->cfg);
   ev_io_init((ev_io *)(void *)&l->io, on_accept, -1, EV_READ);
+}
+
+/* A socket bound to sa and listening, or with backlog 0 only bound: without SO_REUSEADDR
+ * then, which Linux would let any other SO_REUSEADDR socket share with one not listening.
+ * -1 with errno. */
+static int bind_socket(const struct sockaddr *sa, socklen_t len, int reuseport, int backlog) {
+  int one = 1, e;
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (backlog > 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) goto fail;
+#else
+  if (reuseport) { errno = ENOPROTOOPT; goto fail; }
+#endif
+  if (bind(fd, sa, len) < 0) goto fail;
+  if (backlog > 0 && listen(fd, backlog) < 0) goto fail;
+  return fd;
+fail:
+  e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+static void start_accepting(ws_listener *l, int fd) {
+  l->fd = fd;
+  l->paused = 0;
+  ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
+  ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
 }
 
 int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, const char **err) {
   struct addrinfo hints, *res = NULL, *ai;
   char service[16];
-  int fd = -1, e = 0, one = 1;
+  int fd = -1, e = 0;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -63,14 +94,11 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
     return -1;
   }
   *err = "bind failed";
+  l->backlog = backlog > 0 ? backlog : 1024;
   for (ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) { e = errno; continue; }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog > 0 ? backlog : 1024) == 0) break;
+    fd = bind_socket(ai->ai_addr, ai->ai_addrlen, l->reuseport, l->backlog);
+    if (fd >= 0) break;
     e = errno;
-    close(fd);
-    fd = -1;
   }
   freeaddrinfo(res);
   if (fd < 0) {
@@ -78,14 +106,41 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
     *err = strerror(e);
     return -1;
   }
-  struct sockaddr_storage sa;
-  socklen_t len = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-    l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
-  l->fd = fd;
-  ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
-  ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
+  l->addrlen = sizeof l->addr;
+  if (getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen) == 0)
+    l->port = ntohs(l->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&l->addr)->sin6_port
+                                                  : ((struct sockaddr_in *)&l->addr)->sin_port);
+  else
+    l->addrlen = 0;
+  start_accepting(l, fd);
+  return 0;
+}
+
+int ws_listener_park(ws_listener *l, const char **err) {
+  ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->fd < 0 || l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
+  if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+  close(l->fd);
+  l->fd = -1;
+  l->paused = 0;
+  /* A listening socket without SO_REUSEPORT would keep its own share of connections that no
+   * one accepts: it goes, and a bound socket keeps the port for the workers (and for their
+   * restarts) against other programs. */
+  l->hold_fd = bind_socket((struct sockaddr *)&l->addr, l->addrlen, 1, 0);
+  if (l->hold_fd < 0) { *err = strerror(errno); return -1; }
+  return 0;
+}
+
+int ws_listener_reopen(ws_listener *l, const char **err) {
+  ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
+  if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+  if (l->fd >= 0) { close(l->fd); l->fd = -1; } /* a copy of the master's listener */
+  l->reuseport = 1;
+  int fd = bind_socket((struct sockaddr *)&l->addr, l->addrlen, 1, l->backlog > 0 ? l->backlog : 1024);
+  if (fd < 0) { *err = strerror(errno); return -1; }
+  if (l->hold_fd >= 0) { close(l->hold_fd); l->hold_fd = -1; } /* the master keeps its own */
+  start_accepting(l, fd);
   return 0;
 }
 
@@ -168,8 +223,8 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   if (!l->unix_path) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_SERVER);
-  o.max_message = l->cfg.max_message;
-  if (o.max_frame > o.max_message) o.max_frame = o.max_message;
+  o.max_message = l->cfg.max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
   ws_conn_free(&s->ws);
   ws_conn_init(&s->ws, &o);
   s->fd = fd;
@@ -192,6 +247,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   if (l->streams) l->streams->lprev = s;
   l->streams = s;
   l->count++;
+  ws_loop_conn_opened(l->loop);
   ws_stream_update_io(s);
   ev_timer *t = WS_EV_TIMER(s);
   ev_timer_set(t, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10., 0.);
@@ -205,7 +261,10 @@ void ws_listener_release(ws_listener *l, ws_stream *s) {
   if (s->lprev) s->lprev->lnext = s->lnext; else if (l->streams == s) l->streams = s->lnext;
   if (s->lnext) s->lnext->lprev = s->lprev;
   s->lprev = s->lnext = NULL;
-  if (l->count) l->count--;
+  if (l->count) {
+    l->count--;
+    ws_loop_conn_closed(l->loop);
+  }
   if (l->paused && l->fd >= 0) {
     l->paused = 0;
     ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
@@ -214,10 +273,12 @@ void ws_listener_release(ws_listener *l, ws_stream *s) {
 
 void ws_listener_close(ws_listener *l) {
   ev_io *io = (ev_io *)(void *)&l->io;
-  if (l->fd < 0) return;
-  if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
-  close(l->fd);
-  l->fd = -1;
+  if (l->hold_fd >= 0) { close(l->hold_fd); l->hold_fd = -1; }
+  if (l->fd >= 0) {
+    if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+    close(l->fd);
+    l->fd = -1;
+  }
   l->paused = 0;
   if (l->unix_path) { /* ours: nothing else binds to a path that exists */
     unlink(l->unix_path);

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -38,6 +39,9 @@ typedef struct ws_hooks {
   void (*listener_ready)(ws_listener *l);      /* connections are waiting to be accepted */
   size_t (*run_ready)(ws_loop *loop);          /* run queued work; returns how much is left */
   void (*signal)(ws_loop *loop, int signum);
+  /* The connections fell to half their peak (a burst is over): free what the binding holds
+   * only until its next collection (ws_loop.c, reclaim). May be NULL. */
+  void (*reclaim)(ws_loop *loop);
 } ws_hooks;
 
 enum ws_stream_event {
@@ -101,9 +105,11 @@ void ws_shared_unref(ws_shared *sh) WS_HIDDEN;
 
 /* ---- transport: plain sockets now, TLS slots in beside it ---- */
 
+#define WS_TP_PLAIN_HTTP (-2)
 typedef struct ws_transport {
   const char *name;
-  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed. */
+  /* Finish the transport's own handshake: 1 done, 0 again (s->want says for what), -1 failed,
+   * WS_TP_PLAIN_HTTP: the peer sent a plain HTTP request (s->error says so; answer 400). */
   int (*handshake)(ws_stream *s);
   /* >0 bytes, 0 end of stream, -1 with errno (EAGAIN: s->want says what to wait for). */
   ssize_t (*read)(ws_stream *s, void *p, size_t n);
@@ -270,6 +276,11 @@ struct ws_listener {
   int fd;
   int port;
   int paused;          /* accepting stopped at max_connections */
+  int reuseport;       /* SO_REUSEPORT: set before ws_listener_open (option), or by reopen */
+  int hold_fd;         /* parked: a bound, not listening socket that keeps the port; else -1 */
+  int backlog;
+  socklen_t addrlen;   /* the address bound (the port resolved), for ws_listener_reopen */
+  struct sockaddr_storage addr;
   struct ws_tls_ctx *tls; /* TLS for new connections (ws_tls.h), NULL for plain; referenced */
   struct ws_topics *topics; /* its publish/subscribe topics (ws_topic.c), NULL until used */
   void *user;
@@ -286,9 +297,36 @@ int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlo
 /* Accept one connection into s (from ws_stream_init): 1 accepted, 0 nothing waiting
  * (or the connection limit is reached), -1 error (errno). */
 int ws_listener_accept(ws_listener *l, ws_stream *s) WS_HIDDEN;
-/* Stop accepting and close the listening socket. Idempotent. */
+/* Stop accepting and close the listening socket (and a parked one's placeholder). Idempotent. */
 void ws_listener_close(ws_listener *l) WS_HIDDEN;
+/* Workers mode, in the master before it forks: stop accepting and close the listening
+ * socket, keeping its address and its port with a bound, not listening SO_REUSEPORT socket
+ * (no connection is queued on it; the workers' listeners join its port). Connections waiting
+ * in the old backlog are dropped. 0, or -1 with *err and errno. */
+int ws_listener_park(ws_listener *l, const char **err) WS_HIDDEN;
+/* Workers mode, in a forked worker: a listener of its own with SO_REUSEPORT on the address
+ * the master bound (port 0 was resolved there once), replacing the inherited sockets; the
+ * kernel spreads new connections over the workers' listeners. 0, or -1 with *err and errno. */
+int ws_listener_reopen(ws_listener *l, const char **err) WS_HIDDEN;
 /* Called by the stream when it is done: unlinks it and resumes accepting if paused. */
 void ws_listener_release(ws_listener *l, ws_stream *s) WS_HIDDEN;
+
+/* ---- processes: the workers mode (ws_proc.c) ---- */
+
+/* The master's signals: on, SIGCHLD, SIGINT and SIGTERM are blocked (ws_proc_sigwait takes
+ * them); off, the mask from before is back. */
+int ws_proc_master(int on) WS_HIDDEN;
+/* fork(2) after flushing stdio. In the child (returns 0): the signal mask from before
+ * ws_proc_master, SIGTERM when the master dies (Linux), the libev loop made usable
+ * (ev_loop_fork) and no masking key drawn by the parent. -1 with errno when fork fails. */
+pid_t ws_proc_fork(ws_loop *loop) WS_HIDDEN;
+/* Wait at most `timeout` seconds for SIGCHLD, SIGINT or SIGTERM (blocked by ws_proc_master):
+ * the signal number, 0 at the timeout, -1 with errno. */
+int ws_proc_sigwait(double timeout) WS_HIDDEN;
+/* Has child `pid` ended? 0 running; 1 exited (*code: its status); 2 killed (*code: the
+ * signal); -1 with errno. Never blocks. */
+int ws_proc_status(pid_t pid, int *code) WS_HIDDEN;
+/* The CPUs this process may run on. */
+int ws_proc_cores(void) WS_HIDDEN;
 
 #endif

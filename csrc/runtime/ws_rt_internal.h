@@ -45,6 +45,10 @@ static inline void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
  * freed it. */
 ws_buf *ws_loop_recv_take(ws_loop *loop) WS_HIDDEN;
 void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
+/* A listener accepted a connection / one of its connections closed: the loop follows their
+ * number to give memory back after a burst (ws_loop.c, reclaim). */
+void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;
+void ws_loop_conn_closed(ws_loop *loop) WS_HIDDEN;
 
 /* ws_stream.c */
 void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */

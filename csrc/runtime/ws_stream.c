@@ -39,6 +39,7 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
 static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
+static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 
 static void emit(ws_stream *s, int ev) {
@@ -56,6 +57,7 @@ void ws_stream_init(ws_stream *s, ws_loop *loop) {
   ev_io_init(WS_EV_IO(s), on_io, -1, 0);
   ev_timer_init(WS_EV_TIMER(s), on_timer, 0., 0.);
   ws_conn_options_default(&o, WS_ROLE_SERVER);
+  o.defer_fail = 1; /* see after_input */
   ws_conn_init(&s->ws, &o);
 }
 
@@ -178,6 +180,12 @@ void ws_stream_on_flushed(ws_stream *s, int all) {
     s->flags &= (uint8_t)~WS_SF_WANT_DRAIN;
     emit(s, WS_SEV_WRITE);
   }
+  /* The handler has taken the messages that came before a protocol error and had its turn to
+   * answer them (flushes follow the handlers' runs): now the failure's close goes out. */
+  if (ws_conn_fail_pending(&s->ws) && !s->inbox_count && s->phase != WS_PH_DONE) {
+    commit_failure(s);
+    return;
+  }
   if (!all || s->phase == WS_PH_DONE) return;
   ws_pool_give(s->loop, &s->ws.out);
   if (s->phase == WS_PH_FINISH && !(s->flags & WS_SF_SHUT)) {
@@ -212,10 +220,22 @@ static void transport_failed(ws_stream *s) {
   emit(s, WS_SEV_READ);
 }
 
+/* A plain HTTP request came to a TLS port: answer it in plain HTTP, as nginx does, then close
+ * (draining the request until the peer's FIN, as after any refusal). */
+static void plain_http_to_tls(ws_stream *s) {
+  static const char body[] = "The plain HTTP request was sent to HTTPS port\n";
+  if (s->tp->free) s->tp->free(s);
+  s->tp = &ws_transport_plain;
+  s->phase = WS_PH_HEAD_READY; /* so that respond accepts it */
+  ws_stream_respond(s, 400, NULL, 0, body, sizeof body - 1, 0);
+  emit(s, WS_SEV_READ);
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
     int r = s->tp->handshake(s);
+    if (r == WS_TP_PLAIN_HTTP) { plain_http_to_tls(s); return; }
     if (r < 0) { transport_failed(s); return; }
     if (r == 0) { ws_stream_update_io(s); return; }
     s->flags |= WS_SF_TLS_DONE;
@@ -398,6 +418,8 @@ void ws_stream_drop(ws_stream *s) {
     ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
     if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
   }
+  /* The last message before a protocol error is taken: fail at the next flush (on_flushed). */
+  if (!s->inbox_count && ws_conn_fail_pending(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if ((s->flags & WS_SF_PAUSED) && (!s->cfg || s->inbox_count < s->cfg->max_queue) &&
       ws_buf_size(&s->inbox) < WS_INBOX_BYTES) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
@@ -418,7 +440,18 @@ static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
   x->close_reason = r;
 }
 
-/* Turn the input received so far into inbox messages and protocol actions. */
+/* Fail the connection for the protocol error ws_conn reported earlier: its close goes out
+ * after whatever the handler queued, and the handler learns of the end. */
+static void commit_failure(ws_stream *s) {
+  ws_conn_fail_commit(&s->ws);
+  enter_finish(s);
+  emit(s, WS_SEV_READ);
+}
+
+/* Turn the input received so far into inbox messages and protocol actions. A read can hold
+ * messages and, after them, a frame that breaks the protocol: the messages were received,
+ * so the handler gets them and may answer them before the failure's close goes out
+ * (ws_conn's defer_fail; committed once the inbox is empty, or after close_timeout). */
 static void after_input(ws_stream *s) {
   ws_event ev;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
@@ -452,6 +485,12 @@ static void after_input(ws_stream *s) {
     case WS_EV_ERROR:
       s->fail_code = (uint16_t)ev.code;
       s->error = ev.error;
+      if (s->inbox_count) {
+        double t = s->cfg && s->cfg->close_timeout > 0 ? s->cfg->close_timeout : 10.;
+        set_timer(s, t); /* a handler that never takes them does not hold the failure up */
+      } else {
+        ws_conn_fail_commit(&s->ws);
+      }
       any = 1;
       break;
     default:
@@ -607,6 +646,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
     finish_socket(s, 1);
     return;
   case WS_PH_OPEN:
+    if (ws_conn_fail_pending(&s->ws)) { commit_failure(s); return; }
     break;
   default:
     return;
@@ -687,6 +727,11 @@ void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len
     return;
   case WS_PH_OPEN:
     if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+    if (ws_conn_fail_pending(&s->ws)) { /* the peer broke the protocol: that close goes out */
+      ws_loop_mark_dirty(s->loop, s);
+      commit_failure(s);
+      return;
+    }
     if (ws_conn_close(&s->ws, code, reason, len) < 0) {
       ws_stream_abort(s, s->ws.error ? s->ws.error : "close failed");
       return;

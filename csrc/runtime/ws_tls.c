@@ -41,20 +41,22 @@ typedef struct tls_conn {
   ws_tls_ctx *ctx;
   uint8_t read_cross;   /* the last read or handshake step waits for the socket to be writable */
   uint8_t write_cross;  /* the last write waits for the socket to be readable */
+  uint8_t first_seen;   /* server: the peer's first byte was checked (plain_http_first) */
 } tls_conn;
 
 /* ---- error texts ---- */
 
+static char *intern_table[WS_TLS_INTERN_MAX];
+static size_t intern_n;
+
 const char *ws_tls_intern(const char *text, const char *fallback) {
-  static char *table[WS_TLS_INTERN_MAX];
-  static size_t n;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(table[i], text) == 0) return table[i];
-  if (n == WS_TLS_INTERN_MAX) return fallback;
+  for (size_t i = 0; i < intern_n; i++)
+    if (strcmp(intern_table[i], text) == 0) return intern_table[i];
+  if (intern_n == WS_TLS_INTERN_MAX) return fallback;
   char *copy = malloc(strlen(text) + 1);
   if (!copy) return fallback;
   strcpy(copy, text);
-  table[n++] = copy;
+  intern_table[intern_n++] = copy;
   return copy;
 }
 
@@ -271,8 +273,10 @@ static int sock_create(BIO *b) {
   return 1;
 }
 
+static BIO_METHOD *sock_meth;
+
 static BIO_METHOD *sock_method(void) {
-  static BIO_METHOD *m;
+  BIO_METHOD *m = sock_meth;
   if (m) return m;
   m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "lua-ws socket");
   if (!m) return NULL;
@@ -280,7 +284,13 @@ static BIO_METHOD *sock_method(void) {
   BIO_meth_set_read(m, sock_read);
   BIO_meth_set_ctrl(m, sock_ctrl);
   BIO_meth_set_create(m, sock_create);
-  return m;
+  return sock_meth = m;
+}
+
+void ws_tls_release(void) {
+  BIO_meth_free(sock_meth); /* no BIO is left: every SSL (which owns its BIO) was freed */
+  sock_meth = NULL;
+  while (intern_n) free(intern_table[--intern_n]);
 }
 
 /* ---- the transport ---- */
@@ -303,8 +313,36 @@ static int would_block(ws_stream *s, tls_conn *t, int e, int reading) {
   return 1;
 }
 
+/* The one rule for telling plain HTTP on a TLS port apart: a TLS record starts with its
+ * content type (20 to 24; an SSLv2-style hello with a byte of 0x80 or more), an HTTP request
+ * with its method, a token of capital letters. Any other first byte is left to OpenSSL. */
+static int plain_http_first(unsigned char first) { return first >= 'A' && first <= 'Z'; }
+
+/* Server side, before OpenSSL reads anything: peek at the first byte. 1 plain HTTP, 0 not
+ * (or the socket has nothing to say: OpenSSL reports the end or the error), -1 no byte yet. */
+static int peek_plain_http(ws_stream *s) {
+  unsigned char first;
+  ssize_t r;
+  do r = recv(s->fd, &first, 1, MSG_PEEK); while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+  return r == 1 && plain_http_first(first);
+}
+
 static int tls_handshake(ws_stream *s) {
   tls_conn *t = s->tls;
+  if (!t->first_seen && SSL_is_server(t->ssl)) {
+    int plain = peek_plain_http(s);
+    if (plain < 0) {
+      s->want = EV_READ;
+      errno = EAGAIN;
+      return 0;
+    }
+    t->first_seen = 1;
+    if (plain) {
+      s->error = "tls: plain HTTP request sent to a TLS port";
+      return WS_TP_PLAIN_HTTP;
+    }
+  }
   ERR_clear_error();
   errno = 0;
   int r = SSL_do_handshake(t->ssl);

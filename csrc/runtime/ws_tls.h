@@ -53,6 +53,11 @@ int ws_tls_describe(const ws_stream *s, ws_tls_info *info) WS_HIDDEN;
  * shared, and past a bound the generic text is returned. */
 const char *ws_tls_intern(const char *text, const char *fallback) WS_HIDDEN;
 
+/* Free what the TLS layer keeps for the process (the socket BIO method, the interned error
+ * texts): for the binding's unload, once no Lua state uses the module, so no stream or client
+ * is left to point at them. Whatever is needed again afterwards is made again. */
+void ws_tls_release(void) WS_HIDDEN;
+
 extern const ws_transport ws_transport_tls WS_HIDDEN;
 
 #endif

@@ -3,9 +3,9 @@
 local resty = require "ws.resty"
 
 local conn, err = resty.accept{
-  compression = "dedicated",   -- answered only when the client offers permessage-deflate
-  max_message = 1048576,       -- a bigger message is refused with close code 1009
-  timeout = 300,               -- an idle client is dropped after five minutes
+  compression = "dedicated",       -- answered only when the client offers permessage-deflate
+  max_message = 16 * 1024 * 1024, -- as examples/echo.lua: a bigger message is closed with 1009
+  timeout = 300,                  -- an idle client is dropped after five minutes
 }
 if not conn then
   ngx.log(ngx.INFO, err)       -- accept() has answered the request (400, 403 or 426)

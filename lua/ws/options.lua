@@ -45,6 +45,7 @@ local KINDS = {
                          "a function or a table" },
   mode = { function(v) return (is_number(v) and v >= 0 and v % 1 == 0) or (type(v) == "string" and v:match("^[0-7]+$") ~= nil) end,
            'permission bits (a number, or octal digits in a string: "660")' },
+  workers = { function(v) return type(v) == "string" or is_number(v) end, 'a number or "auto"' },
   ["list|function"] = { function(v) return type(v) == "function" or string_list(v) end,
                         "a list of strings or a function" },
 }

@@ -21,8 +21,8 @@ local M = { _VERSION = "0.1" }
 -- Defaults. Times are in seconds, as everywhere in lua-ws.
 local DEFAULTS = {
   max_message = 1048576,
-  max_frame = 1048576,
-  max_fragments = 1024,
+  max_frame = nil,           -- nil: max_message (ws.codec's rule)
+  max_fragments = nil,       -- nil: max_message / 64 + 1, at least 1024 (ws.codec's rule)
   timeout = nil,             -- receive() with no argument waits this long (nil: for ever)
   send_timeout = 30,         -- a send that cannot finish in this time fails the connection
   close_timeout = 3,         -- how long close() waits for the peer's close frame
@@ -405,6 +405,19 @@ local function refuse(status, reason, headers)
   return nil, "handshake failed: " .. reason, "handshake"
 end
 
+-- The request head as the client sent it, for the codec's parser. ngx.req.raw_header() gives
+-- back nginx's buffer, where nginx wrote a NUL after each header value; when white space
+-- followed the value, that NUL took the place of its first byte, and raw_header turns such a
+-- NUL into a line feed. Put the space back, so that the codec sees the optional white space
+-- the client sent (RFC 7230 3.2.4) instead of a broken line. A valid head never has a bare LF
+-- followed by optional white space, CRLF and more of the head (that would be an empty line
+-- inside the head, or obsolete folding), so nothing a client sent is changed.
+local function request_head()
+  local ok, head = pcall(ngx.req.raw_header)
+  if not ok or type(head) ~= "string" then return nil end
+  return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
+end
+
 local function origin_allowed(list, origin)
   if type(list) == "function" then return list(origin) end
   for i = 1, #list do
@@ -423,8 +436,8 @@ end
 function M.accept(opts)
   check.options("ws.resty.accept", opts, ACCEPT_OPTIONS, 2)
   opts = opts or {}
-  local okh, head = pcall(ngx.req.raw_header)
-  if not okh or type(head) ~= "string" then
+  local head = request_head()
+  if not head then
     return refuse(400, "a WebSocket upgrade needs HTTP/1.1")
   end
   local req, reason, status = codec.parse_request(head, #head + 1)

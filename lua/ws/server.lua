@@ -16,8 +16,10 @@ Server.__index = Server
 M.Server = Server
 topics_mod.install(Server) -- server:publish, server:subscribers
 
--- The servers still listening, for the default SIGINT/SIGTERM handling.
-local open_servers = setmetatable({}, { __mode = "k" })
+-- The servers still listening, for the default SIGINT/SIGTERM handling and the workers mode.
+-- Held strongly: a script that keeps no reference to its server (`ws.server(opts, handler)`,
+-- then `ws.run()`) must still have it closed gracefully on a signal.
+local open_servers = {}
 M.open_servers = open_servers
 
 local function lower(s) return s and s:lower() end
@@ -371,6 +373,21 @@ function Server:_finish_close(opts)
     core.server_shutdown(self._l, 1001, "", true)
   end
   self.closed = true
+end
+
+-- The workers mode (lua/ws/workers.lua, ws.run{ workers = K }). In the master, once, before
+-- the workers are forked: the listener stops, its port (resolved if it was 0) stays reserved.
+-- true | nil, message, code.
+function Server:_before_fork()
+  return core.server_park(self._l)
+end
+
+-- In each worker (index 1..K), right after the fork and before its loop runs: a listener of
+-- its own with SO_REUSEPORT on the master's port. Whatever a server keeps per process (a bus
+-- connection) starts here too: extend this method, calling the original first.
+-- true | nil, message, code (the worker exits and the master restarts it).
+function Server:_after_fork(index) -- luacheck: ignore index (for the methods that extend it)
+  return core.server_reopen(self._l)
 end
 
 -- Graceful close: { code = 1001, reason = "...", timeout = 5 }. Everything queued for a

@@ -131,7 +131,7 @@ async def scenario(base, name):
     if name == "too_big":
         ws = await connect(base + "/")
         try:
-            await asyncio.wait_for(ws.send(b"x" * (1048576 + 1)), WAIT)
+            await asyncio.wait_for(ws.send(b"x" * (16 * 1048576 + 1)), WAIT)
         except ConnectionClosed as exc:
             return closed_info(ws, exc)
         return await expect_close(ws)
@@ -144,11 +144,12 @@ async def scenario(base, name):
         await ws.close()
         return res
     if name == "deflate_bomb":
-        # 4 MiB of zeros compress to a few KiB; the server must stop inflating at max_message.
+        # 32 MiB of zeros compress to a few dozen KiB; the server must stop inflating at
+        # max_message (16 MiB).
         ws = await connect(base + "/", compression="deflate")
         names = [e.name for e in ws.extensions]
         try:
-            await asyncio.wait_for(ws.send(bytes(4 * 1048576)), WAIT)
+            await asyncio.wait_for(ws.send(bytes(32 * 1048576)), WAIT)
         except ConnectionClosed as exc:
             res = closed_info(ws, exc)
         else:
