@@ -34,6 +34,13 @@ local function loop_until(fn, timeout)
   return v
 end
 
+-- Whether a file of any kind (a socket too, which io.open cannot open) is at path.
+local function present(path)
+  local ok, _, code = os.execute("test -e " .. helper.shell_quote(path))
+  if type(ok) == "number" then return ok == 0 end
+  return ok == true and code == 0
+end
+
 local function url(srv, path) return ("ws://127.0.0.1:%d%s"):format(srv.port, path or "/") end
 
 describe("client events", function()
@@ -465,7 +472,7 @@ describe("a Unix socket", function()
     assert.are.equal("EADDRINUSE", code)
     c:close()
     srv:close()
-    assert.is_false(helper.exists(path)) -- removed at close
+    assert.is_false(present(path)) -- removed at close
     -- a socket file left by a process that ended: replaced
     assert(helper.run({ helper.python, "-c",
       "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])", path }))
@@ -482,4 +489,42 @@ describe("a Unix socket", function()
     assert.are.equal("EADDRINUSE", code)
     assert.are.equal("not a socket", helper.read_file(path))
   end)
+
+  it("is shared by the workers of ws.run{ workers = K }, and removed by the master alone", function()
+    local dir = helper.tmpdir("lua-ws-unix")
+    finally(function() helper.rmtree(dir) end)
+    local path, script = dir .. "/w.sock", dir .. "/w.lua"
+    helper.write_file(script, [[
+local ws = require "ws"
+ws.server({ unix = arg[1] }, function(conn)
+  for msg in conn:messages() do conn:send("worker " .. tostring(ws.worker())) end
 end)
+local f = assert(io.open("/proc/self/stat"))
+print("master " .. f:read("*l"):match("^(%d+)")) io.stdout:flush()
+f:close()
+ws.run({ workers = 2 })
+]])
+    local p = helper.spawn_lua({ script, path }, { timeout = 60 })
+    finally(function() p:kill() end)
+    local master = p:wait_output("master (%d+)", 10)
+    assert(master, p:errors())
+    local seen = {}
+    assert(loop_until(function()
+      local c = ws.connect("ws://app.local/", { unix = path, timeout = 2 })
+      if c then
+        c:send("who")
+        local msg = c:receive(2)
+        c:close()
+        if msg then seen[msg] = true end
+      end
+      return seen["worker 1"] or seen["worker 2"]
+    end, 15), "no worker answered: " .. p:errors())
+    for k in pairs(seen) do assert.matches("^worker [12]$", k) end
+    assert.is_true(present(path))
+    -- the workers end first (their copies of the socket leave the file), then the master
+    os.execute("kill -TERM " .. master)
+    assert(helper.wait_until(function() return not present(path) end, 10), "the socket file stayed")
+    assert(helper.wait_until(function() return not p:running() end, 10))
+  end)
+end)
+

@@ -118,6 +118,10 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
 
 int ws_listener_park(ws_listener *l, const char **err) {
   ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->unix_path && l->fd >= 0) { /* the workers inherit this very socket: only stop watching it */
+    if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+    return 0;
+  }
   if (l->fd < 0 || l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
   if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
   close(l->fd);
@@ -133,6 +137,11 @@ int ws_listener_park(ws_listener *l, const char **err) {
 
 int ws_listener_reopen(ws_listener *l, const char **err) {
   ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->unix_path && l->fd >= 0) { /* every worker accepts on the master's socket */
+    if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+    start_accepting(l, l->fd);
+    return 0;
+  }
   if (l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
   if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
   if (l->fd >= 0) { close(l->fd); l->fd = -1; } /* a copy of the master's listener */
@@ -189,6 +198,7 @@ int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlo
     return -1;
   }
   l->unix_path = copy;
+  l->unix_pid = (int)getpid();
   l->port = 0;
   l->fd = fd;
   ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
@@ -281,7 +291,7 @@ void ws_listener_close(ws_listener *l) {
   }
   l->paused = 0;
   if (l->unix_path) { /* ours: nothing else binds to a path that exists */
-    unlink(l->unix_path);
+    if (l->unix_pid == (int)getpid()) unlink(l->unix_path);
     free(l->unix_path);
     l->unix_path = NULL;
   }

@@ -285,6 +285,7 @@ struct ws_listener {
   struct ws_topics *topics; /* its publish/subscribe topics (ws_topic.c), NULL until used */
   void *user;
   char *unix_path;     /* a Unix socket's file (malloc'd), removed at close; NULL for TCP */
+  int unix_pid;        /* the process that made it: a forked worker closing its copy leaves it */
 };
 
 void ws_listener_init(ws_listener *l, ws_loop *loop) WS_HIDDEN;

@@ -111,6 +111,7 @@ local OPTIONS = {
   send_low_water = "number",
   max_queue = "number",
   backlog = "number",
+  reuseport = "boolean",
   slow_subscriber = "string",
   max_backlog = "number",
 }
