@@ -14,6 +14,21 @@ local function peer(args, timeout)
   return helper.spawn(argv, { timeout = timeout or 30 })
 end
 
+-- busted keeps one `finally` per test (a second replaces the first): cleanup(fn) registers
+-- as many as a test needs, run in reverse order, each one even when another fails.
+local cleanups
+local function cleanup(fn)
+  if not cleanups then
+    cleanups = {}
+    finally(function()
+      local list = cleanups
+      cleanups = nil
+      for i = #list, 1, -1 do pcall(list[i]) end
+    end)
+  end
+  cleanups[#cleanups + 1] = fn
+end
+
 -- Runs our loop until the child has ended (bounded), then returns its output.
 local function finish(proc, timeout)
   local deadline = ws.now() + (timeout or 20)
@@ -110,10 +125,10 @@ describe("client events", function()
   it("closes with 1011 when a callback raises, reports the error and still calls close", function()
     local reported, closed = {}, nil
     ws.set_error_handler(function(where, msg) reported[#reported + 1] = where .. ": " .. msg end)
-    finally(function() ws.set_error_handler(nil) end)
+    cleanup(function() ws.set_error_handler(nil) end)
     local server_saw
     local srv2 = assert(ws.server({ port = 0 }, { close = function(_, code) server_saw = code end }))
-    finally(function() srv2:close() end)
+    cleanup(function() srv2:close() end)
     ws.connect(url(srv2), nil, {
       open = function() error("boom in open") end,
       close = function(_, code) closed = code end,
@@ -127,7 +142,7 @@ describe("client events", function()
 
   it("talks to a Python websockets server", function()
     local p = peer({ "echo" })
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     local port = tonumber((p:wait_output("listening (%d+)", 10)))
     assert(port, p:errors())
     local events = {}
@@ -163,7 +178,7 @@ describe("client events", function()
         closes[#closes + 1] = { msg, code, close_code, close_reason }
       end,
     })
-    finally(function() rc:close() end)
+    cleanup(function() rc:close() end)
     assert(rc:send("close me"))
     assert.are.same({ nil, "timeout", "timeout" }, { rc:receive(0.5) }) -- the link dropped, came back
     assert.are.same({ { "closed", "closed", 4001, "done" } }, closes)
@@ -176,7 +191,7 @@ describe("a refused handshake", function()
     local srv = assert(ws.server({ port = 0, handshake = function(req)
       return false, 403, { ["X-Reason"] = "banned", ["Retry-After"] = "60" }, "go away: " .. req.path .. "\n"
     end }, function() end))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local c, err, code, status, response = ws.connect(url(srv, "/room"))
     assert.is_nil(c)
     assert.are.equal(url(srv, "/room") .. ": server answered 403 Forbidden instead of 101", err)
@@ -197,7 +212,7 @@ describe("a refused handshake", function()
 
   it("reads the response of a Python websockets server, repeated headers joined", function()
     local p = peer({ "refuse" })
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     local port = tonumber((p:wait_output("listening (%d+)", 10)))
     assert(port, p:errors())
     local c, err, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port))
@@ -244,7 +259,7 @@ describe("a refused handshake's body", function()
   it("is decoded when chunked, without waiting for the connection to end", function()
     local p, port = raw_refuser("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n" ..
       "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", true)
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     local t0 = ws.now()
     local c, err, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port), { timeout = 5 })
     assert.is_nil(c)
@@ -257,7 +272,7 @@ describe("a refused handshake's body", function()
 
   it("is read up to the end of the connection when it has no length", function()
     local p, port = raw_refuser("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\ntry later\n", false)
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     local c, _, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port), { timeout = 5 })
     assert.is_nil(c)
     assert.are.same({ "handshake", 503, "try later\n" }, { code, status, response.body })
@@ -269,7 +284,7 @@ describe("the server's connections", function()
     local srv = assert(ws.server({ port = 0 }, function(conn)
       for _ in conn:messages() do end
     end))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local a = assert(ws.connect(url(srv)))
     local b = assert(ws.connect(url(srv)))
     local p = peer({ "collect", url(srv), "2" })
@@ -299,12 +314,12 @@ describe("the server's connections", function()
 
   it("does not count a connection in its handshake as a client", function()
     local srv = assert(ws.server({ port = 0 }, function() end))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local p = helper.spawn({ helper.python, "-c", ([[
 import socket, time
 s = socket.create_connection(("127.0.0.1", %d)); print("connected", flush=True); time.sleep(3)]]):format(srv.port) },
       { timeout = 10 })
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     assert(loop_until(function() return srv:connections() == 1 end))
     assert.are.same({}, srv:clients())
   end)
@@ -317,7 +332,7 @@ describe("terminate", function()
       message = function(conn) conn:terminate() end,
       close = function(_, code) server_close = code end,
     }))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local p = peer({ "collect", url(srv), "1" })
     local out = finish(p)
     assert.matches("protocol None\n", out, 1, true)
@@ -326,7 +341,7 @@ describe("terminate", function()
     -- and from our client's side
     local srv_side
     local srv3 = assert(ws.server({ port = 0 }, { close = function(_, code) srv_side = code end }))
-    finally(function() srv3:close() end)
+    cleanup(function() srv3:close() end)
     local c3 = assert(ws.connect(url(srv3)))
     assert.is_true(c3:terminate())
     assert.are.equal("closed", c3.state)
@@ -347,7 +362,7 @@ describe("messages sent in fragments", function()
       assert(conn:send("after"))
       for _ in conn:messages() do end
     end))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local c = assert(ws.connect(url(srv)))
     assert(c:send("stream"))
     local msg, kind = c:receive(10)
@@ -374,7 +389,7 @@ describe("messages sent in fragments", function()
       assert(conn:send("whole"))
       conn:close()
     end))
-    finally(function() srv:close() end)
+    cleanup(function() srv:close() end)
     local out = finish(peer({ "frames", "127.0.0.1", tostring(srv.port), "/" }))
     local frames = {}
     for op, fin, n in out:gmatch("frame (%d+) (%d) (%d+)") do frames[#frames + 1] = op .. "/" .. fin .. "/" .. n end
@@ -448,7 +463,7 @@ end)
 describe("a Unix socket", function()
   it("serves Python and our client, replaces a stale socket file, sets its mode and removes it", function()
     local dir = helper.tmpdir("lua-ws-unix")
-    finally(function() helper.rmtree(dir) end)
+    cleanup(function() helper.rmtree(dir) end)
     local path = dir .. "/app.sock"
     local function serve()
       return ws.server({ unix = path, unix_mode = "660" }, function(conn)
@@ -492,7 +507,7 @@ describe("a Unix socket", function()
 
   it("is shared by the workers of ws.run{ workers = K }, and removed by the master alone", function()
     local dir = helper.tmpdir("lua-ws-unix")
-    finally(function() helper.rmtree(dir) end)
+    cleanup(function() helper.rmtree(dir) end)
     local path, script = dir .. "/w.sock", dir .. "/w.lua"
     helper.write_file(script, [[
 local ws = require "ws"
@@ -505,7 +520,7 @@ f:close()
 ws.run({ workers = 2 })
 ]])
     local p = helper.spawn_lua({ script, path }, { timeout = 60 })
-    finally(function() p:kill() end)
+    cleanup(function() p:kill() end)
     local master = p:wait_output("master (%d+)", 10)
     assert(master, p:errors())
     local seen = {}

@@ -200,9 +200,7 @@ int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlo
   l->unix_path = copy;
   l->unix_pid = (int)getpid();
   l->port = 0;
-  l->fd = fd;
-  ev_io_set((ev_io *)(void *)&l->io, fd, EV_READ);
-  ev_io_start(ws_loop_ev(l->loop), (ev_io *)(void *)&l->io);
+  start_accepting(l, fd);
   return 0;
 }
 

@@ -261,7 +261,7 @@ end
 local function attempt(self, deadline)
   local tries = 0
   while not self.closed do
-    local c, err, code, _, response_ = M.connect(self.url, self.options)
+    local c, err, code, _, response = M.connect(self.url, self.options)
     if c then
       self.conn, self.delay = c, nil
       self.connects = self.connects + 1
@@ -270,7 +270,6 @@ local function attempt(self, deadline)
     end
     tries = tries + 1
     self.failures = self.failures + 1
-    local response = response_
     self.last_error, self.last_code, self.last_response = err, code, response
     if self.on_error then self.on_error(self, err, code, response) end
     if self.attempts and tries >= self.attempts then return nil, err, code end

@@ -23,8 +23,6 @@ M.wait = wait
 local methods = core.conn_methods
 M.methods = methods
 
--- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
--- A timeout loses nothing: the next receive gets the message that arrives later.
 -- A method called with a dot (conn.receive()) gets no connection: said at the caller's line.
 local function check_self(self, name)
   if type(self) ~= "userdata" then
@@ -32,6 +30,8 @@ local function check_self(self, name)
   end
 end
 
+-- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
+-- A timeout loses nothing: the next receive gets the message that arrives later.
 function methods:receive(timeout)
   check_self(self, "receive")
   if timeout ~= nil then check_arg("conn:receive", "timeout", timeout, "number", 2) end
