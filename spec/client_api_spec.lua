@@ -232,15 +232,15 @@ describe("a refused handshake", function()
   end)
 end)
 
--- A raw TCP server in Python that answers every request with `reply` and then keeps the
--- connection open (keep = true) or closes it.
-local function raw_refuser(reply, keep)
+-- A raw TCP server in Python that answers every request with `reply` (then `pad` bytes "x")
+-- and then keeps the connection open (keep = true) or closes it.
+local function raw_refuser(reply, keep, pad)
   local p = helper.spawn({ helper.python, "-c", ([[
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(8)
 print("listening", s.getsockname()[1], flush=True)
-reply, keep, conns = bytes.fromhex(sys.argv[1]), sys.argv[2] == "1", []
+reply, keep, conns = bytes.fromhex(sys.argv[1]) + b"x" * int(sys.argv[3]), sys.argv[2] == "1", []
 while True:
     c, _ = s.accept()
     data = b""
@@ -249,7 +249,8 @@ while True:
     c.sendall(reply)
     if keep: conns.append(c)
     else: c.close()
-]]), (reply:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)), keep and "1" or "0" }, { timeout = 30 })
+]]), (reply:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)), keep and "1" or "0",
+    tostring(pad or 0) }, { timeout = 30 })
   local port = tonumber((p:wait_output("listening (%d+)", 10)))
   assert(port, "raw server did not start: " .. p:errors())
   return p, port
@@ -268,6 +269,23 @@ describe("a refused handshake's body", function()
     assert.are.equal("Bearer", response.headers["www-authenticate"])
     assert.are.equal("hello world", response.body)
     assert.is_true(ws.now() - t0 < 2)
+  end)
+
+  it("may be longer than max_header_bytes, and is kept up to 64 KiB", function()
+    local body = ("0123456789"):rep(3000)
+    local p, port = raw_refuser("HTTP/1.1 400 Bad Request\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body, true)
+    cleanup(function() p:kill() end)
+    local c, _, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port),
+      { timeout = 5, max_header_bytes = 1024 })
+    assert.is_nil(c)
+    assert.are.same({ "handshake", 400 }, { code, status })
+    assert.are.equal(body, response.body)
+    local p2, port2 = raw_refuser("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 100000\r\n\r\n", true, 100000)
+    cleanup(function() p2:kill() end)
+    c, _, code, status, response = ws.connect(("ws://127.0.0.1:%d/"):format(port2), { timeout = 5 })
+    assert.is_nil(c)
+    assert.are.same({ "handshake", 413 }, { code, status })
+    assert.are.equal(65536, #response.body)
   end)
 
   it("is read up to the end of the connection when it has no length", function()

@@ -267,7 +267,7 @@ static void read_response(ws_client *cl) {
   size_t max = cl->cfg.max_header_bytes ? cl->cfg.max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   for (;;) {
     size_t cap = cl->head_len ? cl->head_len + WS_REFUSAL_BODY_MAX : max + WS_HEAD_SLACK;
-    uint8_t *p = ws_buf_reserve(&s->head, 1024, cap);
+    uint8_t *p = ws_buf_reserve(&s->head, cl->head_len ? 1 : 1024, cap); /* a body: to the last byte */
     if (!p && cl->head_len) { head_ready(cl, cl->head_len); return; } /* a refusal's body: enough */
     if (!p) { fail(cl, "handshake response too large", 0); return; }
     size_t avail = s->head.cap - s->head.len;
@@ -286,7 +286,9 @@ static void read_response(ws_client *cl) {
     ws_buf_commit(&s->head, (size_t)n);
     ws_response r;
     memset(&r, 0, sizeof r);
-    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
+    /* a refusal's head is parsed again as it is (its body may be longer than max) */
+    size_t parse_len = cl->head_len ? cl->head_len : ws_buf_size(&s->head);
+    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), parse_len, max);
     if (rc >= 0 && r.status == 101) { head_ready(cl, (size_t)rc); return; }
     if (rc >= 0) {
       cl->head_len = (size_t)rc;
