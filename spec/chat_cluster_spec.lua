@@ -233,6 +233,12 @@ describe("the chat's --workers", function()
     -- Connection ids name their worker's node: open until both workers served one.
     local nodes, first_of = {}, {}
     local n = 0
+    -- The listening line comes from the master, before its workers open their listeners.
+    assert.is_true(helper.wait_until(function()
+      local ok = agent:open("probe", chat.ws_url).ok
+      if ok then agent:close("probe") end
+      return ok
+    end, 10), "the workers never answered")
     for i = 1, 40 do
       local id = "k" .. i
       assert.is_true(agent:open(id, chat.ws_url).ok)
