@@ -95,6 +95,8 @@ typedef struct conn {
   int port;       /* the server it talks to (--port or --port2) */
   int remote;     /* on --port2 */
   int room;       /* chat: its room; the partner is the connection next to it (index ^ 1) */
+  int probes;     /* chat: probes sent to its partner so far */
+  uint64_t probe_at; /* chat: when the last one left */
   int sio;        /* --socketio: 0 open packet awaited, 1 CONNECT answer awaited, 2 connected */
   uint8_t *rbuf;
   size_t rlen, rcap;
@@ -897,16 +899,21 @@ static void advance(uint64_t now) {
     return;
   case PH_PROBE:
     if (cfg.scenario == SC_CHAT) {
-      /* every member that has not heard from its partner yet gets a probe from it, every 50 ms */
+      /* every member that has not heard from its partner yet gets a probe from it, again after
+       * 100 ms, 200 ms, ... up to 2 s (a slow server is not flooded with probes) */
       int waiting = 0;
-      int due = run.t_phase == 0 || now - run.t_phase > 50000000ull;
       for (int i = 0; i < run.n; i++) {
         conn *c = &run.c[i], *from = &run.c[i ^ 1];
         if (c->state != ST_OPEN || from->state != ST_OPEN || c->probed) continue;
         waiting++;
-        if (due) send_probe(from);
+        uint64_t wait = 100000000ull << (from->probes < 5 ? from->probes : 5);
+        if (wait > 2000000000ull) wait = 2000000000ull;
+        if (!from->probes || now - from->probe_at > wait) {
+          send_probe(from);
+          from->probes++;
+          from->probe_at = now;
+        }
       }
-      if (due) run.t_phase = now;
       if (!waiting) begin_run(now);
       return;
     }

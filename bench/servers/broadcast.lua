@@ -4,8 +4,8 @@
 -- every open connection, the sender included (the protocol bench/loadclient.c expects). The
 -- fan-out itself is server:publish in C: one frame built once and shared by all subscribers.
 -- With --redis the server has a bus (the fast class): several such processes on one Redis
--- deliver every message to the connections of all of them. At exit (SIGTERM) it prints its bus
--- counters as one line, "bus state=... sent=N received=N own=N ...".
+-- deliver every message to the connections of all of them. It prints its bus counters as a line
+-- "bus state=... sent=N received=N own=N ..." every 0.25 s when they changed.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/servers/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
@@ -29,6 +29,5 @@ server = assert(ws.server(opts, function(conn)
 end))
 print(("lua-ws broadcast listening on 127.0.0.1:%d%s"):format(server.port, redis and " with a bus on " .. redis or ""))
 io.stdout:flush()
-local counters = redis and dofile(root .. "/bench/servers/bus_counters.lua")(server)
+if redis then dofile(root .. "/bench/servers/bus_counters.lua")(server) end
 ws.run()
-if counters then counters.print() end

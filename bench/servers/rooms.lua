@@ -3,8 +3,8 @@
 -- A connection to /chat/<room> joins topic "r<room>"; every text message it sends goes to the
 -- room's other members, the sender excluded (conn:publish), and nowhere else. With --redis the
 -- server has a bus (the fast class): the members of a room may be on different processes on one
--- Redis, each process subscribing only the rooms it holds. At exit (SIGTERM) it prints its bus
--- counters as one line, "bus state=... sent=N received=N own=N ...".
+-- Redis, each process subscribing only the rooms it holds. It prints its bus counters as a line
+-- "bus state=... sent=N received=N own=N ..." every 0.25 s when they changed.
 local root = (arg and arg[0] or ""):match("^(.*)/bench/servers/[^/]*$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. (jit and "/build/luajit/?.so;" or "/lua/?.so;") .. package.cpath -- `make luajit` builds there
@@ -36,6 +36,5 @@ local server = assert(ws.server(opts, function(conn)
 end))
 print(("lua-ws rooms listening on 127.0.0.1:%d%s"):format(server.port, redis and " with a bus on " .. redis or ""))
 io.stdout:flush()
-local counters = redis and dofile(root .. "/bench/servers/bus_counters.lua")(server)
+if redis then dofile(root .. "/bench/servers/bus_counters.lua")(server) end
 ws.run()
-if counters then counters.print() end
