@@ -1046,12 +1046,15 @@ static void print_cpu(double per, const char *unit, double publishes) {
 /* --port2: the latency on each side and what the bus adds (difference of the quantiles). */
 static void print_split(void) {
   if (!cfg.port2 || cfg.scenario != SC_FANOUT) return;
+  double l10 = (double)lc_hist_quantile(&run.hist_local, 0.10) / 1000.0;
+  double r10 = (double)lc_hist_quantile(&run.hist_remote, 0.10) / 1000.0;
   double l50 = (double)lc_hist_quantile(&run.hist_local, 0.50) / 1000.0;
   double l99 = (double)lc_hist_quantile(&run.hist_local, 0.99) / 1000.0;
   double r50 = (double)lc_hist_quantile(&run.hist_remote, 0.50) / 1000.0;
   double r99 = (double)lc_hist_quantile(&run.hist_remote, 0.99) / 1000.0;
-  printf(" local_p50_us=%.1f local_p99_us=%.1f remote_p50_us=%.1f remote_p99_us=%.1f bus_added_p50_us=%.1f "
-         "bus_added_p99_us=%.1f", l50, l99, r50, r99, r50 - l50, r99 - l99);
+  printf(" local_p10_us=%.1f local_p50_us=%.1f local_p99_us=%.1f remote_p10_us=%.1f remote_p50_us=%.1f "
+         "remote_p99_us=%.1f bus_added_p10_us=%.1f bus_added_p50_us=%.1f bus_added_p99_us=%.1f",
+         l10, l50, l99, r10, r50, r99, r10 - l10, r50 - l50, r99 - l99);
 }
 
 static void report(void) {

@@ -112,7 +112,7 @@ if #chat > 0 then
   p("### Chat shape: 1,000 rooms of 2 members, one member on each process, 32 B")
   p()
   p("Every message goes to the room's other member only, so with two processes every one crosses the bus; each")
-  p("member keeps 4 messages outstanding. Target (lua-ws): >= 50,000 messages/s end to end, 0 errors.")
+  p("member keeps 8 messages outstanding. Target (lua-ws): >= 50,000 messages/s end to end, 0 errors.")
   p()
   p("| server | messages/s | p50 us | p99 us | server CPU us/message | CPU % (1st + 2nd) | Redis CPU us/publish | Redis CPU % | errors |")
   p("|---|---|---|---|---|---|---|---|---|")

@@ -265,12 +265,12 @@ for scenario in $SCENARIOS; do
     done ;;
   chat)
     for s in "${available[@]}"; do
-      [ "$s" = lua-ws ] && run_case msgs_per_s lua-ws-1 chat 1 --scenario chat --rooms 1000 --inflight 4 "${T[@]}"
-      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 4 "${T[@]}"
+      [ "$s" = lua-ws ] && run_case msgs_per_s lua-ws-1 chat 1 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
+      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
     done ;;
   rooms)
     for s in "${available[@]}"; do
-      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 4 --local-rooms "${T[@]}"
+      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 --local-rooms "${T[@]}"
     done ;;
   *) note "unknown scenario $scenario" ;;
   esac
