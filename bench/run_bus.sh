@@ -210,22 +210,34 @@ measure() {
   echo "$line" >"$TMP/line.txt"
 }
 
-# Rounds of one configuration on fresh Redis and servers; keeps the median line by $key.
+# One round of configuration number $CASE (the same number in every round: the rounds run the
+# whole list in turn, so a configuration and its reference see the same moments of a busy
+# machine) on fresh Redis and servers; its lines go to $TMP/case-N.txt, the median is taken at
+# the end by the figure named $1.
+CASE=0
 run_case() {
   local key=$1 name=$2 mode=$3 nservers=$4; shift 4
-  local lines=() r line
-  for r in $(seq 1 "$ROUNDS"); do
-    if [ "$name" != lua-ws-1 ]; then start_redis || return 0; fi
-    start_servers "$name" "$mode" "$nservers" || { stop_redis; return 0; }
-    : >"$TMP/line.txt"
-    measure "$key" "$name" --port "${SPORTS[0]}" "$@"
-    line=$(cat "$TMP/line.txt")
-    stop_redis
-    lines+=("$line")
+  CASE=$((CASE + 1))
+  echo "$key" >"$TMP/case-$CASE.key"
+  local line
+  if [ "$name" != lua-ws-1 ]; then start_redis || return 0; fi
+  start_servers "$name" "$mode" "$nservers" || { stop_redis; return 0; }
+  : >"$TMP/line.txt"
+  measure "$key" "$name" --port "${SPORTS[0]}" "$@"
+  line=$(cat "$TMP/line.txt")
+  stop_redis
+  echo "$line" | tee -a "$TMP/case-$CASE.txt" >&2
+}
+
+median_cases() {
+  local k key n
+  for k in $(seq 1 "$CASE"); do
+    [ -s "$TMP/case-$k.txt" ] || continue
+    key=$(cat "$TMP/case-$k.key")
+    n=$(wc -l <"$TMP/case-$k.txt")
+    awk -v k="$key" '{v=0; for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]==k) v=a[2]} print v "\t" $0}' "$TMP/case-$k.txt" |
+      sort -g | awk -v n="$n" 'NR==int((n+1)/2){sub(/^[^\t]*\t/,""); print}' >>"$RAW"
   done
-  printf '%s\n' "${lines[@]}" |
-    awk -v k="$key" '{v=0; for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]==k) v=a[2]} print v "\t" $0}' |
-    sort -g | awk -v n="${#lines[@]}" 'NR==int((n+1)/2){sub(/^[^\t]*\t/,""); print}' | tee -a "$RAW"
 }
 
 # What can run here.
@@ -252,29 +264,36 @@ done
 echo "bench-bus: servers: ${available[*]:-none}; scenarios: $SCENARIOS; quick=$QUICK rounds=$ROUNDS" >&2
 
 T=(--duration "$DURATION" --warmup "$WARMUP" --size 32)
-for scenario in $SCENARIOS; do
-  case $scenario in
-  xfanout)
-    for s in "${available[@]}"; do
-      [ "$s" = lua-ws ] && run_case deliveries_per_s lua-ws-1 broadcast 1 --scenario fanout --conns 1000 --inflight 16 "${T[@]}"
-      run_case deliveries_per_s "$s" broadcast 2 --scenario fanout --conns 1000 --inflight 16 "${T[@]}"
-    done ;;
-  latency)
-    for s in "${available[@]}"; do
-      run_case bus_added_p50_us "$s" broadcast 2 --scenario fanout --conns 100 --rate 1000 --inflight 256 "${T[@]}"
-    done ;;
-  chat)
-    for s in "${available[@]}"; do
-      [ "$s" = lua-ws ] && run_case msgs_per_s lua-ws-1 chat 1 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
-      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
-    done ;;
-  rooms)
-    for s in "${available[@]}"; do
-      run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 --local-rooms "${T[@]}"
-    done ;;
-  *) note "unknown scenario $scenario" ;;
-  esac
+for round in $(seq 1 "$ROUNDS"); do
+  CASE=0
+  for scenario in $SCENARIOS; do
+    case $scenario in
+    xfanout)
+      for inflight in 16 64; do
+        for s in "${available[@]}"; do
+          [ "$s" = socketio ] && [ "$inflight" != 16 ] && continue  # Node's figures do not move with it
+          [ "$s" = lua-ws ] && run_case deliveries_per_s lua-ws-1 broadcast 1 --scenario fanout --conns 1000 --inflight "$inflight" "${T[@]}"
+          run_case deliveries_per_s "$s" broadcast 2 --scenario fanout --conns 1000 --inflight "$inflight" "${T[@]}"
+        done
+      done ;;
+    latency)
+      for s in "${available[@]}"; do
+        run_case bus_added_p50_us "$s" broadcast 2 --scenario fanout --conns 100 --rate 1000 --inflight 256 "${T[@]}"
+      done ;;
+    chat)
+      for s in "${available[@]}"; do
+        [ "$s" = lua-ws ] && run_case msgs_per_s lua-ws-1 chat 1 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
+        run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
+      done ;;
+    rooms)
+      for s in "${available[@]}"; do
+        run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 --local-rooms "${T[@]}"
+      done ;;
+    *) [ "$round" = 1 ] && note "unknown scenario $scenario" ;;
+    esac
+  done
 done
+median_cases
 
 lua5.4 bench/report_bus.lua "$RAW" >"$TMP/tables.md" || note "report_bus.lua failed"
 cat "$TMP/tables.md"
