@@ -75,8 +75,10 @@ if #fan > 0 then
     if two then
       p(("- %s in flight: lua-ws CPU per delivery, 2 processes: %s us (%s; target <= 0.40)%s; Redis CPU per publish %s us (%s; target <= 10)%s."):format(
         inflight, two.server_cpu_us_per_delivery or "-", verdict(num(two, "server_cpu_us_per_delivery"), 0.40, "<="),
-        one and (", 1 process in this run: %s us, ratio %.2f"):format(one.server_cpu_us_per_delivery or "-",
-          (num(two, "server_cpu_us_per_delivery") or 0) / (num(one, "server_cpu_us_per_delivery") or 1)) or "",
+        one and (", 1 process in this run: %s us, ratio %.2f%s"):format(one.server_cpu_us_per_delivery or "-",
+          (num(two, "server_cpu_us_per_delivery") or 0) / (num(one, "server_cpu_us_per_delivery") or 1),
+          inflight == "16" and (" (x 0.34 us, one process on an idle machine: %.2f us)"):format(0.34 *
+            (num(two, "server_cpu_us_per_delivery") or 0) / (num(one, "server_cpu_us_per_delivery") or 1)) or "") or "",
         two.redis_cpu_us_per_publish or "-", verdict(num(two, "redis_cpu_us_per_publish"), 10, "<="),
         (one and num(one, "deliveries_per_s") and num(two, "deliveries_per_s")) and
           ("; deliveries/s 2 processes / 1 process: %.2f"):format(num(two, "deliveries_per_s") / num(one, "deliveries_per_s")) or ""))
@@ -106,7 +108,29 @@ if #lat > 0 then
     p()
     p(("- lua-ws: added p50 %s us (%s), added p99 %s us (%s)."):format(l.bus_added_p50_us or "-",
       verdict(num(l, "bus_added_p50_us"), 150, "<="), l.bus_added_p99_us or "-", verdict(num(l, "bus_added_p99_us"), 1000, "<=")))
+    local l10, a10 = num(l, "local_p10_us"), num(l, "bus_added_p10_us")
+    if l10 and a10 and l10 > 0 then
+      p("- The local path wakes one process (the publishing server), the remote one two more (redis-server, then the other")
+      p(("  server), all on one core here. The local p10, %.0f us, is what one wake-up and a delivery cost on this machine"):format(l10))
+      p(("  now; the bus added %.0f us at p10, %.1f times that. Where one hop costs ~30 us (an idle core: `make bench`'s"):format(a10, a10 / l10))
+      p(("  one-connection echo, ~62 us a round trip), that is ~%.0f us."):format(30 * a10 / l10))
+    end
   end
+  p()
+end
+
+-- ---- what more cores change ----
+local function more_cores()
+  p("### On a machine with more cores")
+  p()
+  p("Here the two servers and Redis share core 0 and the load client has core 1, so two processes cannot deliver")
+  p("more than one: compare CPU per delivery. With a core per process (and load clients on cores of their own),")
+  p("the cross-node fan-out should deliver about twice what one process does (each process delivers to its own")
+  p("half, the bus costs each one a PUBLISH or one envelope per message, and Redis a few microseconds per publish),")
+  p("at the same CPU per delivery as in the table; the chat shape should grow with the processes until Redis's")
+  p("core is busy (about 1 / (its CPU per publish) publishes per second, several hundred thousand here) - past")
+  p("that, more Redis (sharded pub/sub, or one Redis per group of topics). The latency the bus adds is two")
+  p("wake-ups and Redis's work, a few tens of microseconds on idle cores.")
   p()
 end
 
@@ -163,4 +187,5 @@ if #bus > 0 then
   p()
 end
 
+more_cores()
 io.write(table.concat(out, "\n"), "\n")
