@@ -6,6 +6,7 @@ local ws = require "ws"
 local core = require "ws.core"
 local bus = require "ws.bus"
 local redis_mod = require "support.redis"
+local helper = require "helper"
 
 local function wait_until(fn, timeout)
   local deadline = ws.now() + (timeout or 5)
@@ -115,6 +116,24 @@ describe("the Redis bus in one process", function()
     srv:close()
   end)
 
+  it("answers a coroutine-style handler that waits for a reply", function()
+    local srv
+    srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "co" } }, function(conn)
+      for msg in conn:messages() do
+        local v, err = core.bus_call(srv._bus.c, "INCRBY", "co-counter", msg)
+        conn:send(tostring(v or err) .. " " .. tostring(conn.id))
+      end
+    end))
+    assert.truthy(wait_until(function() return srv:bus() == "up" end))
+    local c = assert(ws.connect(("ws://127.0.0.1:%d/"):format(srv.port)))
+    c:send("3")
+    assert.matches("^3 co/%d+$", (c:receive(5)))
+    c:send("4")
+    assert.matches("^7 co/%d+$", (c:receive(5)))
+    c:close()
+    srv:close()
+  end)
+
   it("fails a call at once while Redis is down and with a timeout when Redis does not answer", function()
     local srv = assert(ws.server({ port = 0, bus = { url = redis.url, node = "fails", timeout = 0.5 } }, function() end))
     local b = srv._bus.c
@@ -155,6 +174,48 @@ describe("the Redis bus in one process", function()
     assert.is_nil(ok) assert.equal("too many commands waiting for Redis", msg) assert.equal("unavailable", code)
     assert.truthy(wait_until(function() return core.bus_send(b, "PING") end))
     srv:close()
+  end)
+
+  it("fans bus messages out without waiting for a slow subscriber (the topic's policy applies)", function()
+    local a = assert(ws.server({ port = 0, bus = { url = redis.url, node = "pubA" } }, function() end))
+    local conns = {}
+    local b = assert(ws.server({ port = 0, slow_subscriber = "close", max_backlog = 256 * 1024,
+      bus = { url = redis.url, node = "subB" } }, function(conn)
+      conns[#conns + 1] = conn
+      conn:subscribe("flood")
+      for _ in conn:messages() do end
+    end))
+    assert.truthy(wait_until(function() return a:bus() == "up" and b:bus() == "up" end))
+    local fast = assert(ws.connect(("ws://127.0.0.1:%d/"):format(b.port)))
+    -- a client that completes the handshake and then never reads (small receive buffer)
+    local slow = helper.spawn({ helper.python, "-c", ([[
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", %d))
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+print("open", flush=True)
+time.sleep(60)
+]]):format(b.port) }, { timeout = 90 })
+    assert.truthy(slow:wait_output("open", 10))
+    assert.truthy(wait_until(function() return b:subscribers("flood") == 2 end))
+    local got, n, chunk = 0, 1600, string.rep("f", 16 * 1024)
+    ws.spawn(function() while got < n do if fast:receive(5) then got = got + 1 else break end end end)
+    for i = 1, n do
+      a:publish("flood", chunk)
+      if i % 4 == 0 then ws.sleep(0.001) end
+    end
+    assert.truthy(wait_until(function() return got == n end, 10), "the fast subscriber missed messages: " .. got)
+    assert.equal(n, select(2, b:bus()).received)
+    -- the reader that stalled is closed by the policy (1008), with nothing else held up
+    local closing = 0
+    for _, c in ipairs(conns) do if c.state ~= "open" then closing = closing + 1 end end
+    assert.equal(1, closing)
+    slow:kill()
+    fast:close()
+    a:close()
+    b:close()
   end)
 
   it("notices a Redis that stops answering (PING) and comes back when it answers again", function()

@@ -98,9 +98,9 @@ describe("the Redis bus across two processes", function()
     local conns = {}
     for i = 1, 2 do
       conns[#conns + 1] = client(A)
-      assert.equal("ok", cmd(conns[#conns], "subn r 1 500"))
+      assert.equal("ok", cmd(conns[#conns], "subn r 1 600")) -- more than one SUBSCRIBE batch (512)
       conns[#conns + 1] = client(B)
-      assert.equal("ok", cmd(conns[#conns], "subn r 501 1000"))
+      assert.equal("ok", cmd(conns[#conns], "subn r 601 1000"))
     end
     local shared = client(B) -- rooms 1..10 have a member on each node
     assert.equal("ok", cmd(shared, "subn r 1 10"))
@@ -118,14 +118,24 @@ describe("the Redis bus across two processes", function()
     -- B publishes in its own rooms: A receives nothing from the bus
     local a0, b0 = state(A), state(B)
     local ctlB = client(B)
-    for i = 501, 1000 do cmd(ctlB, "pub r" .. i .. " m" .. i) end
-    assert.truthy(wait_until(function() return state(B).own == b0.own + 500 end, 10))
+    for i = 601, 1000 do cmd(ctlB, "pub r" .. i .. " m" .. i) end
+    assert.truthy(wait_until(function() return state(B).own == b0.own + 400 end, 10))
     assert.equal(a0.received, state(A).received)
     -- A publishes in B's rooms: B receives every one
     local ctlA = client(A)
     for i = 601, 700 do assert.equal("ok 0", cmd(ctlA, "pub r" .. i .. " n" .. i)) end
     assert.truthy(wait_until(function() return state(B).received == b0.received + 100 end, 10))
     assert.equal(a0.own, state(A).own)
+
+    -- both subscribed connections killed: every room is subscribed again (in batches) within 2 s
+    assert.equal("2", redis.cli("CLIENT", "KILL", "TYPE", "pubsub"))
+    local t0 = ws.now()
+    assert.truthy(wait_until(function()
+      local sum = 0
+      for _, v in pairs(numsub(redis, chans)) do sum = sum + v end
+      return sum == 1010
+    end, 2), "not resubscribed within 2 s")
+    io.stderr:write(("\n  1,010 subscriptions back %.2f s after CLIENT KILL\n"):format(ws.now() - t0))
 
     -- the last members leave: after the linger no subscription is left
     for _, c in ipairs(conns) do c:close() end
