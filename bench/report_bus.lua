@@ -11,7 +11,8 @@ for line in assert(io.open(path)):lines() do
 end
 
 local TITLE = { ["lua-ws-1"] = "lua-ws, 1 process, no bus", ["lua-ws"] = "lua-ws, 2 processes + Redis",
-                socketio = "Socket.IO + redis-adapter, 2 processes + Redis" }
+                socketio = "Socket.IO + redis-adapter, 2 processes + Redis",
+                ["lua-ws-ordered"] = "lua-ws, 2 processes + Redis, ordered class" }
 
 local function num(r, k) return r and tonumber(r[k]) end
 

@@ -19,11 +19,13 @@
 #            messages/s end to end (and one lua-ws process without a bus as the reference)
 #   rooms    the same rooms, both members of a room on one process (even rooms on the first,
 #            odd on the second): what each process receives from Redis for rooms it does not hold
+#   ordered  the chat shape with the rooms in the ordered class (when ws.bus_ordered is there):
+#            every message through Redis's script first, delivered in Redis's order
 # After each measurement the servers print their bus counters (messages received from Redis) and
 # Redis's INFO (pubsub channels and patterns) is read while the load runs.
 #
 # Environment:
-#   BENCH_BUS_SCENARIOS="xfanout latency chat rooms"   BENCH_BUS_SERVERS="lua-ws socketio"
+#   BENCH_BUS_SCENARIOS="xfanout latency chat rooms ordered"   BENCH_BUS_SERVERS="lua-ws socketio"
 #   BENCH_DURATION=3  BENCH_ROUNDS=1 (median)  BENCH_PORT=19400  BENCH_OUT=bench/RESULTS.md
 #   BENCH_QUICK=1 (1 s runs)
 # The report replaces the section between "<!-- bench-bus begin -->" and "<!-- bench-bus end -->"
@@ -36,7 +38,7 @@ OUT=${BENCH_OUT:-bench/RESULTS.md}
 QUICK=${BENCH_QUICK:-0}
 ROUNDS=${BENCH_ROUNDS:-1}
 PORT=${BENCH_PORT:-19400}
-SCENARIOS=${BENCH_BUS_SCENARIOS:-xfanout latency chat rooms}
+SCENARIOS=${BENCH_BUS_SCENARIOS:-xfanout latency chat rooms ordered}
 SERVERS=${BENCH_BUS_SERVERS:-lua-ws socketio}
 if [ "$QUICK" = 1 ]; then DURATION=1; WARMUP=0.3; else DURATION=${BENCH_DURATION:-3}; WARMUP=0.5; fi
 TMP=$(mktemp -d /tmp/lua-ws-bench-bus.XXXXXX)
@@ -102,11 +104,12 @@ start_redis() {
 # The command of server $1 (lua-ws | lua-ws-1 | socketio) in mode $2 (broadcast | chat) on port $3,
 # node name $4 (with the bus of $REDIS_PORT; lua-ws-1 has no bus).
 server_cmd() {
-  local name=$1 mode=$2 port=$3 node=$4 script
+  local name=$1 mode=$2 port=$3 node=$4 script extra=""
   if [ "$mode" = broadcast ]; then script=bench/servers/broadcast.lua; else script=bench/servers/rooms.lua; fi
+  [ "$mode" = ordered ] && extra=" --ordered"
   case $name in
   lua-ws-1) echo "lua5.4 $script --port $port" ;;
-  lua-ws) echo "lua5.4 $script --port $port --redis redis://127.0.0.1:$REDIS_PORT --node $node" ;;
+  lua-ws) echo "lua5.4 $script --port $port --redis redis://127.0.0.1:$REDIS_PORT --node $node$extra" ;;
   socketio) echo "node bench/peers/socketio_redis.js --port $port --redis redis://127.0.0.1:$REDIS_PORT --mode $mode" ;;
   esac
 }
@@ -153,7 +156,9 @@ bus_field() {
 # the line goes to $TMP/line.txt (no subshell: PIDS stays this shell's).
 measure() {
   local key=$1 name=$2; shift 2
-  local args=("$@" --label "$name" --server-pid "${PIDS[0]}")
+  local label=$name
+  [ "$CUR_MODE" = ordered ] && label=$name-ordered
+  local args=("$@" --label "$label" --server-pid "${PIDS[0]}")
   [ ${#PIDS[@]} -gt 1 ] && args+=(--port2 "${SPORTS[1]}" --server-pid2 "${PIDS[1]}")
   [ -n "$REDIS_PID" ] && args+=(--redis-pid "$REDIS_PID")
   [ "$name" = socketio ] && args+=(--socketio)
@@ -218,6 +223,7 @@ CASE=0
 run_case() {
   local key=$1 name=$2 mode=$3 nservers=$4; shift 4
   CASE=$((CASE + 1))
+  CUR_MODE=$mode
   echo "$key" >"$TMP/case-$CASE.key"
   local line
   if [ "$name" != lua-ws-1 ]; then start_redis || return 0; fi
@@ -289,6 +295,12 @@ for round in $(seq 1 "$ROUNDS"); do
       for s in "${available[@]}"; do
         run_case msgs_per_s "$s" chat 2 --scenario chat --rooms 1000 --inflight 8 --local-rooms "${T[@]}"
       done ;;
+    ordered)
+      if ! lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="lua/?.so;"..package.cpath require "ws.bus_ordered"' 2>/dev/null; then
+        [ "$round" = 1 ] && note "ordered: skipped, this tree has no ws.bus_ordered (the ordered class)"
+      elif [[ " ${available[*]} " == *" lua-ws "* ]]; then
+        run_case msgs_per_s lua-ws ordered 2 --scenario chat --rooms 1000 --inflight 8 "${T[@]}"
+      fi ;;
     *) [ "$round" = 1 ] && note "unknown scenario $scenario" ;;
     esac
   done
