@@ -57,6 +57,7 @@ end
 
 function IO:attach(server)
   self.server = server
+  sio_server.attached(self, server)
   self.engine:start()
   return self
 end
