@@ -169,6 +169,33 @@ describe("socketio parser: randomized", function()
     assert.truthy(counts.ok > 0 and counts.wait > 0 and counts.err > 0)
   end)
 
+  it(("reads the common packets from a WebSocket message as the full decoder does (%d inputs)"):format(N), function()
+    local same, common = 0, 0
+    for _ = 1, N do
+      local input = math.random() < 0.15 and random_string(math.random(0, 40)) or mutate(seeds[math.random(#seeds)])
+      local ok, t, id, data, digits = pcall(parser.decode_common, "4" .. input, 2)
+      assert(ok, ("raised on %q: %s"):format(input, tostring(t)))
+      local p, err = parser.decode_text(input, 3)
+      if t == false then
+        assert.is_nil(p, input)
+        assert.equal(err, id, input) -- the same documented message
+        common = common + 1
+      elseif t then
+        assert.truthy(p, input)
+        assert.is_nil(p.attachments)
+        assert.equal(p.type, t)
+        assert.equal("/", p.nsp)
+        assert.equal(p.id, id)
+        if id then assert.equal(id, tonumber(digits)) end
+        assert.same(p.data, data)
+        common = common + 1
+      end
+      same = same + 1
+    end
+    assert.truthy(common > N / 10, "too few common packets: " .. common)
+    assert.equal(N, same)
+  end)
+
   it("never raises on random base64 and query strings", function()
     for _ = 1, math.floor(N / 4) do
       local s = random_string(math.random(0, 30))

@@ -542,7 +542,9 @@ function Engine:ws_message(conn, msg, kind)
   s.dispatching = running()
   local ok
   if kind == "text" and sbyte(msg, 1) == 52 then -- "4": a message, the common case
-    ok = self.h.message(s, ssub(msg, 2), false)
+    local text = self.h.text
+    if text then ok = text(s, msg) -- the message read from its second byte, without a copy
+    else ok = self.h.message(s, ssub(msg, 2), false) end
   else
     ok = s:on_packet(msg, kind == "binary")
   end

@@ -25,6 +25,7 @@ local traceback = debug.traceback
 local jencode = parser.json.encode
 local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local select, type, pairs, next = select, type, pairs, next
+local format, ssub = string.format, string.sub
 local LOCAL_TEXT, LOCAL_BINARY
 
 local M = {}
@@ -91,6 +92,7 @@ function M.new(opts)
   io.engine = engine_mod.new(opts, {
     open = function(s) io:_client_open(s) end,
     message = function(s, data, binary) return s.client:_on_data(data, binary) end,
+    text = function(s, msg) return s.client:_on_text(msg) end,
     upgrade = function(s) s.client:_upgraded() end,
     close = function(s, reason) if s.client then s.client:_closed(reason) end end,
   })
@@ -169,7 +171,26 @@ function Client:_send_packet(p, nowait)
   return self:_send(text, atts, nowait)
 end
 
-local decode_text = parser.decode_text
+local decode_text, decode_common = parser.decode_text, parser.decode_common
+
+-- A WebSocket text message "4<packet>": the common packets (EVENT and ACK of "/" without
+-- attachments) straight from the message, anything else through _on_data.
+function Client:_on_text(msg)
+  if not self.decoder.pending then
+    local t, id, data, digits = decode_common(msg, 2)
+    if t then
+      local sock = self.sockets["/"]
+      if not sock then return true end -- not connected to that namespace: ignored
+      if t == EVENT then sock:_on_event(data, id, digits)
+      else sock:_on_ack(id, data) end
+      return true
+    elseif t == false then
+      self:_close("parse error")
+      return false
+    end
+  end
+  return self:_on_data(ssub(msg, 2), false)
+end
 
 function Client:_on_data(data, binary)
   local p
@@ -358,7 +379,43 @@ local function call_handlers(sock, list, ...)
   end
 end
 
-function Socket:_on_event(data, id)
+-- The acknowledgement handed to an event's handler: ack(...) sends the client's ACK once.
+local function make_ack(sock, id, digits)
+  local sent = false
+  return function(...)
+    if sent or not sock.connected then return false end
+    sent = true
+    local client = sock.client
+    local session = client.session
+    local k = select("#", ...)
+    if digits and session.transport == "websocket" and session.state == "open" then
+      -- the common case in one step: no namespace, no binary, an open WebSocket
+      if k == 1 then
+        local v = ...
+        if v ~= nil and type(v) ~= "table" then
+          local json = jencode(v)
+          if json then return wsend(session.conn, "43" .. digits .. "[" .. json .. "]", "text") ~= nil end
+        end
+      end
+    end
+    local args = { ... }
+    local plain = sock.nsp.name == "/"
+    for i = 1, k do
+      local v = args[i]
+      if v == nil then args = array(args, k); break end
+      if type(v) == "table" then plain = false end
+    end
+    if plain and session.transport == "websocket" and session.state == "open" then
+      local json = jencode(args)
+      if json then return wsend(session.conn, "43" .. (digits or format("%d", id)) .. json, "text") ~= nil end
+    end
+    local text, atts = encode_parts(ACK, sock.nsp.name, id, args)
+    return client:_send(text, atts)
+  end
+end
+
+-- digits: the ack id as the client wrote it, when the packet came the common way (namespace "/").
+function Socket:_on_event(data, id, digits)
   local event = data[1]
   local n = #data
   local null = parser.null
@@ -366,27 +423,7 @@ function Socket:_on_event(data, id)
     if data[i] == null then data[i] = nil end
   end
   if id then
-    local sent = false
-    local client, nsp = self.client, self.nsp.name
-    data[n + 1] = function(...)
-      if sent or not self.connected then return false end
-      sent = true
-      local k, args = select("#", ...), { ... }
-      local plain = nsp == "/"
-      for i = 1, k do
-        local v = args[i]
-        if v == nil then args = array(args, k); break end
-        if type(v) == "table" then plain = false end
-      end
-      local session = client.session
-      if plain and session.transport == "websocket" and session.state == "open" then
-        -- the common case in one step: no namespace, no binary, an open WebSocket
-        local json = jencode(args)
-        if json then return wsend(session.conn, "43" .. id .. json, "text") ~= nil end
-      end
-      local text, atts = encode_parts(ACK, nsp, id, args)
-      return client:_send(text, atts)
-    end
+    data[n + 1] = make_ack(self, id, digits)
     n = n + 1
   end
   local any = self.any
@@ -395,6 +432,11 @@ function Socket:_on_event(data, id)
   end
   local list = self.handlers[event]
   if list then
+    if #list == 1 then
+      local ok, err = xpcall(list[1], traceback, unpack(data, 2, n))
+      if not ok then core.report("socketio event", err) end
+      return
+    end
     for i = 1, #list do
       local ok, err = xpcall(list[i], traceback, unpack(data, 2, n))
       if not ok then core.report("socketio event", err) end
