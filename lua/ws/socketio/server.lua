@@ -26,6 +26,7 @@ local jencode = parser.json.encode
 local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local select, type, pairs, next = select, type, pairs, next
 local format, ssub = string.format, string.sub
+local sio_ack = core.sio_ack
 local LOCAL_TEXT, LOCAL_BINARY
 
 local M = {}
@@ -92,11 +93,12 @@ function M.new(opts)
   io.engine = engine_mod.new(opts, {
     open = function(s) io:_client_open(s) end,
     message = function(s, data, binary) return s.client:_on_data(data, binary) end,
-    text = function(s, msg) return s.client:_on_text(msg) end,
+    text = function(s, msg) return M._on_text(s, msg) end, -- replaced by on_text itself below
     upgrade = function(s) s.client:_upgraded() end,
     close = function(s, reason) if s.client then s.client:_closed(reason) end end,
   })
   io.engine.tick_hook = function(t) io:_tick(t) end
+  io.engine.h.text = M._on_text
   io.sockets = io:of("/")
   return io
 end
@@ -175,7 +177,8 @@ local decode_text, decode_common = parser.decode_text, parser.decode_common
 
 -- A WebSocket text message "4<packet>": the common packets (EVENT and ACK of "/" without
 -- attachments) straight from the message, anything else through _on_data.
-function Client:_on_text(msg)
+local function on_text(s, msg)
+  local self = s.client
   if not self.decoder.pending then
     local t, id, data, digits = decode_common(msg, 2)
     if t then
@@ -191,6 +194,7 @@ function Client:_on_text(msg)
   end
   return self:_on_data(ssub(msg, 2), false)
 end
+M._on_text = on_text
 
 function Client:_on_data(data, binary)
   local p
@@ -392,7 +396,10 @@ local function make_ack(sock, id, digits)
       -- the common case in one step: no namespace, no binary, an open WebSocket
       if k == 1 then
         local v = ...
-        if v ~= nil and type(v) ~= "table" then
+        local tv = type(v)
+        if tv == "string" or tv == "boolean" then -- one C call builds the packet
+          return wsend(session.conn, sio_ack(digits, v), "text") ~= nil
+        elseif v ~= nil and tv ~= "table" then
           local json = jencode(v)
           if json then return wsend(session.conn, "43" .. digits .. "[" .. json .. "]", "text") ~= nil end
         end
