@@ -384,7 +384,8 @@ local function call_handlers(sock, list, ...)
 end
 
 -- The acknowledgement handed to an event's handler: ack(...) sends the client's ACK once.
-local function make_ack(sock, id, digits)
+-- digits: the ack id as text (as the client wrote it when the packet came the common way).
+local function make_ack(sock, digits)
   local sent = false
   return function(...)
     if sent or not sock.connected then return false end
@@ -392,31 +393,28 @@ local function make_ack(sock, id, digits)
     local client = sock.client
     local session = client.session
     local k = select("#", ...)
-    if digits and session.transport == "websocket" and session.state == "open" then
-      -- the common case in one step: no namespace, no binary, an open WebSocket
-      if k == 1 then
-        local v = ...
-        local tv = type(v)
-        if tv == "string" or tv == "boolean" then -- one C call builds the packet
-          return wsend(session.conn, sio_ack(digits, v), "text") ~= nil
-        elseif v ~= nil and tv ~= "table" then
-          local json = jencode(v)
-          if json then return wsend(session.conn, "43" .. digits .. "[" .. json .. "]", "text") ~= nil end
-        end
+    local plain = sock.nsp.name == "/" and session.transport == "websocket" and session.state == "open"
+    if plain and k == 1 then -- the common case in one step: no namespace, no binary, an open WebSocket
+      local v = ...
+      local tv = type(v)
+      if tv == "string" or tv == "boolean" then -- one C call builds the packet
+        return wsend(session.conn, sio_ack(digits, v), "text") ~= nil
+      elseif v ~= nil and tv ~= "table" then
+        local json = jencode(v)
+        if json then return wsend(session.conn, "43" .. digits .. "[" .. json .. "]", "text") ~= nil end
       end
     end
     local args = { ... }
-    local plain = sock.nsp.name == "/"
     for i = 1, k do
       local v = args[i]
       if v == nil then args = array(args, k); break end
       if type(v) == "table" then plain = false end
     end
-    if plain and session.transport == "websocket" and session.state == "open" then
+    if plain then
       local json = jencode(args)
-      if json then return wsend(session.conn, "43" .. (digits or format("%d", id)) .. json, "text") ~= nil end
+      if json then return wsend(session.conn, "43" .. digits .. json, "text") ~= nil end
     end
-    local text, atts = encode_parts(ACK, sock.nsp.name, id, args)
+    local text, atts = encode_parts(ACK, sock.nsp.name, tonumber(digits), args)
     return client:_send(text, atts)
   end
 end
@@ -430,7 +428,7 @@ function Socket:_on_event(data, id, digits)
     if data[i] == null then data[i] = nil end
   end
   if id then
-    data[n + 1] = make_ack(self, id, digits)
+    data[n + 1] = make_ack(self, digits or format("%d", id))
     n = n + 1
   end
   local any = self.any
@@ -440,7 +438,9 @@ function Socket:_on_event(data, id, digits)
   local list = self.handlers[event]
   if list then
     if #list == 1 then
-      local ok, err = xpcall(list[1], traceback, unpack(data, 2, n))
+      local ok, err
+      if n == 3 then ok, err = xpcall(list[1], traceback, data[2], data[3])
+      else ok, err = xpcall(list[1], traceback, unpack(data, 2, n)) end
       if not ok then core.report("socketio event", err) end
       return
     end
