@@ -118,7 +118,9 @@ M.Engine = Engine
 
 -- opts: ping_interval, ping_timeout (seconds), max_payload (bytes), max_packets (per polling
 -- request), upgrade_timeout, cors (nil | "*" | list of origins | function(origin) -> bool).
--- handlers: open, message, upgrade, close (see the head of this file).
+-- handlers: open, message, upgrade, close (see the head of this file), and optionally
+-- text(s, msg): a WebSocket text message "4<packet>" whole (the packet read from its second
+-- byte, without the copy message(s, packet) would take).
 function M.new(opts, handlers)
   local e = setmetatable({
     ping_interval = opts.ping_interval or 25,

@@ -93,12 +93,11 @@ function M.new(opts)
   io.engine = engine_mod.new(opts, {
     open = function(s) io:_client_open(s) end,
     message = function(s, data, binary) return s.client:_on_data(data, binary) end,
-    text = function(s, msg) return M._on_text(s, msg) end, -- replaced by on_text itself below
     upgrade = function(s) s.client:_upgraded() end,
     close = function(s, reason) if s.client then s.client:_closed(reason) end end,
   })
   io.engine.tick_hook = function(t) io:_tick(t) end
-  io.engine.h.text = M._on_text
+  io.engine.h.text = M._on_text -- a WebSocket text message "4...": the common packets without a copy
   io.sockets = io:of("/")
   return io
 end
