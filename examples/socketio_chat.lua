@@ -3,7 +3,10 @@
 A Socket.IO chat on lua-ws: the official Socket.IO clients (browser, Node, ...) talk to it
 unchanged, over HTTP long-polling or WebSocket, on the default path /socket.io/.
 
-  lua5.4 examples/socketio_chat.lua [--port 3000] [--host 127.0.0.1]
+  lua5.4 examples/socketio_chat.lua [--port 3000] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379]
+
+With --redis, several processes (on one machine or several) share their rooms through the Redis
+bus: a message to a room reaches its members on every process once, whatever their transport.
 
 The page is served at http://HOST:PORT/ (examples/socketio_chat/), with the official browser
 client from node_modules/socket.io-client/dist/ (npm install).
@@ -29,8 +32,9 @@ while i <= #arg do
   local a, v = arg[i], arg[i + 1]
   if a == "--port" and tonumber(v) then opts.port = math.floor(tonumber(v))
   elseif a == "--host" and v then opts.host = v
+  elseif a == "--redis" and v then opts.redis = v
   else
-    io.stderr:write("usage: lua5.4 examples/socketio_chat.lua [--port N] [--host H]\n")
+    io.stderr:write("usage: lua5.4 examples/socketio_chat.lua [--port N] [--host H] [--redis URL]\n")
     os.exit(a == "--help" and 0 or 2)
   end
   i = i + 2
@@ -61,7 +65,8 @@ end
 
 local MAX_TEXT, MAX_ROOM = 2000, 64
 
-local sio = assert(socketio.new({ host = opts.host, port = opts.port, http = on_http }))
+local sio = assert(socketio.new({ host = opts.host, port = opts.port, http = on_http,
+                                   bus = opts.redis and { url = opts.redis } or nil }))
 
 sio:on("connection", function(socket)
   socket.data.room = "lobby"

@@ -103,7 +103,8 @@ describe("socketio parser: randomized", function()
     '0', '0/admin,{"token":"123"}', '2["hello",1]', '2/admin,456["project:delete",123]', '3/admin,456[]',
     '1/admin,', '4{"message":"Not authorized"}', '51-["hello",{"_placeholder":true,"num":0}]',
     '62-/x,9[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', '2["a",{"b":[1,2,{"c":null}]},"\\u00e9"]',
-    '20["x",1.5e300,-0,true,false]',
+    '20["x",1.5e300,-0,true,false]', '2["echo","plain text",-12,0,true,false,null]', '37[ "a" , 1 ]',
+    '3123456789012345["ok"]', '2["x",007,1e5,"a\\"b"]',
   }
   local alphabet = '0123456789-/,[]{}":_placeholder truefalsnum\\\1\255'
 
@@ -167,6 +168,49 @@ describe("socketio parser: randomized", function()
     end
     -- the run reached every outcome
     assert.truthy(counts.ok > 0 and counts.wait > 0 and counts.err > 0)
+  end)
+
+  it(("reads the common packets from a WebSocket message as the full decoder does (%d inputs)"):format(N), function()
+    local core = require "ws.core"
+    assert.is_function(core.sio_decode) -- the C reader is the one checked here
+    local same, common, in_c = 0, 0, 0
+    for _ = 1, N do
+      local input = math.random() < 0.15 and random_string(math.random(0, 40)) or mutate(seeds[math.random(#seeds)])
+      local ok, t, id, data, digits = pcall(parser.decode_common, "4" .. input, 2)
+      assert(ok, ("raised on %q: %s"):format(input, tostring(t)))
+      local p, err = parser.decode_text(input, 3)
+      if core.sio_decode("4" .. input, 2) then in_c = in_c + 1 end
+      if t == false then
+        assert.is_nil(p, input)
+        assert.equal(err, id, input) -- the same documented message
+        common = common + 1
+      elseif t then
+        assert.truthy(p, input)
+        assert.is_nil(p.attachments)
+        assert.equal(p.type, t)
+        assert.equal("/", p.nsp)
+        assert.equal(p.id, id)
+        if id then assert.equal(id, tonumber(digits)) end
+        assert.same(p.data, data)
+        common = common + 1
+      end
+      same = same + 1
+    end
+    assert.truthy(common > N / 10, "too few common packets: " .. common)
+    assert.truthy(in_c > N / 50, "too few packets read by sio_decode: " .. in_c)
+    assert.equal(N, same)
+  end)
+
+  it(("builds the common acknowledgement as cjson encodes it (%d strings)"):format(N), function()
+    local core = require "ws.core"
+    for _ = 1, N do
+      local v = random_string(math.random(0, 40))
+      assert.equal("4317" .. parser.json.encode({ v }), core.sio_ack("17", v))
+    end
+    assert.equal("431[true]", core.sio_ack("1", true))
+    assert.equal("431[false]", core.sio_ack("1", false))
+    assert.is_nil(core.sio_ack("1", 1.5))
+    assert.is_nil(core.sio_ack("1", {}))
   end)
 
   it("never raises on random base64 and query strings", function()

@@ -6,7 +6,9 @@
 #
 #   bench/socketio/run.sh            (after `make` and `make bench/bin/loadclient`, npm install)
 # Environment: SIO_DURATION (default 3 s), SIO_ROUNDS (default 1; the median is kept),
-# SIO_PORT (default 19300), SIO_OUT (default bench/socketio/RESULTS.md).
+# SIO_PORT (default 19300), SIO_OUT (default bench/socketio/RESULTS.md), SIO_LUAJIT (default 1:
+# the lua-ws server also runs on LuaJIT when `luajit` and build/luajit (`make luajit`) are there).
+# bench/socketio/profile.md, when present, is copied under the table (where the time goes).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 DURATION=${SIO_DURATION:-3}
@@ -35,6 +37,7 @@ start_server() { # name
   PORT=$((PORT + 1))
   case $1 in
   lua-ws) taskset -c 0 lua5.4 bench/socketio/server.lua --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
+  lua-ws-jit) taskset -c 0 luajit bench/socketio/server.lua --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
   node) taskset -c 0 node bench/socketio/node_server.js --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
   ws-echo) taskset -c 0 lua5.4 examples/echo.lua --port "$PORT" >"$TMP/server.out" 2>&1 & ;;
   esac
@@ -47,6 +50,9 @@ start_server() { # name
 # scenario:conns:inflight
 SET="echo:100:1 echo:100:16 echo:1000:1 fanout:100:16 fanout:1000:4"
 SERVERS="lua-ws node"
+if [ "${SIO_LUAJIT:-1}" = 1 ] && command -v luajit >/dev/null && [ -f build/luajit/ws/core.so ]; then
+  SERVERS="lua-ws lua-ws-jit node"
+fi
 for round in $(seq 1 "$ROUNDS"); do
   for spec in $SET; do
     IFS=: read -r sc conns inflight <<<"$spec"
@@ -92,22 +98,31 @@ f:write("# Socket.IO: lua-ws (ws.socketio) and Node's socket.io\n\n")
 f:write(("Produced by `bench/socketio/run.sh` (%s s per run, median of %s round(s)). Each server alone on core 0, the\n"):format(duration, rounds))
 f:write("load client (`bench/loadclient --socketio`, WebSocket transport, 32-byte payloads) on core 1.\n")
 f:write("\"events/s\" is what the client saw (deliveries for a broadcast); \"per core\" is 10^6 / server CPU us per\n")
-f:write("event, the rate one core of server CPU sustains; the ratio is lua-ws / node per core.\n\n")
+f:write("event, the rate one core of server CPU sustains; the ratio is lua-ws / node per core. The LuaJIT columns are\n")
+f:write("the same server (`luajit bench/socketio/server.lua`, build/luajit) in the same run.\n\n")
 f:write("The last column is the floor under the echo rows: lua-ws's plain WebSocket echo (`examples/echo.lua`, the\n")
 f:write("same load client without `--socketio`), server CPU us per message in the same conditions.\n\n")
-f:write("| scenario | lua-ws events/s | lua-ws CPU us/event | lua-ws per core | node events/s | node CPU us/event | node per core | ratio per core | plain ws echo CPU us/msg |\n")
-f:write("|---|---|---|---|---|---|---|---|---|\n")
+f:write("| scenario | lua-ws events/s | lua-ws CPU us/event | lua-ws per core | node events/s | node CPU us/event | node per core | ratio per core | LuaJIT CPU us/event | LuaJIT ratio per core | plain ws echo CPU us/msg |\n")
+f:write("|---|---|---|---|---|---|---|---|---|---|---|\n")
 for _, key in ipairs(order) do
   local a, b = rows[key]["lua-ws"] or {}, rows[key]["node"] or {}
   local ar, ac, br, bc = median(a, "rate"), median(a, "cpu"), median(b, "rate"), median(b, "cpu")
   local apc = ac > 0 and 1e6 / ac or 0
   local bpc = bc > 0 and 1e6 / bc or 0
   local e = rows[key]["ws-echo"]
-  f:write(("| %s | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %s | %s |\n"):format(key, ar, ac, apc, br, bc, bpc,
-    bpc > 0 and ("%.1fx"):format(apc / bpc) or "-", e and ("%.2f"):format(median(e, "cpu")) or "-"))
+  local j = rows[key]["lua-ws-jit"]
+  local jc = j and median(j, "cpu") or 0
+  f:write(("| %s | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %s | %s | %s | %s |\n"):format(key, ar, ac, apc, br, bc, bpc,
+    bpc > 0 and ("%.1fx"):format(apc / bpc) or "-", jc > 0 and ("%.2f"):format(jc) or "-",
+    jc > 0 and bpc > 0 and ("%.1fx"):format(1e6 / jc / bpc) or "-", e and ("%.2f"):format(median(e, "cpu")) or "-"))
 end
 local up = (io.popen("uptime"):read("*l") or ""):match("load average: .*") or "?"
 f:write(("\nMachine: %s (2 cores shared with other work: CPU per event is the figure to compare;\nevents/s depend on how much of core 0 the server got).\n"):format(up:gsub("^%s+", "")))
+local prof = io.open("bench/socketio/profile.md", "r")
+if prof then
+  f:write("\n", prof:read("a"))
+  prof:close()
+end
 f:write("\nThe client's raw lines:\n\n```\n")
 for line in io.lines(raw) do f:write(line, "\n") end
 f:write("```\n")

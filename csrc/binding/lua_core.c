@@ -843,6 +843,7 @@ int luaopen_ws_core(lua_State *L) {
   lws_log_open_lib(L, mod);
   lws_metrics_open_lib(L, mod);
   lws_bus_open_lib(L, mod);
+  lws_sio_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

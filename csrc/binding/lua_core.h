@@ -167,6 +167,7 @@ void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
 void lws_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
 /* lua_core_bus.c */
 void lws_bus_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void lws_sio_open_lib(lua_State *L, int mod) WS_HIDDEN;
 /* Push conn.id: the number, or "<node>/<number>" when its server has a started bus. */
 void lws_push_conn_id(lua_State *L, const lws_conn *c) WS_HIDDEN;
 

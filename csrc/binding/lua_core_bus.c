@@ -1,7 +1,7 @@
 /* The Redis bus as ws.core functions (thin: the bus itself is csrc/runtime/ws_bus.c).
  * core.bus_new, core.bus_request/bus_result/bus_cancel (lua/ws/bus.lua builds the waiting
  * core.bus_call on them: C never yields), core.bus_send, core.bus_publish,
- * core.publish_local, core.bus_state, core.bus_node, core.bus_close, core.conn_bus.
+ * core.publish_local, core.bus_hold, core.bus_state, core.bus_node, core.bus_close, core.conn_bus.
  * The Lua hook gets every envelope the C bus does not deliver itself; it is called with a
  * plain protected call from a libev callback, so it must not wait. */
 #include <hiredis/hiredis.h>
@@ -483,6 +483,18 @@ static int l_bus_prefix(lua_State *L) {
   return 1;
 }
 
+/* core.bus_hold(bus, topic, on) -> true | false: a hold on the topic without a connection
+ * (ws_bus_hold): while held, this node stays subscribed to the topic's channel. */
+static int l_bus_hold(lua_State *L) {
+  lws_bus *u = openbus(L, 1);
+  size_t len;
+  const char *name = checktopic(L, 2, &len);
+  int r = ws_bus_hold(u->b, name, len, lua_toboolean(L, 3));
+  if (r < 0) return luaL_error(L, "ws: out of memory");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
 /* core.conn_bus(conn) -> the bus of the connection's server | nil */
 static int l_conn_bus(lua_State *L) {
   lws_conn *c = luaL_checkudata(L, 1, LWS_CONN_MT);
@@ -508,7 +520,7 @@ void lws_bus_open_lib(lua_State *L, int mod) {
     { "bus_result", l_bus_result }, { "bus_cancel", l_bus_cancel }, { "bus_send", l_bus_send },
     { "bus_publish", l_bus_publish }, { "publish_local", l_publish_local }, { "bus_state", l_bus_state },
     { "bus_node", l_bus_node }, { "bus_prefix", l_bus_prefix }, { "conn_bus", l_conn_bus },
-    { "server_bus", l_server_bus }, { NULL, NULL }
+    { "server_bus", l_server_bus }, { "bus_hold", l_bus_hold }, { NULL, NULL }
   };
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");

@@ -27,6 +27,7 @@ typedef struct bus_topic {
   struct bus_topic *lprev, *lnext;  /* linger list, oldest first */
   uint32_t hash;
   uint8_t active;                   /* has local subscribers */
+  uint32_t holds;                   /* connection-less holds (ws_bus_hold) */
   uint8_t subscribed;               /* SUBSCRIBE sent on the current subscriber connection */
   uint8_t lingering;
   double linger_at;
@@ -179,35 +180,33 @@ static void subscribe_one(ws_bus *b, bus_topic *t, const char *verb) {
   send_batch(b, verb, list, 1);
 }
 
-/* The edge hook of ws_topic.c. */
-static void on_edge(void *user, const char *name, size_t len, int on) {
-  ws_bus *b = user;
-  if (b->closed) return;
+/* The topic is wanted (a local subscriber or a hold): subscribed, out of the linger list. */
+static bus_topic *topic_want(ws_bus *b, const char *name, size_t len) {
   uint32_t h = hash_name(name, len);
   bus_topic *t = find(b, name, len, h);
-  if (on) {
-    if (!t) {
-      t = calloc(1, sizeof *t + len + 1);
-      if (!t) { b->c.failed++; return; } /* this topic stays local until it is joined again */
-      t->hash = h;
-      t->len = len;
-      memcpy(t->name, name, len);
-      size_t k = h & (b->nbuckets - 1);
-      t->next = b->buckets[k];
-      b->buckets[k] = t;
-      b->count++;
-      maybe_grow(b);
-    }
-    linger_unlink(b, t);
-    t->active = 1;
-    if (!t->subscribed && ws_redis_state(b->sub.r) == WS_REDIS_UP) {
-      subscribe_one(b, t, "SUBSCRIBE");
-      t->subscribed = 1;
-    }
-    return;
+  if (!t) {
+    t = calloc(1, sizeof *t + len + 1);
+    if (!t) { b->c.failed++; return NULL; } /* this topic stays local until it is joined again */
+    t->hash = h;
+    t->len = len;
+    memcpy(t->name, name, len);
+    size_t k = h & (b->nbuckets - 1);
+    t->next = b->buckets[k];
+    b->buckets[k] = t;
+    b->count++;
+    maybe_grow(b);
   }
-  if (!t) return;
-  t->active = 0;
+  linger_unlink(b, t);
+  if (!t->subscribed && ws_redis_state(b->sub.r) == WS_REDIS_UP) {
+    subscribe_one(b, t, "SUBSCRIBE");
+    t->subscribed = 1;
+  }
+  return t;
+}
+
+/* Neither a local subscriber nor a hold any more: unsubscribed after the linger. */
+static void topic_unwanted(ws_bus *b, bus_topic *t) {
+  if (t->active || t->holds || t->lingering) return;
   ws_loop_touch(b->loop);
   t->linger_at = ws_loop_now(b->loop) + b->cfg.linger;
   t->lingering = 1;
@@ -219,6 +218,36 @@ static void on_edge(void *user, const char *name, size_t len, int on) {
     ev_timer_set(&b->linger, b->cfg.linger, 0.);
     ev_timer_start(ws_loop_ev(b->loop), &b->linger);
   }
+}
+
+/* The edge hook of ws_topic.c. */
+static void on_edge(void *user, const char *name, size_t len, int on) {
+  ws_bus *b = user;
+  if (b->closed) return;
+  if (on) {
+    bus_topic *t = topic_want(b, name, len);
+    if (t) t->active = 1;
+    return;
+  }
+  bus_topic *t = find(b, name, len, hash_name(name, len));
+  if (!t) return;
+  t->active = 0;
+  topic_unwanted(b, t);
+}
+
+int ws_bus_hold(ws_bus *b, const char *name, size_t len, int on) {
+  if (b->closed) return 0;
+  if (on) {
+    bus_topic *t = topic_want(b, name, len);
+    if (!t) return -1;
+    t->holds++;
+    return 1;
+  }
+  bus_topic *t = find(b, name, len, hash_name(name, len));
+  if (!t || t->holds == 0) return 0;
+  t->holds--;
+  topic_unwanted(b, t);
+  return 1;
 }
 
 static void linger_cb(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -256,7 +285,7 @@ static size_t resubscribe_all(ws_bus *b) {
   size_t n = 0, total = 0;
   for (size_t i = 0; i < b->nbuckets; i++) {
     for (bus_topic *t = b->buckets[i]; t; t = t->next) {
-      if (!t->active) continue; /* lingering ones are dropped when their linger ends */
+      if (!t->active && !t->holds) continue; /* lingering ones are dropped when their linger ends */
       t->subscribed = 1;
       batch[n++] = t;
       total++;

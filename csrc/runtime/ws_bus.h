@@ -49,7 +49,7 @@ typedef struct ws_bus_counters {
   int64_t lag_us;          /* publish -> receipt of the last envelope with a time, -1 none yet */
 } ws_bus_counters;
 
-/* An envelope the bus does not handle itself (types o, j, l, d). topic is NULL for a message
+/* An envelope the bus does not handle itself (types o, j, l, d, a). topic is NULL for a message
  * on the node channel. Also two events with only a type: 'u' (topic: this node unsubscribed
  * from it after its linger) and 'r' (topic NULL: the subscriber connection came back after a
  * loss and Redis confirmed every channel of the resubscription) and 's' (Redis confirmed the
@@ -71,6 +71,11 @@ const char *ws_bus_error(const ws_bus *b) WS_HIDDEN;
  * when out of memory. */
 long ws_bus_publish(ws_bus *b, const char *name, size_t len, int opcode, const void *data, size_t n,
                     ws_stream *except, const char *except_id, size_t except_id_len) WS_HIDDEN;
+/* A hold on a topic without a connection (on = 1 takes one, 0 gives one back): the node stays
+ * subscribed to the topic's channel while it has holds or local subscribers, so the envelopes
+ * published there reach the hook (Socket.IO rooms whose members are not WebSocket connections).
+ * 1 done, 0 nothing to give back (or the bus is closed), -1 out of memory. */
+int ws_bus_hold(ws_bus *b, const char *name, size_t len, int on) WS_HIDDEN;
 /* A command on the command connection (ws_redis_command). */
 int ws_bus_command(ws_bus *b, int argc, const ws_redis_arg *argv, ws_redis_reply_fn cb, void *priv,
                    const char **why) WS_HIDDEN;

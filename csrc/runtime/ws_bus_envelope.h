@@ -1,6 +1,7 @@
 /* The bytes of every message on a bus channel (pure: no I/O, no allocation):
  *   "\x1fws1|<type>|<kind>|<node>|<id>|<offset>|<epoch>|<time_us>\n" <data>
- * type f (fast publish), o (ordered publish), j/l (presence join/leave), d (direct send);
+ * type f (fast publish), o (ordered publish), j/l (presence join/leave), d (direct send),
+ * a (an application's own envelope, handed to the hook like o);
  * kind t (text) or b (binary); node [A-Za-z0-9._:-]{1,64}; id [A-Za-z0-9._:/-]{0,160};
  * offset and time_us decimal (may be empty); epoch [A-Za-z0-9]{0,32}; data binary-safe.
  * Anything else is "foreign" and is rejected by the decoder. */
@@ -17,7 +18,7 @@
 #define WS_BUS_HEADER_MAX (5 + 2 + 2 + WS_BUS_NODE_MAX + 1 + WS_BUS_ID_MAX + 1 + 20 + 1 + WS_BUS_EPOCH_MAX + 1 + 20 + 1)
 
 typedef struct ws_bus_env {
-  char type;               /* 'f', 'o', 'j', 'l' or 'd' */
+  char type;               /* 'f', 'o', 'j', 'l', 'd' or 'a' */
   int binary;              /* kind b */
   const char *node;
   size_t node_len;

@@ -118,7 +118,9 @@ M.Engine = Engine
 
 -- opts: ping_interval, ping_timeout (seconds), max_payload (bytes), max_packets (per polling
 -- request), upgrade_timeout, cors (nil | "*" | list of origins | function(origin) -> bool).
--- handlers: open, message, upgrade, close (see the head of this file).
+-- handlers: open, message, upgrade, close (see the head of this file), and optionally
+-- text(s, msg): a WebSocket text message "4<packet>" whole (the packet read from its second
+-- byte, without the copy message(s, packet) would take).
 function M.new(opts, handlers)
   local e = setmetatable({
     ping_interval = opts.ping_interval or 25,
@@ -542,7 +544,9 @@ function Engine:ws_message(conn, msg, kind)
   s.dispatching = running()
   local ok
   if kind == "text" and sbyte(msg, 1) == 52 then -- "4": a message, the common case
-    ok = self.h.message(s, ssub(msg, 2), false)
+    local text = self.h.text
+    if text then ok = text(s, msg) -- the message read from its second byte, without a copy
+    else ok = self.h.message(s, ssub(msg, 2), false) end
   else
     ok = s:on_packet(msg, kind == "binary")
   end

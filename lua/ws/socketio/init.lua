@@ -53,9 +53,21 @@ function IO:server_options(opts)
     if user_hs then return user_hs(request) end
     return true
   end
+  local by_conn, sbyte, running = engine.by_conn, string.byte, coroutine.running
   local callbacks = {
     open = function(conn) engine:ws_open(conn) end,
-    message = function(conn, msg, kind) engine:ws_message(conn, msg, kind) end,
+    message = function(conn, msg, kind)
+      -- the common case in place: a text message "4..." on an open WebSocket session
+      local s = by_conn[conn]
+      local text = engine.h.text
+      if text and s and s.conn == conn and s.state == "open" and kind == "text" and sbyte(msg, 1) == 52 then
+        s.dispatching = running()
+        text(s, msg)
+        s.dispatching = nil
+        return
+      end
+      engine:ws_message(conn, msg, kind)
+    end,
     close = function(conn) engine:ws_close(conn) end,
   }
   return opts, callbacks
@@ -63,6 +75,7 @@ end
 
 function IO:attach(server)
   self.server = server
+  sio_server.attached(self, server)
   self.engine:start()
   return self
 end

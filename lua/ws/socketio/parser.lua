@@ -235,6 +235,39 @@ function decode_full(s, max_attachments)
 end
 M.decode_text = decode_text
 
+-- The common packet on its own, read from position off of s (a WebSocket message "4<packet>"
+-- is read from 2, with no copy of the packet): an EVENT or ACK of the default namespace without
+-- attachments. -> type (2 or 3), id (a number or nil), data, id's digits | nil when s holds
+-- another kind of packet (the caller decodes it the full way) | false, message when invalid.
+-- ws.core's sio_decode reads the simplest of these (flat arrays of plain strings, integers,
+-- booleans and null) in one C call, and returns nothing for anything else.
+local smatch = string.match
+local ok_core, core = pcall(require, "ws.core")
+local sio_decode = ok_core and type(core) == "table" and core.sio_decode or nil
+assert(null == nil or type(null) == "userdata") -- sio_decode's null is a NULL light userdata, as cjson's
+function M.decode_common(s, off)
+  if sio_decode then
+    local t, id, data, digits = sio_decode(s, off)
+    if t then return t, id, data, digits end
+  end
+  local t, c = sbyte(s, off, off + 1)
+  if t ~= 50 and t ~= 51 or not c then return nil end
+  local id, digits, pos
+  if c == 91 then -- "["
+    if t == 51 then return false, E.payload end -- an ACK needs its id
+    pos = off + 1
+  elseif c >= 48 and c <= 57 then
+    digits, pos = smatch(s, "^(%d+)()%[", off + 1)
+    if not digits or #digits > 15 then return nil end
+    id = tonumber(digits)
+  else
+    return nil
+  end
+  local data = jdecode(ssub(s, pos))
+  if type(data) ~= "table" or t == 50 and type(data[1]) ~= "string" then return false, E.payload end
+  return t - 48, id, data, digits
+end
+
 -- A decoder per connection: d:add(msg, binary) -> packet | false (an attachment is awaited) |
 -- nil, message. After an error the decoder is reset.
 local Decoder = {}

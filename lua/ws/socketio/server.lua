@@ -3,6 +3,13 @@
 -- Rooms are lua-ws topics ("sio:<namespace>#<room>") for WebSocket sessions, so a broadcast
 -- is one publish (and, with the Redis bus, reaches the other nodes); sessions still on
 -- long-polling are kept in a Lua set per room and get the packet queued besides.
+-- With the Redis bus (the server's `bus` option) every broadcast also goes to the other nodes
+-- as one application envelope (type "a") per room, published on that room's topic channel;
+-- a node holds (core.bus_hold) the topics of the rooms, socket ids and namespaces it has
+-- members of, whatever their transport, so it receives exactly those, and delivers each
+-- envelope to its own members of that room that are in none of the broadcast's earlier rooms
+-- (each socket gets a broadcast to several rooms once). Own envelopes are skipped: the
+-- publishing node delivers to its members itself.
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local parser = require "ws.socketio.parser"
@@ -18,8 +25,13 @@ local traceback = debug.traceback
 local jencode = parser.json.encode
 local wsend = conn_mod.methods.send -- conn:send without the method lookup
 local select, type, pairs, next = select, type, pairs, next
+local format, ssub = string.format, string.sub
+local sio_ack = core.sio_ack
+local LOCAL_TEXT, LOCAL_BINARY
 
 local M = {}
+
+local by_server = setmetatable({}, { __mode = "k" }) -- server -> io, for the bus's "a" handler
 
 local RESERVED = { connect = true, connect_error = true, disconnect = true, disconnecting = true,
                    newListener = true, removeListener = true }
@@ -30,6 +42,24 @@ local function guarded(where, fn, ...)
   if not ok then core.report(where, err) end
   return ok
 end
+
+-- ---- the Redis bus ----
+
+-- The server's bus (ws.bus's Bus) when it has one and it is open.
+local function bus_of(io)
+  local srv = io.server
+  local b = srv and srv._bus
+  if b and not b.closed then return b end
+  return nil
+end
+
+-- Takes (on = true) or gives back a hold on a topic: the node receives the topic's channel.
+local function hold(io, topic, on)
+  local b = bus_of(io)
+  if b then core.bus_hold(b.c, topic, on) end
+end
+
+local function all_topic(nsp) return "sio-all:" .. nsp.name end
 
 -- ---- the server ----
 
@@ -67,6 +97,7 @@ function M.new(opts)
     close = function(s, reason) if s.client then s.client:_closed(reason) end end,
   })
   io.engine.tick_hook = function(t) io:_tick(t) end
+  io.engine.h.text = M._on_text -- a WebSocket text message "4...": the common packets without a copy
   io.sockets = io:of("/")
   return io
 end
@@ -141,7 +172,28 @@ function Client:_send_packet(p, nowait)
   return self:_send(text, atts, nowait)
 end
 
-local decode_text = parser.decode_text
+local decode_text, decode_common = parser.decode_text, parser.decode_common
+
+-- A WebSocket text message "4<packet>": the common packets (EVENT and ACK of "/" without
+-- attachments) straight from the message, anything else through _on_data.
+local function on_text(s, msg)
+  local self = s.client
+  if not self.decoder.pending then
+    local t, id, data, digits = decode_common(msg, 2)
+    if t then
+      local sock = self.sockets["/"]
+      if not sock then return true end -- not connected to that namespace: ignored
+      if t == EVENT then sock:_on_event(data, id, digits)
+      else sock:_on_ack(id, data) end
+      return true
+    elseif t == false then
+      self:_close("parse error")
+      return false
+    end
+  end
+  return self:_on_data(ssub(msg, 2), false)
+end
+M._on_text = on_text
 
 function Client:_on_data(data, binary)
   local p
@@ -210,7 +262,7 @@ function Client:_connect(name, auth)
       xdomain = req.headers and req.headers.origin ~= nil or false,
     },
   }, Socket)
-  sock.broadcast = setmetatable({ nsp = nsp, rooms = {}, except = {}, sender = sock }, Operator)
+  sock.broadcast = setmetatable({ nsp = nsp, rooms = {}, excepts = {}, sender = sock }, Operator)
   self.sockets[name] = sock -- reserved while the middleware runs: a second CONNECT is ignored
   for _, mw in ipairs(nsp.middleware) do
     local called, err
@@ -238,6 +290,10 @@ function Client:_connect(name, auth)
   sock.connected = true
   self.count = self.count + 1
   self.connect_deadline = nil
+  if io.server and io.server._bus then
+    if next(nsp.sockets) == nil then hold(io, all_topic(nsp), true) end
+    hold(io, nsp:_topic(sock.id), true)
+  end
   nsp.sockets[sock.id] = sock
   self:_send_packet({ type = CONNECT, nsp = name, data = { sid = sock.id } })
   local fns = nsp.handlers.connection
@@ -326,7 +382,44 @@ local function call_handlers(sock, list, ...)
   end
 end
 
-function Socket:_on_event(data, id)
+-- The acknowledgement handed to an event's handler: ack(...) sends the client's ACK once.
+-- digits: the ack id as text (as the client wrote it when the packet came the common way).
+local function make_ack(sock, digits)
+  local sent = false
+  return function(...)
+    if sent or not sock.connected then return false end
+    sent = true
+    local client = sock.client
+    local session = client.session
+    local k = select("#", ...)
+    local plain = sock.nsp.name == "/" and session.transport == "websocket" and session.state == "open"
+    if plain and k == 1 then -- the common case in one step: no namespace, no binary, an open WebSocket
+      local v = ...
+      local tv = type(v)
+      if tv == "string" or tv == "boolean" then -- one C call builds the packet
+        return wsend(session.conn, sio_ack(digits, v), "text") ~= nil
+      elseif v ~= nil and tv ~= "table" then
+        local json = jencode(v)
+        if json then return wsend(session.conn, "43" .. digits .. "[" .. json .. "]", "text") ~= nil end
+      end
+    end
+    local args = { ... }
+    for i = 1, k do
+      local v = args[i]
+      if v == nil then args = array(args, k); break end
+      if type(v) == "table" then plain = false end
+    end
+    if plain then
+      local json = jencode(args)
+      if json then return wsend(session.conn, "43" .. digits .. json, "text") ~= nil end
+    end
+    local text, atts = encode_parts(ACK, sock.nsp.name, tonumber(digits), args)
+    return client:_send(text, atts)
+  end
+end
+
+-- digits: the ack id as the client wrote it, when the packet came the common way (namespace "/").
+function Socket:_on_event(data, id, digits)
   local event = data[1]
   local n = #data
   local null = parser.null
@@ -334,27 +427,7 @@ function Socket:_on_event(data, id)
     if data[i] == null then data[i] = nil end
   end
   if id then
-    local sent = false
-    local client, nsp = self.client, self.nsp.name
-    data[n + 1] = function(...)
-      if sent or not self.connected then return false end
-      sent = true
-      local k, args = select("#", ...), { ... }
-      local plain = nsp == "/"
-      for i = 1, k do
-        local v = args[i]
-        if v == nil then args = array(args, k); break end
-        if type(v) == "table" then plain = false end
-      end
-      local session = client.session
-      if plain and session.transport == "websocket" and session.state == "open" then
-        -- the common case in one step: no namespace, no binary, an open WebSocket
-        local json = jencode(args)
-        if json then return wsend(session.conn, "43" .. id .. json, "text") ~= nil end
-      end
-      local text, atts = encode_parts(ACK, nsp, id, args)
-      return client:_send(text, atts)
-    end
+    data[n + 1] = make_ack(self, digits or format("%d", id))
     n = n + 1
   end
   local any = self.any
@@ -363,6 +436,13 @@ function Socket:_on_event(data, id)
   end
   local list = self.handlers[event]
   if list then
+    if #list == 1 then
+      local ok, err
+      if n == 3 then ok, err = xpcall(list[1], traceback, data[2], data[3])
+      else ok, err = xpcall(list[1], traceback, unpack(data, 2, n)) end
+      if not ok then core.report("socketio event", err) end
+      return
+    end
     for i = 1, #list do
       local ok, err = xpcall(list[i], traceback, unpack(data, 2, n))
       if not ok then core.report("socketio event", err) end
@@ -502,7 +582,11 @@ function Socket:join(room)
   self.rooms[room] = true
   local nsp = self.nsp
   local members = nsp.rooms[room]
-  if not members then members = {}; nsp.rooms[room] = members end
+  if not members then
+    members = {}
+    nsp.rooms[room] = members
+    hold(self.server, nsp:_topic(room), true)
+  end
   members[self] = true
   local s = self.client.session
   if s.transport == "websocket" then
@@ -522,7 +606,10 @@ function Socket:leave(room)
   local members = nsp.rooms[room]
   if members then
     members[self] = nil
-    if next(members) == nil then nsp.rooms[room] = nil end
+    if next(members) == nil then
+      nsp.rooms[room] = nil
+      hold(self.server, nsp:_topic(room), false)
+    end
   end
   local set = nsp.poll_rooms[room]
   if set then
@@ -571,7 +658,14 @@ function Socket:_on_close(reason)
     client.sockets[self.nsp.name] = nil
     client.count = client.count - 1
   end
-  self.nsp.sockets[self.id] = nil
+  local nsp = self.nsp
+  if nsp.sockets[self.id] == self then
+    nsp.sockets[self.id] = nil
+    if self.server.server and self.server.server._bus then
+      hold(self.server, nsp:_topic(self.id), false)
+      if next(nsp.sockets) == nil then hold(self.server, all_topic(nsp), false) end
+    end
+  end
   local timers = self.server.ack_timers
   if timers then timers[self] = nil end
   -- pending timed acknowledgements fail at once
@@ -624,7 +718,7 @@ function Namespace:use(fn)
 end
 
 local function new_op(nsp, sender)
-  return setmetatable({ nsp = nsp, rooms = {}, except = {}, sender = sender }, Operator)
+  return setmetatable({ nsp = nsp, rooms = {}, excepts = {}, sender = sender }, Operator)
 end
 
 function Namespace:to(room) return new_op(self, nil):to(room) end
@@ -644,9 +738,9 @@ end
 -- ---- broadcasts ----
 
 local function copy_op(op)
-  local o = setmetatable({ nsp = op.nsp, rooms = {}, except = {}, sender = op.sender }, Operator)
+  local o = setmetatable({ nsp = op.nsp, rooms = {}, excepts = {}, sender = op.sender }, Operator)
   for i, r in ipairs(op.rooms) do o.rooms[i] = r end
-  for r in pairs(op.except) do o.except[r] = true end
+  for r in pairs(op.excepts) do o.excepts[r] = true end
   return o
 end
 
@@ -664,38 +758,58 @@ Operator["in"] = Operator.to
 function Operator:except(room)
   local o = copy_op(self)
   if type(room) == "table" then
-    for _, r in ipairs(room) do o.except[r] = true end
+    for _, r in ipairs(room) do o.excepts[r] = true end
   else
-    o.except[room] = true
+    o.excepts[room] = true
   end
   return o
 end
 
--- The local sockets the broadcast reaches, as a set.
-function Operator:_targets()
-  local nsp, set = self.nsp, {}
-  if #self.rooms == 0 then
+-- The local sockets of nsp a broadcast reaches, as a set: those in any of rooms (the whole
+-- namespace when there is none), or with index, those in rooms[index] and in none of the rooms
+-- before it (what another node's envelope for that room brings here); but the sender (its id)
+-- and the sockets in a room of except (or with an id of it).
+local function targets(nsp, rooms, except, sender_id, index)
+  local set = {}
+  if #rooms == 0 then
     for _, s in pairs(nsp.sockets) do set[s] = true end
   else
-    for _, r in ipairs(self.rooms) do
+    local first, last = index or 1, index or #rooms
+    for i = first, last do
+      local r = rooms[i]
       local members = nsp.rooms[r]
       if members then for s in pairs(members) do set[s] = true end end
       local own = nsp.sockets[r]
       if own then set[own] = true end
     end
+    if index and index > 1 then
+      for s in pairs(set) do
+        for i = 1, index - 1 do
+          local r = rooms[i]
+          if s.rooms[r] or s.id == r then set[s] = nil; break end
+        end
+      end
+    end
   end
-  if self.sender then set[self.sender] = nil end
-  if next(self.except) then
+  if sender_id then
+    local own = nsp.sockets[sender_id]
+    if own then set[own] = nil end
+  end
+  if next(except) then
     for s in pairs(set) do
-      if self.except[s.id] then set[s] = nil
+      if except[s.id] then set[s] = nil
       else
-        for r in pairs(self.except) do
+        for r in pairs(except) do
           if s.rooms[r] then set[s] = nil; break end
         end
       end
     end
   end
   return set
+end
+
+function Operator:_targets()
+  return targets(self.nsp, self.rooms, self.excepts, self.sender and self.sender.id)
 end
 
 function Operator:fetch_sockets()
@@ -717,19 +831,23 @@ function Operator:emit(event, ...)
   local nsp = self.nsp
   local text, atts = encode({ type = EVENT, nsp = nsp.name, data = array({ event, ... }, n + 1) })
   local rooms = self.rooms
-  if #rooms == 1 and next(self.except) == nil and not nsp.sockets[rooms[1]] then
+  local b = bus_of(nsp.io)
+  if #rooms == 1 and next(self.excepts) == nil and not nsp.sockets[rooms[1]] then
     local room = rooms[1]
     local topic = nsp:_topic(room)
     local sender = self.sender
     local server = nsp.io.server
     local msg = "4" .. text
     local sconn = sender and sender.client.session.transport == "websocket" and sender.client.session.conn
+    -- with a bus, this node's members only: the other nodes get the envelope below
+    local text_kind, bin_kind = "text", "binary"
+    if b then text_kind, bin_kind = LOCAL_TEXT, LOCAL_BINARY end
     if sconn and sconn.state ~= "closed" then
-      sconn:publish(topic, msg, "text")
-      if atts then for i = 1, #atts do sconn:publish(topic, atts[i], "binary") end end
+      sconn:publish(topic, msg, text_kind)
+      if atts then for i = 1, #atts do sconn:publish(topic, atts[i], bin_kind) end end
     elseif server then
-      server:publish(topic, msg, "text")
-      if atts then for i = 1, #atts do server:publish(topic, atts[i], "binary") end end
+      server:publish(topic, msg, text_kind)
+      if atts then for i = 1, #atts do server:publish(topic, atts[i], bin_kind) end end
     end
     local set = nsp.poll_rooms[room]
     if set then
@@ -739,12 +857,97 @@ function Operator:emit(event, ...)
         end
       end
     end
-    return true
+  else
+    for s in pairs(self:_targets()) do
+      if s.connected then s.client:_send(text, atts, true) end
+    end
   end
-  for s in pairs(self:_targets()) do
+  if b then M._publish_remote(b, nsp, rooms, self.excepts, self.sender and self.sender.id, text, atts) end
+  return true
+end
+
+-- ---- broadcasts across nodes (the Redis bus) ----
+
+LOCAL_TEXT, LOCAL_BINARY = { kind = "text", ["local"] = true }, { kind = "binary", ["local"] = true }
+
+-- The envelope's data: a JSON header, a newline, the packet's text and its attachments.
+-- header: ns (namespace), r (rooms), i (the room this copy is for, 0: the whole namespace),
+-- e (except rooms and ids), s (the sender's id), t (bytes of text), a (bytes of each attachment).
+function M._publish_remote(b, nsp, rooms, except, sender_id, text, atts)
+  local node = core.bus_node(b.c)
+  if not node then return end -- the bus has not started yet: nobody else can be reached
+  local ex = {}
+  for r in pairs(except) do ex[#ex + 1] = r end
+  local alens
+  local parts = { "", "\n", text }
+  if atts then
+    alens = {}
+    for i = 1, #atts do alens[i] = #atts[i]; parts[#parts + 1] = atts[i] end
+  end
+  local head = { ns = nsp.name, r = array(rooms, #rooms), e = array(ex, #ex), s = sender_id, t = #text, a = alens }
+  local prefix = b.config.prefix
+  local env = "\31ws1|a|t|" .. node .. "||||\n"
+  if #rooms == 0 then
+    head.i = 0
+    parts[1] = jencode(head)
+    b:send("PUBLISH", prefix .. "t:" .. all_topic(nsp), env .. table.concat(parts))
+    return
+  end
+  for i = 1, #rooms do
+    head.i = i
+    parts[1] = jencode(head)
+    b:send("PUBLISH", prefix .. "t:" .. nsp:_topic(rooms[i]), env .. table.concat(parts))
+  end
+end
+
+-- An "a" envelope of another node: delivered to this node's members it is meant for.
+local function on_envelope(b, topic, data, kind, node)
+  if node == core.bus_node(b.c) then return end -- our own: delivered when it was published
+  local io = by_server[b.server]
+  if not io or not topic then return end
+  local nl = data:find("\n", 1, true)
+  if not nl then return end
+  local head = parser.json.decode(data:sub(1, nl - 1))
+  if type(head) ~= "table" or type(head.ns) ~= "string" or type(head.r) ~= "table"
+     or type(head.i) ~= "number" or type(head.t) ~= "number" then return end
+  local nsp = io.nsps[head.ns]
+  if not nsp then return end
+  local at = nl + 1
+  local text = data:sub(at, at + head.t - 1)
+  at = at + head.t
+  local atts
+  if type(head.a) == "table" and #head.a > 0 then
+    atts = {}
+    for i = 1, #head.a do
+      local n = tonumber(head.a[i]) or 0
+      atts[i] = data:sub(at, at + n - 1)
+      at = at + n
+    end
+  end
+  local rooms, index = head.r, head.i
+  local except = {}
+  if type(head.e) == "table" then for _, r in ipairs(head.e) do except[r] = true end end
+  local sender = type(head.s) == "string" and head.s or nil
+  if index == 0 then rooms = {} end
+  if #rooms == 1 and next(except) == nil and not nsp.sockets[rooms[1]] and not nsp.sockets[sender or ""] then
+    -- one room: its WebSocket members in one local publish, its polling members one by one
+    local room = rooms[1]
+    local srv = b.server
+    local t = nsp:_topic(room)
+    core.publish_local(srv._l, t, "4" .. text, "text")
+    if atts then for i = 1, #atts do core.publish_local(srv._l, t, atts[i], "binary") end end
+    local set = nsp.poll_rooms[room]
+    if set then
+      for s in pairs(set) do
+        if s.connected and s.client.session.transport ~= "websocket" then s.client:_send(text, atts, true) end
+      end
+    end
+    return
+  end
+  if index ~= 0 and not rooms[index] then return end
+  for s in pairs(targets(nsp, rooms, except, sender, index ~= 0 and index or nil)) do
     if s.connected then s.client:_send(text, atts, true) end
   end
-  return true
 end
 
 function Operator:disconnect_sockets(close)
@@ -759,5 +962,11 @@ function Operator:sockets_leave(room)
   for s in pairs(self:_targets()) do s:leave(room) end
 end
 Operator.sockets_join = Operator.socketsJoin
+
+-- The server io serves: with a bus, io receives the "a" envelopes of its rooms.
+function M.attached(io, server)
+  by_server[server] = io
+  if server._bus then require("ws.bus").handlers.a = on_envelope end
+end
 
 return M
