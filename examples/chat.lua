@@ -24,7 +24,8 @@ The protocol: every WebSocket message is one JSON object (text frames) with a st
   client -> server
     {"type":"join", "room":"lobby", "nick":"ada"}  join a room (leaving the previous one).
         room: 1-32 of A-Z a-z 0-9 - _ .   nick: 1-32 characters, no control characters,
-        unique within the room.
+        unique within the room. With "since": <seq of the last message seen>, after a dropped
+        link: the messages after it, then {"type":"resumed",...}, instead of the history.
     {"type":"message", "text":"hello"}     say something in the room (1-2000 characters).
     {"type":"leave"}                        leave the room (the connection stays open).
 
@@ -45,7 +46,7 @@ The protocol: every WebSocket message is one JSON object (text frames) with a st
     {"type":"error", "code":"not_joined", "message":"join a room first"}
         to the one connection whose request failed; it stays open. Codes: bad_json,
         bad_message, unknown_type, bad_nick, bad_room, nick_taken, too_many_rooms, not_joined,
-        bad_text, too_long, unavailable (with --redis: the room's Redis cannot be reached;
+        bad_text, too_long, bad_since, unavailable (with --redis: the room's Redis cannot be reached;
         the message was not sent, the client may retry).
 ]]
 

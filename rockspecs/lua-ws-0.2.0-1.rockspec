@@ -25,6 +25,7 @@ external_dependencies = {
   LIBEV = { header = "ev.h", library = "ev" },
   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
   ZLIB = { header = "zlib.h", library = "z" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 
 -- The project's own Makefile builds ws.codec and ws.core (and knows their sources);
@@ -35,8 +36,8 @@ build = {
   build_variables = {
     LUA_INC = "$(LUA_INCDIR)",
     CFLAGS = "$(CFLAGS)",
-    EXTRA_CFLAGS = "-I$(LIBEV_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR)",
-    LDFLAGS = "-L$(LIBEV_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(ZLIB_LIBDIR)",
+    EXTRA_CFLAGS = "-I$(LIBEV_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR) -I$(HIREDIS_INCDIR)",
+    LDFLAGS = "-L$(LIBEV_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(ZLIB_LIBDIR) -L$(HIREDIS_LIBDIR)",
   },
   install_target = "install",
   install_variables = {

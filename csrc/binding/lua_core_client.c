@@ -137,6 +137,7 @@ static int l_connect(lua_State *L) {
   const char *host_header = optstr(L, 3, "host_header");
   const char *path = optstr(L, 3, "path");
   const char *origin = optstr(L, 3, "origin");
+  const char *unix_path = optstr(L, 3, "unix");
   double timeout = optnum(L, 3, "timeout", 10);
   const char *protocols[MAX_PROTOCOLS];
   ws_header extra[MAX_EXTRA_HEADERS];
@@ -196,18 +197,70 @@ static int l_connect(lua_State *L) {
   lua_pushvalue(L, ud);
   c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
+  u->cl.unix_path = unix_path;
   if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) {
     if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
       luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
       c->self_ref = LUA_NOREF;
+      ws_stream_abort(&c->s, c->s.error); /* "closed", as any connection that failed */
     }
-    return push_failure(L, &c->s);
+    push_failure(L, &c->s);
+    lua_pushvalue(L, ud); /* the failed connection: the event style reports through it */
+    return 4;
   }
   lua_settop(L, ud);
   return 1;
 }
 
-/* core.client_head(conn, protocols) -> true (open) | false (not yet) | nil, message, code [, status] */
+/* The response's headers as { lower-case name = value }; a repeated header's values are
+ * joined with ", " (RFC 9110 5.3). */
+static void push_headers(lua_State *L, const ws_response *r) {
+  lua_createtable(L, 0, (int)r->num_headers);
+  int t = lua_gettop(L);
+  for (size_t i = 0; i < r->num_headers; i++) {
+    luaL_Buffer b;
+    const ws_header *h = &r->headers[i];
+    char *d = luaL_buffinitsize(L, &b, h->name_len);
+    for (size_t k = 0; k < h->name_len; k++)
+      d[k] = (h->name[k] >= 'A' && h->name[k] <= 'Z') ? (char)(h->name[k] + 32) : h->name[k];
+    luaL_pushresultsize(&b, h->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h->value, h->value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h->value, h->value_len);
+    }
+    lua_rawset(L, t);
+  }
+}
+
+/* A refused handshake's response: { status =, reason =, headers =, body = } (the body as
+ * sent, up to 64 KiB; lua/ws/client.lua decodes a chunked one). */
+static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, r->status);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r->reason ? r->reason : "", r->reason ? r->reason_len : 0);
+  lua_setfield(L, -2, "reason");
+  push_headers(L, r);
+  lua_setfield(L, -2, "headers");
+  size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
+  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
+  if (h) {
+    size_t want = 0, i;
+    for (i = 0; i < h->value_len && h->value[i] >= '0' && h->value[i] <= '9' && want < have; i++)
+      want = want * 10 + (size_t)(h->value[i] - '0');
+    if (i == h->value_len && want < have) have = want;
+  }
+  lua_pushlstring(L, (const char *)ws_buf_begin(&s->head) + s->head_len, have);
+  lua_setfield(L, -2, "body");
+}
+
+/* core.client_head(conn, protocols) -> true (open) | false (not yet) |
+ * nil, message, code [, status, response] (a refusal: the response, push_refusal) */
 static int l_client_head(lua_State *L) {
   lws_client *u = luaL_checkudata(L, 1, LWS_CONN_MT);
   if (lua_rawlen(L, 1) != sizeof(lws_client)) return luaL_argerror(L, 1, "client connection expected");
@@ -258,8 +311,9 @@ static int l_client_head(lua_State *L) {
     }
     lua_pushliteral(L, "handshake");
     lua_pushinteger(L, r.status);
+    push_refusal(L, s, &r);
     ws_stream_abort(s, "handshake refused");
-    return 4;
+    return 5;
   }
   /* conn.protocol and conn.response, in the fields table (user value 2). */
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
@@ -276,17 +330,7 @@ static int l_client_head(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, r.status);
   lua_setfield(L, -2, "status");
-  lua_createtable(L, 0, (int)r.num_headers);
-  for (size_t i = 0; i < r.num_headers; i++) {
-    luaL_Buffer b;
-    const ws_header *h = &r.headers[i];
-    char *d = luaL_buffinitsize(L, &b, h->name_len);
-    for (size_t k = 0; k < h->name_len; k++)
-      d[k] = (h->name[k] >= 'A' && h->name[k] <= 'Z') ? (char)(h->name[k] + 32) : h->name[k];
-    luaL_pushresultsize(&b, h->name_len);
-    lua_pushlstring(L, h->value, h->value_len);
-    lua_rawset(L, -3);
-  }
+  push_headers(L, &r);
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
   if (deflated > 0) {

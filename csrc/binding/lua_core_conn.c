@@ -170,6 +170,31 @@ static int opcode_arg(lua_State *L, int idx) {
   return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
 }
 
+/* A send on a connection that is not open: an error before the upgrade, else its end. */
+static int push_not_open(lua_State *L, lws_conn *c) {
+  const ws_stream *s = &c->s;
+  if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
+  if (s->phase == WS_PH_CLOSING) {
+    lua_pushnil(L);
+    lua_pushstring(L, "closing");
+    lua_pushstring(L, "closed");
+    return 3;
+  }
+  return push_end(L, c);
+}
+
+/* A message the protocol engine refused: "busy" while a fragmented message of this connection
+ * is unfinished (the core allows no other data message in between), else "closed". */
+static int push_send_failed(lua_State *L, const ws_stream *s) {
+  lua_pushnil(L);
+  lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
+  if (s->phase == WS_PH_OPEN && ws_conn_fragment_opcode(&s->ws)) lua_pushliteral(L, "busy");
+  else lua_pushliteral(L, "closed");
+  return 3;
+}
+
+static int push_queued(lua_State *L, lws_conn *c);
+
 /* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
  * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
 static int l_send(lua_State *L) {
@@ -186,22 +211,42 @@ static int l_send(lua_State *L) {
     return luaL_argerror(L, 4, "options table expected");
   }
   ws_stream *s = &c->s;
-  if (s->phase != WS_PH_OPEN) {
-    if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
-    if (s->phase == WS_PH_CLOSING) {
-      lua_pushnil(L);
-      lua_pushstring(L, "closing");
-      lua_pushstring(L, "closed");
-      return 3;
+  if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
+  if (ws_stream_send(s, op, p, n, flags) < 0) return push_send_failed(L, s);
+  size_t b = ws_stream_buffered(s); /* push_queued, inline: the hot path */
+  if (b > s->cfg->send_high) {
+    b = ws_stream_flush(s); /* try the socket before making the sender wait */
+    if (s->phase == WS_PH_DONE) return push_end(L, c);
+    if (b > s->cfg->send_high) {
+      lua_pushboolean(L, 0);
+      return 1;
     }
-    return push_end(L, c);
   }
-  if (ws_stream_send(s, op, p, n, flags) < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
-    lua_pushstring(L, "closed");
-    return 3;
-  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.send_fragment(conn, data [, kind [, fin]]) -> as core.send. One piece of a message
+ * sent in fragments: kind names the message's kind on its first fragment (later ones may
+ * leave it out), fin ends the message. The framing rules are ws_conn_send_fragment's. */
+static int l_send_fragment(lua_State *L) {
+  lws_conn *c = checkconn(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int op = lua_isnoneornil(L, 3) ? 0 : opcode_arg(L, 3);
+  int fin = lua_toboolean(L, 4);
+  ws_stream *s = &c->s;
+  if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
+  int started = ws_conn_fragment_opcode(&s->ws);
+  if (op && started && op != started) return luaL_argerror(L, 3, "the message being sent is of the other kind");
+  if (ws_stream_send_fragment(s, op, p, n, fin) < 0) return push_send_failed(L, s);
+  return push_queued(L, c);
+}
+
+/* After a message was queued: true, or false when the queue is over the high-water mark
+ * (the caller waits for "w"), or the end of a connection a flush found broken. */
+static int push_queued(lua_State *L, lws_conn *c) {
+  ws_stream *s = &c->s;
   size_t b = ws_stream_buffered(s);
   if (b > s->cfg->send_high) {
     b = ws_stream_flush(s); /* try the socket before making the sender wait */
@@ -872,7 +917,8 @@ static int conn_tostring(lua_State *L) {
 
 void lws_conn_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
-    { "recv", l_recv }, { "send", l_send }, { "drained", l_drained }, { "close", l_close },
+    { "recv", l_recv }, { "send", l_send }, { "send_fragment", l_send_fragment },
+    { "drained", l_drained }, { "close", l_close },
     { "abort", l_abort }, { "ping", l_ping }, { "pong", l_pong }, { "buffered", l_buffered }, { "head", l_head },
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
     { "respond", l_respond }, { "stage", l_stage }, { "body", l_body }, { "defer", l_defer },

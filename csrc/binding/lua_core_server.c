@@ -97,6 +97,8 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
 }
 
 /* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
+ * options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
+ * permission bits.
  * pooled: serve is a dispatch function run by pooled threads per event (the callback style,
  * and the handshake of a coroutine-style connection until core.handoff). */
 static int l_listen(lua_State *L) {
@@ -139,10 +141,18 @@ static int l_listen(lua_State *L) {
   if (c->max_queue == 0) c->max_queue = 1;
   if (c->max_message == 0) return luaL_error(L, "ws.server: max_message must be positive");
   const char *err;
-  if (ws_listener_open(&sv->l, host, (int)port, backlog, &err) < 0) {
+  const char *unix_path = NULL;
+  int mode = -1;
+  if (lua_getfield(L, 3, "unix") == LUA_TSTRING) unix_path = lua_tostring(L, -1); /* anchored by opts */
+  lua_pop(L, 1);
+  if (unix_path) mode = (int)optnum(L, 3, "unix_mode", -1);
+  int r = unix_path ? ws_listener_open_unix(&sv->l, unix_path, mode, backlog, &err)
+                    : ws_listener_open(&sv->l, host, (int)port, backlog, &err);
+  if (r < 0) {
     int e = errno;
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
+    if (unix_path) lua_pushfstring(L, "cannot listen on %s: %s", unix_path, err);
+    else lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
     lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
     return 3;
   }
@@ -160,6 +170,22 @@ static int l_server_port(lua_State *L) {
 
 static int l_server_count(lua_State *L) {
   lua_pushinteger(L, checkserver(L, 1)->l.count);
+  return 1;
+}
+
+/* core.server_clients(server) -> { conn, ... }: the connections past their handshake and not
+ * yet closed (states "open" and "closing"), most recently accepted first. A new table. */
+static int l_server_clients(lua_State *L) {
+  lws_server *sv = checkserver(L, 1);
+  lua_createtable(L, (int)(sv->l.count < 1024 ? sv->l.count : 1024), 0);
+  lua_Integer i = 0;
+  for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
+    lws_conn *c = s->user;
+    if (!c || c->self_ref == LUA_NOREF || ws_conn_state(&s->ws) == WS_STATE_CONNECTING) continue;
+    if (s->phase == WS_PH_DONE) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+    lua_rawseti(L, -2, ++i);
+  }
   return 1;
 }
 
@@ -253,6 +279,7 @@ static int server_gc(lua_State *L) {
 void lws_server_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "listen", l_listen }, { "server_port", l_server_port }, { "server_count", l_server_count },
+    { "server_clients", l_server_clients },
     { "server_close", l_server_close }, { "server_shutdown", l_server_shutdown },
     { "server_conn", l_server_conn }, { "topic_conns", l_topic_conns }, { NULL, NULL }
   };

@@ -115,6 +115,17 @@ static int l_server_publish(lua_State *L) {
   return push_published(L, ws_topics_publish(l, name, len, op, data, n, NULL));
 }
 
+/* server:broadcast(data [, kind [, except]]) -> receivers (every open connection of the
+ * server but `except`, a connection) */
+static int l_server_broadcast(lua_State *L) {
+  ws_listener *l = checklistener(L, 1);
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  int op = checkkind(L, 3);
+  ws_stream *except = lua_isnoneornil(L, 4) ? NULL : &checkconn(L, 4)->s;
+  return push_published(L, ws_listener_broadcast(l, op, data, n, except));
+}
+
 /* server:subscribers(topic) -> count */
 static int l_server_subscribers(lua_State *L) {
   ws_listener *l = checklistener(L, 1);
@@ -143,6 +154,7 @@ void lws_topic_open_lib(lua_State *L, int mod) {
   };
   static const luaL_Reg funcs[] = {
     { "server_publish", l_server_publish }, { "server_subscribers", l_server_subscribers },
+    { "server_broadcast", l_server_broadcast },
     { "topics_configure", l_topics_configure }, { NULL, NULL }
   };
   lua_getfield(L, mod, "conn_methods");

@@ -54,6 +54,7 @@ static const char E_CLOSE_SENT[] = "close already sent";
 static const char E_SEND_OPCODE[] = "not a data opcode";
 static const char E_SEND_CONT[] = "no fragmented message to continue";
 static const char E_SEND_INTERLEAVE[] = "a fragmented message is being sent";
+static const char E_SEND_KIND[] = "a fragment of another kind than its message";
 static const char E_REASON_NO_CODE[] = "a close reason needs a code";
 static const char E_REASON_LEN[] = "close reason over 123 bytes";
 static const char E_REASON_UTF8[] = "close reason is not UTF-8";
@@ -566,6 +567,18 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
     c->send_opcode = 0;
   }
   return 0;
+}
+
+int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) {
+  unsigned more = fin ? 0 : WS_SEND_MORE;
+  if (c->send_opcode && c->state == WS_STATE_OPEN) {
+    if (opcode && opcode != c->send_opcode) {
+      c->error = E_SEND_KIND;
+      return -1;
+    }
+    return ws_conn_send(c, WS_OP_CONTINUATION, p, n, more);
+  }
+  return ws_conn_send(c, opcode ? opcode : WS_OP_TEXT, p, n, more);
 }
 
 static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {

@@ -138,6 +138,15 @@ static inline int ws_conn_fail_pending(const ws_conn *c) {
  * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
  * is the one frame still allowed after our close (while CLOSING), to answer a ping. */
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
+/* One fragment of a message sent in pieces (RFC 6455 5.4): the first names the message's
+ * opcode (0: text) and goes out as that opcode without FIN, the next ones as continuation
+ * frames, the one with fin set ends the message. Control frames may go between fragments;
+ * another data message may not (ws_conn_send fails while one is in progress). A later
+ * fragment that names another opcode fails; 0 continues whatever kind was started.
+ * Fragments are never compressed. 0 or -1 (c->error). */
+int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;
+/* The opcode of a message sent with ws_conn_send_fragment and still unfinished, 0 when none. */
+static inline int ws_conn_fragment_opcode(const ws_conn *c) { return c->send_opcode; }
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* Start (or answer) the closing handshake. code 0 sends a close with no status. */

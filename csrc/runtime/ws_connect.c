@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +21,7 @@
 #include "ws_tls.h"
 
 #define WS_HEAD_SLACK 4096     /* frames the server may send right after its 101 */
+#define WS_REFUSAL_BODY_MAX 65536 /* the most of a refusal's body kept for the application */
 #define WS_DNS_POLL_MIN 0.002  /* a lookup in flight is polled from 2 ms ... */
 #define WS_DNS_POLL_MAX 0.025  /* ... backing off to 25 ms */
 
@@ -147,7 +149,7 @@ static void connected(ws_client *cl) {
   ws_stream *s = cl->s;
   const struct sockaddr_storage *sa = &cl->addrs[cl->next_addr - 1];
   int one = 1;
-  setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (sa->ss_family != AF_UNIX) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (sa->ss_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
     s->remote_family = AF_INET;
@@ -218,44 +220,83 @@ static void send_request(ws_client *cl) {
   }
 }
 
+/* The response head is in s->head (head_len bytes, then what came after it): the stream takes
+ * over; its own timer callback ends HEAD_READY at the same deadline. */
+static void head_ready(ws_client *cl, size_t head_len) {
+  ws_stream *s = cl->s;
+  ev_timer *t = WS_EV_TIMER(s);
+  double left = cl->deadline - ws_loop_now(s->loop);
+  s->head_len = (uint32_t)head_len;
+  s->phase = WS_PH_HEAD_READY;
+  cl->step = CL_DONE;
+  s->cold->on_finish = NULL; /* set by ws_client_start */
+  release(cl);
+  set_io(cl, 0);
+  give_back(cl);
+  ev_timer_stop(ws_loop_ev(s->loop), t);
+  ev_timer_set(t, left > 0 ? left : 0., 0.);
+  ev_timer_start(ws_loop_ev(s->loop), t);
+  ws_stream_update_io(s);
+  const ws_hooks *h = ws_loop_hooks(s->loop);
+  if (h->stream_event) h->stream_event(s, WS_SEV_READ);
+}
+
+/* A refusal (any status but 101) is read with its body, so the application can see what the
+ * server said: Content-Length bytes, a chunked body up to its last chunk, or else up to the
+ * end of the connection; at most WS_REFUSAL_BODY_MAX bytes (the rest is not waited for). */
+static int refusal_complete(const ws_response *r, const uint8_t *body, size_t have) {
+  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
+  if (have >= WS_REFUSAL_BODY_MAX) return 1;
+  if (h) {
+    size_t want = 0;
+    for (size_t i = 0; i < h->value_len; i++) {
+      if (h->value[i] < '0' || h->value[i] > '9') return 1; /* not a length: take what is here */
+      want = want * 10 + (size_t)(h->value[i] - '0');
+      if (want >= WS_REFUSAL_BODY_MAX) break;
+    }
+    return have >= want;
+  }
+  h = ws_response_header(r, "Transfer-Encoding", NULL);
+  if (h) /* the last chunk: "0" and an empty line (no trailers expected) */
+    return have >= 5 && memcmp(body + have - 5, "0\r\n\r\n", 5) == 0;
+  return 0; /* until the end of the connection */
+}
+
 static void read_response(ws_client *cl) {
   ws_stream *s = cl->s;
   size_t max = cl->cfg.max_header_bytes ? cl->cfg.max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   for (;;) {
-    uint8_t *p = ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
+    size_t cap = cl->head_len ? cl->head_len + WS_REFUSAL_BODY_MAX : max + WS_HEAD_SLACK;
+    uint8_t *p = ws_buf_reserve(&s->head, cl->head_len ? 1 : 1024, cap); /* a body: to the last byte */
+    if (!p && cl->head_len) { head_ready(cl, cl->head_len); return; } /* a refusal's body: enough */
     if (!p) { fail(cl, "handshake response too large", 0); return; }
     size_t avail = s->head.cap - s->head.len;
     ssize_t n = s->tp->read(s, p, avail);
+    if (n == 0 && cl->head_len) { head_ready(cl, cl->head_len); return; } /* the body ends here */
     if (n == 0) { fail(cl, "connection closed before the handshake response", 0); return; }
     if (n < 0) {
-      if (errno != EAGAIN) { fail(cl, s->error ? s->error : strerror(errno), s->error ? 0 : errno); return; }
+      if (errno != EAGAIN) {
+        if (cl->head_len) { head_ready(cl, cl->head_len); return; }
+        fail(cl, s->error ? s->error : strerror(errno), s->error ? 0 : errno);
+        return;
+      }
       set_io(cl, EV_READ | s->tp_wait);
       return;
     }
     ws_buf_commit(&s->head, (size_t)n);
     ws_response r;
     memset(&r, 0, sizeof r);
-    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
+    /* a refusal's head is parsed again as it is (its body may be longer than max) */
+    size_t parse_len = cl->head_len ? cl->head_len : ws_buf_size(&s->head);
+    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), parse_len, max);
+    if (rc >= 0 && r.status == 101) { head_ready(cl, (size_t)rc); return; }
     if (rc >= 0) {
-      /* The stream takes over; its own timer callback ends HEAD_READY at the same deadline. */
-      ev_timer *t = WS_EV_TIMER(s);
-      double left = cl->deadline - ws_loop_now(s->loop);
-      s->head_len = (uint32_t)rc;
-      s->phase = WS_PH_HEAD_READY;
-      cl->step = CL_DONE;
-      s->cold->on_finish = NULL; /* set by ws_client_start */
-      release(cl);
-      set_io(cl, 0);
-      give_back(cl);
-      ev_timer_stop(ws_loop_ev(s->loop), t);
-      ev_timer_set(t, left > 0 ? left : 0., 0.);
-      ev_timer_start(ws_loop_ev(s->loop), t);
-      ws_stream_update_io(s);
-      const ws_hooks *h = ws_loop_hooks(s->loop);
-      if (h->stream_event) h->stream_event(s, WS_SEV_READ);
-      return;
-    }
-    if (rc == WS_ERROR) {
+      cl->head_len = (size_t)rc;
+      if (refusal_complete(&r, ws_buf_begin(&s->head) + rc, ws_buf_size(&s->head) - (size_t)rc)) {
+        head_ready(cl, (size_t)rc);
+        return;
+      }
+    } else if (rc == WS_ERROR) {
       char buf[160];
       snprintf(buf, sizeof buf, "invalid handshake response: %s", r.error ? r.error : "malformed");
       fail(cl, ws_tls_intern(buf, "invalid handshake response"), 0);
@@ -377,6 +418,22 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+  if (cl->unix_path) { /* a Unix socket: host only names the server in the request */
+    struct sockaddr_un *un = (struct sockaddr_un *)&cl->addrs[0];
+    const char *path = cl->unix_path;
+    size_t len = strlen(path);
+    cl->unix_path = NULL; /* not kept: the caller's string */
+    if (len == 0 || len >= sizeof un->sun_path) { fail(cl, "socket path too long", EINVAL); return -1; }
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len + 1);
+    cl->naddrs = 1;
+    cl->next_addr = 0;
+    cl->addrlens[0] = sizeof *un;
+    arm_timer(cl, -1);
+    try_connect(cl);
+    return s->phase == WS_PH_DONE ? -1 : 0;
+  }
   if (is_literal(host)) {
     /* A literal address needs no lookup: answered from the text at once. Every name, even
      * "localhost", goes through the asynchronous resolver so nsswitch can never block the loop. */

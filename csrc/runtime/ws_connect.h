@@ -30,6 +30,8 @@ typedef struct ws_client {
   socklen_t addrlens[WS_CLIENT_ADDRS];
   struct ws_dns *dns;         /* a name lookup in flight (getaddrinfo_a) */
   double deadline, poll;
+  size_t head_len;            /* a refusal's head, once read (its body is read after it) */
+  const char *unix_path;      /* connect to this Unix socket instead (only read by ws_client_start) */
   ws_client_fn io_cb, timer_cb; /* the stream's own watcher callbacks, lent to this file */
 } ws_client;
 

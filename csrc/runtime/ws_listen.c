@@ -8,7 +8,10 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ws_rt_internal.h"
@@ -136,6 +139,10 @@ int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, co
 
 int ws_listener_park(ws_listener *l, const char **err) {
   ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->unix_path && l->fd >= 0) { /* the workers inherit this very socket: only stop watching it */
+    if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+    return 0;
+  }
   if (l->fd < 0 || l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
   if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
   close(l->fd);
@@ -151,6 +158,11 @@ int ws_listener_park(ws_listener *l, const char **err) {
 
 int ws_listener_reopen(ws_listener *l, const char **err) {
   ev_io *io = (ev_io *)(void *)&l->io;
+  if (l->unix_path && l->fd >= 0) { /* every worker accepts on the master's socket */
+    if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
+    start_accepting(l, l->fd);
+    return 0;
+  }
   if (l->addrlen == 0) { *err = "not listening"; errno = EBADF; return -1; }
   if (ev_is_active(io)) ev_io_stop(ws_loop_ev(l->loop), io);
   if (l->fd >= 0) { close(l->fd); l->fd = -1; } /* a copy of the master's listener */
@@ -158,6 +170,57 @@ int ws_listener_reopen(ws_listener *l, const char **err) {
   int fd = bind_socket((struct sockaddr *)&l->addr, l->addrlen, 1, l->backlog > 0 ? l->backlog : 1024);
   if (fd < 0) { *err = strerror(errno); return -1; }
   if (l->hold_fd >= 0) { close(l->hold_fd); l->hold_fd = -1; } /* the master keeps its own */
+  start_accepting(l, fd);
+  return 0;
+}
+
+/* A socket file at path that nothing accepts on: a server that ended without removing it. */
+static int stale_socket(const struct sockaddr_un *sa) {
+  struct stat st;
+  if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) return 0;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+  int e = errno;
+  close(fd);
+  return r < 0 && e == ECONNREFUSED;
+}
+
+int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlog, const char **err) {
+  struct sockaddr_un sa;
+  size_t len = strlen(path);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (len == 0 || len >= sizeof sa.sun_path) {
+    *err = "socket path too long";
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy(sa.sun_path, path, len + 1);
+  char *copy = malloc(len + 1);
+  if (!copy) { *err = strerror(ENOMEM); errno = ENOMEM; return -1; }
+  memcpy(copy, path, len + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e = errno;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    e = errno;
+    if (e == EADDRINUSE && stale_socket(&sa) && unlink(path) == 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+      e = 0;
+    if (e) { close(fd); fd = -1; }
+  }
+  if (fd >= 0 && mode >= 0 && chmod(path, (mode_t)mode) < 0) e = errno;
+  else if (fd >= 0 && listen(fd, backlog > 0 ? backlog : 1024) < 0) e = errno;
+  else if (fd >= 0) e = 0;
+  if (fd < 0 || e) {
+    if (fd >= 0) { close(fd); unlink(path); }
+    free(copy);
+    errno = e;
+    *err = strerror(e);
+    return -1;
+  }
+  l->unix_path = copy;
+  l->unix_pid = (int)getpid();
+  l->port = 0;
   start_accepting(l, fd);
   return 0;
 }
@@ -186,7 +249,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
     if (errno == EMFILE || errno == ENFILE) pause_accepting(l); /* resumes when one closes */
     return -1;
   }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!l->unix_path) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_SERVER);
   o.max_message = l->cfg.max_message; /* max_frame and max_fragments follow it */
@@ -246,6 +309,11 @@ void ws_listener_close(ws_listener *l) {
     l->fd = -1;
   }
   l->paused = 0;
+  if (l->unix_path) { /* ours: nothing else binds to a path that exists */
+    if (l->unix_pid == (int)getpid()) unlink(l->unix_path);
+    free(l->unix_path);
+    l->unix_path = NULL;
+  }
   ws_tls_ctx_unref(l->tls); /* connections keep their own references */
   l->tls = NULL;
 }

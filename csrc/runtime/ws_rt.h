@@ -300,6 +300,8 @@ int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) WS_H
 void ws_stream_drop(ws_stream *s) WS_HIDDEN;
 /* Queue a message; -1 when it cannot be sent (s->ws.error or "closed"). */
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
+/* Queue one fragment of a message sent in pieces (ws_conn_send_fragment); -1 as above. */
+int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;
 /* Queue a frame built once for many connections (takes a reference). */
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) WS_HIDDEN;
 int ws_stream_ping(ws_stream *s, const void *p, size_t n) WS_HIDDEN;
@@ -346,6 +348,8 @@ struct ws_listener {
   void *user;
   ws_listener *next_l, *prev_l; /* the loop's listeners, until ws_listener_retire */
   ws_counters ctr;
+  char *unix_path;     /* a Unix socket's file (malloc'd), removed at close; NULL for TCP */
+  int unix_pid;        /* the process that made it: a forked worker closing its copy leaves it */
 };
 
 /* The counters a stream's events go to: its listener's, or the loop's for a client (and for
@@ -357,6 +361,10 @@ static inline ws_counters *ws_stream_counters(ws_stream *s) {
 void ws_listener_init(ws_listener *l, ws_loop *loop) WS_HIDDEN;
 /* Bind and listen; returns 0, or -1 with *err (static text) and errno. */
 int ws_listener_open(ws_listener *l, const char *host, int port, int backlog, const char **err) WS_HIDDEN;
+/* Bind and listen on a Unix socket at path. A socket file no server listens on (left by a
+ * process that ended) is replaced; any other file there is an error (EADDRINUSE). mode >= 0
+ * sets the file's permission bits. The file is removed by ws_listener_close. */
+int ws_listener_open_unix(ws_listener *l, const char *path, int mode, int backlog, const char **err) WS_HIDDEN;
 /* Accept one connection into s (from ws_stream_init): 1 accepted, 0 nothing waiting
  * (or the connection limit is reached), -1 error (errno). */
 int ws_listener_accept(ws_listener *l, ws_stream *s) WS_HIDDEN;

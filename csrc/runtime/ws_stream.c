@@ -798,6 +798,16 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
   return 0;
 }
 
+int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) {
+  if (s->phase != WS_PH_OPEN) return -1;
+  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  if (ws_conn_send_fragment(&s->ws, opcode, p, n, fin) < 0) return -1;
+  s->flags |= WS_SF_SENT;
+  ws_loop_mark_dirty(s->loop, s);
+  return 0;
+}
+
 int ws_stream_ping(ws_stream *s, const void *p, size_t n) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);

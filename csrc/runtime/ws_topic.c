@@ -413,3 +413,48 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
   topic_maybe_free(t);
   return count;
 }
+
+/* A publish without a topic: every open connection of the listener but `except`, with the
+ * same frame sharing, compression and slow-reader policy as a publish (the policy and limit
+ * of the listener's topics when it has any, else "drop" at send_high). A connection that
+ * has not finished its handshake, or is sending a fragmented message, is skipped. */
+long ws_listener_broadcast(ws_listener *l, int opcode, const void *data, size_t n, ws_stream *except) {
+  ws_topics *reg = l->topics;
+  ws_shared *sh = build_frame(opcode, data, n);
+  if (!sh) return -1;
+  size_t limit = reg && reg->max_backlog ? reg->max_backlog : l->cfg.send_high;
+  int close_slow = reg && reg->policy == WS_SLOW_CLOSE;
+  int may_pack = l->cfg.deflate_mode != WS_DEFLATE_OFF && n >= l->cfg.deflate.threshold;
+  long count = 0;
+  packed_frames pf;
+  memset(&pf, 0, sizeof pf);
+  for (ws_stream *s = l->streams, *next; s; s = next) {
+    next = s->lnext; /* closing s unlinks it, and only it */
+    if (s == except || s->phase != WS_PH_OPEN) continue;
+    if (ws_conn_fragment_opcode(&s->ws)) { count_drop(s); continue; }
+    if (too_slow(s, limit)) {
+      if (s->phase != WS_PH_OPEN) continue;
+      if (close_slow) {
+        if (!s->error) s->error = WS_TOPIC_SLOW_REASON;
+        ws_stream_close(s, WS_TOPIC_SLOW_CODE, WS_TOPIC_SLOW_REASON, sizeof WS_TOPIC_SLOW_REASON - 1);
+      } else {
+        count_drop(s);
+      }
+      continue;
+    }
+    ws_shared *frame = sh;
+    if (may_pack && s->deflate_bits && s->ws.deflate) {
+      ws_shared *packed = packed_frame(l, &pf, s->deflate_bits & 15, opcode, data, n);
+      if (packed) frame = packed;
+    }
+    if (ws_stream_send_shared(s, frame) == 0) {
+      count++;
+      if (frame != sh) ws_deflate_reset_output(s->ws.deflate);
+    } else if (s->phase == WS_PH_OPEN) {
+      count_drop(s);
+    }
+  }
+  ws_shared_unref(sh);
+  for (int b = 0; b < 16; b++) ws_shared_unref(pf.by_bits[b]);
+  return count;
+}

@@ -56,5 +56,7 @@ size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) WS_HI
  * subscribers it was queued on, or -1 when out of memory (nothing was queued). */
 long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode, const void *data,
                        size_t n, ws_stream *except) WS_HIDDEN;
+/* The same to every open connection of the listener but `except` (server:broadcast). */
+long ws_listener_broadcast(ws_listener *l, int opcode, const void *data, size_t n, ws_stream *except) WS_HIDDEN;
 
 #endif

@@ -59,8 +59,9 @@ local OPTIONS = {
   origin = "string",
   headers = "headers",
   timeout = "number",
-  tls = { "table", fields = { server_name = "string", verify = "boolean" } },
-  compression = "compression",
+  tls = { "table", fields = { server_name = "string", verify = "boolean", ca = "string", cert = "string",
+                             key = "string" } },
+  compression = { "compression", fields = check.COMPRESSION_FIELDS },
   max_message = "number",
   max_header_bytes = "number",
   ping_interval = "number",
@@ -75,16 +76,88 @@ local OPTIONS = {
   on_open = "function",
   on_close = "function",
   on_error = "function",
+  unix = "string",
 }
 M.OPTIONS = OPTIONS
 
+-- A refusal's body as the server meant it: a chunked one decoded (RFC 9112 7.1).
+local function dechunk(body)
+  local out, pos = {}, 1
+  while true do
+    local size, data = body:match("^(%x+)[^\r\n]*\r\n()", pos)
+    if not size then break end
+    size = tonumber(size, 16)
+    if size == 0 then break end
+    out[#out + 1] = body:sub(data, data + size - 1)
+    pos = data + size + 2
+  end
+  return table.concat(out)
+end
+
+local function refusal(response)
+  if response and response.body ~= "" then
+    local te = response.headers["transfer-encoding"]
+    if te and te:lower():find("chunked", 1, true) then response.body = dechunk(response.body) end
+  end
+  return response
+end
+
+local EVENTS = { open = true, message = true, close = true, error = true }
+
+-- The event style: runs in its own task from the next loop iteration, and calls
+-- error(conn, message, code [, response]) when the connection could not be opened or failed,
+-- open(conn), message(conn, msg, kind) for each message, and close(conn, code, reason) once at
+-- the end (after error: code 1006). A callback that raises closes the connection (1011) and is
+-- reported as a handler error is; close is still called.
+local function run_events(conn, cb, u, url, protocols, failure)
+  local open, message, close, on_error = cb.open, cb.message, cb.close, cb.error
+  local function body()
+    if failure then
+      if on_error then on_error(conn, failure[1], failure[2]) end
+      return
+    end
+    while true do
+      local ok, e, c, _, response = chead(conn, protocols)
+      if ok then break end
+      if ok == nil then
+        if on_error then on_error(conn, describe(u, url, e, c), c, refusal(response)) end
+        return
+      end
+      wait(conn, "r")
+    end
+    if open then open(conn) end
+    while true do
+      local msg, kind, code = conn:receive()
+      if not msg then
+        if code ~= "closed" and on_error then on_error(conn, kind, code) end -- a failure, not a close
+        return
+      end
+      if message then message(conn, msg, kind) end
+    end
+  end
+  local ok, err = xpcall(body, debug.traceback)
+  if not ok then
+    core.report("client", tostring(err))
+    if conn.state == "open" then pcall(conn.close, conn, 1011, "internal error") end
+  end
+  while conn.state ~= "closed" do wait(conn, "c") end
+  if close then close(conn, conn.close_code or 1006, conn.close_reason or "") end
+end
+
 -- conn | nil, message, code ("ECONNREFUSED" and other errno names, "dns", "tls", "timeout",
--- "handshake" with the HTTP status as a fourth value, "closed").
-function M.connect(url, opts)
+-- "handshake" with the HTTP status and the response { status, reason, headers, body } as a
+-- fourth and fifth value, "closed").
+-- With a third argument, a table of callbacks { open =, message =, close =, error = }, it
+-- returns the connection at once, in state "connecting", and reports through the callbacks
+-- (run_events) instead: the browser's `new WebSocket(url)` with its onopen, onmessage,
+-- onclose and onerror.
+function M.connect(url, opts, callbacks)
   if type(url) ~= "string" then error("ws.connect: URL string expected", 2) end
   check.options("ws.connect", opts, OPTIONS, 2)
+  check.callbacks("ws.connect", callbacks, EVENTS, 2)
   opts = opts or {}
   if opts.reconnect then
+    if callbacks then error("ws.connect: callbacks and reconnect do not go together (use on_open, on_close)", 2) end
     local rc = M.reconnecting(url, opts)
     local ok, err, code = rc:connect()
     if not ok then return nil, err, code end
@@ -96,7 +169,7 @@ function M.connect(url, opts)
   if type(protocols) == "string" then protocols = { protocols } end
   local copts = {
     path = u.target, host_header = u.host_header, origin = opts.origin, headers = opts.headers,
-    protocols = protocols, timeout = opts.timeout or 10,
+    protocols = protocols, timeout = opts.timeout or 10, unix = opts.unix,
   }
   for _, k in ipairs(PASS) do copts[k] = opts[k] end
   if u.tls then
@@ -107,12 +180,18 @@ function M.connect(url, opts)
   elseif opts.tls ~= nil then
     error("ws.connect: tls options need a wss:// URL", 2)
   end
-  local conn, err, code = cconnect(u.host, u.port, copts)
+  local conn, err, code, failed = check.relay(2, cconnect, u.host, u.port, copts)
+  if callbacks then
+    conn = conn or failed
+    core.spawn(run_events, conn, callbacks, u, url, protocols,
+               failed and { describe(u, url, err, code), code } or nil)
+    return conn
+  end
   if not conn then return nil, describe(u, url, err, code), code end
   while true do
-    local ok, e, c, status = chead(conn, protocols)
+    local ok, e, c, status, response = chead(conn, protocols)
     if ok then return conn end
-    if ok == nil then return nil, describe(u, url, e, c), c, status end
+    if ok == nil then return nil, describe(u, url, e, c), c, status, refusal(response) end
     wait(conn, "r")
   end
 end
@@ -137,8 +216,9 @@ M.Reconnecting = RC
 -- ws.reconnecting(url, opts): opts as for ws.connect, plus
 --   reconnect = { initial = 0.5, max = 30, jitter = true, attempts = nil (no limit) }
 --   on_open = function(conn, rc)   after every (re)connection: subscribe here
---   on_close = function(rc, message, code)   when the link drops
---   on_error = function(rc, message, code)   when an attempt fails
+--   on_close = function(rc, message, code, close_code, close_reason)   when the link drops
+--   on_error = function(rc, message, code, response)   when an attempt fails (response: a
+--                                            refused handshake's, as ws.connect returns it)
 -- It connects on first use (or rc:connect()).
 function M.reconnecting(url, opts)
   if type(url) ~= "string" then error("ws.reconnecting: URL string expected", 2) end
@@ -168,15 +248,20 @@ local function next_delay(self)
   return d
 end
 
+-- The link dropped: on_close(rc, message, code, close_code, close_reason), the last two the
+-- connection's (1006 and "" when it ended without a closing handshake).
 local function dropped(self, msg, code)
+  local conn = rawget(self, "conn")
   self.conn = nil
-  if self.on_close then self.on_close(self, msg, code) end
+  local ccode, creason = conn and conn.close_code or 1006, conn and conn.close_reason or ""
+  self.close_code, self.close_reason = ccode, creason
+  if self.on_close then self.on_close(self, msg, code, ccode, creason) end
 end
 
 local function attempt(self, deadline)
   local tries = 0
   while not self.closed do
-    local c, err, code = M.connect(self.url, self.options)
+    local c, err, code, _, response = M.connect(self.url, self.options)
     if c then
       self.conn, self.delay = c, nil
       self.connects = self.connects + 1
@@ -185,8 +270,8 @@ local function attempt(self, deadline)
     end
     tries = tries + 1
     self.failures = self.failures + 1
-    self.last_error, self.last_code = err, code
-    if self.on_error then self.on_error(self, err, code) end
+    self.last_error, self.last_code, self.last_response = err, code, response
+    if self.on_error then self.on_error(self, err, code, response) end
     if self.attempts and tries >= self.attempts then return nil, err, code end
     local d = next_delay(self)
     if deadline and core.now() + d >= deadline then

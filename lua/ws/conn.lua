@@ -7,7 +7,8 @@ local check = require "ws.options"
 
 local cwait, yield, now, pcall, error = core.wait, coroutine.yield, core.now, pcall, error
 local check_arg = check.arg
-local crecv, cdrained, cclose = core.recv, core.drained, core.close
+local crecv, cdrained, cclose, cfragment, cabort = core.recv, core.drained, core.close, core.send_fragment, core.abort
+local type = type
 
 local M = {}
 
@@ -22,9 +23,17 @@ M.wait = wait
 local methods = core.conn_methods
 M.methods = methods
 
+-- A method called with a dot (conn.receive()) gets no connection: said at the caller's line.
+local function check_self(self, name)
+  if type(self) ~= "userdata" then
+    error(("conn:%s: no connection (call it as conn:%s(...))"):format(name, name), 3)
+  end
+end
+
 -- msg, kind | nil, message, code ("timeout", "closed", "protocol", "toolarge", errno names).
 -- A timeout loses nothing: the next receive gets the message that arrives later.
 function methods:receive(timeout)
+  check_self(self, "receive")
   if timeout ~= nil then check_arg("conn:receive", "timeout", timeout, "number", 2) end
   local deadline = timeout and now() + timeout
   while true do
@@ -99,6 +108,7 @@ end
 -- values (a valid close code, a reason of 123 bytes at most) are checked in C, and reported
 -- at the caller's line.
 function methods:close(code, reason)
+  check_self(self, "close")
   check_arg("conn:close", "code", code, "number?", 2)
   check_arg("conn:close", "reason", reason, "string?", 2)
   local ok, err = pcall(cclose, self, code, reason)
@@ -136,5 +146,35 @@ function methods:ping(data, opts)
 end
 
 methods.buffered = core.buffered -- a C function: its argument errors name the caller's line
+
+-- One fragment of a message sent in pieces, for a payload too large to hold whole:
+--   conn:send_fragment(chunk, "binary")          -- the first names the kind ("text" default)
+--   conn:send_fragment(chunk)                    -- continuation frames
+--   conn:send_fragment(last, nil, true)          -- fin: the message ends
+-- true | nil, message, code; waits under backpressure as conn:send does. Pings, pongs and the
+-- close may go out between fragments; another data message may not: conn:send meanwhile
+-- returns nil, message, "busy", and a publish or broadcast skips this connection (counted in
+-- conn.dropped). Fragments are never compressed.
+function methods:send_fragment(data, kind, fin)
+  check_self(self, "send_fragment")
+  check_arg("conn:send_fragment", "data", data, "string", 2)
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error('conn:send_fragment: kind must be "text" or "binary"', 2)
+  end
+  local ok, r, err, code = pcall(cfragment, self, data, kind, fin)
+  if not ok then error("conn:send_fragment: " .. (tostring(r):match("%((.*)%)$") or tostring(r)), 2) end
+  if r == false then return drain(self) end
+  if r then return true end
+  return nil, err, code
+end
+
+-- Drops the connection at once, without the closing handshake (what is queued is lost; the
+-- peer sees the TCP connection end, close code 1006 on both sides). Safe to call twice.
+function methods:terminate()
+  check_self(self, "terminate")
+  cabort(self, "terminated")
+  return true
+end
+
 
 return M

@@ -70,6 +70,14 @@ local CONNECT_OPTIONS = check.extend(HANDSHAKE_OPTIONS, {
 })
 M.ACCEPT_OPTIONS, M.CONNECT_OPTIONS, M.WRAP_OPTIONS = ACCEPT_OPTIONS, CONNECT_OPTIONS, WRAP_OPTIONS
 
+-- The options of accept and connect that wrap takes too (the others are theirs alone, and
+-- wrap refuses names it does not know).
+local function wrap_options(opts)
+  local w = {}
+  for k in pairs(WRAP_OPTIONS) do w[k] = opts[k] end
+  return w
+end
+
 -- The longest wait a cosocket accepts (milliseconds in a signed 32-bit value); longer waits loop.
 local MAX_WAIT_MS = 2147483647 - 1
 
@@ -471,8 +479,7 @@ function M.accept(opts)
   if not ok then
     return nil, "handshake failed: send: " .. tostring(serr), "handshake"
   end
-  local wopts = {}
-  for k, v in pairs(opts) do wopts[k] = v end
+  local wopts = wrap_options(opts)
   wopts.role, wopts.protocol, wopts.extensions = "server", protocol, extensions
   wopts.deflate, wopts.deflate_config = deflate, dconfig
   local conn = M.wrap(sock, wopts)
@@ -556,8 +563,7 @@ function M.connect(url, opts)
         if params == nil then return bail("handshake failed: " .. tostring(derr)) end
         deflate = params or nil -- false: the server declined compression
       end
-      local wopts = {}
-      for k, v in pairs(opts) do wopts[k] = v end
+      local wopts = wrap_options(opts)
       wopts.role, wopts.protocol, wopts.extensions = "client", resp.protocol, resp.extensions
       wopts.deflate, wopts.deflate_config, wopts.initial = deflate, dconfig, buf:sub(consumed + 1)
       local conn = M.wrap(sock, wopts)

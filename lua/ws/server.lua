@@ -93,15 +93,19 @@ end
 local OPTIONS = {
   host = "string",
   port = "number",
+  unix = "string",
+  unix_mode = "mode",
   path = "string",
+  routes = "table",
   protocols = "protocols",
   require_protocol = "boolean",
   origins = "origins",
   require_origin = "boolean",
   handshake = "function",
   http = "function",
-  compression = "compression",
-  tls = "table",
+  compression = { "compression", fields = check.COMPRESSION_FIELDS },
+  tls = { "table", fields = { cert = "string", key = "string", ca = "string", verify_peer = "boolean",
+                              sni = "table" } },
   max_message = "number",
   max_header_bytes = "number",
   ping_interval = "number",
@@ -114,57 +118,62 @@ local OPTIONS = {
   send_low_water = "number",
   max_queue = "number",
   backlog = "number",
+  reuseport = "boolean",
   slow_subscriber = "string",
   max_backlog = "number",
-  reuseport = "boolean",
   bus = "table",
 }
 M.OPTIONS = OPTIONS
 
-function M.new(opts, handler)
-  opts = opts or {}
-  check.options("ws.server", opts, OPTIONS, 2)
+-- What a route may set for itself; the rest (limits, timeouts, compression, TLS) is the
+-- server's, for every path.
+local ROUTE_OPTIONS = {
+  handler = "function|table",
+  protocols = "protocols",
+  require_protocol = "boolean",
+  origins = "origins",
+  require_origin = "boolean",
+  handshake = "function",
+}
+M.ROUTE_OPTIONS = ROUTE_OPTIONS
+
+local CALLBACKS = { open = true, message = true, close = true }
+
+-- Reads the request head: path, upgrade, status, why, origin, host; nil when it was answered
+-- already (400, 431) or the connection is gone.
+local function read_head(conn)
+  while true do
+    local ok, rpath, upgrade, status, why, origin, host = chead(conn)
+    if ok then return rpath, upgrade, status, why, origin, host end
+    if ok == nil then
+      if type(rpath) == "string" and rpath:sub(1, 5) == "tls: " then -- a failed TLS handshake: logged, nothing else
+        core.report("tls", ("handshake with %s:%s failed: %s"):format(conn.remote_addr, conn.remote_port, rpath:sub(6)))
+      end
+      return nil
+    end
+    wait(conn, "r")
+  end
+end
+
+-- One endpoint: a handler (a function, run in its own coroutine, or a callback table) with
+-- its handshake policy. Returns upgrade(conn, status, why, origin, host) -> UPGRADED (callback
+-- style) | what core.handoff returns | nil when refused, and the callback table or nil.
+local function endpoint(opts, handler, where, level)
+  level = level + 1
   local cb
   if type(handler) == "table" then
-    cb = handler
-    for _, k in ipairs({ "open", "message", "close" }) do
-      if cb[k] ~= nil and type(cb[k]) ~= "function" then error("ws.server: callback " .. k .. " must be a function", 2) end
-    end
-    handler = function() return UPGRADED end -- not called: serve returns UPGRADED itself
+    cb = check.callbacks(where, handler, CALLBACKS, level)
+  elseif type(handler) ~= "function" then
+    error(where .. ": handler function expected", level)
   end
-  if type(handler) ~= "function" then error("ws.server: handler function expected", 2) end
-  local path = opts.path
   local protocols = opts.protocols
   if type(protocols) == "string" then protocols = { protocols } end
   local require_protocol = opts.require_protocol
   local origin_ok = origin_policy(opts.origins)
   local require_origin = opts.require_origin
-  local hshook, http = opts.handshake, opts.http
+  local hshook = opts.handshake
 
-  local function serve(conn)
-    local ok, rpath, upgrade, status, why, origin, host
-    while true do
-      ok, rpath, upgrade, status, why, origin, host = chead(conn)
-      if ok then break end
-      if ok == nil then -- already answered (400, 431) or gone
-        if type(rpath) == "string" and rpath:sub(1, 5) == "tls: " then -- a failed TLS handshake: logged, nothing else
-          core.report("tls", ("handshake with %s:%s failed: %s"):format(conn.remote_addr, conn.remote_port, rpath:sub(6)))
-        end
-        return
-      end
-      wait(conn, "r")
-    end
-    if not upgrade then
-      if http then
-        local st, headers, body = http(crequest(conn), conn)
-        -- A hook that called core.defer(conn) and returned nothing answers later (core.respond).
-        if st == nil and cdeferred(conn) then return end
-        return crespond(conn, st or 500, headers, body)
-      end
-      if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
-      return crespond(conn, 426, nil, "WebSocket upgrade expected\n")
-    end
-    if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
+  local function upgrade(conn, status, why, origin, host)
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
     if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
     if not origin_ok(origin, host, conn) then return crespond(conn, 403, nil, "Origin not allowed\n") end
@@ -199,6 +208,118 @@ function M.new(opts, handler)
     -- a thread keeps its stack for as long as it lives.
     return chandoff(conn, handler)
   end
+  return upgrade, cb
+end
+
+-- routes = { ["/path"] = handler | callbacks | { handler =, protocols =, ... } } -> path ->
+-- { upgrade =, cb = }. A path is matched without its query, exactly.
+local function build_routes(routes, level)
+  level = level + 1
+  local out = {}
+  for rpath, r in pairs(routes) do
+    if type(rpath) ~= "string" or rpath:sub(1, 1) ~= "/" then
+      error(("ws.server: route '%s' must be a path starting with /"):format(tostring(rpath)), level)
+    end
+    local where = ("ws.server: route '%s'"):format(rpath)
+    local ropts, handler = {}, r
+    if type(r) == "table" and r.handler ~= nil then
+      ropts = check.options(where, r, ROUTE_OPTIONS, level)
+      handler = r.handler
+    end
+    local upgrade, cb = endpoint(ropts, handler, where, level)
+    out[rpath] = { upgrade = upgrade, cb = cb }
+  end
+  return out
+end
+
+-- The dispatch function of a server with routes (one for both styles, since the route is
+-- known only once the head is read): for a callback route it goes on as dispatcher does,
+-- with the route's callbacks (kept per connection in `route_of`).
+local function route_dispatcher(serve, route_of)
+  return function(conn, stage)
+    local cb
+    if stage == STAGE_NEW then
+      if serve(conn) ~= UPGRADED then return end
+      cb = route_of[conn]
+      stage = cstage(conn, STAGE_OPEN)
+      if cb.open then cb.open(conn) end
+    else
+      cb = route_of[conn]
+    end
+    local message, msg, kind = cb.message, nil, nil
+    if message and stage == STAGE_OPEN then
+      while true do
+        msg, kind = crecv(conn)
+        if not msg then break end
+        message(conn, msg, kind)
+      end
+    else
+      repeat msg = crecv(conn) until not msg
+    end
+    if msg == false then return end
+    cstage(conn, STAGE_DONE)
+    if cb.close then cb.close(conn, conn.close_code, conn.close_reason) end
+  end
+end
+
+function M.new(opts, handler)
+  opts = opts or {}
+  check.options("ws.server", opts, OPTIONS, 2)
+  local port = opts.port
+  if port ~= nil and (port < 0 or port > 65535 or port % 1 ~= 0) then
+    error("ws.server: option 'port' must be an integer from 0 to 65535", 2)
+  end
+  if opts.unix ~= nil and port ~= nil then error("ws.server: options 'unix' and 'port' do not go together", 2) end
+  local mode = opts.unix_mode
+  if type(mode) == "string" then mode = tonumber(mode, 8) end
+  local http = opts.http
+  local listen_fn
+  if opts.routes ~= nil then
+    if handler ~= nil then error("ws.server: routes and a handler do not go together (give the handler a route)", 2) end
+    if opts.path ~= nil then error("ws.server: routes and path do not go together", 2) end
+    local routes = build_routes(opts.routes, 2)
+    local route_of = setmetatable({}, { __mode = "k" })
+    local function serve(conn)
+      local rpath, upgrade, status, why, origin, host = read_head(conn)
+      if not rpath then return end
+      local r = routes[rpath:match("^[^?]*")]
+      if not upgrade then
+        if http then
+          local st, headers, body = http(crequest(conn), conn)
+          -- A hook that called core.defer(conn) and returned nothing answers later (core.respond).
+          if st == nil and cdeferred(conn) then return end
+          return crespond(conn, st or 500, headers, body)
+        end
+        if not r then return crespond(conn, 404, nil, "Not Found\n") end
+        return crespond(conn, 426, nil, "WebSocket upgrade expected\n")
+      end
+      if not r then return crespond(conn, 404, nil, "Not Found\n") end
+      local res = r.upgrade(conn, status, why, origin, host)
+      if res == UPGRADED then route_of[conn] = r.cb end
+      return res
+    end
+    listen_fn = route_dispatcher(serve, route_of)
+  else
+    local upgrade, cb = endpoint(opts, handler, "ws.server", 2)
+    local path = opts.path
+    local function serve(conn)
+      local rpath, upgrade_, status, why, origin, host = read_head(conn)
+      if not rpath then return end
+      if not upgrade_ then
+        if http then
+          local st, headers, body = http(crequest(conn), conn)
+          -- A hook that called core.defer(conn) and returned nothing answers later (core.respond).
+          if st == nil and cdeferred(conn) then return end
+          return crespond(conn, st or 500, headers, body)
+        end
+        if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
+        return crespond(conn, 426, nil, "WebSocket upgrade expected\n")
+      end
+      if path and rpath ~= path then return crespond(conn, 404, nil, "Not Found\n") end
+      return upgrade(conn, status, why, origin, host)
+    end
+    listen_fn = cb and dispatcher(cb, serve) or serve
+  end
 
   local bus_cfg
   if opts.bus ~= nil then bus_cfg = require("ws.bus").check(opts.bus) end
@@ -209,28 +330,36 @@ function M.new(opts, handler)
     tls_ctx, terr = tls_mod.server_context(opts.tls)
     if not tls_ctx then return nil, terr, "tls" end
   end
-  local l, err, code
+  local lopts = opts
+  if mode ~= opts.unix_mode then
+    lopts = {}
+    for k, v in pairs(opts) do lopts[k] = v end
+    lopts.unix_mode = mode
+  end
   -- Both styles run the handshake on pooled threads; a coroutine-style handler then gets a
-  -- thread of its own (core.handoff).
-  l, err, code = core.listen(opts.host or "127.0.0.1", opts.port or 0, opts, cb and dispatcher(cb, serve) or serve, true)
+  -- thread of its own (core.handoff). Option values C checks are reported at the caller's line.
+  local l, err, code = check.relay(2, core.listen, opts.host or "127.0.0.1", port or 0, lopts, listen_fn, true)
   if not l then return nil, err, code end
   topics_mod.configure(l, opts) -- slow_subscriber, max_backlog
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
   local srv = setmetatable({ host = opts.host or "127.0.0.1", port = core.server_port(l), _l = l, options = opts }, Server)
+  if opts.unix then srv.host, srv.port, srv.unix = nil, nil, opts.unix end
   srv._tls = tls_ctx -- the current TLS context (reload_tls replaces it)
   if bus_cfg then require("ws.bus").attach(srv, bus_cfg) end
   open_servers[srv] = true
   return srv
 end
 
--- How many connections are open (or still closing).
 -- New connections get the new certificates ({ cert, key [, ca, verify_peer, sni] }); open
 -- ones keep theirs. true | nil, message, "tls".
 function Server:reload_tls(opts)
   check.arg("server:reload_tls", "opts", opts, "table", 2)
-  return tls_mod.reload(self, opts)
+  local ok, err, code = tls_mod.reload(self, opts) -- not a tail call: its errors name the caller's line
+  return ok, err, code
 end
 
+-- How many connections the server holds: every accepted socket not yet closed, those still in
+-- their handshake or getting an HTTP answer included (what max_connections counts).
 function Server:connections()
   return core.server_count(self._l)
 end
@@ -238,6 +367,13 @@ end
 -- This server's metrics as Prometheus text (ws.metrics() is the whole process's).
 function Server:metrics(opts)
   return require("ws.metrics").text(self, opts)
+end
+
+-- The WebSocket connections of the server, open or closing, as a new list (a snapshot: a
+-- connection may close while you go through it; sending to it then returns nil, "closed").
+--   for _, conn in ipairs(server:clients()) do conn:send(msg) end
+function Server:clients()
+  return core.server_clients(self._l)
 end
 
 -- Stop accepting and send a close to every connection (after what is queued for it).

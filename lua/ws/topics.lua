@@ -41,6 +41,7 @@ end
 function M.install(Server)
   Server.publish = core.server_publish
   Server.subscribers = core.server_subscribers
+  Server.broadcast = core.server_broadcast -- server:broadcast(data [, kind]): every connection
 end
 
 return M

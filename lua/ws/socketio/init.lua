@@ -27,15 +27,21 @@ end
 -- The ws.server options and callbacks that serve this Socket.IO server: for an application
 -- that creates the server itself (then io:attach(server)). opts are ws.server's options; an
 -- `http` hook in them answers the requests outside the Socket.IO path.
+-- Options of Socket.IO itself, not passed on to ws.server (which refuses names it does not know).
+local OWN_OPTIONS = { "ping_interval", "ping_timeout", "max_payload", "max_attachments", "max_packets",
+  "connect_timeout", "upgrade_timeout", "max_buffer", "cors", "allow_request", "listen", "ws_ping_interval" }
+
 function IO:server_options(opts)
   opts = copy(opts or self.opts)
+  local ws_ping = opts.ws_ping_interval
+  for _, k in ipairs(OWN_OPTIONS) do opts[k] = nil end
   local engine = self.engine
   local path = self.path
   local user_http, user_hs = opts.http, opts.handshake
   opts.path = path
   opts.max_message = opts.max_message or engine.max_payload
   -- Engine.IO has its own heartbeat; WebSocket pings are off unless asked for.
-  opts.ping_interval = opts.ws_ping_interval or 0
+  opts.ping_interval = ws_ping or 0
   opts.http = function(request, conn)
     if request.path == path then return engine:http(request, conn) end
     if user_http then return user_http(request, conn) end
