@@ -1,14 +1,16 @@
 # Benchmarks (bench/): `make bench` runs lua-ws and the peers available here side by side and
 # writes bench/RESULTS.md (BENCH_QUICK=1 for a short run; see bench/run.sh for the options);
 # `make bench-instr` counts instructions per echoed message under callgrind; `make bench-bus`
-# measures the Redis bus (two processes on one redis-server) beside Socket.IO's Redis adapter.
+# measures the Redis bus (two processes on one redis-server) beside Socket.IO's Redis adapter;
+# `make bench-bus-classes` compares the ordered class with the fast one on one node
+# (bench/bus_classes.sh; BUS_SUBS, BUS_SECONDS).
 BENCH_BIN    ?= bench/bin
 BENCH_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic
 LWS_HEADER   := $(wildcard /usr/include/libwebsockets.h)
 
 BENCH_PROGS := $(BENCH_BIN)/loadclient $(BENCH_BIN)/tcp_echo $(if $(LWS_HEADER),$(BENCH_BIN)/lws_server)
 
-.PHONY: bench bench-bin bench-instr bench-bus
+.PHONY: bench bench-bin bench-instr bench-bus bench-bus-classes
 bench-bin: $(BENCH_PROGS)
 
 $(BENCH_BIN)/loadclient: bench/loadclient.c bench/lc_proto.c bench/lc_proto.h bench/lc_hist.h
@@ -36,3 +38,9 @@ bench-instr: $(BENCH_BIN)/loadclient
 bench-bus: $(BENCH_BIN)/loadclient
 	@$(MAKE) --no-print-directory all || echo "bench-bus: the lua-ws modules did not build; lua-ws will be skipped"
 	BENCH_BIN=$(BENCH_BIN) bench/run_bus.sh
+
+BUS_SUBS    ?= 100
+BUS_SECONDS ?= 5
+bench-bus-classes: $(BENCH_BIN)/loadclient
+	$(MAKE) --no-print-directory all
+	bash bench/bus_classes.sh $(BUS_SUBS) $(BUS_SECONDS)

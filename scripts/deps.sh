@@ -23,6 +23,8 @@ PACKAGES=(
   valgrind procps
   # the Redis bus (scale-out): hiredis as the RESP codec, redis-server for the specs
   redis-server libhiredis-dev
+  # the two-host bus spec: network namespaces and a veth pair (ip netns, ip link)
+  iproute2
   # bench/ peers: libwebsockets, lua-http on cqueues
   libwebsockets-dev lua-http lua-cqueues
 )

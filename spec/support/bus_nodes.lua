@@ -7,15 +7,41 @@ local wsc = require "support.ws_client"
 local M = {}
 
 local NODE = helper.root .. "/spec/support/bus_node.lua"
+local RELAY = helper.root .. "/spec/support/ns_relay.lua"
 
--- start(redis_url, name [, { presence_ttl =, history =, gap = "close" | "notify" }])
+-- A Lua script with the build under test, in the network namespace ns when given (ip netns exec).
+local function spawn_lua(ns, args, opts)
+  if not ns then return helper.spawn_lua(args, opts) end
+  local argv = { "ip", "netns", "exec", ns, helper.lua }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local env = { LUA_CPATH = helper.cpath .. ";;", LUA_PATH = helper.lpath .. ";;" }
+  env.LUA_CPATH_5_4, env.LUA_PATH_5_4 = env.LUA_CPATH, env.LUA_PATH
+  opts.env = env
+  return helper.spawn(argv, opts)
+end
+M.spawn_lua = spawn_lua
+
+-- start(redis_url, name [, { presence_ttl =, history =, gap = "close" | "notify", netns =, dir =,
+-- timeout = }])
+-- With netns (a network namespace's name) the node runs in that namespace, and its clients reach
+-- it from inside it too, through spec/support/ns_relay.lua run there: node.addr is the relay's
+-- Unix socket, made in dir (a temporary directory of the caller).
 function M.start(redis_url, name, opts)
   opts = opts or {}
   local port = helper.free_port()
-  local p = helper.spawn_lua({ NODE, tostring(port), redis_url, name, tostring(opts.presence_ttl or 2),
-    tostring(opts.history or 1000), opts.gap or "close" }, { timeout = 300 })
+  local p = spawn_lua(opts.netns, { NODE, tostring(port), redis_url, name, tostring(opts.presence_ttl or 2),
+    tostring(opts.history or 1000), opts.gap or "close" }, { timeout = opts.timeout or 300 })
   assert(p:wait_output("ready %d+", 10), "node did not start: " .. p:errors())
   local node = { port = port, proc = p, name = name }
+  if opts.netns then
+    node.addr = assert(opts.dir, "a node in a namespace needs dir") .. "/" .. name .. ".sock"
+    node.relay = spawn_lua(opts.netns, { RELAY, node.addr, tostring(port) }, { timeout = opts.timeout or 300 })
+    assert(node.relay:wait_output("ready", 10), "relay did not start: " .. node.relay:errors())
+  end
+  function node.kill()
+    if node.relay then node.relay:kill() end
+    node.proc:kill()
+  end
   -- Waits (bounded) until the node's bus is up.
   function node.wait_up()
     local c = M.client(node)
@@ -28,17 +54,17 @@ end
 
 -- A client of a node. c.cmd(line) sends a command and returns its reply ("ok <verb> ..." or
 -- "err <verb> ..."); everything else that arrives (msg, presence, direct, gap lines) is kept in
--- order in c.events.
+-- order in c.events (c.at[i]: when c.events[i] was read, wsc.now()).
 function M.client(node)
-  local c = assert(wsc.connect(node.port))
-  c.events = {}
+  local c = assert(wsc.connect(node.addr or node.port))
+  c.events, c.at = {}, {}
   -- Reads what has arrived, waiting at most `timeout` (default 0) for the first message.
   function c.pump(timeout)
     local first = true
     while true do
       local kind, msg = c:receive(first and (timeout or 0) or 0)
       first = false
-      if kind == "text" then c.events[#c.events + 1] = msg
+      if kind == "text" then c.events[#c.events + 1] = msg c.at[#c.events] = wsc.now()
       elseif kind == "close" then c.closed = msg return
       elseif kind == nil then return end
     end
@@ -53,6 +79,7 @@ function M.client(node)
       if kind ~= "text" then return nil, kind end
       if msg:sub(1, #ok) == ok or msg:sub(1, #err) == err then return msg end
       c.events[#c.events + 1] = msg
+      c.at[#c.events] = wsc.now()
     end
     return nil, "timeout"
   end

@@ -17,11 +17,15 @@ local function encode(args)
   return table.concat(parts)
 end
 
+-- port: a TCP port on 127.0.0.1, or the path of Redis's Unix socket (a string).
 function M.connect(port, timeout)
-  local s, err = socket.tcp()
+  local unix = type(port) == "string" and require("socket.unix")
+  local s, err
+  if unix then s, err = (unix.stream or unix)() else s, err = socket.tcp() end
   if not s then return nil, err end
   s:settimeout(timeout or 5)
-  local ok, cerr = s:connect("127.0.0.1", port)
+  local ok, cerr
+  if unix then ok, cerr = s:connect(port) else ok, cerr = s:connect("127.0.0.1", port) end
   if not ok then s:close() return nil, cerr end
   return setmetatable({ sock = s }, Client)
 end

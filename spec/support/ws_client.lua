@@ -46,11 +46,13 @@ local function parse_http(buf)
 end
 M.parse_http = parse_http
 
--- A connected TCP socket to 127.0.0.1:port.
+-- A connected TCP socket to 127.0.0.1:port, or a Unix socket when port is a path (a string).
 function M.tcp(port, timeout)
-  local sock = assert(socket.tcp())
+  local unix = type(port) == "string" and require("socket.unix")
+  local sock = assert(unix and (unix.stream or unix)() or socket.tcp())
   sock:settimeout(timeout or 5)
-  local ok, err = sock:connect("127.0.0.1", port)
+  local ok, err
+  if unix then ok, err = sock:connect(port) else ok, err = sock:connect("127.0.0.1", port) end
   if not ok then sock:close() return nil, err end
   return sock
 end
@@ -97,7 +99,7 @@ function M.connect(port, opts)
   local sock, err = M.tcp(port, opts.timeout)
   if not sock then return nil, err end
   local request, key = codec.client_request({
-    host = "127.0.0.1:" .. port, path = opts.path or "/", protocols = opts.protocols,
+    host = type(port) == "string" and "localhost" or ("127.0.0.1:" .. port), path = opts.path or "/", protocols = opts.protocols,
     origin = opts.origin, headers = opts.headers,
   })
   sock:send(request)
