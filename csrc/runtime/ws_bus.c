@@ -19,7 +19,7 @@
 #include "ws_topic.h"
 
 #define BACKOFF_MIN 0.1
-#define BACKOFF_MAX 5.0
+#define BACKOFF_MAX 2.0 /* a node that lost Redis tries again at least every 2 s */
 #define INITIAL_BUCKETS 64
 
 typedef struct bus_topic {
@@ -354,7 +354,8 @@ static void conn_retry(bus_conn *bc) {
   double d = BACKOFF_MIN;
   for (int i = 1; i < bc->attempts && d < BACKOFF_MAX; i++) d *= 2;
   if (d > BACKOFF_MAX) d = BACKOFF_MAX;
-  d *= 0.5 + random01(); /* jitter: nodes that lost Redis together do not come back in step */
+  d *= 0.5 + 0.5 * random01(); /* jitter, never above the cap: nodes that lost Redis together do not
+                                  come back in step */
   bc->attempts++;
   ev_timer_set(&bc->retry, d, 0.);
   ev_timer_start(ws_loop_ev(b->loop), &bc->retry);
