@@ -79,10 +79,10 @@ static void get_headers(lua_State *L, int opts, const char *fn, header_set *out)
       luaL_error(L, "%s: header '%s' must have a string or number value", fn, name);
     }
     const char *value = lua_tolstring(L, -1, &vlen);
-    if (!ws_header_name_valid(name, nlen)) luaL_error(L, "%s: invalid header name '%s'", fn, name);
-    if (!ws_header_value_valid(value, vlen)) luaL_error(L, "%s: invalid value for header '%s'", fn, name);
-    if (out->n == WS_MAX_HEADERS) luaL_error(L, "%s: too many headers", fn);
     ws_header h = { name, nlen, value, vlen };
+    const char *why;
+    if (ws_headers_check(&h, 1, &why) == 0) luaL_error(L, "%s: %s '%s'", fn, why, name);
+    if (out->n == WS_MAX_HEADERS) luaL_error(L, "%s: too many headers", fn);
     size_t i = out->n++;
     for (; i > 0 && header_before(&h, &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
     out->h[i] = h;
@@ -182,22 +182,6 @@ static void set_lstring(lua_State *L, const char *field, const char *s, size_t n
   lua_setfield(L, -2, field);
 }
 
-/* Does some header `name` list `token` (case-insensitive)? */
-static int lists_token(const ws_request *r, const char *name, const char *token) {
-  size_t tlen = strlen(token);
-  for (const ws_header *h = ws_request_header(r, name, NULL); h; h = ws_request_header(r, name, h)) {
-    size_t pos = 0, len;
-    const char *t;
-    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len)) {
-      size_t i = 0;
-      if (len != tlen) continue;
-      while (i < len && (t[i] | 0x20) == token[i]) i++;
-      if (i == len) return 1;
-    }
-  }
-  return 0;
-}
-
 /* The values of every header `name`, joined with ", ", or nothing pushed (returns 0). */
 static int push_joined(lua_State *L, const ws_header *hs, size_t n, const char *name) {
   int found = 0;
@@ -249,7 +233,7 @@ static int l_parse_request(lua_State *L) {
   set_headers(L, r.headers, r.num_headers);
   /* A client that asks for websocket gets told what is wrong with its request, even if it
    * forgot Connection: Upgrade (ws_request_check_upgrade says so). */
-  int upgrade = lists_token(&r, "Upgrade", "websocket");
+  int upgrade = ws_request_is_upgrade(&r);
   lua_pushboolean(L, upgrade);
   lua_setfield(L, -2, "upgrade");
   if (upgrade) {

@@ -668,12 +668,12 @@ static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
       return 0;
     }
     if (n == max) luaL_argerror(L, idx, "too many headers");
-    if (strpbrk(name, "\r\n:") || strlen(name) != nl || nl == 0) luaL_argerror(L, idx, "invalid header name");
-    if (strpbrk(value, "\r\n") || strlen(value) != vl) luaL_argerror(L, idx, "invalid header value");
     out[n].name = name;
     out[n].name_len = nl;
     out[n].value = value;
     out[n].value_len = vl;
+    const char *why; /* the core's rule, the one its response builders apply */
+    if (ws_headers_check(&out[n], 1, &why) == 0) luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s'", why, name));
     n++;
     lua_pop(L, 1);
   }

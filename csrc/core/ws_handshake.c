@@ -12,6 +12,9 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+const char ws_err_header_name[] = "invalid header name";
+const char ws_err_header_value[] = "invalid value for header";
+
 /* ---- characters ---- */
 
 static int is_tchar(unsigned char c) { /* RFC 7230 3.2.6 token characters */
@@ -48,6 +51,21 @@ int ws_header_value_valid(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (is_ctl((unsigned char)s[i])) return 0;
   return 1;
+}
+
+size_t ws_headers_check(const ws_header *hs, size_t n, const char **error) {
+  for (size_t i = 0; i < n; i++) {
+    if (!ws_header_name_valid(hs[i].name, hs[i].name_len)) {
+      *error = ws_err_header_name;
+      return i;
+    }
+    if (!ws_header_value_valid(hs[i].value, hs[i].value_len)) {
+      *error = ws_err_header_value;
+      return i;
+    }
+  }
+  *error = NULL;
+  return n;
 }
 
 /* ---- the head scanner shared by requests and responses ----
@@ -261,8 +279,7 @@ static int has_token(const ws_header *hs, size_t n, const char *name, const char
 }
 
 int ws_request_is_upgrade(const ws_request *r) {
-  return has_token(r->headers, r->num_headers, "Upgrade", "websocket") &&
-         has_token(r->headers, r->num_headers, "Connection", "upgrade");
+  return has_token(r->headers, r->num_headers, "Upgrade", "websocket");
 }
 
 /* Base64 of exactly 16 bytes, in its one canonical spelling (decode, encode again, compare). */
@@ -427,11 +444,8 @@ static void put_header(writer *w, const char *name, const char *value, size_t vl
 }
 
 static int extra_valid(const ws_header *extra, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!ws_header_name_valid(extra[i].name, extra[i].name_len) ||
-        !ws_header_value_valid(extra[i].value, extra[i].value_len))
-      return 0;
-  return 1;
+  const char *error;
+  return ws_headers_check(extra, n, &error) == n;
 }
 
 static void put_extra(writer *w, const ws_header *extra, size_t n) {

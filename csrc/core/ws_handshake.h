@@ -45,8 +45,10 @@ typedef struct ws_request {
  * fields are unspecified. */
 int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
 
-/* Does the parsed request ask for a WebSocket upgrade at all (Upgrade: websocket and
- * Connection containing the upgrade token)? Plain HTTP requests go elsewhere. */
+/* Does the parsed request ask for a WebSocket upgrade at all (an Upgrade header listing
+ * websocket)? Plain HTTP requests go elsewhere; one that asks but lacks Connection: Upgrade
+ * is an upgrade request that ws_request_check_upgrade answers with 400. Every binding
+ * (ws.core, ws.codec and so ws.resty) sorts requests with this one function. */
 int ws_request_is_upgrade(const ws_request *r) WS_HIDDEN;
 
 /* Check every RFC 6455 4.2.1 requirement (GET, HTTP/1.1 or later, one valid Host, Upgrade,
@@ -95,6 +97,13 @@ int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, siz
  * characters but tab)? The builders refuse anything else, so no caller can inject lines. */
 int ws_header_name_valid(const char *s, size_t n) WS_HIDDEN;
 int ws_header_value_valid(const char *s, size_t n) WS_HIDDEN;
+
+/* The first of hs[0..n) that the builders would refuse: returns its index and sets *error to
+ * ws_err_header_name or ws_err_header_value; returns n (and *error = NULL) when all pass.
+ * Bindings name the header from the index instead of checking again. */
+size_t ws_headers_check(const ws_header *hs, size_t n, const char **error) WS_HIDDEN;
+extern const char ws_err_header_name[] WS_HIDDEN;   /* "invalid header name" */
+extern const char ws_err_header_value[] WS_HIDDEN;  /* "invalid value for header" */
 
 /* Standard reason phrase for a status ("Bad Request"...). */
 const char *ws_status_text(int status) WS_HIDDEN;
