@@ -367,13 +367,6 @@ static int l_accept_key(lua_State *L) {
 
 /* ---- client side ---- */
 
-static int visible(const char *s) {
-  if (!*s) return 0;
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
-  return 1;
-}
-
 /* client_request{ host =, path =, protocols =, extensions =, origin =, headers =, key = }
  * -> request, key. `key` is for reproducible requests (tests); by default it is random. */
 static int l_client_request(lua_State *L) {
@@ -385,10 +378,10 @@ static int l_client_request(lua_State *L) {
   lua_settop(L, 1);
   const char *host = opt_string(L, 1, "host", fn);
   if (!host) return luaL_error(L, "%s: host is required", fn);
-  if (!visible(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
+  if (!ws_target_valid(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
   const char *path = opt_string(L, 1, "path", fn);
   if (!path) path = "/";
-  if (!visible(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
+  if (!ws_target_valid(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
   const char *origin = opt_string(L, 1, "origin", fn);
   if (origin && !ws_header_value_valid(origin, strlen(origin)))
     return luaL_error(L, "%s: invalid origin", fn);

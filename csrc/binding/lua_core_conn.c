@@ -361,9 +361,9 @@ static int l_close(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
-  if (code != 0 && !ws_close_code_valid((unsigned)code)) return luaL_argerror(L, 2, "invalid close code");
-  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
-  if (code == 0 && rl) return luaL_argerror(L, 3, "a reason needs a close code");
+  const char *why;
+  int bad = code < 0 || code > 0xffff ? 1 : ws_close_args_check((unsigned)code, reason, rl, &why);
+  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
   lws_ctx *x = lws_ctx_get(L);
   if (x->log_level && c->s.phase == WS_PH_OPEN) {
     char who[96];
@@ -392,7 +392,7 @@ static int l_ping(lua_State *L) {
   size_t n = 0;
   int wait = lua_toboolean(L, 3);
   const char *p = wait && lua_isnoneornil(L, 2) ? NULL : luaL_optlstring(L, 2, "", &n);
-  if (n > 125) return luaL_argerror(L, 2, "ping payload over 125 bytes");
+  if (ws_control_len_check(n)) return luaL_argerror(L, 2, ws_control_len_check(n));
   long long seq = 0;
   if (wait ? (seq = ws_stream_ping_wait(&c->s, p, n)) < 0 : ws_stream_ping(&c->s, p, n) < 0) {
     if (c->s.phase == WS_PH_OPEN) return luaL_error(L, "ws: ping failed");
@@ -703,7 +703,8 @@ static int l_upgrade(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   int compress = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
   ws_request req;
-  if (protocol && (strpbrk(protocol, "\r\n,") || !*protocol)) return luaL_argerror(L, 2, "invalid protocol name");
+  /* the core's token rule, the one ws_response_accept applies */
+  if (protocol && !ws_header_name_valid(protocol, strlen(protocol))) return luaL_argerror(L, 2, "invalid protocol name");
   for (size_t i = 0; i < nextra; i++) {
     if (header_is(&extra[i], "Sec-WebSocket-Protocol"))
       return luaL_argerror(L, 3, "Sec-WebSocket-Protocol is set with the protocol field");

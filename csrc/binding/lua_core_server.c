@@ -209,8 +209,9 @@ static int l_server_shutdown(lua_State *L) {
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
   int abort = lua_toboolean(L, 4);
-  if (!ws_close_code_valid(code)) return luaL_argerror(L, 2, "invalid close code");
-  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
+  const char *why; /* a shutdown always sends a code */
+  int bad = code == 0 ? 1 : ws_close_args_check(code, reason, rl, &why);
+  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
   lws_ctx *x = lws_ctx_get(L);
   LWS_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
           abort ? "aborting" : "closing", (unsigned)sv->l.count, code, reason);

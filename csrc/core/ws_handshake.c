@@ -569,7 +569,7 @@ int ws_client_key(char out[WS_KEY_LEN + 1]) {
   return 0;
 }
 
-static int target_valid(const char *s) {
+int ws_target_valid(const char *s) {
   if (!*s) return 0;
   for (; *s; s++)
     if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
@@ -586,7 +586,7 @@ int ws_client_request(ws_buf *out, const char *host, const char *path, const cha
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) {
   if (!path) path = "/";
-  if (!host || !*host || !target_valid(host) || !target_valid(path) || !key ||
+  if (!host || !*host || !ws_target_valid(host) || !ws_target_valid(path) || !key ||
       !ws_key_valid(key, strlen(key)) || !text_valid(extensions) || !text_valid(origin) ||
       !extra_valid(extra, nextra))
     return -1;

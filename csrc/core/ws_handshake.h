@@ -113,6 +113,10 @@ const char *ws_status_text(int status) WS_HIDDEN;
 /* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
 int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
 
+/* Can this go in a request line or the Host header we send: one or more visible ASCII
+ * characters (0x21..0x7e), nothing else? ws_client_request refuses host and path otherwise. */
+int ws_target_valid(const char *s) WS_HIDDEN;
+
 /* Is protocols[i] equal to one of protocols[0..i)? (RFC 6455 4.1 wants offers unique.) */
 int ws_protocol_repeated(const char *const *protocols, size_t i) WS_HIDDEN;
 
