@@ -465,8 +465,7 @@ static int l_parse_response(lua_State *L) {
   lua_setfield(L, -2, "version");
   set_headers(L, r.headers, r.num_headers);
   set_lstring(L, "protocol", r.protocol, r.protocol_len);
-  if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
-    lua_setfield(L, -2, "extensions");
+  set_lstring(L, "extensions", r.extensions, r.extensions_len);
   lua_pushinteger(L, n);
   return 2;
 }

@@ -86,22 +86,6 @@ static size_t get_headers(lua_State *L, int t, ws_header *out, size_t max) {
   return n;
 }
 
-static const char *errno_code(int e) {
-  switch (e) {
-  case ECONNREFUSED: return "ECONNREFUSED";
-  case ECONNRESET: return "ECONNRESET";
-  case ETIMEDOUT: return "timeout";
-  case EHOSTUNREACH: return "EHOSTUNREACH";
-  case ENETUNREACH: return "ENETUNREACH";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EPIPE: return "EPIPE";
-  case EMFILE: return "EMFILE";
-  case ENFILE: return "ENFILE";
-  case ENOMEM: return "ENOMEM";
-  default: return "EIO";
-  }
-}
-
 /* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
  * "closed". */
 static int push_failure(lua_State *L, const ws_stream *s) {
@@ -111,7 +95,7 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = errno_code(s->err);
+  else if (s->err) code = lws_errno_name(s->err); /* ETIMEDOUT was "timeout" above */
   lua_pushnil(L);
   lua_pushstring(L, msg);
   lua_pushstring(L, code);
@@ -285,16 +269,10 @@ static int l_client_head(lua_State *L) {
   ws_deflate_params dparams;
   int deflated = 0;
   if (ws_response_check_upgrade(&r, u->key, protocols, nprotocols, u->offer[0] != '\0') == 0 && r.extensions) {
-    /* permessage-deflate: the answer must fit our offer (RFC 7692 7.1), in one header. */
-    const ws_header *h = ws_response_header(&r, "Sec-WebSocket-Extensions", NULL);
-    if (ws_response_header(&r, "Sec-WebSocket-Extensions", h)) {
-      deflated = -1;
-      r.error = "repeated Sec-WebSocket-Extensions";
-    } else {
-      deflated = ws_deflate_accept_offer(u->offer, strlen(u->offer), r.extensions, r.extensions_len,
-                                         &u->deflate, &dparams, &r.error);
-      if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
-    }
+    /* permessage-deflate: the answer must fit our offer (RFC 7692 7.1). */
+    deflated = ws_deflate_accept_offer(u->offer, strlen(u->offer), r.extensions, r.extensions_len,
+                                       &u->deflate, &dparams, &r.error);
+    if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
   }
   if (deflated < 0 || r.error) {
     char who[96];

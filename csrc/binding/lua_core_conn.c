@@ -89,7 +89,8 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
 
 /* ---- results ---- */
 
-static const char *errno_name(int e) {
+/* The errno names results carry as their code; anything else is "EIO". */
+const char *lws_errno_name(int e) {
   switch (e) {
   case EPIPE: return "EPIPE";
   case ECONNRESET: return "ECONNRESET";
@@ -98,6 +99,7 @@ static const char *errno_name(int e) {
   case EHOSTUNREACH: return "EHOSTUNREACH";
   case ENETUNREACH: return "ENETUNREACH";
   case ECONNREFUSED: return "ECONNREFUSED";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
   case EMFILE: return "EMFILE";
   case ENFILE: return "ENFILE";
   case EADDRINUSE: return "EADDRINUSE";
@@ -120,7 +122,7 @@ static int push_end(lua_State *L, lws_conn *c) {
   default: code = "protocol"; break;
   }
   if (!s->fail_code) {
-    if (s->err) code = errno_name(s->err);
+    if (s->err) code = lws_errno_name(s->err);
   }
   lua_pushnil(L);
   lua_pushstring(L, msg);

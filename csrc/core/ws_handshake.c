@@ -685,6 +685,9 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
   h = find_header(hs, n, "Sec-WebSocket-Extensions", NULL);
   if (h) {
     if (!offered_extensions) return response_fail(r, "extension not offered");
+    /* The accepted extensions come in one header, so that what they say is unambiguous. */
+    if (find_header(hs, n, "Sec-WebSocket-Extensions", h))
+      return response_fail(r, "repeated Sec-WebSocket-Extensions");
     r->extensions = h->value;
     r->extensions_len = h->value_len;
   }

@@ -150,7 +150,8 @@ int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_he
 
 /* Check a parsed response against our request (RFC 6455 4.1): status 101 in HTTP/1.1 or
  * later, Upgrade: websocket (alone), Connection, the Accept value for `key`, a protocol that
- * is one of those offered (or none), no extension unless offered. Returns 0, or -1 with
+ * is one of those offered (or none), no extension unless offered and then in one header.
+ * Returns 0, or -1 with
  * r->error. */
 int ws_response_check_upgrade(ws_response *r, const char *key, const char *const *protocols,
                               size_t nprotocols, int offered_extensions) WS_HIDDEN;
