@@ -264,20 +264,21 @@ static int l_parse_request(lua_State *L) {
   return 2;
 }
 
-/* Is `s` one of req.protocols? */
+/* Is `s` one of req.protocols? The core compares (ws_protocol_find); the names stay anchored
+ * by the list while it does. */
 static int offered(lua_State *L, int req, const char *s, size_t slen) {
-  int found = 0;
+  const char *list[MAX_PROTOCOLS];
+  size_t n = 0;
   lua_getfield(L, req, "protocols");
   if (lua_istable(L, -1)) {
-    size_t n = table_len(L, -1);
-    for (size_t i = 1; i <= n && !found; i++) {
-      size_t len;
+    size_t len = table_len(L, -1);
+    for (size_t i = 1; i <= len && n < MAX_PROTOCOLS; i++) {
       lua_rawgeti(L, -1, (int)i);
-      const char *p = lua_tolstring(L, -1, &len);
-      found = lua_type(L, -1) == LUA_TSTRING && len == slen && memcmp(p, s, len) == 0;
+      if (lua_type(L, -1) == LUA_TSTRING) list[n++] = lua_tostring(L, -1);
       lua_pop(L, 1);
     }
   }
+  int found = ws_protocol_find(list, n, s, slen) >= 0;
   lua_pop(L, 1);
   return found;
 }

@@ -370,16 +370,21 @@ int ws_request_check_upgrade(ws_request *r) {
   return 0;
 }
 
+/* Subprotocol names are compared exactly, as browsers do. */
+int ws_protocol_find(const char *const *list, size_t n, const char *p, size_t plen) {
+  for (size_t i = 0; i < n; i++)
+    if (strlen(list[i]) == plen && memcmp(list[i], p, plen) == 0) return (int)i;
+  return -1;
+}
+
 int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    size_t plen = strlen(protocols[i]);
     const ws_header *h = NULL;
-    /* Subprotocol names are compared exactly, as browsers do. */
     while ((h = find_header(r->headers, r->num_headers, "Sec-WebSocket-Protocol", h))) {
       size_t pos = 0, len;
       const char *t;
       while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
-        if (len == plen && memcmp(t, protocols[i], plen) == 0) return (int)i;
+        if (ws_protocol_find(protocols + i, 1, t, len) == 0) return (int)i;
     }
   }
   return -1;
@@ -577,9 +582,7 @@ int ws_target_valid(const char *s) {
 }
 
 int ws_protocol_repeated(const char *const *protocols, size_t i) {
-  for (size_t j = 0; j < i; j++)
-    if (strcmp(protocols[j], protocols[i]) == 0) return 1;
-  return 0;
+  return ws_protocol_find(protocols, i, protocols[i], strlen(protocols[i])) >= 0;
 }
 
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
@@ -673,12 +676,10 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
     return response_fail(r, "wrong Sec-WebSocket-Accept");
   h = find_header(hs, n, "Sec-WebSocket-Protocol", NULL);
   if (h) {
-    size_t i;
     if (find_header(hs, n, "Sec-WebSocket-Protocol", h))
       return response_fail(r, "repeated Sec-WebSocket-Protocol");
-    for (i = 0; i < nprotocols; i++)
-      if (strlen(protocols[i]) == h->value_len && memcmp(protocols[i], h->value, h->value_len) == 0) break;
-    if (i == nprotocols) return response_fail(r, "protocol not offered");
+    if (ws_protocol_find(protocols, nprotocols, h->value, h->value_len) < 0)
+      return response_fail(r, "protocol not offered");
     r->protocol = h->value;
     r->protocol_len = h->value_len;
   }

@@ -67,6 +67,10 @@ const ws_header *ws_request_header(const ws_request *r, const char *name, const 
 int ws_header_next_token(const char *value, size_t value_len, size_t *pos,
                          const char **tok, size_t *tok_len) WS_HIDDEN;
 
+/* The index of the subprotocol p[0..plen) in list[0..n), or -1: the one comparison (exact,
+ * as browsers do) behind "the server answers one the client offered" on both sides. */
+int ws_protocol_find(const char *const *list, size_t n, const char *p, size_t plen) WS_HIDDEN;
+
 /* Pick the subprotocol: the first of the server's `protocols` (its order of preference)
  * that the client offered in any Sec-WebSocket-Protocol header. Returns its index, or -1. */
 int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) WS_HIDDEN;
