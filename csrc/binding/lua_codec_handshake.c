@@ -8,13 +8,10 @@
 #include <lua.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_handshake.h"
 
-#if LUA_VERSION_NUM < 502
-#define table_len(L, i) lua_objlen(L, i)
-#else
-#define table_len(L, i) lua_rawlen(L, i)
-#endif
+#define table_len(L, i) kit_rawlen(L, i)
 
 #define BUF_MT "ws.codec.handshake_buf"
 #define MAX_PROTOCOLS 64
@@ -56,37 +53,16 @@ static int header_before(const ws_header *a, const ws_header *b) {
  * depend on the table's traversal order. Number values are converted; the converted strings
  * are kept alive in a table left on the stack. */
 static void get_headers(lua_State *L, int opts, const char *fn, header_set *out) {
+  ws_header h[WS_MAX_HEADERS];
+  kit_where w = { fn, 0 };
   out->n = 0;
   if (lua_isnoneornil(L, opts)) return;
   lua_getfield(L, opts, "headers");
-  int t = lua_gettop(L);
-  if (lua_isnil(L, t)) return;
-  if (!lua_istable(L, t)) luaL_error(L, "%s: headers must be a table", fn);
-  lua_newtable(L);
-  int anchor = lua_gettop(L), kept = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    size_t nlen, vlen;
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: header names must be strings", fn);
-    const char *name = lua_tolstring(L, -2, &nlen);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushvalue(L, -1);
-      lua_tolstring(L, -1, NULL);
-      lua_rawseti(L, anchor, ++kept);
-      lua_rawgeti(L, anchor, kept);
-      lua_replace(L, -2);
-    } else if (lua_type(L, -1) != LUA_TSTRING) {
-      luaL_error(L, "%s: header '%s' must have a string or number value", fn, name);
-    }
-    const char *value = lua_tolstring(L, -1, &vlen);
-    ws_header h = { name, nlen, value, vlen };
-    const char *why;
-    if (ws_headers_check(&h, 1, &why) == 0) luaL_error(L, "%s: %s '%s'", fn, why, name);
-    if (out->n == WS_MAX_HEADERS) luaL_error(L, "%s: too many headers", fn);
+  size_t n = kit_headers(L, -1, h, WS_MAX_HEADERS, w); /* the list and its anchor stay */
+  for (size_t k = 0; k < n; k++) {
     size_t i = out->n++;
-    for (; i > 0 && header_before(&h, &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
-    out->h[i] = h;
-    lua_pop(L, 1);
+    for (; i > 0 && header_before(&h[k], &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
+    out->h[i] = h[k];
   }
 }
 
@@ -108,25 +84,10 @@ static const char *opt_string(lua_State *L, int opts, const char *field, const c
 /* A list of protocol names (opts[field]), each a token. */
 static size_t get_protocols(lua_State *L, int opts, const char *field, const char *fn,
                             const char *out[MAX_PROTOCOLS]) {
-  size_t n = 0;
+  kit_where w = { fn, 0 };
   if (lua_isnoneornil(L, opts)) return 0;
   lua_getfield(L, opts, field);
-  int t = lua_gettop(L);
-  if (!lua_isnil(L, t)) {
-    if (!lua_istable(L, t)) luaL_error(L, "%s: %s must be a list of strings", fn, field);
-    size_t len = table_len(L, t);
-    if (len > MAX_PROTOCOLS) luaL_error(L, "%s: more than %d protocols", fn, MAX_PROTOCOLS);
-    for (size_t i = 1; i <= len; i++) {
-      size_t plen;
-      lua_rawgeti(L, t, (int)i);
-      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: %s must be a list of strings", fn, field);
-      out[n] = lua_tolstring(L, -1, &plen);
-      if (!ws_header_name_valid(out[n], plen))
-        luaL_error(L, "%s: invalid protocol name '%s'", fn, out[n]);
-      n++;
-      lua_pop(L, 1); /* still referenced by the list */
-    }
-  }
+  size_t n = kit_protocols(L, -1, out, MAX_PROTOCOLS, w);
   lua_pop(L, 1); /* the list stays referenced by opts */
   return n;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_connect.h"
 #include "runtime/ws_tls.h"
 
@@ -40,52 +41,6 @@ static const char *optstr(lua_State *L, int t, const char *k) {
   return v;
 }
 
-/* Protocol names from a list (strings stay anchored by the table). */
-static size_t get_protocols(lua_State *L, int t, const char **out) {
-  size_t n = 0;
-  if (lua_type(L, t) != LUA_TTABLE) return 0;
-  for (lua_Integer i = 1; n < MAX_PROTOCOLS; i++) {
-    if (lua_rawgeti(L, t, i) != LUA_TSTRING) { lua_pop(L, 1); break; }
-    out[n++] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-/* Extra request headers: { name = value } or { { name, value }, ... }. */
-static size_t get_headers(lua_State *L, int t, ws_header *out, size_t max) {
-  size_t n = 0;
-  if (lua_type(L, t) != LUA_TTABLE) return 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    const char *name, *value;
-    size_t nl, vl;
-    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "ws.connect: header pairs must be { name, value } strings");
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      lua_pop(L, 2);
-    } else {
-      luaL_error(L, "ws.connect: header names and values must be strings");
-      return 0;
-    }
-    if (n == max) luaL_error(L, "ws.connect: too many headers");
-    out[n].name = name;
-    out[n].name_len = nl;
-    out[n].value = value;
-    out[n].value_len = vl;
-    n++;
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
 /* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
  * "closed". */
 static int push_failure(lua_State *L, const ws_stream *s) {
@@ -96,10 +51,7 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
   else if (s->err) code = lws_errno_name(s->err); /* ETIMEDOUT was "timeout" above */
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
+  return kit_fail(L, msg, code);
 }
 
 /* core.connect(host, port, opts) -> conn | nil, message, code. opts: tls (a client context),
@@ -125,10 +77,11 @@ static int l_connect(lua_State *L) {
   double timeout = optnum(L, 3, "timeout", 10);
   const char *protocols[MAX_PROTOCOLS];
   ws_header extra[MAX_EXTRA_HEADERS];
+  kit_where w = { "ws.connect", 0 };
   lua_getfield(L, 3, "protocols");
-  size_t nprotocols = get_protocols(L, lua_gettop(L), protocols);
+  size_t nprotocols = kit_protocols(L, -1, protocols, MAX_PROTOCOLS, w);
   lua_getfield(L, 3, "headers");
-  size_t nextra = get_headers(L, lua_gettop(L), extra, MAX_EXTRA_HEADERS);
+  size_t nextra = kit_headers(L, -1, extra, MAX_EXTRA_HEADERS, w); /* and their anchor */
   ws_deflate_config deflate;
   int deflate_mode = lws_check_compression(L, 3, "ws.connect", &deflate);
 
@@ -250,7 +203,8 @@ static int l_client_head(lua_State *L) {
   if (lua_rawlen(L, 1) != sizeof(lws_client)) return luaL_argerror(L, 1, "client connection expected");
   ws_stream *s = &u->c.s;
   const char *protocols[MAX_PROTOCOLS];
-  size_t nprotocols = get_protocols(L, 2, protocols);
+  kit_where w = { NULL, 2 };
+  size_t nprotocols = kit_protocols(L, 2, protocols, MAX_PROTOCOLS, w);
   if (s->phase == WS_PH_HEAD) {
     lua_pushboolean(L, 0);
     return 1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 
 #define MAX_EXTRA_HEADERS 64
 #define MAX_PROTOCOLS 32
@@ -124,10 +125,7 @@ static int push_end(lua_State *L, lws_conn *c) {
   if (!s->fail_code) {
     if (s->err) code = lws_errno_name(s->err);
   }
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
+  return kit_fail(L, msg, code);
 }
 
 /* ---- primitives (never block) ---- */
@@ -640,46 +638,10 @@ static int l_choose_protocol(lua_State *L) {
   return 1;
 }
 
-/* Headers from a Lua table: { name = value } or { {name, value}, ... }; both kinds of
- * entries may be mixed. The strings stay anchored by the table. */
+/* Headers from the table at argument idx (lua_kit.c); pushes their anchor table. */
 static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
-  size_t n = 0;
-  if (lua_isnoneornil(L, idx)) return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    const char *name, *value;
-    size_t nl, vl;
-    if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-      lua_pushvalue(L, -1);
-      lua_tostring(L, -1);
-      lua_replace(L, -2); /* numbers become strings in place, so the table keeps nothing new */
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      if (lua_type(L, -1) != LUA_TSTRING) { lua_pop(L, 2); luaL_argerror(L, idx, "header values must be strings"); }
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, idx, "header pairs must be { name, value } strings");
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      lua_pop(L, 2); /* both strings stay anchored by the pair table */
-    } else {
-      luaL_argerror(L, idx, "header names and values must be strings");
-      return 0;
-    }
-    if (n == max) luaL_argerror(L, idx, "too many headers");
-    out[n].name = name;
-    out[n].name_len = nl;
-    out[n].value = value;
-    out[n].value_len = vl;
-    const char *why; /* the core's rule, the one its response builders apply */
-    if (ws_headers_check(&out[n], 1, &why) == 0) luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s'", why, name));
-    n++;
-    lua_pop(L, 1);
-  }
-  return n;
+  kit_where w = { NULL, idx };
+  return kit_headers(L, idx, out, max, w);
 }
 
 static int header_is(const ws_header *h, const char *name) {
