@@ -278,18 +278,96 @@ void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
   lws_task_ready(x, t, LWS_R_START);
 }
 
+/* Pushes the userdata that owns t and lets go of the reference that anchored it while it
+ * waited or was ready (the stack anchors it while it runs). */
+static void push_owner(lws_ctx *x, lua_State *L, lws_task *t) {
+  if (t->ref == LWS_REF_SELF) { /* a connection's own task, its socket still open */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  }
+  t->ref = LUA_NOREF;
+  (void)x;
+}
+
+/* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
+ * dispatch function, at top + 2): a pooled thread runs it. Its stack is [dispatch, dispatch,
+ * conn, stage]: the bottom copy stays there for pooled_end; dispatch(conn, stage) is told the
+ * stage (no core.stage call per run). The thread replaces the function at top + 2. */
+static void start_pooled(lws_ctx *x, lua_State *L, lws_conn *pc, int top) {
+  lua_State *co = pool_take(x, L);
+  lua_pushvalue(L, top + 2);
+  lua_pushvalue(L, top + 2);
+  lua_pushvalue(L, top + 1);
+  lua_xmove(L, co, 3);
+  lua_pushinteger(co, pc->task.stage);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
+  register_task(x, L, -1, top + 1);
+  lua_replace(L, top + 2);
+}
+
+/* How many values the resume passes: a new thread's arguments (already on it), the dispatch
+ * function's two, or the reason a waiting task woke (core.wait returns it). */
+static int resume_nargs(lws_ctx *x, lws_task *t, lua_State *co, int pooled_start) {
+  int first = !t->started;
+  t->started = 1;
+  if (pooled_start) return 2;
+  if (first) return lua_gettop(co) - 1; /* the function and its arguments wait on the thread */
+  push_reason(x, co, t->reason);
+  return 1;
+}
+
+/* Queue t (owner at top + 1) for the next round with a registry reference to its owner. */
+static void requeue(lws_ctx *x, lws_task *t, int top, int reason) {
+  lua_State *L = x->L;
+  lua_pushvalue(L, top + 1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lws_task_ready(x, t, reason);
+}
+
+/* The error a task's coroutine raised, with its traceback, to the error handler. */
+static void report_failure(lws_ctx *x, lws_task *t, lua_State *co) {
+  lua_State *L = x->L;
+  const char *msg = lua_tostring(co, -1);
+  if (!msg) msg = luaL_typename(co, -1);
+  luaL_traceback(L, co, msg, 0);
+  if (t->kind == LWS_K_CONN) {
+    char where[64];
+    snprintf(where, sizeof where, "connection handler (connection %u)", (unsigned)((lws_conn *)t)->id);
+    lws_report(x, where, lua_tostring(L, -1));
+  } else {
+    lws_report(x, "task", lua_tostring(L, -1));
+  }
+}
+
+/* t's coroutine returned or failed (status st) and has no next thread to go on with. */
+static void task_ended(lws_ctx *x, lws_task *t, lws_conn *pc, lua_State *co, int top, int st) {
+  lua_State *L = x->L;
+  t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
+  if (st != LUA_OK) {
+    report_failure(x, t, co);
+    if (!pc) close_thread(co, L); /* pooled_end closes it after taking the function back */
+  }
+  if (pc) {
+    pooled_end(x, pc, co, top, st);
+    return;
+  }
+  t->state = LWS_T_DONE;
+  t->co = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
+  if (t->kind == LWS_K_CONN) lws_conn_task_done(x, (lws_conn *)t, st != LUA_OK);
+}
+
+/* Runs a READY task until it waits, yields, returns or fails (the states: lua_core.h). */
 static void resume_task(lws_ctx *x, lws_task *t) {
   lua_State *L = x->L;
   int top = lua_gettop(L);
   if (t->state != LWS_T_READY) return;
   lua_checkstack(L, 8);
-  if (t->ref == LWS_REF_SELF) { /* a connection's own task, its socket still open */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
-  } else {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-  }
-  t->ref = LUA_NOREF;
+  push_owner(x, L, t); /* top + 1 */
   if (t->kind == LWS_K_MAIN) { /* the main thread waits in core.wait: let it return */
     t->state = LWS_T_IDLE;
     ws_loop_stop(x->loop);
@@ -297,84 +375,31 @@ static void resume_task(lws_ctx *x, lws_task *t) {
     return;
   }
   lws_conn *pc = t->kind == LWS_K_CONN && t->pooled ? (lws_conn *)t : NULL;
-  int pooled_start = 0;
-  if (lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc) {
-    /* Callback style with no thread attached: a pooled thread runs the dispatch function.
-     * Its stack is [dispatch, dispatch, conn, stage]: the bottom copy stays there for
-     * pooled_end; dispatch(conn, stage) is told the stage (no core.stage call per run). */
-    lua_State *co = pool_take(x, L);
-    lua_pushvalue(L, top + 2);
-    lua_pushvalue(L, top + 2);
-    lua_pushvalue(L, top + 1);
-    lua_xmove(L, co, 3);
-    lua_pushinteger(co, pc->task.stage);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-    register_task(x, L, -1, top + 1);
-    lua_replace(L, top + 2);
-    pooled_start = 1;
-  }
+  int pooled_start = lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc; /* top + 2 */
+  if (pooled_start) start_pooled(x, L, pc, top);
   lua_State *co = lua_tothread(L, top + 2);
   if (!co) {
     t->state = LWS_T_DONE;
     lua_settop(L, top);
     return;
   }
-  int nargs, nres = 0;
+  int nres = 0;
   t->state = LWS_T_RUNNING;
   t->co = co;
-  if (pooled_start) {
-    t->started = 1;
-    nargs = 2;
-  } else if (!t->started) {
-    t->started = 1;
-    nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
-  } else {
-    push_reason(x, co, t->reason);
-    nargs = 1;
-  }
+  int nargs = resume_nargs(x, t, co, pooled_start);
   int st = lua_resume(co, L, nargs, &nres);
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
-    if (t->state == LWS_T_RUNNING) { /* a plain coroutine.yield(): run again next round */
-      lua_pushvalue(L, top + 1);
-      t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-      lws_task_ready(x, t, LWS_R_NONE);
-    }
+    if (t->state == LWS_T_RUNNING) requeue(x, t, top, LWS_R_NONE); /* a plain coroutine.yield() */
   } else if (st == LUA_OK && t->handoff && !pc) { /* core.handoff: the next thread starts next round */
     t->handoff = 0;
     t->started = 0;
     t->co = NULL;
-    lua_pushvalue(L, top + 1);
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lws_task_ready(x, t, LWS_R_START);
+    requeue(x, t, top, LWS_R_START);
   } else if (st == LUA_OK && t->handoff) { /* a pooled thread ran the handshake only */
     handoff_pooled(x, pc, top);
   } else {
-    t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
-    if (st != LUA_OK) {
-      const char *msg = lua_tostring(co, -1);
-      if (!msg) msg = luaL_typename(co, -1);
-      luaL_traceback(L, co, msg, 0);
-      if (t->kind == LWS_K_CONN) {
-        char where[64];
-        snprintf(where, sizeof where, "connection handler (connection %u)", (unsigned)((lws_conn *)t)->id);
-        lws_report(x, where, lua_tostring(L, -1));
-      } else {
-        lws_report(x, "task", lua_tostring(L, -1));
-      }
-      if (!pc) close_thread(co, L); /* pooled_end closes it after taking the function back */
-    }
-    if (pc) {
-      pooled_end(x, pc, co, top, st);
-      lua_settop(L, top);
-      return;
-    }
-    t->state = LWS_T_DONE;
-    t->co = NULL;
-    lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
-    if (t->kind == LWS_K_CONN) lws_conn_task_done(x, (lws_conn *)t, st != LUA_OK);
+    task_ended(x, t, pc, co, top, st);
   }
   lua_settop(L, top);
 }
@@ -523,61 +548,92 @@ static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
   return totask(L, x, -1); /* its userdata stays on the stack */
 }
 
+/* Puts t on what c offers for `what` (its reader slot or its writers list). Returns 0, or
+ * LWS_R_CLOSED when the connection is gone already (the wait ends at once). */
+static int wait_on(lua_State *L, lws_conn *c, lws_task *t, int what) {
+  switch (what) {
+  case 'r':
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->reader && c->reader != t) return luaL_error(L, "ws: another coroutine is already receiving on this connection");
+    if (c->s.phase == WS_PH_DONE) return LWS_R_CLOSED;
+    c->reader = t;
+    t->on = c;
+    return 0;
+  case 'w':
+  case 'c':
+  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->s.phase == WS_PH_DONE) return LWS_R_CLOSED;
+    t->next = c->writers;
+    c->writers = t;
+    t->on = c;
+    if (what == 'w') ws_stream_want_drain(&c->s);
+    return 0;
+  case 't':
+    return 0;
+  default:
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
+  }
+}
+
+/* The main thread waits by running the loop until its task is woken (or nothing is left that
+ * could wake it: then the wait ends as "closed"). */
+static void run_until_woken(lws_ctx *x, lua_State *L, lws_task *t) {
+  while (t->state == LWS_T_WAIT || t->state == LWS_T_READY) {
+    x->running = 1;
+    int active = ws_loop_run(x->loop, 1);
+    x->running = 0;
+    if (!active && t->state == LWS_T_WAIT && x->ready_head == NULL) {
+      detach(t);
+      if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
+      luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+      t->ref = LUA_NOREF;
+      t->state = LWS_T_IDLE;
+      t->reason = LWS_R_CLOSED;
+    }
+  }
+}
+
+/* The task calling core.wait (its owner pushed), checked for being able to wait. c_own is set
+ * when it is c's own handler: no lookup then. */
+static lws_task *waiting_task(lua_State *L, lws_ctx *x, lws_conn *c, int *is_main, lws_conn **c_own) {
+  lws_task *t;
+  *c_own = NULL;
+  if (c && c->task.co == L) {
+    *is_main = 0;
+    lua_pushvalue(L, 1);
+    t = &c->task;
+    *c_own = c;
+  } else {
+    t = current_task(L, x, is_main);
+  }
+  if (!t) luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
+  if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) luaL_error(L, "ws: this task is already waiting");
+  if (*is_main && x->running) luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
+  if (*is_main && x->attached)
+    luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
+  return t;
+}
+
 /* core.wait(conn|nil, what, timeout|nil) -> nil (the caller yields next) or, on the main
  * thread, the reason it was woken ("r", "w", "timeout", "closed") after running the loop.
  * what: "r" a message or the end; "w" the write queue below its low-water mark;
- * "c" the connection closed; "t" only the timeout (sleep). */
+ * "c" the connection closed; "t" only the timeout (sleep). The task goes WAIT (lua_core.h). */
 static int l_wait(lua_State *L) {
   lws_ctx *x = lws_ctx_get(L);
   lws_conn *c = lua_isnoneornil(L, 1) ? NULL : lws_toconn(L, x, 1);
   const char *what = luaL_checkstring(L, 2);
   double timeout = luaL_optnumber(L, 3, -1);
-  int is_main, immediate = 0;
+  int is_main;
+  lws_conn *c_own;
   lua_settop(L, 3);
-  lws_task *t;
-  lws_conn *c_own = NULL; /* c, when the task waiting is its own */
-  if (c && c->task.co == L) { /* a handler waiting on its own connection: no lookup */
-    is_main = 0;
-    lua_pushvalue(L, 1);
-    t = &c->task;
-    c_own = c;
-  } else {
-    t = current_task(L, x, &is_main);
-  }
-  if (!t) return luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
-  if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) return luaL_error(L, "ws: this task is already waiting");
+  lws_task *t = waiting_task(L, x, c, &is_main, &c_own);
   if (timeout >= 0 && !t->tm) { /* a connection's first timed wait */
     if (!(t->tm = malloc(sizeof *t->tm))) return luaL_error(L, "ws: out of memory");
     ws_timer_init(&t->tm->timer, on_task_timer);
     t->tm->task = t;
   }
-  if (is_main && x->running) return luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
-  if (is_main && x->attached)
-    return luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
-  switch (what[0]) {
-  case 'r':
-    if (!c) return luaL_argerror(L, 1, "connection expected");
-    if (c->reader && c->reader != t) return luaL_error(L, "ws: another coroutine is already receiving on this connection");
-    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
-    else { c->reader = t; t->on = c; }
-    break;
-  case 'w':
-  case 'c':
-  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
-    if (!c) return luaL_argerror(L, 1, "connection expected");
-    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
-    else {
-      t->next = c->writers;
-      c->writers = t;
-      t->on = c;
-      if (what[0] == 'w') ws_stream_want_drain(&c->s);
-    }
-    break;
-  case 't':
-    break;
-  default:
-    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
-  }
+  int immediate = wait_on(L, c, t, what[0]);
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
   t->state = LWS_T_WAIT;
@@ -591,20 +647,7 @@ static int l_wait(lua_State *L) {
   }
   if (immediate) lws_task_wake(x, t, immediate);
   if (!is_main) return 0;
-  /* The main thread: run the loop until this task is woken. */
-  while (t->state == LWS_T_WAIT || t->state == LWS_T_READY) {
-    x->running = 1;
-    int active = ws_loop_run(x->loop, 1);
-    x->running = 0;
-    if (!active && t->state == LWS_T_WAIT && x->ready_head == NULL) {
-      detach(t); /* nothing left that could ever wake it */
-      if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
-      luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-      t->ref = LUA_NOREF;
-      t->state = LWS_T_IDLE;
-      t->reason = LWS_R_CLOSED;
-    }
-  }
+  run_until_woken(x, L, t);
   push_reason(x, L, t->reason);
   return 1;
 }

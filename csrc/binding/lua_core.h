@@ -17,6 +17,19 @@
 #define LWS_SERVER_MT "ws.core.server"
 #define LWS_TLS_MT "ws.core.tls"
 
+/* The states of a task (lws_task.state), the one description of them; lua_core.c moves tasks:
+ *   IDLE     not scheduled: not started yet, a callback-style connection between events, or
+ *            the main thread between waits
+ *   WAIT     in core.wait: on a connection's reader slot or writers list and/or its timer;
+ *            t->ref anchors the owning userdata (LWS_REF_SELF: the connection's self_ref)
+ *   READY    in the context's ready queue, resumed next round by run_ready; t->ref anchors
+ *   RUNNING  being resumed by resume_task
+ *   DONE     its function returned or failed: it never runs again
+ * IDLE --spawn/handoff/lws_conn_schedule--> READY --resume_task--> RUNNING;
+ * RUNNING --core.wait--> WAIT --lws_task_wake (event, timeout, close)--> READY;
+ * RUNNING --coroutine.yield--> READY; RUNNING --return/error--> DONE, or IDLE for a
+ * callback-style run that ended with more events to come. The main thread's task (LWS_K_MAIN)
+ * is never resumed: READY stops the loop its core.wait runs. */
 enum lws_task_state { LWS_T_IDLE = 0, LWS_T_WAIT, LWS_T_READY, LWS_T_RUNNING, LWS_T_DONE };
 enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
 /* lws_task.ref of a connection's own task waiting on its open connection (or of a scheduled
