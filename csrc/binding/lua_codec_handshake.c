@@ -162,6 +162,33 @@ static int push_joined(lua_State *L, const ws_header *hs, size_t n, const char *
 
 /* ---- server side ---- */
 
+/* An upgrade request's fields in the table on top: status and error when
+ * ws_request_check_upgrade refuses it, key, origin, the offered protocols and extensions. */
+static void set_upgrade_fields(lua_State *L, ws_request *r) {
+  if (ws_request_check_upgrade(r) != 0) {
+    lua_pushinteger(L, r->status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, r->error);
+    lua_setfield(L, -2, "error");
+  }
+  set_lstring(L, "key", r->key, r->key_len);
+  set_lstring(L, "origin", r->origin, r->origin_len);
+  lua_newtable(L);
+  int k = 0;
+  for (const ws_header *h = ws_request_header(r, "Sec-WebSocket-Protocol", NULL); h;
+       h = ws_request_header(r, "Sec-WebSocket-Protocol", h)) {
+    size_t pos = 0, tlen;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &tlen)) {
+      lua_pushlstring(L, t, tlen);
+      lua_rawseti(L, -2, ++k);
+    }
+  }
+  lua_setfield(L, -2, "protocols");
+  if (push_joined(L, r->headers, r->num_headers, "Sec-WebSocket-Extensions"))
+    lua_setfield(L, -2, "extensions");
+}
+
 /* parse_request(data [, max_header_bytes]) -> req, consumed | nil, "again" | nil, reason, status */
 static int l_parse_request(lua_State *L) {
   size_t len;
@@ -197,30 +224,7 @@ static int l_parse_request(lua_State *L) {
   int upgrade = ws_request_is_upgrade(&r);
   lua_pushboolean(L, upgrade);
   lua_setfield(L, -2, "upgrade");
-  if (upgrade) {
-    if (ws_request_check_upgrade(&r) != 0) {
-      lua_pushinteger(L, r.status);
-      lua_setfield(L, -2, "status");
-      lua_pushstring(L, r.error);
-      lua_setfield(L, -2, "error");
-    }
-    set_lstring(L, "key", r.key, r.key_len);
-    set_lstring(L, "origin", r.origin, r.origin_len);
-    lua_newtable(L);
-    int k = 0;
-    for (const ws_header *h = ws_request_header(&r, "Sec-WebSocket-Protocol", NULL); h;
-         h = ws_request_header(&r, "Sec-WebSocket-Protocol", h)) {
-      size_t pos = 0, tlen;
-      const char *t;
-      while (ws_header_next_token(h->value, h->value_len, &pos, &t, &tlen)) {
-        lua_pushlstring(L, t, tlen);
-        lua_rawseti(L, -2, ++k);
-      }
-    }
-    lua_setfield(L, -2, "protocols");
-    if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
-      lua_setfield(L, -2, "extensions");
-  }
+  if (upgrade) set_upgrade_fields(L, &r);
   lua_pushinteger(L, n);
   return 2;
 }

@@ -139,8 +139,8 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) WS_HIDDEN;
 void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) WS_HIDDEN;
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) WS_HIDDEN;
-/* The one list of errno names a result's code may be ("ECONNRESET"...; "EIO" for the rest). */
-const char *lws_errno_name(int e) WS_HIDDEN;
+/* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */
+const char *lws_errno_name(int e, const char *other) WS_HIDDEN;
 
 /* lua_core_server.c */
 void lws_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;

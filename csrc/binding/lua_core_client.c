@@ -50,8 +50,67 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = lws_errno_name(s->err); /* ETIMEDOUT was "timeout" above */
+  else if (s->err) code = lws_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
   return kit_fail(L, msg, code);
+}
+
+/* A client connection's userdata, pushed: a connection (LWS_CONN_MT) not started yet, with
+ * our permessage-deflate offer when compression is on. */
+static lws_client *client_new(lua_State *L, lws_ctx *x, const ws_deflate_config *deflate, int deflate_mode) {
+  lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
+  lws_conn *c = &u->c;
+  lws_task_init(&c->task, LWS_K_CONN);
+  c->reader = c->writers = NULL;
+  c->closed_next = NULL;
+  c->server = NULL;
+  c->self_ref = LUA_NOREF;
+  c->id = 0;
+  ws_stream_init(&c->s, x->loop);
+  c->s.user = c;
+  ws_client_init(&u->cl);
+  u->deflate = *deflate;
+  u->offer[0] = '\0';
+  if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&u->deflate, u->offer, sizeof u->offer);
+  luaL_setmetatable(L, LWS_CONN_MT);
+  return u;
+}
+
+/* The limits and timeouts of ws.connect's options (table at 3) into u's configuration and
+ * its protocol state. */
+static void client_options(lua_State *L, lws_client *u, double timeout) {
+  ws_server_cfg *cfg = &u->cl.cfg;
+  cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
+  cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
+  cfg->open_timeout = timeout;
+  cfg->close_timeout = optnum(L, 3, "close_timeout", cfg->close_timeout);
+  cfg->ping_interval = optnum(L, 3, "ping_interval", cfg->ping_interval);
+  cfg->ping_timeout = optnum(L, 3, "ping_timeout", cfg->ping_timeout);
+  cfg->idle_timeout = optnum(L, 3, "idle_timeout", 0);
+  cfg->send_high = (size_t)optnum(L, 3, "send_high_water", (double)cfg->send_high);
+  cfg->send_low = (size_t)optnum(L, 3, "send_low_water", (double)(cfg->send_high / 4));
+  cfg->max_queue = (uint32_t)optnum(L, 3, "max_queue", cfg->max_queue);
+  if (cfg->max_queue == 0) cfg->max_queue = 1;
+  if (cfg->max_message == 0) luaL_error(L, "ws.connect: max_message must be positive");
+  if (cfg->send_low > cfg->send_high) luaL_error(L, "ws.connect: send_low_water is over send_high_water");
+  ws_conn_options o;
+  ws_conn_options_default(&o, WS_ROLE_CLIENT);
+  o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
+  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
+  ws_conn_free(&u->c.s.ws);
+  ws_conn_init(&u->c.s.ws, &o);
+}
+
+/* ws_client_start failed: nil, message, code and the failed connection (the event style
+ * reports through it). */
+static int start_failed(lua_State *L, lws_conn *c, int ud) {
+  if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
+    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    c->self_ref = LUA_NOREF;
+    ws_stream_abort(&c->s, c->s.error); /* "closed", as any connection that failed */
+  }
+  push_failure(L, &c->s);
+  lua_pushvalue(L, ud);
+  return 4;
 }
 
 /* core.connect(host, port, opts) -> conn | nil, message, code. opts: tls (a client context),
@@ -86,44 +145,10 @@ static int l_connect(lua_State *L) {
   int deflate_mode = lws_check_compression(L, 3, "ws.connect", &deflate);
 
   /* Every option is read (errors raise) before anything is allocated outside Lua. */
-  lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
+  lws_client *u = client_new(L, x, &deflate, deflate_mode);
   int ud = lua_gettop(L);
   lws_conn *c = &u->c;
-  lws_task_init(&c->task, LWS_K_CONN);
-  c->reader = c->writers = NULL;
-  c->closed_next = NULL;
-  c->server = NULL;
-  c->self_ref = LUA_NOREF;
-  c->id = 0;
-  ws_stream_init(&c->s, x->loop);
-  c->s.user = c;
-  ws_client_init(&u->cl);
-  u->deflate = deflate;
-  u->offer[0] = '\0';
-  if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&deflate, u->offer, sizeof u->offer);
-  luaL_setmetatable(L, LWS_CONN_MT);
-
-  ws_server_cfg *cfg = &u->cl.cfg;
-  cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
-  cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
-  cfg->open_timeout = timeout;
-  cfg->close_timeout = optnum(L, 3, "close_timeout", cfg->close_timeout);
-  cfg->ping_interval = optnum(L, 3, "ping_interval", cfg->ping_interval);
-  cfg->ping_timeout = optnum(L, 3, "ping_timeout", cfg->ping_timeout);
-  cfg->idle_timeout = optnum(L, 3, "idle_timeout", 0);
-  cfg->send_high = (size_t)optnum(L, 3, "send_high_water", (double)cfg->send_high);
-  cfg->send_low = (size_t)optnum(L, 3, "send_low_water", (double)(cfg->send_high / 4));
-  cfg->max_queue = (uint32_t)optnum(L, 3, "max_queue", cfg->max_queue);
-  if (cfg->max_queue == 0) cfg->max_queue = 1;
-  if (cfg->max_message == 0) return luaL_error(L, "ws.connect: max_message must be positive");
-  if (cfg->send_low > cfg->send_high) return luaL_error(L, "ws.connect: send_low_water is over send_high_water");
-
-  ws_conn_options o;
-  ws_conn_options_default(&o, WS_ROLE_CLIENT);
-  o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
-  o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
-  ws_conn_free(&c->s.ws);
-  ws_conn_init(&c->s.ws, &o);
+  client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
   if (ws_client_request(&c->s.ws.out, host_header ? host_header : host, path ? path : "/", u->key,
@@ -135,16 +160,7 @@ static int l_connect(lua_State *L) {
   c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
   u->cl.unix_path = unix_path;
-  if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) {
-    if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
-      luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
-      c->self_ref = LUA_NOREF;
-      ws_stream_abort(&c->s, c->s.error); /* "closed", as any connection that failed */
-    }
-    push_failure(L, &c->s);
-    lua_pushvalue(L, ud); /* the failed connection: the event style reports through it */
-    return 4;
-  }
+  if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) return start_failed(L, c, ud);
   lua_settop(L, ud);
   return 1;
 }
@@ -196,6 +212,31 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   lua_setfield(L, -2, "body");
 }
 
+/* A refused handshake (another status, or a 101 that breaks RFC 6455 4.1): nil, message,
+ * "handshake", status, response (push_refusal); the stream is aborted. */
+static int refused(lua_State *L, lws_client *u, const ws_response *r) {
+  ws_stream *s = &u->c.s;
+  char who[96];
+  LWS_LOG(lws_ctx_get(L), 1, "%s: handshake refused: %d %s", lws_log_who(&u->c, who, sizeof who), r->status, r->error ? r->error : "");
+  lua_pushnil(L);
+  if (r->status != 101) {
+    char reason[64];
+    size_t rl = r->reason && r->reason_len < sizeof reason ? r->reason_len : 0;
+    if (rl) memcpy(reason, r->reason, rl);
+    reason[rl] = 0;
+    lua_pushfstring(L, "server answered %d%s%s instead of 101", r->status, rl ? " " : "", reason);
+  } else {
+    lua_pushfstring(L, "bad handshake response: %s", r->error ? r->error : "invalid");
+  }
+  lua_pushliteral(L, "handshake");
+  lua_pushinteger(L, r->status);
+  push_refusal(L, s, r);
+  ws_stream_abort(s, "handshake refused");
+  return 5;
+}
+
+static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_deflate_params *dparams);
+
 /* core.client_head(conn, protocols) -> true (open) | false (not yet) |
  * nil, message, code [, status, response] (a refusal: the response, push_refusal) */
 static int l_client_head(lua_State *L) {
@@ -228,26 +269,15 @@ static int l_client_head(lua_State *L) {
                                        &u->deflate, &dparams, &r.error);
     if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
   }
-  if (deflated < 0 || r.error) {
-    char who[96];
-    LWS_LOG(lws_ctx_get(L), 1, "%s: handshake refused: %d %s", lws_log_who(&u->c, who, sizeof who), r.status, r.error ? r.error : "");
-    lua_pushnil(L);
-    if (r.status != 101) {
-      char reason[64];
-      size_t rl = r.reason && r.reason_len < sizeof reason ? r.reason_len : 0;
-      if (rl) memcpy(reason, r.reason, rl);
-      reason[rl] = 0;
-      lua_pushfstring(L, "server answered %d%s%s instead of 101", r.status, rl ? " " : "", reason);
-    } else {
-      lua_pushfstring(L, "bad handshake response: %s", r.error ? r.error : "invalid");
-    }
-    lua_pushliteral(L, "handshake");
-    lua_pushinteger(L, r.status);
-    push_refusal(L, s, &r);
-    ws_stream_abort(s, "handshake refused");
-    return 5;
-  }
-  /* conn.protocol and conn.response, in the fields table (user value 2). */
+  if (deflated < 0 || r.error) return refused(L, u, &r);
+  return accepted(L, u, &r, deflated > 0 ? &dparams : NULL);
+}
+
+/* The 101 passed: conn.protocol, conn.response and conn.extensions in the fields table (user
+ * value 2 of the connection at 1), the compressor when dparams is set, and the stream opens. */
+static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_deflate_params *dparams) {
+  ws_stream *s = &u->c.s;
+  int deflated = dparams != NULL;
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_createtable(L, 0, 2);
@@ -255,30 +285,30 @@ static int l_client_head(lua_State *L) {
     lua_setiuservalue(L, 1, 2);
   }
   int fields = lua_gettop(L);
-  if (r.protocol) {
-    lua_pushlstring(L, r.protocol, r.protocol_len);
+  if (r->protocol) {
+    lua_pushlstring(L, r->protocol, r->protocol_len);
     lua_setfield(L, fields, "protocol");
   }
   lua_createtable(L, 0, 2);
-  lua_pushinteger(L, r.status);
+  lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
-  push_headers(L, &r);
+  push_headers(L, r);
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
   if (deflated > 0) {
-    ws_deflate *d = ws_deflate_new(&dparams, &u->deflate, WS_ROLE_CLIENT);
+    ws_deflate *d = ws_deflate_new(dparams, &u->deflate, WS_ROLE_CLIENT);
     if (!d) {
       ws_stream_abort(s, "out of memory");
       return push_failure(L, s);
     }
     ws_conn_set_deflate(&s->ws, d);
-    lua_pushlstring(L, r.extensions, r.extensions_len);
+    lua_pushlstring(L, r->extensions, r->extensions_len);
     lua_setfield(L, fields, "extensions");
   }
   char who[96];
   LWS_LOG(lws_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", lws_log_who(&u->c, who, sizeof who),
-          r.protocol ? (int)r.protocol_len : 6, r.protocol ? r.protocol : "(none)",
-          deflated > 0 ? (int)r.extensions_len : 6, deflated > 0 ? r.extensions : "(none)");
+          r->protocol ? (int)r->protocol_len : 6, r->protocol ? r->protocol : "(none)",
+          deflated > 0 ? (int)r->extensions_len : 6, deflated > 0 ? r->extensions : "(none)");
   if (ws_stream_open_client(s) < 0) return push_failure(L, s);
   lua_pushboolean(L, 1);
   return 1;

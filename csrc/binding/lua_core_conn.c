@@ -90,8 +90,8 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
 
 /* ---- results ---- */
 
-/* The errno names results carry as their code; anything else is "EIO". */
-const char *lws_errno_name(int e) {
+/* The errno names results carry as their code; anything else is `other`. */
+const char *lws_errno_name(int e, const char *other) {
   switch (e) {
   case EPIPE: return "EPIPE";
   case ECONNRESET: return "ECONNRESET";
@@ -106,7 +106,7 @@ const char *lws_errno_name(int e) {
   case EADDRINUSE: return "EADDRINUSE";
   case EACCES: return "EACCES";
   case EINVAL: return "EINVAL";
-  default: return "EIO";
+  default: return other;
   }
 }
 
@@ -123,7 +123,7 @@ static int push_end(lua_State *L, lws_conn *c) {
   default: code = "protocol"; break;
   }
   if (!s->fail_code) {
-    if (s->err) code = lws_errno_name(s->err);
+    if (s->err) code = lws_errno_name(s->err, "EIO");
   }
   return kit_fail(L, msg, code);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_topic.h"
 
 #define ACCEPT_BATCH 256
@@ -96,6 +97,31 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
   return v;
 }
 
+/* ws.server's limits, timeouts and compression (options table at 3) into sv's configuration;
+ * returns the listen backlog. */
+static int server_options(lua_State *L, lws_server *sv) {
+  ws_server_cfg *c = &sv->l.cfg;
+  c->max_message = (uint64_t)optnum(L, 3, "max_message", (double)c->max_message);
+  c->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)c->max_header_bytes);
+  c->open_timeout = optnum(L, 3, "open_timeout", c->open_timeout);
+  c->close_timeout = optnum(L, 3, "close_timeout", c->close_timeout);
+  c->ping_interval = optnum(L, 3, "ping_interval", c->ping_interval);
+  c->ping_timeout = optnum(L, 3, "ping_timeout", c->ping_timeout);
+  c->idle_timeout = optnum(L, 3, "idle_timeout", c->idle_timeout);
+  c->send_high = (size_t)optnum(L, 3, "send_high_water", (double)c->send_high);
+  c->send_low = (size_t)optnum(L, 3, "send_low_water", c->send_high / 4 < c->send_low ? (double)(c->send_high / 4) : (double)c->send_low);
+  c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
+  c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
+  lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
+  sv->l.reuseport = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
+  if (c->send_low > c->send_high) luaL_error(L, "ws.server: send_low_water is over send_high_water");
+  if (c->max_queue == 0) c->max_queue = 1;
+  if (c->max_message == 0) luaL_error(L, "ws.server: max_message must be positive");
+  return (int)optnum(L, 3, "backlog", 1024);
+}
+
 /* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
  * options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
  * permission bits.
@@ -120,26 +146,7 @@ static int l_listen(lua_State *L) {
   int ud = lua_gettop(L);
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, ud, 1);
-  ws_server_cfg *c = &sv->l.cfg;
-  c->max_message = (uint64_t)optnum(L, 3, "max_message", (double)c->max_message);
-  c->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)c->max_header_bytes);
-  c->open_timeout = optnum(L, 3, "open_timeout", c->open_timeout);
-  c->close_timeout = optnum(L, 3, "close_timeout", c->close_timeout);
-  c->ping_interval = optnum(L, 3, "ping_interval", c->ping_interval);
-  c->ping_timeout = optnum(L, 3, "ping_timeout", c->ping_timeout);
-  c->idle_timeout = optnum(L, 3, "idle_timeout", c->idle_timeout);
-  c->send_high = (size_t)optnum(L, 3, "send_high_water", (double)c->send_high);
-  c->send_low = (size_t)optnum(L, 3, "send_low_water", c->send_high / 4 < c->send_low ? (double)(c->send_high / 4) : (double)c->send_low);
-  c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
-  c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
-  int backlog = (int)optnum(L, 3, "backlog", 1024);
-  lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
-  sv->l.reuseport = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
-  if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
-  if (c->max_queue == 0) c->max_queue = 1;
-  if (c->max_message == 0) return luaL_error(L, "ws.server: max_message must be positive");
+  int backlog = server_options(L, sv);
   const char *err;
   const char *unix_path = NULL;
   int mode = -1;
@@ -150,11 +157,9 @@ static int l_listen(lua_State *L) {
                     : ws_listener_open(&sv->l, host, (int)port, backlog, &err);
   if (r < 0) {
     int e = errno;
-    lua_pushnil(L);
     if (unix_path) lua_pushfstring(L, "cannot listen on %s: %s", unix_path, err);
     else lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
-    return 3;
+    return kit_fail(L, lua_tostring(L, -1), lws_errno_name(e, "EINVAL"));
   }
   sv->closed = 0;
   lua_pushvalue(L, ud);
