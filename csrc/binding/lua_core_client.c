@@ -21,25 +21,9 @@ typedef struct lws_client {
   char offer[WS_DEFLATE_RESPONSE_MAX]; /* our Sec-WebSocket-Extensions, "" when none */
 } lws_client;
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.connect: option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (v < 0) luaL_error(L, "ws.connect: option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.connect"); }
 
-static const char *optstr(lua_State *L, int t, const char *k) {
-  const char *v = NULL;
-  int ty = lua_getfield(L, t, k);
-  if (ty == LUA_TSTRING) v = lua_tostring(L, -1); /* anchored by the options table */
-  else if (ty != LUA_TNIL) luaL_error(L, "ws.connect: option %s must be a string", k);
-  lua_pop(L, 1);
-  return v;
-}
+static const char *optstr(lua_State *L, int t, const char *k) { return kit_optstr(L, t, k, "ws.connect"); }
 
 /* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
  * "closed". */

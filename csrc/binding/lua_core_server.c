@@ -86,16 +86,7 @@ void lws_server_ready(lws_ctx *x, lws_server *sv) {
   lua_settop(L, top);
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.server: option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (v < 0) luaL_error(L, "ws.server: option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.server"); }
 
 /* ws.server's limits, timeouts and compression (options table at 3) into sv's configuration;
  * returns the listen backlog. */

@@ -78,6 +78,27 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
   return n;
 }
 
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) {
+  double v = def;
+  lua_getfield(L, t, k);
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "%s: option %s must be a number", fn, k);
+    v = lua_tonumber(L, -1);
+    if (v < 0) luaL_error(L, "%s: option %s must not be negative", fn, k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) {
+  const char *v = NULL;
+  lua_getfield(L, t, k);
+  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "%s: option %s must be a string", fn, k);
+  lua_pop(L, 1);
+  return v;
+}
+
 int kit_fail(lua_State *L, const char *message, const char *code) {
   lua_pushnil(L);
   lua_pushstring(L, message);

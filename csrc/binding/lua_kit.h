@@ -38,6 +38,12 @@ size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w)
  * `max`. The strings stay anchored by the list. */
 size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) WS_HIDDEN;
 
+/* Option readers for the options table at `t`: a missing field gives `def` (NULL). A number
+ * must not be negative; errors read "fn: option k must be a number" and the like. A string
+ * stays anchored by the table. */
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) WS_HIDDEN;
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) WS_HIDDEN;
+
 /* nil, message, code (code NULL: nil, message). Returns the number of results pushed. */
 int kit_fail(lua_State *L, const char *message, const char *code) WS_HIDDEN;
 
