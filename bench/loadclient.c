@@ -18,6 +18,21 @@
  *   idle       open --conns connections (default 10,000) against an echo server, hold them
  *              --hold seconds, read the server's RSS (--server-pid), then check every one is
  *              still alive with one echo each. bytes of server RSS per connection.
+ *   chat       --rooms R rooms of two members (2R connections; the path of room r is --path
+ *              followed by r, default "/chat/"): every text message a member sends reaches the
+ *              other member only (the chat server publishes it to the room, sender excluded).
+ *              Each member keeps --inflight messages outstanding to the other. Probes first, as
+ *              for fanout, until every member has seen one from its partner. msg/s end to end.
+ *
+ * Two servers (--port2 N, the bus benchmarks): fanout puts the publisher and the first half of
+ * the subscribers on --port and the other half on --port2, so a broadcast reaches the second
+ * half only through the servers' bus; the latency is then also reported per half (local_ and
+ * remote_, and their difference bus_added_). chat puts the first member of every room on
+ * --port and the second on --port2, so every message crosses the bus (with --local-rooms both
+ * members of even rooms are on --port and of odd rooms on --port2: no message needs the bus). --server-pid2 adds the
+ * second server's CPU to server_cpu_us_per_*; --redis-pid reports the bus's own CPU per
+ * publish. --rate R (fanout): the publisher sends R messages per second on a fixed schedule
+ * (at most --inflight not yet done) instead of as fast as deliveries come back.
  *
  * Every payload that comes back is checked (opcode, length, a per-message sequence number and
  * the per-connection random content), so a fast wrong server cannot win: mismatches, lost or
@@ -37,8 +52,9 @@
  * publisher sends 42["pub","<payload>"] and every connection (in one room, the publisher
  * included) expects 42["msg","<payload>"] (bench/socketio/ serves both).
  *
- * With --server-pid the line also carries the server's CPU time per message (utime + stime
- * from /proc/PID/stat over the timed window), which still ranks servers once this client
+ * With --server-pid the line also carries the server's CPU time per message (the run time of
+ * its threads from /proc/PID/task/TID/schedstat over the timed window, or utime + stime from
+ * /proc/PID/stat where schedstat is missing), which still ranks servers once this client
  * saturates its own core, and for idle the server's VmRSS from /proc/PID/status. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -60,7 +77,7 @@
 #include "lc_hist.h"
 #include "lc_proto.h"
 
-enum { SC_ECHO, SC_FANOUT, SC_HANDSHAKE, SC_IDLE };
+enum { SC_ECHO, SC_FANOUT, SC_HANDSHAKE, SC_IDLE, SC_CHAT };
 enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE };
 enum { PH_SETUP, PH_PROBE, PH_RUN, PH_DRAIN, PH_HOLD, PH_CHECK, PH_CLOSE, PH_END };
 
@@ -75,6 +92,11 @@ typedef struct conn {
   int want_out;   /* EPOLLOUT registered */
   int dirty;      /* on the flush list */
   int probed;
+  int port;       /* the server it talks to (--port or --port2) */
+  int remote;     /* on --port2 */
+  int room;       /* chat: its room; the partner is the connection next to it (index ^ 1) */
+  int probes;     /* chat: probes sent to its partner so far */
+  uint64_t probe_at; /* chat: when the last one left */
   int sio;        /* --socketio: 0 open packet awaited, 1 CONNECT answer awaited, 2 connected */
   uint8_t *rbuf;
   size_t rlen, rcap;
@@ -105,8 +127,14 @@ static struct {
   int raw;
   int window;         /* connects/handshakes in progress at once during setup */
   int spin;           /* poll without sleeping during the timed run */
-  int socketio;       /* speak Socket.IO over the WebSocket (echo and fanout) */
-} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1, 0};
+  int socketio;       /* speak Socket.IO over the WebSocket (echo, fanout, chat) */
+  int port2;          /* a second server (bus benchmarks) */
+  int server_pid2, redis_pid;
+  double rate;        /* fanout: publishes per second (0: as fast as they complete) */
+  int rooms;          /* chat */
+  int path_set;
+  int local_rooms;    /* chat with --port2: both members of a room on one server */
+} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static uint8_t *sio_buf; /* --socketio: one outgoing event, built here */
 
@@ -125,7 +153,9 @@ static struct {
   uint64_t errors;
   char first_error[256];
   lc_hist hist;
-  long cpu_start, cpu_end;  /* server clock ticks at the window's ends (-1: unknown) */
+  lc_hist hist_local, hist_remote; /* --port2: receipts on the publisher's server / the other one */
+  long long cpu_start, cpu_end;  /* server CPU nanoseconds at the window's ends (-1: unknown) */
+  long long cpu2_start, cpu2_end, rcpu_start, rcpu_end; /* --server-pid2, --redis-pid */
   double ccpu_start, ccpu_end; /* this client's CPU seconds at the same moments */
   uint64_t w_start, w_end;     /* when those samples were taken */
   int sampled_start, sampled_end;
@@ -137,6 +167,8 @@ static struct {
   uint32_t *remaining;
   uint64_t *pub_ts;
   int ready;
+  uint64_t next_pub;    /* --rate: when the next publish is due */
+  uint64_t rate_missed; /* --rate: publishes skipped because --inflight were not done */
   /* idle */
   int checked;
 } run;
@@ -157,10 +189,10 @@ static void note_error(const conn *c, const char *what) {
 
 /* ---- server measurements from /proc ---- */
 
-static long server_cpu_ticks(void) {
-  if (!cfg.server_pid) return -1;
+static long proc_cpu_ticks(int pid) {
+  if (!pid) return -1;
   char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", cfg.server_pid);
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
   FILE *f = fopen(path, "r");
   if (!f) return -1;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -175,6 +207,38 @@ static long server_cpu_ticks(void) {
   return utime + stime;
 }
 
+/* A process's CPU time in nanoseconds: the run times of all its threads from
+ * /proc/PID/task/TID/schedstat (exact, where clock ticks are 10 ms), or utime + stime from
+ * /proc/PID/stat when schedstat is not there; -1 when the process is unknown. */
+static long long proc_cpu_ns(int pid) {
+  if (!pid) return -1;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  long long sum = 0;
+  int seen = 0;
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char p[300];
+      snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", pid, e->d_name);
+      FILE *f = fopen(p, "r");
+      if (!f) continue;
+      unsigned long long ns;
+      if (fscanf(f, "%llu", &ns) == 1) {
+        sum += (long long)ns;
+        seen++;
+      }
+      fclose(f);
+    }
+    closedir(d);
+  }
+  if (seen) return sum;
+  long t = proc_cpu_ticks(pid);
+  return t < 0 ? -1 : (long long)t * (1000000000LL / sysconf(_SC_CLK_TCK));
+}
+
 static double client_cpu(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -187,7 +251,9 @@ static double client_cpu(void) {
 static void sample_start(uint64_t now) {
   run.sampled_start = 1;
   run.idle_start = run.idle_ns;
-  run.cpu_start = server_cpu_ticks();
+  run.cpu_start = proc_cpu_ns(cfg.server_pid);
+  run.cpu2_start = proc_cpu_ns(cfg.server_pid2);
+  run.rcpu_start = proc_cpu_ns(cfg.redis_pid);
   run.ccpu_start = client_cpu();
   run.w_start = now;
 }
@@ -196,7 +262,9 @@ static void sample_end(uint64_t now) {
   if (run.sampled_end || !run.sampled_start) return;
   run.sampled_end = 1;
   run.idle_end = run.idle_ns;
-  run.cpu_end = server_cpu_ticks();
+  run.cpu_end = proc_cpu_ns(cfg.server_pid);
+  run.cpu2_end = proc_cpu_ns(cfg.server_pid2);
+  run.rcpu_end = proc_cpu_ns(cfg.redis_pid);
   run.ccpu_end = client_cpu();
   run.w_end = now;
 }
@@ -309,7 +377,7 @@ static int send_payload(conn *c, const uint8_t *tmpl, uint32_t seq) {
   uint8_t digits[8];
   seq_digits(seq, digits);
   if (cfg.socketio) {
-    int np = cfg.scenario == SC_FANOUT ? snprintf((char *)sio_buf, 64, "42[\"pub\",\"")
+    int np = cfg.scenario != SC_ECHO ? snprintf((char *)sio_buf, 64, "42[\"pub\",\"")
                                        : snprintf((char *)sio_buf, 64, "42%u[\"echo\",\"", seq);
     memcpy(sio_buf + np, digits, 8);
     memcpy(sio_buf + np + 8, tmpl + 8, cfg.size - 8);
@@ -342,7 +410,7 @@ static int sio_message(conn *c, int opcode, const uint8_t **pp, size_t *pn) {
   }
   size_t i;
   if (opcode != 0x1) { conn_fail(c, "a binary frame"); return 0; }
-  if (cfg.scenario == SC_FANOUT) {
+  if (cfg.scenario != SC_ECHO) {
     static const char pre[] = "42[\"msg\",\"";
     if (n < sizeof pre - 1 + 2 || memcmp(p, pre, sizeof pre - 1) != 0) { conn_fail(c, "not a msg event"); return 0; }
     i = sizeof pre - 1;
@@ -356,6 +424,18 @@ static int sio_message(conn *c, int opcode, const uint8_t **pp, size_t *pn) {
   *pp = p + i;
   *pn = n - i - 2;
   return 1;
+}
+
+/* A readiness probe, "probe-XXXXXXXX" (in a Socket.IO event with --socketio). */
+static void send_probe(conn *c) {
+  char probe[15], ev[40];
+  snprintf(probe, sizeof probe, "probe-%08x", run.probes_sent++);
+  if (cfg.socketio) {
+    int ne = snprintf(ev, sizeof ev, "42[\"pub\",\"%s\"]", probe);
+    put_frame(c, 0x1, (const uint8_t *)ev, (size_t)ne, NULL, 0);
+  } else {
+    put_frame(c, 0x1, (const uint8_t *)probe, 14, NULL, 0);
+  }
 }
 
 static int payload_ok(const uint8_t *tmpl, uint32_t seq, int opcode, const uint8_t *p, size_t n) {
@@ -390,7 +470,7 @@ static void conn_start(conn *c, uint64_t now) {
   }
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
     conn_fail(c, "connect failed");
@@ -503,12 +583,44 @@ static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t
     if (!c->is_pub && now >= run.t_start && now < run.t_end) {
       run.deliveries++;
       lc_hist_add(&run.hist, now - run.pub_ts[slot]);
+      if (cfg.port2) lc_hist_add(c->remote ? &run.hist_remote : &run.hist_local, now - run.pub_ts[slot]);
     }
     if (--run.remaining[slot] == 0) {
       if (now >= run.t_start && now < run.t_end) run.msgs++;
       run.pub_done++;
-      if (may_send(now)) pub_send(now);
+      if (!cfg.rate && may_send(now)) pub_send(now);
     }
+    return;
+  }
+  if (cfg.scenario == SC_CHAT) {
+    if (n == 14 && memcmp(p, "probe-", 6) == 0) {
+      if (opcode != 0x1) note_error(c, "probe came back as binary");
+      if (!c->probed) {
+        c->probed = 1;
+        run.ready++;
+      }
+      return;
+    }
+    /* the message was sent by the other member of the room */
+    conn *from = &run.c[(c - run.c) ^ 1];
+    if (!from->outstanding) {
+      conn_fail(c, "a room message that was never sent (or one sent back to its sender)");
+      return;
+    }
+    if (!payload_ok(from->tmpl, from->recv_seq, opcode, p, n)) {
+      conn_fail(c, n != cfg.size ? "room message has the wrong length" : "room message differs (or lost, reordered)");
+      return;
+    }
+    uint64_t sent = from->ts[from->recv_seq % (uint32_t)cfg.inflight];
+    from->recv_seq++;
+    from->outstanding--;
+    run.recv_total++;
+    if (now >= run.t_start && now < run.t_end) {
+      run.msgs++;
+      run.bytes += n;
+      lc_hist_add(&run.hist, now - sent);
+    }
+    if (from->state == ST_OPEN && may_send(now)) echo_send(from, now);
     return;
   }
   note_error(c, "a data message during a handshake cycle");
@@ -685,7 +797,10 @@ static void on_writable(conn *c) {
       return;
     }
     lc_accept_for(key, c->accept);
-    size_t n = lc_upgrade_request(req, sizeof req, cfg.port, cfg.path, key);
+    char path[256];
+    if (cfg.scenario == SC_CHAT) snprintf(path, sizeof path, "%s%d", cfg.path, c->room);
+    else snprintf(path, sizeof path, "%s", cfg.path);
+    size_t n = lc_upgrade_request(req, sizeof req, c->port, path, key);
     c->state = ST_HANDSHAKE;
     if (reserve(&c->wbuf, &c->wcap, c->wlen, n, 1 << 20)) {
       conn_fail(c, "out of memory");
@@ -705,10 +820,12 @@ static void begin_run(uint64_t now) {
   run.phase = PH_RUN;
   run.t_start = now + secs(cfg.count ? 0 : cfg.warmup);
   run.t_end = cfg.count ? UINT64_MAX : run.t_start + secs(cfg.duration);
-  if (cfg.scenario == SC_ECHO) {
+  if (cfg.scenario == SC_ECHO || cfg.scenario == SC_CHAT) {
     for (int i = 0; i < run.n; i++)
       for (int k = 0; k < cfg.inflight && run.c[i].state == ST_OPEN && may_send(now); k++)
         echo_send(&run.c[i], now);
+  } else if (cfg.scenario == SC_FANOUT && cfg.rate > 0) {
+    run.next_pub = now;  /* advance() publishes on the schedule */
   } else if (cfg.scenario == SC_FANOUT) {
     for (int k = 0; k < cfg.inflight; k++) pub_send(now);
   } else if (cfg.scenario == SC_HANDSHAKE) {
@@ -768,7 +885,7 @@ static void advance(uint64_t now) {
         return;
       }
     }
-    if (cfg.scenario == SC_FANOUT) {
+    if (cfg.scenario == SC_FANOUT || cfg.scenario == SC_CHAT) {
       run.phase = PH_PROBE;
       run.t_phase = 0;
       return;
@@ -781,6 +898,25 @@ static void advance(uint64_t now) {
     begin_run(now);
     return;
   case PH_PROBE:
+    if (cfg.scenario == SC_CHAT) {
+      /* every member that has not heard from its partner yet gets a probe from it, again after
+       * 100 ms, 200 ms, ... up to 2 s (a slow server is not flooded with probes) */
+      int waiting = 0;
+      for (int i = 0; i < run.n; i++) {
+        conn *c = &run.c[i], *from = &run.c[i ^ 1];
+        if (c->state != ST_OPEN || from->state != ST_OPEN || c->probed) continue;
+        waiting++;
+        uint64_t wait = 100000000ull << (from->probes < 5 ? from->probes : 5);
+        if (wait > 2000000000ull) wait = 2000000000ull;
+        if (!from->probes || now - from->probe_at > wait) {
+          send_probe(from);
+          from->probes++;
+          from->probe_at = now;
+        }
+      }
+      if (!waiting) begin_run(now);
+      return;
+    }
     if (run.c[0].state != ST_OPEN) {
       note_error(NULL, "publisher connection lost");
       start_closing_all(now);
@@ -793,19 +929,18 @@ static void advance(uint64_t now) {
       return;
     }
     if (run.t_phase == 0 || now - run.t_phase > 20000000ull) {  /* a probe every 20 ms */
-      char probe[15];
-      snprintf(probe, sizeof probe, "probe-%08x", run.probes_sent++);
-      if (cfg.socketio) {
-        char ev[40];
-        int ne = snprintf(ev, sizeof ev, "42[\"pub\",\"%s\"]", probe);
-        put_frame(&run.c[0], 0x1, (const uint8_t *)ev, (size_t)ne, NULL, 0);
-      } else {
-        put_frame(&run.c[0], 0x1, (const uint8_t *)probe, 14, NULL, 0);
-      }
+      send_probe(&run.c[0]);
       run.t_phase = now;
     }
     return;
   case PH_RUN:
+    if (cfg.scenario == SC_FANOUT && cfg.rate > 0) {
+      for (int k = 0; k < 64 && now >= run.next_pub && may_send(now); k++) {
+        if (run.pub_sent - run.pub_done < (uint32_t)cfg.inflight) pub_send(now);
+        else run.rate_missed++;
+        run.next_pub += (uint64_t)(1e9 / cfg.rate);
+      }
+    }
     if (cfg.scenario == SC_HANDSHAKE) {
       for (int i = 0; i < run.n; i++) {
         conn *c = &run.c[i];
@@ -883,14 +1018,43 @@ static void advance(uint64_t now) {
 
 /* ---- output ---- */
 
-static void print_cpu(double per, const char *unit) {
+static double cpu_us(long long a, long long b) { return (double)(b - a) / 1e3; }
+
+/* Server CPU per unit: --server-pid's, plus --server-pid2's when given (summed, and each one's
+ * share of a core); with --redis-pid, the bus's CPU per publish. */
+static void print_cpu(double per, const char *unit, double publishes) {
   double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
-  if (run.cpu_start < 0 || run.cpu_end < 0 || per <= 0 || wall <= 0) {
+  int two = cfg.server_pid2 != 0;
+  if (run.cpu_start < 0 || run.cpu_end < 0 || (two && (run.cpu2_start < 0 || run.cpu2_end < 0)) || per <= 0 ||
+      wall <= 0) {
     printf(" server_cpu_us_per_%s=na server_cpu_pct=na", unit);
-    return;
+  } else {
+    double us1 = cpu_us(run.cpu_start, run.cpu_end), us2 = two ? cpu_us(run.cpu2_start, run.cpu2_end) : 0;
+    printf(" server_cpu_us_per_%s=%.3f server_cpu_pct=%.1f", unit, (us1 + us2) / per, 100.0 * (us1 + us2) / 1e6 / wall);
+    if (two) printf(" server1_cpu_pct=%.1f server2_cpu_pct=%.1f", 100.0 * us1 / 1e6 / wall, 100.0 * us2 / 1e6 / wall);
   }
-  double us = (double)(run.cpu_end - run.cpu_start) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-  printf(" server_cpu_us_per_%s=%.3f server_cpu_pct=%.1f", unit, us / per, 100.0 * us / 1e6 / wall);
+  if (cfg.redis_pid) {
+    if (run.rcpu_start < 0 || run.rcpu_end < 0 || publishes <= 0 || wall <= 0) {
+      printf(" redis_cpu_us_per_publish=na redis_cpu_pct=na");
+    } else {
+      double us = cpu_us(run.rcpu_start, run.rcpu_end);
+      printf(" redis_cpu_us_per_publish=%.3f redis_cpu_pct=%.1f", us / publishes, 100.0 * us / 1e6 / wall);
+    }
+  }
+}
+
+/* --port2: the latency on each side and what the bus adds (difference of the quantiles). */
+static void print_split(void) {
+  if (!cfg.port2 || cfg.scenario != SC_FANOUT) return;
+  double l10 = (double)lc_hist_quantile(&run.hist_local, 0.10) / 1000.0;
+  double r10 = (double)lc_hist_quantile(&run.hist_remote, 0.10) / 1000.0;
+  double l50 = (double)lc_hist_quantile(&run.hist_local, 0.50) / 1000.0;
+  double l99 = (double)lc_hist_quantile(&run.hist_local, 0.99) / 1000.0;
+  double r50 = (double)lc_hist_quantile(&run.hist_remote, 0.50) / 1000.0;
+  double r99 = (double)lc_hist_quantile(&run.hist_remote, 0.99) / 1000.0;
+  printf(" local_p10_us=%.1f local_p50_us=%.1f local_p99_us=%.1f remote_p10_us=%.1f remote_p50_us=%.1f "
+         "remote_p99_us=%.1f bus_added_p10_us=%.1f bus_added_p50_us=%.1f bus_added_p99_us=%.1f",
+         l10, l50, l99, r10, r50, r99, r10 - l10, r50 - l50, r99 - l99);
 }
 
 static void report(void) {
@@ -905,15 +1069,25 @@ static void report(void) {
            "mbytes_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu",
            cfg.label, cfg.raw ? " raw=1" : "", run.n, cfg.inflight, cfg.size, window, (unsigned long long)run.msgs,
            rate, window > 0 ? (double)run.bytes / window / 1e6 : 0, p50, p99, (unsigned long long)run.errors);
-    print_cpu((double)run.msgs, "msg");
+    print_cpu((double)run.msgs, "msg", 0);
+    break;
+  case SC_CHAT:
+    rate = window > 0 ? (double)run.msgs / window : 0;
+    printf("scenario=chat server=%s rooms=%d conns=%d%s%s inflight=%d size=%zu duration_s=%.2f msgs=%llu "
+           "msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f errors=%llu",
+           cfg.label, run.n / 2, run.n, cfg.port2 ? " nodes=2" : "", cfg.local_rooms ? " placement=local" : "", cfg.inflight, cfg.size, window,
+           (unsigned long long)run.msgs, rate, p50, p99, (unsigned long long)run.errors);
+    print_cpu((double)run.msgs, "msg", (double)run.msgs);
     break;
   case SC_FANOUT:
     rate = window > 0 ? (double)run.deliveries / window : 0;
-    printf("scenario=fanout server=%s subscribers=%d inflight=%d size=%zu duration_s=%.2f broadcasts=%llu "
+    printf("scenario=fanout server=%s subscribers=%d%s inflight=%d size=%zu duration_s=%.2f broadcasts=%llu "
            "deliveries=%llu deliveries_per_s=%.0f p50_us=%.1f p99_us=%.1f errors=%llu",
-           cfg.label, run.n - 1, cfg.inflight, cfg.size, window, (unsigned long long)run.msgs,
+           cfg.label, run.n - 1, cfg.port2 ? " nodes=2" : "", cfg.inflight, cfg.size, window, (unsigned long long)run.msgs,
            (unsigned long long)run.deliveries, rate, p50, p99, (unsigned long long)run.errors);
-    print_cpu((double)run.deliveries, "delivery");
+    if (cfg.rate > 0) printf(" rate=%.0f rate_missed=%llu", cfg.rate, (unsigned long long)run.rate_missed);
+    print_split();
+    print_cpu((double)run.deliveries, "delivery", (double)run.msgs);
     break;
   case SC_HANDSHAKE:
     rate = window > 0 ? (double)run.handshakes / window : 0;
@@ -921,7 +1095,7 @@ static void report(void) {
            "p50_us=%.1f p99_us=%.1f errors=%llu",
            cfg.label, run.n, window, (unsigned long long)run.handshakes, rate, p50, p99,
            (unsigned long long)run.errors);
-    print_cpu((double)run.handshakes, "handshake");
+    print_cpu((double)run.handshakes, "handshake", 0);
     break;
   case SC_IDLE: {
     long per = -1;
@@ -949,10 +1123,11 @@ static void report(void) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadclient --port N [--scenario echo|fanout|handshake|idle] [--conns N] [--inflight K]\n"
+          "usage: loadclient --port N [--scenario echo|fanout|handshake|idle|chat] [--conns N] [--inflight K]\n"
           "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
           "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
-          "                  [--spin 0|1] [--socketio]\n"
+          "                  [--spin 0|1] [--socketio] [--rooms R] [--port2 N] [--server-pid2 PID]\n"
+          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms]\n"
           "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
   exit(2);
 }
@@ -974,6 +1149,7 @@ int main(int argc, char **argv) {
       else if (!strcmp(v, "fanout")) cfg.scenario = SC_FANOUT;
       else if (!strcmp(v, "handshake")) cfg.scenario = SC_HANDSHAKE;
       else if (!strcmp(v, "idle")) cfg.scenario = SC_IDLE;
+      else if (!strcmp(v, "chat")) cfg.scenario = SC_CHAT;
       else usage();
     } else if (ARG("--port")) cfg.port = (int)num(v);
     else if (ARG("--conns")) cfg.conns = (int)num(v);
@@ -986,16 +1162,27 @@ int main(int argc, char **argv) {
     else if (ARG("--hold")) cfg.hold = num(v);
     else if (ARG("--server-pid")) cfg.server_pid = (int)num(v);
     else if (ARG("--label")) cfg.label = v;
-    else if (ARG("--path")) cfg.path = v;
+    else if (ARG("--path")) cfg.path = v, cfg.path_set = 1;
+    else if (ARG("--port2")) cfg.port2 = (int)num(v);
+    else if (ARG("--server-pid2")) cfg.server_pid2 = (int)num(v);
+    else if (ARG("--redis-pid")) cfg.redis_pid = (int)num(v);
+    else if (ARG("--rate")) cfg.rate = num(v);
+    else if (ARG("--rooms")) cfg.rooms = (int)num(v);
     else if (ARG("--window")) cfg.window = (int)num(v);
     else if (ARG("--spin")) cfg.spin = (int)num(v);
     else if (!strcmp(a, "--raw")) cfg.raw = 1;
     else if (!strcmp(a, "--socketio")) cfg.socketio = 1;
+    else if (!strcmp(a, "--local-rooms")) cfg.local_rooms = 1;
     else usage();
 #undef ARG
   }
   if (cfg.conns <= 0) cfg.conns = cfg.scenario == SC_IDLE ? 10000 : cfg.scenario == SC_HANDSHAKE ? 16 : 100;
-  if (cfg.port <= 0 || cfg.port > 65535 || cfg.conns > 100000 || cfg.inflight < 1 || cfg.inflight > 4096 ||
+  if (cfg.scenario == SC_CHAT) {
+    if (cfg.rooms <= 0) cfg.rooms = 1000;
+    cfg.conns = 2 * cfg.rooms;
+    if (!cfg.path_set) cfg.path = cfg.socketio ? "/socket.io/?EIO=4&transport=websocket&room=" : "/chat/";
+  }
+  if (cfg.port <= 0 || cfg.port > 65535 || cfg.port2 < 0 || cfg.port2 > 65535 || cfg.rate < 0 || cfg.conns > 100000 || cfg.inflight < 1 || cfg.inflight > 4096 ||
       cfg.size < 8 || cfg.size > MAX_MESSAGE || cfg.duration <= 0 || cfg.window < 1 || cfg.path[0] != '/' ||
       strlen(cfg.path) > 200)
     usage();
@@ -1004,7 +1191,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (cfg.socketio && (cfg.raw || cfg.scenario == SC_HANDSHAKE || cfg.scenario == SC_IDLE)) {
-    fprintf(stderr, "loadclient: --socketio measures echo and fanout only\n");
+    fprintf(stderr, "loadclient: --socketio measures echo, fanout and chat only\n");
+    return 2;
+  }
+  if (cfg.raw && cfg.scenario == SC_CHAT) {
+    fprintf(stderr, "loadclient: --raw measures echo (and idle) only\n");
+    return 2;
+  }
+  if ((cfg.port2 && cfg.scenario != SC_FANOUT && cfg.scenario != SC_CHAT) || (cfg.rate > 0 && cfg.scenario != SC_FANOUT)) {
+    fprintf(stderr, "loadclient: --port2 is for fanout and chat, --rate for fanout\n");
     return 2;
   }
   if (cfg.socketio) {
@@ -1037,7 +1232,13 @@ int main(int argc, char **argv) {
     conn *c = &run.c[i];
     c->fd = -1;
     c->is_pub = cfg.scenario == SC_FANOUT && i == 0;
-    if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE) {
+    c->room = i / 2;
+    /* fanout: the publisher and the first half of the subscribers on --port, the rest on
+     * --port2; chat: each room's first member on --port, its second on --port2 */
+    if (cfg.port2 && cfg.scenario == SC_FANOUT) c->remote = i > (cfg.conns + 1) / 2;
+    if (cfg.port2 && cfg.scenario == SC_CHAT) c->remote = cfg.local_rooms ? c->room & 1 : i & 1;
+    c->port = c->remote ? cfg.port2 : cfg.port;
+    if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE || cfg.scenario == SC_CHAT) {
       c->ts = calloc((size_t)cfg.inflight, sizeof *c->ts);
       c->tmpl = malloc(cfg.size);
       if (!c->ts || !c->tmpl) return 3;
@@ -1054,7 +1255,7 @@ int main(int argc, char **argv) {
   run.ep = epoll_create1(EPOLL_CLOEXEC);
   if (run.ep < 0) return 3;
   run.rss_base_kb = server_rss_kb();
-  run.cpu_start = run.cpu_end = -1;
+  run.cpu_start = run.cpu_end = run.cpu2_start = run.cpu2_end = run.rcpu_start = run.rcpu_end = -1;
   run.t_origin = now_ns();
   run.t_deadline = run.t_origin + secs(cfg.deadline);
   run.t_start = run.t_end = UINT64_MAX;

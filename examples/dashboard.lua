@@ -5,14 +5,14 @@
 -- below (the page's routes, the /dashboard socket, the once-a-second task) next to your handler.
 --
 --   lua5.4 examples/dashboard.lua [--port 8090] [--host 127.0.0.1] [--history 300]
+--                                 [--redis redis://127.0.0.1:6379 [--workers K]]
 --
 -- Then open http://127.0.0.1:8090/ and put some load on ws://127.0.0.1:8090/echo.
 -- Routes: GET / (the page), /dashboard.js, /dashboard.css, /uplot/uPlot.iife.min.js,
 -- /uplot/uPlot.min.css, GET /metrics (Prometheus text), WebSocket /dashboard (the snapshots as
--- JSON), WebSocket /echo. With workers (ws.worker(), where this lua-ws has them), each worker
+-- JSON), WebSocket /echo. With --workers K (and --redis, the bus between the workers), each worker
 -- publishes its own snapshot, tagged with its index, to the topic every dashboard page follows:
--- with a bus between the workers every page draws one line per worker, without one each page
--- sees the worker it is connected to.
+-- every page draws one line per worker, whichever worker its socket landed on.
 local here = (arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
@@ -28,10 +28,17 @@ do
     local a, v = arg[i], arg[i + 1]
     if (a == "--port" or a == "--history") and tonumber(v) then opts[a:sub(3)] = tonumber(v); i = i + 2
     elseif a == "--host" and v then opts.host = v; i = i + 2
+    elseif a == "--redis" and v then opts.redis = v; i = i + 2
+    elseif a == "--workers" and v and (v == "auto" or tonumber(v)) then opts.workers = tonumber(v) or v; i = i + 2
     else
-      io.stderr:write("usage: lua5.4 examples/dashboard.lua [--port N] [--host H] [--history SECONDS]\n")
+      io.stderr:write("usage: lua5.4 examples/dashboard.lua [--port N] [--host H] [--history SECONDS]" ..
+        " [--redis URL [--workers K]]\n")
       os.exit(2)
     end
+  end
+  if opts.workers and not opts.redis then
+    io.stderr:write("dashboard: --workers needs --redis: the workers' snapshots meet on the bus\n")
+    os.exit(2)
   end
 end
 
@@ -82,8 +89,12 @@ end
 -- 2. Snapshots: the process's counters once a second, with per-second rates, as JSON.
 
 local TOPIC = "ws:dashboard"
-local worker = ws.worker and ws.worker() or nil  -- nil in a single process
-local workers = ws.workers and ws.workers() or nil
+-- This worker's label and the number of workers, asked when a snapshot is taken: the script runs
+-- up to ws.run in the master, before the workers exist.
+local function worker_label()
+  local w = ws.worker()
+  return w and tostring(w) or "main"
+end
 
 local function json_number(v)
   if v ~= v or v == math.huge or v == -math.huge then return "null" end
@@ -119,8 +130,8 @@ local function snapshot()
   local now = ws.now()
   local s = {
     t = wall0 + (now - mono0),               -- seconds since the epoch, for the charts' time axis
-    worker = worker and tostring(worker) or "main",
-    workers = workers or 1,
+    worker = worker_label(),
+    workers = ws.workers(),
     connections = m.connections, accepted = m.accepted,
     messages_received = m.messages_received, messages_sent = m.messages_sent,
     bytes_received = m.bytes_received, bytes_sent = m.bytes_sent,
@@ -145,6 +156,7 @@ server, err = ws.server({
   host = opts.host,
   port = opts.port,
   http = dashboard_http,
+  bus = opts.redis and { url = opts.redis, prefix = "dashboard:" } or nil,
   handshake = function(req)
     if req.path == "/dashboard" or req.path == "/echo" then return true end
     return false, 404, { ["Content-Type"] = "text/plain" }, "not found\n"
@@ -152,7 +164,7 @@ server, err = ws.server({
 }, function(conn)
   if conn.request.path == "/dashboard" then
     -- what the page missed, then one snapshot a second through the topic
-    conn:send('{"type":"history","worker":"' .. (worker and tostring(worker) or "main") .. '","samples":[' ..
+    conn:send('{"type":"history","worker":"' .. worker_label() .. '","samples":[' ..
       table.concat(history, ",") .. "]}")
     conn:subscribe(TOPIC)
     for _ in conn:messages() do end -- the page sends nothing; this waits for its close
@@ -178,4 +190,4 @@ end)
 print(("dashboard: listening on http://%s:%d/ (echo at ws://%s:%d/echo)"):format(opts.host, server.port,
   opts.host, server.port))
 io.stdout:flush()
-ws.run()
+ws.run({ workers = opts.workers })

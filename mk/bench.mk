@@ -1,13 +1,14 @@
 # Benchmarks (bench/): `make bench` runs lua-ws and the peers available here side by side and
 # writes bench/RESULTS.md (BENCH_QUICK=1 for a short run; see bench/run.sh for the options);
-# `make bench-instr` counts instructions per echoed message under callgrind.
+# `make bench-instr` counts instructions per echoed message under callgrind; `make bench-bus`
+# measures the Redis bus (two processes on one redis-server) beside Socket.IO's Redis adapter.
 BENCH_BIN    ?= bench/bin
 BENCH_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic
 LWS_HEADER   := $(wildcard /usr/include/libwebsockets.h)
 
 BENCH_PROGS := $(BENCH_BIN)/loadclient $(BENCH_BIN)/tcp_echo $(if $(LWS_HEADER),$(BENCH_BIN)/lws_server)
 
-.PHONY: bench bench-bin bench-instr
+.PHONY: bench bench-bin bench-instr bench-bus
 bench-bin: $(BENCH_PROGS)
 
 $(BENCH_BIN)/loadclient: bench/loadclient.c bench/lc_proto.c bench/lc_proto.h bench/lc_hist.h
@@ -30,3 +31,8 @@ bench: bench-bin
 bench-instr: $(BENCH_BIN)/loadclient
 	$(MAKE) --no-print-directory all
 	BENCH_BIN=$(BENCH_BIN) bench/instr.sh
+
+# The bus section of bench/RESULTS.md (bench/run_bus.sh; BENCH_QUICK=1 for a short run).
+bench-bus: $(BENCH_BIN)/loadclient
+	@$(MAKE) --no-print-directory all || echo "bench-bus: the lua-ws modules did not build; lua-ws will be skipped"
+	BENCH_BIN=$(BENCH_BIN) bench/run_bus.sh

@@ -83,3 +83,30 @@ describe("bus metrics", function()
     c:close()
   end)
 end)
+
+describe("a closed bus", function()
+  it("keeps its last counters for server:bus()", function()
+    local redis = redis_mod.start()
+    finally(redis.stop)
+    local ok, code, out, err = helper.run({ helper.lua, "-e", ([[
+      package.path = %q
+      package.cpath = %q
+      local ws = require "ws"
+      local srv = assert(ws.server({ port = 0, bus = { url = %q, node = "closing" } }, function() end))
+      ws.spawn(function()
+        for _ = 1, 200 do
+          if srv:bus() == "up" then break end
+          ws.sleep(0.02)
+        end
+        for i = 1, 5 do srv:publish("news", "m" .. i) end
+        ws.sleep(0.2)
+        srv:close()
+        local state, c = srv:bus()
+        print(state, c.sent, c.error)
+      end)
+      ws.run()
+    ]]):format(helper.lpath .. ";;", helper.cpath .. ";;", redis.url) }, { timeout = 20 })
+    assert.is_true(ok, tostring(code) .. "\n" .. tostring(out) .. tostring(err))
+    assert.equal("down\t5\tbus closed\n", out)
+  end)
+end)

@@ -22,6 +22,7 @@ typedef struct lws_bus {
   lws_server *sv;
   int hook_ref;
   int self_ref;           /* the registry holds the bus until it is closed (core.conn_bus) */
+  ws_bus_counters last;   /* the counters when it was closed: server:bus() still reports them */
 } lws_bus;
 
 /* A command whose reply a task waits for. */
@@ -181,6 +182,7 @@ static int l_bus_new(lua_State *L) {
   if (cfg.port < 1 || cfg.port > 65535) return luaL_error(L, "ws.server: bus port out of range");
   lws_bus *u = lua_newuserdatauv(L, sizeof *u, 1);
   memset(u, 0, sizeof *u);
+  u->last.lag_us = -1;
   u->x = x;
   u->sv = sv;
   u->hook_ref = u->self_ref = LUA_NOREF;
@@ -203,6 +205,7 @@ static int l_bus_new(lua_State *L) {
 static void bus_release(lua_State *L, lws_bus *u) {
   if (!u->b) return;
   if (u->sv && u->sv->bus == u) u->sv->bus = NULL;
+  ws_bus_get_counters(u->b, &u->last);
   ws_bus_free(u->b); /* pending commands fail: their tasks wake with "bus unavailable" */
   u->b = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, u->hook_ref);
@@ -441,9 +444,7 @@ static int l_publish_local(lua_State *L) {
 /* core.bus_state(bus) -> "up" | "connecting" | "down", counters */
 static int l_bus_state(lua_State *L) {
   lws_bus *u = checkbus(L, 1);
-  ws_bus_counters c;
-  memset(&c, 0, sizeof c);
-  c.lag_us = -1;
+  ws_bus_counters c = u->last; /* a closed bus keeps its last counters */
   int st = u->b ? ws_bus_state(u->b) : WS_BUS_DOWN;
   if (u->b) ws_bus_get_counters(u->b, &c);
   lua_pushstring(L, st == WS_BUS_UP ? "up" : st == WS_BUS_CONNECTING ? "connecting" : "down");

@@ -149,7 +149,7 @@ ws_redis *ws_redis_new(ws_loop *loop, const ws_redis_cfg *cfg) {
     r->ts->tp = &ws_transport_plain;
   }
   if (r->cfg.timeout <= 0) r->cfg.timeout = 2;
-  if (r->cfg.max_pending == 0) r->cfg.max_pending = 10000;
+  if (r->cfg.max_pending == 0) r->cfg.max_pending = 100000;
   if (r->cfg.max_output == 0) r->cfg.max_output = 16u << 20;
   if (r->cfg.max_reply == 0) r->cfg.max_reply = 64u << 20;
   ev_io_init(&r->io, io_cb, -1, 0);

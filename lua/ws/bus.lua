@@ -22,7 +22,7 @@ M.Bus = Bus
 
 local DEFAULTS = {
   prefix = "ws:", history = 100, history_ttl = 86400, presence_ttl = 60, linger = 2,
-  ping = 5, timeout = 2, max_pending = 10000, max_output = 16 * 1024 * 1024, max_reply = 64 * 1024 * 1024,
+  ping = 5, timeout = 2, max_pending = 100000, max_output = 16 * 1024 * 1024, max_reply = 64 * 1024 * 1024,
 }
 local NUMBERS = { "history", "history_ttl", "presence_ttl", "linger", "ping", "timeout",
                   "max_pending", "max_output", "max_reply" }

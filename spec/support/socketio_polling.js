@@ -196,8 +196,13 @@ function expect(cond, what) { if (!cond) throw new Error(what); }
     }
     const all = (p, what) => Promise.race([p, sleep(30000).then(() => { throw new Error(`timed out: ${what}`); })]);
     await all(Promise.all(sockets.map((s) => new Promise((res, rej) => { s.once('connect', res); s.once('connect_error', rej); }))), 'connects');
-    await sleep(300); // every client has its poll held now
-    const stats = await new Promise((res) => sockets[0].emit('stats', res));
+    // every client's poll gets held: ask until they all are (a loaded machine takes longer)
+    let stats;
+    for (let tries = 0; tries < 100; tries++) {
+      await sleep(100);
+      stats = await new Promise((res) => sockets[0].emit('stats', res));
+      if (stats.held >= n - 1) break;
+    }
     const acks = await all(Promise.all(sockets.map((s, i) => new Promise((res) => s.emit('echo', i, (x) => res(x))))), 'acks');
     for (let i = 0; i < n; i++) expect(acks[i] === i, `ack ${i}: ${acks[i]}`);
     // a room broadcast reaches every polling member
