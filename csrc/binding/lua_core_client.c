@@ -13,13 +13,13 @@
 #define MAX_EXTRA_HEADERS 64
 #define MAX_PROTOCOLS 32
 
-typedef struct lws_client {
-  lws_conn c;               /* first: what the connection methods see */
+typedef struct wsl_client {
+  wsl_conn c;               /* first: what the connection methods see */
   ws_client cl;
   char key[WS_KEY_LEN + 1]; /* our Sec-WebSocket-Key, to check the Accept */
   ws_deflate_config deflate; /* the `compression` option */
   char offer[WS_DEFLATE_RESPONSE_MAX]; /* our Sec-WebSocket-Extensions, "" when none */
-} lws_client;
+} wsl_client;
 
 static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.connect"); }
 
@@ -34,16 +34,16 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = lws_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
+  else if (s->err) code = wsl_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
   return kit_fail(L, msg, code);
 }
 
-/* A client connection's userdata, pushed: a connection (LWS_CONN_MT) not started yet, with
+/* A client connection's userdata, pushed: a connection (WSL_CONN_MT) not started yet, with
  * our permessage-deflate offer when compression is on. */
-static lws_client *client_new(lua_State *L, lws_ctx *x, const ws_deflate_config *deflate, int deflate_mode) {
-  lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
-  lws_conn *c = &u->c;
-  lws_task_init(&c->task, LWS_K_CONN);
+static wsl_client *client_new(lua_State *L, wsl_ctx *x, const ws_deflate_config *deflate, int deflate_mode) {
+  wsl_client *u = lua_newuserdatauv(L, sizeof(wsl_client), 2);
+  wsl_conn *c = &u->c;
+  wsl_task_init(&c->task, WSL_K_CONN);
   c->reader = c->writers = NULL;
   c->closed_next = NULL;
   c->server = NULL;
@@ -55,13 +55,13 @@ static lws_client *client_new(lua_State *L, lws_ctx *x, const ws_deflate_config 
   u->deflate = *deflate;
   u->offer[0] = '\0';
   if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&u->deflate, u->offer, sizeof u->offer);
-  luaL_setmetatable(L, LWS_CONN_MT);
+  luaL_setmetatable(L, WSL_CONN_MT);
   return u;
 }
 
 /* The limits and timeouts of ws.connect's options (table at 3) into u's configuration and
  * its protocol state. */
-static void client_options(lua_State *L, lws_client *u, double timeout) {
+static void client_options(lua_State *L, wsl_client *u, double timeout) {
   ws_server_cfg *cfg = &u->cl.cfg;
   cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
   cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
@@ -86,7 +86,7 @@ static void client_options(lua_State *L, lws_client *u, double timeout) {
 
 /* ws_client_start failed: nil, message, code and the failed connection (the event style
  * reports through it). */
-static int start_failed(lua_State *L, lws_conn *c, int ud) {
+static int start_failed(lua_State *L, wsl_conn *c, int ud) {
   if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
     luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
     c->self_ref = LUA_NOREF;
@@ -101,14 +101,14 @@ static int start_failed(lua_State *L, lws_conn *c, int ud) {
  * server_name, host_header, path, origin, protocols, headers, timeout, max_message,
  * ping_interval, ping_timeout, close_timeout, send_high_water, send_low_water, max_queue. */
 static int l_connect(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   if (port <= 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
   ws_tls_ctx *tls = NULL;
   if (lua_getfield(L, 3, "tls") != LUA_TNIL) {
-    tls = lws_check_tls(L, lua_gettop(L));
+    tls = wsl_check_tls(L, lua_gettop(L));
     if (ws_tls_ctx_is_server(tls)) return luaL_error(L, "ws.connect: a client TLS context expected");
   }
   lua_pop(L, 1);
@@ -126,12 +126,12 @@ static int l_connect(lua_State *L) {
   lua_getfield(L, 3, "headers");
   size_t nextra = kit_headers(L, -1, extra, MAX_EXTRA_HEADERS, w); /* and their anchor */
   ws_deflate_config deflate;
-  int deflate_mode = lws_check_compression(L, 3, "ws.connect", &deflate);
+  int deflate_mode = wsl_check_compression(L, 3, "ws.connect", &deflate);
 
   /* Every option is read (errors raise) before anything is allocated outside Lua. */
-  lws_client *u = client_new(L, x, &deflate, deflate_mode);
+  wsl_client *u = client_new(L, x, &deflate, deflate_mode);
   int ud = lua_gettop(L);
-  lws_conn *c = &u->c;
+  wsl_conn *c = &u->c;
   client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
@@ -198,10 +198,10 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
 
 /* A refused handshake (another status, or a 101 that breaks RFC 6455 4.1): nil, message,
  * "handshake", status, response (push_refusal); the stream is aborted. */
-static int refused(lua_State *L, lws_client *u, const ws_response *r) {
+static int refused(lua_State *L, wsl_client *u, const ws_response *r) {
   ws_stream *s = &u->c.s;
   char who[96];
-  LWS_LOG(lws_ctx_get(L), 1, "%s: handshake refused: %d %s", lws_log_who(&u->c, who, sizeof who), r->status, r->error ? r->error : "");
+  WSL_LOG(wsl_ctx_get(L), 1, "%s: handshake refused: %d %s", wsl_log_who(&u->c, who, sizeof who), r->status, r->error ? r->error : "");
   lua_pushnil(L);
   if (r->status != 101) {
     char reason[64];
@@ -219,13 +219,13 @@ static int refused(lua_State *L, lws_client *u, const ws_response *r) {
   return 5;
 }
 
-static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_deflate_params *dparams);
+static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_deflate_params *dparams);
 
 /* core.client_head(conn, protocols) -> true (open) | false (not yet) |
  * nil, message, code [, status, response] (a refusal: the response, push_refusal) */
 static int l_client_head(lua_State *L) {
-  lws_client *u = luaL_checkudata(L, 1, LWS_CONN_MT);
-  if (lua_rawlen(L, 1) != sizeof(lws_client)) return luaL_argerror(L, 1, "client connection expected");
+  wsl_client *u = luaL_checkudata(L, 1, WSL_CONN_MT);
+  if (lua_rawlen(L, 1) != sizeof(wsl_client)) return luaL_argerror(L, 1, "client connection expected");
   ws_stream *s = &u->c.s;
   const char *protocols[MAX_PROTOCOLS];
   kit_where w = { NULL, 2 };
@@ -259,7 +259,7 @@ static int l_client_head(lua_State *L) {
 
 /* The 101 passed: conn.protocol, conn.response and conn.extensions in the fields table (user
  * value 2 of the connection at 1), the compressor when dparams is set, and the stream opens. */
-static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_deflate_params *dparams) {
+static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_deflate_params *dparams) {
   ws_stream *s = &u->c.s;
   int deflated = dparams != NULL;
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
@@ -290,7 +290,7 @@ static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_
     lua_setfield(L, fields, "extensions");
   }
   char who[96];
-  LWS_LOG(lws_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", lws_log_who(&u->c, who, sizeof who),
+  WSL_LOG(wsl_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", wsl_log_who(&u->c, who, sizeof who),
           r->protocol ? (int)r->protocol_len : 6, r->protocol ? r->protocol : "(none)",
           deflated > 0 ? (int)r->extensions_len : 6, deflated > 0 ? r->extensions : "(none)");
   if (ws_stream_open_client(s) < 0) return push_failure(L, s);
@@ -298,7 +298,7 @@ static int accepted(lua_State *L, lws_client *u, const ws_response *r, const ws_
   return 1;
 }
 
-void lws_client_open_lib(lua_State *L, int mod) {
+void wsl_client_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "connect", l_connect }, { "client_head", l_client_head }, { NULL, NULL }
   };

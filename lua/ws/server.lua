@@ -35,7 +35,7 @@ M.open_servers = open_servers
 local origin_policy = require("ws.url").origin_policy
 
 local UPGRADED = {} -- what serve returns to the callback style's dispatch after the 101
-local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/lua_core.h
+local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- wsl_stage in csrc/binding/lua_core.h
 local crecv, cstage, chandoff, cdeferred = core.recv, core.stage, core.handoff, core.deferred
 
 -- The callback style { open =, message =, close = } keeps no coroutine per connection: for
