@@ -11,8 +11,6 @@
 #include "lua_kit.h"
 #include "ws_handshake.h"
 
-#define table_len(L, i) kit_rawlen(L, i)
-
 #define BUF_MT "ws.codec.handshake_buf"
 #define MAX_PROTOCOLS 64
 
@@ -236,7 +234,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
   size_t n = 0;
   lua_getfield(L, req, "protocols");
   if (lua_istable(L, -1)) {
-    size_t len = table_len(L, -1);
+    size_t len = kit_rawlen(L, -1);
     for (size_t i = 1; i <= len && n < MAX_PROTOCOLS; i++) {
       lua_rawgeti(L, -1, (int)i);
       if (lua_type(L, -1) == LUA_TSTRING) list[n++] = lua_tostring(L, -1);
@@ -252,7 +250,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
 static int l_choose_protocol(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  size_t n = table_len(L, 2);
+  size_t n = kit_rawlen(L, 2);
   for (size_t i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, 2, (int)i);

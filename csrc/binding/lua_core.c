@@ -280,7 +280,7 @@ void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) {
 
 /* Pushes the userdata that owns t and lets go of the reference that anchored it while it
  * waited or was ready (the stack anchors it while it runs). */
-static void push_owner(wsl_ctx *x, lua_State *L, wsl_task *t) {
+static void push_owner(lua_State *L, wsl_task *t) {
   if (t->ref == WSL_REF_SELF) { /* a connection's own task, its socket still open */
     lua_rawgeti(L, LUA_REGISTRYINDEX, ((wsl_conn *)t)->self_ref);
   } else {
@@ -288,7 +288,6 @@ static void push_owner(wsl_ctx *x, lua_State *L, wsl_task *t) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   }
   t->ref = LUA_NOREF;
-  (void)x;
 }
 
 /* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
@@ -367,7 +366,7 @@ static void resume_task(wsl_ctx *x, wsl_task *t) {
   int top = lua_gettop(L);
   if (t->state != WSL_T_READY) return;
   lua_checkstack(L, 8);
-  push_owner(x, L, t); /* top + 1 */
+  push_owner(L, t); /* top + 1 */
   if (t->kind == WSL_K_MAIN) { /* the main thread waits in core.wait: let it return */
     t->state = WSL_T_IDLE;
     ws_loop_stop(x->loop);
@@ -481,19 +480,13 @@ static void on_reclaim(ws_loop *loop) {
 
 /* ---- module functions ---- */
 
-static int new_task(lua_State *L, wsl_ctx *x, int kind) {
-  new_task_ud(L, kind);
-  (void)x;
-  return lua_gettop(L);
-}
-
 /* core.spawn(fn, ...) -> task: runs fn(...) in a new coroutine from the next iteration. */
 static int l_spawn(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   int n = lua_gettop(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  int ud = new_task(L, x, WSL_K_TASK);
-  wsl_task *t = lua_touserdata(L, ud);
+  wsl_task *t = new_task_ud(L, WSL_K_TASK);
+  int ud = lua_gettop(L);
   lua_State *co = lua_newthread(L);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
   lua_xmove(L, co, n);
