@@ -14,8 +14,9 @@ SHARED     := -shared
 
 CORE_SRC    := $(sort $(wildcard csrc/core/*.c))
 RUNTIME_SRC := $(sort $(wildcard csrc/runtime/*.c))
-CODEC_SRC   := $(sort $(wildcard csrc/binding/lua_codec*.c))
-RTBIND_SRC  := $(sort $(wildcard csrc/binding/lua_core*.c))
+KIT_SRC     := csrc/binding/lua_kit.c
+CODEC_SRC   := $(sort $(wildcard csrc/binding/lua_codec*.c)) $(KIT_SRC)
+RTBIND_SRC  := $(sort $(wildcard csrc/binding/lua_core*.c)) $(KIT_SRC)
 HEADERS     := $(wildcard csrc/*.h csrc/core/*.h csrc/runtime/*.h csrc/binding/*.h)
 
 # BUILD names the object directory, so sanitizer and other-Lua builds never mix objects.

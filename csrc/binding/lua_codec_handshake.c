@@ -8,13 +8,8 @@
 #include <lua.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_handshake.h"
-
-#if LUA_VERSION_NUM < 502
-#define table_len(L, i) lua_objlen(L, i)
-#else
-#define table_len(L, i) lua_rawlen(L, i)
-#endif
 
 #define BUF_MT "ws.codec.handshake_buf"
 #define MAX_PROTOCOLS 64
@@ -56,37 +51,16 @@ static int header_before(const ws_header *a, const ws_header *b) {
  * depend on the table's traversal order. Number values are converted; the converted strings
  * are kept alive in a table left on the stack. */
 static void get_headers(lua_State *L, int opts, const char *fn, header_set *out) {
+  ws_header h[WS_MAX_HEADERS];
+  kit_where w = { fn, 0 };
   out->n = 0;
   if (lua_isnoneornil(L, opts)) return;
   lua_getfield(L, opts, "headers");
-  int t = lua_gettop(L);
-  if (lua_isnil(L, t)) return;
-  if (!lua_istable(L, t)) luaL_error(L, "%s: headers must be a table", fn);
-  lua_newtable(L);
-  int anchor = lua_gettop(L), kept = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    size_t nlen, vlen;
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: header names must be strings", fn);
-    const char *name = lua_tolstring(L, -2, &nlen);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushvalue(L, -1);
-      lua_tolstring(L, -1, NULL);
-      lua_rawseti(L, anchor, ++kept);
-      lua_rawgeti(L, anchor, kept);
-      lua_replace(L, -2);
-    } else if (lua_type(L, -1) != LUA_TSTRING) {
-      luaL_error(L, "%s: header '%s' must have a string or number value", fn, name);
-    }
-    const char *value = lua_tolstring(L, -1, &vlen);
-    if (!ws_header_name_valid(name, nlen)) luaL_error(L, "%s: invalid header name '%s'", fn, name);
-    if (!ws_header_value_valid(value, vlen)) luaL_error(L, "%s: invalid value for header '%s'", fn, name);
-    if (out->n == WS_MAX_HEADERS) luaL_error(L, "%s: too many headers", fn);
-    ws_header h = { name, nlen, value, vlen };
+  size_t n = kit_headers(L, -1, h, WS_MAX_HEADERS, w); /* the list and its anchor stay */
+  for (size_t k = 0; k < n; k++) {
     size_t i = out->n++;
-    for (; i > 0 && header_before(&h, &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
-    out->h[i] = h;
-    lua_pop(L, 1);
+    for (; i > 0 && header_before(&h[k], &out->h[i - 1]); i--) out->h[i] = out->h[i - 1];
+    out->h[i] = h[k];
   }
 }
 
@@ -108,25 +82,10 @@ static const char *opt_string(lua_State *L, int opts, const char *field, const c
 /* A list of protocol names (opts[field]), each a token. */
 static size_t get_protocols(lua_State *L, int opts, const char *field, const char *fn,
                             const char *out[MAX_PROTOCOLS]) {
-  size_t n = 0;
+  kit_where w = { fn, 0 };
   if (lua_isnoneornil(L, opts)) return 0;
   lua_getfield(L, opts, field);
-  int t = lua_gettop(L);
-  if (!lua_isnil(L, t)) {
-    if (!lua_istable(L, t)) luaL_error(L, "%s: %s must be a list of strings", fn, field);
-    size_t len = table_len(L, t);
-    if (len > MAX_PROTOCOLS) luaL_error(L, "%s: more than %d protocols", fn, MAX_PROTOCOLS);
-    for (size_t i = 1; i <= len; i++) {
-      size_t plen;
-      lua_rawgeti(L, t, (int)i);
-      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: %s must be a list of strings", fn, field);
-      out[n] = lua_tolstring(L, -1, &plen);
-      if (!ws_header_name_valid(out[n], plen))
-        luaL_error(L, "%s: invalid protocol name '%s'", fn, out[n]);
-      n++;
-      lua_pop(L, 1); /* still referenced by the list */
-    }
-  }
+  size_t n = kit_protocols(L, -1, out, MAX_PROTOCOLS, w);
   lua_pop(L, 1); /* the list stays referenced by opts */
   return n;
 }
@@ -182,22 +141,6 @@ static void set_lstring(lua_State *L, const char *field, const char *s, size_t n
   lua_setfield(L, -2, field);
 }
 
-/* Does some header `name` list `token` (case-insensitive)? */
-static int lists_token(const ws_request *r, const char *name, const char *token) {
-  size_t tlen = strlen(token);
-  for (const ws_header *h = ws_request_header(r, name, NULL); h; h = ws_request_header(r, name, h)) {
-    size_t pos = 0, len;
-    const char *t;
-    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len)) {
-      size_t i = 0;
-      if (len != tlen) continue;
-      while (i < len && (t[i] | 0x20) == token[i]) i++;
-      if (i == len) return 1;
-    }
-  }
-  return 0;
-}
-
 /* The values of every header `name`, joined with ", ", or nothing pushed (returns 0). */
 static int push_joined(lua_State *L, const ws_header *hs, size_t n, const char *name) {
   int found = 0;
@@ -216,6 +159,33 @@ static int push_joined(lua_State *L, const ws_header *hs, size_t n, const char *
 }
 
 /* ---- server side ---- */
+
+/* An upgrade request's fields in the table on top: status and error when
+ * ws_request_check_upgrade refuses it, key, origin, the offered protocols and extensions. */
+static void set_upgrade_fields(lua_State *L, ws_request *r) {
+  if (ws_request_check_upgrade(r) != 0) {
+    lua_pushinteger(L, r->status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, r->error);
+    lua_setfield(L, -2, "error");
+  }
+  set_lstring(L, "key", r->key, r->key_len);
+  set_lstring(L, "origin", r->origin, r->origin_len);
+  lua_newtable(L);
+  int k = 0;
+  for (const ws_header *h = ws_request_header(r, "Sec-WebSocket-Protocol", NULL); h;
+       h = ws_request_header(r, "Sec-WebSocket-Protocol", h)) {
+    size_t pos = 0, tlen;
+    const char *t;
+    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &tlen)) {
+      lua_pushlstring(L, t, tlen);
+      lua_rawseti(L, -2, ++k);
+    }
+  }
+  lua_setfield(L, -2, "protocols");
+  if (push_joined(L, r->headers, r->num_headers, "Sec-WebSocket-Extensions"))
+    lua_setfield(L, -2, "extensions");
+}
 
 /* parse_request(data [, max_header_bytes]) -> req, consumed | nil, "again" | nil, reason, status */
 static int l_parse_request(lua_State *L) {
@@ -249,51 +219,29 @@ static int l_parse_request(lua_State *L) {
   set_headers(L, r.headers, r.num_headers);
   /* A client that asks for websocket gets told what is wrong with its request, even if it
    * forgot Connection: Upgrade (ws_request_check_upgrade says so). */
-  int upgrade = lists_token(&r, "Upgrade", "websocket");
+  int upgrade = ws_request_is_upgrade(&r);
   lua_pushboolean(L, upgrade);
   lua_setfield(L, -2, "upgrade");
-  if (upgrade) {
-    if (ws_request_check_upgrade(&r) != 0) {
-      lua_pushinteger(L, r.status);
-      lua_setfield(L, -2, "status");
-      lua_pushstring(L, r.error);
-      lua_setfield(L, -2, "error");
-    }
-    set_lstring(L, "key", r.key, r.key_len);
-    set_lstring(L, "origin", r.origin, r.origin_len);
-    lua_newtable(L);
-    int k = 0;
-    for (const ws_header *h = ws_request_header(&r, "Sec-WebSocket-Protocol", NULL); h;
-         h = ws_request_header(&r, "Sec-WebSocket-Protocol", h)) {
-      size_t pos = 0, tlen;
-      const char *t;
-      while (ws_header_next_token(h->value, h->value_len, &pos, &t, &tlen)) {
-        lua_pushlstring(L, t, tlen);
-        lua_rawseti(L, -2, ++k);
-      }
-    }
-    lua_setfield(L, -2, "protocols");
-    if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
-      lua_setfield(L, -2, "extensions");
-  }
+  if (upgrade) set_upgrade_fields(L, &r);
   lua_pushinteger(L, n);
   return 2;
 }
 
-/* Is `s` one of req.protocols? */
+/* Is `s` one of req.protocols? The core compares (ws_protocol_find); the names stay anchored
+ * by the list while it does. */
 static int offered(lua_State *L, int req, const char *s, size_t slen) {
-  int found = 0;
+  const char *list[MAX_PROTOCOLS];
+  size_t n = 0;
   lua_getfield(L, req, "protocols");
   if (lua_istable(L, -1)) {
-    size_t n = table_len(L, -1);
-    for (size_t i = 1; i <= n && !found; i++) {
-      size_t len;
+    size_t len = kit_rawlen(L, -1);
+    for (size_t i = 1; i <= len && n < MAX_PROTOCOLS; i++) {
       lua_rawgeti(L, -1, (int)i);
-      const char *p = lua_tolstring(L, -1, &len);
-      found = lua_type(L, -1) == LUA_TSTRING && len == slen && memcmp(p, s, len) == 0;
+      if (lua_type(L, -1) == LUA_TSTRING) list[n++] = lua_tostring(L, -1);
       lua_pop(L, 1);
     }
   }
+  int found = ws_protocol_find(list, n, s, slen) >= 0;
   lua_pop(L, 1);
   return found;
 }
@@ -302,7 +250,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
 static int l_choose_protocol(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  size_t n = table_len(L, 2);
+  size_t n = kit_rawlen(L, 2);
   for (size_t i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, 2, (int)i);
@@ -383,13 +331,6 @@ static int l_accept_key(lua_State *L) {
 
 /* ---- client side ---- */
 
-static int visible(const char *s) {
-  if (!*s) return 0;
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
-  return 1;
-}
-
 /* client_request{ host =, path =, protocols =, extensions =, origin =, headers =, key = }
  * -> request, key. `key` is for reproducible requests (tests); by default it is random. */
 static int l_client_request(lua_State *L) {
@@ -401,10 +342,10 @@ static int l_client_request(lua_State *L) {
   lua_settop(L, 1);
   const char *host = opt_string(L, 1, "host", fn);
   if (!host) return luaL_error(L, "%s: host is required", fn);
-  if (!visible(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
+  if (!ws_target_valid(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
   const char *path = opt_string(L, 1, "path", fn);
   if (!path) path = "/";
-  if (!visible(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
+  if (!ws_target_valid(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
   const char *origin = opt_string(L, 1, "origin", fn);
   if (origin && !ws_header_value_valid(origin, strlen(origin)))
     return luaL_error(L, "%s: invalid origin", fn);
@@ -488,8 +429,7 @@ static int l_parse_response(lua_State *L) {
   lua_setfield(L, -2, "version");
   set_headers(L, r.headers, r.num_headers);
   set_lstring(L, "protocol", r.protocol, r.protocol_len);
-  if (push_joined(L, r.headers, r.num_headers, "Sec-WebSocket-Extensions"))
-    lua_setfield(L, -2, "extensions");
+  set_lstring(L, "extensions", r.extensions, r.extensions_len);
   lua_pushinteger(L, n);
   return 2;
 }

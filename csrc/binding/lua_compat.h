@@ -1,5 +1,5 @@
 /* The Lua 5.4 API that the `ws.core` binding is written against, on LuaJIT 2.1 (and the
- * Lua 5.1 API it extends). On 5.4 it adds only lws_push_main_thread and LWS_HAVE_CONTINUATIONS.
+ * Lua 5.1 API it extends). On 5.4 it adds only wsl_push_main_thread and WSL_HAVE_CONTINUATIONS.
  * On 5.1/LuaJIT:
  * - user values live in the userdata's environment table (created only when the userdata
  *   is made with at least one user value: a fresh userdata's environment is the globals);
@@ -20,8 +20,8 @@
 
 /* No continuations (lua_callk, lua_yieldk): a C function cannot call a Lua function that yields
  * (LuaJIT raises "attempt to yield across C-call boundary"). What needs one keeps a Lua version
- * for LWS_HAVE_CONTINUATIONS 0. */
-#define LWS_HAVE_CONTINUATIONS 0
+ * for WSL_HAVE_CONTINUATIONS 0. */
+#define WSL_HAVE_CONTINUATIONS 0
 
 #ifndef LUA_OK
 #define LUA_OK 0
@@ -101,13 +101,13 @@ static inline int lua_setiuservalue(lua_State *L, int idx, int n) {
   return 1;
 }
 
-static inline int lws_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
+static inline int wsl_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
   (void)from;
   int st = (lua_resume)(co, nargs);
   *nres = st == LUA_OK || st == LUA_YIELD ? lua_gettop(co) : 0;
   return st;
 }
-#define lua_resume(co, from, nargs, nres) lws_compat_resume(co, from, nargs, nres)
+#define lua_resume(co, from, nargs, nres) wsl_compat_resume(co, from, nargs, nres)
 
 /* Buffers of a known size: a scratch userdata on the stack, made a string at the end. */
 static inline char *luaL_buffinitsize(lua_State *L, luaL_Buffer *b, size_t size) {
@@ -121,25 +121,25 @@ static inline void luaL_pushresultsize(luaL_Buffer *b, size_t n) {
   lua_remove(b->L, -2);
 }
 
-#define LWS_MAINTHREAD_KEY "ws.core.mainthread"
+#define WSL_MAINTHREAD_KEY "ws.core.mainthread"
 
 /* Pushes the main thread (see the top of the file). */
-static inline void lws_push_main_thread(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LWS_MAINTHREAD_KEY) == LUA_TTHREAD) return;
+static inline void wsl_push_main_thread(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, WSL_MAINTHREAD_KEY) == LUA_TTHREAD) return;
   lua_pop(L, 1);
   if (!lua_pushthread(L)) {
     lua_pop(L, 1);
     lua_newthread(L);
   }
   lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, LWS_MAINTHREAD_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, WSL_MAINTHREAD_KEY);
 }
 
 #else
 
-#define LWS_HAVE_CONTINUATIONS 1
+#define WSL_HAVE_CONTINUATIONS 1
 
-static inline void lws_push_main_thread(lua_State *L) {
+static inline void wsl_push_main_thread(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 }
 

@@ -18,17 +18,17 @@
  * when its next timer is due, so timers (sleeps, timeouts, pings) fire within this bound. */
 #define STEP_TICK 0.05
 
-lws_ctx *lws_ctx_get(lua_State *L) { return (lws_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
+wsl_ctx *wsl_ctx_get(lua_State *L) { return (wsl_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
 static const char *const reason_names[] = { "", "r", "w", "timeout", "closed", "" };
 /* The reason a task woke, as the Lua string its wait returns: kept in the registry (an array
  * read per resume) rather than pushed with lua_pushstring, whose cache of C strings by address
  * costs a lookup, and on a collision a new string, at every resume. */
-static void push_reason(lws_ctx *x, lua_State *L, int reason) {
+static void push_reason(wsl_ctx *x, lua_State *L, int reason) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->reason_refs[reason]);
 }
 
-void lws_task_init(lws_task *t, int kind) {
+void wsl_task_init(wsl_task *t, int kind) {
   memset(t, 0, sizeof *t);
   t->tm = NULL;
   t->ref = LUA_NOREF;
@@ -49,32 +49,32 @@ static const void *meta_of(lua_State *L, int idx) {
 /* A handler calls receive and send on the same connection many times in a row: the one
  * identified last is remembered (conn_gc forgets it before its memory can go, and a finalized
  * connection is never remembered), so only its type needs checking, not its metatable. */
-lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) {
+wsl_conn *wsl_toconn(lua_State *L, wsl_ctx *x, int idx) {
   void *p = lua_touserdata(L, idx);
   if (p && x) {
     if (p == x->conn_last && lua_type(L, idx) == LUA_TUSERDATA) return p;
     if (x->conn_mt && meta_of(L, idx) == x->conn_mt) {
-      if (((lws_conn *)p)->s.user == p) x->conn_last = p;
+      if (((wsl_conn *)p)->s.user == p) x->conn_last = p;
       return p;
     }
   }
-  return luaL_checkudata(L, idx, LWS_CONN_MT); /* the usual error, or a match after all */
+  return luaL_checkudata(L, idx, WSL_CONN_MT); /* the usual error, or a match after all */
 }
 
-static lws_task *totask(lua_State *L, lws_ctx *x, int idx) {
+static wsl_task *totask(lua_State *L, wsl_ctx *x, int idx) {
   void *p = lua_touserdata(L, idx);
   if (p) {
     const void *mt = meta_of(L, idx);
-    if (mt && mt == x->task_mt) return (lws_task *)p;
-    if (mt && mt == x->conn_mt) return &((lws_conn *)p)->task;
+    if (mt && mt == x->task_mt) return (wsl_task *)p;
+    if (mt && mt == x->conn_mt) return &((wsl_conn *)p)->task;
   }
   return NULL;
 }
 
 /* The task must hold a reference (t->ref) already: it is the one taken when it started
  * waiting, or by spawn/accept. */
-void lws_task_ready(lws_ctx *x, lws_task *t, int reason) {
-  t->state = LWS_T_READY;
+void wsl_task_ready(wsl_ctx *x, wsl_task *t, int reason) {
+  t->state = WSL_T_READY;
   t->reason = (uint8_t)reason;
   t->next = NULL;
   if (x->ready_tail) x->ready_tail->next = t; else x->ready_head = t;
@@ -82,51 +82,51 @@ void lws_task_ready(lws_ctx *x, lws_task *t, int reason) {
   ws_loop_wakeup(x->loop);
 }
 
-static void detach(lws_task *t) {
-  lws_conn *c = t->on;
+static void detach(wsl_task *t) {
+  wsl_conn *c = t->on;
   if (!c) return;
   if (c->reader == t) c->reader = NULL;
-  for (lws_task **pp = &c->writers; *pp; pp = &(*pp)->next)
+  for (wsl_task **pp = &c->writers; *pp; pp = &(*pp)->next)
     if (*pp == t) { *pp = t->next; break; }
   t->next = NULL;
   t->on = NULL;
 }
 
-void lws_task_wake(lws_ctx *x, lws_task *t, int reason) {
-  if (t->state != LWS_T_WAIT) return;
+void wsl_task_wake(wsl_ctx *x, wsl_task *t, int reason) {
+  if (t->state != WSL_T_WAIT) return;
   detach(t);
   if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
-  lws_task_ready(x, t, reason);
+  wsl_task_ready(x, t, reason);
 }
 
 static void on_task_timer(ws_loop *loop, ws_timer *tm) {
-  lws_task_wake((lws_ctx *)ws_loop_user(loop), ((lws_timer *)(void *)tm)->task, LWS_R_TIMEOUT);
+  wsl_task_wake((wsl_ctx *)ws_loop_user(loop), ((wsl_timer *)(void *)tm)->task, WSL_R_TIMEOUT);
 }
 
 /* A task's userdata: the task, then its timer. */
-typedef struct lws_task_ud {
-  lws_task task;
-  lws_timer tm;
-} lws_task_ud;
+typedef struct wsl_task_ud {
+  wsl_task task;
+  wsl_timer tm;
+} wsl_task_ud;
 
-static lws_task *new_task_ud(lua_State *L, int kind) {
-  lws_task_ud *u = lua_newuserdatauv(L, sizeof(lws_task_ud), 1);
-  lws_task_init(&u->task, kind);
+static wsl_task *new_task_ud(lua_State *L, int kind) {
+  wsl_task_ud *u = lua_newuserdatauv(L, sizeof(wsl_task_ud), 1);
+  wsl_task_init(&u->task, kind);
   ws_timer_init(&u->tm.timer, on_task_timer);
   u->tm.task = &u->task;
   u->task.tm = &u->tm;
-  luaL_setmetatable(L, LWS_TASK_MT);
+  luaL_setmetatable(L, WSL_TASK_MT);
   return &u->task;
 }
 
-void lws_task_free_timer(lws_ctx *x, lws_task *t) {
+void wsl_task_free_timer(wsl_ctx *x, wsl_task *t) {
   if (!t->tm) return;
   ws_timer_stop(x->loop, &t->tm->timer);
   free(t->tm);
   t->tm = NULL;
 }
 
-static void register_task(lws_ctx *x, lua_State *L, int thread_idx, int owner_idx) {
+static void register_task(wsl_ctx *x, lua_State *L, int thread_idx, int owner_idx) {
   thread_idx = lua_absindex(L, thread_idx);
   owner_idx = lua_absindex(L, owner_idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
@@ -136,16 +136,16 @@ static void register_task(lws_ctx *x, lua_State *L, int thread_idx, int owner_id
   lua_pop(L, 1);
 }
 
-void lws_register_task(lua_State *L, int thread_idx, int owner_idx) {
-  /* Not lws_ctx_get: this also runs from loop callbacks (resume_task), where the function
+void wsl_register_task(lua_State *L, int thread_idx, int owner_idx) {
+  /* Not wsl_ctx_get: this also runs from loop callbacks (resume_task), where the function
    * running on L need not be one of the module's (ws.step from a coroutine, a host's ev_run). */
   lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-  lws_ctx *x = lua_touserdata(L, -1);
+  wsl_ctx *x = lua_touserdata(L, -1);
   lua_pop(L, 1);
   register_task(x, L, thread_idx, owner_idx);
 }
 
-void lws_report(lws_ctx *x, const char *where, const char *msg) {
+void wsl_report(wsl_ctx *x, const char *where, const char *msg) {
   lua_State *L = x->L;
   if (x->error_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->error_ref);
@@ -177,7 +177,7 @@ static void close_thread(lua_State *co, lua_State *L) {
 
 #define THREAD_POOL_MAX 64
 
-static void pool_table(lws_ctx *x, lua_State *L) {
+static void pool_table(wsl_ctx *x, lua_State *L) {
   if (x->pool_ref <= 0) {
     lua_newtable(L);
     x->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -186,7 +186,7 @@ static void pool_table(lws_ctx *x, lua_State *L) {
 }
 
 /* Pushes an idle thread (from the pool, or a new one) and returns it. */
-static lua_State *pool_take(lws_ctx *x, lua_State *L) {
+static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
   if (x->npool > 0) {
     pool_table(x, L);
     lua_rawgeti(L, -1, x->npool);
@@ -199,7 +199,7 @@ static lua_State *pool_take(lws_ctx *x, lua_State *L) {
   return lua_newthread(L);
 }
 
-static void pool_give(lws_ctx *x, lua_State *L, int idx) {
+static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
   if (x->npool >= THREAD_POOL_MAX) return; /* the collector takes it */
   idx = lua_absindex(L, idx);
   pool_table(x, L);
@@ -211,9 +211,9 @@ static void pool_give(lws_ctx *x, lua_State *L, int idx) {
 /* The dispatch function of callback connection c returned (st LUA_OK) or failed: the
  * thread goes back to the pool (or away after an error), the function back to user value 1.
  * Stack of L: top + 1 the connection, top + 2 the thread. */
-static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) {
+static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) {
   lua_State *L = x->L;
-  lws_task *t = &c->task;
+  wsl_task *t = &c->task;
   if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
@@ -237,23 +237,23 @@ static void pooled_end(lws_ctx *x, lws_conn *c, lua_State *co, int top, int st) 
   } else {
     close_thread(co, L);
   }
-  if (c->task.stage == LWS_STAGE_NEW) { /* the handshake ended without an upgrade */
-    lws_conn_task_done(x, c, st != LUA_OK);
-    c->task.stage = LWS_STAGE_DONE;
+  if (c->task.stage == WSL_STAGE_NEW) { /* the handshake ended without an upgrade */
+    wsl_conn_task_done(x, c, st != LUA_OK);
+    c->task.stage = WSL_STAGE_DONE;
   } else if (st != LUA_OK) { /* 1011; the close callback still runs */
-    lws_conn_task_done(x, c, 1);
-    c->task.stage = c->task.stage == LWS_STAGE_OPEN ? LWS_STAGE_FAILED : LWS_STAGE_DONE;
+    wsl_conn_task_done(x, c, 1);
+    c->task.stage = c->task.stage == WSL_STAGE_OPEN ? WSL_STAGE_FAILED : WSL_STAGE_DONE;
   }
-  t->state = c->task.stage == LWS_STAGE_DONE ? LWS_T_DONE : LWS_T_IDLE;
-  if (t->state == LWS_T_IDLE && (c->s.inbox_count || c->s.phase >= WS_PH_FINISH)) lws_conn_schedule(x, c);
+  t->state = c->task.stage == WSL_STAGE_DONE ? WSL_T_DONE : WSL_T_IDLE;
+  if (t->state == WSL_T_IDLE && (c->s.inbox_count || c->s.phase >= WS_PH_FINISH)) wsl_conn_schedule(x, c);
 }
 
 /* The handshake of c ran on a pooled thread (stack of L: top + 1 the connection, top + 2 the
  * thread) and core.handoff left the handler's own thread in user value 1: the pooled thread
  * goes back to the pool, and from now on c is a connection with a coroutine of its own. */
-static void handoff_pooled(lws_ctx *x, lws_conn *c, int top) {
+static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   lua_State *L = x->L;
-  lws_task *t = &c->task;
+  wsl_task *t = &c->task;
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
   lua_pushvalue(L, top + 2);
   lua_pushnil(L);
@@ -267,114 +267,138 @@ static void handoff_pooled(lws_ctx *x, lws_conn *c, int top) {
   t->co = NULL;
   lua_pushvalue(L, top + 1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lws_task_ready(x, t, LWS_R_START);
+  wsl_task_ready(x, t, WSL_R_START);
   lua_settop(L, top);
 }
 
-void lws_conn_schedule(lws_ctx *x, lws_conn *c) {
-  lws_task *t = &c->task;
-  if (!c->task.pooled || t->state != LWS_T_IDLE || c->task.stage == LWS_STAGE_DONE || c->self_ref == LUA_NOREF) return;
-  t->ref = LWS_REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
-  lws_task_ready(x, t, LWS_R_START);
+void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) {
+  wsl_task *t = &c->task;
+  if (!c->task.pooled || t->state != WSL_T_IDLE || c->task.stage == WSL_STAGE_DONE || c->self_ref == LUA_NOREF) return;
+  t->ref = WSL_REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
+  wsl_task_ready(x, t, WSL_R_START);
 }
 
-static void resume_task(lws_ctx *x, lws_task *t) {
-  lua_State *L = x->L;
-  int top = lua_gettop(L);
-  if (t->state != LWS_T_READY) return;
-  lua_checkstack(L, 8);
-  if (t->ref == LWS_REF_SELF) { /* a connection's own task, its socket still open */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ((lws_conn *)t)->self_ref);
+/* Pushes the userdata that owns t and lets go of the reference that anchored it while it
+ * waited or was ready (the stack anchors it while it runs). */
+static void push_owner(lua_State *L, wsl_task *t) {
+  if (t->ref == WSL_REF_SELF) { /* a connection's own task, its socket still open */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((wsl_conn *)t)->self_ref);
   } else {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the owner stays on this stack meanwhile */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   }
   t->ref = LUA_NOREF;
-  if (t->kind == LWS_K_MAIN) { /* the main thread waits in core.wait: let it return */
-    t->state = LWS_T_IDLE;
+}
+
+/* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
+ * dispatch function, at top + 2): a pooled thread runs it. Its stack is [dispatch, dispatch,
+ * conn, stage]: the bottom copy stays there for pooled_end; dispatch(conn, stage) is told the
+ * stage (no core.stage call per run). The thread replaces the function at top + 2. */
+static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
+  lua_State *co = pool_take(x, L);
+  lua_pushvalue(L, top + 2);
+  lua_pushvalue(L, top + 2);
+  lua_pushvalue(L, top + 1);
+  lua_xmove(L, co, 3);
+  lua_pushinteger(co, pc->task.stage);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
+  register_task(x, L, -1, top + 1);
+  lua_replace(L, top + 2);
+}
+
+/* How many values the resume passes: a new thread's arguments (already on it), the dispatch
+ * function's two, or the reason a waiting task woke (core.wait returns it). */
+static int resume_nargs(wsl_ctx *x, wsl_task *t, lua_State *co, int pooled_start) {
+  int first = !t->started;
+  t->started = 1;
+  if (pooled_start) return 2;
+  if (first) return lua_gettop(co) - 1; /* the function and its arguments wait on the thread */
+  push_reason(x, co, t->reason);
+  return 1;
+}
+
+/* Queue t (owner at top + 1) for the next round with a registry reference to its owner. */
+static void requeue(wsl_ctx *x, wsl_task *t, int top, int reason) {
+  lua_State *L = x->L;
+  lua_pushvalue(L, top + 1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  wsl_task_ready(x, t, reason);
+}
+
+/* The error a task's coroutine raised, with its traceback, to the error handler. */
+static void report_failure(wsl_ctx *x, wsl_task *t, lua_State *co) {
+  lua_State *L = x->L;
+  const char *msg = lua_tostring(co, -1);
+  if (!msg) msg = luaL_typename(co, -1);
+  luaL_traceback(L, co, msg, 0);
+  if (t->kind == WSL_K_CONN) {
+    char where[64];
+    snprintf(where, sizeof where, "connection handler (connection %u)", (unsigned)((wsl_conn *)t)->id);
+    wsl_report(x, where, lua_tostring(L, -1));
+  } else {
+    wsl_report(x, "task", lua_tostring(L, -1));
+  }
+}
+
+/* t's coroutine returned or failed (status st) and has no next thread to go on with. */
+static void task_ended(wsl_ctx *x, wsl_task *t, wsl_conn *pc, lua_State *co, int top, int st) {
+  lua_State *L = x->L;
+  t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
+  if (st != LUA_OK) {
+    report_failure(x, t, co);
+    if (!pc) close_thread(co, L); /* pooled_end closes it after taking the function back */
+  }
+  if (pc) {
+    pooled_end(x, pc, co, top, st);
+    return;
+  }
+  t->state = WSL_T_DONE;
+  t->co = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
+  if (t->kind == WSL_K_CONN) wsl_conn_task_done(x, (wsl_conn *)t, st != LUA_OK);
+}
+
+/* Runs a READY task until it waits, yields, returns or fails (the states: lua_core.h). */
+static void resume_task(wsl_ctx *x, wsl_task *t) {
+  lua_State *L = x->L;
+  int top = lua_gettop(L);
+  if (t->state != WSL_T_READY) return;
+  lua_checkstack(L, 8);
+  push_owner(L, t); /* top + 1 */
+  if (t->kind == WSL_K_MAIN) { /* the main thread waits in core.wait: let it return */
+    t->state = WSL_T_IDLE;
     ws_loop_stop(x->loop);
     lua_settop(L, top);
     return;
   }
-  lws_conn *pc = t->kind == LWS_K_CONN && t->pooled ? (lws_conn *)t : NULL;
-  int pooled_start = 0;
-  if (lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc) {
-    /* Callback style with no thread attached: a pooled thread runs the dispatch function.
-     * Its stack is [dispatch, dispatch, conn, stage]: the bottom copy stays there for
-     * pooled_end; dispatch(conn, stage) is told the stage (no core.stage call per run). */
-    lua_State *co = pool_take(x, L);
-    lua_pushvalue(L, top + 2);
-    lua_pushvalue(L, top + 2);
-    lua_pushvalue(L, top + 1);
-    lua_xmove(L, co, 3);
-    lua_pushinteger(co, pc->task.stage);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-    register_task(x, L, -1, top + 1);
-    lua_replace(L, top + 2);
-    pooled_start = 1;
-  }
+  wsl_conn *pc = t->kind == WSL_K_CONN && t->pooled ? (wsl_conn *)t : NULL;
+  int pooled_start = lua_getiuservalue(L, top + 1, 1) == LUA_TFUNCTION && pc; /* top + 2 */
+  if (pooled_start) start_pooled(x, L, pc, top);
   lua_State *co = lua_tothread(L, top + 2);
   if (!co) {
-    t->state = LWS_T_DONE;
+    t->state = WSL_T_DONE;
     lua_settop(L, top);
     return;
   }
-  int nargs, nres = 0;
-  t->state = LWS_T_RUNNING;
+  int nres = 0;
+  t->state = WSL_T_RUNNING;
   t->co = co;
-  if (pooled_start) {
-    t->started = 1;
-    nargs = 2;
-  } else if (!t->started) {
-    t->started = 1;
-    nargs = lua_gettop(co) - 1; /* the function and its arguments wait on the new thread */
-  } else {
-    push_reason(x, co, t->reason);
-    nargs = 1;
-  }
+  int nargs = resume_nargs(x, t, co, pooled_start);
   int st = lua_resume(co, L, nargs, &nres);
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
-    if (t->state == LWS_T_RUNNING) { /* a plain coroutine.yield(): run again next round */
-      lua_pushvalue(L, top + 1);
-      t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-      lws_task_ready(x, t, LWS_R_NONE);
-    }
+    if (t->state == WSL_T_RUNNING) requeue(x, t, top, WSL_R_NONE); /* a plain coroutine.yield() */
   } else if (st == LUA_OK && t->handoff && !pc) { /* core.handoff: the next thread starts next round */
     t->handoff = 0;
     t->started = 0;
     t->co = NULL;
-    lua_pushvalue(L, top + 1);
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lws_task_ready(x, t, LWS_R_START);
+    requeue(x, t, top, WSL_R_START);
   } else if (st == LUA_OK && t->handoff) { /* a pooled thread ran the handshake only */
     handoff_pooled(x, pc, top);
   } else {
-    t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
-    if (st != LUA_OK) {
-      const char *msg = lua_tostring(co, -1);
-      if (!msg) msg = luaL_typename(co, -1);
-      luaL_traceback(L, co, msg, 0);
-      if (t->kind == LWS_K_CONN) {
-        char where[64];
-        snprintf(where, sizeof where, "connection handler (connection %u)", (unsigned)((lws_conn *)t)->id);
-        lws_report(x, where, lua_tostring(L, -1));
-      } else {
-        lws_report(x, "task", lua_tostring(L, -1));
-      }
-      if (!pc) close_thread(co, L); /* pooled_end closes it after taking the function back */
-    }
-    if (pc) {
-      pooled_end(x, pc, co, top, st);
-      lua_settop(L, top);
-      return;
-    }
-    t->state = LWS_T_DONE;
-    t->co = NULL;
-    lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
-    if (t->kind == LWS_K_CONN) lws_conn_task_done(x, (lws_conn *)t, st != LUA_OK);
+    task_ended(x, t, pc, co, top, st);
   }
   lua_settop(L, top);
 }
@@ -382,25 +406,25 @@ static void resume_task(lws_ctx *x, lws_task *t) {
 static int spawn_signal_handler(lua_State *L);
 
 static size_t run_ready(ws_loop *loop) {
-  lws_ctx *x = ws_loop_user(loop);
+  wsl_ctx *x = ws_loop_user(loop);
   lua_State *L = x->L;
   while (x->closed_head) { /* closed connections no longer need to be anchored */
-    lws_conn *c = x->closed_head;
+    wsl_conn *c = x->closed_head;
     x->closed_head = c->closed_next == c ? NULL : c->closed_next; /* the last one points to itself */
     c->closed_next = NULL;
-    if (c->task.ref == LWS_REF_SELF && (c->task.state == LWS_T_WAIT || c->task.state == LWS_T_READY)) {
+    if (c->task.ref == WSL_REF_SELF && (c->task.state == WSL_T_WAIT || c->task.state == WSL_T_READY)) {
       c->task.ref = c->self_ref; /* its task waits or is ready: the reference is the task's now */
     } else {
       luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
-      if (c->task.ref == LWS_REF_SELF) c->task.ref = LUA_NOREF;
+      if (c->task.ref == WSL_REF_SELF) c->task.ref = LUA_NOREF;
     }
     c->self_ref = LUA_NOREF;
-    if (c->server) lws_server_check_release(x, c->server);
+    if (c->server) wsl_server_check_release(x, c->server);
   }
   if (x->signals) { /* signals caught, or (bit 0) log lines queued: one test for both */
-    if (x->signals & LWS_LOG_PENDING) {
-      x->signals &= ~LWS_LOG_PENDING;
-      lws_log_flush(x);
+    if (x->signals & WSL_LOG_PENDING) {
+      x->signals &= ~WSL_LOG_PENDING;
+      wsl_log_flush(x);
     }
     if (x->signals && x->signal_ref != LUA_NOREF) {
       for (int sig = 1; sig < 32; sig++) {
@@ -410,16 +434,16 @@ static size_t run_ready(ws_loop *loop) {
         lua_pushcclosure(L, spawn_signal_handler, 1);
         lua_pushinteger(L, sig);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-          lws_report(x, "signal handler", lua_tostring(L, -1));
+          wsl_report(x, "signal handler", lua_tostring(L, -1));
           lua_pop(L, 1);
         }
       }
     }
   }
-  lws_task *t = x->ready_head; /* tasks made ready while these run wait for the next round */
+  wsl_task *t = x->ready_head; /* tasks made ready while these run wait for the next round */
   x->ready_head = x->ready_tail = NULL;
   while (t) {
-    lws_task *next = t->next;
+    wsl_task *next = t->next;
     t->next = NULL;
     resume_task(x, t);
     t = next;
@@ -428,16 +452,16 @@ static size_t run_ready(ws_loop *loop) {
 }
 
 static void on_stream_event(ws_stream *s, int ev) {
-  lws_conn *c = s->user;
-  if (c) lws_conn_event((lws_ctx *)ws_loop_user(s->loop), c, ev);
+  wsl_conn *c = s->user;
+  if (c) wsl_conn_event((wsl_ctx *)ws_loop_user(s->loop), c, ev);
 }
 
 static void on_listener_ready(ws_listener *l) {
-  lws_server_ready((lws_ctx *)ws_loop_user(l->loop), (lws_server *)(void *)l);
+  wsl_server_ready((wsl_ctx *)ws_loop_user(l->loop), (wsl_server *)(void *)l);
 }
 
 static void on_signal(ws_loop *loop, int signum) {
-  lws_ctx *x = ws_loop_user(loop);
+  wsl_ctx *x = ws_loop_user(loop);
   if (signum > 0 && signum < 32) x->signals |= 1u << signum;
   ws_loop_wakeup(loop);
 }
@@ -448,7 +472,7 @@ static void on_signal(ws_loop *loop, int signum) {
  * only finalized by the first collection and freed by the second. A collector the host
  * stopped stays stopped. */
 static void on_reclaim(ws_loop *loop) {
-  lws_ctx *x = ws_loop_user(loop);
+  wsl_ctx *x = ws_loop_user(loop);
   if (!lua_gc(x->L, LUA_GCISRUNNING, 0)) return;
   lua_gc(x->L, LUA_GCCOLLECT, 0);
   lua_gc(x->L, LUA_GCCOLLECT, 0);
@@ -456,27 +480,21 @@ static void on_reclaim(ws_loop *loop) {
 
 /* ---- module functions ---- */
 
-static int new_task(lua_State *L, lws_ctx *x, int kind) {
-  new_task_ud(L, kind);
-  (void)x;
-  return lua_gettop(L);
-}
-
 /* core.spawn(fn, ...) -> task: runs fn(...) in a new coroutine from the next iteration. */
 static int l_spawn(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   int n = lua_gettop(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  int ud = new_task(L, x, LWS_K_TASK);
-  lws_task *t = lua_touserdata(L, ud);
+  wsl_task *t = new_task_ud(L, WSL_K_TASK);
+  int ud = lua_gettop(L);
   lua_State *co = lua_newthread(L);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
   lua_xmove(L, co, n);
-  lws_register_task(L, -1, ud);
+  wsl_register_task(L, -1, ud);
   lua_setiuservalue(L, ud, 1);
   lua_pushvalue(L, ud);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lws_task_ready(x, t, LWS_R_START);
+  wsl_task_ready(x, t, WSL_R_START);
   return 1;
 }
 
@@ -485,8 +503,8 @@ static int l_spawn(lua_State *L) {
  * calls grew its thread's stack and call list, which a thread keeps for its whole life: a
  * connection that then waits for messages for hours is cheaper on a thread of its own. */
 static int l_handoff(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  lws_conn *c = lws_toconn(L, x, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_conn *c = wsl_toconn(L, x, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (c->task.co != L) return luaL_error(L, "ws: core.handoff outside the connection's own coroutine");
   lua_settop(L, 2);
@@ -494,14 +512,14 @@ static int l_handoff(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 2);
-  lws_register_task(L, 3, 1);
+  wsl_register_task(L, 3, 1);
   lua_setiuservalue(L, 1, 1);
   c->task.handoff = 1;
   return 0;
 }
 
 static int spawn_signal_handler(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   int sig = (int)lua_tointeger(L, 1);
   lua_settop(L, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->signal_ref);
@@ -509,7 +527,7 @@ static int spawn_signal_handler(lua_State *L) {
   return l_spawn(L);
 }
 
-static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
+static wsl_task *current_task(lua_State *L, wsl_ctx *x, int *is_main) {
   *is_main = lua_pushthread(L);
   if (*is_main) {
     lua_pop(L, 1);
@@ -523,94 +541,112 @@ static lws_task *current_task(lua_State *L, lws_ctx *x, int *is_main) {
   return totask(L, x, -1); /* its userdata stays on the stack */
 }
 
+/* Puts t on what c offers for `what` (its reader slot or its writers list). Returns 0, or
+ * WSL_R_CLOSED when the connection is gone already (the wait ends at once). */
+static int wait_on(lua_State *L, wsl_conn *c, wsl_task *t, int what) {
+  switch (what) {
+  case 'r':
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->reader && c->reader != t) return luaL_error(L, "ws: another coroutine is already receiving on this connection");
+    if (c->s.phase == WS_PH_DONE) return WSL_R_CLOSED;
+    c->reader = t;
+    t->on = c;
+    return 0;
+  case 'w':
+  case 'c':
+  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
+    if (!c) return luaL_argerror(L, 1, "connection expected");
+    if (c->s.phase == WS_PH_DONE) return WSL_R_CLOSED;
+    t->next = c->writers;
+    c->writers = t;
+    t->on = c;
+    if (what == 'w') ws_stream_want_drain(&c->s);
+    return 0;
+  case 't':
+    return 0;
+  default:
+    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
+  }
+}
+
+/* The main thread waits by running the loop until its task is woken (or nothing is left that
+ * could wake it: then the wait ends as "closed"). */
+static void run_until_woken(wsl_ctx *x, lua_State *L, wsl_task *t) {
+  while (t->state == WSL_T_WAIT || t->state == WSL_T_READY) {
+    x->running = 1;
+    int active = ws_loop_run(x->loop, 1);
+    x->running = 0;
+    if (!active && t->state == WSL_T_WAIT && x->ready_head == NULL) {
+      detach(t);
+      if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
+      luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+      t->ref = LUA_NOREF;
+      t->state = WSL_T_IDLE;
+      t->reason = WSL_R_CLOSED;
+    }
+  }
+}
+
+/* The task calling core.wait (its owner pushed), checked for being able to wait. c_own is set
+ * when it is c's own handler: no lookup then. */
+static wsl_task *waiting_task(lua_State *L, wsl_ctx *x, wsl_conn *c, int *is_main, wsl_conn **c_own) {
+  wsl_task *t;
+  *c_own = NULL;
+  if (c && c->task.co == L) {
+    *is_main = 0;
+    lua_pushvalue(L, 1);
+    t = &c->task;
+    *c_own = c;
+  } else {
+    t = current_task(L, x, is_main);
+  }
+  if (!t) luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
+  if (t->state == WSL_T_WAIT || t->state == WSL_T_READY) luaL_error(L, "ws: this task is already waiting");
+  if (*is_main && x->running) luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
+  if (*is_main && x->attached)
+    luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
+  return t;
+}
+
 /* core.wait(conn|nil, what, timeout|nil) -> nil (the caller yields next) or, on the main
  * thread, the reason it was woken ("r", "w", "timeout", "closed") after running the loop.
  * what: "r" a message or the end; "w" the write queue below its low-water mark;
- * "c" the connection closed; "t" only the timeout (sleep). */
+ * "c" the connection closed; "t" only the timeout (sleep). The task goes WAIT (lua_core.h). */
 static int l_wait(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  lws_conn *c = lua_isnoneornil(L, 1) ? NULL : lws_toconn(L, x, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_conn *c = lua_isnoneornil(L, 1) ? NULL : wsl_toconn(L, x, 1);
   const char *what = luaL_checkstring(L, 2);
   double timeout = luaL_optnumber(L, 3, -1);
-  int is_main, immediate = 0;
+  int is_main;
+  wsl_conn *c_own;
   lua_settop(L, 3);
-  lws_task *t;
-  lws_conn *c_own = NULL; /* c, when the task waiting is its own */
-  if (c && c->task.co == L) { /* a handler waiting on its own connection: no lookup */
-    is_main = 0;
-    lua_pushvalue(L, 1);
-    t = &c->task;
-    c_own = c;
-  } else {
-    t = current_task(L, x, &is_main);
-  }
-  if (!t) return luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
-  if (t->state == LWS_T_WAIT || t->state == LWS_T_READY) return luaL_error(L, "ws: this task is already waiting");
+  wsl_task *t = waiting_task(L, x, c, &is_main, &c_own);
   if (timeout >= 0 && !t->tm) { /* a connection's first timed wait */
     if (!(t->tm = malloc(sizeof *t->tm))) return luaL_error(L, "ws: out of memory");
     ws_timer_init(&t->tm->timer, on_task_timer);
     t->tm->task = t;
   }
-  if (is_main && x->running) return luaL_error(L, "ws: cannot wait on the main thread while the loop runs");
-  if (is_main && x->attached)
-    return luaL_error(L, "ws: the host runs the loop (ws_attach): wait from a coroutine started with ws.spawn");
-  switch (what[0]) {
-  case 'r':
-    if (!c) return luaL_argerror(L, 1, "connection expected");
-    if (c->reader && c->reader != t) return luaL_error(L, "ws: another coroutine is already receiving on this connection");
-    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
-    else { c->reader = t; t->on = c; }
-    break;
-  case 'w':
-  case 'c':
-  case 'p': /* the pong of a ping sent with core.ping(conn, data, true) */
-    if (!c) return luaL_argerror(L, 1, "connection expected");
-    if (c->s.phase == WS_PH_DONE) immediate = LWS_R_CLOSED;
-    else {
-      t->next = c->writers;
-      c->writers = t;
-      t->on = c;
-      if (what[0] == 'w') ws_stream_want_drain(&c->s);
-    }
-    break;
-  case 't':
-    break;
-  default:
-    return luaL_argerror(L, 2, "\"r\", \"w\", \"c\", \"p\" or \"t\" expected");
-  }
+  int immediate = wait_on(L, c, t, what[0]);
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
-  t->state = LWS_T_WAIT;
+  t->state = WSL_T_WAIT;
   t->wait = (uint8_t)what[0];
-  t->reason = LWS_R_NONE;
+  t->reason = WSL_R_NONE;
   if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
-    t->ref = LWS_REF_SELF;
+    t->ref = WSL_REF_SELF;
   } else {
     lua_pushvalue(L, -1);
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (immediate) lws_task_wake(x, t, immediate);
+  if (immediate) wsl_task_wake(x, t, immediate);
   if (!is_main) return 0;
-  /* The main thread: run the loop until this task is woken. */
-  while (t->state == LWS_T_WAIT || t->state == LWS_T_READY) {
-    x->running = 1;
-    int active = ws_loop_run(x->loop, 1);
-    x->running = 0;
-    if (!active && t->state == LWS_T_WAIT && x->ready_head == NULL) {
-      detach(t); /* nothing left that could ever wake it */
-      if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
-      luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-      t->ref = LUA_NOREF;
-      t->state = LWS_T_IDLE;
-      t->reason = LWS_R_CLOSED;
-    }
-  }
+  run_until_woken(x, L, t);
   push_reason(x, L, t->reason);
   return 1;
 }
 
 static int l_run(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (x->running) return luaL_error(L, "ws.run: the loop is already running");
   if (x->attached) return luaL_error(L, "ws.run: the host runs the loop (ws_attach)");
   x->running = 1;
@@ -624,7 +660,7 @@ static int l_run(lua_State *L) {
  * alive: watchers or tasks are left; wait: how long the host may poll before the next step
  * (0 when work is queued already, else STEP_TICK so that timers fire on time). */
 static int l_step(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   double timeout = luaL_optnumber(L, 1, 0);
   if (timeout != timeout) return luaL_argerror(L, 1, "number expected, got nan");
   if (x->running) return luaL_error(L, "ws.step: the loop is already running");
@@ -641,7 +677,7 @@ static int l_step(lua_State *L) {
 /* core.pollfd() -> fd | nil, message: a descriptor that is readable while lua-ws has I/O to
  * handle (the loop's epoll descriptor), for hosts that call core.step themselves. */
 static int l_pollfd(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (x->attached) {
     lua_pushnil(L);
     lua_pushstring(L, "ws.pollfd: the host runs the loop (ws_attach)");
@@ -658,12 +694,12 @@ static int l_pollfd(lua_State *L) {
 }
 
 static int l_stop(lua_State *L) {
-  ws_loop_stop(lws_ctx_get(L)->loop);
+  ws_loop_stop(wsl_ctx_get(L)->loop);
   return 0;
 }
 
 static int l_now(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (!x->running) ws_loop_touch(x->loop);
   lua_pushnumber(L, ws_loop_now(x->loop));
   return 1;
@@ -672,13 +708,13 @@ static int l_now(lua_State *L) {
 /* core.current() -> the task or connection whose coroutine is running, or nil. */
 static int l_current(lua_State *L) {
   int is_main;
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (!current_task(L, x, &is_main) || is_main) lua_pushnil(L);
   return 1;
 }
 
 static int l_set_error_handler(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_unref(L, LUA_REGISTRYINDEX, x->error_ref);
   x->error_ref = LUA_NOREF;
@@ -692,7 +728,7 @@ static int l_set_error_handler(lua_State *L) {
 /* core.signals(fn|nil): fn(name) runs as a task on SIGINT and SIGTERM; nil restores the
  * default disposition. */
 static int l_signals(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   int on = !lua_isnoneornil(L, 1);
   if (on) luaL_checktype(L, 1, LUA_TFUNCTION);
   /* Signals belong to the host that runs the loop. */
@@ -709,8 +745,8 @@ static int l_signals(lua_State *L) {
 }
 
 static int task_gc(lua_State *L) {
-  lws_task *t = lua_touserdata(L, 1);
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_task *t = lua_touserdata(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (t->tm) ws_timer_stop(x->loop, &t->tm->timer);
   return 0;
 }
@@ -730,14 +766,14 @@ static size_t ctx_states;
 /* The context's guard is the first object of the module with a finalizer, so it is finalized
  * last when the state closes, after every connection, server and task. */
 static int ctx_gc(lua_State *L) {
-  lws_ctx **px = lua_touserdata(L, 1);
-  lws_ctx *x = *px;
+  wsl_ctx **px = lua_touserdata(L, 1);
+  wsl_ctx *x = *px;
   if (!x) return 0;
   *px = NULL;
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
   ws_loop_free(x->loop);
-  lws_log_free(x);
+  wsl_log_free(x);
   free(x);
   if (--ctx_states == 0) {
     ws_tls_release();
@@ -746,15 +782,15 @@ static int ctx_gc(lua_State *L) {
   return 0;
 }
 
-static lws_ctx *ctx_for(lua_State *L) {
-  lws_ctx *x;
+static wsl_ctx *ctx_for(lua_State *L) {
+  wsl_ctx *x;
   if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) == LUA_TLIGHTUSERDATA) {
     x = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return x;
   }
   lua_pop(L, 1);
-  lws_ctx **guard = lua_newuserdatauv(L, sizeof *guard, 0); /* userdata first, memory second */
+  wsl_ctx **guard = lua_newuserdatauv(L, sizeof *guard, 0); /* userdata first, memory second */
   *guard = NULL;
   lua_newtable(L);
   lua_pushcfunction(L, ctx_gc);
@@ -771,18 +807,18 @@ static lws_ctx *ctx_for(lua_State *L) {
   x->loop = ws_loop_new(host, &hooks, x);
   if (!x->loop) { free(x); luaL_error(L, "ws.core: cannot create the event loop"); }
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx.guard");
-  *(lws_ctx **)lua_touserdata(L, -1) = x;
+  *(wsl_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
   ctx_states++;
-  lws_push_main_thread(L);
+  wsl_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   x->error_ref = x->signal_ref = LUA_NOREF;
-  for (int i = 0; i < LWS_REASONS; i++) {
+  for (int i = 0; i < WSL_REASONS; i++) {
     lua_pushstring(L, reason_names[i]);
     x->reason_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  lws_log_init(x);
+  wsl_log_init(x);
   lua_newtable(L); /* thread -> task, weak keys: a finished coroutine takes its entry along */
   lua_newtable(L);
   lua_pushstring(L, "k");
@@ -799,7 +835,7 @@ static lws_ctx *ctx_for(lua_State *L) {
 int ws_attach(lua_State *L, struct ev_loop *loop) {
   if (!L || !loop) return -1;
   int t = lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-  lws_ctx *x = t == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
+  wsl_ctx *x = t == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 1);
   if (x) return ws_loop_evloop(x->loop) == (void *)loop && x->attached ? 0 : -1;
   lua_pushlightuserdata(L, loop);
@@ -815,8 +851,8 @@ int luaopen_ws_core(lua_State *L) {
     { "set_error_handler", l_set_error_handler }, { "signals", l_signals }, { "handoff", l_handoff },
     { NULL, NULL }
   };
-  lws_ctx *x = ctx_for(L);
-  int fresh = luaL_newmetatable(L, LWS_TASK_MT);
+  wsl_ctx *x = ctx_for(L);
+  int fresh = luaL_newmetatable(L, WSL_TASK_MT);
   x->task_mt = lua_topointer(L, -1);
   if (fresh) {
     lua_pushlightuserdata(L, x);
@@ -827,23 +863,23 @@ int luaopen_ws_core(lua_State *L) {
   }
   lua_pop(L, 1);
   if (fresh) { /* the main thread's task: it waits by running the loop */
-    new_task_ud(L, LWS_K_MAIN);
+    new_task_ud(L, WSL_K_MAIN);
     x->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_newtable(L);
   int mod = lua_gettop(L);
   lua_pushlightuserdata(L, x);
   luaL_setfuncs(L, funcs, 1);
-  lws_conn_open_lib(L, mod);
-  lws_server_open_lib(L, mod);
-  lws_tls_open_lib(L, mod);
-  lws_client_open_lib(L, mod);
-  lws_topic_open_lib(L, mod);
-  lws_proc_open_lib(L, mod);
-  lws_log_open_lib(L, mod);
-  lws_metrics_open_lib(L, mod);
-  lws_bus_open_lib(L, mod);
-  lws_sio_open_lib(L, mod);
+  wsl_conn_open_lib(L, mod);
+  wsl_server_open_lib(L, mod);
+  wsl_tls_open_lib(L, mod);
+  wsl_client_open_lib(L, mod);
+  wsl_topic_open_lib(L, mod);
+  wsl_proc_open_lib(L, mod);
+  wsl_log_open_lib(L, mod);
+  wsl_metrics_open_lib(L, mod);
+  wsl_bus_open_lib(L, mod);
+  wsl_sio_open_lib(L, mod);
   lua_settop(L, mod);
   return 1;
 }

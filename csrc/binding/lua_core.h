@@ -12,77 +12,90 @@
 #include "lua_compat.h"
 #include "runtime/ws_rt.h"
 
-#define LWS_TASK_MT "ws.core.task"
-#define LWS_CONN_MT "ws.core.conn"
-#define LWS_SERVER_MT "ws.core.server"
-#define LWS_TLS_MT "ws.core.tls"
+#define WSL_TASK_MT "ws.core.task"
+#define WSL_CONN_MT "ws.core.conn"
+#define WSL_SERVER_MT "ws.core.server"
+#define WSL_TLS_MT "ws.core.tls"
 
-enum lws_task_state { LWS_T_IDLE = 0, LWS_T_WAIT, LWS_T_READY, LWS_T_RUNNING, LWS_T_DONE };
-enum lws_task_kind { LWS_K_TASK = 0, LWS_K_CONN, LWS_K_MAIN };
-/* lws_task.ref of a connection's own task waiting on its open connection (or of a scheduled
+/* The states of a task (wsl_task.state), the one description of them; lua_core.c moves tasks:
+ *   IDLE     not scheduled: not started yet, a callback-style connection between events, or
+ *            the main thread between waits
+ *   WAIT     in core.wait: on a connection's reader slot or writers list and/or its timer;
+ *            t->ref anchors the owning userdata (WSL_REF_SELF: the connection's self_ref)
+ *   READY    in the context's ready queue, resumed next round by run_ready; t->ref anchors
+ *   RUNNING  being resumed by resume_task
+ *   DONE     its function returned or failed: it never runs again
+ * IDLE --spawn/handoff/wsl_conn_schedule--> READY --resume_task--> RUNNING;
+ * RUNNING --core.wait--> WAIT --wsl_task_wake (event, timeout, close)--> READY;
+ * RUNNING --coroutine.yield--> READY; RUNNING --return/error--> DONE, or IDLE for a
+ * callback-style run that ended with more events to come. The main thread's task (WSL_K_MAIN)
+ * is never resumed: READY stops the loop its core.wait runs. */
+enum wsl_task_state { WSL_T_IDLE = 0, WSL_T_WAIT, WSL_T_READY, WSL_T_RUNNING, WSL_T_DONE };
+enum wsl_task_kind { WSL_K_TASK = 0, WSL_K_CONN, WSL_K_MAIN };
+/* wsl_task.ref of a connection's own task waiting on its open connection (or of a scheduled
  * callback-style run): it borrows the connection's self_ref instead of taking a registry
  * reference per wait (one slot fewer per idle connection); when the socket closes, run_ready
  * hands self_ref over to the task if it still waits or is ready. */
-#define LWS_REF_SELF (-3)
+#define WSL_REF_SELF (-3)
 
-enum lws_reason { LWS_R_NONE = 0, LWS_R_READ, LWS_R_WRITE, LWS_R_TIMEOUT, LWS_R_CLOSED, LWS_R_START };
-#define LWS_REASONS 6
+enum wsl_reason { WSL_R_NONE = 0, WSL_R_READ, WSL_R_WRITE, WSL_R_TIMEOUT, WSL_R_CLOSED, WSL_R_START };
+#define WSL_REASONS 6
 
-typedef struct lws_conn lws_conn;
+typedef struct wsl_conn wsl_conn;
 
 /* A callback-style connection's progress: its handshake, its open callback and messages, a
  * callback failed (no more messages, close still called), nothing more to call. */
-enum lws_stage { LWS_STAGE_NEW = 0, LWS_STAGE_OPEN, LWS_STAGE_FAILED, LWS_STAGE_DONE };
+enum wsl_stage { WSL_STAGE_NEW = 0, WSL_STAGE_OPEN, WSL_STAGE_FAILED, WSL_STAGE_DONE };
 
 /* The timer of a task's timed waits (receive timeouts, sleeps). */
-typedef struct lws_timer {
+typedef struct wsl_timer {
   ws_timer timer;         /* first member: the timer callback recovers the task */
-  struct lws_task *task;
-} lws_timer;
+  struct wsl_task *task;
+} wsl_timer;
 
 /* A coroutine the loop runs. Its thread is user value 1 of the userdata that embeds it. */
-typedef struct lws_task {
-  lws_timer *tm;          /* a task's own (right after it in its userdata); a connection's is
+typedef struct wsl_task {
+  wsl_timer *tm;          /* a task's own (right after it in its userdata); a connection's is
                              allocated at its first timed wait (most never wait with a timeout) */
-  struct lws_task *next;  /* ready queue, or a connection's list of writers */
-  lws_conn *on;           /* the connection waited on */
+  struct wsl_task *next;  /* ready queue, or a connection's list of writers */
+  wsl_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
   lua_State *co;          /* its thread while it has one (user value 1 anchors it) */
   uint8_t state, kind, reason, started;
   uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
   uint8_t pooled;         /* a callback-style connection: a thread from the pool runs each event */
-  uint8_t stage;          /* callback style: LWS_STAGE_* */
+  uint8_t stage;          /* callback style: WSL_STAGE_* */
   uint8_t handoff;        /* its thread ended and user value 1 holds the next one (core.handoff) */
-} lws_task;
+} wsl_task;
 
-typedef struct lws_server lws_server;
+typedef struct wsl_server wsl_server;
 
-struct lws_conn {
-  lws_task task;          /* first member: the handler's own task */
-  lws_task *reader;       /* the task waiting to receive */
-  lws_task *writers;      /* tasks waiting for the write queue to drain or the close */
-  lws_conn *closed_next;  /* queue of closed connections to release */
-  lws_server *server;
+struct wsl_conn {
+  wsl_task task;          /* first member: the handler's own task */
+  wsl_task *reader;       /* the task waiting to receive */
+  wsl_task *writers;      /* tasks waiting for the write queue to drain or the close */
+  wsl_conn *closed_next;  /* queue of closed connections to release */
+  wsl_server *server;
   int self_ref;           /* anchors the userdata while its socket is open */
   uint32_t id;
   ws_stream s;
 };
 
-struct lws_bus;
+struct wsl_bus;
 
-struct lws_server {
+struct wsl_server {
   ws_listener l;
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
-  struct lws_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
+  struct wsl_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
 
-typedef struct lws_ctx {
+typedef struct wsl_ctx {
   ws_loop *loop;
   lua_State *L;           /* the main thread: the only state kept beyond a callback */
-  lws_task *ready_head, *ready_tail;
-  lws_conn *closed_head;
+  wsl_task *ready_head, *ready_tail;
+  wsl_conn *closed_head;
   uint32_t next_id;
   unsigned signals;       /* bit per signal caught and not yet handled; bit 0: log lines queued */
   int error_ref;          /* Lua error reporter, LUA_NOREF for stderr */
@@ -96,79 +109,81 @@ typedef struct lws_ctx {
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
-  void *conn_last;        /* the connection lws_toconn identified last: no metatable check for it */
-  int reason_refs[LWS_REASONS]; /* registry references of the lws_reason names (lua_core.c) */
+  void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
+  int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core.c) */
   int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
   int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
   char *logq;             /* lines for the Lua logger, delivered from run_ready */
   size_t logq_len, logq_cap;
-} lws_ctx;
+} wsl_ctx;
 
 /* lua_core.c */
-lws_ctx *lws_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
-void lws_task_init(lws_task *t, int kind) WS_HIDDEN;
-void lws_task_ready(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
-void lws_task_wake(lws_ctx *x, lws_task *t, int reason) WS_HIDDEN;
+wsl_ctx *wsl_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
+void wsl_task_init(wsl_task *t, int kind) WS_HIDDEN;
+void wsl_task_ready(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
+void wsl_task_wake(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
 /* Stop and free the timer a connection's task allocated (at most once, from its __gc). */
-void lws_task_free_timer(lws_ctx *x, lws_task *t) WS_HIDDEN;
-void lws_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
+void wsl_task_free_timer(wsl_ctx *x, wsl_task *t) WS_HIDDEN;
+void wsl_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
 /* The connection at idx (any userdata with the connection metatable), or a Lua error. */
-lws_conn *lws_toconn(lua_State *L, lws_ctx *x, int idx) WS_HIDDEN;
-void lws_report(lws_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+wsl_conn *wsl_toconn(lua_State *L, wsl_ctx *x, int idx) WS_HIDDEN;
+void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
 /* Callback style: run the connection's dispatch function for a new event (from the next
  * round) unless it runs or waits already or has nothing more to call. */
-void lws_conn_schedule(lws_ctx *x, lws_conn *c) WS_HIDDEN;
+void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) WS_HIDDEN;
 
 /* lua_core_conn.c */
-void lws_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
-lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) WS_HIDDEN;
-void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) WS_HIDDEN;
-void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) WS_HIDDEN;
+void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
+void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
+void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
-void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) WS_HIDDEN;
+void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
+/* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */
+const char *wsl_errno_name(int e, const char *other) WS_HIDDEN;
 
 /* lua_core_server.c */
-void lws_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
-void lws_server_ready(lws_ctx *x, lws_server *sv) WS_HIDDEN;
-void lws_server_check_release(lws_ctx *x, lws_server *sv) WS_HIDDEN;
+void wsl_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+void wsl_server_ready(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
+void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
 
 /* lua_core_tls.c */
-void lws_tls_open_lib(lua_State *L, int mod) WS_HIDDEN;
-struct ws_tls_ctx *lws_check_tls(lua_State *L, int idx) WS_HIDDEN;
+void wsl_tls_open_lib(lua_State *L, int mod) WS_HIDDEN;
+struct ws_tls_ctx *wsl_check_tls(lua_State *L, int idx) WS_HIDDEN;
 
 /* lua_core_client.c */
-void lws_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_client_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_deflate.c: the `compression` option of options table `opts`; returns the mode
  * (WS_DEFLATE_*) and fills cfg. Raises "<who>: compression ..." on a bad value. */
-int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) WS_HIDDEN;
+int wsl_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) WS_HIDDEN;
 
-/* lua_core_log.c: debug logging (WS_DEBUG, core.set_logger). lws_log formats one line when
+/* lua_core_log.c: debug logging (WS_DEBUG, core.set_logger). wsl_log formats one line when
  * `level` is on: to stderr at once, or queued for the Lua logger (never called from inside
  * the runtime's callbacks). */
-#define LWS_LOG_PENDING 1u /* lws_ctx.signals: lines wait in logq */
-#define LWS_LOG(x, level, ...) do { if ((x)->log_level >= (level)) lws_log((x), (level), __VA_ARGS__); } while (0)
-void lws_log(lws_ctx *x, int level, const char *fmt, ...) WS_HIDDEN;
-void lws_log_init(lws_ctx *x) WS_HIDDEN;      /* WS_DEBUG from the environment */
-void lws_log_flush(lws_ctx *x) WS_HIDDEN;     /* deliver queued lines (run_ready) */
-void lws_log_free(lws_ctx *x) WS_HIDDEN;
+#define WSL_LOG_PENDING 1u /* wsl_ctx.signals: lines wait in logq */
+#define WSL_LOG(x, level, ...) do { if ((x)->log_level >= (level)) wsl_log((x), (level), __VA_ARGS__); } while (0)
+void wsl_log(wsl_ctx *x, int level, const char *fmt, ...) WS_HIDDEN;
+void wsl_log_init(wsl_ctx *x) WS_HIDDEN;      /* WS_DEBUG from the environment */
+void wsl_log_flush(wsl_ctx *x) WS_HIDDEN;     /* deliver queued lines (run_ready) */
+void wsl_log_free(wsl_ctx *x) WS_HIDDEN;
 /* "peer 127.0.0.1:5000, conn 3" into buf: who a line is about. */
-const char *lws_log_who(const lws_conn *c, char *buf, size_t cap) WS_HIDDEN;
-void lws_log_closed(lws_ctx *x, const lws_conn *c) WS_HIDDEN;
-void lws_log_open_lib(lua_State *L, int mod) WS_HIDDEN;
+const char *wsl_log_who(const wsl_conn *c, char *buf, size_t cap) WS_HIDDEN;
+void wsl_log_closed(wsl_ctx *x, const wsl_conn *c) WS_HIDDEN;
+void wsl_log_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_metrics.c: core.metrics([server]) */
-void lws_metrics_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_metrics_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_topic.c */
-void lws_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_proc.c: the workers mode */
-void lws_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;
 /* lua_core_bus.c */
-void lws_bus_open_lib(lua_State *L, int mod) WS_HIDDEN;
-void lws_sio_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_bus_open_lib(lua_State *L, int mod) WS_HIDDEN;
+void wsl_sio_open_lib(lua_State *L, int mod) WS_HIDDEN;
 /* Push conn.id: the number, or "<node>/<number>" when its server has a started bus. */
-void lws_push_conn_id(lua_State *L, const lws_conn *c) WS_HIDDEN;
+void wsl_push_conn_id(lua_State *L, const wsl_conn *c) WS_HIDDEN;
 
 #endif

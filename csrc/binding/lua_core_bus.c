@@ -12,48 +12,48 @@
 #include "runtime/ws_bus.h"
 #include "runtime/ws_topic.h"
 
-#define LWS_BUS_MT "ws.core.bus"
-#define LWS_BUSREQ_MT "ws.core.busreq"
+#define WSL_BUS_MT "ws.core.bus"
+#define WSL_BUSREQ_MT "ws.core.busreq"
 #define MAX_ARGS 1024
 
-typedef struct lws_bus {
+typedef struct wsl_bus {
   ws_bus *b;
-  lws_ctx *x;
-  lws_server *sv;
+  wsl_ctx *x;
+  wsl_server *sv;
   int hook_ref;
   int self_ref;           /* the registry holds the bus until it is closed (core.conn_bus) */
   ws_bus_counters last;   /* the counters when it was closed: server:bus() still reports them */
-} lws_bus;
+} wsl_bus;
 
 /* A command whose reply a task waits for. */
-typedef struct lws_busreq {
-  lws_ctx *x;
-  lws_task *task;         /* the waiting task; NULL once it gave up */
+typedef struct wsl_busreq {
+  wsl_ctx *x;
+  wsl_task *task;         /* the waiting task; NULL once it gave up */
   redisReply *reply;
   const char *err, *code; /* no reply: why (static text) */
   int done;
   int ref;                /* anchors the request while Redis has it */
-} lws_busreq;
+} wsl_busreq;
 
-static lws_bus *checkbus(lua_State *L, int idx) {
-  lws_bus *u = luaL_checkudata(L, idx, LWS_BUS_MT);
+static wsl_bus *checkbus(lua_State *L, int idx) {
+  wsl_bus *u = luaL_checkudata(L, idx, WSL_BUS_MT);
   return u;
 }
 
-static lws_bus *openbus(lua_State *L, int idx) {
-  lws_bus *u = checkbus(L, idx);
+static wsl_bus *openbus(lua_State *L, int idx) {
+  wsl_bus *u = checkbus(L, idx);
   if (!u->b) luaL_error(L, "ws: the bus is closed");
   return u;
 }
 
-static ws_listener *checklistener(lua_State *L, int idx, lws_server **out) {
+static ws_listener *checklistener(lua_State *L, int idx, wsl_server **out) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_getfield(L, idx, "_l");
-    lws_server *sv = luaL_testudata(L, -1, LWS_SERVER_MT);
+    wsl_server *sv = luaL_testudata(L, -1, WSL_SERVER_MT);
     lua_pop(L, 1);
     if (sv) { if (out) *out = sv; return &sv->l; }
   }
-  lws_server *sv = luaL_checkudata(L, idx, LWS_SERVER_MT);
+  wsl_server *sv = luaL_checkudata(L, idx, WSL_SERVER_MT);
   if (out) *out = sv;
   return &sv->l;
 }
@@ -72,7 +72,7 @@ static int checkkind(lua_State *L, int idx) {
   return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
 }
 
-void lws_push_conn_id(lua_State *L, const lws_conn *c) {
+void wsl_push_conn_id(lua_State *L, const wsl_conn *c) {
   const char *node = c->server && c->server->bus && c->server->bus->b ? ws_bus_node(c->server->bus->b) : NULL;
   if (node) lua_pushfstring(L, "%s/%d", node, (int)c->id);
   else lua_pushinteger(L, c->id);
@@ -114,7 +114,7 @@ static int call_hook(lua_State *L) {
 }
 
 static void on_hook(ws_bus *b, const ws_bus_env *e, const char *topic, size_t tlen, void *user) {
-  lws_bus *u = user;
+  wsl_bus *u = user;
   lua_State *L = u->x->L;
   (void)b;
   if (u->hook_ref == LUA_NOREF) return;
@@ -123,7 +123,7 @@ static void on_hook(ws_bus *b, const ws_bus_env *e, const char *topic, size_t tl
   lua_pushcfunction(L, call_hook);
   lua_pushlightuserdata(L, &a);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lws_report(u->x, "bus hook", lua_tostring(L, -1));
+    wsl_report(u->x, "bus hook", lua_tostring(L, -1));
   }
   lua_settop(L, top);
 }
@@ -155,8 +155,8 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
  * node, linger, ping, timeout, max_pending, max_output, max_reply, tls (a client context from
  * core.tls_context, for rediss://), server_name (checked by lua/ws/bus.lua). */
 static int l_bus_new(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  lws_server *sv;
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_server *sv;
   ws_listener *l = checklistener(L, 1, &sv);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -177,16 +177,16 @@ static int l_bus_new(lua_State *L) {
   cfg.max_output = (size_t)optnum(L, 2, "max_output", 16u << 20);
   cfg.max_reply = (size_t)optnum(L, 2, "max_reply", 64u << 20);
   cfg.server_name = optstr(L, 2, "server_name");
-  if (lua_getfield(L, 2, "tls") != LUA_TNIL) cfg.tls = lws_check_tls(L, -1); /* rediss:// */
+  if (lua_getfield(L, 2, "tls") != LUA_TNIL) cfg.tls = wsl_check_tls(L, -1); /* rediss:// */
   lua_pop(L, 1); /* the options table keeps the context */
   if (cfg.port < 1 || cfg.port > 65535) return luaL_error(L, "ws.server: bus port out of range");
-  lws_bus *u = lua_newuserdatauv(L, sizeof *u, 1);
+  wsl_bus *u = lua_newuserdatauv(L, sizeof *u, 1);
   memset(u, 0, sizeof *u);
   u->last.lag_us = -1;
   u->x = x;
   u->sv = sv;
   u->hook_ref = u->self_ref = LUA_NOREF;
-  luaL_setmetatable(L, LWS_BUS_MT);
+  luaL_setmetatable(L, WSL_BUS_MT);
   int ud = lua_gettop(L);
   if (lua_type(L, 1) == LUA_TTABLE) lua_getfield(L, 1, "_l"); else lua_pushvalue(L, 1);
   lua_setiuservalue(L, ud, 1); /* the server lives as long as its bus */
@@ -202,7 +202,7 @@ static int l_bus_new(lua_State *L) {
   return 1;
 }
 
-static void bus_release(lua_State *L, lws_bus *u) {
+static void bus_release(lua_State *L, wsl_bus *u) {
   if (!u->b) return;
   if (u->sv && u->sv->bus == u) u->sv->bus = NULL;
   ws_bus_get_counters(u->b, &u->last);
@@ -238,8 +238,8 @@ static int collect_args(lua_State *L, int first, int last, ws_redis_arg *argv) {
 }
 
 static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *code, void *priv) {
-  lws_busreq *q = priv;
-  lws_ctx *x = q->x;
+  wsl_busreq *q = priv;
+  wsl_ctx *x = q->x;
   (void)r;
   q->done = 1;
   q->reply = rep;
@@ -247,14 +247,14 @@ static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *
   q->code = code;
   luaL_unref(x->L, LUA_REGISTRYINDEX, q->ref);
   q->ref = LUA_NOREF;
-  if (q->task && q->task->state == LWS_T_WAIT && q->task->wait == 't') lws_task_wake(x, q->task, LWS_R_READ);
+  if (q->task && q->task->state == WSL_T_WAIT && q->task->wait == 't') wsl_task_wake(x, q->task, WSL_R_READ);
   q->task = NULL;
   return rep != NULL; /* the request keeps the reply until bus_result */
 }
 
 /* The running task (or the main thread's), from the same table core.wait uses. */
-static lws_task *current_task(lua_State *L, lws_ctx *x) {
-  lws_task *t = NULL;
+static wsl_task *current_task(lua_State *L, wsl_ctx *x) {
+  wsl_task *t = NULL;
   if (lua_pushthread(L)) {
     lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->main_ref);
@@ -265,14 +265,14 @@ static lws_task *current_task(lua_State *L, lws_ctx *x) {
     lua_remove(L, -2);
   }
   void *p;
-  if ((p = luaL_testudata(L, -1, LWS_TASK_MT))) t = p;
-  else if ((p = luaL_testudata(L, -1, LWS_CONN_MT))) t = &((lws_conn *)p)->task;
+  if ((p = luaL_testudata(L, -1, WSL_TASK_MT))) t = p;
+  else if ((p = luaL_testudata(L, -1, WSL_CONN_MT))) t = &((wsl_conn *)p)->task;
   lua_pop(L, 1);
   return t;
 }
 
 static int req_gc(lua_State *L) {
-  lws_busreq *q = lua_touserdata(L, 1);
+  wsl_busreq *q = lua_touserdata(L, 1);
   if (q->reply) freeReplyObject(q->reply);
   q->reply = NULL;
   return 0;
@@ -281,8 +281,8 @@ static int req_gc(lua_State *L) {
 /* core.bus_request(bus, cmd, ...) -> request | nil, message, code: the command is queued and
  * the running task will be woken (core.wait(nil, "t", timeout)) when its reply comes. */
 static int l_bus_request(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  lws_bus *u = openbus(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_bus *u = openbus(L, 1);
   int top = lua_gettop(L);
   if (top < 2) return luaL_argerror(L, 2, "command expected");
   if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
@@ -290,12 +290,12 @@ static int l_bus_request(lua_State *L) {
     int t = lua_type(L, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
   }
-  lws_task *t = current_task(L, x);
-  lws_busreq *q = lua_newuserdatauv(L, sizeof *q, 0);
+  wsl_task *t = current_task(L, x);
+  wsl_busreq *q = lua_newuserdatauv(L, sizeof *q, 0);
   memset(q, 0, sizeof *q);
   q->x = x;
   q->ref = LUA_NOREF;
-  luaL_setmetatable(L, LWS_BUSREQ_MT);
+  luaL_setmetatable(L, WSL_BUSREQ_MT);
   ws_redis_arg stackv[16];
   ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
   if (!argv) return luaL_error(L, "ws: out of memory");
@@ -337,7 +337,7 @@ static void push_reply(lua_State *L, const redisReply *r, int depth) {
 /* core.bus_result(req) -> done, ... : false while waiting; else true followed by the reply
  * (see push_reply) | nil, message, "redis" for an error reply | nil, message, code. */
 static int l_bus_result(lua_State *L) {
-  lws_busreq *q = luaL_checkudata(L, 1, LWS_BUSREQ_MT);
+  wsl_busreq *q = luaL_checkudata(L, 1, WSL_BUSREQ_MT);
   if (!q->done) { lua_pushboolean(L, 0); return 1; }
   lua_pushboolean(L, 1);
   if (!q->reply) return 1 + push_fail(L, q->err ? q->err : "bus unavailable", q->code ? q->code : "unavailable");
@@ -353,13 +353,13 @@ static int l_bus_result(lua_State *L) {
 
 /* core.bus_cancel(req): the task stops waiting for it (timeout); a late reply is dropped. */
 static int l_bus_cancel(lua_State *L) {
-  lws_busreq *q = luaL_checkudata(L, 1, LWS_BUSREQ_MT);
+  wsl_busreq *q = luaL_checkudata(L, 1, WSL_BUSREQ_MT);
   q->task = NULL;
   return 0;
 }
 
 static int send_reply(ws_redis *r, redisReply *rep, const char *err, const char *code, void *priv) {
-  lws_bus *u = priv;
+  wsl_bus *u = priv;
   (void)r; (void)err; (void)code;
   if ((!rep || rep->type == REDIS_REPLY_ERROR) && u->b) ws_bus_count_failed(u->b);
   return 0;
@@ -368,7 +368,7 @@ static int send_reply(ws_redis *r, redisReply *rep, const char *err, const char 
 /* core.bus_send(bus, cmd, ...) -> true | nil, message, code: no waiting; a failed reply is
  * counted in `failed`. */
 static int l_bus_send(lua_State *L) {
-  lws_bus *u = openbus(L, 1);
+  wsl_bus *u = openbus(L, 1);
   int top = lua_gettop(L);
   if (top < 2) return luaL_argerror(L, 2, "command expected");
   if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
@@ -393,10 +393,10 @@ static int l_bus_send(lua_State *L) {
 
 /* ---- publishing ---- */
 
-static ws_stream *except_stream(lua_State *L, int idx, lws_conn **out) {
+static ws_stream *except_stream(lua_State *L, int idx, wsl_conn **out) {
   *out = NULL;
   if (lua_isnoneornil(L, idx)) return NULL;
-  lws_conn *c = luaL_checkudata(L, idx, LWS_CONN_MT);
+  wsl_conn *c = luaL_checkudata(L, idx, WSL_CONN_MT);
   *out = c;
   return &c->s;
 }
@@ -404,12 +404,12 @@ static ws_stream *except_stream(lua_State *L, int idx, lws_conn **out) {
 /* core.bus_publish(bus, topic, data [, kind [, except_conn]]) -> local count |
  * nil, message, "closed" when except_conn is closed (conn:publish on a closed connection). */
 static int l_bus_publish(lua_State *L) {
-  lws_bus *u = openbus(L, 1);
+  wsl_bus *u = openbus(L, 1);
   size_t len, n;
   const char *name = checktopic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
   int op = checkkind(L, 4);
-  lws_conn *c;
+  wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   char id[WS_BUS_NODE_MAX + 16];
   size_t idl = 0;
@@ -433,7 +433,7 @@ static int l_publish_local(lua_State *L) {
   const char *name = checktopic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
   int op = checkkind(L, 4);
-  lws_conn *c;
+  wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   long r = ws_topics_publish(l, name, len, op, data, n, except);
   if (r < 0) return luaL_error(L, "ws: out of memory");
@@ -443,7 +443,7 @@ static int l_publish_local(lua_State *L) {
 
 /* core.bus_state(bus) -> "up" | "connecting" | "down", counters */
 static int l_bus_state(lua_State *L) {
-  lws_bus *u = checkbus(L, 1);
+  wsl_bus *u = checkbus(L, 1);
   ws_bus_counters c = u->last; /* a closed bus keeps its last counters */
   int st = u->b ? ws_bus_state(u->b) : WS_BUS_DOWN;
   if (u->b) ws_bus_get_counters(u->b, &c);
@@ -470,7 +470,7 @@ static int l_bus_state(lua_State *L) {
 
 /* core.bus_node(bus) -> node id | nil before the bus started */
 static int l_bus_node(lua_State *L) {
-  lws_bus *u = checkbus(L, 1);
+  wsl_bus *u = checkbus(L, 1);
   const char *node = u->b ? ws_bus_node(u->b) : NULL;
   if (node) lua_pushstring(L, node); else lua_pushnil(L);
   return 1;
@@ -478,7 +478,7 @@ static int l_bus_node(lua_State *L) {
 
 /* core.bus_prefix(bus) -> prefix */
 static int l_bus_prefix(lua_State *L) {
-  lws_bus *u = openbus(L, 1);
+  wsl_bus *u = openbus(L, 1);
   lua_pushstring(L, ws_bus_prefix(u->b));
   return 1;
 }
@@ -486,7 +486,7 @@ static int l_bus_prefix(lua_State *L) {
 /* core.bus_hold(bus, topic, on) -> true | false: a hold on the topic without a connection
  * (ws_bus_hold): while held, this node stays subscribed to the topic's channel. */
 static int l_bus_hold(lua_State *L) {
-  lws_bus *u = openbus(L, 1);
+  wsl_bus *u = openbus(L, 1);
   size_t len;
   const char *name = checktopic(L, 2, &len);
   int r = ws_bus_hold(u->b, name, len, lua_toboolean(L, 3));
@@ -497,7 +497,7 @@ static int l_bus_hold(lua_State *L) {
 
 /* core.conn_bus(conn) -> the bus of the connection's server | nil */
 static int l_conn_bus(lua_State *L) {
-  lws_conn *c = luaL_checkudata(L, 1, LWS_CONN_MT);
+  wsl_conn *c = luaL_checkudata(L, 1, WSL_CONN_MT);
   if (c->server && c->server->bus && c->server->bus->self_ref != LUA_NOREF)
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->server->bus->self_ref);
   else
@@ -507,14 +507,14 @@ static int l_conn_bus(lua_State *L) {
 
 /* core.server_bus(server) -> its bus | nil */
 static int l_server_bus(lua_State *L) {
-  lws_server *sv;
+  wsl_server *sv;
   checklistener(L, 1, &sv);
   if (sv->bus && sv->bus->self_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, sv->bus->self_ref);
   else lua_pushnil(L);
   return 1;
 }
 
-void lws_bus_open_lib(lua_State *L, int mod) {
+void wsl_bus_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "bus_new", l_bus_new }, { "bus_close", l_bus_close }, { "bus_request", l_bus_request },
     { "bus_result", l_bus_result }, { "bus_cancel", l_bus_cancel }, { "bus_send", l_bus_send },
@@ -526,12 +526,12 @@ void lws_bus_open_lib(lua_State *L, int mod) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
   luaL_setfuncs(L, funcs, 1);
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, LWS_BUS_MT)) {
+  if (luaL_newmetatable(L, WSL_BUS_MT)) {
     lua_pushcfunction(L, bus_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, LWS_BUSREQ_MT)) {
+  if (luaL_newmetatable(L, WSL_BUSREQ_MT)) {
     lua_pushcfunction(L, req_gc);
     lua_setfield(L, -2, "__gc");
   }

@@ -6,101 +6,24 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_connect.h"
 #include "runtime/ws_tls.h"
 
 #define MAX_EXTRA_HEADERS 64
 #define MAX_PROTOCOLS 32
 
-typedef struct lws_client {
-  lws_conn c;               /* first: what the connection methods see */
+typedef struct wsl_client {
+  wsl_conn c;               /* first: what the connection methods see */
   ws_client cl;
   char key[WS_KEY_LEN + 1]; /* our Sec-WebSocket-Key, to check the Accept */
   ws_deflate_config deflate; /* the `compression` option */
   char offer[WS_DEFLATE_RESPONSE_MAX]; /* our Sec-WebSocket-Extensions, "" when none */
-} lws_client;
+} wsl_client;
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.connect: option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (v < 0) luaL_error(L, "ws.connect: option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.connect"); }
 
-static const char *optstr(lua_State *L, int t, const char *k) {
-  const char *v = NULL;
-  int ty = lua_getfield(L, t, k);
-  if (ty == LUA_TSTRING) v = lua_tostring(L, -1); /* anchored by the options table */
-  else if (ty != LUA_TNIL) luaL_error(L, "ws.connect: option %s must be a string", k);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* Protocol names from a list (strings stay anchored by the table). */
-static size_t get_protocols(lua_State *L, int t, const char **out) {
-  size_t n = 0;
-  if (lua_type(L, t) != LUA_TTABLE) return 0;
-  for (lua_Integer i = 1; n < MAX_PROTOCOLS; i++) {
-    if (lua_rawgeti(L, t, i) != LUA_TSTRING) { lua_pop(L, 1); break; }
-    out[n++] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-/* Extra request headers: { name = value } or { { name, value }, ... }. */
-static size_t get_headers(lua_State *L, int t, ws_header *out, size_t max) {
-  size_t n = 0;
-  if (lua_type(L, t) != LUA_TTABLE) return 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    const char *name, *value;
-    size_t nl, vl;
-    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "ws.connect: header pairs must be { name, value } strings");
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      lua_pop(L, 2);
-    } else {
-      luaL_error(L, "ws.connect: header names and values must be strings");
-      return 0;
-    }
-    if (n == max) luaL_error(L, "ws.connect: too many headers");
-    out[n].name = name;
-    out[n].name_len = nl;
-    out[n].value = value;
-    out[n].value_len = vl;
-    n++;
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-static const char *errno_code(int e) {
-  switch (e) {
-  case ECONNREFUSED: return "ECONNREFUSED";
-  case ECONNRESET: return "ECONNRESET";
-  case ETIMEDOUT: return "timeout";
-  case EHOSTUNREACH: return "EHOSTUNREACH";
-  case ENETUNREACH: return "ENETUNREACH";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EPIPE: return "EPIPE";
-  case EMFILE: return "EMFILE";
-  case ENFILE: return "ENFILE";
-  case ENOMEM: return "ENOMEM";
-  default: return "EIO";
-  }
-}
+static const char *optstr(lua_State *L, int t, const char *k) { return kit_optstr(L, t, k, "ws.connect"); }
 
 /* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
  * "closed". */
@@ -111,48 +34,16 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = errno_code(s->err);
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
+  else if (s->err) code = wsl_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
+  return kit_fail(L, msg, code);
 }
 
-/* core.connect(host, port, opts) -> conn | nil, message, code. opts: tls (a client context),
- * server_name, host_header, path, origin, protocols, headers, timeout, max_message,
- * ping_interval, ping_timeout, close_timeout, send_high_water, send_low_water, max_queue. */
-static int l_connect(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  const char *host = luaL_checkstring(L, 1);
-  lua_Integer port = luaL_checkinteger(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  if (port <= 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
-  ws_tls_ctx *tls = NULL;
-  if (lua_getfield(L, 3, "tls") != LUA_TNIL) {
-    tls = lws_check_tls(L, lua_gettop(L));
-    if (ws_tls_ctx_is_server(tls)) return luaL_error(L, "ws.connect: a client TLS context expected");
-  }
-  lua_pop(L, 1);
-  const char *server_name = optstr(L, 3, "server_name");
-  const char *host_header = optstr(L, 3, "host_header");
-  const char *path = optstr(L, 3, "path");
-  const char *origin = optstr(L, 3, "origin");
-  const char *unix_path = optstr(L, 3, "unix");
-  double timeout = optnum(L, 3, "timeout", 10);
-  const char *protocols[MAX_PROTOCOLS];
-  ws_header extra[MAX_EXTRA_HEADERS];
-  lua_getfield(L, 3, "protocols");
-  size_t nprotocols = get_protocols(L, lua_gettop(L), protocols);
-  lua_getfield(L, 3, "headers");
-  size_t nextra = get_headers(L, lua_gettop(L), extra, MAX_EXTRA_HEADERS);
-  ws_deflate_config deflate;
-  int deflate_mode = lws_check_compression(L, 3, "ws.connect", &deflate);
-
-  /* Every option is read (errors raise) before anything is allocated outside Lua. */
-  lws_client *u = lua_newuserdatauv(L, sizeof(lws_client), 2);
-  int ud = lua_gettop(L);
-  lws_conn *c = &u->c;
-  lws_task_init(&c->task, LWS_K_CONN);
+/* A client connection's userdata, pushed: a connection (WSL_CONN_MT) not started yet, with
+ * our permessage-deflate offer when compression is on. */
+static wsl_client *client_new(lua_State *L, wsl_ctx *x, const ws_deflate_config *deflate, int deflate_mode) {
+  wsl_client *u = lua_newuserdatauv(L, sizeof(wsl_client), 2);
+  wsl_conn *c = &u->c;
+  wsl_task_init(&c->task, WSL_K_CONN);
   c->reader = c->writers = NULL;
   c->closed_next = NULL;
   c->server = NULL;
@@ -161,11 +52,16 @@ static int l_connect(lua_State *L) {
   ws_stream_init(&c->s, x->loop);
   c->s.user = c;
   ws_client_init(&u->cl);
-  u->deflate = deflate;
+  u->deflate = *deflate;
   u->offer[0] = '\0';
-  if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&deflate, u->offer, sizeof u->offer);
-  luaL_setmetatable(L, LWS_CONN_MT);
+  if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&u->deflate, u->offer, sizeof u->offer);
+  luaL_setmetatable(L, WSL_CONN_MT);
+  return u;
+}
 
+/* The limits and timeouts of ws.connect's options (table at 3) into u's configuration and
+ * its protocol state. */
+static void client_options(lua_State *L, wsl_client *u, double timeout) {
   ws_server_cfg *cfg = &u->cl.cfg;
   cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
   cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
@@ -178,15 +74,65 @@ static int l_connect(lua_State *L) {
   cfg->send_low = (size_t)optnum(L, 3, "send_low_water", (double)(cfg->send_high / 4));
   cfg->max_queue = (uint32_t)optnum(L, 3, "max_queue", cfg->max_queue);
   if (cfg->max_queue == 0) cfg->max_queue = 1;
-  if (cfg->max_message == 0) return luaL_error(L, "ws.connect: max_message must be positive");
-  if (cfg->send_low > cfg->send_high) return luaL_error(L, "ws.connect: send_low_water is over send_high_water");
-
+  if (cfg->max_message == 0) luaL_error(L, "ws.connect: max_message must be positive");
+  if (cfg->send_low > cfg->send_high) luaL_error(L, "ws.connect: send_low_water is over send_high_water");
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_CLIENT);
   o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
   o.defer_fail = 1; /* messages before a protocol error are answered first (ws_stream.c) */
-  ws_conn_free(&c->s.ws);
-  ws_conn_init(&c->s.ws, &o);
+  ws_conn_free(&u->c.s.ws);
+  ws_conn_init(&u->c.s.ws, &o);
+}
+
+/* ws_client_start failed: nil, message, code and the failed connection (the event style
+ * reports through it). */
+static int start_failed(lua_State *L, wsl_conn *c, int ud) {
+  if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
+    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    c->self_ref = LUA_NOREF;
+    ws_stream_abort(&c->s, c->s.error); /* "closed", as any connection that failed */
+  }
+  push_failure(L, &c->s);
+  lua_pushvalue(L, ud);
+  return 4;
+}
+
+/* core.connect(host, port, opts) -> conn | nil, message, code. opts: tls (a client context),
+ * server_name, host_header, path, origin, protocols, headers, timeout, max_message,
+ * ping_interval, ping_timeout, close_timeout, send_high_water, send_low_water, max_queue. */
+static int l_connect(lua_State *L) {
+  wsl_ctx *x = wsl_ctx_get(L);
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (port <= 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
+  ws_tls_ctx *tls = NULL;
+  if (lua_getfield(L, 3, "tls") != LUA_TNIL) {
+    tls = wsl_check_tls(L, lua_gettop(L));
+    if (ws_tls_ctx_is_server(tls)) return luaL_error(L, "ws.connect: a client TLS context expected");
+  }
+  lua_pop(L, 1);
+  const char *server_name = optstr(L, 3, "server_name");
+  const char *host_header = optstr(L, 3, "host_header");
+  const char *path = optstr(L, 3, "path");
+  const char *origin = optstr(L, 3, "origin");
+  const char *unix_path = optstr(L, 3, "unix");
+  double timeout = optnum(L, 3, "timeout", 10);
+  const char *protocols[MAX_PROTOCOLS];
+  ws_header extra[MAX_EXTRA_HEADERS];
+  kit_where w = { "ws.connect", 0 };
+  lua_getfield(L, 3, "protocols");
+  size_t nprotocols = kit_protocols(L, -1, protocols, MAX_PROTOCOLS, w);
+  lua_getfield(L, 3, "headers");
+  size_t nextra = kit_headers(L, -1, extra, MAX_EXTRA_HEADERS, w); /* and their anchor */
+  ws_deflate_config deflate;
+  int deflate_mode = wsl_check_compression(L, 3, "ws.connect", &deflate);
+
+  /* Every option is read (errors raise) before anything is allocated outside Lua. */
+  wsl_client *u = client_new(L, x, &deflate, deflate_mode);
+  int ud = lua_gettop(L);
+  wsl_conn *c = &u->c;
+  client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
   if (ws_client_request(&c->s.ws.out, host_header ? host_header : host, path ? path : "/", u->key,
@@ -198,16 +144,7 @@ static int l_connect(lua_State *L) {
   c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
   u->cl.unix_path = unix_path;
-  if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) {
-    if (c->s.phase == WS_PH_NEW) { /* nothing started: no close event will release it */
-      luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
-      c->self_ref = LUA_NOREF;
-      ws_stream_abort(&c->s, c->s.error); /* "closed", as any connection that failed */
-    }
-    push_failure(L, &c->s);
-    lua_pushvalue(L, ud); /* the failed connection: the event style reports through it */
-    return 4;
-  }
+  if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) return start_failed(L, c, ud);
   lua_settop(L, ud);
   return 1;
 }
@@ -259,14 +196,40 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   lua_setfield(L, -2, "body");
 }
 
+/* A refused handshake (another status, or a 101 that breaks RFC 6455 4.1): nil, message,
+ * "handshake", status, response (push_refusal); the stream is aborted. */
+static int refused(lua_State *L, wsl_client *u, const ws_response *r) {
+  ws_stream *s = &u->c.s;
+  char who[96];
+  WSL_LOG(wsl_ctx_get(L), 1, "%s: handshake refused: %d %s", wsl_log_who(&u->c, who, sizeof who), r->status, r->error ? r->error : "");
+  lua_pushnil(L);
+  if (r->status != 101) {
+    char reason[64];
+    size_t rl = r->reason && r->reason_len < sizeof reason ? r->reason_len : 0;
+    if (rl) memcpy(reason, r->reason, rl);
+    reason[rl] = 0;
+    lua_pushfstring(L, "server answered %d%s%s instead of 101", r->status, rl ? " " : "", reason);
+  } else {
+    lua_pushfstring(L, "bad handshake response: %s", r->error ? r->error : "invalid");
+  }
+  lua_pushliteral(L, "handshake");
+  lua_pushinteger(L, r->status);
+  push_refusal(L, s, r);
+  ws_stream_abort(s, "handshake refused");
+  return 5;
+}
+
+static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_deflate_params *dparams);
+
 /* core.client_head(conn, protocols) -> true (open) | false (not yet) |
  * nil, message, code [, status, response] (a refusal: the response, push_refusal) */
 static int l_client_head(lua_State *L) {
-  lws_client *u = luaL_checkudata(L, 1, LWS_CONN_MT);
-  if (lua_rawlen(L, 1) != sizeof(lws_client)) return luaL_argerror(L, 1, "client connection expected");
+  wsl_client *u = luaL_checkudata(L, 1, WSL_CONN_MT);
+  if (lua_rawlen(L, 1) != sizeof(wsl_client)) return luaL_argerror(L, 1, "client connection expected");
   ws_stream *s = &u->c.s;
   const char *protocols[MAX_PROTOCOLS];
-  size_t nprotocols = get_protocols(L, 2, protocols);
+  kit_where w = { NULL, 2 };
+  size_t nprotocols = kit_protocols(L, 2, protocols, MAX_PROTOCOLS, w);
   if (s->phase == WS_PH_HEAD) {
     lua_pushboolean(L, 0);
     return 1;
@@ -285,37 +248,20 @@ static int l_client_head(lua_State *L) {
   ws_deflate_params dparams;
   int deflated = 0;
   if (ws_response_check_upgrade(&r, u->key, protocols, nprotocols, u->offer[0] != '\0') == 0 && r.extensions) {
-    /* permessage-deflate: the answer must fit our offer (RFC 7692 7.1), in one header. */
-    const ws_header *h = ws_response_header(&r, "Sec-WebSocket-Extensions", NULL);
-    if (ws_response_header(&r, "Sec-WebSocket-Extensions", h)) {
-      deflated = -1;
-      r.error = "repeated Sec-WebSocket-Extensions";
-    } else {
-      deflated = ws_deflate_accept_offer(u->offer, strlen(u->offer), r.extensions, r.extensions_len,
-                                         &u->deflate, &dparams, &r.error);
-      if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
-    }
+    /* permessage-deflate: the answer must fit our offer (RFC 7692 7.1). */
+    deflated = ws_deflate_accept_offer(u->offer, strlen(u->offer), r.extensions, r.extensions_len,
+                                       &u->deflate, &dparams, &r.error);
+    if (deflated < 0 && !r.error) r.error = "invalid Sec-WebSocket-Extensions";
   }
-  if (deflated < 0 || r.error) {
-    char who[96];
-    LWS_LOG(lws_ctx_get(L), 1, "%s: handshake refused: %d %s", lws_log_who(&u->c, who, sizeof who), r.status, r.error ? r.error : "");
-    lua_pushnil(L);
-    if (r.status != 101) {
-      char reason[64];
-      size_t rl = r.reason && r.reason_len < sizeof reason ? r.reason_len : 0;
-      if (rl) memcpy(reason, r.reason, rl);
-      reason[rl] = 0;
-      lua_pushfstring(L, "server answered %d%s%s instead of 101", r.status, rl ? " " : "", reason);
-    } else {
-      lua_pushfstring(L, "bad handshake response: %s", r.error ? r.error : "invalid");
-    }
-    lua_pushliteral(L, "handshake");
-    lua_pushinteger(L, r.status);
-    push_refusal(L, s, &r);
-    ws_stream_abort(s, "handshake refused");
-    return 5;
-  }
-  /* conn.protocol and conn.response, in the fields table (user value 2). */
+  if (deflated < 0 || r.error) return refused(L, u, &r);
+  return accepted(L, u, &r, deflated > 0 ? &dparams : NULL);
+}
+
+/* The 101 passed: conn.protocol, conn.response and conn.extensions in the fields table (user
+ * value 2 of the connection at 1), the compressor when dparams is set, and the stream opens. */
+static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_deflate_params *dparams) {
+  ws_stream *s = &u->c.s;
+  int deflated = dparams != NULL;
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_createtable(L, 0, 2);
@@ -323,36 +269,36 @@ static int l_client_head(lua_State *L) {
     lua_setiuservalue(L, 1, 2);
   }
   int fields = lua_gettop(L);
-  if (r.protocol) {
-    lua_pushlstring(L, r.protocol, r.protocol_len);
+  if (r->protocol) {
+    lua_pushlstring(L, r->protocol, r->protocol_len);
     lua_setfield(L, fields, "protocol");
   }
   lua_createtable(L, 0, 2);
-  lua_pushinteger(L, r.status);
+  lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
-  push_headers(L, &r);
+  push_headers(L, r);
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
   if (deflated > 0) {
-    ws_deflate *d = ws_deflate_new(&dparams, &u->deflate, WS_ROLE_CLIENT);
+    ws_deflate *d = ws_deflate_new(dparams, &u->deflate, WS_ROLE_CLIENT);
     if (!d) {
       ws_stream_abort(s, "out of memory");
       return push_failure(L, s);
     }
     ws_conn_set_deflate(&s->ws, d);
-    lua_pushlstring(L, r.extensions, r.extensions_len);
+    lua_pushlstring(L, r->extensions, r->extensions_len);
     lua_setfield(L, fields, "extensions");
   }
   char who[96];
-  LWS_LOG(lws_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", lws_log_who(&u->c, who, sizeof who),
-          r.protocol ? (int)r.protocol_len : 6, r.protocol ? r.protocol : "(none)",
-          deflated > 0 ? (int)r.extensions_len : 6, deflated > 0 ? r.extensions : "(none)");
+  WSL_LOG(wsl_ctx_get(L), 1, "%s: 101, subprotocol %.*s, extensions %.*s", wsl_log_who(&u->c, who, sizeof who),
+          r->protocol ? (int)r->protocol_len : 6, r->protocol ? r->protocol : "(none)",
+          deflated > 0 ? (int)r->extensions_len : 6, deflated > 0 ? r->extensions : "(none)");
   if (ws_stream_open_client(s) < 0) return push_failure(L, s);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-void lws_client_open_lib(lua_State *L, int mod) {
+void wsl_client_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "connect", l_connect }, { "client_head", l_client_head }, { NULL, NULL }
   };

@@ -8,17 +8,18 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 
 #define MAX_EXTRA_HEADERS 64
 #define MAX_PROTOCOLS 32
 
-static lws_conn *checkconn(lua_State *L, int idx) {
-  return lws_toconn(L, lws_ctx_get(L), idx);
+static wsl_conn *checkconn(lua_State *L, int idx) {
+  return wsl_toconn(L, wsl_ctx_get(L), idx);
 }
 
-lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) {
-  lws_conn *c = lua_newuserdatauv(L, sizeof(lws_conn), 2);
-  lws_task_init(&c->task, LWS_K_CONN);
+wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) {
+  wsl_conn *c = lua_newuserdatauv(L, sizeof(wsl_conn), 2);
+  wsl_task_init(&c->task, WSL_K_CONN);
   c->reader = c->writers = NULL;
   c->closed_next = NULL;
   c->server = NULL;
@@ -26,36 +27,36 @@ lws_conn *lws_conn_new(lua_State *L, lws_ctx *x) {
   c->id = 0;
   ws_stream_init(&c->s, x->loop);
   c->s.user = c;
-  luaL_setmetatable(L, LWS_CONN_MT);
+  luaL_setmetatable(L, WSL_CONN_MT);
   return c;
 }
 
-void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
-  lws_task *t;
+void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) {
+  wsl_task *t;
   switch (ev) {
   case WS_SEV_READ:
-    if (c->reader) lws_task_wake(x, c->reader, LWS_R_READ);
-    else if (c->task.pooled) lws_conn_schedule(x, c);
+    if (c->reader) wsl_task_wake(x, c->reader, WSL_R_READ);
+    else if (c->task.pooled) wsl_conn_schedule(x, c);
     break;
   case WS_SEV_WRITE:
     for (t = c->writers; t;) {
-      lws_task *next = t->next;
-      if (t->wait == 'w') lws_task_wake(x, t, LWS_R_WRITE);
+      wsl_task *next = t->next;
+      if (t->wait == 'w') wsl_task_wake(x, t, WSL_R_WRITE);
       t = next;
     }
     break;
   case WS_SEV_PONG:
     for (t = c->writers; t;) {
-      lws_task *next = t->next;
-      if (t->wait == 'p') lws_task_wake(x, t, LWS_R_READ);
+      wsl_task *next = t->next;
+      if (t->wait == 'p') wsl_task_wake(x, t, WSL_R_READ);
       t = next;
     }
     break;
   case WS_SEV_CLOSED:
-    if (x->log_level && c->s.last_activity > 0) lws_log_closed(x, c);
-    if (c->reader) lws_task_wake(x, c->reader, LWS_R_CLOSED);
-    while (c->writers) lws_task_wake(x, c->writers, LWS_R_CLOSED);
-    if (c->task.pooled) lws_conn_schedule(x, c); /* the close callback */
+    if (x->log_level && c->s.last_activity > 0) wsl_log_closed(x, c);
+    if (c->reader) wsl_task_wake(x, c->reader, WSL_R_CLOSED);
+    while (c->writers) wsl_task_wake(x, c->writers, WSL_R_CLOSED);
+    if (c->task.pooled) wsl_conn_schedule(x, c); /* the close callback */
     if (c->self_ref != LUA_NOREF && !c->closed_next) { /* released at the top of the next round */
       c->closed_next = x->closed_head ? x->closed_head : c;
       x->closed_head = c;
@@ -67,14 +68,14 @@ void lws_conn_event(lws_ctx *x, lws_conn *c, int ev) {
   }
 }
 
-void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
+void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) {
   switch (c->s.phase) {
   case WS_PH_HEAD:
     ws_stream_abort(&c->s, failed ? "error during the handshake" : "handshake not completed");
     break;
   case WS_PH_HEAD_READY: /* unanswered: a server error, unless the answer comes later (core.defer) */
     if (!c->s.deferred || failed) {
-      lws_conn_refused(x, c, 500);
+      wsl_conn_refused(x, c, 500);
       ws_stream_respond(&c->s, 500, NULL, 0, NULL, 0, 0);
     }
     break;
@@ -89,7 +90,8 @@ void lws_conn_task_done(lws_ctx *x, lws_conn *c, int failed) {
 
 /* ---- results ---- */
 
-static const char *errno_name(int e) {
+/* The errno names results carry as their code; anything else is `other`. */
+const char *wsl_errno_name(int e, const char *other) {
   switch (e) {
   case EPIPE: return "EPIPE";
   case ECONNRESET: return "ECONNRESET";
@@ -98,19 +100,20 @@ static const char *errno_name(int e) {
   case EHOSTUNREACH: return "EHOSTUNREACH";
   case ENETUNREACH: return "ENETUNREACH";
   case ECONNREFUSED: return "ECONNREFUSED";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
   case EMFILE: return "EMFILE";
   case ENFILE: return "ENFILE";
   case EADDRINUSE: return "EADDRINUSE";
   case EACCES: return "EACCES";
   case EINVAL: return "EINVAL";
-  default: return "EIO";
+  default: return other;
   }
 }
 
 /* nil, message, code for a connection that has ended (or is ending). The code "timeout" is
  * kept for a receive that timed out (the connection lives on); a connection that died of a
  * deadline (ping, close or handshake timeout) reports "closed" with the reason as message. */
-static int push_end(lua_State *L, lws_conn *c) {
+static int push_end(lua_State *L, wsl_conn *c) {
   const ws_stream *s = &c->s;
   const char *msg = s->error ? s->error : "closed", *code = "closed";
   switch (s->fail_code) {
@@ -120,12 +123,9 @@ static int push_end(lua_State *L, lws_conn *c) {
   default: code = "protocol"; break;
   }
   if (!s->fail_code) {
-    if (s->err) code = errno_name(s->err);
+    if (s->err) code = wsl_errno_name(s->err, "EIO");
   }
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
+  return kit_fail(L, msg, code);
 }
 
 /* ---- primitives (never block) ---- */
@@ -133,7 +133,7 @@ static int push_end(lua_State *L, lws_conn *c) {
 /* The oldest waiting message and its kind, pushed and taken from the inbox: 1, or 0 when none
  * waits. Upvalues `text_up` and `text_up + 1` of the running function hold "text" and "binary"
  * (no string lookup per message). */
-static int take_message(lua_State *L, lws_conn *c, int text_up) {
+static int take_message(lua_State *L, wsl_conn *c, int text_up) {
   const uint8_t *p;
   size_t n;
   int op;
@@ -147,7 +147,7 @@ static int take_message(lua_State *L, lws_conn *c, int text_up) {
 /* core.recv(conn) -> msg, kind | false (nothing yet) | nil, message, code.
  * Upvalues 2 and 3 are the strings "text" and "binary" (no lookup per message). */
 static int l_recv(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   if (take_message(L, c, 2)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
@@ -171,7 +171,7 @@ static int opcode_arg(lua_State *L, int idx) {
 }
 
 /* A send on a connection that is not open: an error before the upgrade, else its end. */
-static int push_not_open(lua_State *L, lws_conn *c) {
+static int push_not_open(lua_State *L, wsl_conn *c) {
   const ws_stream *s = &c->s;
   if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
   if (s->phase == WS_PH_CLOSING) {
@@ -193,12 +193,12 @@ static int push_send_failed(lua_State *L, const ws_stream *s) {
   return 3;
 }
 
-static int push_queued(lua_State *L, lws_conn *c);
+static int push_queued(lua_State *L, wsl_conn *c);
 
 /* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
  * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
 static int l_send(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   int op = opcode_arg(L, 3);
@@ -230,7 +230,7 @@ static int l_send(lua_State *L) {
  * sent in fragments: kind names the message's kind on its first fragment (later ones may
  * leave it out), fin ends the message. The framing rules are ws_conn_send_fragment's. */
 static int l_send_fragment(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   int op = lua_isnoneornil(L, 3) ? 0 : opcode_arg(L, 3);
@@ -245,7 +245,7 @@ static int l_send_fragment(lua_State *L) {
 
 /* After a message was queued: true, or false when the queue is over the high-water mark
  * (the caller waits for "w"), or the end of a connection a flush found broken. */
-static int push_queued(lua_State *L, lws_conn *c) {
+static int push_queued(lua_State *L, wsl_conn *c) {
   ws_stream *s = &c->s;
   size_t b = ws_stream_buffered(s);
   if (b > s->cfg->send_high) {
@@ -260,7 +260,7 @@ static int push_queued(lua_State *L, lws_conn *c) {
   return 1;
 }
 
-#if LWS_HAVE_CONTINUATIONS /* else lua/ws/conn.lua keeps them in Lua */
+#if WSL_HAVE_CONTINUATIONS /* else lua/ws/conn.lua keeps them in Lua */
 /* ---- the hot methods: conn:send and conn:messages() as C functions ----
  * One C call per message when nothing has to wait. When something does (a full queue, an empty
  * inbox), they call the waiting Lua function they were made with (lua/ws/conn.lua) through
@@ -305,7 +305,7 @@ static int next_again(lua_State *L, int status, lua_KContext k) {
 }
 
 static int m_next(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   if (take_message(L, c, 3)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
@@ -348,7 +348,7 @@ static int l_reader(lua_State *L) {
 
 /* core.drained(conn) -> true (at or below the low-water mark) | false | nil, message, code */
 static int l_drained(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   ws_stream *s = &c->s;
   if (s->phase == WS_PH_DONE) return push_end(L, c);
   lua_pushboolean(L, !s->cfg || ws_stream_buffered(s) <= s->cfg->send_low);
@@ -357,28 +357,28 @@ static int l_drained(lua_State *L) {
 
 /* core.close(conn [, code [, reason]]): starts the closing handshake; idempotent. */
 static int l_close(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
-  if (code != 0 && !ws_close_code_valid((unsigned)code)) return luaL_argerror(L, 2, "invalid close code");
-  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
-  if (code == 0 && rl) return luaL_argerror(L, 3, "a reason needs a close code");
-  lws_ctx *x = lws_ctx_get(L);
+  const char *why;
+  int bad = code < 0 || code > 0xffff ? 1 : ws_close_args_check((unsigned)code, reason, rl, &why);
+  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (x->log_level && c->s.phase == WS_PH_OPEN) {
     char who[96];
-    lws_log(x, 1, "%s: closing, code %u, reason \"%.*s\"", lws_log_who(c, who, sizeof who), (unsigned)code, (int)rl, reason);
+    wsl_log(x, 1, "%s: closing, code %u, reason \"%.*s\"", wsl_log_who(c, who, sizeof who), (unsigned)code, (int)rl, reason);
   }
   ws_stream_close(&c->s, (unsigned)code, reason, rl);
   return 0;
 }
 
 static int l_abort(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_conn *c = checkconn(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (x->log_level && c->s.phase != WS_PH_DONE) {
     char who[96];
-    lws_log(x, 1, "%s: aborting: %s", lws_log_who(c, who, sizeof who), luaL_optstring(L, 2, "aborted"));
+    wsl_log(x, 1, "%s: aborting: %s", wsl_log_who(c, who, sizeof who), luaL_optstring(L, 2, "aborted"));
   }
   ws_stream_abort(&c->s, luaL_optstring(L, 2, "aborted"));
   return 0;
@@ -388,11 +388,11 @@ static int l_abort(lua_State *L) {
  * sequence number and the loop's time it was sent, for core.pong (data nil: a payload of its
  * own that no other ping has). */
 static int l_ping(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t n = 0;
   int wait = lua_toboolean(L, 3);
   const char *p = wait && lua_isnoneornil(L, 2) ? NULL : luaL_optlstring(L, 2, "", &n);
-  if (n > 125) return luaL_argerror(L, 2, "ping payload over 125 bytes");
+  if (ws_control_len_check(n)) return luaL_argerror(L, 2, ws_control_len_check(n));
   long long seq = 0;
   if (wait ? (seq = ws_stream_ping_wait(&c->s, p, n)) < 0 : ws_stream_ping(&c->s, p, n) < 0) {
     if (c->s.phase == WS_PH_OPEN) return luaL_error(L, "ws: ping failed");
@@ -411,7 +411,7 @@ static int l_ping(lua_State *L) {
 /* core.pong(conn, seq) -> the loop's time the pong of ping seq came | false (not yet) |
  * nil, message, code (the connection is closed). */
 static int l_pong(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_Integer seq = luaL_checkinteger(L, 2);
   double at;
   if (ws_stream_pong_seen(&c->s, (long long)seq, &at)) {
@@ -423,13 +423,13 @@ static int l_pong(lua_State *L) {
   return 1;
 }
 
-/* core.stage(conn [, stage]) -> stage: a callback-style connection's LWS_STAGE_* (the
+/* core.stage(conn [, stage]) -> stage: a callback-style connection's WSL_STAGE_* (the
  * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table). */
 static int l_stage(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     lua_Integer st = luaL_checkinteger(L, 2);
-    if (st < LWS_STAGE_NEW || st > LWS_STAGE_DONE) return luaL_argerror(L, 2, "invalid stage");
+    if (st < WSL_STAGE_NEW || st > WSL_STAGE_DONE) return luaL_argerror(L, 2, "invalid stage");
     c->task.stage = (uint8_t)st;
   }
   lua_pushinteger(L, c->task.stage);
@@ -456,7 +456,7 @@ typedef struct req_cache {
   ws_request req;
 } req_cache;
 
-static req_cache *cache_of(lua_State *L, lws_ctx *x) {
+static req_cache *cache_of(lua_State *L, wsl_ctx *x) {
   if (!x) return NULL;
   if (!x->req_cache) {
     req_cache *rc = lua_newuserdatauv(L, sizeof *rc, 0);
@@ -467,13 +467,13 @@ static req_cache *cache_of(lua_State *L, lws_ctx *x) {
   return x->req_cache;
 }
 
-static int parse_head(lua_State *L, lws_conn *c, ws_request *req) {
+static int parse_head(lua_State *L, wsl_conn *c, ws_request *req) {
   const char *p;
   size_t n;
   if (c->s.head_len == 0 || !c->s.head.data) return -1;
   p = (const char *)ws_buf_begin(&c->s.head);
   n = c->s.head_len;
-  req_cache *rc = cache_of(L, lws_ctx_get(L));
+  req_cache *rc = cache_of(L, wsl_ctx_get(L));
   if (rc && rc->id == c->id && rc->at == p && rc->len == n && c->id) {
     memcpy(req, &rc->req, sizeof *req);
     return 0;
@@ -491,8 +491,8 @@ static int parse_head(lua_State *L, lws_conn *c, ws_request *req) {
 }
 
 /* ws_request_check_upgrade, once per handshake (the cached request keeps its result). */
-static int check_upgrade(lua_State *L, lws_conn *c, ws_request *req) {
-  lws_ctx *x = lws_ctx_get(L);
+static int check_upgrade(lua_State *L, wsl_conn *c, ws_request *req) {
+  wsl_ctx *x = wsl_ctx_get(L);
   req_cache *rc = x ? x->req_cache : NULL;
   if (rc && rc->id == c->id && c->id && rc->at == (const char *)ws_buf_begin(&c->s.head) && rc->checked) {
     memcpy(req, &rc->req, sizeof *req);
@@ -510,7 +510,7 @@ static int check_upgrade(lua_State *L, lws_conn *c, ws_request *req) {
 /* core.head(conn) -> true, path, upgrade, status, error, origin, host | false | nil, msg, code.
  * status is 0 when an upgrade request meets RFC 6455 4.2.1, else the status to answer. */
 static int l_head(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   const char *p;
   size_t n;
   int r = ws_stream_head(&c->s, &p, &n);
@@ -519,9 +519,9 @@ static int l_head(lua_State *L) {
     return 1;
   }
   if (r < 0) {
-    lws_ctx *x = lws_ctx_get(L);
+    wsl_ctx *x = wsl_ctx_get(L);
     char who[96];
-    LWS_LOG(x, 1, "%s: handshake failed: %s", lws_log_who(c, who, sizeof who), c->s.error ? c->s.error : "closed");
+    WSL_LOG(x, 1, "%s: handshake failed: %s", wsl_log_who(c, who, sizeof who), c->s.error ? c->s.error : "closed");
     return push_end(L, c);
   }
   ws_request req;
@@ -554,7 +554,7 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
   luaL_pushresultsize(&b, n);
 }
 
-static void push_request(lua_State *L, lws_conn *c) {
+static void push_request(lua_State *L, wsl_conn *c) {
   ws_request req;
   if (parse_head(L, c, &req) < 0) {
     lua_pushnil(L);
@@ -608,7 +608,7 @@ static void push_fields(lua_State *L, int idx, int create) {
 }
 
 static int l_request(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   push_fields(L, 1, 1);
   if (lua_getfield(L, -1, "request") != LUA_TNIL) return 1;
   lua_pop(L, 1);
@@ -621,7 +621,7 @@ static int l_request(lua_State *L) {
 /* core.choose_protocol(conn, { "p1", "p2" }) -> the first of the server's list the client
  * offered, or nil. */
 static int l_choose_protocol(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   const char *list[MAX_PROTOCOLS];
   size_t n = 0;
   ws_request req;
@@ -638,46 +638,10 @@ static int l_choose_protocol(lua_State *L) {
   return 1;
 }
 
-/* Headers from a Lua table: { name = value } or { {name, value}, ... }; both kinds of
- * entries may be mixed. The strings stay anchored by the table. */
+/* Headers from the table at argument idx (lua_kit.c); pushes their anchor table. */
 static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
-  size_t n = 0;
-  if (lua_isnoneornil(L, idx)) return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    const char *name, *value;
-    size_t nl, vl;
-    if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-      lua_pushvalue(L, -1);
-      lua_tostring(L, -1);
-      lua_replace(L, -2); /* numbers become strings in place, so the table keeps nothing new */
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      if (lua_type(L, -1) != LUA_TSTRING) { lua_pop(L, 2); luaL_argerror(L, idx, "header values must be strings"); }
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_argerror(L, idx, "header pairs must be { name, value } strings");
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      lua_pop(L, 2); /* both strings stay anchored by the pair table */
-    } else {
-      luaL_argerror(L, idx, "header names and values must be strings");
-      return 0;
-    }
-    if (n == max) luaL_argerror(L, idx, "too many headers");
-    if (strpbrk(name, "\r\n:") || strlen(name) != nl || nl == 0) luaL_argerror(L, idx, "invalid header name");
-    if (strpbrk(value, "\r\n") || strlen(value) != vl) luaL_argerror(L, idx, "invalid header value");
-    out[n].name = name;
-    out[n].name_len = nl;
-    out[n].value = value;
-    out[n].value_len = vl;
-    n++;
-    lua_pop(L, 1);
-  }
-  return n;
+  kit_where w = { NULL, idx };
+  return kit_headers(L, idx, out, max, w);
 }
 
 static int header_is(const ws_header *h, const char *name) {
@@ -697,13 +661,14 @@ static int header_is(const ws_header *h, const char *name) {
  * with, so extra headers may not set them; compress = false declines permessage-deflate for
  * this connection even when the server offers it. */
 static int l_upgrade(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   const char *protocol = luaL_optstring(L, 2, NULL);
   ws_header extra[MAX_EXTRA_HEADERS];
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   int compress = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
   ws_request req;
-  if (protocol && (strpbrk(protocol, "\r\n,") || !*protocol)) return luaL_argerror(L, 2, "invalid protocol name");
+  /* the core's token rule, the one ws_response_accept applies */
+  if (protocol && !ws_header_name_valid(protocol, strlen(protocol))) return luaL_argerror(L, 2, "invalid protocol name");
   for (size_t i = 0; i < nextra; i++) {
     if (header_is(&extra[i], "Sec-WebSocket-Protocol"))
       return luaL_argerror(L, 3, "Sec-WebSocket-Protocol is set with the protocol field");
@@ -720,7 +685,7 @@ static int l_upgrade(lua_State *L) {
   const char *extensions = NULL;
   if (compress && ws_stream_deflate_negotiate(&c->s, &req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
   /* The request line for the debug log, taken now: the upgrade trims the head's buffer. */
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   char line[256] = "";
   if (x->log_level)
     snprintf(line, sizeof line, "%.*s %.*s HTTP/1.%d", (int)req.method_len, req.method, (int)req.target_len,
@@ -729,7 +694,7 @@ static int l_upgrade(lua_State *L) {
     return push_end(L, c);
   if (x->log_level) {
     char who[96];
-    lws_log(x, 1, "%s: \"%s\" 101, subprotocol %s, extensions %s", lws_log_who(c, who, sizeof who), line,
+    wsl_log(x, 1, "%s: \"%s\" 101, subprotocol %s, extensions %s", wsl_log_who(c, who, sizeof who), line,
             protocol ? protocol : "(none)", extensions ? extensions : "(none)");
   }
   if (protocol || extensions) {
@@ -750,19 +715,19 @@ static int l_upgrade(lua_State *L) {
 /* A response instead of the 101: counted as a refused handshake when the request asked for
  * an upgrade, and logged (with the body's first line, which says why for the server's own
  * refusals). */
-static void note_response(lws_ctx *x, lws_conn *c, const ws_request *req, int status, const char *body, size_t bl) {
+static void note_response(wsl_ctx *x, wsl_conn *c, const ws_request *req, int status, const char *body, size_t bl) {
   int upgrade = ws_request_is_upgrade(req);
   if (upgrade) ws_code_count_add(ws_stream_counters(&c->s)->refused, (unsigned)status, 1);
   if (!x->log_level) return;
   char who[96];
   size_t why = 0;
   while (body && why < bl && why < 120 && body[why] != '\n' && body[why] != '\r') why++;
-  lws_log(x, 1, "%s: \"%.*s %.*s HTTP/1.%d\" %d%s%.*s", lws_log_who(c, who, sizeof who), (int)req->method_len,
+  wsl_log(x, 1, "%s: \"%.*s %.*s HTTP/1.%d\" %d%s%.*s", wsl_log_who(c, who, sizeof who), (int)req->method_len,
           req->method, (int)req->target_len, req->target, req->minor_version, status,
           upgrade ? ", upgrade refused: " : ", plain HTTP", upgrade ? (int)why : 0, body ? body : "");
 }
 
-void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) {
+void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) {
   ws_request req;
   if (c->s.head_len == 0 || !c->s.head.data) return;
   memset(&req, 0, sizeof req);
@@ -773,7 +738,7 @@ void lws_conn_refused(lws_ctx *x, lws_conn *c, int status) {
 /* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code. The answer to
  * a HEAD request carries the body's Content-Length and not the body. */
 static int l_respond(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
   ws_header extra[MAX_EXTRA_HEADERS];
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
@@ -784,7 +749,7 @@ static int l_respond(lua_State *L) {
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
   int head_only = 0;
   if (parse_head(L, c, &req) == 0) {
-    note_response(lws_ctx_get(L), c, &req, (int)status, body, bl);
+    note_response(wsl_ctx_get(L), c, &req, (int)status, body, bl);
     head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
   }
   if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl, head_only) < 0) return push_end(L, c);
@@ -795,7 +760,7 @@ static int l_respond(lua_State *L) {
 /* core.body(conn, length) -> the request body's `length` bytes | false (still coming: wait
  * "r") | nil, message, code. For plain HTTP requests (the http hook), before the answer. */
 static int l_body(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_Integer want = luaL_checkinteger(L, 2);
   const uint8_t *p = NULL;
   if (want < 0 || (uint64_t)want > UINT32_MAX) return luaL_argerror(L, 2, "invalid length");
@@ -813,7 +778,7 @@ static int l_body(lua_State *L) {
  * upgrade) stays open after the http hook returns nothing, for core.respond later; after
  * `seconds` without an answer the connection is cut. */
 static int l_defer(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_Number t = luaL_checknumber(L, 2);
   if (ws_stream_defer(&c->s, (double)t) < 0) return push_end(L, c);
   lua_pushboolean(L, 1);
@@ -822,7 +787,7 @@ static int l_defer(lua_State *L) {
 
 /* core.deferred(conn) -> whether core.defer holds the request for a later answer. */
 static int l_deferred(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_pushboolean(L, c->s.deferred && c->s.phase == WS_PH_HEAD_READY);
   return 1;
 }
@@ -833,11 +798,11 @@ static int conn_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method */
   lua_pop(L, 1);
-  lws_conn *c = lua_touserdata(L, 1);
+  wsl_conn *c = lua_touserdata(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k) {
     const ws_stream *s = &c->s;
-    if (strcmp(k, "id") == 0) { lws_push_conn_id(L, c); return 1; }
+    if (strcmp(k, "id") == 0) { wsl_push_conn_id(L, c); return 1; }
     if (strcmp(k, "state") == 0) { lua_pushstring(L, ws_stream_state_name(s)); return 1; }
     if (strcmp(k, "close_code") == 0) {
       if (s->close_code) lua_pushinteger(L, s->close_code);
@@ -900,22 +865,22 @@ static int conn_newindex(lua_State *L) {
 }
 
 static int conn_gc(lua_State *L) {
-  lws_conn *c = lua_touserdata(L, 1);
-  lws_ctx *x = lws_ctx_get(L);
-  lws_task_free_timer(x, &c->task);
+  wsl_conn *c = lua_touserdata(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_task_free_timer(x, &c->task);
   ws_stream_destroy(&c->s);
-  c->s.user = NULL; /* finalized: lws_toconn no longer remembers it */
+  c->s.user = NULL; /* finalized: wsl_toconn no longer remembers it */
   if (x->conn_last == c) x->conn_last = NULL;
   return 0;
 }
 
 static int conn_tostring(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   lua_pushfstring(L, "ws.conn %d (%s)", (int)c->id, ws_stream_state_name(&c->s));
   return 1;
 }
 
-void lws_conn_open_lib(lua_State *L, int mod) {
+void wsl_conn_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "recv", l_recv }, { "send", l_send }, { "send_fragment", l_send_fragment },
     { "drained", l_drained }, { "close", l_close },
@@ -923,12 +888,12 @@ void lws_conn_open_lib(lua_State *L, int mod) {
     { "request", l_request }, { "choose_protocol", l_choose_protocol }, { "upgrade", l_upgrade },
     { "respond", l_respond }, { "stage", l_stage }, { "body", l_body }, { "defer", l_defer },
     { "deferred", l_deferred },
-#if LWS_HAVE_CONTINUATIONS
+#if WSL_HAVE_CONTINUATIONS
     { "sender", l_sender }, { "reader", l_reader },
 #endif
     { NULL, NULL }
   };
-  lws_ctx *x;
+  wsl_ctx *x;
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
   luaL_setfuncs(L, funcs, 1);
@@ -940,7 +905,7 @@ void lws_conn_open_lib(lua_State *L, int mod) {
   lua_setfield(L, -2, "recv");
   lua_pop(L, 1);
   /* conn_methods: filled by lua/ws/conn.lua with the waiting wrappers. */
-  int fresh = luaL_newmetatable(L, LWS_CONN_MT);
+  int fresh = luaL_newmetatable(L, WSL_CONN_MT);
   if (x) x->conn_mt = lua_topointer(L, -1);
   if (fresh) {
     lua_newtable(L);

@@ -29,7 +29,7 @@ static int mode_of(lua_State *L, int idx, const char *who) {
   return luaL_error(L, "%s: compression must be \"off\", \"shared\" or \"dedicated\"", who);
 }
 
-int lws_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) {
+int wsl_check_compression(lua_State *L, int opts, const char *who, ws_deflate_config *cfg) {
   int mode = WS_DEFLATE_OFF;
   ws_deflate_config_default(cfg);
   opts = lua_absindex(L, opts);

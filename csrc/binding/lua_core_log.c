@@ -27,7 +27,7 @@ static const char *opcode_name(int op) {
   }
 }
 
-const char *lws_log_who(const lws_conn *c, char *buf, size_t cap) {
+const char *wsl_log_who(const wsl_conn *c, char *buf, size_t cap) {
   char addr[64];
   ws_stream_remote_addr(&c->s, addr, sizeof addr);
   snprintf(buf, cap, "%sconn %u %s:%u", c->server ? "" : "client ", (unsigned)c->id, addr, (unsigned)c->s.remote_port);
@@ -38,14 +38,14 @@ const char *lws_log_who(const lws_conn *c, char *buf, size_t cap) {
 static void trace_frame(const ws_conn *wc, int out, int fin, unsigned rsv, int opcode, uint64_t len) {
   const ws_stream *s = (const ws_stream *)(const void *)wc;
   if (!s->loop || !s->user) return;
-  lws_ctx *x = ws_loop_user(s->loop);
+  wsl_ctx *x = ws_loop_user(s->loop);
   if (!x || x->log_level < 2) return;
   char who[96];
-  lws_log(x, 2, "%s: frame %s %s fin=%d rsv=%u len=%llu", lws_log_who(s->user, who, sizeof who),
+  wsl_log(x, 2, "%s: frame %s %s fin=%d rsv=%u len=%llu", wsl_log_who(s->user, who, sizeof who),
           out ? "out" : "in", opcode_name(opcode), fin, rsv, (unsigned long long)len);
 }
 
-static void set_level(lws_ctx *x, int level) {
+static void set_level(wsl_ctx *x, int level) {
   if (level < 0) level = 0;
   if (level > 2) level = 2;
   if ((x->log_level >= 2) != (level >= 2)) tracing_states += level >= 2 ? 1 : -1;
@@ -53,13 +53,13 @@ static void set_level(lws_ctx *x, int level) {
   ws_conn_trace = tracing_states > 0 ? trace_frame : NULL;
 }
 
-void lws_log_init(lws_ctx *x) {
+void wsl_log_init(wsl_ctx *x) {
   const char *v = getenv("WS_DEBUG");
   x->logger_ref = LUA_NOREF;
   if (v && *v) set_level(x, atoi(v) > 0 ? atoi(v) : (strcmp(v, "0") ? 1 : 0));
 }
 
-void lws_log(lws_ctx *x, int level, const char *fmt, ...) {
+void wsl_log(wsl_ctx *x, int level, const char *fmt, ...) {
   char line[LINE_MAX_BYTES];
   va_list ap;
   va_start(ap, fmt);
@@ -85,11 +85,11 @@ void lws_log(lws_ctx *x, int level, const char *fmt, ...) {
   x->logq[x->logq_len] = (char)('0' + level);
   memcpy(x->logq + x->logq_len + 1, line, (size_t)n + 1);
   x->logq_len += need;
-  x->signals |= LWS_LOG_PENDING;
+  x->signals |= WSL_LOG_PENDING;
   ws_loop_wakeup(x->loop);
 }
 
-void lws_log_flush(lws_ctx *x) {
+void wsl_log_flush(wsl_ctx *x) {
   lua_State *L = x->L;
   if (!x->logq_len) return;
   /* The logger may log again (or change the logger): take the queue first. */
@@ -117,7 +117,7 @@ void lws_log_flush(lws_ctx *x) {
   free(q);
 }
 
-void lws_log_free(lws_ctx *x) {
+void wsl_log_free(wsl_ctx *x) {
   free(x->logq);
   x->logq = NULL;
   x->logq_len = x->logq_cap = 0;
@@ -127,33 +127,33 @@ void lws_log_free(lws_ctx *x) {
 /* A connection that was open is gone: who sent the first close frame, the codes and reasons
  * (the peer's; ours is logged as "closing" when the application closes), and why this side
  * ended it when it did (idle or ping timeout, a slow subscriber, a protocol error). */
-void lws_log_closed(lws_ctx *x, const lws_conn *c) {
+void wsl_log_closed(wsl_ctx *x, const wsl_conn *c) {
   const ws_stream *s = &c->s;
   char who[96];
   const char *reason = ws_stream_close_reason(s);
   const char *why = s->error ? s->error : "";
   if (!reason) reason = "";
-  lws_log_who(c, who, sizeof who);
+  wsl_log_who(c, who, sizeof who);
   if (s->fail_code)
-    lws_log(x, 1, "%s: closed by this side: code %u (%s)", who, (unsigned)s->fail_code, why);
+    wsl_log(x, 1, "%s: closed by this side: code %u (%s)", who, (unsigned)s->fail_code, why);
   else if (s->ws.close_sent == 1)
-    lws_log(x, 1, "%s: closed by this side%s%s%s; the peer answered code %u, reason \"%s\"", who, *why ? " (" : "", why,
+    wsl_log(x, 1, "%s: closed by this side%s%s%s; the peer answered code %u, reason \"%s\"", who, *why ? " (" : "", why,
             *why ? ")" : "", (unsigned)s->close_code, reason);
   else if (s->ws.close_sent == 2)
-    lws_log(x, 1, "%s: closed by the peer: code %u, reason \"%s\"", who, (unsigned)s->close_code, reason);
+    wsl_log(x, 1, "%s: closed by the peer: code %u, reason \"%s\"", who, (unsigned)s->close_code, reason);
   else
-    lws_log(x, 1, "%s: closed without a closing handshake: code %u%s%s%s", who, (unsigned)s->close_code, *why ? " (" : "",
+    wsl_log(x, 1, "%s: closed without a closing handshake: code %u%s%s%s", who, (unsigned)s->close_code, *why ? " (" : "",
             why, *why ? ")" : "");
 }
 
 /* core.set_logger(fn|nil [, level]): fn(line, level) gets each line; nil: stderr. level
  * (default 1 with a function, unchanged without) 0 turns logging off. Returns the level. */
 static int l_set_logger(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_Integer level = luaL_optinteger(L, 2, lua_isnoneornil(L, 1) ? x->log_level : (x->log_level ? x->log_level : 1));
   if (level < 0 || level > 2) return luaL_argerror(L, 2, "level 0, 1 or 2 expected");
-  lws_log_flush(x); /* lines logged so far go where they were meant to */
+  wsl_log_flush(x); /* lines logged so far go where they were meant to */
   luaL_unref(L, LUA_REGISTRYINDEX, x->logger_ref);
   x->logger_ref = LUA_NOREF;
   if (!lua_isnoneornil(L, 1)) {
@@ -167,11 +167,11 @@ static int l_set_logger(lua_State *L) {
 
 /* core.log_level() -> the current level. */
 static int l_log_level(lua_State *L) {
-  lua_pushinteger(L, lws_ctx_get(L)->log_level);
+  lua_pushinteger(L, wsl_ctx_get(L)->log_level);
   return 1;
 }
 
-void lws_log_open_lib(lua_State *L, int mod) {
+void wsl_log_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = { { "set_logger", l_set_logger }, { "log_level", l_log_level }, { NULL, NULL } };
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");

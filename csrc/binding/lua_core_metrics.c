@@ -24,13 +24,13 @@ static void push_codes(lua_State *L, const ws_code_count *t, const char *k) {
 }
 
 static int l_metrics(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   ws_counters sum;
   size_t queued = 0, topics = 0, subs = 0, nt, ns;
   lua_Integer servers = 0;
   memset(&sum, 0, sizeof sum);
   if (!lua_isnoneornil(L, 1)) {
-    lws_server *sv = luaL_checkudata(L, 1, LWS_SERVER_MT);
+    wsl_server *sv = luaL_checkudata(L, 1, WSL_SERVER_MT);
     ws_counters_add(&sum, &sv->l.ctr);
     queued = ws_listener_queued(&sv->l);
     ws_topics_stats(&sv->l, &topics, &subs);
@@ -65,7 +65,7 @@ static int l_metrics(lua_State *L) {
   return 1;
 }
 
-void lws_metrics_open_lib(lua_State *L, int mod) {
+void wsl_metrics_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = { { "metrics", l_metrics }, { NULL, NULL } };
   lua_pushvalue(L, mod);
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");

@@ -30,7 +30,7 @@ static int fail_errno(lua_State *L, const char *what) {
 
 /* core.fork() -> pid in the master, 0 in the worker | nil, message, code. */
 static int l_fork(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
+  wsl_ctx *x = wsl_ctx_get(L);
   if (x->running) return luaL_error(L, "ws.run: workers are forked before the loop runs");
   if (x->attached) return luaL_error(L, "ws.run: the host runs the loop (ws_attach)");
   pid_t pid = ws_proc_fork(x->loop);
@@ -97,14 +97,14 @@ static int l_cores(lua_State *L) {
   return 1;
 }
 
-static lws_server *checkserver(lua_State *L, int idx) {
-  return (lws_server *)luaL_checkudata(L, idx, LWS_SERVER_MT);
+static wsl_server *checkserver(lua_State *L, int idx) {
+  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
 }
 
 /* core.server_park(server) -> true | nil, message, code: the master's listener stops (the
  * port stays reserved) before the workers are forked. */
 static int l_server_park(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   const char *err;
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_park(&sv->l, &err) < 0) {
@@ -121,7 +121,7 @@ static int l_server_park(lua_State *L) {
 /* core.server_reopen(server) -> true | nil, message, code: in a worker, its own SO_REUSEPORT
  * listener on the port the master resolved. */
 static int l_server_reopen(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   const char *err;
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_reopen(&sv->l, &err) < 0) {
@@ -135,7 +135,7 @@ static int l_server_reopen(lua_State *L) {
   return 1;
 }
 
-void lws_proc_open_lib(lua_State *L, int mod) {
+void wsl_proc_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "fork", l_fork }, { "proc_master", l_proc_master }, { "sigwait", l_sigwait },
     { "proc_status", l_proc_status }, { "kill", l_kill }, { "getpid", l_getpid },

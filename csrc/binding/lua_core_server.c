@@ -6,15 +6,16 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_topic.h"
 
 #define ACCEPT_BATCH 256
 
-static lws_server *checkserver(lua_State *L, int idx) {
-  return (lws_server *)luaL_checkudata(L, idx, LWS_SERVER_MT);
+static wsl_server *checkserver(lua_State *L, int idx) {
+  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
 }
 
-void lws_server_check_release(lws_ctx *x, lws_server *sv) {
+void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) {
   if (sv->closed && sv->l.count == 0 && sv->self_ref != LUA_NOREF) {
     luaL_unref(x->L, LUA_REGISTRYINDEX, sv->self_ref);
     sv->self_ref = LUA_NOREF;
@@ -24,10 +25,10 @@ void lws_server_check_release(lws_ctx *x, lws_server *sv) {
 /* A connection with its coroutine, ready to receive an accepted socket. A callback-style
  * server's connections get no coroutine: user value 1 is the dispatch function, which a
  * pooled thread runs for each event (lua_core.c). */
-static void new_conn(lua_State *L, lws_ctx *x, int server_idx) {
-  lws_conn *c = lws_conn_new(L, x);
+static void new_conn(lua_State *L, wsl_ctx *x, int server_idx) {
+  wsl_conn *c = wsl_conn_new(L, x);
   int conn = lua_gettop(L);
-  if (((lws_server *)lua_touserdata(L, server_idx))->pooled) {
+  if (((wsl_server *)lua_touserdata(L, server_idx))->pooled) {
     c->task.pooled = 1;
     lua_getiuservalue(L, server_idx, 1);
     lua_setiuservalue(L, conn, 1);
@@ -37,26 +38,26 @@ static void new_conn(lua_State *L, lws_ctx *x, int server_idx) {
   lua_getiuservalue(L, server_idx, 1);
   lua_pushvalue(L, conn);
   lua_xmove(L, co, 2);
-  lws_register_task(L, -1, conn);
+  wsl_register_task(L, -1, conn);
   lua_setiuservalue(L, conn, 1);
 }
 
 static int accept_batch(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  lws_server *sv = checkserver(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_server *sv = checkserver(L, 1);
   for (int i = 0; i < ACCEPT_BATCH; i++) {
     lua_settop(L, 1);
     if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
       lua_pop(L, 1);
       new_conn(L, x, 1);
     }
-    lws_conn *c = lua_touserdata(L, 2);
+    wsl_conn *c = lua_touserdata(L, 2);
     int r = ws_listener_accept(&sv->l, &c->s);
     if (r <= 0) {
       lua_setiuservalue(L, 1, 2); /* keep it for the next time */
       if (r < 0) {
         lua_pushfstring(L, "accept failed: %s", strerror(errno));
-        lws_report(x, "server", lua_tostring(L, -1));
+        wsl_report(x, "server", lua_tostring(L, -1));
       }
       break;
     }
@@ -68,58 +69,28 @@ static int accept_batch(lua_State *L) {
     c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 2);
     c->task.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lws_task_ready(x, &c->task, LWS_R_START);
+    wsl_task_ready(x, &c->task, WSL_R_START);
   }
   return 0;
 }
 
-void lws_server_ready(lws_ctx *x, lws_server *sv) {
+void wsl_server_ready(wsl_ctx *x, wsl_server *sv) {
   lua_State *L = x->L;
   int top = lua_gettop(L);
   lua_pushlightuserdata(L, x);
   lua_pushcclosure(L, accept_batch, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, sv->self_ref);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lws_report(x, "server", lua_tostring(L, -1));
+    wsl_report(x, "server", lua_tostring(L, -1));
   }
   lua_settop(L, top);
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "ws.server: option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (v < 0) luaL_error(L, "ws.server: option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.server"); }
 
-/* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
- * options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
- * permission bits.
- * pooled: serve is a dispatch function run by pooled threads per event (the callback style,
- * and the handshake of a coroutine-style connection until core.handoff). */
-static int l_listen(lua_State *L) {
-  lws_ctx *x = lws_ctx_get(L);
-  const char *host = luaL_checkstring(L, 1);
-  lua_Integer port = luaL_checkinteger(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  luaL_checktype(L, 4, LUA_TFUNCTION);
-  if (port < 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
-  int pooled = lua_toboolean(L, 5);
-  lua_settop(L, 5);
-  lws_server *sv = lua_newuserdatauv(L, sizeof(lws_server), 2);
-  ws_listener_init(&sv->l, x->loop);
-  sv->self_ref = LUA_NOREF;
-  sv->closed = 1;
-  sv->pooled = pooled;
-  sv->bus = NULL;
-  luaL_setmetatable(L, LWS_SERVER_MT);
-  int ud = lua_gettop(L);
-  lua_pushvalue(L, 4);
-  lua_setiuservalue(L, ud, 1);
+/* ws.server's limits, timeouts and compression (options table at 3) into sv's configuration;
+ * returns the listen backlog. */
+static int server_options(lua_State *L, wsl_server *sv) {
   ws_server_cfg *c = &sv->l.cfg;
   c->max_message = (uint64_t)optnum(L, 3, "max_message", (double)c->max_message);
   c->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)c->max_header_bytes);
@@ -132,14 +103,41 @@ static int l_listen(lua_State *L) {
   c->send_low = (size_t)optnum(L, 3, "send_low_water", c->send_high / 4 < c->send_low ? (double)(c->send_high / 4) : (double)c->send_low);
   c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
   c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
-  int backlog = (int)optnum(L, 3, "backlog", 1024);
   lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
   sv->l.reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  c->deflate_mode = lws_check_compression(L, 3, "ws.server", &c->deflate);
-  if (c->send_low > c->send_high) return luaL_error(L, "ws.server: send_low_water is over send_high_water");
+  c->deflate_mode = wsl_check_compression(L, 3, "ws.server", &c->deflate);
+  if (c->send_low > c->send_high) luaL_error(L, "ws.server: send_low_water is over send_high_water");
   if (c->max_queue == 0) c->max_queue = 1;
-  if (c->max_message == 0) return luaL_error(L, "ws.server: max_message must be positive");
+  if (c->max_message == 0) luaL_error(L, "ws.server: max_message must be positive");
+  return (int)optnum(L, 3, "backlog", 1024);
+}
+
+/* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
+ * options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
+ * permission bits.
+ * pooled: serve is a dispatch function run by pooled threads per event (the callback style,
+ * and the handshake of a coroutine-style connection until core.handoff). */
+static int l_listen(lua_State *L) {
+  wsl_ctx *x = wsl_ctx_get(L);
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  if (port < 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
+  int pooled = lua_toboolean(L, 5);
+  lua_settop(L, 5);
+  wsl_server *sv = lua_newuserdatauv(L, sizeof(wsl_server), 2);
+  ws_listener_init(&sv->l, x->loop);
+  sv->self_ref = LUA_NOREF;
+  sv->closed = 1;
+  sv->pooled = pooled;
+  sv->bus = NULL;
+  luaL_setmetatable(L, WSL_SERVER_MT);
+  int ud = lua_gettop(L);
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, ud, 1);
+  int backlog = server_options(L, sv);
   const char *err;
   const char *unix_path = NULL;
   int mode = -1;
@@ -150,11 +148,9 @@ static int l_listen(lua_State *L) {
                     : ws_listener_open(&sv->l, host, (int)port, backlog, &err);
   if (r < 0) {
     int e = errno;
-    lua_pushnil(L);
     if (unix_path) lua_pushfstring(L, "cannot listen on %s: %s", unix_path, err);
     else lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
-    return 3;
+    return kit_fail(L, lua_tostring(L, -1), wsl_errno_name(e, "EINVAL"));
   }
   sv->closed = 0;
   lua_pushvalue(L, ud);
@@ -176,11 +172,11 @@ static int l_server_count(lua_State *L) {
 /* core.server_clients(server) -> { conn, ... }: the connections past their handshake and not
  * yet closed (states "open" and "closing"), most recently accepted first. A new table. */
 static int l_server_clients(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   lua_createtable(L, (int)(sv->l.count < 1024 ? sv->l.count : 1024), 0);
   lua_Integer i = 0;
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
-    lws_conn *c = s->user;
+    wsl_conn *c = s->user;
     if (!c || c->self_ref == LUA_NOREF || ws_conn_state(&s->ws) == WS_STATE_CONNECTING) continue;
     if (s->phase == WS_PH_DONE) continue;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
@@ -191,28 +187,29 @@ static int l_server_clients(lua_State *L) {
 
 /* core.server_close(server): stop accepting; the server goes once its connections have. */
 static int l_server_close(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   ws_listener_close(&sv->l);
   sv->closed = 1;
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, 2);
   lua_pushnil(L);
   lua_setiuservalue(L, 1, 2);
-  lws_server_check_release(lws_ctx_get(L), sv);
+  wsl_server_check_release(wsl_ctx_get(L), sv);
   return 0;
 }
 
 /* core.server_shutdown(server, code, reason [, abort]): close (or abort) every connection. */
 static int l_server_shutdown(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   unsigned code = (unsigned)luaL_optinteger(L, 2, WS_CLOSE_GOING_AWAY);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
   int abort = lua_toboolean(L, 4);
-  if (!ws_close_code_valid(code)) return luaL_argerror(L, 2, "invalid close code");
-  if (rl > 123) return luaL_argerror(L, 3, "close reason over 123 bytes");
-  lws_ctx *x = lws_ctx_get(L);
-  LWS_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
+  const char *why; /* a shutdown always sends a code */
+  int bad = code == 0 ? 1 : ws_close_args_check(code, reason, rl, &why);
+  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
+  wsl_ctx *x = wsl_ctx_get(L);
+  WSL_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
           abort ? "aborting" : "closing", (unsigned)sv->l.count, code, reason);
   for (ws_stream *s = sv->l.streams; s;) {
     ws_stream *next = s->lnext;
@@ -225,7 +222,7 @@ static int l_server_shutdown(lua_State *L) {
 
 /* The connection userdata of an open stream, pushed; 0 when it has none. */
 static int push_stream_conn(lua_State *L, ws_stream *s) {
-  lws_conn *c = s->user;
+  wsl_conn *c = s->user;
   if (!c || c->self_ref == LUA_NOREF || s->phase != WS_PH_OPEN) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
   return 1;
@@ -234,10 +231,10 @@ static int push_stream_conn(lua_State *L, ws_stream *s) {
 /* core.server_conn(server, n) -> the open connection whose number is n | nil (the Redis bus:
  * send_to and the publisher excluded from an ordered message). A walk: not for hot paths. */
 static int l_server_conn(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
-    lws_conn *c = s->user;
+    wsl_conn *c = s->user;
     if (c && (lua_Integer)c->id == n && push_stream_conn(L, s)) return 1;
   }
   lua_pushnil(L);
@@ -247,7 +244,7 @@ static int l_server_conn(lua_State *L) {
 /* core.topic_conns(server, topic) -> { conn, ... }: the open connections subscribed to topic
  * (the Redis bus tells them when they missed messages). A walk over every connection's topics. */
 static int l_topic_conns(lua_State *L) {
-  lws_server *sv = checkserver(L, 1);
+  wsl_server *sv = checkserver(L, 1);
   size_t len;
   const char *name = luaL_checklstring(L, 2, &len);
   lua_newtable(L);
@@ -267,7 +264,7 @@ static int l_topic_conns(lua_State *L) {
 }
 
 static int server_gc(lua_State *L) {
-  lws_server *sv = lua_touserdata(L, 1);
+  wsl_server *sv = lua_touserdata(L, 1);
   ws_listener_close(&sv->l);
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) s->listener = NULL; /* only at exit */
   sv->l.streams = NULL;
@@ -276,7 +273,7 @@ static int server_gc(lua_State *L) {
   return 0;
 }
 
-void lws_server_open_lib(lua_State *L, int mod) {
+void wsl_server_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "listen", l_listen }, { "server_port", l_server_port }, { "server_count", l_server_count },
     { "server_clients", l_server_clients },
@@ -287,7 +284,7 @@ void lws_server_open_lib(lua_State *L, int mod) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
   luaL_setfuncs(L, funcs, 1);
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, LWS_SERVER_MT)) {
+  if (luaL_newmetatable(L, WSL_SERVER_MT)) {
     lua_pushcfunction(L, server_gc);
     lua_setfield(L, -2, "__gc");
   }

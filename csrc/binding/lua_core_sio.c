@@ -155,7 +155,7 @@ static int l_sio_ack(lua_State *L) {
   return 1;
 }
 
-void lws_sio_open_lib(lua_State *L, int mod) {
+void wsl_sio_open_lib(lua_State *L, int mod) {
   lua_pushcfunction(L, l_sio_decode);
   lua_setfield(L, mod, "sio_decode");
   lua_pushcfunction(L, l_sio_ack);

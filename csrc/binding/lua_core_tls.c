@@ -9,12 +9,12 @@
 
 #define MAX_SNI 64
 
-typedef struct lws_tls {
+typedef struct wsl_tls {
   ws_tls_ctx *ctx;
-} lws_tls;
+} wsl_tls;
 
-ws_tls_ctx *lws_check_tls(lua_State *L, int idx) {
-  lws_tls *t = luaL_checkudata(L, idx, LWS_TLS_MT);
+ws_tls_ctx *wsl_check_tls(lua_State *L, int idx) {
+  wsl_tls *t = luaL_checkudata(L, idx, WSL_TLS_MT);
   if (!t->ctx) luaL_argerror(L, idx, "TLS context released");
   return t->ctx;
 }
@@ -64,9 +64,9 @@ static int l_tls_context(lua_State *L) {
     return luaL_error(L, "tls.sni must be a table");
   }
   /* The userdata exists before the context, so a Lua error never strands one. */
-  lws_tls *t = lua_newuserdatauv(L, sizeof *t, 0);
+  wsl_tls *t = lua_newuserdatauv(L, sizeof *t, 0);
   t->ctx = NULL;
-  luaL_setmetatable(L, LWS_TLS_MT);
+  luaL_setmetatable(L, WSL_TLS_MT);
   t->ctx = ws_tls_ctx_new(&o, err);
   if (!t->ctx) {
     lua_pushnil(L);
@@ -79,8 +79,8 @@ static int l_tls_context(lua_State *L) {
 
 /* core.server_set_tls(server, ctx|nil): the context for connections accepted from now on. */
 static int l_server_set_tls(lua_State *L) {
-  lws_server *sv = luaL_checkudata(L, 1, LWS_SERVER_MT);
-  ws_tls_ctx *c = lua_isnoneornil(L, 2) ? NULL : lws_check_tls(L, 2);
+  wsl_server *sv = luaL_checkudata(L, 1, WSL_SERVER_MT);
+  ws_tls_ctx *c = lua_isnoneornil(L, 2) ? NULL : wsl_check_tls(L, 2);
   if (c && !ws_tls_ctx_is_server(c)) return luaL_argerror(L, 2, "a server context expected");
   if (sv->l.fd < 0) return luaL_error(L, "ws: the server is closed");
   if (c) ws_tls_ctx_ref(c);
@@ -91,7 +91,7 @@ static int l_server_set_tls(lua_State *L) {
 
 /* core.tls_info(conn) -> { version =, cipher =, alpn = } | nil */
 static int l_tls_info(lua_State *L) {
-  lws_conn *c = luaL_checkudata(L, 1, LWS_CONN_MT);
+  wsl_conn *c = luaL_checkudata(L, 1, WSL_CONN_MT);
   ws_tls_info info;
   if (!ws_tls_describe(&c->s, &info)) return 0;
   lua_createtable(L, 0, 3);
@@ -108,18 +108,18 @@ static int l_tls_info(lua_State *L) {
 
 /* core.report(where, message): through ws.set_error_handler's function, or stderr. */
 static int l_report(lua_State *L) {
-  lws_report(lws_ctx_get(L), luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+  wsl_report(wsl_ctx_get(L), luaL_checkstring(L, 1), luaL_checkstring(L, 2));
   return 0;
 }
 
 static int tls_gc(lua_State *L) {
-  lws_tls *t = lua_touserdata(L, 1);
+  wsl_tls *t = lua_touserdata(L, 1);
   ws_tls_ctx_unref(t->ctx);
   t->ctx = NULL;
   return 0;
 }
 
-void lws_tls_open_lib(lua_State *L, int mod) {
+void wsl_tls_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
     { "tls_context", l_tls_context }, { "server_set_tls", l_server_set_tls },
     { "tls_info", l_tls_info }, { "report", l_report }, { NULL, NULL }
@@ -128,7 +128,7 @@ void lws_tls_open_lib(lua_State *L, int mod) {
   lua_getfield(L, LUA_REGISTRYINDEX, "ws.core.ctx");
   luaL_setfuncs(L, funcs, 1);
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, LWS_TLS_MT)) {
+  if (luaL_newmetatable(L, WSL_TLS_MT)) {
     lua_pushcfunction(L, tls_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushliteral(L, "ws.tls");

@@ -7,19 +7,19 @@
 #include "lua_core.h"
 #include "runtime/ws_topic.h"
 
-static lws_conn *checkconn(lua_State *L, int idx) {
-  return (lws_conn *)luaL_checkudata(L, idx, LWS_CONN_MT);
+static wsl_conn *checkconn(lua_State *L, int idx) {
+  return (wsl_conn *)luaL_checkudata(L, idx, WSL_CONN_MT);
 }
 
 /* The server userdata, or the Lua server object holding it in `_l`. */
 static ws_listener *checklistener(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_getfield(L, idx, "_l");
-    lws_server *sv = luaL_testudata(L, -1, LWS_SERVER_MT);
+    wsl_server *sv = luaL_testudata(L, -1, WSL_SERVER_MT);
     lua_pop(L, 1); /* the table keeps the userdata alive */
     if (sv) return &sv->l;
   }
-  return &((lws_server *)luaL_checkudata(L, idx, LWS_SERVER_MT))->l;
+  return &((wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT))->l;
 }
 
 static const char *checktopic(lua_State *L, int idx, size_t *len) {
@@ -37,7 +37,7 @@ static int checkkind(lua_State *L, int idx) {
 }
 
 /* Topics are a server's: a client connection has none to join. */
-static ws_stream *server_stream(lua_State *L, lws_conn *c) {
+static ws_stream *server_stream(lua_State *L, wsl_conn *c) {
   if (!c->server) luaL_error(L, "ws: topics belong to a server's connections");
   if (c->s.phase < WS_PH_OPEN) luaL_error(L, "ws: the connection is not open yet");
   return &c->s;
@@ -52,7 +52,7 @@ static int push_closed(lua_State *L, const ws_stream *s) {
 
 /* conn:subscribe(topic) -> true (subscribed now) | false (it was) | nil, message, "closed" */
 static int l_subscribe(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t len;
   const char *name = checktopic(L, 2, &len);
   ws_stream *s = server_stream(L, c);
@@ -65,7 +65,7 @@ static int l_subscribe(lua_State *L) {
 
 /* conn:unsubscribe(topic) -> true (left) | false (was not subscribed, or closed: it left all) */
 static int l_unsubscribe(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t len;
   const char *name = checktopic(L, 2, &len);
   lua_pushboolean(L, ws_topic_unsubscribe(&c->s, name, len));
@@ -74,7 +74,7 @@ static int l_unsubscribe(lua_State *L) {
 
 /* conn:topics() -> { name, ... } in no particular order */
 static int l_topics(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t n = ws_topic_count(&c->s);
   lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -95,7 +95,7 @@ static int push_published(lua_State *L, long n) {
 /* conn:publish(topic, data [, kind]) -> receivers (every subscriber but this connection) |
  * nil, message, "closed" once this connection is closed (it is no longer one of the server's). */
 static int l_conn_publish(lua_State *L) {
-  lws_conn *c = checkconn(L, 1);
+  wsl_conn *c = checkconn(L, 1);
   size_t len, n;
   const char *name = checktopic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
@@ -147,7 +147,7 @@ static int l_topics_configure(lua_State *L) {
   return 0;
 }
 
-void lws_topic_open_lib(lua_State *L, int mod) {
+void wsl_topic_open_lib(lua_State *L, int mod) {
   static const luaL_Reg conn_methods[] = {
     { "subscribe", l_subscribe }, { "unsubscribe", l_unsubscribe }, { "topics", l_topics },
     { "publish", l_conn_publish }, { NULL, NULL }

@@ -607,14 +607,22 @@ int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
   return send_control(c, WS_OP_PONG, p, n);
 }
 
+int ws_close_args_check(unsigned code, const char *reason, size_t reason_len, const char **error) {
+  *error = NULL;
+  if (code && !ws_close_code_valid(code)) *error = E_CLOSE_CODE;
+  else if (!code && reason_len) *error = E_REASON_NO_CODE;
+  else if (reason_len > CLOSE_REASON_MAX) *error = E_REASON_LEN;
+  else if (!ws_utf8_valid((const uint8_t *)reason, reason_len)) *error = E_REASON_UTF8;
+  else return 0;
+  return *error == E_CLOSE_CODE ? 1 : 2;
+}
+
+const char *ws_control_len_check(size_t n) { return n > CONTROL_MAX ? E_CONTROL_LEN : NULL; }
+
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) {
   if (!may_send(c)) return -1;
-  const char *why = NULL;
-  if (!code && reason_len) why = E_REASON_NO_CODE;
-  else if (code && !ws_close_code_valid(code)) why = E_CLOSE_CODE;
-  else if (reason_len > CLOSE_REASON_MAX) why = E_REASON_LEN;
-  else if (!ws_utf8_valid((const uint8_t *)reason, reason_len)) why = E_REASON_UTF8;
-  if (why) {
+  const char *why;
+  if (ws_close_args_check(code, reason, reason_len, &why)) {
     c->error = why;
     return -1;
   }

@@ -12,6 +12,9 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+const char ws_err_header_name[] = "invalid header name";
+const char ws_err_header_value[] = "invalid value for header";
+
 /* ---- characters ---- */
 
 static int is_tchar(unsigned char c) { /* RFC 7230 3.2.6 token characters */
@@ -48,6 +51,21 @@ int ws_header_value_valid(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (is_ctl((unsigned char)s[i])) return 0;
   return 1;
+}
+
+size_t ws_headers_check(const ws_header *hs, size_t n, const char **error) {
+  for (size_t i = 0; i < n; i++) {
+    if (!ws_header_name_valid(hs[i].name, hs[i].name_len)) {
+      *error = ws_err_header_name;
+      return i;
+    }
+    if (!ws_header_value_valid(hs[i].value, hs[i].value_len)) {
+      *error = ws_err_header_value;
+      return i;
+    }
+  }
+  *error = NULL;
+  return n;
 }
 
 /* ---- the head scanner shared by requests and responses ----
@@ -261,8 +279,7 @@ static int has_token(const ws_header *hs, size_t n, const char *name, const char
 }
 
 int ws_request_is_upgrade(const ws_request *r) {
-  return has_token(r->headers, r->num_headers, "Upgrade", "websocket") &&
-         has_token(r->headers, r->num_headers, "Connection", "upgrade");
+  return has_token(r->headers, r->num_headers, "Upgrade", "websocket");
 }
 
 /* Base64 of exactly 16 bytes, in its one canonical spelling (decode, encode again, compare). */
@@ -353,16 +370,21 @@ int ws_request_check_upgrade(ws_request *r) {
   return 0;
 }
 
+/* Subprotocol names are compared exactly, as browsers do. */
+int ws_protocol_find(const char *const *list, size_t n, const char *p, size_t plen) {
+  for (size_t i = 0; i < n; i++)
+    if (strlen(list[i]) == plen && memcmp(list[i], p, plen) == 0) return (int)i;
+  return -1;
+}
+
 int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    size_t plen = strlen(protocols[i]);
     const ws_header *h = NULL;
-    /* Subprotocol names are compared exactly, as browsers do. */
     while ((h = find_header(r->headers, r->num_headers, "Sec-WebSocket-Protocol", h))) {
       size_t pos = 0, len;
       const char *t;
       while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
-        if (len == plen && memcmp(t, protocols[i], plen) == 0) return (int)i;
+        if (ws_protocol_find(protocols + i, 1, t, len) == 0) return (int)i;
     }
   }
   return -1;
@@ -427,11 +449,8 @@ static void put_header(writer *w, const char *name, const char *value, size_t vl
 }
 
 static int extra_valid(const ws_header *extra, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!ws_header_name_valid(extra[i].name, extra[i].name_len) ||
-        !ws_header_value_valid(extra[i].value, extra[i].value_len))
-      return 0;
-  return 1;
+  const char *error;
+  return ws_headers_check(extra, n, &error) == n;
 }
 
 static void put_extra(writer *w, const ws_header *extra, size_t n) {
@@ -555,7 +574,7 @@ int ws_client_key(char out[WS_KEY_LEN + 1]) {
   return 0;
 }
 
-static int target_valid(const char *s) {
+int ws_target_valid(const char *s) {
   if (!*s) return 0;
   for (; *s; s++)
     if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
@@ -563,16 +582,14 @@ static int target_valid(const char *s) {
 }
 
 int ws_protocol_repeated(const char *const *protocols, size_t i) {
-  for (size_t j = 0; j < i; j++)
-    if (strcmp(protocols[j], protocols[i]) == 0) return 1;
-  return 0;
+  return ws_protocol_find(protocols, i, protocols[i], strlen(protocols[i])) >= 0;
 }
 
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) {
   if (!path) path = "/";
-  if (!host || !*host || !target_valid(host) || !target_valid(path) || !key ||
+  if (!host || !*host || !ws_target_valid(host) || !ws_target_valid(path) || !key ||
       !ws_key_valid(key, strlen(key)) || !text_valid(extensions) || !text_valid(origin) ||
       !extra_valid(extra, nextra))
     return -1;
@@ -659,18 +676,19 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
     return response_fail(r, "wrong Sec-WebSocket-Accept");
   h = find_header(hs, n, "Sec-WebSocket-Protocol", NULL);
   if (h) {
-    size_t i;
     if (find_header(hs, n, "Sec-WebSocket-Protocol", h))
       return response_fail(r, "repeated Sec-WebSocket-Protocol");
-    for (i = 0; i < nprotocols; i++)
-      if (strlen(protocols[i]) == h->value_len && memcmp(protocols[i], h->value, h->value_len) == 0) break;
-    if (i == nprotocols) return response_fail(r, "protocol not offered");
+    if (ws_protocol_find(protocols, nprotocols, h->value, h->value_len) < 0)
+      return response_fail(r, "protocol not offered");
     r->protocol = h->value;
     r->protocol_len = h->value_len;
   }
   h = find_header(hs, n, "Sec-WebSocket-Extensions", NULL);
   if (h) {
     if (!offered_extensions) return response_fail(r, "extension not offered");
+    /* The accepted extensions come in one header, so that what they say is unambiguous. */
+    if (find_header(hs, n, "Sec-WebSocket-Extensions", h))
+      return response_fail(r, "repeated Sec-WebSocket-Extensions");
     r->extensions = h->value;
     r->extensions_len = h->value_len;
   }

@@ -45,8 +45,10 @@ typedef struct ws_request {
  * fields are unspecified. */
 int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
 
-/* Does the parsed request ask for a WebSocket upgrade at all (Upgrade: websocket and
- * Connection containing the upgrade token)? Plain HTTP requests go elsewhere. */
+/* Does the parsed request ask for a WebSocket upgrade at all (an Upgrade header listing
+ * websocket)? Plain HTTP requests go elsewhere; one that asks but lacks Connection: Upgrade
+ * is an upgrade request that ws_request_check_upgrade answers with 400. Every binding
+ * (ws.core, ws.codec and so ws.resty) sorts requests with this one function. */
 int ws_request_is_upgrade(const ws_request *r) WS_HIDDEN;
 
 /* Check every RFC 6455 4.2.1 requirement (GET, HTTP/1.1 or later, one valid Host, Upgrade,
@@ -64,6 +66,10 @@ const ws_header *ws_request_header(const ws_request *r, const char *name, const 
  * at the end. Quoted strings are kept whole. */
 int ws_header_next_token(const char *value, size_t value_len, size_t *pos,
                          const char **tok, size_t *tok_len) WS_HIDDEN;
+
+/* The index of the subprotocol p[0..plen) in list[0..n), or -1: the one comparison (exact,
+ * as browsers do) behind "the server answers one the client offered" on both sides. */
+int ws_protocol_find(const char *const *list, size_t n, const char *p, size_t plen) WS_HIDDEN;
 
 /* Pick the subprotocol: the first of the server's `protocols` (its order of preference)
  * that the client offered in any Sec-WebSocket-Protocol header. Returns its index, or -1. */
@@ -96,6 +102,13 @@ int ws_response_status_head(ws_buf *out, int status, const ws_header *extra, siz
 int ws_header_name_valid(const char *s, size_t n) WS_HIDDEN;
 int ws_header_value_valid(const char *s, size_t n) WS_HIDDEN;
 
+/* The first of hs[0..n) that the builders would refuse: returns its index and sets *error to
+ * ws_err_header_name or ws_err_header_value; returns n (and *error = NULL) when all pass.
+ * Bindings name the header from the index instead of checking again. */
+size_t ws_headers_check(const ws_header *hs, size_t n, const char **error) WS_HIDDEN;
+extern const char ws_err_header_name[] WS_HIDDEN;   /* "invalid header name" */
+extern const char ws_err_header_value[] WS_HIDDEN;  /* "invalid value for header" */
+
 /* Standard reason phrase for a status ("Bad Request"...). */
 const char *ws_status_text(int status) WS_HIDDEN;
 
@@ -103,6 +116,10 @@ const char *ws_status_text(int status) WS_HIDDEN;
 
 /* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
 int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
+
+/* Can this go in a request line or the Host header we send: one or more visible ASCII
+ * characters (0x21..0x7e), nothing else? ws_client_request refuses host and path otherwise. */
+int ws_target_valid(const char *s) WS_HIDDEN;
 
 /* Is protocols[i] equal to one of protocols[0..i)? (RFC 6455 4.1 wants offers unique.) */
 int ws_protocol_repeated(const char *const *protocols, size_t i) WS_HIDDEN;
@@ -137,7 +154,8 @@ int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_he
 
 /* Check a parsed response against our request (RFC 6455 4.1): status 101 in HTTP/1.1 or
  * later, Upgrade: websocket (alone), Connection, the Accept value for `key`, a protocol that
- * is one of those offered (or none), no extension unless offered. Returns 0, or -1 with
+ * is one of those offered (or none), no extension unless offered and then in one header.
+ * Returns 0, or -1 with
  * r->error. */
 int ws_response_check_upgrade(ws_response *r, const char *key, const char *const *protocols,
                               size_t nprotocols, int offered_extensions) WS_HIDDEN;

@@ -16,31 +16,8 @@ local cconnect, chead = core.connect, core.client_head
 local M = {}
 
 -- "ws[s]://host[:port][/path][?query]" -> { scheme, host, port, target, host_header, tls }
--- or nil, message. IPv6 literals go in brackets.
-function M.parse_url(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, "invalid URL " .. url end
-  scheme = scheme:lower()
-  if scheme ~= "ws" and scheme ~= "wss" then return nil, "unsupported URL scheme " .. scheme end
-  local authority, target = rest:match("^([^/?#]*)(.*)$")
-  target = target:gsub("#.*$", "")
-  if target == "" then target = "/" elseif target:sub(1, 1) == "?" then target = "/" .. target end
-  if authority:find("@", 1, true) then return nil, "user information in URLs is not supported" end
-  local host, port
-  if authority:sub(1, 1) == "[" then
-    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = authority:match("^([^:]+):?(%d*)$")
-  end
-  if not host or host == "" then return nil, "invalid host in URL " .. url end
-  local default = scheme == "wss" and 443 or 80
-  port = port ~= "" and tonumber(port) or default
-  if port < 1 or port > 65535 then return nil, "invalid port in URL " .. url end
-  local host_header = authority:sub(1, 1) == "[" and ("[" .. host .. "]") or host
-  if port ~= default then host_header = host_header .. ":" .. port end
-  return { scheme = scheme, host = host, port = port, target = target, host_header = host_header,
-           tls = scheme == "wss" }
-end
+-- or nil, message (ws.url).
+M.parse_url = require("ws.url").parse
 
 local function describe(u, url, msg, code)
   if code == "dns" then return ("cannot resolve %s: %s"):format(u.host, (msg:gsub("^dns: ", ""))) end

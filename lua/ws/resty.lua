@@ -9,6 +9,7 @@
 --   for msg, kind in conn:messages() do ... end
 local codec = require "ws.codec"
 local check = require "ws.options"
+local parse_ws_url, origin_policy = require("ws.url").parse, require("ws.url").origin_policy
 
 local type, tostring, tonumber, setmetatable, error = type, tostring, tonumber, setmetatable, error
 local pairs, pcall = pairs, pcall
@@ -418,13 +419,6 @@ local function request_head()
   return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
 end
 
-local function origin_allowed(list, origin)
-  if type(list) == "function" then return list(origin) end
-  for i = 1, #list do
-    if list[i] == origin then return true end
-  end
-  return false
-end
 
 -- conn = resty.accept([opts]): validates the upgrade request (with the codec's own parser, on
 -- the request head nginx received), answers 101 with the chosen subprotocol and extensions,
@@ -452,7 +446,7 @@ function M.accept(opts)
     return refuse(req.status, req.error or "bad upgrade request",
       req.status == 426 and { ["Sec-WebSocket-Version"] = "13" } or nil)
   end
-  if opts.origins and not origin_allowed(opts.origins, req.origin) then
+  if opts.origins and not origin_policy(opts.origins, "ws.resty.accept", 2)(req.origin, nil, function() return req end) then
     return refuse(403, "origin not allowed")
   end
 
@@ -490,18 +484,11 @@ end
 ---------------------------------------------------------------------------------------------
 -- Client: ngx.socket.tcp()
 
+-- ws.url's parser; a scheme other than ws or wss keeps the message resty callers know.
 local function parse_url(url)
-  local scheme, rest = url:match("^(wss?)://(.+)$")
-  if not scheme then return nil, "bad url (ws:// or wss:// expected): " .. url end
-  local authority, path = rest:match("^([^/?#]+)(.*)$")
-  if not authority then return nil, "bad url (no host): " .. url end
-  path = path:gsub("#.*$", "")
-  if path == "" then path = "/" elseif path:sub(1, 1) == "?" then path = "/" .. path end
-  local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
-  if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
-  if not host then return nil, "bad url (host): " .. url end
-  port = tonumber(port) or (scheme == "wss" and 443 or 80)
-  return { scheme = scheme, host = host, port = port, authority = authority, path = path }
+  local u, err, what = parse_ws_url(url)
+  if not u and (what == "scheme" or what == "url") then return nil, "bad url (ws:// or wss:// expected): " .. url end
+  return u, err
 end
 
 -- conn = resty.connect(url [, opts]): opens ws:// or wss:// with a cosocket. opts: protocols,
@@ -534,7 +521,7 @@ function M.connect(url, opts)
   local mode = opts.compression or "off"
   local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
   if dconfig and deflate_supported() then offer = codec.deflate_offer(dconfig) end
-  local request, key = codec.client_request{ host = u.authority, path = u.path,
+  local request, key = codec.client_request{ host = u.host_header, path = u.target,
     protocols = opts.protocols, extensions = offer, origin = opts.origin, headers = opts.headers }
   ok, err = sock:send(request)
   if not ok then return bail("send failed: " .. tostring(err), "socket") end

@@ -29,35 +29,13 @@ end
 local open_servers = {}
 M.open_servers = open_servers
 
-local function lower(s) return s and s:lower() end
-
--- The default origin policy: non-browser clients send no Origin and pass; a browser's Origin
--- must name the host it connects to (same origin). A list and "*" let a request without Origin
--- through as well (browsers always send one), a function decides; require_origin = true
--- refuses those before any policy is asked.
-local function same_origin(origin, host)
-  if not origin then return true end
-  local authority = origin:match("^%a[%w+.-]*://([^/?#]+)")
-  return authority ~= nil and host ~= nil and lower(authority) == lower(host)
-end
-
-local function origin_policy(opt)
-  if opt == nil then
-    return function(origin, host) return same_origin(origin, host) end
-  elseif opt == "*" or opt == true then
-    return function() return true end
-  elseif type(opt) == "function" then
-    return function(origin, host, conn) return opt(origin, crequest(conn)) end
-  elseif type(opt) == "table" then
-    local allowed = {}
-    for _, o in ipairs(opt) do allowed[lower(o)] = true end
-    return function(origin) return origin == nil or allowed[lower(origin)] == true end
-  end
-  error("ws.server: origins must be a list, a function or \"*\"", 3)
-end
+-- The origin policy (ws.url): non-browser clients send no Origin and pass; by default a
+-- browser's Origin must name the host it connects to; require_origin = true refuses requests
+-- without Origin before any policy is asked.
+local origin_policy = require("ws.url").origin_policy
 
 local UPGRADED = {} -- what serve returns to the callback style's dispatch after the 101
-local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- lws_stage in csrc/binding/lua_core.h
+local STAGE_NEW, STAGE_OPEN, STAGE_DONE = 0, 1, 3 -- wsl_stage in csrc/binding/lua_core.h
 local crecv, cstage, chandoff, cdeferred = core.recv, core.stage, core.handoff, core.deferred
 
 -- The callback style { open =, message =, close = } keeps no coroutine per connection: for
@@ -169,14 +147,16 @@ local function endpoint(opts, handler, where, level)
   local protocols = opts.protocols
   if type(protocols) == "string" then protocols = { protocols } end
   local require_protocol = opts.require_protocol
-  local origin_ok = origin_policy(opts.origins)
+  local origin_ok = origin_policy(opts.origins, where, level)
   local require_origin = opts.require_origin
   local hshook = opts.handshake
 
   local function upgrade(conn, status, why, origin, host)
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
     if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
-    if not origin_ok(origin, host, conn) then return crespond(conn, 403, nil, "Origin not allowed\n") end
+    if not origin_ok(origin, host, function() return crequest(conn) end) then
+      return crespond(conn, 403, nil, "Origin not allowed\n")
+    end
     local protocol
     if protocols then
       protocol = cchoose(conn, protocols)

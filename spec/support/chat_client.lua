@@ -14,9 +14,8 @@ local M = {}
 function M.pool() return setmetatable({ clients = {} }, Pool) end
 
 local function parse_url(url)
-  local host, port, path = url:match("^ws://([^:/]+):(%d+)(/?.*)$")
-  assert(host, "bad url " .. url)
-  return host, tonumber(port), path ~= "" and path or "/"
+  local u = assert(require("ws.url").parse(url))
+  return u.host, u.port, u.target, u.host_header
 end
 
 -- Reads what has arrived (waiting at most `timeout`); returns the bytes, or nil and the reason.
@@ -34,12 +33,12 @@ end
 
 function Pool:open(id, url, opts)
   opts = opts or {}
-  local host, port, path = parse_url(url)
+  local host, port, path, host_header = parse_url(url)
   local sock = assert(socket.tcp())
   sock:settimeout(5)
   local ok, err = sock:connect(host, port)
   if not ok then return { ok = false, error = err } end
-  local request, key = codec.client_request({ host = host .. ":" .. port, path = path, origin = opts.origin })
+  local request, key = codec.client_request({ host = host_header, path = path, origin = opts.origin })
   assert(sock:send(request))
   local buf = ""
   local deadline = socket.gettime() + 5

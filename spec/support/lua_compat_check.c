@@ -43,7 +43,7 @@ int main(void) {
   luaL_pushresultsize(&b, 4);
   CHECK(strcmp(lua_tostring(L, -1), "hell") == 0 && lua_gettop(L) == ud + 1);
   lua_pop(L, 1);
-  lws_push_main_thread(L);
+  wsl_push_main_thread(L);
   CHECK(lua_tothread(L, -1) == L);
   lua_pop(L, 1);
   (void)luaL_dostring(L, "return function(a) local b = coroutine.yield(a + 1, 'x') return b * 2 end");

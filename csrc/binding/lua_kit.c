@@ -1,0 +1,108 @@
+/* The binding toolkit shared by ws.core and ws.codec (see lua_kit.h): Lua values in, core
+ * types out, with the core's rules applied once. */
+#include <string.h>
+
+#include "lua_kit.h"
+
+int kit_raise(lua_State *L, kit_where w, const char *what) {
+  if (w.fn) return luaL_error(L, "%s: %s", w.fn, what);
+  return luaL_argerror(L, w.arg, what);
+}
+
+/* The header entry on top (key at -2, value at -1) -> *h; the strings stay referenced from the
+ * table at `t` or from `anchor`. Pops nothing. */
+static void read_entry(lua_State *L, int anchor, ws_header *h, kit_where w) {
+  int kt = lua_type(L, -2), vt = lua_type(L, -1);
+  if (kt == LUA_TSTRING && (vt == LUA_TSTRING || vt == LUA_TNUMBER)) {
+    if (vt == LUA_TNUMBER) { /* the converted copy is kept by the anchor table */
+      lua_pushvalue(L, -1);
+      lua_tostring(L, -1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, anchor, (int)kit_rawlen(L, anchor) + 1);
+      h->value = lua_tolstring(L, -1, &h->value_len);
+      lua_pop(L, 1);
+    } else {
+      h->value = lua_tolstring(L, -1, &h->value_len);
+    }
+    h->name = lua_tolstring(L, -2, &h->name_len);
+  } else if (vt == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      kit_raise(L, w, "header pairs must be { name, value } strings");
+    h->name = lua_tolstring(L, -2, &h->name_len);
+    h->value = lua_tolstring(L, -1, &h->value_len);
+    lua_pop(L, 2); /* both stay referenced by the pair table */
+  } else {
+    kit_raise(L, w, "header names and values must be strings");
+  }
+}
+
+size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w) {
+  size_t n = 0;
+  t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  lua_newtable(L);
+  int anchor = lua_gettop(L);
+  if (lua_isnoneornil(L, t)) return 0;
+  if (!lua_istable(L, t)) kit_raise(L, w, "headers must be a table");
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    const char *why;
+    if (n == max) kit_raise(L, w, "too many headers");
+    read_entry(L, anchor, &out[n], w);
+    if (ws_headers_check(&out[n], 1, &why) == 0)
+      kit_raise(L, w, lua_pushfstring(L, "%s '%s'", why, out[n].name));
+    n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) {
+  size_t n = 0, len;
+  t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  if (lua_isnoneornil(L, t)) return 0;
+  if (!lua_istable(L, t)) kit_raise(L, w, "protocols must be a list of strings");
+  len = kit_rawlen(L, t);
+  if (len > max) kit_raise(L, w, lua_pushfstring(L, "more than %d protocols", (int)max));
+  for (size_t i = 1; i <= len; i++) {
+    size_t plen;
+    lua_rawgeti(L, t, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) kit_raise(L, w, "protocols must be a list of strings");
+    out[n] = lua_tolstring(L, -1, &plen);
+    if (!ws_header_name_valid(out[n], plen))
+      kit_raise(L, w, lua_pushfstring(L, "invalid protocol name '%s'", out[n]));
+    n++;
+    lua_pop(L, 1); /* still referenced by the list */
+  }
+  return n;
+}
+
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) {
+  double v = def;
+  lua_getfield(L, t, k);
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "%s: option %s must be a number", fn, k);
+    v = lua_tonumber(L, -1);
+    if (v < 0) luaL_error(L, "%s: option %s must not be negative", fn, k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) {
+  const char *v = NULL;
+  lua_getfield(L, t, k);
+  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "%s: option %s must be a string", fn, k);
+  lua_pop(L, 1);
+  return v;
+}
+
+int kit_fail(lua_State *L, const char *message, const char *code) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  if (!code) return 2;
+  lua_pushstring(L, code);
+  return 3;
+}

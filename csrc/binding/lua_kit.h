@@ -1,0 +1,50 @@
+/* The binding toolkit compiled into both ws.core and ws.codec: reading header tables and
+ * protocol lists from Lua, and `nil, message, code` results. It uses only the API common to
+ * Lua 5.1 to 5.4 and LuaJIT (ws.codec loads on all of them), and leaves every rule to the
+ * core: names and values are checked by ws_headers_check, protocol names by
+ * ws_header_name_valid. */
+#ifndef LUA_KIT_H
+#define LUA_KIT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ws_common.h"
+#include "ws_handshake.h"
+
+#if LUA_VERSION_NUM < 502
+#define kit_rawlen(L, i) lua_objlen(L, (i))
+#else
+#define kit_rawlen(L, i) lua_rawlen(L, (i))
+#endif
+
+/* How a reader reports a bad argument: `fn` set raises "fn: what" (luaL_error); `fn` NULL
+ * raises a bad-argument error for stack index `arg`. */
+typedef struct kit_where {
+  const char *fn;
+  int arg;
+} kit_where;
+
+/* Raises `what` as `w` says. */
+int kit_raise(lua_State *L, kit_where w, const char *what) WS_HIDDEN;
+
+/* Headers from the table at `t` (nil or none: no headers): { name = value } and
+ * { { name, value }, ... } entries, mixed as one likes; number values become strings. At most
+ * `max` go to out[]; each name and value is one the core's builders accept. Pushes one table
+ * that anchors converted values (leave it on the stack while out[] is used). */
+size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w) WS_HIDDEN;
+
+/* Protocol names from the list at `t` (nil or none: none), each an RFC 7230 token, at most
+ * `max`. The strings stay anchored by the list. */
+size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) WS_HIDDEN;
+
+/* Option readers for the options table at `t`: a missing field gives `def` (NULL). A number
+ * must not be negative; errors read "fn: option k must be a number" and the like. A string
+ * stays anchored by the table. */
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) WS_HIDDEN;
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) WS_HIDDEN;
+
+/* nil, message, code (code NULL: nil, message). Returns the number of results pushed. */
+int kit_fail(lua_State *L, const char *message, const char *code) WS_HIDDEN;
+
+#endif
