@@ -294,13 +294,8 @@ static void client_io(struct ev_loop *ev, ev_io *w, int revents) {
 }
 
 static void got_addresses(ws_client *cl, const struct addrinfo *res) {
-  cl->naddrs = cl->next_addr = 0;
-  for (const struct addrinfo *ai = res; ai && cl->naddrs < WS_CLIENT_ADDRS; ai = ai->ai_next) {
-    if (ai->ai_addrlen > sizeof cl->addrs[0]) continue;
-    memcpy(&cl->addrs[cl->naddrs], ai->ai_addr, ai->ai_addrlen);
-    cl->addrlens[cl->naddrs] = ai->ai_addrlen;
-    cl->naddrs++;
-  }
+  cl->next_addr = 0;
+  cl->naddrs = ws_dns_addresses(res, cl->addrs, cl->addrlens, WS_CLIENT_ADDRS);
 }
 
 static void dns_failed(ws_client *cl, int gai) {

@@ -68,6 +68,17 @@ void ws_dns_drop(struct ws_dns *d) {
   }
 }
 
+int ws_dns_addresses(const struct addrinfo *res, struct sockaddr_storage *addrs, socklen_t *lens, int max) {
+  int n = 0;
+  for (const struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof addrs[0]) continue;
+    memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+    lens[n] = ai->ai_addrlen;
+    n++;
+  }
+  return n;
+}
+
 void ws_dns_reap(void) {
   struct ws_dns **pp = &orphans;
   while (*pp) {

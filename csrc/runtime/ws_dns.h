@@ -5,6 +5,7 @@
 #define WS_DNS_H
 
 #include <netdb.h>
+#include <sys/socket.h>
 
 #define WS_DNS_HOST_MAX 255 /* a DNS name's limit */
 
@@ -22,5 +23,9 @@ const struct addrinfo *ws_dns_result(struct ws_dns *d);
  * writes into it, and is freed by a later ws_dns_reap. */
 void ws_dns_drop(struct ws_dns *d);
 void ws_dns_reap(void);
+
+/* Copies the first max addresses of a lookup's result (res may be NULL) into addrs and lens, to
+ * be tried in turn; returns how many. */
+int ws_dns_addresses(const struct addrinfo *res, struct sockaddr_storage *addrs, socklen_t *lens, int max);
 
 #endif

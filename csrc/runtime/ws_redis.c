@@ -569,13 +569,8 @@ static void connect_done(ws_redis *r) {
 }
 
 static void got_addresses(ws_redis *r, const struct addrinfo *res) {
-  r->naddrs = r->next_addr = 0;
-  for (const struct addrinfo *ai = res; ai && r->naddrs < 8; ai = ai->ai_next) {
-    if (ai->ai_addrlen > sizeof r->addrs[0]) continue;
-    memcpy(&r->addrs[r->naddrs], ai->ai_addr, ai->ai_addrlen);
-    r->addrlens[r->naddrs] = ai->ai_addrlen;
-    r->naddrs++;
-  }
+  r->next_addr = 0;
+  r->naddrs = ws_dns_addresses(res, r->addrs, r->addrlens, (int)(sizeof r->addrs / sizeof r->addrs[0]));
 }
 
 static void io_cb(struct ev_loop *ev, ev_io *w, int revents) {
