@@ -538,6 +538,31 @@ static void pub_send(uint64_t now) {
   if (send_payload(p, run.pub_tmpl, run.pub_sent) == 0) run.pub_sent++;
 }
 
+/* The answer to a fanout or chat client's probe (its subscription is in place): 1 when it was one. */
+static int take_probe(conn *c, int opcode, const uint8_t *p, size_t n) {
+  if (n != 14 || memcmp(p, "probe-", 6) != 0) return 0;
+  if (opcode != 0x1) note_error(c, "probe came back as binary");
+  if (!c->probed) {
+    c->probed = 1;
+    run.ready++;
+  }
+  return 1;
+}
+
+/* A message of `from` came back (echo) or reached the room's other member (chat), in order:
+ * counted, and its latency kept when it arrived within the timed window. */
+static void count_reply(conn *from, size_t n, uint64_t now) {
+  uint64_t sent = from->ts[from->recv_seq % (uint32_t)cfg.inflight];
+  from->recv_seq++;
+  from->outstanding--;
+  run.recv_total++;
+  if (now >= run.t_start && now < run.t_end) {
+    run.msgs++;
+    run.bytes += n;
+    lc_hist_add(&run.hist, now - sent);
+  }
+}
+
 static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t now) {
   if (cfg.socketio && !sio_message(c, opcode, &p, &n)) return;
   if (cfg.scenario == SC_ECHO || cfg.scenario == SC_IDLE) {
@@ -549,27 +574,12 @@ static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t
       conn_fail(c, n != cfg.size ? "echoed payload has the wrong length" : "echoed payload differs");
       return;
     }
-    uint64_t sent = c->ts[c->recv_seq % (uint32_t)cfg.inflight];
-    c->recv_seq++;
-    c->outstanding--;
-    run.recv_total++;
-    if (now >= run.t_start && now < run.t_end) {
-      run.msgs++;
-      run.bytes += n;
-      lc_hist_add(&run.hist, now - sent);
-    }
+    count_reply(c, n, now);
     if (cfg.scenario == SC_ECHO && may_send(now)) echo_send(c, now);
     return;
   }
   if (cfg.scenario == SC_FANOUT) {
-    if (n == 14 && memcmp(p, "probe-", 6) == 0) {
-      if (opcode != 0x1) note_error(c, "probe came back as binary");
-      if (!c->probed) {
-        c->probed = 1;
-        run.ready++;
-      }
-      return;
-    }
+    if (take_probe(c, opcode, p, n)) return;
     if (c->recv_seq >= run.pub_sent) {
       conn_fail(c, "a broadcast that was never published");
       return;
@@ -593,14 +603,7 @@ static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t
     return;
   }
   if (cfg.scenario == SC_CHAT) {
-    if (n == 14 && memcmp(p, "probe-", 6) == 0) {
-      if (opcode != 0x1) note_error(c, "probe came back as binary");
-      if (!c->probed) {
-        c->probed = 1;
-        run.ready++;
-      }
-      return;
-    }
+    if (take_probe(c, opcode, p, n)) return;
     /* the message was sent by the other member of the room */
     conn *from = &run.c[(c - run.c) ^ 1];
     if (!from->outstanding) {
@@ -611,15 +614,7 @@ static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t
       conn_fail(c, n != cfg.size ? "room message has the wrong length" : "room message differs (or lost, reordered)");
       return;
     }
-    uint64_t sent = from->ts[from->recv_seq % (uint32_t)cfg.inflight];
-    from->recv_seq++;
-    from->outstanding--;
-    run.recv_total++;
-    if (now >= run.t_start && now < run.t_end) {
-      run.msgs++;
-      run.bytes += n;
-      lc_hist_add(&run.hist, now - sent);
-    }
+    count_reply(from, n, now);
     if (from->state == ST_OPEN && may_send(now)) echo_send(from, now);
     return;
   }

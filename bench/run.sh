@@ -48,14 +48,13 @@ ALL_SERVERS="lua-ws lua-ws-cb uws lws nginx node lua-http python tcp"
 SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
 SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle}
 
+. bench/common.sh
+
 note() { echo "bench: $*" >&2; echo "- $*" >>"$NOTES"; }
 
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$SERVER_PID" 2>/dev/null
-  wait "$SERVER_PID" 2>/dev/null
+  stop_pid "$SERVER_PID" 40
   SERVER_PID=
 }
 cleanup() { stop_server; rm -rf "$TMP"; }
@@ -65,12 +64,6 @@ trap 'exit 130' INT TERM
 # 10,000 connections need more descriptors than the usual 1024, on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-next_port() {
-  PORT=$((PORT + 1))
-  local tries=0
-  while port_open "$PORT" && [ $tries -lt 50 ]; do PORT=$((PORT + 1)); tries=$((tries + 1)); done
-}
 
 # Why a server cannot run here, or nothing when it can.
 unavailable() {
@@ -246,15 +239,7 @@ cat "$TMP/tables.md"
   echo
   cat "$TMP/tables.md"
   echo
-  echo "## Notes"
-  echo
-  if [ -s "$NOTES" ]; then cat "$NOTES"; else echo "- every server ran"; fi
-  if [ -s "$TMP/client.err" ]; then
-    echo
-    echo "Client error summaries:"
-    echo
-    sed 's/^/    /' "$TMP/client.err" | sort | uniq | head -n 40
-  fi
+  report_notes "## Notes"
   echo
   echo "## Commands"
   echo
@@ -269,11 +254,7 @@ cat "$TMP/tables.md"
   cat "$CMDS"
   echo '```'
   echo
-  echo "## Raw lines"
-  echo
-  echo '```'
-  cat "$RAW"
-  echo '```'
+  report_raw "## Raw lines"
   # the section `make bench-bus` writes (bench/run_bus.sh) stays as it was
   if [ -f "$OUT" ] && grep -q '^<!-- bench-bus begin -->' "$OUT"; then
     echo

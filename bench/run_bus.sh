@@ -50,15 +50,10 @@ PIDS=()        # servers of the current measurement
 REDIS_PID=
 REDIS_PORT=
 
+. bench/common.sh
+
 note() { echo "bench-bus: $*" >&2; echo "- $*" >>"$NOTES"; }
 
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
 stop_servers() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -74,12 +69,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-next_port() {
-  PORT=$((PORT + 1))
-  local tries=0
-  while port_open "$PORT" && [ $tries -lt 50 ]; do PORT=$((PORT + 1)); tries=$((tries + 1)); done
-}
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --raw "$@" 2>/dev/null; }
 
 start_redis() {
@@ -321,15 +310,7 @@ cat "$TMP/tables.md"
   echo
   cat "$TMP/tables.md"
   echo
-  echo "### Notes"
-  echo
-  if [ -s "$NOTES" ]; then cat "$NOTES"; else echo "- every server ran"; fi
-  if [ -s "$TMP/client.err" ]; then
-    echo
-    echo "Client error summaries:"
-    echo
-    sed 's/^/    /' "$TMP/client.err" | sort | uniq | head -n 40
-  fi
+  report_notes "### Notes"
   echo
   echo "### Commands"
   echo
@@ -339,11 +320,7 @@ cat "$TMP/tables.md"
   cat "$CMDS"
   echo '```'
   echo
-  echo "### Raw lines"
-  echo
-  echo '```'
-  cat "$RAW"
-  echo '```'
+  report_raw "### Raw lines"
   echo "<!-- bench-bus end -->"
 } >"$TMP/section.md"
 if [ -f "$OUT" ] && grep -q '^<!-- bench-bus begin -->' "$OUT"; then

@@ -4,6 +4,7 @@
 -- spec/out/.
 local cjson = require "cjson"
 local helper = require "helper"
+local node_checks = require "support.node_checks"
 
 local RUN_LIMIT = 180   -- seconds for the whole browser run (the script has its own watchdog)
 
@@ -12,21 +13,7 @@ local function run_browser(redis_url)
   local cmd = ("timeout -k 5 %d %s spec/support/browser/chat_e2e.js --server %s --out spec/out%s 2>&1")
     :format(RUN_LIMIT, helper.shell_quote(helper.node), helper.shell_quote(helper.lua .. " examples/chat.lua"),
       redis_url and (" --redis " .. helper.shell_quote(redis_url)) or "")
-  local pipe = assert(io.popen(cmd, "r"))
-  local checks, summary, other = {}, nil, {}
-  for line in pipe:lines() do
-    local ok, obj = pcall(cjson.decode, line)
-    if ok and type(obj) == "table" and obj.check then
-      -- A check may be reported more than once (a page error): a failure wins.
-      if checks[obj.check] == nil or not obj.ok then checks[obj.check] = obj end
-    elseif ok and type(obj) == "table" and obj.done then
-      summary = obj
-    else
-      other[#other + 1] = line
-    end
-  end
-  pipe:close()
-  return checks, summary, table.concat(other, "\n")
+  return node_checks.run(cmd)
 end
 
 describe("the chat page in Chromium", function()
@@ -36,12 +23,7 @@ describe("the chat page in Chromium", function()
     checks, summary, output = run_browser()
   end)
 
-  local function expect_check(name)
-    local c = checks[name]
-    assert(c, ("check %q did not run; the browser run said:\n%s\n%s"):format(name,
-      cjson.encode(checks), output))
-    assert(c.ok, ("%s: %s"):format(name, c.detail))
-  end
+  local function expect_check(name) node_checks.expect(checks, output, name, "; the browser run said") end
 
   it("finished every check within its time limit", function()
     assert(summary, "the browser run did not finish: " .. output .. "\n" .. cjson.encode(checks))
@@ -78,12 +60,7 @@ describe("the chat page in Chromium, on two chat processes sharing one Redis", f
   end)
   teardown(function() if redis then redis.stop() end end)
 
-  local function expect_check(name)
-    local c = checks[name]
-    assert(c, ("check %q did not run; the browser run said:\n%s\n%s"):format(name,
-      cjson.encode(checks), output))
-    assert(c.ok, ("%s: %s"):format(name, c.detail))
-  end
+  local function expect_check(name) node_checks.expect(checks, output, name, "; the browser run said") end
 
   it("finished every check within its time limit", function()
     assert(summary, "the browser run did not finish: " .. output .. "\n" .. cjson.encode(checks))

@@ -5,26 +5,21 @@
 local helper = require "helper"
 local socket = require "socket"
 local wsc = require "support.ws_client"
-local redis = require "support.redis"
 local nodes = require "support.bus_nodes"
 
 local client = nodes.client
 
 describe("ordered topics across a Redis restart with AOF", function()
-  local srv, dir, A, B
+  local srv, admin, dir, A, B
 
   setup(function()
     dir = helper.tmpdir("lua-ws-aof")
-    srv = redis.start({ args = { "--appendonly", "yes", "--appendfsync", "always", "--dir", dir } })
-    A = nodes.start(srv.url, "aofA", { gap = "notify" })
-    B = nodes.start(srv.url, "aofB", { gap = "notify" })
-    A.wait_up()
-    B.wait_up()
+    srv, admin, A, B = nodes.pair({ "aofA", "aofB" },
+      { redis = { args = { "--appendonly", "yes", "--appendfsync", "always", "--dir", dir } }, node = { gap = "notify" } })
   end)
 
   teardown(function()
-    for _, n in ipairs({ A or {}, B or {} }) do if n.proc then n.proc:kill() end end
-    if srv then srv.stop() end
+    nodes.stop(srv, admin, A or {}, B or {})
     if dir then helper.rmtree(dir) end
   end)
 

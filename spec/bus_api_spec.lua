@@ -5,23 +5,10 @@
 -- wait is bounded.
 local ws = require "ws"
 local redis_mod = require "support.redis"
+local loop = require "support.on_loop"
 
-local function wait_until(fn, timeout)
-  local deadline = ws.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if ws.now() > deadline then return false end
-    ws.sleep(0.01)
-  end
-end
-
-local function in_task(fn, timeout)
-  local res
-  ws.spawn(function() res = { fn() } end)
-  assert.truthy(wait_until(function() return res end, timeout or 10), "task did not finish")
-  return (unpack or table.unpack)(res)
-end
+local function wait_until(fn, timeout) return loop.wait_until(fn, timeout, 0.01) end
+local in_task = loop.in_task
 
 local function message(e) return (tostring(e):gsub("^.-:%d+: ", "")) end
 

@@ -6,25 +6,11 @@ local ws = require "ws"
 local core = require "ws.core"
 local bus = require "ws.bus"
 local redis_mod = require "support.redis"
+local loop = require "support.on_loop"
 local helper = require "helper"
 
-local function wait_until(fn, timeout)
-  local deadline = ws.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if ws.now() > deadline then return false end
-    ws.sleep(0.02)
-  end
-end
-
--- Runs fn in a task and waits (bounded) for its results.
-local function in_task(fn, timeout)
-  local res
-  ws.spawn(function() res = { fn() } end)
-  assert.truthy(wait_until(function() return res end, timeout or 10), "task did not finish")
-  return (unpack or table.unpack)(res)
-end
+local wait_until = loop.wait_until
+local in_task = loop.in_task
 
 describe("the Redis bus in one process", function()
   local redis

@@ -5,16 +5,9 @@
 local ws = require "ws"
 local helper = require "helper"
 local redis_mod = require "support.redis"
+local loop = require "support.on_loop"
 
-local function wait_until(fn, timeout)
-  local deadline = ws.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if ws.now() > deadline then return false end
-    ws.sleep(0.02)
-  end
-end
+local wait_until = loop.wait_until
 
 local function start_node(redis, id, linger)
   local p = helper.spawn_lua({ helper.root .. "/spec/support/bus_fast_node.lua", redis.url, id,

@@ -6,7 +6,6 @@
 -- redis-server of the spec's own; every wait is bounded.
 local helper = require "helper"
 local socket = require "socket"
-local redis = require "support.redis"
 local resp = require "support.resp"
 local wsc = require "support.ws_client"
 local scripts = require "ws.bus_scripts"
@@ -61,21 +60,11 @@ describe("ordered topics: gap fill on a node", function()
   end
 
   setup(function()
-    srv = redis.start()
-    admin = assert(resp.connect(srv.port))
-    A = start_node(srv.url, "gapA")
-    B = start_node(srv.url, "gapB")
-    for _, n in ipairs({ A, B }) do
-      local c = client(n)
-      assert(helper.wait_until(function() return (c.cmd("bus") or ""):match("^ok bus up") end, 10, 0.1))
-      c:close()
-    end
+    srv, admin, A, B = nodes.pair({ "gapA", "gapB" }, { node = { presence_ttl = 60, gap = "notify" } })
   end)
 
   teardown(function()
-    if admin then admin:close() end
-    for _, n in ipairs({ A or {}, B or {} }) do if n.proc then n.proc:kill() end end
-    if srv then srv.stop() end
+    nodes.stop(srv, admin, A or {}, B or {})
   end)
 
   it("fills a message lost on the channel from the stream, before the next one, on every node", function()

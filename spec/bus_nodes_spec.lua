@@ -2,8 +2,6 @@
 -- chat-like nodes (spec/support/bus_node.lua) on a redis-server the spec starts on a free port,
 -- driven by blocking WebSocket clients. Every wait is bounded.
 local helper = require "helper"
-local redis = require "support.redis"
-local resp = require "support.resp"
 local wsc = require "support.ws_client"
 
 local nodes = require "support.bus_nodes"
@@ -19,26 +17,16 @@ local function kill9(proc)
 end
 
 describe("bus across two nodes", function()
-  local srv, A, B
+  local srv, admin, A, B
 
   setup(function()
-    srv = redis.start()
-    local admin = assert(resp.connect(srv.port))
-    srv.call = function(...) return admin:call(...) end
-    A = start_node(srv.url, "nodeA")
-    B = start_node(srv.url, "nodeB")
     -- Both buses up before anything is asserted.
-    for _, n in ipairs({ A, B }) do
-      local c = client(n)
-      assert(helper.wait_until(function() return (c.cmd("bus") or ""):match("^ok bus up") end, 10, 0.1),
-        n.name .. " bus not up")
-      c:close()
-    end
+    srv, admin, A, B = nodes.pair({ "nodeA", "nodeB" })
+    srv.call = function(...) return admin:call(...) end
   end)
 
   teardown(function()
-    for _, n in ipairs({ A or {}, B or {} }) do if n.proc then n.proc:kill() end end
-    if srv then srv.stop() end
+    nodes.stop(srv, admin, A or {}, B or {})
   end)
 
   it("gives conn.id as <node>/<n>", function()

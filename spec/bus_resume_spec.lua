@@ -6,8 +6,6 @@
 local helper = require "helper"
 local socket = require "socket"
 local wsc = require "support.ws_client"
-local redis = require "support.redis"
-local resp = require "support.resp"
 local nodes = require "support.bus_nodes"
 
 local client = nodes.client
@@ -27,18 +25,11 @@ describe("ordered topics: a connection resumes from its last offset", function()
   local srv, admin, A, B
 
   setup(function()
-    srv = redis.start()
-    admin = assert(resp.connect(srv.port))
-    A = nodes.start(srv.url, "resA")
-    B = nodes.start(srv.url, "resB")
-    A.wait_up()
-    B.wait_up()
+    srv, admin, A, B = nodes.pair({ "resA", "resB" })
   end)
 
   teardown(function()
-    if admin then admin:close() end
-    for _, n in ipairs({ A or {}, B or {} }) do if n.proc then n.proc:kill() end end
-    if srv then srv.stop() end
+    nodes.stop(srv, admin, A or {}, B or {})
   end)
 
   it("gets exactly what it missed on another node, then the live messages", function()

@@ -4,16 +4,9 @@ local ws = require "ws"
 local core = require "ws.core"
 local certs = require "support.certs"
 local redis_mod = require "support.redis"
+local loop = require "support.on_loop"
 
-local function wait_until(fn, timeout)
-  local deadline = ws.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if ws.now() > deadline then return false end
-    ws.sleep(0.02)
-  end
-end
+local wait_until = loop.wait_until
 
 describe("the Redis bus over TLS", function()
   local C, redis

@@ -5,6 +5,7 @@
 -- (docs/dashboard.png is made by the same script with --screenshot, see docs/dashboard.md).
 local cjson = require "cjson"
 local helper = require "helper"
+local node_checks = require "support.node_checks"
 
 local RUN_LIMIT = 150 -- seconds for the whole browser run (the script has its own watchdog)
 
@@ -13,20 +14,7 @@ local function run_browser()
   local cmd = ("cd %s && NODE_PATH=%s timeout -k 5 %d %s spec/support/browser/dashboard_e2e.js --server %s --out spec/out 2>&1")
     :format(helper.shell_quote(helper.root), helper.shell_quote(helper.node_path), RUN_LIMIT,
       helper.shell_quote(helper.node), helper.shell_quote(helper.lua .. " examples/dashboard.lua"))
-  local pipe = assert(io.popen(cmd, "r"))
-  local checks, summary, other = {}, nil, {}
-  for line in pipe:lines() do
-    local ok, obj = pcall(cjson.decode, line)
-    if ok and type(obj) == "table" and obj.check then
-      if checks[obj.check] == nil or not obj.ok then checks[obj.check] = obj end
-    elseif ok and type(obj) == "table" and obj.done then
-      summary = obj
-    else
-      other[#other + 1] = line
-    end
-  end
-  pipe:close()
-  return checks, summary, table.concat(other, "\n")
+  return node_checks.run(cmd)
 end
 
 describe("the dashboard page in Chromium", function()
@@ -34,10 +22,7 @@ describe("the dashboard page in Chromium", function()
   setup(function() checks, summary, output = run_browser() end)
 
   local function expect_check(name)
-    local c = checks[name]
-    assert(c, ("check %q did not run; the browser run said:\n%s\n%s"):format(name, cjson.encode(checks), output))
-    assert(c.ok, ("%s: %s"):format(name, c.detail))
-    return c.detail
+    return node_checks.expect(checks, output, name, "; the browser run said").detail
   end
 
   it("finished every check within its time limit", function()

@@ -6,6 +6,7 @@
 -- lines (connections and disconnect reasons).
 local cjson = require "cjson"
 local helper = require "helper"
+local node_checks = require "support.node_checks"
 
 local NODE_LIMIT = 120
 
@@ -25,20 +26,13 @@ end
 local function run_node(script, args)
   local cmd = ("timeout -k 5 %d %s %s %s 2>&1"):format(NODE_LIMIT, helper.shell_quote(helper.node),
     helper.shell_quote(script), args)
-  local pipe = assert(io.popen(cmd, "r"))
-  local checks, summary, other = {}, nil, {}
-  for line in pipe:lines() do
-    local ok, obj = pcall(cjson.decode, line)
-    if ok and type(obj) == "table" and obj.check then
-      if checks[obj.check] == nil or not obj.ok then checks[obj.check] = obj end
-    elseif ok and type(obj) == "table" and obj.done then
-      summary = obj
-    else
-      other[#other + 1] = line
-    end
-  end
-  pipe:close()
-  return checks, summary, table.concat(other, "\n")
+  return node_checks.run(cmd)
+end
+
+-- The check of a Node run; the run needs the Node client installed.
+local function expect_in(checks, output, name)
+  assert(have_client(), "node_modules/socket.io-client is missing: run npm install")
+  return node_checks.expect(checks, output, name)
 end
 
 local CLIENT_CHECKS = {
@@ -75,13 +69,7 @@ for _, mode in ipairs({ "default", "websocket", "polling" }) do
       if srv then srv:kill() end
     end)
 
-    local function expect_check(name)
-      assert(have_client(), "node_modules/socket.io-client is missing: run npm install")
-      local c = checks[name]
-      assert(c, ("check %q did not run:\n%s\n%s"):format(name, cjson.encode(checks), output))
-      assert(c.ok, ("%s: %s"):format(name, c.detail))
-      return c
-    end
+    local function expect_check(name) return expect_in(checks, output, name) end
 
     it("finishes every check", function()
       assert(summary, "the client run did not finish: " .. tostring(output))
@@ -133,13 +121,7 @@ describe("Engine.IO long-polling", function()
     if srv then srv:kill() end
   end)
 
-  local function expect_check(name)
-    assert(have_client(), "node_modules/socket.io-client is missing: run npm install")
-    local c = checks[name]
-    assert(c, ("check %q did not run:\n%s\n%s"):format(name, cjson.encode(checks), output))
-    assert(c.ok, ("%s: %s"):format(name, c.detail))
-    return c
-  end
+  local function expect_check(name) return expect_in(checks, output, name) end
 
   it("finishes every check", function()
     assert(summary, "the polling run did not finish: " .. tostring(output))

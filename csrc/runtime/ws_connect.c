@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ws_connect.h"
+#include "ws_dns.h"
 #include "ws_rt_internal.h"
 #include "ws_tls.h"
 
@@ -26,32 +27,6 @@
 #define WS_DNS_POLL_MAX 0.025  /* ... backing off to 25 ms */
 
 enum { CL_RESOLVE = 1, CL_CONNECT, CL_TLS, CL_REQUEST, CL_RESPONSE, CL_DONE };
-
-/* A lookup with getaddrinfo_a. If its client goes away first and glibc cannot cancel it, the
- * block waits on the orphan list until the lookup ends (glibc still writes into it). */
-struct ws_dns {
-  struct gaicb cb;
-  struct addrinfo hints;
-  char host[WS_CLIENT_HOST_MAX + 1];
-  char service[8];
-  struct ws_dns *next;
-};
-static struct ws_dns *orphans;
-
-static void dns_free(struct ws_dns *d) {
-  if (d->cb.ar_result) freeaddrinfo(d->cb.ar_result);
-  free(d);
-}
-
-static void reap_orphans(void) {
-  struct ws_dns **pp = &orphans;
-  while (*pp) {
-    struct ws_dns *d = *pp;
-    if (gai_error(&d->cb) == EAI_INPROGRESS) { pp = &d->next; continue; }
-    *pp = d->next;
-    dns_free(d);
-  }
-}
 
 static void client_io(struct ev_loop *ev, ev_io *w, int revents);
 static void client_timer(struct ev_loop *ev, ev_timer *w, int revents);
@@ -100,17 +75,8 @@ static void give_back(ws_client *cl) {
 }
 
 static void release(ws_client *cl) {
-  if (cl->dns) {
-    struct ws_dns *d = cl->dns;
-    cl->dns = NULL;
-    gai_cancel(&d->cb);
-    if (gai_error(&d->cb) == EAI_INPROGRESS) {
-      d->next = orphans;
-      orphans = d;
-    } else {
-      dns_free(d);
-    }
-  }
+  ws_dns_drop(cl->dns);
+  cl->dns = NULL;
   ws_tls_ctx_unref(cl->tls);
   cl->tls = NULL;
 }
@@ -327,14 +293,9 @@ static void client_io(struct ev_loop *ev, ev_io *w, int revents) {
   }
 }
 
-static void got_addresses(ws_client *cl, struct addrinfo *res) {
-  cl->naddrs = cl->next_addr = 0;
-  for (struct addrinfo *ai = res; ai && cl->naddrs < WS_CLIENT_ADDRS; ai = ai->ai_next) {
-    if (ai->ai_addrlen > sizeof cl->addrs[0]) continue;
-    memcpy(&cl->addrs[cl->naddrs], ai->ai_addr, ai->ai_addrlen);
-    cl->addrlens[cl->naddrs] = ai->ai_addrlen;
-    cl->naddrs++;
-  }
+static void got_addresses(ws_client *cl, const struct addrinfo *res) {
+  cl->next_addr = 0;
+  cl->naddrs = ws_dns_addresses(res, cl->addrs, cl->addrlens, WS_CLIENT_ADDRS);
 }
 
 static void dns_failed(ws_client *cl, int gai) {
@@ -349,13 +310,13 @@ static void client_timer(struct ev_loop *ev, ev_timer *w, int revents) {
   if (!cl || cl->s->phase != WS_PH_HEAD) return;
   double now = ws_loop_now(cl->s->loop);
   if (cl->step == CL_RESOLVE && cl->dns) {
-    int rc = gai_error(&cl->dns->cb);
+    int rc = ws_dns_status(cl->dns);
     if (rc != EAI_INPROGRESS) {
       struct ws_dns *d = cl->dns;
       cl->dns = NULL;
-      if (rc != 0) { dns_free(d); dns_failed(cl, rc); return; }
-      got_addresses(cl, d->cb.ar_result);
-      dns_free(d);
+      if (rc != 0) { ws_dns_drop(d); dns_failed(cl, rc); return; }
+      got_addresses(cl, ws_dns_result(d));
+      ws_dns_drop(d);
       arm_timer(cl, -1); /* from now on only the deadline */
       try_connect(cl);
       return;
@@ -386,7 +347,7 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
                     const char *server_name, double timeout) {
   ev_io *io = WS_EV_IO(s);
   ev_timer *t = WS_EV_TIMER(s);
-  reap_orphans();
+  ws_dns_reap();
   cl->s = s;
   if (strlen(host) > WS_CLIENT_HOST_MAX || (server_name && strlen(server_name) > WS_CLIENT_HOST_MAX)) {
     s->error = "host name too long";
@@ -447,21 +408,11 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
     try_connect(cl);
     return s->phase == WS_PH_DONE ? -1 : 0;
   }
-  struct ws_dns *d = calloc(1, sizeof *d);
-  if (!d) { fail(cl, "out of memory", ENOMEM); return -1; }
-  strcpy(d->host, host);
-  memcpy(d->service, service, sizeof service);
-  d->hints = hints;
-  d->cb.ar_name = d->host;
-  d->cb.ar_service = d->service;
-  d->cb.ar_request = &d->hints;
-  struct gaicb *list[1] = { &d->cb };
-  struct sigevent sev;
-  memset(&sev, 0, sizeof sev);
-  sev.sigev_notify = SIGEV_NONE; /* polled from the timer: no signal, no thread of ours */
-  int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
-  if (rc != 0) { free(d); dns_failed(cl, rc); return -1; }
-  cl->dns = d;
+  int rc;
+  struct ws_dns *d = ws_dns_start(host, service, &hints, &rc);
+  if (!d && rc == 0) { fail(cl, "out of memory", ENOMEM); return -1; }
+  if (!d) { dns_failed(cl, rc); return -1; }
+  cl->dns = d; /* polled from the timer */
   cl->step = CL_RESOLVE;
   cl->poll = WS_DNS_POLL_MIN;
   arm_timer(cl, cl->poll);

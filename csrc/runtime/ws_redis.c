@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ws_dns.h"
 #include "ws_redis.h"
 #include "ws_rt_internal.h"
 #include "ws_tls.h"
@@ -31,15 +32,6 @@ typedef struct pending {
   void *priv;
   double at;               /* when it was queued: its reply is due by at + timeout */
 } pending;
-
-struct redis_dns {
-  struct gaicb cb;
-  struct addrinfo hints;
-  char host[256];
-  char service[8];
-  struct redis_dns *next;
-};
-static struct redis_dns *orphans;
 
 struct ws_redis {
   ws_loop *loop;
@@ -68,40 +60,12 @@ struct ws_redis {
   size_t qhead, qlen, qcap;
   double deadline;         /* connect deadline */
   double ping_due;         /* push mode: a PING's reply is due by then (0: none out) */
-  struct redis_dns *dns;
+  struct ws_dns *dns;
   struct sockaddr_storage addrs[8];
   socklen_t addrlens[8];
   int naddrs, next_addr, last_errno;
   const char *error;
 };
-
-static void dns_free(struct redis_dns *d) {
-  if (d->cb.ar_result) freeaddrinfo(d->cb.ar_result);
-  free(d);
-}
-
-static void reap_orphans(void) {
-  struct redis_dns **pp = &orphans;
-  while (*pp) {
-    struct redis_dns *d = *pp;
-    if (gai_error(&d->cb) == EAI_INPROGRESS) { pp = &d->next; continue; }
-    *pp = d->next;
-    dns_free(d);
-  }
-}
-
-static void dns_drop(ws_redis *r) {
-  struct redis_dns *d = r->dns;
-  if (!d) return;
-  r->dns = NULL;
-  gai_cancel(&d->cb);
-  if (gai_error(&d->cb) == EAI_INPROGRESS) { /* glibc still writes into it: park it */
-    d->next = orphans;
-    orphans = d;
-  } else {
-    dns_free(d);
-  }
-}
 
 static char *dup_or_null(const char *s) {
   if (!s) return NULL;
@@ -244,7 +208,8 @@ void ws_redis_close(ws_redis *r, const char *why, const char *err, const char *c
   r->state = WS_REDIS_IDLE;
   r->gen++;
   if (why) r->error = why;
-  dns_drop(r);
+  ws_dns_drop(r->dns);
+  r->dns = NULL;
   set_io(r, 0);
   if (ev_is_active(&r->timer)) ev_timer_stop(ev, &r->timer);
   stop_flush(r);
@@ -603,14 +568,9 @@ static void connect_done(ws_redis *r) {
   try_connect(r);
 }
 
-static void got_addresses(ws_redis *r, struct addrinfo *res) {
-  r->naddrs = r->next_addr = 0;
-  for (struct addrinfo *ai = res; ai && r->naddrs < 8; ai = ai->ai_next) {
-    if (ai->ai_addrlen > sizeof r->addrs[0]) continue;
-    memcpy(&r->addrs[r->naddrs], ai->ai_addr, ai->ai_addrlen);
-    r->addrlens[r->naddrs] = ai->ai_addrlen;
-    r->naddrs++;
-  }
+static void got_addresses(ws_redis *r, const struct addrinfo *res) {
+  r->next_addr = 0;
+  r->naddrs = ws_dns_addresses(res, r->addrs, r->addrlens, (int)(sizeof r->addrs / sizeof r->addrs[0]));
 }
 
 static void io_cb(struct ev_loop *ev, ev_io *w, int revents) {
@@ -646,13 +606,13 @@ static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
       if (r->next_addr == 0 && r->naddrs) { arm(r); try_connect(r); return; }
     }
     if (r->dns) {
-      int rc = gai_error(&r->dns->cb);
+      int rc = ws_dns_status(r->dns);
       if (rc != EAI_INPROGRESS) {
-        struct redis_dns *d = r->dns;
+        struct ws_dns *d = r->dns;
         r->dns = NULL;
-        if (rc != 0) { dns_free(d); fail(r, "cannot resolve the Redis host"); return; }
-        got_addresses(r, d->cb.ar_result);
-        dns_free(d);
+        if (rc != 0) { ws_dns_drop(d); fail(r, "cannot resolve the Redis host"); return; }
+        got_addresses(r, ws_dns_result(d));
+        ws_dns_drop(d);
         arm(r);
         try_connect(r);
         return;
@@ -681,7 +641,7 @@ static int is_literal(const char *host) {
 
 int ws_redis_connect(ws_redis *r) {
   if (r->state != WS_REDIS_IDLE || r->dead) return -1;
-  reap_orphans();
+  ws_dns_reap();
   ws_loop_touch(r->loop);
   r->state = WS_REDIS_CONNECTING;
   r->deadline = ws_loop_now(r->loop) + r->cfg.timeout;
@@ -705,20 +665,13 @@ int ws_redis_connect(ws_redis *r) {
     }
     goto step;
   }
-  if (strlen(r->host) >= sizeof orphans->host) { r->error = "Redis host name too long"; }
-  struct redis_dns *d = r->error ? NULL : calloc(1, sizeof *d);
-  if (d) {
-    strcpy(d->host, r->host);
-    memcpy(d->service, service, sizeof service);
-    d->hints = hints;
-    d->cb.ar_name = d->host;
-    d->cb.ar_service = d->service;
-    d->cb.ar_request = &d->hints;
-    struct gaicb *list[1] = { &d->cb };
-    struct sigevent sev;
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_NONE;
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, &sev) != 0) { free(d); d = NULL; r->error = "cannot resolve the Redis host"; }
+  struct ws_dns *d = NULL;
+  if (strlen(r->host) > WS_DNS_HOST_MAX) {
+    r->error = "Redis host name too long";
+  } else {
+    int rc;
+    d = ws_dns_start(r->host, service, &hints, &rc);
+    if (!d && rc != 0) r->error = "cannot resolve the Redis host";
   }
   r->dns = d;
   if (d) { arm(r); return 0; }

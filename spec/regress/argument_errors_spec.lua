@@ -5,13 +5,8 @@ local ws = require "ws"
 local resty = require "ws.resty"
 
 -- fn's error message without its position, and whether the position is this file.
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "no error raised")
-  err = tostring(err)
-  local here = err:match("^[^:]*argument_errors_spec%.lua:%d+: ") ~= nil
-  return (err:gsub("^[^:]*:%d+: ", "")), here
-end
+local raised_at = require "support.raised"
+local raised = raised_at.at("argument_errors_spec")
 
 describe("argument errors", function()
   local srv, conn
@@ -36,11 +31,7 @@ describe("argument errors", function()
       { function() local ok = conn:ping({}) return ok end, "conn:ping: data must be a string (got table)" },
       { function() local ok = conn:send("x", "text", 5) return ok end, "bad argument #3 to 'send' (options table expected)" },
     }
-    for _, case in ipairs(cases) do
-      local msg, here = raised(case[1])
-      assert.equal(case[2], msg)
-      assert.is_true(here, "not at the caller's line: " .. msg)
-    end
+    raised_at.cases(raised, cases)
     -- nothing was disturbed: the connection still echoes
     assert(conn:send("still open"))
     assert.equal("still open", conn:receive(5))
@@ -56,11 +47,7 @@ describe("argument errors", function()
       { function() local ok = rc:ping(5) return ok end, "rc:ping: data must be a string (got number)" },
       { function() local ok = rc:close("bye") return ok end, "rc:close: code must be a number (got string)" },
     }
-    for _, case in ipairs(cases) do
-      local msg, here = raised(case[1])
-      assert.equal(case[2], msg)
-      assert.is_true(here, "not at the caller's line: " .. msg)
-    end
+    raised_at.cases(raised, cases)
     rc:close()
   end)
 

@@ -3,24 +3,14 @@
 -- fragments too. The bound now follows max_message (ws_conn_max_fragments in the core, the
 -- same for the server, the client, ws.codec and ws.resty): a message of max_message bytes in
 -- fragments of 64 bytes or more always fits, and a message of empty frames still ends.
-local helper = require "helper"
 local client = require "support.ws_client"
 local openresty = require "support.openresty_server"
+local echo = require "support.echo_example"
 local codec = require "ws.codec"
 
 local MiB = 1024 * 1024
 
-local function start_echo()
-  local proc = helper.spawn_lua({ helper.root .. "/examples/echo.lua", "--port", tostring(helper.free_port()) },
-    { timeout = 120 })
-  local port = proc:wait_output("listening on ws://127%.0%.0%.1:(%d+)/", 10)
-  assert(port, "echo.lua did not start: " .. proc:errors())
-  return proc, tonumber(port)
-end
-
-local function pattern(n)
-  return ("0123456789abcdef"):rep(math.floor(n / 16) + 1):sub(1, n)
-end
+local start_echo, pattern = echo.start, echo.pattern
 
 -- Sends `data` as one message in fragments of `size` bytes (the first one of `kind`).
 local function send_fragmented(c, data, size, kind)
@@ -128,16 +118,7 @@ local describe_nginx = openresty.available and describe or pending
 describe_nginx("ws.resty in nginx", function()
   local nginx
   setup(function()
-    nginx = openresty.start([[
-location = /default {
-    content_by_lua_block {
-        local conn = require("ws.resty").accept()
-        if not conn then return end
-        for msg, kind in conn:messages() do conn:send(msg, kind) end
-        conn:close()
-    }
-}
-]])
+    nginx = openresty.start(echo.resty_location("/default", "()"))
   end)
   teardown(function() if nginx then nginx.stop() end end)
 

@@ -3,21 +3,15 @@
 -- by the server and by the client (both lowered max_frame from its 1 MiB default, never
 -- raised it), and by ws.resty (its max_frame default stayed 1 MiB). A single frame of up to
 -- max_message bytes is one legal message; ws.codec already took it.
-local helper = require "helper"
 local client = require "support.ws_client"
 local openresty = require "support.openresty_server"
+local echo = require "support.echo_example"
 local codec = require "ws.codec"
 local ws = require "ws"
 
 local MiB = 1024 * 1024
 
-local function start_echo()
-  local proc = helper.spawn_lua({ helper.root .. "/examples/echo.lua", "--port", tostring(helper.free_port()) },
-    { timeout = 120 })
-  local port = proc:wait_output("listening on ws://127%.0%.0%.1:(%d+)/", 10)
-  assert(port, "echo.lua did not start: " .. proc:errors())
-  return proc, tonumber(port)
-end
+local start_echo, pattern = echo.start, echo.pattern
 
 -- Sends `payload` as one binary frame and returns the first event that comes back.
 local function echo_once(port, payload)
@@ -26,10 +20,6 @@ local function echo_once(port, payload)
   local kind, a, b = c:message(30)
   c:abort()
   return kind, a, b
-end
-
-local function pattern(n)
-  return ("0123456789abcdef"):rep(math.floor(n / 16))
 end
 
 describe("max_message over 1 MiB", function()
@@ -85,16 +75,7 @@ describe("ws.codec and ws.resty give the same frame limit", function()
   describe_nginx("ws.resty in nginx", function()
     local nginx
     setup(function()
-      nginx = openresty.start([[
-location = /four {
-    content_by_lua_block {
-        local conn = require("ws.resty").accept{ max_message = 4 * 1024 * 1024 }
-        if not conn then return end
-        for msg, kind in conn:messages() do conn:send(msg, kind) end
-        conn:close()
-    }
-}
-]])
+      nginx = openresty.start(echo.resty_location("/four", "{ max_message = 4 * 1024 * 1024 }"))
     end)
     teardown(function() if nginx then nginx.stop() end end)
 

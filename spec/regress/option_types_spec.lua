@@ -7,13 +7,8 @@ local server = require "support.ws_server"
 local client = require "support.ws_client"
 
 -- The message of fn's error, and whether it points at this file.
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "no error raised")
-  err = tostring(err)
-  local here = err:match("^[^:]*option_types_spec%.lua:%d+: ") ~= nil
-  return (err:gsub("^[^:]*:%d+: ", "")), here
-end
+local raised_at = require "support.raised"
+local raised = raised_at.at("option_types_spec")
 
 local function handler() end
 

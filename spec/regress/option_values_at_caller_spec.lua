@@ -5,13 +5,8 @@
 -- with the option's name.
 local ws = require "ws"
 
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "no error raised")
-  err = tostring(err)
-  local here = err:match("^[^:]*option_values_at_caller_spec%.lua:%d+: ") ~= nil
-  return (err:gsub("^[^:]*:%d+: ", "")), here
-end
+local raised_at = require "support.raised"
+local raised = raised_at.at("option_values_at_caller_spec")
 
 local function handler() end
 
@@ -31,11 +26,7 @@ describe("option values checked in C", function()
       { function() local c = ws.connect("ws://127.0.0.1:1/", { compression = "zip" }) return c end,
         'ws.connect: compression must be "off", "shared" or "dedicated"' },
     }
-    for _, case in ipairs(cases) do
-      local msg, here = raised(case[1])
-      assert.are.equal(case[2], msg)
-      assert.is_true(here, "not at the caller's line: " .. msg)
-    end
+    raised_at.cases(raised, cases)
   end)
 
   it("name the method called with a dot instead of a colon", function()

@@ -5,13 +5,8 @@
 local ws = require "ws"
 local resty = require "ws.resty"
 
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "no error raised")
-  err = tostring(err)
-  local here = err:match("^[^:]*unknown_option_names_spec%.lua:%d+: ") ~= nil
-  return (err:gsub("^[^:]*:%d+: ", "")), here
-end
+local raised_at = require "support.raised"
+local raised = raised_at.at("unknown_option_names_spec")
 
 local function handler() end
 
@@ -43,11 +38,7 @@ describe("unknown option names", function()
       { function() local c = resty.wrap({}, { rol = "server" }) return c end,
         "ws.resty.wrap: unknown option 'rol' (did you mean 'role'?)" },
     }
-    for _, case in ipairs(cases) do
-      local msg, here = raised(case[1])
-      assert.are.equal(case[2], msg)
-      assert.is_true(here, "not at the caller's line: " .. msg)
-    end
+    raised_at.cases(raised, cases)
   end)
 
   it("leave the options of ws.resty's accept and connect to wrap alone", function()

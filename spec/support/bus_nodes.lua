@@ -52,6 +52,26 @@ function M.start(redis_url, name, opts)
   return node
 end
 
+-- pair({ nameA, nameB } [, { redis = redis.start's options, node = start's options }])
+--   -> srv, admin, A, B: a redis-server of its own, a support.resp connection to it, and two
+-- nodes on it, both buses up. stop(srv, admin, ...) undoes it (any of them may be nil).
+function M.pair(names, opts)
+  opts = opts or {}
+  local srv = require("support.redis").start(opts.redis)
+  local admin = assert(require("support.resp").connect(srv.port))
+  local A = M.start(srv.url, names[1], opts.node)
+  local B = M.start(srv.url, names[2], opts.node)
+  A.wait_up()
+  B.wait_up()
+  return srv, admin, A, B
+end
+
+function M.stop(srv, admin, ...)
+  if admin then admin:close() end
+  for _, n in ipairs({ ... }) do if n.proc then n.proc:kill() end end
+  if srv then srv.stop() end
+end
+
 -- A client of a node. c.cmd(line) sends a command and returns its reply ("ok <verb> ..." or
 -- "err <verb> ..."); everything else that arrives (msg, presence, direct, gap lines) is kept in
 -- order in c.events (c.at[i]: when c.events[i] was read, wsc.now()).

@@ -19,22 +19,12 @@ const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
+const { launch, parseArgs, report, check, summary } = require('./e2e');
 
 const WAIT_MS = 10000;          // any single wait for the page
 const RUN_LIMIT_MS = 120000;    // the whole run
 
-function parseArgs(argv) {
-  const args = { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium', redis: null };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!(key in args) || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
-    args[key] = argv[i + 1];
-  }
-  if (!args.server) throw new Error('--server "command" is required');
-  return args;
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseArgs(process.argv.slice(2), { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium', redis: null });
 let chromium;
 try {
   ({ chromium } = require('playwright-core'));
@@ -44,23 +34,6 @@ try {
   process.exit(2);
 }
 
-const results = [];
-function report(check, ok, detail) {
-  const line = { check, ok: !!ok, detail: detail === undefined ? '' : String(detail) };
-  results.push(line);
-  console.log(JSON.stringify(line));
-}
-
-async function check(name, fn) {
-  try {
-    const detail = await fn();
-    report(name, true, detail);
-    return true;
-  } catch (err) {
-    report(name, false, (err && err.message ? err.message : String(err)).split('\n')[0]);
-    return false;
-  }
-}
 
 // ---------- the chat server, as a child process ----------
 
@@ -152,14 +125,7 @@ function bubbleTexts(page) {
 }
 
 function launchBrowser() {
-  return chromium.launch({
-    executablePath: args.chromium,
-    headless: true,
-    timeout: WAIT_MS,
-    // Playwright gives every launch a fresh, empty profile directory of its own.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  return launch(chromium, args.chromium, WAIT_MS);
 }
 
 let other = null; // the second chat process (--redis)
@@ -386,8 +352,7 @@ async function finish(code) {
   clearTimeout(watchdog);
   await stopServer(server).catch(() => {});
   await stopServer(other).catch(() => {});
-  const failed = results.filter((r) => !r.ok).length;
-  console.log(JSON.stringify({ done: true, passed: results.length - failed, failed }));
+  const failed = summary();
   process.exit(code || (failed ? 1 : 0));
 }
 

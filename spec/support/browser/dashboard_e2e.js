@@ -12,24 +12,14 @@
 const { spawn } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { launch, parseArgs, report, check, summary } = require('./e2e');
 
 const WAIT_MS = 15000;          // any single wait
 const RUN_LIMIT_MS = 120000;    // the whole run
 const LOAD_CLIENTS = 20;
 const LOAD_SIZE = 512;
 
-function parseArgs(argv) {
-  const args = { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium' };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!(key in args) || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
-    args[key] = argv[i + 1];
-  }
-  if (!args.server) throw new Error('--server "command" is required');
-  return args;
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseArgs(process.argv.slice(2), { server: null, out: 'spec/out', screenshot: null, chromium: '/usr/bin/chromium' });
 let chromium, WebSocket;
 try {
   ({ chromium } = require('playwright-core'));
@@ -40,22 +30,6 @@ try {
   process.exit(2);
 }
 
-const results = [];
-function report(check, ok, detail) {
-  const line = { check, ok: !!ok, detail: detail === undefined ? '' : String(detail) };
-  results.push(line);
-  console.log(JSON.stringify(line));
-}
-
-async function check(name, fn) {
-  try {
-    report(name, true, await fn());
-    return true;
-  } catch (err) {
-    report(name, false, (err && err.message ? err.message : String(err)).split('\n')[0]);
-    return false;
-  }
-}
 
 let server = null;
 function startServer() {
@@ -138,13 +112,7 @@ async function main() {
   fs.mkdirSync(args.out, { recursive: true });
   server = await startServer();
   const { base } = server;
-  const browser = await chromium.launch({
-    executablePath: args.chromium,
-    headless: true,
-    timeout: WAIT_MS,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(chromium, args.chromium, WAIT_MS);
   let load = null;
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -235,7 +203,6 @@ const watchdog = setTimeout(() => {
 main().catch((err) => report('run', false, err && err.stack ? err.stack.split('\n')[0] : String(err))).finally(() => {
   clearTimeout(watchdog);
   if (server) server.child.kill('SIGTERM');
-  const failed = results.filter((r) => !r.ok).length;
-  console.log(JSON.stringify({ done: true, passed: results.length - failed, failed }));
+  const failed = summary();
   process.exit(failed ? 1 : 0);
 });

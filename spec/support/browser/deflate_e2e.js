@@ -9,18 +9,14 @@
 // {"ok":false,"error":"..."}. Every wait is bounded.
 'use strict';
 
+const { launch } = require('./e2e');
+
 const WAIT_MS = 10000;
 
 async function main() {
   const base = process.argv[2];
   const { chromium } = require('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: WAIT_MS,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(chromium, '/usr/bin/chromium', WAIT_MS);
   try {
     const page = await (await browser.newContext()).newPage();
     page.setDefaultTimeout(WAIT_MS);

@@ -8,6 +8,7 @@
 'use strict';
 
 const { spawn } = require('child_process');
+const { launch, report, check, summary } = require('./e2e');
 
 const WAIT_MS = 10000;
 const RUN_LIMIT_MS = 90000;
@@ -23,14 +24,6 @@ try {
   process.exit(2);
 }
 
-const results = [];
-function report(check, ok, detail) {
-  results.push(!!ok);
-  console.log(JSON.stringify({ check, ok: !!ok, detail: detail === undefined ? '' : String(detail) }));
-}
-async function check(name, fn) {
-  try { report(name, true, await fn()); return true; } catch (e) { report(name, false, ((e && e.message) || String(e)).split('\n')[0]); return false; }
-}
 
 let child = null;
 const watchdog = setTimeout(() => {
@@ -57,11 +50,7 @@ function startServer() {
 
 async function main() {
   const base = await startServer();
-  const browser = await chromium.launch({
-    executablePath: args.chromium, headless: true, timeout: WAIT_MS,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(chromium, args.chromium, WAIT_MS);
   const newPage = async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -122,7 +111,6 @@ async function main() {
 
 main().catch((e) => report('run', false, (e && e.message) || String(e))).finally(() => {
   clearTimeout(watchdog);
-  const failed = results.filter((x) => !x).length;
-  console.log(JSON.stringify({ done: true, passed: results.length - failed, failed }));
+  const failed = summary();
   setTimeout(() => process.exit(failed ? 1 : 0), 100);
 });
