@@ -1,6 +1,6 @@
 // examples/socketio_chat.lua on two processes sharing one Redis (--redis), with Node's
 // socket.io-client: one client on each (WebSocket only on the first, polling only on the
-// second), both in room "lobby"; each message of either arrives once at each, in order.
+// second), both in room "lobby"; each message of either arrives once at each, each sender's in order.
 //   node spec/support/socketio_bus_chat.js --port1 N --port2 M
 'use strict';
 
