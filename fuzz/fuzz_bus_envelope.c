@@ -28,7 +28,7 @@ static void one_envelope(const uint8_t *p, size_t n) {
     check(err != NULL);
     return;
   }
-  check(strchr("fojld", e.type) != NULL && e.type != 0);
+  check(strchr(WS_BUS_ENV_TYPES, e.type) != NULL && e.type != 0);
   check(ws_bus_node_valid(e.node, e.node_len));
   check(ws_bus_id_valid(e.id, e.id_len));
   check(ws_bus_epoch_valid(e.epoch, e.epoch_len));
@@ -68,7 +68,7 @@ static void classify(const redisReply *rep) {
 }
 
 static void resp(const uint8_t *p, size_t n, size_t piece) {
-  redisReader *r = redisReaderCreate();
+  redisReader *r = ws_bus_reader_new();
   if (!r) return;
   for (size_t at = 0; at < n; at += piece) {
     size_t k = n - at < piece ? n - at : piece;

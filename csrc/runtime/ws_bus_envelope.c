@@ -71,7 +71,7 @@ int ws_bus_env_decode(const void *buf, size_t n, ws_bus_env *e, const char **err
     fl[i] = at - start;
     at++; /* the separator */
   }
-  if (fl[0] != 1 || !strchr("fojlda", f[0][0]) || f[0][0] == 0) { *err = "unknown envelope type"; return -1; }
+  if (fl[0] != 1 || !strchr(WS_BUS_ENV_TYPES, f[0][0]) || f[0][0] == 0) { *err = "unknown envelope type"; return -1; }
   if (fl[1] != 1 || (f[1][0] != 't' && f[1][0] != 'b')) { *err = "unknown envelope kind"; return -1; }
   if (!ws_bus_node_valid(f[2], fl[2])) { *err = "invalid envelope node"; return -1; }
   if (!ws_bus_id_valid(f[3], fl[3])) { *err = "invalid envelope id"; return -1; }
@@ -95,7 +95,7 @@ int ws_bus_env_decode(const void *buf, size_t n, ws_bus_env *e, const char **err
 
 size_t ws_bus_env_header(char *out, size_t cap, const ws_bus_env *e) {
   char off[24] = "", tm[24] = "";
-  if (!e->type || !strchr("fojlda", e->type)) return 0;
+  if (!e->type || !strchr(WS_BUS_ENV_TYPES, e->type)) return 0;
   if (!ws_bus_node_valid(e->node, e->node_len) || !ws_bus_id_valid(e->id, e->id_len) ||
       !ws_bus_epoch_valid(e->epoch, e->epoch_len))
     return 0;

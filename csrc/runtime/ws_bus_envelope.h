@@ -16,6 +16,9 @@
 #define WS_BUS_EPOCH_MAX 32
 /* The longest header: magic, 7 separators, fields and the newline. */
 #define WS_BUS_HEADER_MAX (5 + 2 + 2 + WS_BUS_NODE_MAX + 1 + WS_BUS_ID_MAX + 1 + 20 + 1 + WS_BUS_EPOCH_MAX + 1 + 20 + 1)
+/* The envelope types: f fast publish, o ordered publish, j presence join, l presence leave,
+ * d direct message, a an application's own (passed to the Lua hook, as o/j/l/d). */
+#define WS_BUS_ENV_TYPES "fojlda"
 
 typedef struct ws_bus_env {
   char type;               /* 'f', 'o', 'j', 'l', 'd' or 'a' */

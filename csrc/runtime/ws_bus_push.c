@@ -54,3 +54,24 @@ void ws_bus_push_classify(const redisReply *rep, const char *prefix, size_t plen
   if (on_node) out->topic = NULL, out->topic_len = 0;
   out->kind = WS_BUS_PUSH_HOOK;
 }
+
+/* hiredis's own array constructor, kept when the first bounded reader is made. */
+static void *(*hiredis_create_array)(const redisReadTask *, int);
+static redisReplyObjectFunctions bounded_functions;
+
+static void *bounded_array(const redisReadTask *task, int elements) {
+  if (elements < 0 || elements > WS_BUS_MAX_ELEMENTS) return NULL; /* the reader fails */
+  return hiredis_create_array(task, elements);
+}
+
+redisReader *ws_bus_reader_new(void) {
+  redisReader *r = redisReaderCreate();
+  if (!r) return NULL;
+  if (!hiredis_create_array) {
+    bounded_functions = *r->fn;
+    hiredis_create_array = bounded_functions.createArray;
+    bounded_functions.createArray = bounded_array;
+  }
+  r->fn = &bounded_functions;
+  return r;
+}

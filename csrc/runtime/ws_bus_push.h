@@ -28,6 +28,13 @@ typedef struct ws_bus_push {
   ws_bus_env env;         /* FAST, OWN, HOOK */
 } ws_bus_push;
 
+/* hiredis's reply reader with aggregates bounded to WS_BUS_MAX_ELEMENTS elements: hiredis 0.14
+ * allocates an array's element table when it reads its header, so "*999999999" alone would ask
+ * for gigabytes; over the bound the reader fails ("Out of memory") and the connection is made
+ * again. NULL when out of memory. */
+#define WS_BUS_MAX_ELEMENTS (1 << 20)
+struct redisReader *ws_bus_reader_new(void);
+
 /* prefix: the bus's channel prefix; node: this node's id; topic_max: the longest topic name. */
 void ws_bus_push_classify(const struct redisReply *rep, const char *prefix, size_t prefix_len, const char *node,
                           size_t node_len, size_t topic_max, ws_bus_push *out);

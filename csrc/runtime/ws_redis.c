@@ -20,6 +20,7 @@
 
 #include "ws_dns.h"
 #include "ws_redis.h"
+#include "ws_bus_push.h"
 #include "ws_rt_internal.h"
 #include "ws_tls.h"
 
@@ -480,7 +481,7 @@ static void start_handshake(ws_redis *r) {
   int one = 1;
   setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (r->reader) redisReaderFree(r->reader); /* left by a close inside a callback */
-  r->reader = redisReaderCreate();
+  r->reader = ws_bus_reader_new();
   if (!r->reader) { fail(r, "out of memory"); return; }
   r->reply_bytes = 0;
   r->hs_left = 0;
