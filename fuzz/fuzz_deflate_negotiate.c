@@ -7,22 +7,10 @@
  * offers must accept the response and agree on every parameter; the input is also checked as
  * a response to a fixed offer. */
 // Build: make fuzz-build (mk/fuzz.mk); run: fuzz/bin/fuzz_deflate_negotiate fuzz/corpus/deflate_negotiate
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_common.h"
 #include "ws_deflate.h"
 
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
-
 #define MAX_VALUES 16
-
-static char *copy_of(const uint8_t *p, size_t n) {
-  char *c = malloc(n ? n : 1);
-  CHECK(c);
-  if (n) memcpy(c, p, n);
-  return c;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
@@ -37,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t lens[MAX_VALUES], n = 0, start = 0, total = 0;
   for (size_t i = 0; i <= size && n < MAX_VALUES; i++) {
     if (i == size || data[i] == '\n') {
-      values[n] = copy_of(data + start, i - start);
+      values[n] = fuzz_copy(data + start, i - start);
       lens[n] = i - start;
       total += lens[n] + 2;
       n++;
@@ -83,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* The same bytes as a server's response to a typical browser offer. */
   static const char offer[] = "permessage-deflate; client_max_window_bits, permessage-deflate";
-  char *whole = copy_of(data, size);
+  char *whole = fuzz_copy(data, size);
   err = NULL;
   r = ws_deflate_accept_offer(offer, sizeof offer - 1, whole, size, &cfg, &cp, &err);
   CHECK(r >= -1 && r <= 1);

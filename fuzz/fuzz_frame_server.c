@@ -14,10 +14,7 @@
  * (text is UTF-8, close codes are valid, nothing comes after an error, buffers stay
  * within their bounds), and messages are echoed straight from their event, so event
  * data must stay valid across sends. */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_common.h"
 #include "ws_conn.h"
 #include "ws_deflate.h"
 #include "ws_utf8.h"
@@ -50,10 +47,6 @@ static uint64_t fnv(const uint8_t *p, size_t n) {
   return h;
 }
 
-static void check(int ok) {
-  if (!ok) abort();
-}
-
 static void options_from(uint8_t flags, ws_conn_options *o) {
   static const uint64_t limits[4] = {WS_DEFAULT_MAX_MESSAGE, 200, 1000, 70000};
   ws_conn_options_default(o, FUZZ_ROLE);
@@ -64,10 +57,10 @@ static void options_from(uint8_t flags, ws_conn_options *o) {
   o->defer_fail = (flags & 0x10u) != 0; /* as the runtime: answers may go before the failure */
 }
 
-static size_t in_limit(const ws_conn_options *o) {
+static size_t in_limit(uint64_t max_frame, uint64_t max_message) {
   uint64_t cap = 65536;
-  if (o->max_frame < cap) cap = o->max_frame;
-  if (o->max_message < cap) cap = o->max_message;
+  if (max_frame < cap) cap = max_frame;
+  if (max_message < cap) cap = max_message;
   if (cap < 125) cap = 125;
   return (size_t)cap + WS_FRAME_HEADER_MAX + 65536;
 }
@@ -75,40 +68,40 @@ static size_t in_limit(const ws_conn_options *o) {
 static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
   ws_event ev;
   while (ws_conn_next(c, &ev)) {
-    check(!*failed); /* nothing after an error */
-    check(log->total++ < MAX_EVENTS);
+    CHECK(!*failed); /* nothing after an error */
+    CHECK(log->total++ < MAX_EVENTS);
     switch (ev.type) {
     case WS_EV_MESSAGE:
-      check(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
-      check(ev.len <= c->opt.max_message);
-      if (ev.opcode == WS_OP_TEXT) check(ws_utf8_valid(ev.data, ev.len));
+      CHECK(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
+      CHECK(ev.len <= c->opt.max_message);
+      if (ev.opcode == WS_OP_TEXT) CHECK(ws_utf8_valid(ev.data, ev.len));
       if (flags & 0x10u) { /* echo from the event's own memory, which must survive it */
         uint64_t before = fnv(ev.data, ev.len);
         ws_conn_send(c, ev.opcode, ev.data, ev.len, WS_SEND_COMPRESS);
-        check(fnv(ev.data, ev.len) == before);
+        CHECK(fnv(ev.data, ev.len) == before);
       }
       break;
     case WS_EV_PING:
     case WS_EV_PONG:
-      check(ev.len <= 125);
+      CHECK(ev.len <= 125);
       break;
     case WS_EV_CLOSE:
-      check(ev.code == WS_CLOSE_NO_STATUS || ws_close_code_valid(ev.code));
-      check(ev.len <= 123 && ws_utf8_valid(ev.data, ev.len));
-      check(ws_conn_state(c) == WS_STATE_CLOSED);
+      CHECK(ev.code == WS_CLOSE_NO_STATUS || ws_close_code_valid(ev.code));
+      CHECK(ev.len <= 123 && ws_utf8_valid(ev.data, ev.len));
+      CHECK(ws_conn_state(c) == WS_STATE_CLOSED);
       break;
     case WS_EV_ERROR:
-      check(ev.code == 1002 || ev.code == 1007 || ev.code == 1009 || ev.code == 1011);
-      check(ev.error != NULL);
+      CHECK(ev.code == 1002 || ev.code == 1007 || ev.code == 1009 || ev.code == 1011);
+      CHECK(ev.error != NULL);
       if (c->opt.defer_fail) {
-        check(ws_conn_fail_pending(c) && ws_conn_state(c) != WS_STATE_CLOSED);
-        check(ws_conn_fail_commit(c) == 1 && ws_conn_fail_commit(c) == 0);
+        CHECK(ws_conn_fail_pending(c) && ws_conn_state(c) != WS_STATE_CLOSED);
+        CHECK(ws_conn_fail_commit(c) == 1 && ws_conn_fail_commit(c) == 0);
       }
-      check(ws_conn_state(c) == WS_STATE_CLOSED);
+      CHECK(ws_conn_state(c) == WS_STATE_CLOSED);
       *failed = 1;
       break;
     default:
-      check(0);
+      CHECK(0);
     }
     if (log->n < sizeof log->ev / sizeof log->ev[0]) {
       digest *d = &log->ev[log->n++];
@@ -120,8 +113,8 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
       d->error = ev.error;
     }
   }
-  check(ws_buf_size(&c->in) <= in_limit(&c->opt));
-  check(c->in.cap <= in_limit(&c->opt));
+  CHECK(ws_buf_size(&c->in) <= in_limit(c->opt.max_frame, c->opt.max_message));
+  CHECK(c->in.cap <= in_limit(c->opt.max_frame, c->opt.max_message));
   ws_buf *out = ws_conn_output(c);
   ws_buf_consume(out, ws_buf_size(out)); /* as if all was written */
 }
@@ -135,7 +128,7 @@ static void feed(ws_conn *c, const uint8_t *p, size_t n, uint8_t flags, run_log 
       if (!dst) {
         drain(c, log, flags, failed);
         dst = ws_conn_input_space(c, &avail);
-        check(dst != NULL && avail > 0); /* after draining a read always fits */
+        CHECK(dst != NULL && avail > 0); /* after draining a read always fits */
       }
       size_t k = n < avail ? n : avail;
       memcpy(dst, p, k);
@@ -147,7 +140,7 @@ static void feed(ws_conn *c, const uint8_t *p, size_t n, uint8_t flags, run_log 
   } else {
     if (ws_conn_feed(c, p, n) != 0) {
       drain(c, log, flags, failed);
-      check(ws_conn_feed(c, p, n) == 0);
+      CHECK(ws_conn_feed(c, p, n) == 0);
     }
     drain(c, log, flags, failed);
   }
@@ -169,14 +162,9 @@ static void run(const uint8_t *data, size_t size, uint8_t flags, const uint8_t c
     if (d) ws_conn_set_deflate(&c, d);
   }
   if (flags & 0x80u) ws_conn_close(&c, 1000, "bye", 3); /* we closed first: CLOSING */
-  size_t at = 0, i = 0;
-  while (at < size) {
-    size_t n = split ? (size_t)cuts[i++ & 3u] + 1 : BIG_READ;
-    if (split && cuts[(i - 1) & 3u] == 0xFF) n = 4096 + at % 7; /* now and then a big read */
-    if (n > size - at) n = size - at;
-    feed(&c, data + at, n, flags, log, &failed);
-    at += n;
-  }
+  fuzz_split cut = fuzz_split_new(size, cuts, split ? 4 : 0, 1, BIG_READ);
+  size_t at, n;
+  while ((n = fuzz_split_next(&cut, &at)) > 0) feed(&c, data + at, n, flags, log, &failed);
   ws_conn_free(&c);
 }
 
@@ -207,6 +195,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&whole_log, 0, sizeof whole_log);
   run(data + HEADER_BYTES, size - HEADER_BYTES, flags, cuts, 1, &split_log);
   run(data + HEADER_BYTES, size - HEADER_BYTES, flags, cuts, 0, &whole_log);
-  check(same_log(&split_log, &whole_log, flags & 1u));
+  CHECK(same_log(&split_log, &whole_log, flags & 1u));
   return 0;
 }

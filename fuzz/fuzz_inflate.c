@@ -7,14 +7,9 @@
  * when bit 6 is set) and that many bytes, each copied to a buffer of exactly its size. The output must never exceed the
  * limit, a failure must say why, and compressing then inflating the input must give it back. */
 // Build: make fuzz-build (mk/fuzz.mk); run: fuzz/bin/fuzz_inflate fuzz/corpus/inflate
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_common.h"
 #include "ws_conn.h"
 #include "ws_deflate.h"
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
 
 static void round_trip(const ws_deflate_params *p, const ws_deflate_config *cfg, const uint8_t *data,
                        size_t size) {
@@ -60,9 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len = (ctl & 0x40) ? (size_t)(ctl & 0x3f) * 64 : (size_t)(ctl & 0x3f);
     if (len > size - pos) len = size - pos;
     int fin = (ctl & 0x80) != 0 || pos + len == size;
-    uint8_t *piece = malloc(len ? len : 1);
-    CHECK(piece);
-    memcpy(piece, data + pos, len);
+    uint8_t *piece = (uint8_t *)fuzz_copy(data + pos, len);
     pos += len;
     const char *err = NULL;
     int r = ws_deflate_inflate(d, piece, len, fin, &out, max, &err);

@@ -13,26 +13,12 @@
 //     fuzz/fuzz_request.c csrc/core/*.c -lcrypto -lz -o fuzz/bin/fuzz_request
 // Run:
 //   fuzz/bin/fuzz_request -dict=fuzz/http.dict -max_total_time=30 fuzz/corpus/request
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_common.h"
 #include "ws_handshake.h"
 
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
-
 static int feed(ws_request *r, const uint8_t *data, size_t len, size_t max, char **keep) {
-  char *copy = malloc(len ? len : 1);
-  CHECK(copy);
-  memcpy(copy, data, len);
-  int n = ws_request_parse(r, copy, len, max);
-  if (keep) *keep = copy;
-  else free(copy);
-  return n;
-}
-
-static int inside(const char *p, size_t n, const char *buf, size_t len) {
-  return p >= buf && p + n <= buf + len;
+  *keep = fuzz_copy(data, len);
+  return ws_request_parse(r, *keep, len, max);
 }
 
 /* The same answer, with every pointer at the same offset into its own buffer. */
@@ -59,10 +45,10 @@ static void same(const ws_request *a, const char *abuf, const ws_request *b, con
 static void after_parse(ws_request *r, const char *buf, size_t n) {
   static const char *const server_protocols[] = { "superchat", "chat", "v1" };
   CHECK(r->num_headers <= WS_MAX_HEADERS);
-  CHECK(inside(r->method, r->method_len, buf, n) && inside(r->target, r->target_len, buf, n));
+  CHECK(fuzz_inside(r->method, r->method_len, buf, n) && fuzz_inside(r->target, r->target_len, buf, n));
   for (size_t i = 0; i < r->num_headers; i++) {
-    CHECK(inside(r->headers[i].name, r->headers[i].name_len, buf, n));
-    CHECK(inside(r->headers[i].value, r->headers[i].value_len, buf, n));
+    CHECK(fuzz_inside(r->headers[i].name, r->headers[i].name_len, buf, n));
+    CHECK(fuzz_inside(r->headers[i].value, r->headers[i].value_len, buf, n));
     CHECK(ws_header_name_valid(r->headers[i].name, r->headers[i].name_len));
     CHECK(ws_header_value_valid(r->headers[i].value, r->headers[i].value_len));
   }
@@ -114,16 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
   CHECK(n != WS_ERROR || whole->status == 400 || whole->status == 431);
 
-  size_t at = 0, k = 0;
+  static const uint8_t one_byte = 0;
+  fuzz_split cut = bytewise ? fuzz_split_new(len, &one_byte, 1, 1, 0) : fuzz_split_new(len, steps, nsplit, 0, 0);
   int m = WS_AGAIN;
-  while (m == WS_AGAIN && at < len) {
-    if (bytewise) at++;
-    else if (k < nsplit) at += (size_t)steps[k++] + 1;
-    else at = len;
-    if (at > len) at = len;
+  while (m == WS_AGAIN && fuzz_split_next(&cut, NULL) > 0) {
     free(ibuf);
-    ibuf = NULL;
-    m = feed(inc, req, at, max, &ibuf);
+    m = feed(inc, req, cut.at, max, &ibuf);
     if (m != WS_AGAIN) {
       CHECK(m == n);
       same(whole, wbuf, inc, ibuf, n);

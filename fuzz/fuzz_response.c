@@ -11,28 +11,15 @@
 //     fuzz/fuzz_response.c csrc/core/*.c -lcrypto -lz -o fuzz/bin/fuzz_response
 // Run:
 //   fuzz/bin/fuzz_response -dict=fuzz/http.dict -max_total_time=30 fuzz/corpus/response
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_common.h"
 #include "ws_handshake.h"
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
 
 /* RFC 6455's sample key; its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=. */
 static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
 
 static int feed(ws_response *r, const uint8_t *data, size_t len, size_t max, char **keep) {
-  char *copy = malloc(len ? len : 1);
-  CHECK(copy);
-  memcpy(copy, data, len);
-  int n = ws_response_parse(r, copy, len, max);
-  *keep = copy;
-  return n;
-}
-
-static int inside(const char *p, size_t n, const char *buf, size_t len) {
-  return p >= buf && p + n <= buf + len;
+  *keep = fuzz_copy(data, len);
+  return ws_response_parse(r, *keep, len, max);
 }
 
 static void same(const ws_response *a, const char *abuf, const ws_response *b, const char *bbuf, int n) {
@@ -55,10 +42,10 @@ static void after_parse(ws_response *r, const char *buf, size_t n, int offered_e
   static const char *const protocols[] = { "chat", "superchat" };
   CHECK(r->num_headers <= WS_MAX_HEADERS);
   CHECK(r->status >= 100 && r->status <= 999);
-  CHECK(inside(r->reason, r->reason_len, buf, n));
+  CHECK(fuzz_inside(r->reason, r->reason_len, buf, n));
   for (size_t i = 0; i < r->num_headers; i++) {
-    CHECK(inside(r->headers[i].name, r->headers[i].name_len, buf, n));
-    CHECK(inside(r->headers[i].value, r->headers[i].value_len, buf, n));
+    CHECK(fuzz_inside(r->headers[i].name, r->headers[i].name_len, buf, n));
+    CHECK(fuzz_inside(r->headers[i].value, r->headers[i].value_len, buf, n));
   }
   int rc = ws_response_check_upgrade(r, key, protocols, 2, offered_extensions);
   CHECK((rc == 0) == (r->error == NULL));
@@ -88,16 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int n = feed(whole, resp, len, max, &wbuf);
   CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
 
-  size_t at = 0, k = 0;
+  static const uint8_t one_byte = 0;
+  fuzz_split cut = bytewise ? fuzz_split_new(len, &one_byte, 1, 1, 0) : fuzz_split_new(len, steps, nsplit, 0, 0);
   int m = WS_AGAIN;
-  while (m == WS_AGAIN && at < len) {
-    if (bytewise) at++;
-    else if (k < nsplit) at += (size_t)steps[k++] + 1;
-    else at = len;
-    if (at > len) at = len;
+  while (m == WS_AGAIN && fuzz_split_next(&cut, NULL) > 0) {
     free(ibuf);
-    ibuf = NULL;
-    m = feed(inc, resp, at, max, &ibuf);
+    m = feed(inc, resp, cut.at, max, &ibuf);
     if (m != WS_AGAIN) {
       CHECK(m == n);
       same(whole, wbuf, inc, ibuf, n);

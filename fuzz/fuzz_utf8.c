@@ -5,14 +5,13 @@
  *     -Icsrc/core fuzz/fuzz_utf8.c csrc/core/ws_utf8.c -o fuzz/bin/fuzz_utf8
  *   fuzz/bin/fuzz_utf8 -max_total_time=60 fuzz/corpus/fuzz_utf8
  *
- * Input layout: byte 0 is the length of the pieces the rest is validated in (the state
- * carried between calls); the rest is the text. The validator must agree with a plain
+ * Input layout: byte 0 is the length minus one of the pieces the rest is validated in (the
+ * state carried between calls; 0xFF: pieces of about 4 KiB, see fuzz_common.h); the rest is
+ * the text. The validator must agree with a plain
  * reference decoder on the verdict, and must reject exactly at the first byte after which
  * no valid text can follow: fed in pieces, the piece holding that byte is the first to
  * return WS_UTF8_REJECT; fed byte by byte, that very byte is. */
-#include <stdint.h>
-#include <stdlib.h>
-
+#include "fuzz_common.h"
 #include "ws_utf8.h"
 
 /* Index of the first byte that makes the prefix impossible to complete (n when none);
@@ -47,35 +46,31 @@ static size_t ref_first_bad(const uint8_t *p, size_t n, int *complete) {
   return n;
 }
 
-static void check(int ok) {
-  if (!ok) abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  size_t piece = (size_t)data[0] + 1;
   const uint8_t *p = data + 1;
   size_t n = size - 1;
   int complete;
   size_t bad = ref_first_bad(p, n, &complete);
 
-  check(ws_utf8_valid(p, n) == (bad == n && complete));
+  CHECK(ws_utf8_valid(p, n) == (bad == n && complete));
 
   uint32_t state = WS_UTF8_ACCEPT;
-  for (size_t at = 0; at < n; at += piece) {
-    size_t k = n - at < piece ? n - at : piece;
+  fuzz_split cut = fuzz_split_new(n, data, 1, 1, 0);
+  size_t at, k;
+  while ((k = fuzz_split_next(&cut, &at)) > 0) {
     uint32_t s = ws_utf8_validate(&state, p + at, k);
-    check(s == state);
-    check((s == WS_UTF8_REJECT) == (bad < at + k));
+    CHECK(s == state);
+    CHECK((s == WS_UTF8_REJECT) == (bad < at + k));
   }
-  check(n == 0 || (state == WS_UTF8_ACCEPT) == (bad == n && complete));
+  CHECK(n == 0 || (state == WS_UTF8_ACCEPT) == (bad == n && complete));
 
   state = WS_UTF8_ACCEPT;
   for (size_t i = 0; i < n; i++) {
     uint32_t s = ws_utf8_validate(&state, p + i, 1);
-    check((s == WS_UTF8_REJECT) == (i >= bad));
+    CHECK((s == WS_UTF8_REJECT) == (i >= bad));
   }
   return 0;
 }
