@@ -56,4 +56,43 @@ static inline size_t fuzz_split_next(fuzz_split *s, size_t *start) {
   return n;
 }
 
+/* The layout of the handshake drivers' input: byte 0 the header byte limit (0: the default),
+ * byte 1 the number of split points (low 3 bits; bit 7: one byte at a time instead; bit 6 is
+ * the driver's), then one byte per split point (the size of the next step); the rest is the
+ * message. Returns 0 when the input is too short to hold that. */
+typedef struct fuzz_head_input {
+  size_t max, len;
+  const uint8_t *msg;
+  uint8_t flags;
+  fuzz_split cut;
+} fuzz_head_input;
+
+static inline int fuzz_head_input_read(fuzz_head_input *in, const uint8_t *data, size_t size) {
+  static const uint8_t one_byte = 0;
+  if (size < 2 || size < 2 + (size_t)(data[1] & 7)) return 0;
+  size_t nsplit = data[1] & 7;
+  in->max = data[0] ? 16 + (size_t)data[0] * 32 : 0;
+  in->flags = data[1];
+  in->msg = data + 2 + nsplit;
+  in->len = size - 2 - nsplit;
+  in->cut = (data[1] & 0x80) ? fuzz_split_new(in->len, &one_byte, 1, 1, 0)
+                             : fuzz_split_new(in->len, data + 2, nsplit, 0, 0);
+  return 1;
+}
+
+/* Parses a fresh copy of msg's first len bytes into state (kept in *keep for the caller). */
+typedef int (*fuzz_parse_fn)(void *state, const uint8_t *msg, size_t len, size_t max, char **keep);
+
+/* Gives parse the growing prefixes in->cut makes until it answers other than `again`; returns
+ * that answer (or `again`), with *keep the copy it parsed last. */
+static inline int fuzz_prefixes(fuzz_head_input *in, fuzz_parse_fn parse, void *state, int again, char **keep) {
+  int m = again;
+  *keep = NULL;
+  while (m == again && fuzz_split_next(&in->cut, NULL) > 0) {
+    free(*keep);
+    m = parse(state, in->msg, in->cut.at, in->max, keep);
+  }
+  return m;
+}
+
 #endif

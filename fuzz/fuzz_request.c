@@ -2,9 +2,8 @@
  * input in growing prefixes, then the upgrade checks, the protocol choice and the 101
  * response, which the client side must then accept.
  *
- * Input: byte 0 picks the header byte limit (0: the default), byte 1 the number of split
- * points (low 3 bits; bit 7 means one byte at a time), then one byte per split point (the
- * size of the next step); the rest is the request. Each prefix is copied to a buffer of
+ * Input: as fuzz_head_input in fuzz_common.h says (the header byte limit, then the split
+ * points); the rest is the request. Each prefix is copied to a buffer of
  * exactly its size (freed after the call, so ASan catches reads past it and pointers kept
  * from an earlier buffer), and the parse must reach the same answer as one call on the
  * whole input. */
@@ -16,7 +15,7 @@
 #include "fuzz_common.h"
 #include "ws_handshake.h"
 
-static int feed(ws_request *r, const uint8_t *data, size_t len, size_t max, char **keep) {
+static int feed(void *r, const uint8_t *data, size_t len, size_t max, char **keep) {
   *keep = fuzz_copy(data, len);
   return ws_request_parse(r, *keep, len, max);
 }
@@ -84,34 +83,17 @@ static void after_parse(ws_request *r, const char *buf, size_t n) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2) return 0;
-  size_t max = data[0] ? 16 + (size_t)data[0] * 32 : 0;
-  int bytewise = data[1] & 0x80;
-  size_t nsplit = data[1] & 7;
-  if (size < 2 + nsplit) return 0;
-  const uint8_t *steps = data + 2;
-  const uint8_t *req = data + 2 + nsplit;
-  size_t len = size - 2 - nsplit;
-
+  fuzz_head_input in;
+  if (!fuzz_head_input_read(&in, data, size)) return 0;
   ws_request *whole = calloc(1, sizeof *whole), *inc = calloc(1, sizeof *inc);
   CHECK(whole && inc);
-  char *wbuf, *ibuf = NULL;
-  int n = feed(whole, req, len, max, &wbuf);
-  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
+  char *wbuf, *ibuf;
+  int n = feed(whole, in.msg, in.len, in.max, &wbuf);
+  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= in.len));
   CHECK(n != WS_ERROR || whole->status == 400 || whole->status == 431);
 
-  static const uint8_t one_byte = 0;
-  fuzz_split cut = bytewise ? fuzz_split_new(len, &one_byte, 1, 1, 0) : fuzz_split_new(len, steps, nsplit, 0, 0);
-  int m = WS_AGAIN;
-  while (m == WS_AGAIN && fuzz_split_next(&cut, NULL) > 0) {
-    free(ibuf);
-    m = feed(inc, req, cut.at, max, &ibuf);
-    if (m != WS_AGAIN) {
-      CHECK(m == n);
-      same(whole, wbuf, inc, ibuf, n);
-    }
-  }
-  CHECK(m == n);
+  CHECK(fuzz_prefixes(&in, feed, inc, WS_AGAIN, &ibuf) == n);
+  if (n != WS_AGAIN) same(whole, wbuf, inc, ibuf, n);
   if (n > 0) after_parse(whole, wbuf, (size_t)n);
   free(ibuf);
   free(wbuf);

@@ -1,9 +1,8 @@
 /* libFuzzer driver for the client side of the opening handshake: ws_response_parse fed the
  * input in growing prefixes, then ws_response_check_upgrade against a known key.
  *
- * Input: byte 0 picks the header byte limit (0: the default), byte 1 the number of split
- * points (low 3 bits; bit 7 means one byte at a time; bit 6 says extensions were offered),
- * then one byte per split point (the size of the next step); the rest is the response. Each
+ * Input: as fuzz_head_input in fuzz_common.h says (the header byte limit, then the split
+ * points; bit 6 of byte 1 says extensions were offered); the rest is the response. Each
  * prefix is copied to a buffer of exactly its size (freed after the call), and the parse
  * must reach the same answer as one call on the whole input. */
 // Build (from the repository root):
@@ -17,7 +16,7 @@
 /* RFC 6455's sample key; its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=. */
 static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
 
-static int feed(ws_response *r, const uint8_t *data, size_t len, size_t max, char **keep) {
+static int feed(void *r, const uint8_t *data, size_t len, size_t max, char **keep) {
   *keep = fuzz_copy(data, len);
   return ws_response_parse(r, *keep, len, max);
 }
@@ -60,34 +59,17 @@ static void after_parse(ws_response *r, const char *buf, size_t n, int offered_e
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2) return 0;
-  size_t max = data[0] ? 16 + (size_t)data[0] * 32 : 0;
-  int bytewise = data[1] & 0x80, extensions = (data[1] & 0x40) != 0;
-  size_t nsplit = data[1] & 7;
-  if (size < 2 + nsplit) return 0;
-  const uint8_t *steps = data + 2;
-  const uint8_t *resp = data + 2 + nsplit;
-  size_t len = size - 2 - nsplit;
-
+  fuzz_head_input in;
+  if (!fuzz_head_input_read(&in, data, size)) return 0;
   ws_response *whole = calloc(1, sizeof *whole), *inc = calloc(1, sizeof *inc);
   CHECK(whole && inc);
-  char *wbuf, *ibuf = NULL;
-  int n = feed(whole, resp, len, max, &wbuf);
-  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= len));
+  char *wbuf, *ibuf;
+  int n = feed(whole, in.msg, in.len, in.max, &wbuf);
+  CHECK(n == WS_AGAIN || n == WS_ERROR || (n > 0 && (size_t)n <= in.len));
 
-  static const uint8_t one_byte = 0;
-  fuzz_split cut = bytewise ? fuzz_split_new(len, &one_byte, 1, 1, 0) : fuzz_split_new(len, steps, nsplit, 0, 0);
-  int m = WS_AGAIN;
-  while (m == WS_AGAIN && fuzz_split_next(&cut, NULL) > 0) {
-    free(ibuf);
-    m = feed(inc, resp, cut.at, max, &ibuf);
-    if (m != WS_AGAIN) {
-      CHECK(m == n);
-      same(whole, wbuf, inc, ibuf, n);
-    }
-  }
-  CHECK(m == n);
-  if (n > 0) after_parse(whole, wbuf, (size_t)n, extensions);
+  CHECK(fuzz_prefixes(&in, feed, inc, WS_AGAIN, &ibuf) == n);
+  if (n != WS_AGAIN) same(whole, wbuf, inc, ibuf, n);
+  if (n > 0) after_parse(whole, wbuf, (size_t)n, (in.flags & 0x40) != 0);
   free(ibuf);
   free(wbuf);
   free(whole);
