@@ -21,6 +21,7 @@ local function conn(role, params, cfg, opts)
 end
 
 local drain = require("support.codec_events").drain
+local frames_of = require("support.codec_events").frames_of
 
 local function feed_all(c, chunks)
   local evs = {}
@@ -29,19 +30,6 @@ local function feed_all(c, chunks)
     drain(c, evs)
   end
   return evs
-end
-
--- The frames in a conn's output: { opcode, payload (unmasked), fin, rsv, masked }.
-local function frames_of(out)
-  local frames = {}
-  while #out > 0 do
-    local h = assert(codec.parse_frame_header(out))
-    local payload = out:sub(h.header_length + 1, h.header_length + h.length)
-    if h.masked then payload = codec.mask(payload, h.mask) end
-    frames[#frames + 1] = { opcode = h.opcode, payload = payload, fin = h.fin, rsv = h.rsv, masked = h.masked }
-    out = out:sub(h.header_length + h.length + 1)
-  end
-  return frames
 end
 
 -- A compressed frame as a client sends it (masked) or a server does (plain).

@@ -30,6 +30,7 @@ end
 local MAX_EVENTS = require("support.codec_events").MAX_EVENTS
 
 local drain = require("support.codec_events").drain
+local frames_of = require("support.codec_events").frames_of
 
 -- Feed the chunks in order, collecting events after each.
 local function run(role, chunks, opts)
@@ -81,20 +82,6 @@ local function check_splits(role, bytes, expected, opts)
     error("byte by byte: " .. describe_events(got) .. " instead of " .. describe_events(expected))
   end
   return c
-end
-
--- Split the frames in `out` (bytes written by a conn) into { opcode, payload, fin, rsv, masked }.
-local function frames_of(out)
-  local frames = {}
-  while #out > 0 do
-    local h = assert(codec.parse_frame_header(out))
-    local payload = out:sub(h.header_length + 1, h.header_length + h.length)
-    assert.equal(h.length, #payload)
-    if h.masked then payload = codec.mask(payload, h.mask) end
-    frames[#frames + 1] = { opcode = h.opcode, payload = payload, fin = h.fin, rsv = h.rsv, masked = h.masked }
-    out = out:sub(h.header_length + h.length + 1)
-  end
-  return frames
 end
 
 local function close_payload(code, reason)
