@@ -4,14 +4,7 @@
 local server = require "support.ws_server"
 local client = require "support.ws_client"
 
-local function upgrade_request(port, extra)
-  local lines = {
-    "GET /ws HTTP/1.1", "Host: 127.0.0.1:" .. port, "Upgrade: websocket", "Connection: Upgrade",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
-  }
-  for _, l in ipairs(extra or {}) do lines[#lines + 1] = l end
-  return table.concat(lines, "\r\n") .. "\r\n\r\n"
-end
+local function upgrade_request(port, extra) return client.upgrade_request(port, "/ws", extra) end
 
 describe("server handshake", function()
   local srv

@@ -79,8 +79,7 @@ describe("server lifecycle", function()
     local held = {}
     for i = 1, 3 do held[i] = assert(client.connect(srv.port)) end
     local extra = client.tcp(srv.port)
-    extra:send("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    extra:send(client.upgrade_request(srv.port, "/"))
     local data = client.recv_some(extra, 0.5)
     assert.is_nil(data) -- not served yet
     held[1]:close()

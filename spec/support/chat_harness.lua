@@ -1,18 +1,18 @@
 -- Processes and clients for the chat specs: the chat server as a child process, the Python
 -- `websockets` agent (spec/support/chat_agent.py) driven over its control socket, and plain
--- HTTP requests. Every wait is bounded: children run under `timeout`, sockets have timeouts.
+-- HTTP requests (through support/ws_client.lua). Every wait is bounded: children run under
+-- `timeout`, sockets have timeouts.
 local socket = require "socket"
 local cjson = require "cjson"
 local helper = require "helper"
+local ws_client = require "support.ws_client"
 
 local M = {}
 
 local PYTHON = helper.python
 local CHILD_LIFETIME = 300   -- seconds: no child outlives a stuck spec run for long
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = helper.shell_quote
 
 -- Starts `argv` (a list of words) under sh and timeout; returns the popen handle, whose first
 -- line is the child's pid and the rest its stdout. Stderr goes to `log`.
@@ -27,13 +27,7 @@ local function spawn(argv, log)
   return handle, pid
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read_file(path) return helper.read_file(path) or "" end
 
 -- An example server: lua5.4 <script> --port 0 [extra args], which prints a line with
 -- "listening on <scheme>://host:port". Returns { port, base, ws_url, pid, log, stop = function }.
@@ -69,52 +63,17 @@ function M.start_chat(extra) return M.start_example("examples/chat.lua", extra) 
 
 -- One plain HTTP/1.1 request; returns status, headers (lower-case names), body.
 function M.http(port, method, path, headers, timeout)
-  local sock = assert(socket.tcp())
-  sock:settimeout(timeout or 5)
-  assert(sock:connect("127.0.0.1", port))
-  local lines = { ("%s %s HTTP/1.1"):format(method, path), "Host: 127.0.0.1:" .. port, "Connection: close" }
-  for name, value in pairs(headers or {}) do lines[#lines + 1] = name .. ": " .. value end
-  assert(sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n"))
-  local status_line, err = sock:receive("*l")
-  if not status_line then sock:close(); return nil, err end
-  local status = tonumber(status_line:match("^HTTP/1%.1 (%d%d%d)"))
-  local head = {}
-  while true do
-    local line = sock:receive("*l")
-    if not line or line == "" then break end
-    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
-    if name then head[name:lower()] = value end
-  end
-  local body = ""
-  local length = tonumber(head["content-length"])
-  if method == "HEAD" or status == 101 then
-    body = ""
-  elseif length then
-    body = length > 0 and (sock:receive(length) or "") or ""
-  else
-    local data, _, partial = sock:receive("*a")
-    body = data or partial or ""
-  end
-  sock:close()
-  return status, head, body
+  local h = { Connection = "close" }
+  for name, value in pairs(headers or {}) do h[name] = value end
+  return ws_client.request(port, method, path, h, timeout)
 end
 
--- A WebSocket upgrade request with the given extra headers; returns the HTTP status.
+-- A WebSocket upgrade request with the given extra headers (a table name -> value); returns
+-- the HTTP status.
 function M.upgrade_status(port, path, headers)
-  local h = {
-    ["Upgrade"] = "websocket", ["Connection"] = "Upgrade",
-    ["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==", ["Sec-WebSocket-Version"] = "13",
-  }
-  for k, v in pairs(headers or {}) do h[k] = v end
-  local sock = assert(socket.tcp())
-  sock:settimeout(5)
-  assert(sock:connect("127.0.0.1", port))
-  local lines = { ("GET %s HTTP/1.1"):format(path), "Host: 127.0.0.1:" .. port }
-  for name, value in pairs(h) do lines[#lines + 1] = name .. ": " .. value end
-  assert(sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n"))
-  local status_line = sock:receive("*l")
-  sock:close()
-  return status_line and tonumber(status_line:match("^HTTP/1%.1 (%d%d%d)"))
+  local extra = {}
+  for name, value in pairs(headers or {}) do extra[#extra + 1] = name .. ": " .. value end
+  return (ws_client.http(port, ws_client.upgrade_request(port, path, extra)))
 end
 
 ------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
--- A small blocking WebSocket client for the server specs, independent of the server's event
--- loop: LuaSocket for the socket and `ws.codec` (the sans-I/O core) for the handshake and
--- frames. Every read has a deadline. Also raw HTTP helpers for refusals and odd requests.
+-- The specs' one Lua WebSocket client, blocking and independent of the server's event loop:
+-- LuaSocket for the socket and `ws.codec` (the sans-I/O core) for the handshake and frames.
+-- Every read has a deadline. Also raw HTTP helpers for refusals and odd requests, and the
+-- chat specs' pool of clients (chat_client.lua) is built on it.
 local socket = require "socket"
 local codec = require "ws.codec"
 
@@ -86,20 +87,36 @@ function M.http(port, request, timeout)
   return status, headers, body
 end
 
-function M.get(port, path, headers)
-  local req = { "GET " .. (path or "/") .. " HTTP/1.1", "Host: 127.0.0.1:" .. port }
+-- A request `method path` with Host and the given headers (a table name -> value); returns the
+-- response's status, headers, body.
+function M.request(port, method, path, headers, timeout)
+  local req = { method .. " " .. (path or "/") .. " HTTP/1.1", "Host: 127.0.0.1:" .. port }
   for k, v in pairs(headers or {}) do req[#req + 1] = k .. ": " .. v end
-  return M.http(port, table.concat(req, "\r\n") .. "\r\n\r\n")
+  return M.http(port, table.concat(req, "\r\n") .. "\r\n\r\n", timeout)
 end
 
--- Opens a WebSocket: opts.path, protocols, origin, headers, timeout, max_message.
+function M.get(port, path, headers) return M.request(port, "GET", path, headers) end
+
+-- The bytes of a valid upgrade request for `path` (default /ws) with RFC 6455's sample key,
+-- followed by the `extra` header lines ("Name: value").
+function M.upgrade_request(port, path, extra)
+  local lines = {
+    "GET " .. (path or "/ws") .. " HTTP/1.1", "Host: 127.0.0.1:" .. port, "Upgrade: websocket", "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+  }
+  for _, l in ipairs(extra or {}) do lines[#lines + 1] = l end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n"
+end
+
+-- Opens a WebSocket: opts.path, protocols, origin, headers, timeout, max_message, host (the
+-- Host header; the socket always goes to 127.0.0.1).
 -- Returns a client, or nil, reason, status, headers, body when the server refuses.
 function M.connect(port, opts)
   opts = opts or {}
   local sock, err = M.tcp(port, opts.timeout)
   if not sock then return nil, err end
   local request, key = codec.client_request({
-    host = type(port) == "string" and "localhost" or ("127.0.0.1:" .. port), path = opts.path or "/", protocols = opts.protocols,
+    host = opts.host or (type(port) == "string" and "localhost" or ("127.0.0.1:" .. port)), path = opts.path or "/", protocols = opts.protocols,
     origin = opts.origin, headers = opts.headers,
   })
   sock:send(request)
