@@ -105,13 +105,8 @@ local function wait_ms(seconds)
   return ms
 end
 
--- permessage-deflate (RFC 7692) comes from the codec (codec.deflate_*, c:set_deflate); it is
--- detected, not assumed, so this file also runs on a codec built without it.
-local function deflate_supported()
-  return type(codec.deflate_negotiate) == "function"
-end
-
--- The codec's deflate config from our options: compression = "shared" (no context takeover:
+-- permessage-deflate (RFC 7692) comes from the codec (codec.deflate_*, c:set_deflate). The
+-- codec's deflate config from our options: compression = "shared" (no context takeover:
 -- no compressor memory kept between messages) or "dedicated" (per-connection contexts),
 -- window_bits, mem_level, level (zlib's 0..9), threshold (shorter messages go uncompressed).
 local function deflate_config(opts, mode)
@@ -368,7 +363,6 @@ function M.wrap(sock, opts)
     auto_pong = true,
   }
   local c = codec.new(conf)
-  if type(c.open) == "function" and c:state() == "connecting" then c:open() end
   if opts.deflate then c:set_deflate(opts.deflate, opts.deflate_config) end
   local self = setmetatable({
     sock = sock,
@@ -425,7 +419,7 @@ end
 -- and returns the connection. On a bad request it answers (400, 403, 426) and returns
 -- nil, message, "handshake". opts: protocols (the server's list, in order of preference),
 -- origins (a list or function(origin) -> boolean), compression ("off" default | "shared" |
--- "dedicated", when the codec has permessage-deflate), headers (extra response headers), and
+-- "dedicated"), headers (extra response headers), and
 -- everything wrap() takes.
 function M.accept(opts)
   check.options("ws.resty.accept", opts, ACCEPT_OPTIONS, 2)
@@ -454,7 +448,7 @@ function M.accept(opts)
   local extensions, deflate
   local mode = opts.compression or "off"
   local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
-  if dconfig and req.extensions and deflate_supported() then
+  if dconfig and req.extensions then
     local answer, params = codec.deflate_negotiate(req.extensions, dconfig)
     if answer == nil then
       return refuse(400, tostring(params)) -- a malformed Sec-WebSocket-Extensions header
@@ -520,7 +514,7 @@ function M.connect(url, opts)
   local offer
   local mode = opts.compression or "off"
   local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
-  if dconfig and deflate_supported() then offer = codec.deflate_offer(dconfig) end
+  if dconfig then offer = codec.deflate_offer(dconfig) end
   local request, key = codec.client_request{ host = u.host_header, path = u.target,
     protocols = opts.protocols, extensions = offer, origin = opts.origin, headers = opts.headers }
   ok, err = sock:send(request)
