@@ -28,7 +28,7 @@ CODEC_LIBS := -lcrypto -lz
 CORE_LIBS  := -lev -lhiredis -lssl -lcrypto -lz
 
 .PHONY: all codec clean deps test chat
-all: $(OUT)/codec.so $(if $(RTBIND_SRC),$(OUT)/core.so)
+all: $(OUT)/codec.so $(OUT)/core.so
 codec: $(OUT)/codec.so
 
 $(BUILD)/%.o: csrc/%.c $(HEADERS)

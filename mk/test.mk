@@ -4,7 +4,7 @@
 # processes sharing one local Redis.
 
 DEMO_PORT ?= 8080
-DEMO      := $(if $(wildcard examples/chat.lua),examples/chat.lua,examples/echo.lua)
+DEMO      := examples/chat.lua
 
 .PHONY: deps test chat chat-cluster
 deps:

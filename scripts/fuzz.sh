@@ -12,8 +12,8 @@ jobs=${FUZZ_JOBS:-$(nproc)}
 shopt -s nullglob
 drivers=(fuzz/bin/fuzz_*)
 if [ "${#drivers[@]}" -eq 0 ]; then
-  echo "fuzz: no drivers (fuzz/fuzz_*.c) yet; nothing to run"
-  exit 0
+  echo "fuzz: no drivers in fuzz/bin (make fuzz-build builds them)" >&2
+  exit 1
 fi
 
 work=$(mktemp -d /tmp/lua-ws-fuzz.XXXXXX)
