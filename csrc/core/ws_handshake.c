@@ -29,6 +29,8 @@ static int is_tchar(unsigned char c) { /* RFC 7230 3.2.6 token characters */
 }
 
 static int is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+/* RFC 5234 VCHAR: what a request target (RFC 7230 3.1.1) and the Host we send are made of. */
+static int is_visible(unsigned char c) { return c > 0x20 && c < 0x7f; }
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
 static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c; }
@@ -195,7 +197,7 @@ static int request_line(void *rv, const char *p, size_t n, const char **error) {
   size_t t = ++i;
   while (i < n && p[i] != ' ') {
     unsigned char c = (unsigned char)p[i];
-    if (c <= 0x20 || c >= 0x7f) { *error = "invalid request target"; return -1; }
+    if (!is_visible(c)) { *error = "invalid request target"; return -1; }
     i++;
   }
   if (i == t) { *error = "invalid request target"; return -1; }
@@ -577,7 +579,7 @@ int ws_client_key(char out[WS_KEY_LEN + 1]) {
 int ws_target_valid(const char *s) {
   if (!*s) return 0;
   for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
+    if (!is_visible((unsigned char)*s)) return 0;
   return 1;
 }
 
