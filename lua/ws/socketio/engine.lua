@@ -6,6 +6,7 @@
 local core = require "ws.core"
 local conn_mod = require "ws.conn"
 local cjson = require "cjson.safe"
+local origin_policy = require("ws.url").origin_policy
 
 local wait = conn_mod.wait
 local wsend = conn_mod.methods.send -- conn:send without the method lookup
@@ -117,7 +118,8 @@ Engine.__index = Engine
 M.Engine = Engine
 
 -- opts: ping_interval, ping_timeout (seconds), max_payload (bytes), max_packets (per polling
--- request), upgrade_timeout, cors (nil | "*" | list of origins | function(origin) -> bool).
+-- request), upgrade_timeout, cors (nil: none | "*" | list of origins | function(origin, request)
+-- -> bool: ws.url's origin policy, which ws.server's `origins` follows too).
 -- handlers: open, message, upgrade, close (see the head of this file), and optionally
 -- text(s, msg): a WebSocket text message "4<packet>" whole (the packet read from its second
 -- byte, without the copy message(s, packet) would take).
@@ -130,6 +132,7 @@ function M.new(opts, handlers)
     upgrade_timeout = opts.upgrade_timeout or 10,
     max_buffer = opts.max_buffer or 10 * 1024 * 1024,
     cors = opts.cors,
+    cors_allows = opts.cors and origin_policy(opts.cors, "ws.socketio: cors", 2),
     allow_request = opts.allow_request,
     sessions = {},
     by_conn = setmetatable({}, { __mode = "k" }), -- WebSocket connection -> its session
@@ -216,15 +219,10 @@ function Session:send_binary(data, nowait) return self:send_packet(data, true, n
 local TEXT_HEADERS = { ["Content-Type"] = "text/plain; charset=UTF-8" }
 
 function Engine:headers(request)
-  local cors = self.cors
-  if not cors then return TEXT_HEADERS end
+  local allows = self.cors_allows
+  if not allows then return TEXT_HEADERS end
   local origin = request and request.headers.origin
-  if not origin then return TEXT_HEADERS end
-  local ok
-  if cors == "*" then ok = true
-  elseif type(cors) == "function" then ok = cors(origin)
-  else for _, o in ipairs(cors) do if o == origin then ok = true break end end end
-  if not ok then return TEXT_HEADERS end
+  if not origin or not allows(origin, nil, function() return request end) then return TEXT_HEADERS end
   return { ["Content-Type"] = "text/plain; charset=UTF-8", ["Access-Control-Allow-Origin"] = origin,
            ["Access-Control-Allow-Credentials"] = "true", ["Vary"] = "Origin" }
 end
