@@ -52,6 +52,10 @@
  * publisher sends 42["pub","<payload>"] and every connection (in one room, the publisher
  * included) expects 42["msg","<payload>"] (bench/socketio/ serves both).
  *
+ * --tls: every connection is a TLS client (wss://; OpenSSL, non-blocking on the same loop), a full
+ * handshake each time (no session cache), the certificate not verified; the line says tls=1.
+ * Plain connections pay one branch per read and write for it.
+ *
  * With --server-pid the line also carries the server's CPU time per message (the run time of
  * its threads from /proc/PID/task/TID/schedstat over the timed window, or utime + stime from
  * /proc/PID/stat where schedstat is missing), which still ranks servers once this client
