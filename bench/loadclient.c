@@ -52,6 +52,10 @@
  * publisher sends 42["pub","<payload>"] and every connection (in one room, the publisher
  * included) expects 42["msg","<payload>"] (bench/socketio/ serves both).
  *
+ * --tls: every connection is a TLS client (wss://; OpenSSL, non-blocking on the same loop), a full
+ * handshake each time (no session cache), the certificate not verified; the line says tls=1.
+ * Plain connections pay one branch per read and write for it.
+ *
  * With --server-pid the line also carries the server's CPU time per message (the run time of
  * its threads from /proc/PID/task/TID/schedstat over the timed window, or utime + stime from
  * /proc/PID/stat where schedstat is missing), which still ranks servers once this client
@@ -73,6 +77,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "lc_hist.h"
 #include "lc_proto.h"
@@ -111,6 +118,9 @@ typedef struct conn {
   uint8_t *tmpl;  /* this connection's random payload */
   uint64_t t_begin;
   char accept[LC_ACCEPT_LEN + 1];
+  SSL *ssl;       /* --tls: the TLS client, NULL on plain TCP */
+  int tls_hs;     /* --tls: the TLS handshake is under way (state ST_CONNECTING) */
+  int rpend;      /* --tls: decrypted bytes wait inside OpenSSL (on run.pend) */
 } conn;
 
 static struct {
@@ -134,9 +144,11 @@ static struct {
   int rooms;          /* chat */
   int path_set;
   int local_rooms;    /* chat with --port2: both members of a room on one server */
-} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  int tls;            /* every connection is a TLS client (wss://) */
+} cfg = {SC_ECHO, 0, "/", "-", 0, 1, 32, 5.0, 1.0, 0, 2.0, 0, 0, 0, 128, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static uint8_t *sio_buf; /* --socketio: one outgoing event, built here */
+static SSL_CTX *tls_ctx;  /* --tls */
 
 static struct {
   conn *c;
@@ -146,6 +158,8 @@ static struct {
   int started, open, failed, done_closing;
   conn **dirty;
   int ndirty;
+  conn **pend, **pend2; /* --tls: connections with decrypted input left in OpenSSL's buffer */
+  int npend;
   uint64_t t_origin, t_deadline, t_start, t_end, t_phase;
   uint64_t drain_ns;  /* how long the messages still out after the run may take to come back */
   uint64_t msgs, bytes, handshakes, deliveries;
@@ -310,7 +324,55 @@ static void mark_dirty(conn *c) {
   }
 }
 
+/* ---- transport: plain TCP, or TLS with --tls (a branch per read and write) ---- */
+
+/* --tls: input that OpenSSL has decrypted (or read ahead) but on_readable left behind is read
+ * again after this batch of events; epoll knows nothing of it. */
+static void mark_pending(conn *c) {
+  if (!c->rpend) {
+    c->rpend = 1;
+    run.pend[run.npend++] = c;
+  }
+}
+
+/* What an SSL_read or SSL_write that did not move bytes means, in read()/write() terms: 0 for
+ * the end of the stream, -1 with errno (EAGAIN: wait for epoll). */
+static ssize_t tls_result(conn *c, int r) {
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) return 0;
+  int saved = errno;
+  ERR_clear_error();
+  if (e == SSL_ERROR_SYSCALL && saved) {
+    errno = saved;
+    return -1;
+  }
+  if (e == SSL_ERROR_SYSCALL) return 0; /* EOF without close_notify */
+  errno = ECONNRESET;
+  return -1;
+}
+
+static ssize_t conn_read(conn *c, uint8_t *buf, size_t n) {
+  if (!c->ssl) return read(c->fd, buf, n);
+  int r = SSL_read(c->ssl, buf, n > 1u << 30 ? 1 << 30 : (int)n);
+  return r > 0 ? r : tls_result(c, r);
+}
+
+static ssize_t conn_write(conn *c, const uint8_t *buf, size_t n) {
+  if (!c->ssl) return write(c->fd, buf, n);
+  int r = SSL_write(c->ssl, buf, n > 1u << 30 ? 1 << 30 : (int)n);
+  return r > 0 ? r : tls_result(c, r);
+}
+
 static void conn_close_fd(conn *c) {
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->tls_hs = 0;
+  }
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;
   c->want_out = 0;
@@ -327,7 +389,7 @@ static void conn_fail(conn *c, const char *why) {
 
 static int conn_flush(conn *c) {
   while (c->whead < c->wlen) {
-    ssize_t n = write(c->fd, c->wbuf + c->whead, c->wlen - c->whead);
+    ssize_t n = conn_write(c, c->wbuf + c->whead, c->wlen - c->whead);
     if (n > 0) {
       c->whead += (size_t)n;
     } else if (n < 0 && errno == EINTR) {
@@ -502,6 +564,10 @@ static void start_close(conn *c) {
 
 /* The closing handshake ended (server's close frame, or EOF after ours). */
 static void closed_cleanly(conn *c, uint64_t now) {
+  if (c->ssl) {
+    SSL_shutdown(c->ssl); /* our close_notify, as a browser sends it; no wait for the server's */
+    ERR_clear_error();
+  }
   conn_close_fd(c);
   c->state = ST_DONE;
   run.done_closing++;
@@ -726,7 +792,13 @@ static void parse_frames(conn *c, uint64_t now) {
   }
 }
 
+static void tls_step(conn *c);
+
 static void on_readable(conn *c) {
+  if (c->tls_hs) {
+    tls_step(c);
+    return;
+  }
   for (int round = 0; round < 8 && c->fd >= 0; round++) {
     if (c->rcap - c->rlen < 4096 &&
         reserve(&c->rbuf, &c->rcap, c->rlen, c->rcap < 16384 ? 16384 - c->rlen : c->rcap, MAX_MESSAGE * 2)) {
@@ -734,7 +806,7 @@ static void on_readable(conn *c) {
       return;
     }
     size_t room = c->rcap - c->rlen;
-    ssize_t n = read(c->fd, c->rbuf + c->rlen, room);
+    ssize_t n = conn_read(c, c->rbuf + c->rlen, room);
     uint64_t now = now_ns();
     if (n == 0) {
       if (c->state == ST_CLOSING && !cfg.raw) {
@@ -768,11 +840,79 @@ static void on_readable(conn *c) {
       if (cfg.scenario == SC_HANDSHAKE) start_close(c);
     }
     parse_frames(c, now);
-    if ((size_t)n < room) return;
+    if ((size_t)n < room && (!c->ssl || !SSL_has_pending(c->ssl))) return;
   }
+  if (c->ssl && c->fd >= 0 && SSL_has_pending(c->ssl)) mark_pending(c);
+}
+
+/* The upgrade request, once the TCP connection (and with --tls the TLS session) is up. */
+static void send_upgrade(conn *c) {
+  char key[LC_KEY_LEN + 1], req[512];
+  if (lc_client_key(key)) {
+    conn_fail(c, "RAND_bytes failed");
+    return;
+  }
+  lc_accept_for(key, c->accept);
+  char path[256];
+  if (cfg.scenario == SC_CHAT) snprintf(path, sizeof path, "%s%d", cfg.path, c->room);
+  else snprintf(path, sizeof path, "%s", cfg.path);
+  size_t n = lc_upgrade_request(req, sizeof req, c->port, path, key);
+  c->state = ST_HANDSHAKE;
+  if (reserve(&c->wbuf, &c->wcap, c->wlen, n, 1 << 20)) {
+    conn_fail(c, "out of memory");
+    return;
+  }
+  memcpy(c->wbuf + c->wlen, req, n);
+  c->wlen += n;
+  conn_flush(c);
+}
+
+/* --tls: one step of the TLS handshake (a full one every time: no session is resumed, and the
+ * server's certificate is not verified, which changes nothing on the server's side). */
+static void tls_step(conn *c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c->ssl);
+  if (r == 1) {
+    c->tls_hs = 0;
+    send_upgrade(c);
+    if (c->ssl && SSL_has_pending(c->ssl)) mark_pending(c);
+    return;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ) {
+    set_out(c, 0);
+    return;
+  }
+  if (e == SSL_ERROR_WANT_WRITE) {
+    set_out(c, 1);
+    return;
+  }
+  char why[160];
+  unsigned long code = ERR_peek_error();
+  snprintf(why, sizeof why, "TLS handshake failed: %s",
+           code ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "unknown reason"
+                : e == SSL_ERROR_SYSCALL ? "connection closed" : "protocol error");
+  ERR_clear_error();
+  conn_fail(c, why);
+}
+
+static void tls_begin(conn *c) {
+  c->ssl = SSL_new(tls_ctx);
+  if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+    ERR_clear_error();
+    conn_fail(c, "SSL_new failed");
+    return;
+  }
+  SSL_set_connect_state(c->ssl);
+  c->tls_hs = 1;
+  tls_step(c);
 }
 
 static void on_writable(conn *c) {
+  if (c->tls_hs) {
+    tls_step(c);
+    return;
+  }
   if (c->state == ST_CONNECTING) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -786,24 +926,8 @@ static void on_writable(conn *c) {
       set_out(c, 0);
       return;
     }
-    char key[LC_KEY_LEN + 1], req[512];
-    if (lc_client_key(key)) {
-      conn_fail(c, "RAND_bytes failed");
-      return;
-    }
-    lc_accept_for(key, c->accept);
-    char path[256];
-    if (cfg.scenario == SC_CHAT) snprintf(path, sizeof path, "%s%d", cfg.path, c->room);
-    else snprintf(path, sizeof path, "%s", cfg.path);
-    size_t n = lc_upgrade_request(req, sizeof req, c->port, path, key);
-    c->state = ST_HANDSHAKE;
-    if (reserve(&c->wbuf, &c->wcap, c->wlen, n, 1 << 20)) {
-      conn_fail(c, "out of memory");
-      return;
-    }
-    memcpy(c->wbuf + c->wlen, req, n);
-    c->wlen += n;
-    conn_flush(c);
+    if (cfg.tls) tls_begin(c);
+    else send_upgrade(c);
     return;
   }
   conn_flush(c);
@@ -1104,6 +1228,7 @@ static void report(void) {
     break;
   }
   }
+  if (cfg.tls) printf(" tls=1");
   double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
   if (wall > 0)
     printf(" client_cpu_pct=%.1f client_busy_pct=%.1f\n", 100.0 * (run.ccpu_end - run.ccpu_start) / wall,
@@ -1122,7 +1247,7 @@ static void usage(void) {
           "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
           "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
           "                  [--spin 0|1] [--socketio] [--rooms R] [--port2 N] [--server-pid2 PID]\n"
-          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms]\n"
+          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms] [--tls]\n"
           "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
   exit(2);
 }
@@ -1168,6 +1293,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--raw")) cfg.raw = 1;
     else if (!strcmp(a, "--socketio")) cfg.socketio = 1;
     else if (!strcmp(a, "--local-rooms")) cfg.local_rooms = 1;
+    else if (!strcmp(a, "--tls")) cfg.tls = 1;
     else usage();
 #undef ARG
   }
@@ -1187,6 +1313,10 @@ int main(int argc, char **argv) {
   }
   if (cfg.socketio && (cfg.raw || cfg.scenario == SC_HANDSHAKE || cfg.scenario == SC_IDLE)) {
     fprintf(stderr, "loadclient: --socketio measures echo, fanout and chat only\n");
+    return 2;
+  }
+  if (cfg.raw && cfg.tls) {
+    fprintf(stderr, "loadclient: --raw and --tls do not go together\n");
     return 2;
   }
   if (cfg.raw && cfg.scenario == SC_CHAT) {
@@ -1222,7 +1352,24 @@ int main(int argc, char **argv) {
 
   run.c = calloc((size_t)run.n, sizeof *run.c);
   run.dirty = calloc((size_t)run.n, sizeof *run.dirty);
-  if (!run.c || !run.dirty) return 3;
+  run.pend = calloc((size_t)run.n, sizeof *run.pend);
+  run.pend2 = calloc((size_t)run.n, sizeof *run.pend2);
+  if (!run.c || !run.dirty || !run.pend || !run.pend2) return 3;
+  if (cfg.tls) {
+    /* A client like a browser's minus the certificate check: OpenSSL's defaults (TLS 1.3 when
+     * the server has it), a full handshake on every connection (no session cache), read-ahead
+     * for fewer reads; with many idle connections the buffers go back while idle. */
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) return 3;
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                  (cfg.scenario == SC_IDLE ? SSL_MODE_RELEASE_BUFFERS : 0));
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+  }
   for (int i = 0; i < run.n; i++) {
     conn *c = &run.c[i];
     c->fd = -1;
@@ -1261,7 +1408,7 @@ int main(int argc, char **argv) {
      * machine) out of the figures; client_busy_pct tells how much of its core it needed. */
     int spin = cfg.spin && run.phase == PH_RUN;
     uint64_t before = spin ? now_ns() : 0;
-    int n = epoll_wait(run.ep, evs, 1024, spin ? 0 : 10);
+    int n = epoll_wait(run.ep, evs, 1024, spin || run.npend ? 0 : 10);
     if (n < 0 && errno != EINTR) break;
     if (spin && n <= 0) run.idle_ns += now_ns() - before;
     for (int i = 0; i < n; i++) {
@@ -1272,6 +1419,18 @@ int main(int argc, char **argv) {
       /* Answers leave as soon as this connection's input is handled, so the server works on
        * them while the client goes on with the other connections of this batch. */
       if (c->dirty && c->fd >= 0 && c->state != ST_CONNECTING && !c->want_out) conn_flush(c);
+    }
+    if (run.npend) { /* --tls: input OpenSSL holds (new arrivals go to the other list) */
+      conn **list = run.pend;
+      int np = run.npend;
+      run.pend = run.pend2;
+      run.pend2 = list;
+      run.npend = 0;
+      for (int i = 0; i < np; i++) {
+        conn *c = list[i];
+        c->rpend = 0;
+        if (c->fd >= 0) on_readable(c);
+      }
     }
     for (int i = 0; i < run.ndirty; i++) {
       conn *c = run.dirty[i];

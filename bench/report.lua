@@ -12,6 +12,7 @@ local records = {}
 for line in assert(io.open(path)):lines() do
   local r = {}
   for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = v end
+  if r.tls == "1" and r.scenario then r.scenario = "tls-" .. r.scenario end -- wss:// rows, tables of their own
   if r.scenario and r.server then records[#records + 1] = r end
 end
 
@@ -99,8 +100,23 @@ local function hs_key(r) return r.conns end
 table_for("Handshakes/s (connect, upgrade, close)", "handshake", { "concurrent" }, hs_key, "handshakes_per_s")
 table_for("Handshakes: server CPU microseconds per handshake", "handshake", { "concurrent" }, hs_key,
   "server_cpu_us_per_handshake", 1)
+table_for("Handshakes: the same, ratios for lua-ws's callback style", "handshake", { "concurrent" }, hs_key,
+  "server_cpu_us_per_handshake", 1, "lua-ws-cb")
 local function idle_key(r) return r.conns end
 table_for("Idle: server memory (RSS) bytes per open connection (ratios: lua-ws, a coroutine per connection)",
   "idle", { "connections" }, idle_key, "bytes_per_conn", 0)
 table_for("Idle: the same, ratios for lua-ws's callback style (no coroutine per idle connection)", "idle",
   { "connections" }, idle_key, "bytes_per_conn", 0, "lua-ws-cb")
+
+-- wss:// (loadclient --tls): TCP and TLS on every connection, a full handshake each time.
+table_for("wss:// echo: messages/s", "tls-echo", { "conns", "in flight", "bytes" }, echo_key, "msgs_per_s")
+table_for("wss:// echo: server CPU microseconds per message", "tls-echo", { "conns", "in flight", "bytes" },
+  echo_key, "server_cpu_us_per_msg", 3)
+table_for("wss:// echo: latency p99 (microseconds)", "tls-echo", { "conns", "in flight", "bytes" }, echo_key,
+  "p99_us", 0)
+table_for("wss:// handshakes/s (connect, TLS handshake, upgrade, close)", "tls-handshake", { "concurrent" },
+  hs_key, "handshakes_per_s")
+table_for("wss:// handshakes: server CPU microseconds per handshake", "tls-handshake", { "concurrent" }, hs_key,
+  "server_cpu_us_per_handshake", 1)
+table_for("wss:// handshakes: the same, ratios for lua-ws's callback style", "tls-handshake", { "concurrent" },
+  hs_key, "server_cpu_us_per_handshake", 1, "lua-ws-cb")

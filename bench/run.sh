@@ -8,10 +8,13 @@
 #   BENCH_QUICK=1         short runs and fewer combinations (a smoke run of the whole kit)
 #   BENCH_ROUNDS=N        rounds per figure, the median is kept (default 1, 3 for a careful run)
 #   BENCH_SERVERS="a b"   only these (names: lua-ws uws lws nginx node lua-http python tcp)
-#   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle)
+#   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle tls-echo tls-handshake)
+#   BENCH_TLS_KEY=SPEC    the wss:// rows' key, as openssl req -newkey takes it (default ec, P-256;
+#                         e.g. rsa:2048)
 #   BENCH_PORT=N          first port to use (default 19100; each server start takes the next)
 #   BENCH_OUT=FILE        where the report goes (default bench/RESULTS.md)
 #   UWS_ECHO=PATH         an already built uWebSockets server taking --port N [--mode echo|broadcast]
+#                         (and --tls-cert F --tls-key F for the wss:// rows)
 #   RESTY_WEBSOCKET_LIB=DIR  lua-resty-websocket's lib/ directory (holding resty/websocket/server.lua)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,10 +46,22 @@ else
   HANDSHAKE_SET="16"
   IDLE_CONNS=10000; HOLD=2
 fi
-# lua-ws-cb: lua-ws in the callback style (no coroutine per connection), idle scenario only.
+# Echo with 10,000 connections, 1 in flight (in the echo tables, after ECHO_SET's rows).
+ECHO_10K_SET="10000:1:32 10000:1:1024"
+# wss://: echo and handshakes over TLS (loadclient --tls) against the servers that serve it.
+if [ "$QUICK" = 1 ]; then
+  TLS_ECHO_SET="100:16:32 100:1:16384"
+else
+  TLS_ECHO_SET="100:1:32 100:16:32 100:1:16384 100:16:16384"
+fi
+TLS_HANDSHAKE_SET="16"
+TLS_SERVERS="lua-ws lua-ws-cb uws node"
+TLS_KEY=${BENCH_TLS_KEY:-ec}
+TLS_DIR=
+# lua-ws-cb: lua-ws in the callback style (no coroutine per connection): idle and handshakes.
 ALL_SERVERS="lua-ws lua-ws-cb uws lws nginx node lua-http python tcp"
 SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
-SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle}
+SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle tls-echo tls-handshake}
 
 . bench/common.sh
 
@@ -95,9 +110,35 @@ unavailable() {
   esac
 }
 
-# The command that starts server $1 in mode $2 (echo|broadcast) on port $3.
+# wss://: a self-signed certificate for 127.0.0.1, made once per run in the temporary directory.
+make_tls_cert() {
+  [ -n "$TLS_DIR" ] && return 0
+  local dir=$TMP/tls newkey=(-newkey "$TLS_KEY")
+  [ "$TLS_KEY" = ec ] && newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  mkdir -p "$dir"
+  if ! openssl req -x509 "${newkey[@]}" -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 \
+      -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >"$dir/openssl.log" 2>&1; then
+    note "wss:// rows skipped: openssl req failed: $(tail -n 2 "$dir/openssl.log" | tr '\n' ' ')"
+    return 1
+  fi
+  TLS_DIR=$dir
+}
+
+# The command that starts server $1 serving wss:// echo on port $2.
+tls_server_cmd() {
+  local name=$1 port=$2 tls="--tls-cert $TLS_DIR/cert.pem --tls-key $TLS_DIR/key.pem"
+  case $name in
+  lua-ws) echo "lua5.4 examples/echo.lua --port $port $tls" ;;
+  lua-ws-cb) echo "lua5.4 bench/servers/idle_callbacks.lua --port $port $tls" ;;
+  uws) echo "$UWS_ECHO --port $port --mode echo $tls" ;;
+  node) echo "node bench/peers/node_ws.js --port $port --mode echo $tls" ;;
+  esac
+}
+
+# The command that starts server $1 in mode $2 (echo|broadcast|tls, tls: wss:// echo) on port $3.
 server_cmd() {
   local name=$1 mode=$2 port=$3
+  if [ "$mode" = tls ]; then tls_server_cmd "$name" "$port"; return; fi
   case $name in
   lua-ws)
     if [ "$mode" = echo ]; then echo "lua5.4 examples/echo.lua --port $port"
@@ -193,11 +234,11 @@ echo "bench: servers: ${available[*]:-none}; scenarios: $SCENARIOS; quick=$QUICK
 
 for scenario in $SCENARIOS; do
   for s in "${available[@]}"; do
-    [ "$s" = lua-ws-cb ] && [ "$scenario" != idle ] && continue
+    if [ "$s" = lua-ws-cb ]; then case $scenario in idle|handshake|tls-handshake) ;; *) continue ;; esac; fi
     case $scenario in
     echo)
       start_server "$s" echo || continue
-      for combo in $ECHO_SET; do
+      for combo in $ECHO_SET $ECHO_10K_SET; do
         IFS=: read -r conns inflight size <<<"$combo"
         client msgs_per_s "$s" --scenario echo --conns "$conns" --inflight "$inflight" --size "$size" \
           --duration "$DURATION" --warmup "$WARMUP"
@@ -220,6 +261,22 @@ for scenario in $SCENARIOS; do
       done ;;
     idle)
       idle_rounds "$s" --scenario idle --conns "$IDLE_CONNS" --hold "$HOLD" ;;
+    tls-echo|tls-handshake)
+      case " $TLS_SERVERS " in *" $s "*) ;; *) continue ;; esac
+      make_tls_cert || continue
+      start_server "$s" tls || continue
+      if [ "$scenario" = tls-echo ]; then
+        for combo in $TLS_ECHO_SET; do
+          IFS=: read -r conns inflight size <<<"$combo"
+          client msgs_per_s "$s" --tls --scenario echo --conns "$conns" --inflight "$inflight" --size "$size" \
+            --duration "$DURATION" --warmup "$WARMUP"
+          kill -0 "$SERVER_PID" 2>/dev/null || break
+        done
+      else
+        for conns in $TLS_HANDSHAKE_SET; do
+          client handshakes_per_s "$s" --tls --scenario handshake --conns "$conns" --duration "$DURATION" --warmup "$WARMUP"
+        done
+      fi ;;
     esac
     stop_server
   done
@@ -235,6 +292,7 @@ cat "$TMP/tables.md"
   echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)."
   echo "Each server runs alone, pinned to core 0 (\`taskset -c 0\`); the load client is pinned to core 1."
   echo "Mode: $([ "$QUICK" = 1 ] && echo "quick (BENCH_QUICK=1)" || echo full), ${DURATION} s timed after ${WARMUP} s warm-up, median of $ROUNDS round(s)."
+  [ -n "$TLS_DIR" ] && echo "wss:// rows: a self-signed certificate (key: $TLS_KEY$([ "$TLS_KEY" = ec ] && echo ", P-256")) made for the run; the load client makes a full TLS handshake on every connection (OpenSSL $(openssl version | cut -d' ' -f2) defaults, no session resumption, no certificate check)."
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine disturbs wall-clock figures; server CPU per message is steadier)."
   echo
   cat "$TMP/tables.md"

@@ -1,5 +1,6 @@
 // Node `ws` peer for the benchmarks: echo or broadcast on 127.0.0.1.
-// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast]
+// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F]
+// With a certificate and key it serves wss:// from Node's `https` server.
 // broadcast: every text message received from any connection is sent, unchanged, as one text
 // frame to every open connection, the sender included (the protocol bench/loadclient.c expects).
 'use strict';
@@ -12,12 +13,24 @@ const opt = (name, dflt) => {
 };
 const port = Number(opt('--port', '0'));
 const mode = opt('--mode', 'echo');
-if (!(port > 0) || !['echo', 'broadcast'].includes(mode)) {
-  console.error('usage: node_ws.js --port N [--mode echo|broadcast]');
+const cert = opt('--tls-cert', null);
+const key = opt('--tls-key', null);
+if (!(port > 0) || !['echo', 'broadcast'].includes(mode) || !cert !== !key) {
+  console.error('usage: node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F]');
   process.exit(2);
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, backlog: 4096 });
+let wss;
+if (cert) {
+  const fs = require('fs');
+  const https = require('https');
+  const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) });
+  wss = new WebSocketServer({ server, perMessageDeflate: false });
+  server.listen(port, '127.0.0.1', 4096, () => console.log(`node ws ${mode} listening on wss://127.0.0.1:${port}`));
+} else {
+  wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, backlog: 4096 });
+  wss.on('listening', () => console.log(`node ws ${mode} listening on 127.0.0.1:${port}`));
+}
 wss.on('connection', (ws) => {
   ws.on('error', () => {});
   if (mode === 'echo') {
@@ -31,7 +44,6 @@ wss.on('connection', (ws) => {
     });
   }
 });
-wss.on('listening', () => console.log(`node ws ${mode} listening on 127.0.0.1:${port}`));
 const stop = () => { wss.close(); process.exit(0); };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
