@@ -1,5 +1,8 @@
 // Node `ws` peer for the benchmarks: echo or broadcast on 127.0.0.1.
-// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast]
+// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast] [--deflate]
+// --deflate: permessage-deflate on with ws's defaults (zlib's level 6, memLevel 8, 15-bit
+// windows, context takeover unless the client asks otherwise; inflate and deflate run on
+// libuv's thread pool) and threshold 0, so that every message is compressed.
 // broadcast: every text message received from any connection is sent, unchanged, as one text
 // frame to every open connection, the sender included (the protocol bench/loadclient.c expects).
 'use strict';
@@ -12,12 +15,13 @@ const opt = (name, dflt) => {
 };
 const port = Number(opt('--port', '0'));
 const mode = opt('--mode', 'echo');
+const deflate = args.includes('--deflate') ? { threshold: 0 } : false;
 if (!(port > 0) || !['echo', 'broadcast'].includes(mode)) {
-  console.error('usage: node_ws.js --port N [--mode echo|broadcast]');
+  console.error('usage: node_ws.js --port N [--mode echo|broadcast] [--deflate]');
   process.exit(2);
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, backlog: 4096 });
+const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: deflate, backlog: 4096 });
 wss.on('connection', (ws) => {
   ws.on('error', () => {});
   if (mode === 'echo') {
