@@ -177,6 +177,7 @@ static struct {
   int checked;
   /* --deflate: data payload bytes on the wire and before compression, each way */
   uint64_t wire_in, plain_in, wire_out, plain_out;
+  uint64_t msgs_in, msgs_in_compressed;
   uint8_t *json;  /* JSON_BODIES bodies of --size bytes; message seq carries body seq % JSON_BODIES */
   uint8_t *json_msg;
 } run;
@@ -676,6 +677,8 @@ static void deliver(conn *c, int opcode, int comp, const uint8_t *p, size_t n, u
       }
     }
     run.plain_in += n;
+    run.msgs_in++;
+    run.msgs_in_compressed += comp;
   }
   on_message(c, opcode, p, n, now);
 }
@@ -1183,8 +1186,10 @@ static void report(void) {
   }
   }
   if (opt_deflate)  /* compressed payload bytes / payload bytes: the server's, then ours */
-    printf(" deflate=1 wire_ratio=%.3f wire_ratio_sent=%.3f", run.plain_in ? (double)run.wire_in / (double)run.plain_in : 0,
-           run.plain_out ? (double)run.wire_out / (double)run.plain_out : 0);
+    printf(" deflate=1 wire_ratio=%.3f wire_ratio_sent=%.3f compressed_pct=%.1f",
+           run.plain_in ? (double)run.wire_in / (double)run.plain_in : 0,
+           run.plain_out ? (double)run.wire_out / (double)run.plain_out : 0,
+           run.msgs_in ? 100.0 * (double)run.msgs_in_compressed / (double)run.msgs_in : 0);
   double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
   if (wall > 0)
     printf(" client_cpu_pct=%.1f client_busy_pct=%.1f\n", 100.0 * (run.ccpu_end - run.ccpu_start) / wall,
