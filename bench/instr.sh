@@ -7,7 +7,8 @@
 # Environment: INSTR_MSGS (default 20000), INSTR_BASE (default 1000), BENCH_BIN (bench/bin);
 # INSTR_CONNS (default 1) connections with INSTR_INFLIGHT (default 1) messages in flight each,
 # of INSTR_SIZE bytes (default 32); INSTR_SERVER, the server script (default examples/echo.lua;
-# bench/servers/idle_callbacks.lua counts the callback style).
+# bench/servers/idle_callbacks.lua counts the callback style); INSTR_DEFLATE=shared|dedicated,
+# permessage-deflate (the server's --deflate=MODE, the client's --deflate with its JSON-like text).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BENCH_BIN:-bench/bin}
@@ -18,6 +19,9 @@ CONNS=${INSTR_CONNS:-1}
 INFLIGHT=${INSTR_INFLIGHT:-1}
 SIZE=${INSTR_SIZE:-32}
 SERVER=${INSTR_SERVER:-examples/echo.lua}
+DEFLATE=${INSTR_DEFLATE:-}
+SERVER_ARGS=() CLIENT_ARGS=()
+[ -n "$DEFLATE" ] && SERVER_ARGS=(--deflate="$DEFLATE") CLIENT_ARGS=(--deflate)
 TMP=$(mktemp -d /tmp/lua-ws-instr.XXXXXX)
 PID=
 cleanup() {
@@ -36,14 +40,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 measure() {
   local count=$1 out=$TMP/callgrind.$1
   while port_open "$PORT"; do PORT=$((PORT + 1)); done
-  valgrind --tool=callgrind --callgrind-out-file="$out" lua5.4 "$SERVER" --port "$PORT" \
+  valgrind --tool=callgrind --callgrind-out-file="$out" lua5.4 "$SERVER" --port "$PORT" "${SERVER_ARGS[@]}" \
     >"$TMP/server.$count.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do port_open "$PORT" && break; sleep 0.1; done  # up to 60 s
   # Another program that took the port meanwhile would answer instead of this server.
   kill -0 "$PID" 2>/dev/null || { echo "bench-instr: the server exited: $(cat "$TMP/server.$count.log")" >&2; PID=; return 1; }
   if ! "$BIN/loadclient" --scenario echo --port "$PORT" --conns "$CONNS" --inflight "$INFLIGHT" --size "$SIZE" --count "$count" \
-    --deadline 300 --label lua-ws-callgrind >"$TMP/client.$count" 2>&1; then
+    "${CLIENT_ARGS[@]}" --deadline 300 --label lua-ws-callgrind >"$TMP/client.$count" 2>&1; then
     echo "bench-instr: the client failed: $(cat "$TMP/client.$count")" >&2
     return 1
   fi
@@ -61,7 +65,7 @@ b=$(measure "$((BASE + MSGS))") || exit 1
 if [ "$SERVER" = examples/echo.lua ] && [ "$CONNS" = 1 ] && [ "$INFLIGHT" = 1 ] && [ "$SIZE" = 32 ]; then
   echo "bench-instr: lua-ws echo, 1 connection, 32-byte text messages, 1 in flight"
 else
-  echo "bench-instr: lua-ws $SERVER, $CONNS connection(s), $SIZE-byte text messages, $INFLIGHT in flight each"
+  echo "bench-instr: lua-ws $SERVER${DEFLATE:+ --deflate=$DEFLATE}, $CONNS connection(s), $SIZE-byte text messages, $INFLIGHT in flight each"
 fi
 echo "instructions_total_${BASE}=$a instructions_total_$((BASE + MSGS))=$b"
 awk -v a="$a" -v b="$b" -v n="$MSGS" 'BEGIN { printf "instructions_per_message=%.0f\n", (b - a) / n }'

@@ -116,6 +116,8 @@ typedef struct conn {
   uint32_t outstanding;
   uint64_t *ts;   /* send times, ring of --inflight */
   uint8_t *tmpl;  /* this connection's random payload */
+  lc_pmd *pmd;    /* --deflate: the agreed permessage-deflate state */
+  int fcomp;      /* the fragmented message in c->frag is compressed */
   uint64_t t_begin;
   char accept[LC_ACCEPT_LEN + 1];
   SSL *ssl;       /* --tls: the TLS client, NULL on plain TCP */
@@ -149,6 +151,8 @@ static struct {
 
 static uint8_t *sio_buf; /* --socketio: one outgoing event, built here */
 static SSL_CTX *tls_ctx;  /* --tls */
+/* --deflate: offer permessage-deflate and send JSON-like payloads (lc_json_body) */
+static int opt_deflate;
 
 static struct {
   conn *c;
@@ -185,7 +189,14 @@ static struct {
   uint64_t rate_missed; /* --rate: publishes skipped because --inflight were not done */
   /* idle */
   int checked;
+  /* --deflate: data payload bytes on the wire and before compression, each way */
+  uint64_t wire_in, plain_in, wire_out, plain_out;
+  uint64_t msgs_in, msgs_in_compressed;
+  uint8_t *json;  /* JSON_BODIES bodies of --size bytes; message seq carries body seq % JSON_BODIES */
+  uint8_t *json_msg;
 } run;
+
+#define JSON_BODIES 256u
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -373,6 +384,9 @@ static void conn_close_fd(conn *c) {
     c->ssl = NULL;
     c->tls_hs = 0;
   }
+  lc_pmd_free(c->pmd);
+  c->pmd = NULL;
+  c->fcomp = 0;
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;
   c->want_out = 0;
@@ -414,10 +428,28 @@ static int put_frame(conn *c, unsigned opcode, const uint8_t *a, size_t na, cons
     conn_fail(c, "out of memory for the write buffer");
     return -1;
   }
+  int rsv1 = 0;
+  if (c->pmd && (opcode == 0x1 || opcode == 0x2)) {  /* permessage-deflate: one compressed frame */
+    const uint8_t *z;
+    size_t nz;
+    if (lc_pmd_compress(c->pmd, a, na, b, nb, &z, &nz)) {
+      conn_fail(c, "deflate failed");
+      return -1;
+    }
+    run.plain_out += na + nb;
+    run.wire_out += nz;
+    if (reserve(&c->wbuf, &c->wcap, c->wlen, LC_HEADER_MAX + nz, (size_t)1 << 30)) {
+      conn_fail(c, "out of memory for the write buffer");
+      return -1;
+    }
+    a = z, na = nz, b = NULL, nb = 0;
+    rsv1 = 1;
+  }
   uint8_t key[4];
   lc_mask_key(key);
   uint8_t *p = c->wbuf + c->wlen;
   size_t h = lc_frame_header(p, opcode, na + nb, key);
+  if (rsv1) p[0] |= 0x40;
   lc_mask(p + h, a, na, key);
   if (nb) lc_mask(p + h + na, b, nb, key);
   c->wlen += h + na + nb;
@@ -445,6 +477,11 @@ static int send_payload(conn *c, const uint8_t *tmpl, uint32_t seq) {
     memcpy(sio_buf + np + 8, tmpl + 8, cfg.size - 8);
     memcpy(sio_buf + np + cfg.size, "\"]", 2);
     return put_frame(c, 0x1, sio_buf, (size_t)np + cfg.size + 2, NULL, 0);
+  }
+  if (opt_deflate) {  /* the JSON body of this sequence number, the number inside it */
+    memcpy(run.json_msg, run.json + (size_t)(seq % JSON_BODIES) * cfg.size, cfg.size);
+    memcpy(run.json_msg + LC_JSON_SEQ_AT, digits, 8);
+    return put_frame(c, 0x1, run.json_msg, cfg.size, NULL, 0);
   }
   return put_frame(c, 0x1, digits, 8, tmpl + 8, cfg.size - 8);
 }
@@ -504,6 +541,11 @@ static int payload_ok(const uint8_t *tmpl, uint32_t seq, int opcode, const uint8
   uint8_t digits[8];
   if (opcode != 0x1 || n != cfg.size) return 0;
   seq_digits(seq, digits);
+  if (opt_deflate) {
+    const uint8_t *body = run.json + (size_t)(seq % JSON_BODIES) * cfg.size;
+    return memcmp(p, body, LC_JSON_SEQ_AT) == 0 && memcmp(p + LC_JSON_SEQ_AT, digits, 8) == 0 &&
+           memcmp(p + LC_JSON_SEQ_AT + 8, body + LC_JSON_SEQ_AT + 8, n - LC_JSON_SEQ_AT - 8) == 0;
+  }
   return memcmp(p, digits, 8) == 0 && memcmp(p + 8, tmpl + 8, n - 8) == 0;
 }
 
@@ -689,6 +731,24 @@ static void on_message(conn *c, int opcode, const uint8_t *p, size_t n, uint64_t
 
 /* ---- input ---- */
 
+/* A whole data message; inflated first when it came compressed. */
+static void deliver(conn *c, int opcode, int comp, const uint8_t *p, size_t n, uint64_t now) {
+  if (c->pmd) {
+    run.wire_in += n;
+    if (comp) {
+      const char *why = NULL;
+      if (lc_pmd_inflate(c->pmd, p, n, MAX_MESSAGE, &p, &n, &why)) {
+        conn_fail(c, why);
+        return;
+      }
+    }
+    run.plain_in += n;
+    run.msgs_in++;
+    run.msgs_in_compressed += comp;
+  }
+  on_message(c, opcode, p, n, now);
+}
+
 static void on_frame(conn *c, lc_frame *f, uint8_t *p, uint64_t now) {
   size_t n = (size_t)f->len;
   if (f->masked) {
@@ -698,9 +758,14 @@ static void on_frame(conn *c, lc_frame *f, uint8_t *p, uint64_t now) {
     }
     lc_mask(p, p, n, f->mask);
   }
+  int comp = 0;
   if (f->rsv) {
-    conn_fail(c, "RSV bits set without an extension");
-    return;
+    /* RSV1 on the first frame of a data message marks it compressed (RFC 7692 6) */
+    if (f->rsv != 4 || !c->pmd || (f->opcode != 0x1 && f->opcode != 0x2)) {
+      conn_fail(c, !c->pmd ? "RSV bits set without an extension" : "RSV bits set where permessage-deflate allows none");
+      return;
+    }
+    comp = 1;
   }
   switch (f->opcode) {
   case 0x8: /* close */
@@ -736,10 +801,10 @@ static void on_frame(conn *c, lc_frame *f, uint8_t *p, uint64_t now) {
     return;
   }
   if (f->fin && f->opcode != 0) {
-    on_message(c, f->opcode, p, n, now);
+    deliver(c, f->opcode, comp, p, n, now);
     return;
   }
-  if (f->opcode != 0) c->fop = f->opcode;
+  if (f->opcode != 0) c->fop = f->opcode, c->fcomp = comp;
   if (reserve(&c->frag, &c->fcap, c->flen, n, MAX_MESSAGE)) {
     conn_fail(c, "fragmented message too large");
     return;
@@ -751,7 +816,9 @@ static void on_frame(conn *c, lc_frame *f, uint8_t *p, uint64_t now) {
     c->fop = 0;
     size_t len = c->flen;
     c->flen = 0;
-    on_message(c, op, c->frag, len, now);
+    comp = c->fcomp;
+    c->fcomp = 0;
+    deliver(c, op, comp, c->frag, len, now);
   }
 }
 
@@ -834,6 +901,19 @@ static void on_readable(conn *c) {
         return;
       }
       if (head == 0) continue;
+      if (opt_deflate) {
+        lc_pmd_params pp;
+        int agreed = lc_deflate_answer((const char *)c->rbuf, (size_t)head, &pp, &why);
+        if (agreed <= 0) {
+          conn_fail(c, agreed < 0 ? why : "the server did not agree to permessage-deflate");
+          return;
+        }
+        lc_pmd_free(c->pmd);
+        if (!(c->pmd = lc_pmd_new(&pp, -1 /* zlib's default level, 6 */))) {
+          conn_fail(c, "out of memory for zlib");
+          return;
+        }
+      }
       memmove(c->rbuf, c->rbuf + head, c->rlen - (size_t)head);
       c->rlen -= (size_t)head;
       conn_opened(c);
@@ -857,6 +937,7 @@ static void send_upgrade(conn *c) {
   if (cfg.scenario == SC_CHAT) snprintf(path, sizeof path, "%s%d", cfg.path, c->room);
   else snprintf(path, sizeof path, "%s", cfg.path);
   size_t n = lc_upgrade_request(req, sizeof req, c->port, path, key);
+  if (opt_deflate) n = lc_add_header(req, n, sizeof req, LC_DEFLATE_OFFER);
   c->state = ST_HANDSHAKE;
   if (reserve(&c->wbuf, &c->wcap, c->wlen, n, 1 << 20)) {
     conn_fail(c, "out of memory");
@@ -1229,6 +1310,11 @@ static void report(void) {
   }
   }
   if (cfg.tls) printf(" tls=1");
+  if (opt_deflate)  /* compressed payload bytes / payload bytes: the server's, then ours */
+    printf(" deflate=1 wire_ratio=%.3f wire_ratio_sent=%.3f compressed_pct=%.1f",
+           run.plain_in ? (double)run.wire_in / (double)run.plain_in : 0,
+           run.plain_out ? (double)run.wire_out / (double)run.plain_out : 0,
+           run.msgs_in ? 100.0 * (double)run.msgs_in_compressed / (double)run.msgs_in : 0);
   double wall = run.sampled_end ? (double)(run.w_end - run.w_start) / 1e9 : 0;
   if (wall > 0)
     printf(" client_cpu_pct=%.1f client_busy_pct=%.1f\n", 100.0 * (run.ccpu_end - run.ccpu_start) / wall,
@@ -1247,7 +1333,8 @@ static void usage(void) {
           "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
           "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
           "                  [--spin 0|1] [--socketio] [--rooms R] [--port2 N] [--server-pid2 PID]\n"
-          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms] [--tls]\n"
+          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms] [--tls] [--deflate]
+"
           "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
   exit(2);
 }
@@ -1294,6 +1381,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--socketio")) cfg.socketio = 1;
     else if (!strcmp(a, "--local-rooms")) cfg.local_rooms = 1;
     else if (!strcmp(a, "--tls")) cfg.tls = 1;
+    else if (!strcmp(a, "--deflate")) opt_deflate = 1;
     else usage();
 #undef ARG
   }
@@ -1326,6 +1414,14 @@ int main(int argc, char **argv) {
   if ((cfg.port2 && cfg.scenario != SC_FANOUT && cfg.scenario != SC_CHAT) || (cfg.rate > 0 && cfg.scenario != SC_FANOUT)) {
     fprintf(stderr, "loadclient: --port2 is for fanout and chat, --rate for fanout\n");
     return 2;
+  }
+  if (opt_deflate && (cfg.raw || cfg.socketio || cfg.size < 32)) {
+    fprintf(stderr, "loadclient: --deflate needs --size 32 or more, without --raw or --socketio\n");
+    return 2;
+  }
+  if (opt_deflate) {
+    if (!(run.json = malloc((size_t)JSON_BODIES * cfg.size)) || !(run.json_msg = malloc(cfg.size))) return 3;
+    for (uint32_t k = 0; k < JSON_BODIES; k++) lc_json_body(run.json + (size_t)k * cfg.size, cfg.size, k);
   }
   if (cfg.socketio) {
     if (!strcmp(cfg.path, "/")) cfg.path = "/socket.io/?EIO=4&transport=websocket";

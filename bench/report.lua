@@ -8,12 +8,15 @@ local TITLE = {
 }
 
 local path = assert(arg[1], "usage: lua5.4 bench/report.lua RAW_LINES_FILE")
-local records = {}
+local records, deflate_records = {}, {}
 for line in assert(io.open(path)):lines() do
   local r = {}
   for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = v end
-  if r.tls == "1" and r.scenario then r.scenario = "tls-" .. r.scenario end -- wss:// rows, tables of their own
-  if r.scenario and r.server then records[#records + 1] = r end
+  if r.deflate then deflate_records[#deflate_records + 1] = r -- their own tables, at the end
+  else
+    if r.tls == "1" and r.scenario then r.scenario = "tls-" .. r.scenario end -- wss:// rows, tables of their own
+    if r.scenario and r.server then records[#records + 1] = r end
+  end
 end
 
 local function human(v, digits)
@@ -120,3 +123,63 @@ table_for("wss:// handshakes: server CPU microseconds per handshake", "tls-hands
   "server_cpu_us_per_handshake", 1)
 table_for("wss:// handshakes: the same, ratios for lua-ws's callback style", "tls-handshake", { "concurrent" },
   hs_key, "server_cpu_us_per_handshake", 1, "lua-ws-cb")
+-- ---- permessage-deflate (run.sh's "deflate" scenario: loadclient --deflate) ----
+-- Each peer's ratio is taken against lua-ws in the same kind of mode: uWS's shared compressor
+-- against lua-ws shared; uWS's dedicated one and Node ws (context takeover) against lua-ws dedicated.
+local D_ORDER = { "lua-ws-shared", "lua-ws-dedicated", "uws-shared", "uws-dedicated", "node-deflate" }
+local D_TITLE = {
+  ["lua-ws-shared"] = "lua-ws shared", ["lua-ws-dedicated"] = "lua-ws dedicated",
+  ["uws-shared"] = "uWS shared", ["uws-dedicated"] = "uWS dedicated", ["node-deflate"] = "Node ws",
+}
+local D_BASE = { ["uws-shared"] = "lua-ws-shared", ["uws-dedicated"] = "lua-ws-dedicated", ["node-deflate"] = "lua-ws-dedicated" }
+
+local function deflate_table(title, field, digits, with_ratio)
+  local rows, cells, seen = {}, {}, {}
+  for _, r in ipairs(deflate_records) do
+    local key = (r.conns or "?") .. "|" .. (r.inflight or "?") .. "|" .. (r.size or "?")
+    if not cells[key] then cells[key] = {}; rows[#rows + 1] = key end
+    cells[key][r.server] = r
+    seen[r.server] = true
+  end
+  if #rows == 0 then return end
+  local servers = {}
+  for _, s in ipairs(D_ORDER) do if seen[s] then servers[#servers + 1] = s end end
+  print("### " .. title)
+  print()
+  local head, rule = { "conns", "in flight", "bytes" }, { "---", "---", "---" }
+  for _, s in ipairs(servers) do head[#head + 1] = D_TITLE[s]; rule[#rule + 1] = "---:" end
+  print("| " .. table.concat(head, " | ") .. " |")
+  print("|" .. table.concat(rule, "|") .. "|")
+  for _, key in ipairs(rows) do
+    local line = {}
+    for part in key:gmatch("[^|]+") do line[#line + 1] = part end
+    for _, s in ipairs(servers) do
+      local rec, text = cells[key][s], "-"
+      if rec and rec.failed then text = "failed"
+      elseif rec then
+        text = human(rec[field], digits)
+        local base = D_BASE[s] and cells[key][D_BASE[s]]
+        local v, b = tonumber(rec[field]), base and tonumber(base[field])
+        if with_ratio and v and v > 0 and b and (tonumber(base.errors) or 0) == 0 then
+          text = text .. (" (%.2fx)"):format(b / v)
+        end
+        if (tonumber(rec.errors) or 0) > 0 then text = text .. (" **%d errors**"):format(tonumber(rec.errors)) end
+      end
+      line[#line + 1] = text
+    end
+    print("| " .. table.concat(line, " | ") .. " |")
+  end
+  print()
+end
+
+if #deflate_records > 0 then
+  print("## Compression: permessage-deflate echo of JSON-like text")
+  print()
+  print("In brackets: lua-ws in the matching mode / peer (uWS shared against lua-ws shared; uWS dedicated")
+  print("and Node ws, which keep their context, against lua-ws dedicated). The wire ratio is the bytes of")
+  print("compressed payloads the server sent over the bytes of the messages inside them (lower is smaller).")
+  print()
+  deflate_table("Compression: messages/s", "msgs_per_s", nil, true)
+  deflate_table("Compression: server CPU microseconds per message", "server_cpu_us_per_msg", 2, true)
+  deflate_table("Compression: wire ratio of the server's messages (compressed / payload bytes)", "wire_ratio", 3, false)
+end

@@ -8,7 +8,7 @@
 #   BENCH_QUICK=1         short runs and fewer combinations (a smoke run of the whole kit)
 #   BENCH_ROUNDS=N        rounds per figure, the median is kept (default 1, 3 for a careful run)
 #   BENCH_SERVERS="a b"   only these (names: lua-ws uws lws nginx node lua-http python tcp)
-#   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle tls-echo tls-handshake)
+#   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle tls-echo tls-handshake deflate)
 #   BENCH_TLS_KEY=SPEC    the wss:// rows' key, as openssl req -newkey takes it (default ec, P-256;
 #                         e.g. rsa:2048)
 #   BENCH_PORT=N          first port to use (default 19100; each server start takes the next)
@@ -61,7 +61,7 @@ TLS_DIR=
 # lua-ws-cb: lua-ws in the callback style (no coroutine per connection): idle and handshakes.
 ALL_SERVERS="lua-ws lua-ws-cb uws lws nginx node lua-http python tcp"
 SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
-SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle tls-echo tls-handshake}
+SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle tls-echo tls-handshake deflate}
 
 . bench/common.sh
 
@@ -281,6 +281,63 @@ for scenario in $SCENARIOS; do
     stop_server
   done
 done
+
+# ---- permessage-deflate (scenario "deflate") ----
+# Echo of 1 KiB JSON-like text with permessage-deflate (loadclient --deflate): lua-ws's shared
+# and dedicated modes, uWebSockets' SHARED_COMPRESSOR and DEDICATED_COMPRESSOR, Node ws with
+# perMessageDeflate (every message compressed). Labels: <server>-shared|dedicated, node-deflate.
+if [ "$QUICK" = 1 ]; then DEFLATE_SET="100:1:1024 100:16:1024"; else DEFLATE_SET="100:1:1024 100:16:1024"; fi
+
+deflate_cmd() {
+  local label=$1 port=$2
+  case $label in
+  lua-ws-shared|lua-ws-dedicated) echo "lua5.4 examples/echo.lua --port $port --deflate=${label#lua-ws-}" ;;
+  uws-shared|uws-dedicated) echo "$UWS_ECHO --port $port --mode echo --compress ${label#uws-}" ;;
+  node-deflate) echo "node bench/peers/node_ws.js --port $port --mode echo --deflate" ;;
+  esac
+}
+
+start_deflate_server() {
+  local label=$1 cmd log
+  stop_server
+  next_port
+  cmd=$(deflate_cmd "$label" "$PORT")
+  log=$TMP/server-$label-$PORT.log
+  echo "taskset -c 0 $cmd" >>"$CMDS"
+  # shellcheck disable=SC2086
+  taskset -c 0 $cmd >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do
+    if port_open "$PORT"; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  note "$label did not start listening: $(tail -n 3 "$log" | tr '\n' ' ')"
+  stop_server
+  return 1
+}
+
+case " $SCENARIOS " in
+*" deflate "*)
+  for s in "${available[@]}"; do
+    case $s in
+    lua-ws) labels="lua-ws-shared lua-ws-dedicated" ;;
+    uws) labels="uws-shared uws-dedicated" ;;
+    node) labels="node-deflate" ;;
+    *) continue ;;
+    esac
+    for label in $labels; do
+      start_deflate_server "$label" || continue
+      for combo in $DEFLATE_SET; do
+        IFS=: read -r conns inflight size <<<"$combo"
+        client msgs_per_s "$label" --scenario echo --deflate --conns "$conns" --inflight "$inflight" --size "$size" \
+          --duration "$DURATION" --warmup "$WARMUP"
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+      done
+      stop_server
+    done
+  done ;;
+esac
 
 # Tables to the terminal and the report.
 lua5.4 bench/report.lua "$RAW" >"$TMP/tables.md" || note "report.lua failed"

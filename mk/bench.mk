@@ -15,7 +15,7 @@ bench-bin: $(BENCH_PROGS)
 
 $(BENCH_BIN)/loadclient: bench/loadclient.c bench/lc_proto.c bench/lc_proto.h bench/lc_hist.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ bench/loadclient.c bench/lc_proto.c -lssl -lcrypto
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/loadclient.c bench/lc_proto.c -lssl -lcrypto -lz
 
 $(BENCH_BIN)/tcp_echo: bench/peers/tcp_echo.c
 	@mkdir -p $(dir $@)

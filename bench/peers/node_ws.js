@@ -1,6 +1,9 @@
 // Node `ws` peer for the benchmarks: echo or broadcast on 127.0.0.1.
-// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F]
+// Usage: node bench/peers/node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F] [--deflate]
 // With a certificate and key it serves wss:// from Node's `https` server.
+// --deflate: permessage-deflate on with ws's defaults (zlib's level 6, memLevel 8, 15-bit
+// windows, context takeover unless the client asks otherwise; inflate and deflate run on
+// libuv's thread pool) and threshold 0, so that every message is compressed.
 // broadcast: every text message received from any connection is sent, unchanged, as one text
 // frame to every open connection, the sender included (the protocol bench/loadclient.c expects).
 'use strict';
@@ -15,8 +18,9 @@ const port = Number(opt('--port', '0'));
 const mode = opt('--mode', 'echo');
 const cert = opt('--tls-cert', null);
 const key = opt('--tls-key', null);
+const deflate = args.includes('--deflate') ? { threshold: 0 } : false;
 if (!(port > 0) || !['echo', 'broadcast'].includes(mode) || !cert !== !key) {
-  console.error('usage: node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F]');
+  console.error('usage: node_ws.js --port N [--mode echo|broadcast] [--tls-cert F --tls-key F] [--deflate]');
   process.exit(2);
 }
 
@@ -25,10 +29,10 @@ if (cert) {
   const fs = require('fs');
   const https = require('https');
   const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) });
-  wss = new WebSocketServer({ server, perMessageDeflate: false });
+  wss = new WebSocketServer({ server, perMessageDeflate: deflate });
   server.listen(port, '127.0.0.1', 4096, () => console.log(`node ws ${mode} listening on wss://127.0.0.1:${port}`));
 } else {
-  wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, backlog: 4096 });
+  wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: deflate, backlog: 4096 });
   wss.on('listening', () => console.log(`node ws ${mode} listening on 127.0.0.1:${port}`));
 }
 wss.on('connection', (ws) => {

@@ -344,6 +344,13 @@ static int inflate_piece(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out,
       size_t room = max - have;
       /* One byte beyond the room tells whether the message would exceed max. */
       size_t want = room >= IN_CHUNK ? IN_CHUNK : room + 1;
+      /* No more than this input likely needs (a few times its size), unless the buffer has
+       * that much free already: a small message then costs one small allocation, where a
+       * whole chunk per call meant a 16 KiB one and its regrowth (a copy) for the 4-byte
+       * tail. A guess too small only costs another round of this loop. */
+      size_t guess = (size_t)z->avail_in * 4 + 256, spare = out->cap - out->len;
+      if (guess < spare) guess = spare;
+      if (guess < want) want = guess;
       size_t limit = max < SIZE_MAX ? max + 1 : 0;
       uint8_t *dst = ws_buf_reserve(out, want, limit);
       if (!dst) { *error = err_memory; return -1; }
