@@ -1333,8 +1333,7 @@ static void usage(void) {
           "                  [--size BYTES] [--duration S] [--warmup S] [--deadline S] [--count MSGS]\n"
           "                  [--hold S] [--server-pid PID] [--label NAME] [--path /] [--raw] [--window N]\n"
           "                  [--spin 0|1] [--socketio] [--rooms R] [--port2 N] [--server-pid2 PID]\n"
-          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms] [--tls] [--deflate]
-"
+          "                  [--redis-pid PID] [--rate PER_S] [--local-rooms] [--tls] [--deflate]\n"
           "Connects to 127.0.0.1 only. Prints one line key=value ...; exits 1 when errors > 0.\n");
   exit(2);
 }
