@@ -88,6 +88,7 @@ struct wsl_server {
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  int keep_request;       /* option keep_request: conn.request for the connection's whole life */
   struct wsl_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
 
@@ -137,6 +138,10 @@ void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
 wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
 void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
+/* The handler has started waiting (coroutine style) or the open callback has returned
+ * (callback style): the request head goes, unless the server keeps it (keep_request). The
+ * connection's userdata is at idx. */
+void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) WS_HIDDEN;
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
 /* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */

@@ -280,6 +280,9 @@ int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach,
 /* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
+/* An upgraded connection's request head is no longer wanted (the binding's policy for
+ * conn.request): its memory goes. Nothing happens before the upgrade. */
+void ws_stream_drop_head(ws_stream *s) WS_HIDDEN;
 /* Answer with a plain HTTP response (ws_response_status) and close once it is sent; head_only:
  * the answer to a HEAD request (ws_response_status_head: the body's length, not the body). */
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,

@@ -338,7 +338,8 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
     ws_stream_abort(s, "out of memory");
     return -1;
   }
-  /* Keep only the head (conn.request is built from it on demand), at its exact size. */
+  /* Keep only the head (conn.request is built from it on demand, until the binding lets it
+   * go with ws_stream_drop_head), at its exact size. */
   if (s->head.head) {
     memmove(s->head.data, s->head.data + s->head.head, s->head_len);
     s->head.head = 0;
@@ -357,6 +358,12 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
+}
+
+void ws_stream_drop_head(ws_stream *s) {
+  if (s->phase < WS_PH_OPEN) return; /* still needed: the handshake or a plain request's answer */
+  ws_buf_free(&s->head);
+  s->head_len = 0;
 }
 
 int ws_stream_open_client(ws_stream *s) {
