@@ -618,9 +618,13 @@ static int l_wait(lua_State *L) {
   wsl_conn *c = lua_isnoneornil(L, 1) ? NULL : wsl_toconn(L, x, 1);
   const char *what = luaL_checkstring(L, 2);
   double timeout = luaL_optnumber(L, 3, -1);
+  lua_settop(L, 3);
+  return wsl_wait(L, x, c, what[0], timeout);
+}
+
+int wsl_wait(lua_State *L, wsl_ctx *x, wsl_conn *c, int what, double timeout) {
   int is_main;
   wsl_conn *c_own;
-  lua_settop(L, 3);
   wsl_task *t = waiting_task(L, x, c, &is_main, &c_own);
   /* A coroutine handler's first wait: its request head goes (owner on top). */
   if (t->kind == WSL_K_CONN && !t->pooled && ((wsl_conn *)t)->s.head.data)
@@ -630,11 +634,11 @@ static int l_wait(lua_State *L) {
     ws_timer_init(&t->tm->timer, on_task_timer);
     t->tm->task = t;
   }
-  int immediate = wait_on(L, c, t, what[0]);
+  int immediate = wait_on(L, c, t, what);
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
   t->state = WSL_T_WAIT;
-  t->wait = (uint8_t)what[0];
+  t->wait = (uint8_t)what;
   t->reason = WSL_R_NONE;
   if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
     t->ref = WSL_REF_SELF;

@@ -311,6 +311,13 @@ static int m_next(lua_State *L) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:
     lua_settop(L, 1);
+    if (c->task.co == L && !c->task.pooled) {
+      /* The connection's own handler: it waits and yields from here, so a suspended handler
+       * holds two call frames (its function and this iterator) instead of four. */
+      wsl_wait(L, wsl_ctx_get(L), c, 'r', -1);
+      lua_settop(L, 1);
+      return lua_yieldk(L, 0, 0, next_again);
+    }
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
     lua_callk(L, 1, 0, 0, next_again);
