@@ -62,6 +62,9 @@ struct ws_loop {
   size_t conns, conns_peak;  /* accepted connections open now, and their peak since the last
                                 reclaim */
   int reclaim_due;           /* nonzero: the trim after next gives memory back (reclaim) */
+  size_t conns_settled;      /* connections at the last reclaim: a rise from here is watched */
+  size_t conns_tick;         /* while a rise is watched (grow_watch), the count at the last trim */
+  int grow_watch;
   ws_listener *listeners;    /* linked through next_l/prev_l (ws_listen.c) */
   ws_counters ctr;           /* client connections and retired listeners */
   ws_stream **dl;            /* the streams' deadline heap (earliest first) ... */
@@ -457,9 +460,18 @@ static void class_give(ws_loop *loop, int k, void *p) {
  * after next (one to two seconds later) asks the binding to collect, frees the large buffers
  * the loop keeps and the pool's buffers past WS_POOL_KEEP, and trims malloc's heap: a full
  * collection and a walk of the heap (tens of milliseconds, 200 after that burst), only as the
- * load falls, never on the path of a message. */
+ * load falls, never on the path of a message. The same runs once the connections have risen by
+ * half (and WS_RECLAIM_DROP) and a whole trim interval went by without a new one: a burst of
+ * handshakes leaves its strings and scratch memory between the new connections' (about 50
+ * bytes per connection at 10,000 idle ones). */
 void ws_loop_conn_opened(ws_loop *loop) {
   if (++loop->conns > loop->conns_peak) loop->conns_peak = loop->conns;
+  if (loop->grow_watch || loop->conns < loop->conns_settled + WS_RECLAIM_DROP ||
+      loop->conns < loop->conns_settled + loop->conns_settled / 2)
+    return;
+  loop->grow_watch = 1; /* a rise by half: the reclaim runs once no more arrive for a tick */
+  loop->conns_tick = loop->conns;
+  pool_timer_start(loop);
 }
 
 void ws_loop_conn_closed(ws_loop *loop) {
@@ -473,7 +485,9 @@ void ws_loop_conn_closed(ws_loop *loop) {
 
 static void reclaim(ws_loop *loop) {
   loop->reclaim_due = 0;
+  loop->grow_watch = 0;
   loop->conns_peak = loop->conns; /* the next fall is measured from here */
+  loop->conns_settled = loop->conns; /* and the next rise */
   if (loop->hooks.reclaim) loop->hooks.reclaim(loop);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
@@ -493,6 +507,13 @@ static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents) {
   /* Not at the first tick: the handlers of the connections that just closed may still
    * hold their objects (they run out at the next iterations). */
   if (loop->reclaim_due && ++loop->reclaim_due > 2) reclaim(loop);
+  /* After a rise, once a whole tick went by without a new connection: the handshakes' garbage
+   * (the Lua strings and threads of a burst of them, collected only as allocation goes on) is
+   * collected and the heap trimmed, so the connections' memory is what stays. */
+  if (loop->grow_watch) {
+    if (loop->conns_tick == loop->conns) reclaim(loop);
+    else loop->conns_tick = loop->conns;
+  }
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
     ws_pool_class *c = &loop->pool[k];
     size_t spare = c->n > WS_POOL_KEEP ? c->n - WS_POOL_KEEP : 0;
@@ -505,7 +526,7 @@ static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents) {
     c->low = c->n;
     if (c->n > WS_POOL_KEEP) busy = 1;
   }
-  if (!busy && !loop->reclaim_due) {
+  if (!busy && !loop->reclaim_due && !loop->grow_watch) {
     ev_ref(ev);
     ev_timer_stop(ev, w);
   }
