@@ -818,6 +818,7 @@ static wsl_ctx *ctx_for(lua_State *L) {
   *(wsl_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
   ctx_states++;
+  ws_accept_key_prepare(); /* at start: OpenSSL's one-time setup is no handshake's */
   wsl_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);
