@@ -342,7 +342,7 @@ static void dl_down(ws_loop *loop, uint32_t i) {
 /* The timer follows the earliest deadline when it comes sooner than the one armed; a later
  * one lets it fire early (nothing is due then, and it is armed again). */
 static void dl_arm(ws_loop *loop, int force) {
-  if (!loop->ndl) return; /* an armed timer fires for nothing once, then stays stopped */
+  if (!loop->ndl) return;
   double at = loop->dl[0]->deadline;
   if (!force && ev_is_active(&loop->dl_timer) && loop->dl_armed <= at) return;
   double after = at - ws_loop_now(loop);
@@ -386,6 +386,9 @@ void ws_loop_deadline_clear(ws_loop *loop, ws_stream *s) {
     if (last->deadline < s->deadline) dl_up(loop, i);
     else dl_down(loop, i);
   }
+  /* No deadline left: nothing may keep the loop running (as no stream's timer did). */
+  if (!loop->ndl && (ev_is_active(&loop->dl_timer) || ev_is_pending(&loop->dl_timer)))
+    ev_timer_stop(loop->ev, &loop->dl_timer);
   if (loop->dl_cap > 256 && loop->ndl < loop->dl_cap / 4) { /* the heap follows the streams down */
     ws_stream **nd = realloc(loop->dl, (loop->dl_cap / 2) * sizeof *nd);
     if (nd) { loop->dl = nd; loop->dl_cap /= 2; }
