@@ -614,9 +614,10 @@ static void push_fields(lua_State *L, int idx, int create) {
   lua_setiuservalue(L, idx, 2);
 }
 
-/* conn.request on a server's connection whose head has gone (wsl_conn_drop_request). */
+/* conn.request on a server's connection whose head has gone (wsl_conn_drop_request): it was
+ * upgraded (last_activity is set then, never 0 again) and holds no head. */
 static int request_gone(const wsl_conn *c) {
-  return c->server && c->s.phase >= WS_PH_OPEN && !c->s.head.data;
+  return c->server && c->s.last_activity > 0 && !c->s.head.data;
 }
 
 static int l_request(lua_State *L) {
