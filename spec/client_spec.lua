@@ -9,10 +9,11 @@ local ws = require "ws"
 
 local ECHO = [[
   listen({ port = %s, path = %s, protocols = { "chat.v2", "chat.v1" }, tls = %s }, function(conn)
+    local request = conn.request -- kept until the handler first waits
     for msg, kind in conn:messages() do
       if msg == "fields?" then
-        local h = conn.request.headers
-        conn:send(table.concat({ tostring(conn.protocol), conn.request.path, tostring(h.origin),
+        local h = request.headers
+        conn:send(table.concat({ tostring(conn.protocol), request.path, tostring(h.origin),
           tostring(h["x-test"]), tostring(h.host) }, " "))
       else
         conn:send(msg, kind)

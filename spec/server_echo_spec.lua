@@ -8,9 +8,9 @@ describe("server echo", function()
   setup(function()
     srv = server.start([[
       listen({ protocols = { "chat.v2", "chat.v1" }, max_message = 4 * 1024 * 1024 }, function(conn)
+        local r = conn.request -- kept until the handler first waits
         for msg, kind in conn:messages() do
           if msg == "fields?" then
-            local r = conn.request
             conn:send(table.concat({ type(conn.id), conn.state, tostring(conn.protocol), r.method, r.path,
               tostring(r.query), r.headers["x-test"] or "-", conn.remote_addr, type(conn.remote_port) }, " "))
           else

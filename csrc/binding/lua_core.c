@@ -231,6 +231,7 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
   lua_rawset(L, -3);
   lua_pop(L, 1);
   t->co = NULL;
+  if (c->task.stage != WSL_STAGE_NEW && c->s.head.data) wsl_conn_drop_request(L, c, top + 1); /* open returned */
   if (st == LUA_OK) {
     lua_settop(co, 0);
     pool_give(x, L, top + 2);
@@ -617,20 +618,27 @@ static int l_wait(lua_State *L) {
   wsl_conn *c = lua_isnoneornil(L, 1) ? NULL : wsl_toconn(L, x, 1);
   const char *what = luaL_checkstring(L, 2);
   double timeout = luaL_optnumber(L, 3, -1);
+  lua_settop(L, 3);
+  return wsl_wait(L, x, c, what[0], timeout);
+}
+
+int wsl_wait(lua_State *L, wsl_ctx *x, wsl_conn *c, int what, double timeout) {
   int is_main;
   wsl_conn *c_own;
-  lua_settop(L, 3);
   wsl_task *t = waiting_task(L, x, c, &is_main, &c_own);
+  /* A coroutine handler's first wait: its request head goes (owner on top). */
+  if (t->kind == WSL_K_CONN && !t->pooled && ((wsl_conn *)t)->s.head.data)
+    wsl_conn_drop_request(L, (wsl_conn *)t, lua_gettop(L));
   if (timeout >= 0 && !t->tm) { /* a connection's first timed wait */
     if (!(t->tm = malloc(sizeof *t->tm))) return luaL_error(L, "ws: out of memory");
     ws_timer_init(&t->tm->timer, on_task_timer);
     t->tm->task = t;
   }
-  int immediate = wait_on(L, c, t, what[0]);
+  int immediate = wait_on(L, c, t, what);
   if (!x->running) ws_loop_touch(x->loop); /* the clock stood still while the loop was not running */
   if (timeout >= 0 && !immediate) ws_timer_start(x->loop, &t->tm->timer, timeout);
   t->state = WSL_T_WAIT;
-  t->wait = (uint8_t)what[0];
+  t->wait = (uint8_t)what;
   t->reason = WSL_R_NONE;
   if (c_own && !immediate && c_own->self_ref != LUA_NOREF && !c_own->closed_next) {
     t->ref = WSL_REF_SELF;
@@ -810,6 +818,7 @@ static wsl_ctx *ctx_for(lua_State *L) {
   *(wsl_ctx **)lua_touserdata(L, -1) = x;
   lua_pop(L, 1);
   ctx_states++;
+  ws_accept_key_prepare(); /* at start: OpenSSL's one-time setup is no handshake's */
   wsl_push_main_thread(L);
   x->L = lua_tothread(L, -1);
   lua_pop(L, 1);

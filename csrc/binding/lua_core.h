@@ -1,7 +1,9 @@
 /* Shared declarations of the `ws.core` binding (lua_core*.c): the per-state context, tasks
  * (coroutines run by the loop), connections and servers as userdata. C here never blocks
  * and never yields: a primitive that would block says so, the Lua wrapper waits (lua/ws/conn.lua)
- * and the loop resumes the coroutine from the top of an iteration. */
+ * and the loop resumes the coroutine from the top of an iteration. One exception: conn:messages()
+ * on a handler's own coroutine waits and yields from C, with a continuation (lua_core_conn.c),
+ * so that an idle handler keeps fewer call frames. */
 #ifndef LUA_CORE_H
 #define LUA_CORE_H
 
@@ -88,6 +90,7 @@ struct wsl_server {
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  int keep_request;       /* option keep_request: conn.request for the connection's whole life */
   struct wsl_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
 
@@ -128,6 +131,10 @@ void wsl_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
 /* The connection at idx (any userdata with the connection metatable), or a Lua error. */
 wsl_conn *wsl_toconn(lua_State *L, wsl_ctx *x, int idx) WS_HIDDEN;
 void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+/* core.wait(conn|NULL, what, timeout) from C (timeout < 0: none), the connection (if any) at
+ * index 1: the running task waits and its caller yields next; on the main thread it runs the
+ * loop until woken and pushes the reason (1 result). Returns the number of results. */
+int wsl_wait(lua_State *L, wsl_ctx *x, wsl_conn *c, int what, double timeout) WS_HIDDEN;
 /* Callback style: run the connection's dispatch function for a new event (from the next
  * round) unless it runs or waits already or has nothing more to call. */
 void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) WS_HIDDEN;
@@ -137,6 +144,10 @@ void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
 wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
 void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
+/* The handler has started waiting (coroutine style) or the open callback has returned
+ * (callback style): the request head goes, unless the server keeps it (keep_request). The
+ * connection's userdata is at idx. */
+void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) WS_HIDDEN;
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
 /* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */

@@ -311,6 +311,13 @@ static int m_next(lua_State *L) {
   case WS_PH_OPEN:
   case WS_PH_CLOSING:
     lua_settop(L, 1);
+    if (c->task.co == L && !c->task.pooled) {
+      /* The connection's own handler: it waits and yields from here, so a suspended handler
+       * holds two call frames (its function and this iterator) instead of four. */
+      wsl_wait(L, wsl_ctx_get(L), c, 'r', -1);
+      lua_settop(L, 1);
+      return lua_yieldk(L, 0, 0, next_again);
+    }
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
     lua_callk(L, 1, 0, 0, next_again);
@@ -607,15 +614,41 @@ static void push_fields(lua_State *L, int idx, int create) {
   lua_setiuservalue(L, idx, 2);
 }
 
+/* conn.request on a server's connection whose head has gone (wsl_conn_drop_request): it was
+ * upgraded (last_activity is set then, never 0 again) and holds no head. */
+static int request_gone(const wsl_conn *c) {
+  return c->server && c->s.last_activity > 0 && !c->s.head.data;
+}
+
 static int l_request(lua_State *L) {
   wsl_conn *c = checkconn(L, 1);
   push_fields(L, 1, 1);
   if (lua_getfield(L, -1, "request") != LUA_TNIL) return 1;
   lua_pop(L, 1);
+  if (request_gone(c))
+    return luaL_error(L, "ws: conn.request is kept only until the handler first waits or the open callback "
+                         "returns (keep a copy, or set the server option keep_request = true)");
   push_request(L, c);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "request");
   return 1;
+}
+
+/* The policy for conn.request: an idle connection should not hold the bytes of its request for
+ * hours, and handlers read the request as they start (the handshake hook, the open callback,
+ * the first lines of a coroutine handler). So the head, and the table built from it, go when
+ * the handler first waits or the open callback returns; the option keep_request keeps them. */
+void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) {
+  ws_stream *s = &c->s;
+  /* The listener is its server's first member; it is set while the socket is open. */
+  if (!s->head.data || s->phase < WS_PH_OPEN || !s->listener || ((wsl_server *)(void *)s->listener)->keep_request)
+    return;
+  ws_stream_drop_head(s);
+  if (lua_getiuservalue(L, idx, 2) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, "request");
+  }
+  lua_pop(L, 1);
 }
 
 /* core.choose_protocol(conn, { "p1", "p2" }) -> the first of the server's list the client

@@ -106,6 +106,9 @@ static int server_options(lua_State *L, wsl_server *sv) {
   lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
   sv->l.reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 3, "keep_request"); /* off by default: the head goes once the handler waits */
+  sv->keep_request = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c->deflate_mode = wsl_check_compression(L, 3, "ws.server", &c->deflate);
   if (c->send_low > c->send_high) luaL_error(L, "ws.server: send_low_water is over send_high_water");
   if (c->max_queue == 0) c->max_queue = 1;
@@ -132,6 +135,7 @@ static int l_listen(lua_State *L) {
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
   sv->pooled = pooled;
+  sv->keep_request = 0;
   sv->bus = NULL;
   luaL_setmetatable(L, WSL_SERVER_MT);
   int ud = lua_gettop(L);

@@ -406,6 +406,8 @@ static const EVP_MD *sha1_md(void) {
   return EVP_sha1();
 }
 
+void ws_accept_key_prepare(void) { (void)sha1_md(); }
+
 void ws_accept_key_release(void) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
   EVP_MD_free(sha1_fetched);

@@ -81,6 +81,9 @@ void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
 /* Free the SHA-1 implementation ws_accept_key keeps (it is fetched again at the next use):
  * for a binding's unload, once no Lua state uses the module, so a leak checker sees it freed. */
 void ws_accept_key_release(void) WS_HIDDEN;
+/* Fetch it now: OpenSSL 3's first fetch initialises its provider tables (about 2 MiB of
+ * libcrypto pages), a cost of the process rather than of its first handshake. */
+void ws_accept_key_prepare(void) WS_HIDDEN;
 
 /* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
  * are appended as given. Returns 0, or -1 (out of memory, or a name or value that

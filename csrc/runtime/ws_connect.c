@@ -53,7 +53,7 @@ static void set_io(ws_client *cl, int events) {
 
 static void arm_timer(ws_client *cl, double after) {
   struct ev_loop *ev = ws_loop_ev(cl->s->loop);
-  ev_timer *t = WS_EV_TIMER(cl->s);
+  ev_timer *t = (ev_timer *)(void *)&cl->timer;
   double left = cl->deadline - ws_loop_now(cl->s->loop);
   if (after < 0 || after > left) after = left;
   if (after < 0) after = 0;
@@ -66,12 +66,12 @@ static void arm_timer(ws_client *cl, double after) {
 static void give_back(ws_client *cl) {
   ws_stream *s = cl->s;
   ev_io *io = WS_EV_IO(s);
-  ev_timer *t = WS_EV_TIMER(s);
+  ev_timer *t = (ev_timer *)(void *)&cl->timer;
   if (!cl->io_cb) return;
   ev_set_cb(io, (void (*)(struct ev_loop *, ev_io *, int))cl->io_cb);
-  ev_set_cb(t, (void (*)(struct ev_loop *, ev_timer *, int))cl->timer_cb);
-  io->data = t->data = NULL;
-  cl->io_cb = cl->timer_cb = NULL;
+  io->data = NULL;
+  cl->io_cb = NULL;
+  if (ev_is_active(t) || ev_is_pending(t)) ev_timer_stop(ws_loop_ev(s->loop), t);
 }
 
 static void release(ws_client *cl) {
@@ -190,7 +190,6 @@ static void send_request(ws_client *cl) {
  * over; its own timer callback ends HEAD_READY at the same deadline. */
 static void head_ready(ws_client *cl, size_t head_len) {
   ws_stream *s = cl->s;
-  ev_timer *t = WS_EV_TIMER(s);
   double left = cl->deadline - ws_loop_now(s->loop);
   s->head_len = (uint32_t)head_len;
   s->phase = WS_PH_HEAD_READY;
@@ -199,9 +198,7 @@ static void head_ready(ws_client *cl, size_t head_len) {
   release(cl);
   set_io(cl, 0);
   give_back(cl);
-  ev_timer_stop(ws_loop_ev(s->loop), t);
-  ev_timer_set(t, left > 0 ? left : 0., 0.);
-  ev_timer_start(ws_loop_ev(s->loop), t);
+  ws_stream_set_deadline(s, left > 0 ? left : 0.);
   ws_stream_update_io(s);
   const ws_hooks *h = ws_loop_hooks(s->loop);
   if (h->stream_event) h->stream_event(s, WS_SEV_READ);
@@ -346,7 +343,7 @@ static int is_literal(const char *host) {
 int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, struct ws_tls_ctx *tls,
                     const char *server_name, double timeout) {
   ev_io *io = WS_EV_IO(s);
-  ev_timer *t = WS_EV_TIMER(s);
+  ev_timer *t = (ev_timer *)(void *)&cl->timer;
   ws_dns_reap();
   cl->s = s;
   if (strlen(host) > WS_CLIENT_HOST_MAX || (server_name && strlen(server_name) > WS_CLIENT_HOST_MAX)) {
@@ -366,9 +363,8 @@ int ws_client_start(ws_client *cl, ws_stream *s, const char *host, int port, str
   s->phase = WS_PH_HEAD;
   s->cold->on_finish = client_finished;
   cl->io_cb = (ws_client_fn)ev_cb(io);
-  cl->timer_cb = (ws_client_fn)ev_cb(t);
   ev_set_cb(io, client_io);
-  ev_set_cb(t, client_timer);
+  ev_timer_init(t, client_timer, 0., 0.);
   io->data = t->data = cl;
   cl->deadline = ws_loop_now(s->loop) + (timeout > 0 ? timeout : 10.);
 

@@ -32,7 +32,8 @@ typedef struct ws_client {
   double deadline, poll;
   size_t head_len;            /* a refusal's head, once read (its body is read after it) */
   const char *unix_path;      /* connect to this Unix socket instead (only read by ws_client_start) */
-  ws_client_fn io_cb, timer_cb; /* the stream's own watcher callbacks, lent to this file */
+  ws_client_fn io_cb;         /* the stream's own io callback, lent to this file */
+  ws_watcher timer;           /* ev_timer: the connect deadline and the DNS polls */
 } ws_client;
 
 /* cfg defaults (ws_server_cfg_default) and no TLS. */

@@ -278,9 +278,7 @@ int ws_listener_accept(ws_listener *l, ws_stream *s) {
   l->count++;
   ws_loop_conn_opened(l->loop);
   ws_stream_update_io(s);
-  ev_timer *t = WS_EV_TIMER(s);
-  ev_timer_set(t, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10., 0.);
-  ev_timer_start(ws_loop_ev(l->loop), t);
+  ws_stream_set_deadline(s, l->cfg.open_timeout > 0 ? l->cfg.open_timeout : 10.);
   /* TLS: the handshake runs in the HEAD phase, under the same open_timeout. */
   if (l->tls && ws_tls_attach(s, l->tls, NULL) < 0) ws_stream_abort(s, s->error);
   return 1;

@@ -211,7 +211,8 @@ typedef struct ws_ping_wait {
 struct ws_stream {
   ws_conn ws;               /* the protocol engine */
   ws_watcher io;            /* ev_io: EV_READ and/or EV_WRITE */
-  ws_watcher timer;         /* ev_timer: open, ping/idle, close and linger deadlines */
+  double deadline;          /* open, ping/idle, close or linger deadline (loop clock), while
+                               dl_slot is set: one heap per loop, no libev timer per stream */
   ws_loop *loop;
   ws_listener *listener;
   const ws_server_cfg *cfg;
@@ -230,6 +231,7 @@ struct ws_stream {
   uint32_t head_len;        /* length of the complete request head, 0 until parsed */
   uint32_t body_want;       /* request body bytes ws_stream_body waits for, 0 when none */
   uint32_t inbox_count;
+  uint32_t dl_slot;         /* 1 + its index in the loop's deadline heap, 0 when none is set */
   uint16_t close_code;      /* the peer's close code (1005 none, 1006 no close frame) */
   uint16_t fail_code;       /* our close code when we failed the connection */
   uint16_t remote_port;
@@ -280,6 +282,9 @@ int ws_stream_deflate_negotiate(ws_stream *s, const ws_request *req, int attach,
 /* Send the 101 (ws_response_accept) and open; bytes after the head go to the protocol engine. */
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
+/* An upgraded connection's request head is no longer wanted (the binding's policy for
+ * conn.request): its memory goes. Nothing happens before the upgrade. */
+void ws_stream_drop_head(ws_stream *s) WS_HIDDEN;
 /* Answer with a plain HTTP response (ws_response_status) and close once it is sent; head_only:
  * the answer to a HEAD request (ws_response_status_head: the body's length, not the body). */
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,

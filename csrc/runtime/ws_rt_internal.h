@@ -9,7 +9,6 @@
 
 #define WS_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #define WS_EV_IO(s) ((ev_io *)(void *)&(s)->io)
-#define WS_EV_TIMER(s) ((ev_timer *)(void *)&(s)->timer)
 
 /* Stream flags. */
 #define WS_SF_DIRTY 0x01       /* on the loop's flush list */
@@ -51,7 +50,17 @@ void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
 void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;
 void ws_loop_conn_closed(ws_loop *loop) WS_HIDDEN;
 
+/* Stream deadlines: one binary heap per loop ordered by s->deadline, and one libev timer for
+ * the earliest, instead of an ev_timer per stream (48 bytes in the stream and 16 in libev's
+ * heap): an idle connection keeps a double and a slot. ws_stream_on_deadline runs when one is
+ * due, after it has left the heap. */
+void ws_loop_deadline_set(ws_loop *loop, ws_stream *s, double at) WS_HIDDEN; /* on ws_loop_now's clock */
+void ws_loop_deadline_clear(ws_loop *loop, ws_stream *s) WS_HIDDEN;
+/* The stream's deadline in `after` seconds from now; after < 0: none. */
+void ws_stream_set_deadline(ws_stream *s, double after) WS_HIDDEN;
+
 /* ws_stream.c */
+void ws_stream_on_deadline(ws_stream *s) WS_HIDDEN;
 void ws_stream_on_flushed(ws_stream *s, int all) WS_HIDDEN;  /* after a flush; all: queue empty */
 void ws_stream_fail_io(ws_stream *s, int err) WS_HIDDEN;
 void ws_stream_update_io(ws_stream *s) WS_HIDDEN;

@@ -2,7 +2,7 @@
  * then feeds frames to ws_conn and keeps complete messages in an inbox until the handler
  * takes them. Control frames are handled as they arrive (ws_conn answers pings and closes),
  * so a handler that is busy elsewhere still answers pings. Deadlines (open, ping, idle,
- * close) share one timer because a connection is in one phase at a time. */
+ * close) share one deadline, in the loop's heap, because a connection is in one phase at a time. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +36,6 @@
 #define WS_READ_MAX (64u * 1024u)
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
-static void on_timer(struct ev_loop *ev, ev_timer *w, int revents);
 static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
 static void commit_failure(ws_stream *s);
@@ -56,7 +55,6 @@ void ws_stream_init(ws_stream *s, ws_loop *loop) {
   s->phase = WS_PH_NEW;
   s->latency = -1.f;
   ev_io_init(WS_EV_IO(s), on_io, -1, 0);
-  ev_timer_init(WS_EV_TIMER(s), on_timer, 0., 0.);
   ws_conn_options_default(&o, WS_ROLE_SERVER);
   o.defer_fail = 1; /* see after_input */
   ws_conn_init(&s->ws, &o);
@@ -93,15 +91,12 @@ void ws_stream_update_io(ws_stream *s) {
   }
 }
 
-static void set_timer(ws_stream *s, double after) {
-  struct ev_loop *ev = ws_loop_ev(s->loop);
-  ev_timer *t = WS_EV_TIMER(s);
-  if (ev_is_active(t)) ev_timer_stop(ev, t);
-  if (after >= 0) {
-    ev_timer_set(t, after, 0.);
-    ev_timer_start(ev, t);
-  }
+void ws_stream_set_deadline(ws_stream *s, double after) {
+  if (after >= 0) ws_loop_deadline_set(s->loop, s, ws_loop_now(s->loop) + after);
+  else ws_loop_deadline_clear(s->loop, s);
 }
+
+static void set_timer(ws_stream *s, double after) { ws_stream_set_deadline(s, after); }
 
 /* Close the socket: the one way into WS_PH_DONE. */
 static void finish_socket(ws_stream *s, int notify) {
@@ -109,7 +104,7 @@ static void finish_socket(ws_stream *s, int notify) {
   if (s->phase == WS_PH_DONE) return;
   if (ev_is_active(WS_EV_IO(s))) ev_io_stop(ev, WS_EV_IO(s));
   s->io_events = 0;
-  if (ev_is_active(WS_EV_TIMER(s)) || ev_is_pending(WS_EV_TIMER(s))) ev_timer_stop(ev, WS_EV_TIMER(s));
+  ws_loop_deadline_clear(s->loop, s);
   if (ev_is_pending(WS_EV_IO(s))) ev_clear_pending(ev, WS_EV_IO(s));
   ws_loop_unmark_dirty(s->loop, s);
   if (s->cold && s->cold->on_finish) {
@@ -338,7 +333,8 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
     ws_stream_abort(s, "out of memory");
     return -1;
   }
-  /* Keep only the head (conn.request is built from it on demand), at its exact size. */
+  /* Keep only the head (conn.request is built from it on demand, until the binding lets it
+   * go with ws_stream_drop_head), at its exact size. */
   if (s->head.head) {
     memmove(s->head.data, s->head.data + s->head.head, s->head_len);
     s->head.head = 0;
@@ -357,6 +353,12 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
+}
+
+void ws_stream_drop_head(ws_stream *s) {
+  if (s->phase < WS_PH_OPEN) return; /* still needed: the handshake or a plain request's answer */
+  ws_buf_free(&s->head);
+  s->head_len = 0;
 }
 
 int ws_stream_open_client(ws_stream *s) {
@@ -722,11 +724,9 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   }
 }
 
-static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
-  ws_stream *s = WS_CONTAINER(w, ws_stream, timer);
+void ws_stream_on_deadline(ws_stream *s) {
   const ws_server_cfg *c = s->cfg;
   double now = ws_loop_now(s->loop);
-  (void)ev; (void)revents;
   switch (s->phase) {
   case WS_PH_HEAD:
   case WS_PH_HEAD_READY:

@@ -97,6 +97,7 @@ local OPTIONS = {
   max_queue = "number",
   backlog = "number",
   reuseport = "boolean",
+  keep_request = "boolean",
   slow_subscriber = "string",
   max_backlog = "number",
   bus = "table",
