@@ -190,7 +190,7 @@ local function flush(self)
   self.writing = true
   repeat
     self.more = false
-    send_timeout(self)
+    if self.sock_ms ~= self.send_ms then send_timeout(self) end
     local ok, err = sock:send(out)
     if not ok then
       self.writing = false
@@ -251,7 +251,7 @@ local function fill(self, deadline)
     if left <= 0 then return nil, "timeout" end
     ms = wait_ms(left)
   end
-  read_timeout(self, ms)
+  if self.sock_ms ~= ms then read_timeout(self, ms) end
   local data, err = self.sock:receiveany(self.read_size)
   if not data then
     if err == "timeout" then return nil, "timeout" end
@@ -366,8 +366,9 @@ end
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
 -- then in conn.close_code / conn.close_reason (peer's close) or conn.error.
 function Conn:messages()
+  local receive = self.receive
   return function()
-    local msg, kind, code = self:receive(self.timeout)
+    local msg, kind, code = receive(self, self.timeout)
     if msg == nil and code ~= "closed" and not self.error then self.error = kind end
     return msg, kind
   end
@@ -384,7 +385,7 @@ function Conn:send(data, kind, opts)
   local ok, err = self.codec:send(data, kind or "text", opts)
   if not ok then return nil, err, "state" end
   local n = #data
-  if self.can_cork and n < CORK_FRAME then return cork(self, n) end
+  if self.unread > 0 and n < CORK_FRAME and self.can_cork then return cork(self, n) end
   return flush(self)
 end
 
