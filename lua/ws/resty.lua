@@ -222,7 +222,7 @@ local CORK_LIMIT, CORK_FRAME = 65536, 16384
 local spawn, sleep = ngx and ngx.thread and ngx.thread.spawn, ngx and ngx.sleep
 
 local function deferred_flush(self)
-  sleep(0)
+  pcall(sleep, 0) -- where a light thread cannot sleep, it writes at once
   self.flush_posted = false
   if not self.failure then flush(self) end
 end
