@@ -1,9 +1,9 @@
 -- Turns the load client's lines (one `key=value ...` line per figure) into one markdown table
 -- per scenario, each figure followed by the ratio lua-ws / peer.
 --   lua5.4 bench/report.lua RAW_LINES_FILE
-local ORDER = { "lua-ws", "lua-ws-cb", "uws", "lws", "nginx", "node", "lua-http", "python", "tcp" }
+local ORDER = { "lua-ws", "lua-ws-cb", "lua-ws-resty", "uws", "lws", "nginx", "node", "lua-http", "python", "tcp" }
 local TITLE = {
-  ["lua-ws"] = "lua-ws", ["lua-ws-cb"] = "lua-ws callbacks", uws = "uWebSockets", lws = "libwebsockets", nginx = "nginx+resty",
+  ["lua-ws"] = "lua-ws", ["lua-ws-cb"] = "lua-ws callbacks", ["lua-ws-resty"] = "lua-ws in nginx", uws = "uWebSockets", lws = "libwebsockets", nginx = "nginx+resty",
   node = "Node ws", ["lua-http"] = "lua-http", python = "Python websockets", tcp = "raw TCP (limit)",
 }
 
@@ -48,7 +48,7 @@ local function collect(scenario, config_of)
 end
 
 -- lua-ws's own rows (its styles) are the bases of the ratios, never peers.
-local OURS = { ["lua-ws"] = true, ["lua-ws-cb"] = true }
+local OURS = { ["lua-ws"] = true, ["lua-ws-cb"] = true, ["lua-ws-resty"] = true }
 
 local function cell(rec, field, base, digits)
   if not rec then return "-" end
@@ -63,9 +63,15 @@ local function cell(rec, field, base, digits)
   return text
 end
 
--- base_name: whose figure the ratios divide (default lua-ws).
-local function table_for(title, scenario, config_cols, config_of, field, digits, base_name)
+-- base_name: whose figure the ratios divide (default lua-ws); only: the servers shown (default all).
+local function table_for(title, scenario, config_cols, config_of, field, digits, base_name, only)
   local rows, cells, servers = collect(scenario, config_of)
+  if only then
+    local kept = {}
+    for _, s in ipairs(servers) do if only[s] then kept[#kept + 1] = s end end
+    servers = kept
+    if #servers < 2 then return end
+  end
   if #rows == 0 then return end
   print("### " .. title)
   print()
@@ -183,3 +189,11 @@ if #deflate_records > 0 then
   deflate_table("Compression: server CPU microseconds per message", "server_cpu_us_per_msg", 2, true)
   deflate_table("Compression: wire ratio of the server's messages (compressed / payload bytes)", "wire_ratio", 3, false)
 end
+-- OpenResty: ws.resty and lua-resty-websocket in the same nginx (one worker), ratios ws.resty / peer.
+local RESTY = { ["lua-ws-resty"] = true, nginx = true }
+table_for("OpenResty echo: messages/s (ratios: lua-ws in nginx / lua-resty-websocket, same nginx)", "echo",
+  { "conns", "in flight", "bytes" }, echo_key, "msgs_per_s", nil, "lua-ws-resty", RESTY)
+table_for("OpenResty echo: server CPU microseconds per message (ratios as above)", "echo",
+  { "conns", "in flight", "bytes" }, echo_key, "server_cpu_us_per_msg", 3, "lua-ws-resty", RESTY)
+table_for("OpenResty fan-out: server CPU microseconds per delivery (ratios as above)", "fanout",
+  { "subscribers", "in flight", "bytes" }, fan_key, "server_cpu_us_per_delivery", 3, "lua-ws-resty", RESTY)

@@ -7,7 +7,7 @@
 # Environment:
 #   BENCH_QUICK=1         short runs and fewer combinations (a smoke run of the whole kit)
 #   BENCH_ROUNDS=N        rounds per figure, the median is kept (default 1, 3 for a careful run)
-#   BENCH_SERVERS="a b"   only these (names: lua-ws uws lws nginx node lua-http python tcp)
+#   BENCH_SERVERS="a b"   only these (names: lua-ws lua-ws-cb lua-ws-resty uws lws nginx node lua-http python tcp)
 #   BENCH_SCENARIOS="…"   only these (echo fanout handshake idle tls-echo tls-handshake deflate)
 #   BENCH_TLS_KEY=SPEC    the wss:// rows' key, as openssl req -newkey takes it (default ec, P-256;
 #                         e.g. rsa:2048)
@@ -16,6 +16,8 @@
 #   UWS_ECHO=PATH         an already built uWebSockets server taking --port N [--mode echo|broadcast]
 #                         (and --tls-cert F --tls-key F for the wss:// rows)
 #   RESTY_WEBSOCKET_LIB=DIR  lua-resty-websocket's lib/ directory (holding resty/websocket/server.lua)
+#   WS_CODEC_CPATH=DIR    lua-ws-resty: a directory whose ws/codec.so is built for nginx's LuaJIT
+#                         (default: built into build/luajit/ws, as examples/openresty/run.sh does)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -59,13 +61,38 @@ TLS_SERVERS="lua-ws lua-ws-cb uws node"
 TLS_KEY=${BENCH_TLS_KEY:-ec}
 TLS_DIR=
 # lua-ws-cb: lua-ws in the callback style (no coroutine per connection): idle and handshakes.
-ALL_SERVERS="lua-ws lua-ws-cb uws lws nginx node lua-http python tcp"
+# lua-ws-resty: lua-ws's ws.resty inside the same nginx as the `nginx` peer (the OpenResty section).
+ALL_SERVERS="lua-ws lua-ws-cb lua-ws-resty uws lws nginx node lua-http python tcp"
 SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
 SCENARIOS=${BENCH_SCENARIOS:-echo fanout handshake idle tls-echo tls-handshake deflate}
 
 . bench/common.sh
 
 note() { echo "bench: $*" >&2; echo "- $*" >>"$NOTES"; }
+
+# --- OpenResty: lua-ws's ws.resty in Debian's nginx + lua-nginx-module (server lua-ws-resty) ---
+# The same nginx, process settings and protocols as the lua-resty-websocket peer (`nginx`);
+# ws.codec is built for nginx's LuaJIT (Lua 5.1 ABI) beside the Lua 5.4 build.
+RESTY_CPATH=${WS_CODEC_CPATH:-$ROOT/build/luajit}
+resty_unavailable() {
+  command -v nginx >/dev/null || { echo "nginx is not installed"; return; }
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "libnginx-mod-http-lua is not installed"; return; }
+  if [ -z "${WS_CODEC_CPATH:-}" ]; then
+    [ -f /usr/include/luajit-2.1/lua.h ] || { echo "no LuaJIT headers in /usr/include/luajit-2.1"; return; }
+    make -s --no-print-directory LUA=jit LUA_INC=/usr/include/luajit-2.1 BUILD="$RESTY_CPATH/obj" \
+      OUT="$RESTY_CPATH/ws" codec >/dev/null 2>&1 || { echo "ws.codec did not build for LuaJIT"; return; }
+  fi
+  [ -f "$RESTY_CPATH/ws/codec.so" ] || echo "no ws/codec.so in $RESTY_CPATH"
+}
+resty_cmd() {
+  local mode=$1 port=$2 prefix=$TMP/nginx-ws-$2
+  mkdir -p "$prefix/tmp"
+  sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@MODE@|$mode|g" -e "s|@ROOT@|$ROOT|g" \
+    -e "s|@CPATH@|$RESTY_CPATH|g" -e "s|@BENCH@|$ROOT/bench|g" \
+    bench/servers/nginx_ws_resty.conf >"$prefix/nginx.conf"
+  echo "nginx -p $prefix -c $prefix/nginx.conf -e $prefix/error.log"
+}
+# --- end of the OpenResty section ---
 
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
@@ -88,6 +115,7 @@ unavailable() {
     [ "$1" = lua-ws ] || [ -f bench/servers/idle_callbacks.lua ] || { echo "bench/servers/idle_callbacks.lua is missing"; return; }
     lua5.4 -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path package.cpath="lua/?.so;"..package.cpath require "ws"' \
       2>/dev/null || echo "lua5.4 cannot load the ws module (run make first)" ;;
+  lua-ws-resty) resty_unavailable ;;
   uws)
     [ -n "${UWS_ECHO:-}" ] && [ -x "${UWS_ECHO:-}" ] || echo "UWS_ECHO is not set to a built uWebSockets server" ;;
   lws)
@@ -144,6 +172,7 @@ server_cmd() {
     if [ "$mode" = echo ]; then echo "lua5.4 examples/echo.lua --port $port"
     else echo "lua5.4 bench/servers/broadcast.lua --port $port"; fi ;;
   lua-ws-cb) echo "lua5.4 bench/servers/idle_callbacks.lua --port $port" ;;
+  lua-ws-resty) resty_cmd "$mode" "$port" ;;
   uws) echo "$UWS_ECHO --port $port --mode $mode" ;;
   lws) echo "$BIN/lws_server --port $port --mode $mode" ;;
   nginx)
@@ -360,7 +389,7 @@ cat "$TMP/tables.md"
   echo
   echo "Servers are started from the repository root; ports vary per run. Environment:"
   echo
-  for v in LUA_PATH LUA_CPATH UWS_ECHO RESTY_WEBSOCKET_LIB; do
+  for v in LUA_PATH LUA_CPATH UWS_ECHO RESTY_WEBSOCKET_LIB WS_CODEC_CPATH; do
     [ -n "${!v:-}" ] && echo "    $v=${!v}"
   done
   echo "    ulimit -n $(ulimit -n)"

@@ -178,6 +178,15 @@ static int conn_pending(lua_State *L) {
   return 1;
 }
 
+/* c:buffered(): bytes received and not yet returned as events (0: the next c:next() cannot
+ * produce an event without more input). */
+static int codec_conn_buffered(lua_State *L) {
+  ws_conn *c = ws_codec_check_conn(L, 1);
+  size_t n = ws_buf_size(&c->in), used = c->consumed_pending;
+  lua_pushinteger(L, (lua_Integer)(used < n ? n - used : 0));
+  return 1;
+}
+
 static const char *const state_names[] = {"connecting", "open", "closing", "closed"};
 
 static int conn_state(lua_State *L) {
@@ -207,6 +216,7 @@ static const luaL_Reg conn_methods[] = {
   {"close", conn_close},
   {"output", conn_output},
   {"pending", conn_pending},
+  {"buffered", codec_conn_buffered},
   {"state", conn_state},
   {NULL, NULL}
 };

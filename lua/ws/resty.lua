@@ -13,6 +13,7 @@ local parse_ws_url, origin_policy = require("ws.url").parse, require("ws.url").o
 
 local type, tostring, tonumber, setmetatable, error = type, tostring, tonumber, setmetatable, error
 local pairs, pcall = pairs, pcall
+local check_arg = check.arg
 local floor, huge = math.floor, math.huge
 local concat = table.concat
 local ngx = ngx
@@ -146,37 +147,107 @@ local function socket_fail(self, what, err)
   return fail(self, what .. ": " .. tostring(err), err == "timeout" and "timeout" or "socket")
 end
 
+-- The socket's timeouts. Where the host has settimeouts (send and read apart, as nginx's
+-- cosockets do), the send timeout is set once and the read timeout only when it changes;
+-- otherwise settimeout is called when the wait differs from the one last set.
+local function send_timeout(self)
+  if self.split_timeouts then return end
+  local ms = self.send_ms
+  if self.sock_ms ~= ms then
+    self.sock:settimeout(ms)
+    self.sock_ms = ms
+  end
+end
+
+local function read_timeout(self, ms)
+  if self.sock_ms ~= ms then
+    if self.split_timeouts then
+      self.sock:settimeouts(self.send_ms, self.send_ms, ms)
+    else
+      self.sock:settimeout(ms)
+    end
+    self.sock_ms = ms
+  end
+end
+
 -- Write what the codec queued. Only one light thread writes at a time (a cosocket refuses two
 -- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
 -- already in progress drains before it returns, so the order of frames is kept.
 local function flush(self)
-  if self.writing then return true end
+  self.corked = 0
+  if self.writing then
+    self.more = true -- the writer in progress takes these bytes too
+    return true
+  end
   local c, sock = self.codec, self.sock
+  local out = c:output()
+  if out == "" then return true end
   self.writing = true
-  while c:pending() > 0 do
-    sock:settimeout(wait_ms(self.send_timeout))
-    local ok, err = sock:send(c:output())
+  repeat
+    self.more = false
+    if self.sock_ms ~= self.send_ms then send_timeout(self) end
+    local ok, err = sock:send(out)
     if not ok then
       self.writing = false
       return socket_fail(self, "send failed", err)
     end
-  end
+    out = self.more and c:output() or ""
+  until out == ""
   self.writing = false
+  return true
+end
+
+-- Frames sent while the codec still holds received input (a client with several messages in
+-- flight) wait in the codec's queue, so that the answers to one read leave in one write: the
+-- next receive() writes them before it waits for the socket, and a light thread started once
+-- per batch writes them as soon as this one yields (ngx.sleep(0) resumes after the events
+-- nginx has ready), whatever the handler does in between. Up to CORK_LIMIT bytes, and only
+-- frames shorter than CORK_FRAME, wait that way.
+--
+-- Whether input is left is mostly known without asking the codec: self.unread counts the
+-- bytes read minus, for each message returned, the smallest frame that carries it (header and
+-- payload). A fragmented message, a control frame or a frame with a longer header than needed
+-- only leave the count above the truth, never below, so 0 means that the codec holds no byte:
+-- receive() then goes to the socket at once, and send() writes at once. Above 0, receive()
+-- asks the codec (c:next()); when no event came, c:buffered() sets the count, and since the
+-- codec may then have taken part of a frame out of its input already, the message that
+-- follows sets it from c:buffered() too (self.short). With permessage-deflate a message is
+-- longer than its frame, so the count is not kept (unread stays huge).
+local CORK_LIMIT, CORK_FRAME = 65536, 16384
+local spawn, sleep = ngx and ngx.thread and ngx.thread.spawn, ngx and ngx.sleep
+
+local function deferred_flush(self)
+  pcall(sleep, 0) -- where a light thread cannot sleep, it writes at once
+  self.flush_posted = false
+  if not self.failure then flush(self) end
+end
+
+local function cork(self, n)
+  local corked = self.corked + n + 2 -- at least the frame's header
+  if corked > CORK_LIMIT or self.unread <= 0 then return flush(self) end
+  if not self.exact and not (self.has_buffered and self.codec:buffered() > 0) then return flush(self) end
+  if not self.flush_posted then
+    self.flush_posted = true
+    if not pcall(spawn, deferred_flush, self) then
+      self.flush_posted = false
+      return flush(self)
+    end
+  end
+  self.corked = corked
   return true
 end
 
 -- Read once from the socket into the codec. A timeout returns nil, "timeout" (not latched,
 -- no byte lost: the codec keeps partial frames).
 local function fill(self, deadline)
-  local sock = self.sock
   local ms = MAX_WAIT_MS
   if deadline then
     local left = deadline - now()
     if left <= 0 then return nil, "timeout" end
     ms = wait_ms(left)
   end
-  sock:settimeout(ms)
-  local data, err = sock:receiveany(self.read_size)
+  if self.sock_ms ~= ms then read_timeout(self, ms) end
+  local data, err = self.sock:receiveany(self.read_size)
   if not data then
     if err == "timeout" then return nil, "timeout" end
     return socket_fail(self, "receive failed", err)
@@ -186,6 +257,7 @@ local function fill(self, deadline)
     -- The codec refuses input over its limit; that is the peer sending too much.
     return fail(self, "protocol error: " .. tostring(ferr), "toolarge")
   end
+  self.unread = self.unread + #data
   return true
 end
 
@@ -237,16 +309,31 @@ end
 -- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
 -- 1007 or 1009), "socket".
 function Conn:receive(timeout)
-  check.arg("conn:receive", "timeout", timeout, "number?", 2)
-  if self.failure then return nil, self.failure[1], self.failure[2] end
+  if timeout ~= nil and type(timeout) ~= "number" then check_arg("conn:receive", "timeout", timeout, "number?", 2) end
+  local failure = self.failure
+  if failure then return nil, failure[1], failure[2] end
   if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
   if timeout == nil then timeout = self.timeout end
   local deadline = timeout and now() + timeout or nil
   local c = self.codec
   self.reading = true
   while true do
-    local kind, a, b = c:next()
-    if kind then
+    local kind, a, b
+    if self.unread > 0 then kind, a, b = c:next() end
+    if kind == "text" or kind == "binary" then
+      -- a message changes nothing in the connection's state
+      if self.short then
+        -- the codec was short of input on the way: part of this message may have left its
+        -- input before the count was set, so it is asked
+        self.unread, self.short = c:buffered(), false
+      else
+        local n = #a
+        n = self.unread - n - (n < 126 and 2 or n < 65536 and 4 or 10) - self.mask_len
+        self.unread = n > 0 and n or 0
+      end
+      self.reading = false
+      return a, kind
+    elseif kind then
       local msg, k, code = on_event(self, kind, a, b)
       if msg ~= false then
         self.reading = false
@@ -255,7 +342,12 @@ function Conn:receive(timeout)
         return msg, k
       end
     else
-      local ok, err, code = flush(self)
+      if self.unread > 0 and self.exact then
+        self.unread, self.short = c:buffered(), true
+      end
+      -- the codec's queue holds bytes only when sends were corked: every other path writes
+      local ok, err, code = true, nil, nil
+      if self.corked > 0 then ok, err, code = flush(self) end
       if ok then ok, err, code = fill(self, deadline) end
       if not ok then
         self.reading = false
@@ -269,8 +361,9 @@ end
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
 -- then in conn.close_code / conn.close_reason (peer's close) or conn.error.
 function Conn:messages()
+  local receive = self.receive
   return function()
-    local msg, kind, code = self:receive(self.timeout)
+    local msg, kind, code = receive(self, self.timeout)
     if msg == nil and code ~= "closed" and not self.error then self.error = kind end
     return msg, kind
   end
@@ -280,11 +373,14 @@ end
 -- sends this message uncompressed. true, or nil, message, code.
 function Conn:send(data, kind, opts)
   if type(data) ~= "string" then error("ws.resty: send() expects a string", 2) end
-  check.arg("conn:send", "kind", kind, "string?", 2)
-  check.arg("conn:send", "opts", opts, "table?", 2)
-  if self.failure then return nil, self.failure[1], self.failure[2] end
+  if kind ~= nil and type(kind) ~= "string" then check_arg("conn:send", "kind", kind, "string?", 2) end
+  if opts ~= nil and type(opts) ~= "table" then check_arg("conn:send", "opts", opts, "table?", 2) end
+  local failure = self.failure
+  if failure then return nil, failure[1], failure[2] end
   local ok, err = self.codec:send(data, kind or "text", opts)
   if not ok then return nil, err, "state" end
+  local n = #data
+  if self.unread > 0 and n < CORK_FRAME and self.can_cork then return cork(self, n) end
   return flush(self)
 end
 
@@ -376,11 +472,27 @@ function M.wrap(sock, opts)
     read_size = opt(opts, "read_size"),
     on_ping = opts.on_ping,
     on_pong = opts.on_pong,
+    corked = 0,             -- bytes of frames waiting in the codec's queue (see cork)
+    can_cork = spawn ~= nil,
+    -- bytes read that may hold frames (see cork); kept exactly only without compression and
+    -- with a codec that tells how much input it holds
+    has_buffered = type(c.buffered) == "function",
+    exact = not opts.deflate and type(c.buffered) == "function",
+    unread = 0,
+    mask_len = role == "server" and 4 or 0, -- a client's frames carry a masking key
+    split_timeouts = type(sock.settimeouts) == "function",
   }, Conn)
+  self.send_ms = wait_ms(self.send_timeout)
+  if self.split_timeouts then
+    sock:settimeouts(self.send_ms, self.send_ms, MAX_WAIT_MS)
+    self.sock_ms = MAX_WAIT_MS
+  end
+  if not self.exact then self.unread = huge end
   update_state(self)
   if opts.initial and #opts.initial > 0 then
     local ok, err = c:feed(opts.initial)
     if not ok then fail(self, "protocol error: " .. tostring(err), "toolarge") end
+    self.unread = self.unread + #opts.initial
   end
   return self
 end

@@ -60,6 +60,43 @@ async def echo(ws, messages):
     return out
 
 
+def masked_frame(opcode, payload, fin=True):
+    """One client frame (masked), built here so that several can leave in one write."""
+    import os
+    key = os.urandom(4)
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def write_all(ws, messages, after_first=b"", tail=b""):
+    """Writes every message (with `after_first` frames after the first and `tail` frames
+    after the last) in one write."""
+    frames = []
+    for i, m in enumerate(messages):
+        data = m.encode() if isinstance(m, str) else m
+        frames.append(masked_frame(1 if isinstance(m, str) else 2, data))
+        if i == 0:
+            frames.append(after_first)
+    ws.transport.write(b"".join(frames) + tail)
+
+
+async def pipelined(ws, messages, after_first=b"", tail=b""):
+    """write_all, then reads the answers; True for each one that came back unchanged, in order."""
+    write_all(ws, messages, after_first, tail)
+    out = []
+    for m in messages:
+        got = await recv(ws)
+        out.append(got == m and type(got) is type(m))
+    return out
+
+
 async def scenario(base, name):
     if name == "text":
         ws = await connect(base + "/")
@@ -177,6 +214,30 @@ async def scenario(base, name):
         res = await expect_close(ws)
         res["first"] = ok
         return res
+    if name == "pipelined":
+        # Messages small and large (held and streamed by the codec), a ping and fragments
+        # among them, all in one write: every answer comes back, in order.
+        ws = await connect(base + "/")
+        big = bytes(i % 251 for i in range(200000))
+        mixed = ["a", big, "b", "c" * 300, bytes(70000), "d" * 70000, "e"]
+        first = await pipelined(ws, mixed, masked_frame(9, b"p"),
+                                masked_frame(1, b"fr", fin=False) + masked_frame(0, b"ag"))
+        frag = await recv(ws)
+        many = await pipelined(ws, ["m%d" % i for i in range(500)])
+        await ws.close()
+        return {"mixed": first, "fragmented": frag, "many": sum(many), "all": len(many) == sum(many)}
+    if name == "slow_handler":
+        # The handler answers, then sleeps 2 s before it reads again: its answer leaves at once
+        # although the next message is already there.
+        ws = await connect(base + "/slow-handler")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        write_all(ws, ["one", "two"])
+        got = [await recv(ws)]
+        ms = round((loop.time() - t0) * 1000)
+        got.append(await recv(ws))
+        await ws.close()
+        return {"got": got, "first_ms": ms}
     if name == "chat":
         alice = await connect(base + "/chat?name=alice", subprotocols=["chat"])
         welcome = await recv(alice)
