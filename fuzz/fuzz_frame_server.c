@@ -74,13 +74,15 @@ static size_t in_limit(const ws_conn_options *o) {
 
 static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
   ws_event ev;
+  ws_conn_options o; /* what c was made with */
+  options_from(flags, &o);
   while (ws_conn_next(c, &ev)) {
     check(!*failed); /* nothing after an error */
     check(log->total++ < MAX_EVENTS);
     switch (ev.type) {
     case WS_EV_MESSAGE:
       check(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
-      check(ev.len <= c->opt.max_message);
+      check(ev.len <= o.max_message);
       if (ev.opcode == WS_OP_TEXT) check(ws_utf8_valid(ev.data, ev.len));
       if (flags & 0x10u) { /* echo from the event's own memory, which must survive it */
         uint64_t before = fnv(ev.data, ev.len);
@@ -100,7 +102,7 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
     case WS_EV_ERROR:
       check(ev.code == 1002 || ev.code == 1007 || ev.code == 1009 || ev.code == 1011);
       check(ev.error != NULL);
-      if (c->opt.defer_fail) {
+      if (o.defer_fail) {
         check(ws_conn_fail_pending(c) && ws_conn_state(c) != WS_STATE_CLOSED);
         check(ws_conn_fail_commit(c) == 1 && ws_conn_fail_commit(c) == 0);
       }
@@ -120,10 +122,9 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
       d->error = ev.error;
     }
   }
-  check(ws_buf_size(&c->in) <= in_limit(&c->opt));
-  check(c->in.cap <= in_limit(&c->opt));
-  ws_buf *out = ws_conn_output(c);
-  ws_buf_consume(out, ws_buf_size(out)); /* as if all was written */
+  check(ws_conn_input_size(c) <= in_limit(&o));
+  check(ws_conn_input_capacity(c) <= in_limit(&o));
+  ws_conn_output_consume(c, ws_conn_output_size(c)); /* as if all was written */
 }
 
 /* Feed one piece, by copy or through the zero-copy input space. */

@@ -187,7 +187,7 @@ static int push_not_open(lua_State *L, wsl_conn *c) {
  * is unfinished (the core allows no other data message in between), else "closed". */
 static int push_send_failed(lua_State *L, const ws_stream *s) {
   lua_pushnil(L);
-  lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
+  lua_pushstring(L, ws_conn_error(&s->ws) ? ws_conn_error(&s->ws) : "send failed");
   if (s->phase == WS_PH_OPEN && ws_conn_fragment_opcode(&s->ws)) lua_pushliteral(L, "busy");
   else lua_pushliteral(L, "closed");
   return 3;
@@ -829,7 +829,7 @@ static int conn_index(lua_State *L) {
     }
     if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)ws_stream_dropped(s)); return 1; } /* ws_topic.c */
     if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
-      lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
+      lua_pushinteger(L, (lua_Integer)ws_conn_deflate_memory(&s->ws));
       return 1;
     }
     if (strcmp(k, "request") == 0) {

@@ -20,11 +20,6 @@
 #define CONTROL_MAX 125u
 #define CLOSE_REASON_MAX 123u
 
-/* close_sent records who closed first: it is still true or false for readers of the
- * struct, and 1 versus 2 tells the runtime whether to wait for the peer's TCP close. */
-#define CLOSE_SENT_FIRST 1
-#define CLOSE_SENT_REPLY 2
-
 static uint8_t no_bytes[1]; /* what an empty payload points at: never NULL, never written */
 
 /* Error texts are part of the API (the Lua specs assert them). */
@@ -119,6 +114,8 @@ void ws_conn_set_deflate(ws_conn *c, struct ws_deflate *d) {
   c->deflate = d;
 }
 
+size_t ws_conn_deflate_memory(const ws_conn *c) { return ws_deflate_memory(c->deflate); }
+
 /* ---- helpers ---------------------------------------------------------------------- */
 
 static uint8_t *buf_ptr(const ws_buf *b) { return b->data ? b->data + b->head : no_bytes; }
@@ -209,7 +206,7 @@ static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_
 static void fail_close(ws_conn *c) {
   if (!c->close_sent) {
     queue_close(c, c->error_code, c->fail_reason, strlen(c->fail_reason));
-    c->close_sent = CLOSE_SENT_FIRST;
+    c->close_sent = WS_CLOSE_SENT_FIRST;
   }
   c->state = WS_STATE_CLOSED;
 }
@@ -340,7 +337,7 @@ static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
   if (!c->close_sent) {
     /* Echo the peer's code (RFC 6455 5.5.1); a close without one is answered without one. */
     queue_close(c, code == WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
-    c->close_sent = CLOSE_SENT_REPLY;
+    c->close_sent = WS_CLOSE_SENT_REPLY;
   }
   c->state = WS_STATE_CLOSED;
   message_done(c); /* a message cut short by the close is dropped */
@@ -483,6 +480,18 @@ void ws_conn_input_commit(ws_conn *c, size_t n) {
   ws_buf_commit(&c->in, n);
 }
 
+/* Copying the bytes keeps every offset into `in` (consumed_pending, payload_seen) right: they
+ * count from its head, which is the new buffer's start. */
+int ws_conn_input_move(ws_conn *c, ws_buf *b) {
+  size_t used = ws_buf_size(&c->in);
+  if (used && ws_buf_append(b, buf_ptr(&c->in), used, 0) != 0) return -1;
+  ws_buf old = c->in;
+  c->in = *b;
+  ws_buf_clear(&old);
+  *b = old;
+  return 0;
+}
+
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
   settle(c);
   if (finished(c) || n == 0) return 0;
@@ -507,34 +516,60 @@ static int may_send(ws_conn *c) {
 }
 
 /* Compress a whole message straight into `out` behind a maximal header gap, then close
- * the gap: the compressed size is only known afterwards, and no scratch buffer is needed. */
+ * the gap: the compressed size is only known afterwards, and no scratch buffer is needed.
+ * With d its own context goes on (a message of this connection); else `like`'s settings
+ * compress it from no context (a frame for many). 0 with *plen the payload's size, or -1
+ * (out of memory; out unchanged). */
+static int build_compressed(ws_buf *out, ws_deflate *d, const ws_deflate *like, int opcode,
+                            const void *p, size_t n, const uint8_t *key, size_t *plen) {
+  uint8_t hdr[WS_FRAME_HEADER_MAX];
+  size_t start = ws_buf_size(out);
+  if (!ws_buf_reserve(out, WS_FRAME_HEADER_MAX, 0)) return -1;
+  ws_buf_commit(out, WS_FRAME_HEADER_MAX);
+  int r = d ? ws_deflate_compress(d, p, n, out) : ws_deflate_compress_fresh(like, p, n, out);
+  if (r != 0) {
+    out->len = out->head + start; /* drop the partial frame */
+    return -1;
+  }
+  uint8_t *frame = buf_ptr(out) + start;
+  *plen = ws_buf_size(out) - start - WS_FRAME_HEADER_MAX;
+  size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, *plen, key);
+  memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, *plen);
+  memcpy(frame, hdr, hl);
+  out->len -= WS_FRAME_HEADER_MAX - hl;
+  if (key) ws_mask(frame + hl, frame + hl, *plen, key, 0);
+  return 0;
+}
+
 static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
-  uint8_t key[4], hdr[WS_FRAME_HEADER_MAX];
+  uint8_t key[4];
+  size_t plen;
   int client = c->opt.role == WS_ROLE_CLIENT;
   if (client && ws_random_mask(key) != 0) {
     c->error = E_RANDOM;
     return -1;
   }
-  size_t start = ws_buf_size(&c->out);
-  if (!ws_buf_reserve(&c->out, WS_FRAME_HEADER_MAX, 0)) {
+  if (build_compressed(&c->out, c->deflate, NULL, opcode, p, n, client ? key : NULL, &plen) != 0) {
     c->error = E_NOMEM;
     return -1;
   }
-  ws_buf_commit(&c->out, WS_FRAME_HEADER_MAX);
-  if (ws_deflate_compress(c->deflate, p, n, &c->out) != 0) {
-    c->out.len = c->out.head + start; /* drop the partial frame */
-    c->error = E_NOMEM;
-    return -1;
-  }
-  uint8_t *frame = buf_ptr(&c->out) + start;
-  size_t plen = ws_buf_size(&c->out) - start - WS_FRAME_HEADER_MAX;
-  size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, plen, client ? key : NULL);
-  memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, plen);
-  memcpy(frame, hdr, hl);
-  c->out.len -= WS_FRAME_HEADER_MAX - hl;
-  if (client) ws_mask(frame + hl, frame + hl, plen, key, 0);
   return 0;
 }
+
+int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t n, ws_buf *out) {
+  size_t start = ws_buf_size(out), plen;
+  if (!c->deflate || c->opt.role != WS_ROLE_SERVER || n < ws_deflate_threshold(c->deflate) ||
+      (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
+    return 0;
+  if (build_compressed(out, NULL, c->deflate, opcode, p, n, NULL, &plen) != 0) return -1;
+  if (plen >= n) { /* no smaller: the plain frame serves */
+    out->len = out->head + start;
+    return 0;
+  }
+  return 1;
+}
+
+void ws_conn_shared_compressed_sent(ws_conn *c) { ws_deflate_reset_output(c->deflate); }
 
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
   if (!may_send(c)) return -1;
@@ -627,7 +662,7 @@ int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_l
     return -1;
   }
   if (queue_close(c, code, reason, reason_len) != 0) return -1;
-  c->close_sent = CLOSE_SENT_FIRST;
+  c->close_sent = WS_CLOSE_SENT_FIRST;
   c->state = WS_STATE_CLOSING;
   return 0;
 }

@@ -117,6 +117,26 @@ uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) WS_HIDDEN;
 void ws_conn_input_commit(ws_conn *c, size_t n) WS_HIDDEN;
 /* Input, copying: returns 0, or -1 when the bytes do not fit (nothing taken). */
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
+/* The input held: bytes received and not parsed yet, and those the last event points to
+ * (they are dropped at the next ws_conn_next, _feed or _input_space call). */
+static inline size_t ws_conn_input_size(const ws_conn *c) { return ws_buf_size(&c->in); }
+static inline const uint8_t *ws_conn_input_data(const ws_conn *c) {
+  return c->in.data ? c->in.data + c->in.head : NULL;
+}
+/* The input's memory: its address (NULL when it has none) and capacity. */
+static inline const void *ws_conn_input_storage(const ws_conn *c) { return c->in.data; }
+static inline size_t ws_conn_input_capacity(const ws_conn *c) { return c->in.cap; }
+/* Nothing held in the input (not even the last event's bytes): its memory may go. */
+static inline int ws_conn_input_idle(const ws_conn *c) {
+  return ws_buf_size(&c->in) == 0 && c->consumed_pending == 0;
+}
+/* Input storage lent and returned, for a host that reads many connections into one buffer of
+ * its own (so an idle connection keeps none): b (empty) becomes the input's memory, the bytes
+ * held copied to its start (b grows when it lacks the room), and b gets the previous memory
+ * back, emptied (NULL when there was none). Offsets are kept: what the last event points to is
+ * at the same distance from ws_conn_input_data afterwards. Returns 0, or -1 when out of memory
+ * (nothing changed). With b unallocated and the input idle, it takes the input's memory out. */
+int ws_conn_input_move(ws_conn *c, ws_buf *b) WS_HIDDEN;
 
 /* Next event from the input received so far: 1 with *ev filled, 0 when more input is
  * needed (or the connection is closed/failed). Payload is unmasked and text is validated
@@ -135,7 +155,7 @@ static inline int ws_conn_fail_pending(const ws_conn *c) {
 
 /* Output. Each returns 0, or -1 when that cannot be sent in this state (after our close,
  * before open, a control payload over 125 bytes, an invalid close code) or memory ran out;
- * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
+ * ws_conn_error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
  * is the one frame still allowed after our close (while CLOSING), to answer a ping. */
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
 /* One fragment of a message sent in pieces (RFC 6455 5.4): the first names the message's
@@ -143,7 +163,7 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
  * frames, the one with fin set ends the message. Control frames may go between fragments;
  * another data message may not (ws_conn_send fails while one is in progress). A later
  * fragment that names another opcode fails; 0 continues whatever kind was started.
- * Fragments are never compressed. 0 or -1 (c->error). */
+ * Fragments are never compressed. 0 or -1 (ws_conn_error). */
 int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;
 /* The opcode of a message sent with ws_conn_send_fragment and still unfinished, 0 when none. */
 static inline int ws_conn_fragment_opcode(const ws_conn *c) { return c->send_opcode; }
@@ -159,13 +179,56 @@ int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* Start (or answer) the closing handshake. code 0 sends a close with no status. */
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) WS_HIDDEN;
 
-/* Bytes waiting to be written: write some, then ws_buf_consume(&c->out, written). */
+/* Output: the bytes waiting to be written, in order. Write some of ws_conn_output_data's
+ * ws_conn_output_size bytes, then consume what was written; the view stays valid until the
+ * next call that queues. */
+static inline size_t ws_conn_output_size(const ws_conn *c) { return ws_buf_size(&c->out); }
+static inline const uint8_t *ws_conn_output_data(const ws_conn *c) {
+  return c->out.data ? c->out.data + c->out.head : NULL;
+}
+static inline void ws_conn_output_consume(ws_conn *c, size_t n) { ws_buf_consume(&c->out, n); }
+/* The output buffer itself, for a host that manages its memory (gives it pooled storage while
+ * it is empty and unallocated, grows it ahead of a send, takes the memory back once it is
+ * empty) or appends bytes of its own: the HTTP handshake before the connection opens, or a
+ * frame built once for many connections (ws_frame_build, ws_conn_frame_compressed). The host
+ * never changes or drops bytes the connection queued other than by writing them. */
 static inline ws_buf *ws_conn_output(ws_conn *c) { return &c->out; }
-static inline int ws_conn_state(const ws_conn *c) { return c->state; }
+/* Move every byte queued so far into *to (empty and unallocated: it takes the buffer whole,
+ * no copy); the connection goes on with an empty, unallocated output. For a host that queues
+ * bytes elsewhere and must keep them after these (a shared frame after an automatic pong). */
+static inline void ws_conn_output_take(ws_conn *c, ws_buf *to) {
+  *to = c->out;
+  ws_buf_init(&c->out);
+}
 
-/* Frame building without a connection (used for publish: one frame, many receivers).
- * Appends a whole unmasked (server) frame to out; returns 0 or -1. */
+static inline int ws_conn_state(const ws_conn *c) { return c->state; }
+/* Why the last call failed, or why the connection failed (a static text); NULL when none did. */
+static inline const char *ws_conn_error(const ws_conn *c) { return c->error; }
+static inline int ws_conn_role(const ws_conn *c) { return c->opt.role; }
+/* Our close frame: 0 not sent, WS_CLOSE_SENT_FIRST when it opened the closing handshake (or
+ * failed the connection), WS_CLOSE_SENT_REPLY when it answered the peer's. */
+#define WS_CLOSE_SENT_FIRST 1
+#define WS_CLOSE_SENT_REPLY 2
+static inline int ws_conn_close_sent(const ws_conn *c) { return c->close_sent; }
+
+/* permessage-deflate: whether it was negotiated (ws_conn_set_deflate), and the bytes of memory
+ * its state holds now (0 without it). */
+static inline int ws_conn_deflate_on(const ws_conn *c) { return c->deflate != NULL; }
+size_t ws_conn_deflate_memory(const ws_conn *c) WS_HIDDEN;
+
+/* Frames built once for many receivers (publish). ws_frame_build appends a whole frame,
+ * unmasked when mask is NULL (a server's), to out; returns 0 or -1. */
 int ws_frame_build(ws_buf *out, int fin, unsigned rsv, int opcode, const void *p, size_t n,
                    const uint8_t *mask) WS_HIDDEN;
+/* The message (WS_OP_TEXT or WS_OP_BINARY) as one whole compressed server frame, the way c's
+ * peer inflates it but from no context, so that every server connection negotiated like c (the
+ * same window and ws_deflate_config) can receive the same frame: 1 with it appended to out;
+ * 0 when c sends this message plain (no permessage-deflate, n under its threshold, a client
+ * connection, or compressing does not make it smaller), out unchanged; -1 out of memory.
+ * After queueing such a frame itself, the host calls ws_conn_shared_compressed_sent. */
+int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t n, ws_buf *out) WS_HIDDEN;
+/* A frame from ws_conn_frame_compressed was queued on c: the peer's window now holds that
+ * message and c's compressor does not, so the compressor forgets its context. */
+void ws_conn_shared_compressed_sent(ws_conn *c) WS_HIDDEN;
 
 #endif

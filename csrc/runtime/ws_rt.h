@@ -221,7 +221,7 @@ struct ws_stream {
   ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
   ws_buf head;              /* the request head, and bytes after it until the upgrade */
   ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
-  ws_segment *seg_head, *seg_tail; /* output queued before ws.out, in order */
+  ws_segment *seg_head, *seg_tail; /* output queued before ws_conn_output, in order */
   size_t seg_bytes;
   double last_recv, last_activity, ping_sent;
   void *user;               /* the binding's object */
@@ -298,7 +298,7 @@ int ws_stream_defer(ws_stream *s, double seconds) WS_HIDDEN;
 int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) WS_HIDDEN;
 /* Forget the message ws_stream_peek returned (and read again if the inbox had been full). */
 void ws_stream_drop(ws_stream *s) WS_HIDDEN;
-/* Queue a message; -1 when it cannot be sent (s->ws.error or "closed"). */
+/* Queue a message; -1 when it cannot be sent (ws_conn_error(&s->ws) or "closed"). */
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
 /* Queue one fragment of a message sent in pieces (ws_conn_send_fragment); -1 as above. */
 int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;
