@@ -480,18 +480,6 @@ void ws_conn_input_commit(ws_conn *c, size_t n) {
   ws_buf_commit(&c->in_, n);
 }
 
-/* Copying the bytes keeps every offset into `in` (consumed_pending, payload_seen) right: they
- * count from its head, which is the new buffer's start. */
-int ws_conn_input_move(ws_conn *c, ws_buf *b) {
-  size_t used = ws_buf_size(&c->in_);
-  if (used && ws_buf_append(b, buf_ptr(&c->in_), used, 0) != 0) return -1;
-  ws_buf old = c->in_;
-  c->in_ = *b;
-  ws_buf_clear(&old);
-  *b = old;
-  return 0;
-}
-
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
   settle(c);
   if (finished(c) || n == 0) return 0;

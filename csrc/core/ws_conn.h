@@ -138,8 +138,18 @@ static inline int ws_conn_input_idle(const ws_conn *c) {
  * held copied to its start (b grows when it lacks the room), and b gets the previous memory
  * back, emptied (NULL when there was none). Offsets are kept: what the last event points to is
  * at the same distance from ws_conn_input_data afterwards. Returns 0, or -1 when out of memory
- * (nothing changed). With b unallocated and the input idle, it takes the input's memory out. */
-int ws_conn_input_move(ws_conn *c, ws_buf *b) WS_HIDDEN;
+ * (nothing changed). With b unallocated and the input idle, it takes the input's memory out.
+ * Inline: a host lends and takes back its buffer around every read. Offsets into in_
+ * (consumed_pending_, payload_seen_) count from its head, which is b's start: they stay right. */
+static inline int ws_conn_input_move(ws_conn *c, ws_buf *b) {
+  size_t used = ws_buf_size(&c->in_);
+  if (used && ws_buf_append(b, c->in_.data + c->in_.head, used, 0) != 0) return -1;
+  ws_buf old = c->in_;
+  c->in_ = *b;
+  ws_buf_clear(&old);
+  *b = old;
+  return 0;
+}
 
 /* Next event from the input received so far: 1 with *ev filled, 0 when more input is
  * needed (or the connection is closed/failed). Payload is unmasked and text is validated

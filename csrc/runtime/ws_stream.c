@@ -699,7 +699,7 @@ static void read_frames(ws_stream *s) {
     if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) break; /* drained */
   }
   /* Idle connections keep no input buffer. */
-  if (s->phase != WS_PH_DONE && ws_conn_input_idle(&s->ws)) input_to_pool(s);
+  if (s->phase != WS_PH_DONE && ws_conn_input_storage(&s->ws) && ws_conn_input_idle(&s->ws)) input_to_pool(s);
 }
 
 /* After our close, or during a refusal: read and discard until the peer's FIN. */
