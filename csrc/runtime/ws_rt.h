@@ -247,11 +247,12 @@ struct ws_stream {
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
-  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
-  float latency;            /* seconds from the last ping to its pong, -1 before the first */
-  uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  ws_request *req;          /* the request head parsed, while kept (ws_stream_request) */
+  float latency;            /* seconds from the last ping to its pong, -1 before the first */
+  uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
 };
 
 
@@ -270,6 +271,14 @@ void ws_stream_destroy(ws_stream *s) WS_HIDDEN;
 /* Handshake. ws_stream_head: 1 with the complete head in p and n, 0 still reading, -1 failed
  * (s->error; the error response, if any, was sent). */
 int ws_stream_head(ws_stream *s, const char **p, size_t *n) WS_HIDDEN;
+/* The request head, parsed, and checked when it asks for an upgrade (ws_request_check_upgrade:
+ * status and error say whether it is a valid one; key and origin are set): NULL when the stream
+ * has no request head (a client's, or none complete yet) or it does not parse. Its pointers go
+ * into the head's bytes. The stream owns it: the parse read_head made is kept for the questions
+ * of the handshake and freed when the stream leaves it (the upgrade, ws_stream_defer, the socket's
+ * end); a later call parses the head again and keeps that until the socket closes. Valid until
+ * the next call that changes the stream's phase. */
+const ws_request *ws_stream_request(ws_stream *s) WS_HIDDEN;
 /* permessage-deflate (ws_stream_deflate.c): answer the request's Sec-WebSocket-Extensions
  * offers with the listener's compression settings. 1: accepted, resp holds the response
  * value and, when attach is set, the state is on s->ws (ws_conn_set_deflate); 0: off, nothing

@@ -41,6 +41,7 @@ static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
 static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
+static void request_drop(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -130,6 +131,7 @@ static void finish_socket(ws_stream *s, int notify) {
   ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);
   ws_conn_free(&s->ws);
+  request_drop(s);
   if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;
   if (s->last_activity > 0) { /* it was open (see count_open) */
     ws_counters *ctr = ws_stream_counters(s);
@@ -150,6 +152,7 @@ void ws_stream_destroy(ws_stream *s) {
   finish_socket(s, 0);
   ws_buf_free(&s->inbox);
   s->inbox_count = 0;
+  request_drop(s); /* (one parsed after the socket's end) */
   ws_buf_free(&s->head);
   if (s->cold) {
     free(s->cold->close_reason);
@@ -243,6 +246,31 @@ static void plain_http_to_tls(ws_stream *s) {
   emit(s, WS_SEV_READ);
 }
 
+/* The parsed request, on the heap while the handshake asks for it (ws_request is some 3 KiB:
+ * an open connection keeps only the head's bytes). An upgrade request is checked at once, so
+ * that every question about it gets the same answer. */
+static void request_keep(ws_stream *s, const ws_request *req) {
+  request_drop(s);
+  if (!(s->req = malloc(sizeof *s->req))) return; /* asked for later, it is parsed again */
+  memcpy(s->req, req, sizeof *req);
+  if (ws_request_is_upgrade(s->req)) ws_request_check_upgrade(s->req);
+}
+
+static void request_drop(ws_stream *s) {
+  free(s->req);
+  s->req = NULL;
+}
+
+const ws_request *ws_stream_request(ws_stream *s) {
+  ws_request req;
+  if (s->req || s->head_len == 0 || !s->head.data) return s->req;
+  memset(&req, 0, sizeof req);
+  if (ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), s->head_len, (size_t)s->head_len + 1) < 0)
+    return NULL;
+  request_keep(s, &req);
+  return s->req;
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
@@ -281,6 +309,7 @@ static void read_head(ws_stream *s) {
     int r = ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
     if (r >= 0) {
       s->head_len = (uint32_t)r;
+      request_keep(s, &req);
       s->phase = WS_PH_HEAD_READY;
       ws_stream_update_io(s); /* no more reading until the binding decides */
       emit(s, WS_SEV_READ);
@@ -339,7 +368,9 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
     ws_stream_abort(s, "out of memory");
     return -1;
   }
-  /* Keep only the head (conn.request is built from it on demand), at its exact size. */
+  /* Keep only the head (conn.request is built from it on demand), at its exact size; the
+   * parse goes (ws_stream_request makes another if asked). */
+  request_drop(s);
   if (s->head.head) {
     memmove(s->head.data, s->head.data + s->head.head, s->head_len);
     s->head.head = 0;
@@ -371,6 +402,7 @@ int ws_stream_open_client(ws_stream *s) {
   }
   ws_buf_free(&s->head); /* the response head was read by the binding already */
   s->head_len = 0;
+  request_drop(s);
   count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
@@ -392,8 +424,10 @@ static void read_body(ws_stream *s) {
       return;
     }
     size_t need = s->body_want - have;
+    const uint8_t *was = s->head.data;
     uint8_t *p = ws_buf_reserve(&s->head, need, 0);
     if (!p) { ws_stream_abort(s, "out of memory"); return; }
+    if (s->head.data != was) request_drop(s); /* its pointers went with the old memory */
     ssize_t n = s->tp->read(s, p, need);
     if (n == 0) { ws_stream_abort(s, "connection closed during the request body"); return; }
     if (n < 0) {
@@ -424,6 +458,7 @@ int ws_stream_body(ws_stream *s, size_t want, const uint8_t **p) {
 int ws_stream_defer(ws_stream *s, double seconds) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
   s->deferred = 1;
+  request_drop(s); /* a deferred request may wait long: its answer parses the head again */
   set_timer(s, seconds > 0 ? seconds : 0.);
   return 0;
 }
