@@ -530,6 +530,7 @@ static void push_request(lua_State *L, wsl_conn *c) {
   lua_setfield(L, -2, "remote_addr");
   lua_pushinteger(L, c->s.remote_port);
   lua_setfield(L, -2, "remote_port");
+  ws_stream_request_release(&c->s); /* the table is kept in the fields (l_request) */
 }
 
 /* User value 2, created on demand. */

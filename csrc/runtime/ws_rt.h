@@ -276,9 +276,12 @@ int ws_stream_head(ws_stream *s, const char **p, size_t *n) WS_HIDDEN;
  * has no request head (a client's, or none complete yet) or it does not parse. Its pointers go
  * into the head's bytes. The stream owns it: the parse read_head made is kept for the questions
  * of the handshake and freed when the stream leaves it (the upgrade, ws_stream_defer, the socket's
- * end); a later call parses the head again and keeps that until the socket closes. Valid until
- * the next call that changes the stream's phase. */
+ * end); a later call parses the head again. Valid until the next call that changes the stream's
+ * phase, or ws_stream_request_release. */
 const ws_request *ws_stream_request(ws_stream *s) WS_HIDDEN;
+/* The caller is done with the parse: outside the handshake it goes (some 3 KiB an open
+ * connection need not keep; the head's bytes stay). During the handshake it is kept. */
+void ws_stream_request_release(ws_stream *s) WS_HIDDEN;
 /* permessage-deflate (ws_stream_deflate.c): answer the request's Sec-WebSocket-Extensions
  * offers with the listener's compression settings. 1: accepted, resp holds the response
  * value and, when attach is set, the state is on s->ws (ws_conn_set_deflate); 0: off, nothing

@@ -271,6 +271,10 @@ const ws_request *ws_stream_request(ws_stream *s) {
   return s->req;
 }
 
+void ws_stream_request_release(ws_stream *s) {
+  if (s->phase != WS_PH_HEAD_READY) request_drop(s);
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
