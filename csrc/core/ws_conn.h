@@ -137,10 +137,10 @@ static inline int ws_conn_input_idle(const ws_conn *c) {
  * its own (so an idle connection keeps none): b (empty) becomes the input's memory, the bytes
  * held copied to its start (b grows when it lacks the room), and b gets the previous memory
  * back, emptied (NULL when there was none). Offsets are kept: what the last event points to is
- * at the same distance from ws_conn_input_data afterwards. Returns 0, or -1 when out of memory
- * (nothing changed). With b unallocated and the input idle, it takes the input's memory out.
- * Inline: a host lends and takes back its buffer around every read. Offsets into in_
- * (consumed_pending_, payload_seen_) count from its head, which is b's start: they stay right. */
+ * at the same distance from ws_conn_input_data afterwards (consumed_pending_ and payload_seen_
+ * count from in_'s head, which becomes b's start). Returns 0, or -1 when out of memory (nothing
+ * changed). With b unallocated and the input idle, it takes the input's memory out. Inline: a
+ * host lends and takes back its buffer around every read. */
 static inline int ws_conn_input_move(ws_conn *c, ws_buf *b) {
   size_t used = ws_buf_size(&c->in_);
   if (used && ws_buf_append(b, c->in_.data + c->in_.head, used, 0) != 0) return -1;
