@@ -57,23 +57,25 @@ static void options_from(uint8_t flags, ws_conn_options *o) {
   o->defer_fail = (flags & 0x10u) != 0; /* as the runtime: answers may go before the failure */
 }
 
-static size_t in_limit(uint64_t max_frame, uint64_t max_message) {
+static size_t in_limit(const ws_conn_options *o) {
   uint64_t cap = 65536;
-  if (max_frame < cap) cap = max_frame;
-  if (max_message < cap) cap = max_message;
+  if (o->max_frame < cap) cap = o->max_frame;
+  if (o->max_message < cap) cap = o->max_message;
   if (cap < 125) cap = 125;
   return (size_t)cap + WS_FRAME_HEADER_MAX + 65536;
 }
 
 static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
   ws_event ev;
+  ws_conn_options o; /* what c was made with */
+  options_from(flags, &o);
   while (ws_conn_next(c, &ev)) {
     CHECK(!*failed); /* nothing after an error */
     CHECK(log->total++ < MAX_EVENTS);
     switch (ev.type) {
     case WS_EV_MESSAGE:
       CHECK(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
-      CHECK(ev.len <= c->opt.max_message);
+      CHECK(ev.len <= o.max_message);
       if (ev.opcode == WS_OP_TEXT) CHECK(ws_utf8_valid(ev.data, ev.len));
       if (flags & 0x10u) { /* echo from the event's own memory, which must survive it */
         uint64_t before = fnv(ev.data, ev.len);
@@ -93,7 +95,7 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
     case WS_EV_ERROR:
       CHECK(ev.code == 1002 || ev.code == 1007 || ev.code == 1009 || ev.code == 1011);
       CHECK(ev.error != NULL);
-      if (c->opt.defer_fail) {
+      if (o.defer_fail) {
         CHECK(ws_conn_fail_pending(c) && ws_conn_state(c) != WS_STATE_CLOSED);
         CHECK(ws_conn_fail_commit(c) == 1 && ws_conn_fail_commit(c) == 0);
       }
@@ -113,10 +115,9 @@ static void drain(ws_conn *c, run_log *log, uint8_t flags, int *failed) {
       d->error = ev.error;
     }
   }
-  CHECK(ws_buf_size(&c->in) <= in_limit(c->opt.max_frame, c->opt.max_message));
-  CHECK(c->in.cap <= in_limit(c->opt.max_frame, c->opt.max_message));
-  ws_buf *out = ws_conn_output(c);
-  ws_buf_consume(out, ws_buf_size(out)); /* as if all was written */
+  CHECK(ws_conn_input_size(c) <= in_limit(&o));
+  CHECK(ws_conn_input_capacity(c) <= in_limit(&o));
+  ws_conn_output_consume(c, ws_conn_output_size(c)); /* as if all was written */
 }
 
 /* Feed one piece, by copy or through the zero-copy input space. */

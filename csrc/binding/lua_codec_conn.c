@@ -129,7 +129,7 @@ static int conn_send(lua_State *L) {
     if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) flags &= ~WS_SEND_COMPRESS;
     lua_pop(L, 2);
   }
-  if (ws_conn_send(c, opcode, p, n, flags) != 0) return fail_result(L, c->error);
+  if (ws_conn_send(c, opcode, p, n, flags) != 0) return fail_result(L, ws_conn_error(c));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -138,7 +138,7 @@ static int control(lua_State *L, int (*fn)(ws_conn *, const void *, size_t)) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_optlstring(L, 2, "", &n);
-  if (fn(c, p, n) != 0) return fail_result(L, c->error);
+  if (fn(c, p, n) != 0) return fail_result(L, ws_conn_error(c));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -157,7 +157,7 @@ static int conn_close(lua_State *L) {
   /* the range is checked before the conversion (NaN fails it) */
   if (!(code >= 0 && code <= 65535) || code != (lua_Number)(unsigned)code || (given && code == 0))
     return fail_result(L, "invalid close code");
-  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, c->error);
+  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, ws_conn_error(c));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -182,8 +182,7 @@ static int conn_pending(lua_State *L) {
  * produce an event without more input). */
 static int codec_conn_buffered(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
-  size_t n = ws_buf_size(&c->in), used = c->consumed_pending;
-  lua_pushinteger(L, (lua_Integer)(used < n ? n - used : 0));
+  lua_pushinteger(L, (lua_Integer)ws_conn_input_unread(c));
   return 1;
 }
 

@@ -309,7 +309,7 @@ static int conn_set_deflate(lua_State *L) {
   ws_deflate_config cfg;
   check_params(L, 2, &params);
   check_config(L, 3, &cfg);
-  ws_deflate *d = ws_deflate_new(&params, &cfg, c->opt.role);
+  ws_deflate *d = ws_deflate_new(&params, &cfg, ws_conn_role(c));
   if (!d) return luaL_error(L, "out of memory");
   ws_conn_set_deflate(c, d); /* takes ownership; ws_conn_free releases it */
   lua_pushboolean(L, 1);
@@ -318,7 +318,7 @@ static int conn_set_deflate(lua_State *L) {
 
 static int conn_deflate_memory(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
-  lua_pushinteger(L, (lua_Integer)ws_deflate_memory(c->deflate));
+  lua_pushinteger(L, (lua_Integer)ws_conn_deflate_memory(c));
   return 1;
 }
 

@@ -110,7 +110,6 @@ typedef struct wsl_ctx {
   const void *conn_mt;    /* the metatables of connections and tasks, for cheap type checks */
   const void *task_mt;
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
-  void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
   int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core.c) */

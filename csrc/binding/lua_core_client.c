@@ -135,7 +135,7 @@ static int l_connect(lua_State *L) {
   client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
-  if (ws_client_request(&c->s.ws.out, host_header ? host_header : host, path ? path : "/", u->key,
+  if (ws_client_request(ws_conn_output(&c->s.ws), host_header ? host_header : host, path ? path : "/", u->key,
                         protocols, nprotocols, u->offer[0] ? u->offer : NULL, origin, extra, nextra) < 0)
     return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
 

@@ -187,7 +187,7 @@ static int push_not_open(lua_State *L, wsl_conn *c) {
  * is unfinished (the core allows no other data message in between), else "closed". */
 static int push_send_failed(lua_State *L, const ws_stream *s) {
   lua_pushnil(L);
-  lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
+  lua_pushstring(L, ws_conn_error(&s->ws) ? ws_conn_error(&s->ws) : "send failed");
   if (s->phase == WS_PH_OPEN && ws_conn_fragment_opcode(&s->ws)) lua_pushliteral(L, "busy");
   else lua_pushliteral(L, "closed");
   return 3;
@@ -450,70 +450,6 @@ static int l_buffered(lua_State *L) {
 
 /* ---- the handshake ---- */
 
-/* The last request head parsed, for the next call on the same connection: a handshake asks
- * for it several times (core.head, choose_protocol, upgrade) and parsing is most of its CPU.
- * It is keyed by the connection's id and where its head lies, which change when the head
- * does. A userdata in the registry (it goes with the Lua state), pointed to by x->req_cache. */
-typedef struct req_cache {
-  uint32_t id;
-  const char *at;
-  size_t len;
-  int checked;            /* ws_request_check_upgrade's result is in req: 1 */
-  int status;
-  ws_request req;
-} req_cache;
-
-static req_cache *cache_of(lua_State *L, wsl_ctx *x) {
-  if (!x) return NULL;
-  if (!x->req_cache) {
-    req_cache *rc = lua_newuserdatauv(L, sizeof *rc, 0);
-    memset(rc, 0, sizeof *rc);
-    lua_setfield(L, LUA_REGISTRYINDEX, "ws.core.request_cache");
-    x->req_cache = rc;
-  }
-  return x->req_cache;
-}
-
-static int parse_head(lua_State *L, wsl_conn *c, ws_request *req) {
-  const char *p;
-  size_t n;
-  if (c->s.head_len == 0 || !c->s.head.data) return -1;
-  p = (const char *)ws_buf_begin(&c->s.head);
-  n = c->s.head_len;
-  req_cache *rc = cache_of(L, wsl_ctx_get(L));
-  if (rc && rc->id == c->id && rc->at == p && rc->len == n && c->id) {
-    memcpy(req, &rc->req, sizeof *req);
-    return 0;
-  }
-  memset(req, 0, sizeof *req);
-  if (ws_request_parse(req, p, n, n + 1) < 0) return -1;
-  if (rc) {
-    rc->id = c->id;
-    rc->at = p;
-    rc->len = n;
-    rc->checked = 0;
-    memcpy(&rc->req, req, sizeof *req);
-  }
-  return 0;
-}
-
-/* ws_request_check_upgrade, once per handshake (the cached request keeps its result). */
-static int check_upgrade(lua_State *L, wsl_conn *c, ws_request *req) {
-  wsl_ctx *x = wsl_ctx_get(L);
-  req_cache *rc = x ? x->req_cache : NULL;
-  if (rc && rc->id == c->id && c->id && rc->at == (const char *)ws_buf_begin(&c->s.head) && rc->checked) {
-    memcpy(req, &rc->req, sizeof *req);
-    return rc->status;
-  }
-  int st = ws_request_check_upgrade(req);
-  if (rc && rc->id == c->id && c->id && rc->at == (const char *)ws_buf_begin(&c->s.head)) {
-    memcpy(&rc->req, req, sizeof *req);
-    rc->checked = 1;
-    rc->status = st;
-  }
-  return st;
-}
-
 /* core.head(conn) -> true, path, upgrade, status, error, origin, host | false | nil, msg, code.
  * status is 0 when an upgrade request meets RFC 6455 4.2.1, else the status to answer. */
 static int l_head(lua_State *L) {
@@ -531,25 +467,24 @@ static int l_head(lua_State *L) {
     WSL_LOG(x, 1, "%s: handshake failed: %s", wsl_log_who(c, who, sizeof who), c->s.error ? c->s.error : "closed");
     return push_end(L, c);
   }
-  ws_request req;
-  if (parse_head(L, c, &req) < 0) return luaL_error(L, "ws: request head lost");
-  int upgrade = ws_request_is_upgrade(&req), status = 0;
+  const ws_request *req = ws_stream_request(&c->s);
+  if (!req) return luaL_error(L, "ws: request head lost");
+  int upgrade = ws_request_is_upgrade(req), status = upgrade ? req->status : 0;
   const char *ext_error = NULL;
-  if (upgrade) status = check_upgrade(L, c, &req);
   if (upgrade && status == 0) { /* with compression on, a malformed extension header is a 400 */
     char resp[WS_DEFLATE_RESPONSE_MAX];
-    if (ws_stream_deflate_negotiate(&c->s, &req, 0, resp, sizeof resp, &ext_error) < 0) status = 400;
+    if (ws_stream_deflate_negotiate(&c->s, req, 0, resp, sizeof resp, &ext_error) < 0) status = 400;
     else ext_error = NULL;
   }
   lua_pushboolean(L, 1);
-  lua_pushlstring(L, req.path, req.path_len);
+  lua_pushlstring(L, req->path, req->path_len);
   lua_pushboolean(L, upgrade);
   lua_pushinteger(L, status);
   if (ext_error) lua_pushfstring(L, "invalid Sec-WebSocket-Extensions (%s)", ext_error);
-  else if (status && req.error) lua_pushstring(L, req.error);
+  else if (status && req->error) lua_pushstring(L, req->error);
   else lua_pushnil(L);
-  if (req.origin) lua_pushlstring(L, req.origin, req.origin_len); else lua_pushnil(L);
-  const ws_header *h = ws_request_header(&req, "host", NULL);
+  if (req->origin) lua_pushlstring(L, req->origin, req->origin_len); else lua_pushnil(L);
+  const ws_header *h = ws_request_header(req, "host", NULL);
   if (h) lua_pushlstring(L, h->value, h->value_len); else lua_pushnil(L);
   return 7;
 }
@@ -562,27 +497,27 @@ static void push_lower(lua_State *L, const char *s, size_t n) {
 }
 
 static void push_request(lua_State *L, wsl_conn *c) {
-  ws_request req;
-  if (parse_head(L, c, &req) < 0) {
+  const ws_request *req = ws_stream_request(&c->s);
+  if (!req) {
     lua_pushnil(L);
     return;
   }
   lua_createtable(L, 0, 7);
-  lua_pushlstring(L, req.method, req.method_len);
+  lua_pushlstring(L, req->method, req->method_len);
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, req.target, req.target_len);
+  lua_pushlstring(L, req->target, req->target_len);
   lua_setfield(L, -2, "target");
-  lua_pushlstring(L, req.path, req.path_len);
+  lua_pushlstring(L, req->path, req->path_len);
   lua_setfield(L, -2, "path");
-  if (req.query) {
-    lua_pushlstring(L, req.query, req.query_len);
+  if (req->query) {
+    lua_pushlstring(L, req->query, req->query_len);
     lua_setfield(L, -2, "query");
   }
-  lua_pushfstring(L, "1.%d", req.minor_version);
+  lua_pushfstring(L, "1.%d", req->minor_version);
   lua_setfield(L, -2, "version");
-  lua_createtable(L, 0, (int)req.num_headers);
-  for (size_t i = 0; i < req.num_headers; i++) {
-    const ws_header *h = &req.headers[i];
+  lua_createtable(L, 0, (int)req->num_headers);
+  for (size_t i = 0; i < req->num_headers; i++) {
+    const ws_header *h = &req->headers[i];
     push_lower(L, h->name, h->name_len);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeated header: values joined with ", " */
@@ -602,6 +537,7 @@ static void push_request(lua_State *L, wsl_conn *c) {
   lua_setfield(L, -2, "remote_addr");
   lua_pushinteger(L, c->s.remote_port);
   lua_setfield(L, -2, "remote_port");
+  ws_stream_request_release(&c->s); /* the table is kept in the fields (l_request) */
 }
 
 /* User value 2, created on demand. */
@@ -657,15 +593,15 @@ static int l_choose_protocol(lua_State *L) {
   wsl_conn *c = checkconn(L, 1);
   const char *list[MAX_PROTOCOLS];
   size_t n = 0;
-  ws_request req;
   luaL_checktype(L, 2, LUA_TTABLE);
   for (lua_Integer i = 1; n < MAX_PROTOCOLS; i++) {
     if (lua_rawgeti(L, 2, i) != LUA_TSTRING) { lua_pop(L, 1); break; }
     list[n++] = lua_tostring(L, -1); /* anchored by the table */
     lua_pop(L, 1);
   }
-  if (parse_head(L, c, &req) < 0) return 0;
-  int k = ws_request_choose_protocol(&req, list, n);
+  const ws_request *req = ws_stream_request(&c->s);
+  if (!req) return 0;
+  int k = ws_request_choose_protocol(req, list, n);
   if (k < 0) return 0;
   lua_pushstring(L, list[k]);
   return 1;
@@ -699,7 +635,6 @@ static int l_upgrade(lua_State *L) {
   ws_header extra[MAX_EXTRA_HEADERS];
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   int compress = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
-  ws_request req;
   /* the core's token rule, the one ws_response_accept applies */
   if (protocol && !ws_header_name_valid(protocol, strlen(protocol))) return luaL_argerror(L, 2, "invalid protocol name");
   for (size_t i = 0; i < nextra; i++) {
@@ -709,21 +644,23 @@ static int l_upgrade(lua_State *L) {
       return luaL_argerror(L, 3, "Sec-WebSocket-Extensions is set by the compression option");
   }
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
-  if (parse_head(L, c, &req) < 0 || check_upgrade(L, c, &req) != 0)
+  const ws_request *req = ws_stream_request(&c->s);
+  if (!req || !ws_request_is_upgrade(req) || req->status != 0)
     return luaL_error(L, "ws: the request is not a valid upgrade");
   /* RFC 6455 4.2.2: the server answers with one of the subprotocols the client offered. */
-  if (protocol && ws_request_choose_protocol(&req, &protocol, 1) < 0)
+  if (protocol && ws_request_choose_protocol(req, &protocol, 1) < 0)
     return luaL_error(L, "ws: subprotocol \"%s\" was not offered by the client", protocol);
   char ext[WS_DEFLATE_RESPONSE_MAX];
   const char *extensions = NULL;
-  if (compress && ws_stream_deflate_negotiate(&c->s, &req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
-  /* The request line for the debug log, taken now: the upgrade trims the head's buffer. */
+  if (compress && ws_stream_deflate_negotiate(&c->s, req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
+  /* The request line for the debug log, taken now: the upgrade trims the head's buffer and
+   * frees req. */
   wsl_ctx *x = wsl_ctx_get(L);
   char line[256] = "";
   if (x->log_level)
-    snprintf(line, sizeof line, "%.*s %.*s HTTP/1.%d", (int)req.method_len, req.method, (int)req.target_len,
-             req.target, req.minor_version);
-  if (ws_stream_upgrade(&c->s, req.key, req.key_len, protocol, extensions, extra, nextra) < 0)
+    snprintf(line, sizeof line, "%.*s %.*s HTTP/1.%d", (int)req->method_len, req->method, (int)req->target_len,
+             req->target, req->minor_version);
+  if (ws_stream_upgrade(&c->s, req->key, req->key_len, protocol, extensions, extra, nextra) < 0)
     return push_end(L, c);
   if (x->log_level) {
     char who[96];
@@ -761,11 +698,8 @@ static void note_response(wsl_ctx *x, wsl_conn *c, const ws_request *req, int st
 }
 
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) {
-  ws_request req;
-  if (c->s.head_len == 0 || !c->s.head.data) return;
-  memset(&req, 0, sizeof req);
-  if (ws_request_parse(&req, (const char *)ws_buf_begin(&c->s.head), c->s.head_len, (size_t)c->s.head_len + 1) < 0) return;
-  note_response(x, c, &req, status, "handler failed", 14);
+  const ws_request *req = ws_stream_request(&c->s);
+  if (req) note_response(x, c, req, status, "handler failed", 14);
 }
 
 /* core.respond(conn, status [, headers [, body]]) -> true | nil, message, code. The answer to
@@ -777,13 +711,13 @@ static int l_respond(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   size_t bl = 0;
   const char *body = luaL_optlstring(L, 4, NULL, &bl);
-  ws_request req;
   if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
   if (c->s.phase != WS_PH_HEAD_READY) return push_end(L, c);
   int head_only = 0;
-  if (parse_head(L, c, &req) == 0) {
-    note_response(wsl_ctx_get(L), c, &req, (int)status, body, bl);
-    head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+  const ws_request *req = ws_stream_request(&c->s);
+  if (req) {
+    note_response(wsl_ctx_get(L), c, req, (int)status, body, bl);
+    head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
   }
   if (ws_stream_respond(&c->s, (int)status, extra, nextra, body, bl, head_only) < 0) return push_end(L, c);
   lua_pushboolean(L, 1);
@@ -862,7 +796,7 @@ static int conn_index(lua_State *L) {
     }
     if (strcmp(k, "dropped") == 0) { lua_pushinteger(L, (lua_Integer)ws_stream_dropped(s)); return 1; } /* ws_topic.c */
     if (strcmp(k, "deflate_memory") == 0) { /* bytes the permessage-deflate state holds now */
-      lua_pushinteger(L, (lua_Integer)ws_deflate_memory(s->ws.deflate));
+      lua_pushinteger(L, (lua_Integer)ws_conn_deflate_memory(&s->ws));
       return 1;
     }
     if (strcmp(k, "request") == 0) {

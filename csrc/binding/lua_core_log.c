@@ -136,10 +136,10 @@ void wsl_log_closed(wsl_ctx *x, const wsl_conn *c) {
   wsl_log_who(c, who, sizeof who);
   if (s->fail_code)
     wsl_log(x, 1, "%s: closed by this side: code %u (%s)", who, (unsigned)s->fail_code, why);
-  else if (s->ws.close_sent == 1)
+  else if (ws_conn_close_sent(&s->ws) == WS_CLOSE_SENT_FIRST)
     wsl_log(x, 1, "%s: closed by this side%s%s%s; the peer answered code %u, reason \"%s\"", who, *why ? " (" : "", why,
             *why ? ")" : "", (unsigned)s->close_code, reason);
-  else if (s->ws.close_sent == 2)
+  else if (ws_conn_close_sent(&s->ws) == WS_CLOSE_SENT_REPLY)
     wsl_log(x, 1, "%s: closed by the peer: code %u, reason \"%s\"", who, (unsigned)s->close_code, reason);
   else
     wsl_log(x, 1, "%s: closed without a closing handshake: code %u%s%s%s", who, (unsigned)s->close_code, *why ? " (" : "",

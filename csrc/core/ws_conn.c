@@ -20,11 +20,6 @@
 #define CONTROL_MAX 125u
 #define CLOSE_REASON_MAX 123u
 
-/* close_sent records who closed first: it is still true or false for readers of the
- * struct, and 1 versus 2 tells the runtime whether to wait for the peer's TCP close. */
-#define CLOSE_SENT_FIRST 1
-#define CLOSE_SENT_REPLY 2
-
 static uint8_t no_bytes[1]; /* what an empty payload points at: never NULL, never written */
 
 /* Error texts are part of the API (the Lua specs assert them). */
@@ -81,43 +76,45 @@ void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
     ws_conn_options_default(&d, WS_ROLE_SERVER);
     o = &d;
   }
-  c->opt.max_message = o->max_message;
-  c->opt.max_frame = o->max_frame;
-  c->opt.max_fragments = o->max_fragments;
-  c->opt.role = (uint8_t)o->role;
-  c->opt.auto_pong = o->auto_pong != 0;
-  c->opt.defer_fail = o->defer_fail != 0;
+  c->opt_.max_message = o->max_message;
+  c->opt_.max_frame = o->max_frame;
+  c->opt_.max_fragments = o->max_fragments;
+  c->opt_.role = (uint8_t)o->role;
+  c->opt_.auto_pong = o->auto_pong != 0;
+  c->opt_.defer_fail = o->defer_fail != 0;
   /* Zero means "not set": every limit stays bounded. */
-  if (!c->opt.max_message) c->opt.max_message = WS_DEFAULT_MAX_MESSAGE;
-  if (!c->opt.max_frame) c->opt.max_frame = c->opt.max_message;
-  if (c->opt.max_message > SIZE_MAX / 2) c->opt.max_message = SIZE_MAX / 2;
-  if (!c->opt.max_fragments) c->opt.max_fragments = ws_conn_max_fragments(c->opt.max_message);
-  ws_buf_init(&c->in);
-  ws_buf_init(&c->msg);
-  ws_buf_init(&c->out);
-  c->state = WS_STATE_CONNECTING;
-  c->utf8_state = WS_UTF8_ACCEPT;
+  if (!c->opt_.max_message) c->opt_.max_message = WS_DEFAULT_MAX_MESSAGE;
+  if (!c->opt_.max_frame) c->opt_.max_frame = c->opt_.max_message;
+  if (c->opt_.max_message > SIZE_MAX / 2) c->opt_.max_message = SIZE_MAX / 2;
+  if (!c->opt_.max_fragments) c->opt_.max_fragments = ws_conn_max_fragments(c->opt_.max_message);
+  ws_buf_init(&c->in_);
+  ws_buf_init(&c->msg_);
+  ws_buf_init(&c->out_);
+  c->state_ = WS_STATE_CONNECTING;
+  c->utf8_state_ = WS_UTF8_ACCEPT;
 }
 
 void ws_conn_free(ws_conn *c) {
-  ws_buf_free(&c->in);
-  ws_buf_free(&c->msg);
-  ws_buf_free(&c->out);
-  c->consumed_pending = 0;
-  if (c->deflate) {
-    ws_deflate_free(c->deflate);
-    c->deflate = NULL;
+  ws_buf_free(&c->in_);
+  ws_buf_free(&c->msg_);
+  ws_buf_free(&c->out_);
+  c->consumed_pending_ = 0;
+  if (c->deflate_) {
+    ws_deflate_free(c->deflate_);
+    c->deflate_ = NULL;
   }
 }
 
 void ws_conn_open(ws_conn *c) {
-  if (c->state == WS_STATE_CONNECTING) c->state = WS_STATE_OPEN;
+  if (c->state_ == WS_STATE_CONNECTING) c->state_ = WS_STATE_OPEN;
 }
 
 void ws_conn_set_deflate(ws_conn *c, struct ws_deflate *d) {
-  if (c->deflate && c->deflate != d) ws_deflate_free(c->deflate);
-  c->deflate = d;
+  if (c->deflate_ && c->deflate_ != d) ws_deflate_free(c->deflate_);
+  c->deflate_ = d;
 }
+
+size_t ws_conn_deflate_memory(const ws_conn *c) { return ws_deflate_memory(c->deflate_); }
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -128,8 +125,8 @@ static int is_control(unsigned opcode) { return (opcode & 8u) != 0; }
 /* Largest single-frame message kept in `in`, and hence the size `in` is allowed to reach. */
 static size_t held_cap(const ws_conn *c) {
   uint64_t cap = HELD_MAX;
-  if (c->opt.max_frame < cap) cap = c->opt.max_frame;
-  if (c->opt.max_message < cap) cap = c->opt.max_message;
+  if (c->opt_.max_frame < cap) cap = c->opt_.max_frame;
+  if (c->opt_.max_message < cap) cap = c->opt_.max_message;
   if (cap < CONTROL_MAX) cap = CONTROL_MAX; /* control frames are always held */
   return (size_t)cap;
 }
@@ -137,22 +134,22 @@ static size_t held_cap(const ws_conn *c) {
 static size_t in_limit(const ws_conn *c) { return held_cap(c) + WS_FRAME_HEADER_MAX + IN_SLACK; }
 
 /* No more events will come: the peer's close arrived or the connection failed. */
-static int finished(const ws_conn *c) { return c->error_code || c->close_received; }
+static int finished(const ws_conn *c) { return c->error_code_ || c->close_received_; }
 
 /* Drop what the previous event pointed at. Called on entry to the calls that touch `in` or
  * `msg` (not by the send calls, so a message can be echoed straight from its event). */
 static void settle(ws_conn *c) {
-  if (c->consumed_pending) {
-    ws_buf_consume(&c->in, c->consumed_pending);
-    c->consumed_pending = 0;
+  if (c->consumed_pending_) {
+    ws_buf_consume(&c->in_, c->consumed_pending_);
+    c->consumed_pending_ = 0;
   }
-  if (!c->msg_opcode && c->msg.len) { /* a reassembled message was delivered */
+  if (!c->msg_opcode_ && c->msg_.len) { /* a reassembled message was delivered */
     /* With permessage-deflate every compressed message is inflated into `msg`: freeing it
      * leaves an idle connection (in shared mode: no zlib memory either) without buffers. */
-    if (c->msg.cap > MSG_KEEP || c->deflate) ws_buf_free(&c->msg);
-    else ws_buf_clear(&c->msg);
+    if (c->msg_.cap > MSG_KEEP || c->deflate_) ws_buf_free(&c->msg_);
+    else ws_buf_clear(&c->msg_);
   }
-  if (finished(c) && c->in.data) ws_buf_free(&c->in);
+  if (finished(c) && c->in_.data) ws_buf_free(&c->in_);
 }
 
 ws_conn_tracer ws_conn_trace = NULL;
@@ -167,15 +164,15 @@ static WS_COLD void trace(const ws_conn *c, int out, int fin, unsigned rsv, int 
 static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
   uint8_t key[4];
   const uint8_t *mask = NULL;
-  if (c->opt.role == WS_ROLE_CLIENT) {
+  if (c->opt_.role == WS_ROLE_CLIENT) {
     if (ws_random_mask(key) != 0) {
-      c->error = E_RANDOM;
+      c->error_ = E_RANDOM;
       return -1;
     }
     mask = key;
   }
-  if (ws_frame_build(&c->out, fin, rsv, opcode, p, n, mask) != 0) {
-    c->error = E_NOMEM;
+  if (ws_frame_build(&c->out_, fin, rsv, opcode, p, n, mask) != 0) {
+    c->error_ = E_NOMEM;
     return -1;
   }
   return 0;
@@ -207,11 +204,11 @@ static void event(ws_event *ev, int type, int opcode, const uint8_t *data, size_
 
 /* Our close for a failure, unless one was sent already; then nothing more is sent. */
 static void fail_close(ws_conn *c) {
-  if (!c->close_sent) {
-    queue_close(c, c->error_code, c->fail_reason, strlen(c->fail_reason));
-    c->close_sent = CLOSE_SENT_FIRST;
+  if (!c->close_sent_) {
+    queue_close(c, c->error_code_, c->fail_reason_, strlen(c->fail_reason_));
+    c->close_sent_ = WS_CLOSE_SENT_FIRST;
   }
-  c->state = WS_STATE_CLOSED;
+  c->state_ = WS_STATE_CLOSED;
 }
 
 int ws_conn_fail_commit(ws_conn *c) {
@@ -223,15 +220,15 @@ int ws_conn_fail_commit(ws_conn *c) {
 /* _Fail the WebSocket Connection_ (RFC 6455 7.1.7): queue our close with the code (at once,
  * or at ws_conn_fail_commit with defer_fail), report it once, and stop reading. */
 static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
-  c->error_code = (uint16_t)code;
-  c->error = why;
-  c->fail_reason = why;
-  if (!c->opt.defer_fail) fail_close(c);
-  c->have_header = 0;
-  c->msg_opcode = 0;
-  c->consumed_pending = 0;
-  ws_buf_free(&c->in);
-  ws_buf_free(&c->msg);
+  c->error_code_ = (uint16_t)code;
+  c->error_ = why;
+  c->fail_reason_ = why;
+  if (!c->opt_.defer_fail) fail_close(c);
+  c->have_header_ = 0;
+  c->msg_opcode_ = 0;
+  c->consumed_pending_ = 0;
+  ws_buf_free(&c->in_);
+  ws_buf_free(&c->msg_);
   event(ev, WS_EV_ERROR, 0, NULL, 0);
   ev->code = code;
   ev->error = why;
@@ -242,85 +239,85 @@ static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
 
 /* Rules a header can be judged by on its own, before any payload is read or stored. */
 static const char *check_header(const ws_conn *c, unsigned *code) {
-  const ws_frame_header *h = &c->hdr;
+  const ws_frame_header *h = &c->hdr_;
   unsigned op = h->opcode;
   *code = WS_CLOSE_PROTOCOL;
   if (op > WS_OP_BINARY && (op < WS_OP_CLOSE || op > WS_OP_PONG)) return E_OPCODE;
   if (h->rsv) {
-    if ((h->rsv & 3u) || !c->deflate) return E_RSV;
+    if ((h->rsv & 3u) || !c->deflate_) return E_RSV;
     if (is_control(op)) return E_RSV1_CONTROL;
     if (op == WS_OP_CONTINUATION) return E_RSV1_CONT;
   }
-  if (c->opt.role == WS_ROLE_SERVER && !h->masked) return E_UNMASKED;
-  if (c->opt.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
+  if (c->opt_.role == WS_ROLE_SERVER && !h->masked) return E_UNMASKED;
+  if (c->opt_.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
   if (is_control(op)) {
     if (!h->fin) return E_CONTROL_FRAG;
     if (h->payload_len > CONTROL_MAX) return E_CONTROL_LEN;
     return NULL;
   }
-  if (op == WS_OP_CONTINUATION && !c->msg_opcode) return E_CONT;
-  if (op != WS_OP_CONTINUATION && c->msg_opcode) return E_INTERLEAVE;
+  if (op == WS_OP_CONTINUATION && !c->msg_opcode_) return E_CONT;
+  if (op != WS_OP_CONTINUATION && c->msg_opcode_) return E_INTERLEAVE;
   *code = WS_CLOSE_TOO_BIG;
-  int compressed = op == WS_OP_CONTINUATION ? c->msg_compressed : (h->rsv & 4u) != 0;
+  int compressed = op == WS_OP_CONTINUATION ? c->msg_compressed_ : (h->rsv & 4u) != 0;
   if (!compressed) { /* an inflated size is checked while inflating */
-    uint64_t have = op == WS_OP_CONTINUATION ? ws_buf_size(&c->msg) : 0;
-    if (h->payload_len > c->opt.max_message - have) return E_MAX_MESSAGE;
+    uint64_t have = op == WS_OP_CONTINUATION ? ws_buf_size(&c->msg_) : 0;
+    if (h->payload_len > c->opt_.max_message - have) return E_MAX_MESSAGE;
   }
   /* A compressed frame may be a little larger than the message it carries (incompressible
    * data, small windows: at worst 9 bits per byte in zlib's fixed codes); max_message bounds
    * what it inflates to, so a message that fits is not refused for its compressed size. */
-  uint64_t frame_max = c->opt.max_frame;
+  uint64_t frame_max = c->opt_.max_frame;
   if (compressed) frame_max += frame_max / 8 + 1024;
   if (h->payload_len > frame_max) return E_MAX_FRAME;
-  if (op == WS_OP_CONTINUATION && c->fragments >= c->opt.max_fragments) return E_MAX_FRAGMENTS;
+  if (op == WS_OP_CONTINUATION && c->fragments_ >= c->opt_.max_fragments) return E_MAX_FRAGMENTS;
   return NULL;
 }
 
-/* 1: an error event, 0: more input needed, 2: c->hdr is ready. */
+/* 1: an error event, 0: more input needed, 2: c->hdr_ is ready. */
 static int read_header(ws_conn *c, ws_event *ev) {
-  size_t avail = ws_buf_size(&c->in);
+  size_t avail = ws_buf_size(&c->in_);
   if (avail < 2) return 0;
-  int r = ws_frame_parse_header(buf_ptr(&c->in), avail, &c->hdr);
+  int r = ws_frame_parse_header(buf_ptr(&c->in_), avail, &c->hdr_);
   if (r == WS_AGAIN) return 0;
   if (r == WS_ERROR) return fail(c, ev, WS_CLOSE_PROTOCOL, E_LEN64);
   unsigned code;
   const char *why = check_header(c, &code);
   if (why) return fail(c, ev, code, why);
-  ws_buf_consume(&c->in, (size_t)r);
-  TRACE(c, 0, c->hdr.fin, c->hdr.rsv, (int)c->hdr.opcode, c->hdr.payload_len);
-  c->have_header = 1;
-  c->payload_seen = 0;
-  c->mask_phase = 0;
-  if (!is_control(c->hdr.opcode)) {
-    if (c->hdr.opcode == WS_OP_CONTINUATION) {
-      c->fragments++;
+  ws_buf_consume(&c->in_, (size_t)r);
+  TRACE(c, 0, c->hdr_.fin, c->hdr_.rsv, (int)c->hdr_.opcode, c->hdr_.payload_len);
+  c->have_header_ = 1;
+  c->payload_seen_ = 0;
+  c->mask_phase_ = 0;
+  if (!is_control(c->hdr_.opcode)) {
+    if (c->hdr_.opcode == WS_OP_CONTINUATION) {
+      c->fragments_++;
     } else {
-      c->msg_opcode = (uint8_t)c->hdr.opcode;
-      c->msg_compressed = (c->hdr.rsv & 4u) != 0;
-      c->fragments = 1;
-      c->utf8_state = WS_UTF8_ACCEPT;
+      c->msg_opcode_ = (uint8_t)c->hdr_.opcode;
+      c->msg_compressed_ = (c->hdr_.rsv & 4u) != 0;
+      c->fragments_ = 1;
+      c->utf8_state_ = WS_UTF8_ACCEPT;
     }
   }
   return 2;
 }
 
 static int frame_is_held(const ws_conn *c) {
-  const ws_frame_header *h = &c->hdr;
+  const ws_frame_header *h = &c->hdr_;
   if (is_control(h->opcode)) return 1;
-  return h->fin && h->opcode != WS_OP_CONTINUATION && !c->msg_compressed &&
+  return h->fin && h->opcode != WS_OP_CONTINUATION && !c->msg_compressed_ &&
          h->payload_len <= held_cap(c);
 }
 
 static void frame_done(ws_conn *c) {
-  c->have_header = 0;
-  c->payload_seen = 0;
-  c->mask_phase = 0;
+  c->have_header_ = 0;
+  c->payload_seen_ = 0;
+  c->mask_phase_ = 0;
 }
 
 static void message_done(ws_conn *c) {
-  c->msg_opcode = 0;
-  c->msg_compressed = 0;
-  c->fragments = 0;
+  c->msg_opcode_ = 0;
+  c->msg_compressed_ = 0;
+  c->fragments_ = 0;
 }
 
 static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
@@ -335,14 +332,14 @@ static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
     rlen = n - 2;
     if (!ws_utf8_valid(reason, rlen)) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_CLOSE_UTF8);
   }
-  c->close_received = 1;
-  c->close_code = (uint16_t)code;
-  if (!c->close_sent) {
+  c->close_received_ = 1;
+  c->close_code_ = (uint16_t)code;
+  if (!c->close_sent_) {
     /* Echo the peer's code (RFC 6455 5.5.1); a close without one is answered without one. */
     queue_close(c, code == WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
-    c->close_sent = CLOSE_SENT_REPLY;
+    c->close_sent_ = WS_CLOSE_SENT_REPLY;
   }
-  c->state = WS_STATE_CLOSED;
+  c->state_ = WS_STATE_CLOSED;
   message_done(c); /* a message cut short by the close is dropped */
   event(ev, WS_EV_CLOSE, WS_OP_CLOSE, reason, rlen);
   ev->code = code;
@@ -351,28 +348,28 @@ static int on_close(ws_conn *c, ws_event *ev, const uint8_t *p, size_t n) {
 
 /* A held frame: unmask and validate in place what has arrived; deliver once complete. */
 static int step_held(ws_conn *c, ws_event *ev) {
-  const ws_frame_header *h = &c->hdr;
+  const ws_frame_header *h = &c->hdr_;
   size_t plen = (size_t)h->payload_len;
-  size_t have = ws_buf_size(&c->in);
+  size_t have = ws_buf_size(&c->in_);
   if (have > plen) have = plen;
-  if (have > c->payload_seen) {
-    uint8_t *p = buf_ptr(&c->in) + c->payload_seen;
-    size_t k = have - (size_t)c->payload_seen;
-    if (h->masked) c->mask_phase = (uint8_t)ws_mask(p, p, k, h->mask, c->mask_phase);
+  if (have > c->payload_seen_) {
+    uint8_t *p = buf_ptr(&c->in_) + c->payload_seen_;
+    size_t k = have - (size_t)c->payload_seen_;
+    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask(p, p, k, h->mask, c->mask_phase_);
     if (h->opcode == WS_OP_TEXT &&
-        ws_utf8_validate(&c->utf8_state, p, k) == WS_UTF8_REJECT)
+        ws_utf8_validate(&c->utf8_state_, p, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
-    c->payload_seen = have;
+    c->payload_seen_ = have;
   }
   if (have < plen) return 0;
 
-  uint8_t *data = buf_ptr(&c->in);
+  uint8_t *data = buf_ptr(&c->in_);
   unsigned op = h->opcode;
   frame_done(c);
-  c->consumed_pending = (uint32_t)plen; /* the event points into `in` until the next call */
+  c->consumed_pending_ = (uint32_t)plen; /* the event points into `in` until the next call */
   switch (op) {
   case WS_OP_TEXT:
-    if (c->utf8_state != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+    if (c->utf8_state_ != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     /* fall through */
   case WS_OP_BINARY:
     message_done(c);
@@ -381,7 +378,7 @@ static int step_held(ws_conn *c, ws_event *ev) {
   case WS_OP_PING:
     /* RFC 6455 5.5.2: every ping gets its pong unless the peer's close was received (then
      * no frame gets this far); our own close sent first is no exemption. */
-    if (c->opt.auto_pong) {
+    if (c->opt_.auto_pong) {
       TRACE(c, 1, 1, 0, WS_OP_PONG, plen);
       queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
     }
@@ -406,58 +403,58 @@ static unsigned inflate_code(const char *why) {
 /* A streamed data frame: move what has arrived into `msg`. 1: event, 0: more input,
  * 2: the frame ended without ending the message. */
 static int step_streamed(ws_conn *c, ws_event *ev) {
-  const ws_frame_header *h = &c->hdr;
-  uint64_t remaining = h->payload_len - c->payload_seen;
-  size_t avail = ws_buf_size(&c->in);
+  const ws_frame_header *h = &c->hdr_;
+  uint64_t remaining = h->payload_len - c->payload_seen_;
+  size_t avail = ws_buf_size(&c->in_);
   if (remaining && !avail) return 0;
   size_t k = (uint64_t)avail < remaining ? avail : (size_t)remaining;
-  uint8_t *src = buf_ptr(&c->in);
-  int text = c->msg_opcode == WS_OP_TEXT;
-  if (c->msg_compressed) {
+  uint8_t *src = buf_ptr(&c->in_);
+  int text = c->msg_opcode_ == WS_OP_TEXT;
+  if (c->msg_compressed_) {
     int last = h->fin && k == remaining;
-    size_t before = ws_buf_size(&c->msg);
+    size_t before = ws_buf_size(&c->msg_);
     const char *why = NULL;
-    if (h->masked) c->mask_phase = (uint8_t)ws_mask(src, src, k, h->mask, c->mask_phase);
-    if ((k || last) && ws_deflate_inflate(c->deflate, src, k, last, &c->msg,
-                                          (size_t)c->opt.max_message, &why) != 0)
+    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask(src, src, k, h->mask, c->mask_phase_);
+    if ((k || last) && ws_deflate_inflate(c->deflate_, src, k, last, &c->msg_,
+                                          (size_t)c->opt_.max_message, &why) != 0)
       return fail(c, ev, inflate_code(why), why ? why : E_INFLATE);
-    size_t after = ws_buf_size(&c->msg);
+    size_t after = ws_buf_size(&c->msg_);
     if (text && after > before &&
-        ws_utf8_validate(&c->utf8_state, buf_ptr(&c->msg) + before, after - before) ==
+        ws_utf8_validate(&c->utf8_state_, buf_ptr(&c->msg_) + before, after - before) ==
             WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
   } else if (k) {
     /* Reserve the rest of the frame at once (its size was checked against max_message),
      * so a large frame does not regrow the buffer piece by piece. */
-    uint8_t *dst = ws_buf_reserve(&c->msg, (size_t)remaining, (size_t)c->opt.max_message);
+    uint8_t *dst = ws_buf_reserve(&c->msg_, (size_t)remaining, (size_t)c->opt_.max_message);
     if (!dst) return fail(c, ev, WS_CLOSE_INTERNAL, E_NOMEM);
-    if (h->masked) c->mask_phase = (uint8_t)ws_mask(dst, src, k, h->mask, c->mask_phase);
+    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask(dst, src, k, h->mask, c->mask_phase_);
     else memcpy(dst, src, k);
-    if (text && ws_utf8_validate(&c->utf8_state, dst, k) == WS_UTF8_REJECT)
+    if (text && ws_utf8_validate(&c->utf8_state_, dst, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
-    ws_buf_commit(&c->msg, k);
+    ws_buf_commit(&c->msg_, k);
   }
-  ws_buf_consume(&c->in, k);
-  c->payload_seen += k;
-  if (c->payload_seen < h->payload_len) return 0;
+  ws_buf_consume(&c->in_, k);
+  c->payload_seen_ += k;
+  if (c->payload_seen_ < h->payload_len) return 0;
 
   int fin = h->fin;
   frame_done(c);
   if (!fin) return 2;
-  if (text && c->utf8_state != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
-  int op = c->msg_opcode;
+  if (text && c->utf8_state_ != WS_UTF8_ACCEPT) return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
+  int op = c->msg_opcode_;
   message_done(c); /* msg is cleared by settle() at the next call */
-  event(ev, WS_EV_MESSAGE, op, buf_ptr(&c->msg), ws_buf_size(&c->msg));
+  event(ev, WS_EV_MESSAGE, op, buf_ptr(&c->msg_), ws_buf_size(&c->msg_));
   return 1;
 }
 
 int ws_conn_next(ws_conn *c, ws_event *ev) {
   settle(c);
   event(ev, WS_EV_NONE, 0, NULL, 0);
-  if (c->state == WS_STATE_CONNECTING || finished(c)) return 0;
+  if (c->state_ == WS_STATE_CONNECTING || finished(c)) return 0;
   for (;;) {
     int r;
-    if (!c->have_header && (r = read_header(c, ev)) != 2) return r;
+    if (!c->have_header_ && (r = read_header(c, ev)) != 2) return r;
     r = frame_is_held(c) ? step_held(c, ev) : step_streamed(c, ev);
     if (r != 2) return r;
   }
@@ -465,29 +462,29 @@ int ws_conn_next(ws_conn *c, ws_event *ev) {
 
 uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) {
   settle(c);
-  size_t limit = in_limit(c), used = ws_buf_size(&c->in);
+  size_t limit = in_limit(c), used = ws_buf_size(&c->in_);
   *avail = 0;
   if (used >= limit) return NULL;
   size_t want = limit - used < READ_CHUNK ? limit - used : READ_CHUNK;
-  uint8_t *p = ws_buf_reserve(&c->in, want, limit);
+  uint8_t *p = ws_buf_reserve(&c->in_, want, limit);
   if (!p) return NULL;
-  *avail = c->in.cap - c->in.len;
+  *avail = c->in_.cap - c->in_.len;
   return p;
 }
 
 void ws_conn_input_commit(ws_conn *c, size_t n) {
   if (finished(c)) { /* nothing more is read after the close or a failure */
-    ws_buf_clear(&c->in);
+    ws_buf_clear(&c->in_);
     return;
   }
-  ws_buf_commit(&c->in, n);
+  ws_buf_commit(&c->in_, n);
 }
 
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
   settle(c);
   if (finished(c) || n == 0) return 0;
-  size_t limit = in_limit(c), used = ws_buf_size(&c->in);
-  if (n > limit - used || ws_buf_append(&c->in, p, n, limit) != 0) return -1;
+  size_t limit = in_limit(c), used = ws_buf_size(&c->in_);
+  if (n > limit - used || ws_buf_append(&c->in_, p, n, limit) != 0) return -1;
   return 0;
 }
 
@@ -495,85 +492,111 @@ int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
 
 /* Nothing is sent before the handshake or after our close frame. */
 static int may_send(ws_conn *c) {
-  if (c->state == WS_STATE_CONNECTING) {
-    c->error = E_NOT_OPEN;
+  if (c->state_ == WS_STATE_CONNECTING) {
+    c->error_ = E_NOT_OPEN;
     return 0;
   }
-  if (c->close_sent) { /* CLOSED always follows a close we sent (or a failure) */
-    c->error = E_CLOSE_SENT;
+  if (c->close_sent_) { /* CLOSED always follows a close we sent (or a failure) */
+    c->error_ = E_CLOSE_SENT;
     return 0;
   }
   return 1;
 }
 
 /* Compress a whole message straight into `out` behind a maximal header gap, then close
- * the gap: the compressed size is only known afterwards, and no scratch buffer is needed. */
-static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
-  uint8_t key[4], hdr[WS_FRAME_HEADER_MAX];
-  int client = c->opt.role == WS_ROLE_CLIENT;
-  if (client && ws_random_mask(key) != 0) {
-    c->error = E_RANDOM;
+ * the gap: the compressed size is only known afterwards, and no scratch buffer is needed.
+ * With d its own context goes on (a message of this connection); else `like`'s settings
+ * compress it from no context (a frame for many). 0 with *plen the payload's size, or -1
+ * (out of memory; out unchanged). */
+static int build_compressed(ws_buf *out, ws_deflate *d, const ws_deflate *like, int opcode,
+                            const void *p, size_t n, const uint8_t *key, size_t *plen) {
+  uint8_t hdr[WS_FRAME_HEADER_MAX];
+  size_t start = ws_buf_size(out);
+  if (!ws_buf_reserve(out, WS_FRAME_HEADER_MAX, 0)) return -1;
+  ws_buf_commit(out, WS_FRAME_HEADER_MAX);
+  int r = d ? ws_deflate_compress(d, p, n, out) : ws_deflate_compress_fresh(like, p, n, out);
+  if (r != 0) {
+    out->len = out->head + start; /* drop the partial frame */
     return -1;
   }
-  size_t start = ws_buf_size(&c->out);
-  if (!ws_buf_reserve(&c->out, WS_FRAME_HEADER_MAX, 0)) {
-    c->error = E_NOMEM;
-    return -1;
-  }
-  ws_buf_commit(&c->out, WS_FRAME_HEADER_MAX);
-  if (ws_deflate_compress(c->deflate, p, n, &c->out) != 0) {
-    c->out.len = c->out.head + start; /* drop the partial frame */
-    c->error = E_NOMEM;
-    return -1;
-  }
-  uint8_t *frame = buf_ptr(&c->out) + start;
-  size_t plen = ws_buf_size(&c->out) - start - WS_FRAME_HEADER_MAX;
-  size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, plen, client ? key : NULL);
-  memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, plen);
+  uint8_t *frame = buf_ptr(out) + start;
+  *plen = ws_buf_size(out) - start - WS_FRAME_HEADER_MAX;
+  size_t hl = ws_frame_write_header(hdr, 1, 4u, (unsigned)opcode, *plen, key);
+  memmove(frame + hl, frame + WS_FRAME_HEADER_MAX, *plen);
   memcpy(frame, hdr, hl);
-  c->out.len -= WS_FRAME_HEADER_MAX - hl;
-  if (client) ws_mask(frame + hl, frame + hl, plen, key, 0);
+  out->len -= WS_FRAME_HEADER_MAX - hl;
+  if (key) ws_mask(frame + hl, frame + hl, *plen, key, 0);
   return 0;
 }
 
+static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
+  uint8_t key[4];
+  size_t plen;
+  int client = c->opt_.role == WS_ROLE_CLIENT;
+  if (client && ws_random_mask(key) != 0) {
+    c->error_ = E_RANDOM;
+    return -1;
+  }
+  if (build_compressed(&c->out_, c->deflate_, NULL, opcode, p, n, client ? key : NULL, &plen) != 0) {
+    c->error_ = E_NOMEM;
+    return -1;
+  }
+  return 0;
+}
+
+int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t n, ws_buf *out) {
+  size_t start = ws_buf_size(out), plen;
+  if (!c->deflate_ || c->opt_.role != WS_ROLE_SERVER || n < ws_deflate_threshold(c->deflate_) ||
+      (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
+    return 0;
+  if (build_compressed(out, NULL, c->deflate_, opcode, p, n, NULL, &plen) != 0) return -1;
+  if (plen >= n) { /* no smaller: the plain frame serves */
+    out->len = out->head + start;
+    return 0;
+  }
+  return 1;
+}
+
+void ws_conn_shared_compressed_sent(ws_conn *c) { ws_deflate_reset_output(c->deflate_); }
+
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
   if (!may_send(c)) return -1;
-  if (c->state != WS_STATE_OPEN) { /* CLOSING means our close went out */
-    c->error = E_CLOSE_SENT;
+  if (c->state_ != WS_STATE_OPEN) { /* CLOSING means our close went out */
+    c->error_ = E_CLOSE_SENT;
     return -1;
   }
   if (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY && opcode != WS_OP_CONTINUATION) {
-    c->error = E_SEND_OPCODE;
+    c->error_ = E_SEND_OPCODE;
     return -1;
   }
-  if (opcode == WS_OP_CONTINUATION && !c->send_opcode) {
-    c->error = E_SEND_CONT;
+  if (opcode == WS_OP_CONTINUATION && !c->send_opcode_) {
+    c->error_ = E_SEND_CONT;
     return -1;
   }
-  if (opcode != WS_OP_CONTINUATION && c->send_opcode) {
-    c->error = E_SEND_INTERLEAVE;
+  if (opcode != WS_OP_CONTINUATION && c->send_opcode_) {
+    c->error_ = E_SEND_INTERLEAVE;
     return -1;
   }
   int more = (flags & WS_SEND_MORE) != 0;
   /* Only whole messages are compressed: ws_deflate works a message at a time. */
-  int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
-                 && n >= ws_deflate_threshold(c->deflate);
+  int compress = (flags & WS_SEND_COMPRESS) && c->deflate_ && !more && opcode != WS_OP_CONTINUATION
+                 && n >= ws_deflate_threshold(c->deflate_);
   TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
   int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
   if (r != 0) return -1;
   if (more) {
-    if (opcode != WS_OP_CONTINUATION) c->send_opcode = (uint8_t)opcode;
+    if (opcode != WS_OP_CONTINUATION) c->send_opcode_ = (uint8_t)opcode;
   } else {
-    c->send_opcode = 0;
+    c->send_opcode_ = 0;
   }
   return 0;
 }
 
 int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) {
   unsigned more = fin ? 0 : WS_SEND_MORE;
-  if (c->send_opcode && c->state == WS_STATE_OPEN) {
-    if (opcode && opcode != c->send_opcode) {
-      c->error = E_SEND_KIND;
+  if (c->send_opcode_ && c->state_ == WS_STATE_OPEN) {
+    if (opcode && opcode != c->send_opcode_) {
+      c->error_ = E_SEND_KIND;
       return -1;
     }
     return ws_conn_send(c, WS_OP_CONTINUATION, p, n, more);
@@ -584,7 +607,7 @@ int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int f
 static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
   if (!may_send(c)) return -1;
   if (n > CONTROL_MAX) {
-    c->error = E_CONTROL_LEN;
+    c->error_ = E_CONTROL_LEN;
     return -1;
   }
   TRACE(c, 1, 1, 0, opcode, n);
@@ -596,9 +619,9 @@ int ws_conn_ping(ws_conn *c, const void *p, size_t n) { return send_control(c, W
 /* A pong may still answer a ping between our close and the peer's (RFC 6455 5.5.2), so a
  * host that answers pings itself can do so while CLOSING; never after a failure. */
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
-  if (c->state == WS_STATE_CLOSING) {
+  if (c->state_ == WS_STATE_CLOSING) {
     if (n > CONTROL_MAX) {
-      c->error = E_CONTROL_LEN;
+      c->error_ = E_CONTROL_LEN;
       return -1;
     }
     TRACE(c, 1, 1, 0, WS_OP_PONG, n);
@@ -623,11 +646,11 @@ int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_l
   if (!may_send(c)) return -1;
   const char *why;
   if (ws_close_args_check(code, reason, reason_len, &why)) {
-    c->error = why;
+    c->error_ = why;
     return -1;
   }
   if (queue_close(c, code, reason, reason_len) != 0) return -1;
-  c->close_sent = CLOSE_SENT_FIRST;
-  c->state = WS_STATE_CLOSING;
+  c->close_sent_ = WS_CLOSE_SENT_FIRST;
+  c->state_ = WS_STATE_CLOSING;
   return 0;
 }

@@ -69,36 +69,39 @@ typedef struct ws_event {
 #define WS_SEND_MORE 1u      /* not the last fragment: more WS_OP_CONTINUATION frames follow */
 #define WS_SEND_COMPRESS 2u  /* compress if permessage-deflate was negotiated */
 
-/* The struct is public so a host can embed it (no extra allocation per connection);
- * its fields are private to ws_conn.c. A server keeps one per connection for as long as the
- * connection lives, so it is laid out small: narrow fields, no padding holes. */
+/* The struct is public so a host can embed it (no extra allocation per connection), but its
+ * fields are sealed: their names end in '_', and only ws_conn.c and the inline functions of
+ * this header touch them. Hosts (the runtime, the bindings, the fuzz drivers) use the calls
+ * declared here; spec/layering_spec.lua fails on any direct access outside csrc/core. A server
+ * keeps one per connection for as long as the connection lives, so it is laid out small:
+ * narrow fields, no padding holes. */
 typedef struct ws_conn {
-  ws_buf in;            /* received bytes not yet parsed */
-  ws_buf msg;           /* fragments of the message being reassembled */
-  ws_buf out;           /* bytes to write, in order */
-  struct {              /* the ws_conn_options it was made with */
+  ws_buf in_;            /* received bytes not yet parsed */
+  ws_buf msg_;           /* fragments of the message being reassembled */
+  ws_buf out_;           /* bytes to write, in order */
+  struct {               /* the ws_conn_options it was made with */
     uint64_t max_message, max_frame;
     uint32_t max_fragments;
     uint8_t role, auto_pong, defer_fail;
-  } opt;
-  ws_frame_header hdr;  /* header of the frame being received */
-  uint64_t payload_seen;   /* payload bytes of the current frame already unmasked/validated */
-  const char *error;
-  const char *fail_reason; /* the close reason of our failure (error may change after it) */
-  struct ws_deflate *deflate;
-  uint32_t consumed_pending; /* bytes of `in` to drop at the next call (event data lived there:
-                                a held frame, at most in_limit) */
-  uint32_t fragments;
-  uint32_t utf8_state;
-  uint16_t close_code;     /* the peer's, once received */
-  uint16_t error_code;     /* ours, once failed */
-  uint8_t state;
-  uint8_t have_header;
-  uint8_t mask_phase;
-  uint8_t msg_opcode;      /* opcode of the message in progress, 0 when none */
-  uint8_t msg_compressed;
-  uint8_t close_sent, close_received; /* close_sent: 1 when we closed first, 2 when ours replied */
-  uint8_t send_opcode;     /* opcode of the fragmented message we are sending, 0 when none */
+  } opt_;
+  ws_frame_header hdr_;  /* header of the frame being received */
+  uint64_t payload_seen_;   /* payload bytes of the current frame already unmasked/validated */
+  const char *error_;
+  const char *fail_reason_; /* the close reason of our failure (error_ may change after it) */
+  struct ws_deflate *deflate_;
+  uint32_t consumed_pending_; /* bytes of in_ to drop at the next call (event data lived there:
+                                 a held frame, at most in_limit) */
+  uint32_t fragments_;
+  uint32_t utf8_state_;
+  uint16_t close_code_;     /* the peer's, once received */
+  uint16_t error_code_;     /* ours, once failed */
+  uint8_t state_;
+  uint8_t have_header_;
+  uint8_t mask_phase_;
+  uint8_t msg_opcode_;      /* opcode of the message in progress, 0 when none */
+  uint8_t msg_compressed_;
+  uint8_t close_sent_, close_received_; /* close_sent_: WS_CLOSE_SENT_FIRST or _REPLY */
+  uint8_t send_opcode_;     /* opcode of the fragmented message we are sending, 0 when none */
 } ws_conn;
 
 /* Frame tracing for debug logs: when set, called for every frame parsed (out 0) or queued
@@ -117,6 +120,42 @@ uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) WS_HIDDEN;
 void ws_conn_input_commit(ws_conn *c, size_t n) WS_HIDDEN;
 /* Input, copying: returns 0, or -1 when the bytes do not fit (nothing taken). */
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
+/* The input held: bytes received and not parsed yet, and those the last event points to
+ * (they are dropped at the next ws_conn_next, _feed or _input_space call). */
+static inline size_t ws_conn_input_size(const ws_conn *c) { return ws_buf_size(&c->in_); }
+static inline const uint8_t *ws_conn_input_data(const ws_conn *c) {
+  return c->in_.data ? c->in_.data + c->in_.head : NULL;
+}
+/* The input not parsed yet: ws_conn_input_size without the last event's bytes (0: the next
+ * ws_conn_next cannot produce an event without more input). */
+static inline size_t ws_conn_input_unread(const ws_conn *c) {
+  size_t n = ws_buf_size(&c->in_);
+  return c->consumed_pending_ < n ? n - c->consumed_pending_ : 0;
+}
+/* The input's memory: its address (NULL when it has none) and capacity. */
+static inline const void *ws_conn_input_storage(const ws_conn *c) { return c->in_.data; }
+static inline size_t ws_conn_input_capacity(const ws_conn *c) { return c->in_.cap; }
+/* Nothing held in the input (not even the last event's bytes): its memory may go. */
+static inline int ws_conn_input_idle(const ws_conn *c) {
+  return ws_buf_size(&c->in_) == 0 && c->consumed_pending_ == 0;
+}
+/* Input storage lent and returned, for a host that reads many connections into one buffer of
+ * its own (so an idle connection keeps none): b (empty) becomes the input's memory, the bytes
+ * held copied to its start (b grows when it lacks the room), and b gets the previous memory
+ * back, emptied (NULL when there was none). Offsets are kept: what the last event points to is
+ * at the same distance from ws_conn_input_data afterwards (consumed_pending_ and payload_seen_
+ * count from in_'s head, which becomes b's start). Returns 0, or -1 when out of memory (nothing
+ * changed). With b unallocated and the input idle, it takes the input's memory out. Inline: a
+ * host lends and takes back its buffer around every read. */
+static inline int ws_conn_input_move(ws_conn *c, ws_buf *b) {
+  size_t used = ws_buf_size(&c->in_);
+  if (used && ws_buf_append(b, c->in_.data + c->in_.head, used, 0) != 0) return -1;
+  ws_buf old = c->in_;
+  c->in_ = *b;
+  ws_buf_clear(&old);
+  *b = old;
+  return 0;
+}
 
 /* Next event from the input received so far: 1 with *ev filled, 0 when more input is
  * needed (or the connection is closed/failed). Payload is unmasked and text is validated
@@ -130,12 +169,12 @@ int ws_conn_next(ws_conn *c, ws_event *ev) WS_HIDDEN;
  * when it queued the failure's close (or completed our own), 0 when no failure was pending. */
 int ws_conn_fail_commit(ws_conn *c) WS_HIDDEN;
 static inline int ws_conn_fail_pending(const ws_conn *c) {
-  return c->error_code && c->state != WS_STATE_CLOSED;
+  return c->error_code_ && c->state_ != WS_STATE_CLOSED;
 }
 
 /* Output. Each returns 0, or -1 when that cannot be sent in this state (after our close,
  * before open, a control payload over 125 bytes, an invalid close code) or memory ran out;
- * c->error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
+ * ws_conn_error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
  * is the one frame still allowed after our close (while CLOSING), to answer a ping. */
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
 /* One fragment of a message sent in pieces (RFC 6455 5.4): the first names the message's
@@ -143,10 +182,10 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
  * frames, the one with fin set ends the message. Control frames may go between fragments;
  * another data message may not (ws_conn_send fails while one is in progress). A later
  * fragment that names another opcode fails; 0 continues whatever kind was started.
- * Fragments are never compressed. 0 or -1 (c->error). */
+ * Fragments are never compressed. 0 or -1 (ws_conn_error). */
 int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;
 /* The opcode of a message sent with ws_conn_send_fragment and still unfinished, 0 when none. */
-static inline int ws_conn_fragment_opcode(const ws_conn *c) { return c->send_opcode; }
+static inline int ws_conn_fragment_opcode(const ws_conn *c) { return c->send_opcode_; }
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* The rules ws_conn_close applies to its arguments (RFC 6455 5.5, 5.5.1, 7.4): a valid code
  * or 0 for none, a reason only with a code, at most 123 bytes of UTF-8. Returns 0, or which
@@ -159,13 +198,56 @@ int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* Start (or answer) the closing handshake. code 0 sends a close with no status. */
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) WS_HIDDEN;
 
-/* Bytes waiting to be written: write some, then ws_buf_consume(&c->out, written). */
-static inline ws_buf *ws_conn_output(ws_conn *c) { return &c->out; }
-static inline int ws_conn_state(const ws_conn *c) { return c->state; }
+/* Output: the bytes waiting to be written, in order. Write some of ws_conn_output_data's
+ * ws_conn_output_size bytes, then consume what was written; the view stays valid until the
+ * next call that queues. */
+static inline size_t ws_conn_output_size(const ws_conn *c) { return ws_buf_size(&c->out_); }
+static inline const uint8_t *ws_conn_output_data(const ws_conn *c) {
+  return c->out_.data ? c->out_.data + c->out_.head : NULL;
+}
+static inline void ws_conn_output_consume(ws_conn *c, size_t n) { ws_buf_consume(&c->out_, n); }
+/* The output buffer itself, for a host that manages its memory (gives it pooled storage while
+ * it is empty and unallocated, grows it ahead of a send, takes the memory back once it is
+ * empty) or appends bytes of its own: the HTTP handshake before the connection opens, or a
+ * frame built once for many connections (ws_frame_build, ws_conn_frame_compressed). The host
+ * never changes or drops bytes the connection queued other than by writing them. */
+static inline ws_buf *ws_conn_output(ws_conn *c) { return &c->out_; }
+/* Move every byte queued so far into *to (empty and unallocated: it takes the buffer whole,
+ * no copy); the connection goes on with an empty, unallocated output. For a host that queues
+ * bytes elsewhere and must keep them after these (a shared frame after an automatic pong). */
+static inline void ws_conn_output_take(ws_conn *c, ws_buf *to) {
+  *to = c->out_;
+  ws_buf_init(&c->out_);
+}
 
-/* Frame building without a connection (used for publish: one frame, many receivers).
- * Appends a whole unmasked (server) frame to out; returns 0 or -1. */
+static inline int ws_conn_state(const ws_conn *c) { return c->state_; }
+/* Why the last call failed, or why the connection failed (a static text); NULL when none did. */
+static inline const char *ws_conn_error(const ws_conn *c) { return c->error_; }
+static inline int ws_conn_role(const ws_conn *c) { return c->opt_.role; }
+/* Our close frame: 0 not sent, WS_CLOSE_SENT_FIRST when it opened the closing handshake (or
+ * failed the connection), WS_CLOSE_SENT_REPLY when it answered the peer's. */
+#define WS_CLOSE_SENT_FIRST 1
+#define WS_CLOSE_SENT_REPLY 2
+static inline int ws_conn_close_sent(const ws_conn *c) { return c->close_sent_; }
+
+/* permessage-deflate: whether it was negotiated (ws_conn_set_deflate), and the bytes of memory
+ * its state holds now (0 without it). */
+static inline int ws_conn_deflate_on(const ws_conn *c) { return c->deflate_ != NULL; }
+size_t ws_conn_deflate_memory(const ws_conn *c) WS_HIDDEN;
+
+/* Frames built once for many receivers (publish). ws_frame_build appends a whole frame,
+ * unmasked when mask is NULL (a server's), to out; returns 0 or -1. */
 int ws_frame_build(ws_buf *out, int fin, unsigned rsv, int opcode, const void *p, size_t n,
                    const uint8_t *mask) WS_HIDDEN;
+/* The message (WS_OP_TEXT or WS_OP_BINARY) as one whole compressed server frame, the way c's
+ * peer inflates it but from no context, so that every server connection negotiated like c (the
+ * same window and ws_deflate_config) can receive the same frame: 1 with it appended to out;
+ * 0 when c sends this message plain (no permessage-deflate, n under its threshold, a client
+ * connection, or compressing does not make it smaller), out unchanged; -1 out of memory.
+ * After queueing such a frame itself, the host calls ws_conn_shared_compressed_sent. */
+int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t n, ws_buf *out) WS_HIDDEN;
+/* A frame from ws_conn_frame_compressed was queued on c: the peer's window now holds that
+ * message and c's compressor does not, so the compressor forgets its context. */
+void ws_conn_shared_compressed_sent(ws_conn *c) WS_HIDDEN;
 
 #endif

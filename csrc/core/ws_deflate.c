@@ -309,6 +309,16 @@ fail:
   return -1;
 }
 
+/* A copy of d's settings compresses without context: it borrows an idle stream of d's shape
+ * and gives it back reset, as a connection without context takeover does. */
+int ws_deflate_compress_fresh(const ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) {
+  ws_deflate t = *d;
+  t.out = t.in = NULL;
+  t.out_reset = 1;
+  t.in_ended = 0;
+  return ws_deflate_compress(&t, p, n, out);
+}
+
 /* A block with BFINAL set ends zlib's stream, but not the message: RFC 7692 7.2.3.4 lets a
  * sender flush that way and go on (at least with the empty stored block the message ends
  * with), and later blocks and messages may still refer back. So a fresh stream takes over

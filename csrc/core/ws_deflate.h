@@ -70,6 +70,11 @@ void ws_deflate_free(ws_deflate *d) WS_HIDDEN;
  * out. Returns 0 or -1. */
 int ws_deflate_compress(ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) WS_HIDDEN;
 
+/* The same from no context, leaving d's own untouched: a payload that any peer of a
+ * connection with d's settings (window, level, memLevel) inflates, whatever it received
+ * before (one message compressed once for many connections). Returns 0 or -1. */
+int ws_deflate_compress_fresh(const ws_deflate *d, const uint8_t *p, size_t n, ws_buf *out) WS_HIDDEN;
+
 /* Inflate the next piece of a compressed message, appending to out; `fin` marks the last
  * piece. Fails (-1, *error set) as soon as out would exceed `max` bytes, before using that
  * memory ("message over max_message"), or on corrupt data ("invalid compressed data").

@@ -40,7 +40,7 @@ typedef struct ws_client {
 void ws_client_init(ws_client *cl) WS_HIDDEN;
 
 /* Start connecting s (from ws_stream_init, its ws_conn already a client one with the upgrade
- * request queued in s->ws.out). host is a name or an address literal; literal addresses and
+ * request queued in its output, ws_conn_output). host is a name or an address literal; literal addresses and
  * "localhost" are resolved at once, other names by getaddrinfo_a so the loop never blocks.
  * tls (may be NULL) is a client context; server_name is what the certificate must match
  * (NULL: host). Events come as for any stream: WS_SEV_READ once the response head is there

@@ -222,7 +222,7 @@ struct ws_stream {
   ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
   ws_buf head;              /* the request head, and bytes after it until the upgrade */
   ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
-  ws_segment *seg_head, *seg_tail; /* output queued before ws.out, in order */
+  ws_segment *seg_head, *seg_tail; /* output queued before ws_conn_output, in order */
   size_t seg_bytes;
   double last_recv, last_activity, ping_sent;
   void *user;               /* the binding's object */
@@ -249,11 +249,12 @@ struct ws_stream {
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
   uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
-  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
-  float latency;            /* seconds from the last ping to its pong, -1 before the first */
-  uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
   uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
   const uint8_t *held;
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  ws_request *req;          /* the request head parsed, while kept (ws_stream_request) */
+  float latency;            /* seconds from the last ping to its pong, -1 before the first */
+  uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
 };
 
 
@@ -272,6 +273,17 @@ void ws_stream_destroy(ws_stream *s) WS_HIDDEN;
 /* Handshake. ws_stream_head: 1 with the complete head in p and n, 0 still reading, -1 failed
  * (s->error; the error response, if any, was sent). */
 int ws_stream_head(ws_stream *s, const char **p, size_t *n) WS_HIDDEN;
+/* The request head, parsed, and checked when it asks for an upgrade (ws_request_check_upgrade:
+ * status and error say whether it is a valid one; key and origin are set): NULL when the stream
+ * has no request head (a client's, or none complete yet) or it does not parse. Its pointers go
+ * into the head's bytes. The stream owns it: the parse read_head made is kept for the questions
+ * of the handshake and freed when the stream leaves it (the upgrade, ws_stream_defer, the socket's
+ * end); a later call parses the head again. Valid until the next call that changes the stream's
+ * phase, or ws_stream_request_release. */
+const ws_request *ws_stream_request(ws_stream *s) WS_HIDDEN;
+/* The caller is done with the parse: outside the handshake it goes (some 3 KiB an open
+ * connection need not keep; the head's bytes stay). During the handshake it is kept. */
+void ws_stream_request_release(ws_stream *s) WS_HIDDEN;
 /* permessage-deflate (ws_stream_deflate.c): answer the request's Sec-WebSocket-Extensions
  * offers with the listener's compression settings. 1: accepted, resp holds the response
  * value and, when attach is set, the state is on s->ws (ws_conn_set_deflate); 0: off, nothing
@@ -303,7 +315,7 @@ int ws_stream_defer(ws_stream *s, double seconds) WS_HIDDEN;
 int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) WS_HIDDEN;
 /* Forget the message ws_stream_peek returned (and read again if the inbox had been full). */
 void ws_stream_drop(ws_stream *s) WS_HIDDEN;
-/* Queue a message; -1 when it cannot be sent (s->ws.error or "closed"). */
+/* Queue a message; -1 when it cannot be sent (ws_conn_error(&s->ws) or "closed"). */
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
 /* Queue one fragment of a message sent in pieces (ws_conn_send_fragment); -1 as above. */
 int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) WS_HIDDEN;

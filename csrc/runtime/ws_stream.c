@@ -40,6 +40,7 @@ static void after_input(ws_stream *s);
 static void read_frames(ws_stream *s);
 static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
+static void request_drop(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -125,6 +126,7 @@ static void finish_socket(ws_stream *s, int notify) {
   ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);
   ws_conn_free(&s->ws);
+  request_drop(s);
   if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;
   if (s->last_activity > 0) { /* it was open (see count_open) */
     ws_counters *ctr = ws_stream_counters(s);
@@ -145,6 +147,7 @@ void ws_stream_destroy(ws_stream *s) {
   finish_socket(s, 0);
   ws_buf_free(&s->inbox);
   s->inbox_count = 0;
+  request_drop(s); /* (one parsed after the socket's end) */
   ws_buf_free(&s->head);
   if (s->cold) {
     free(s->cold->close_reason);
@@ -192,7 +195,7 @@ void ws_stream_on_flushed(ws_stream *s, int all) {
     return;
   }
   if (!all || s->phase == WS_PH_DONE) return;
-  ws_pool_give(s->loop, &s->ws.out);
+  ws_pool_give(s->loop, ws_conn_output(&s->ws));
   if (s->phase == WS_PH_FINISH && !(s->flags & WS_SF_SHUT)) {
     s->flags |= WS_SF_SHUT;
     s->tp->shutdown(s);
@@ -238,6 +241,35 @@ static void plain_http_to_tls(ws_stream *s) {
   emit(s, WS_SEV_READ);
 }
 
+/* The parsed request, on the heap while the handshake asks for it (ws_request is some 3 KiB:
+ * an open connection keeps only the head's bytes). An upgrade request is checked at once, so
+ * that every question about it gets the same answer. */
+static void request_keep(ws_stream *s, const ws_request *req) {
+  request_drop(s);
+  if (!(s->req = malloc(sizeof *s->req))) return; /* asked for later, it is parsed again */
+  memcpy(s->req, req, sizeof *req);
+  if (ws_request_is_upgrade(s->req)) ws_request_check_upgrade(s->req);
+}
+
+static void request_drop(ws_stream *s) {
+  free(s->req);
+  s->req = NULL;
+}
+
+const ws_request *ws_stream_request(ws_stream *s) {
+  ws_request req;
+  if (s->req || s->head_len == 0 || !s->head.data) return s->req;
+  memset(&req, 0, sizeof req);
+  if (ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), s->head_len, (size_t)s->head_len + 1) < 0)
+    return NULL;
+  request_keep(s, &req);
+  return s->req;
+}
+
+void ws_stream_request_release(ws_stream *s) {
+  if (s->phase != WS_PH_HEAD_READY) request_drop(s);
+}
+
 static void read_head(ws_stream *s) {
   size_t max = s->cfg ? s->cfg->max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
   if (s->tp->handshake && !(s->flags & WS_SF_TLS_DONE)) {
@@ -276,6 +308,7 @@ static void read_head(ws_stream *s) {
     int r = ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
     if (r >= 0) {
       s->head_len = (uint32_t)r;
+      request_keep(s, &req);
       s->phase = WS_PH_HEAD_READY;
       ws_stream_update_io(s); /* no more reading until the binding decides */
       emit(s, WS_SEV_READ);
@@ -321,8 +354,9 @@ static void arm_keepalive(ws_stream *s) {
 int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char *protocol,
                       const char *extensions, const ws_header *extra, size_t nextra) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
-  ws_pool_take(s->loop, &s->ws.out);
-  if (ws_response_accept(&s->ws.out, key, key_len, protocol, extensions, extra, nextra) < 0) {
+  ws_buf *out = ws_conn_output(&s->ws);
+  ws_pool_take(s->loop, out);
+  if (ws_response_accept(out, key, key_len, protocol, extensions, extra, nextra) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
   }
@@ -334,7 +368,9 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
     return -1;
   }
   /* Keep only the head (conn.request is built from it on demand, until the binding lets it
-   * go with ws_stream_drop_head), at its exact size. */
+   * go with ws_stream_drop_head), at its exact size; the parse goes (ws_stream_request makes
+   * another if asked). */
+  request_drop(s);
   if (s->head.head) {
     memmove(s->head.data, s->head.data + s->head.head, s->head_len);
     s->head.head = 0;
@@ -349,7 +385,7 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
    * one buffer instead of one per connection until the loop's next flush. */
   ws_stream_flush(s);
   if (s->phase == WS_PH_DONE) return 0;
-  if (ws_buf_size(&s->ws.out) || s->seg_head) ws_loop_mark_dirty(s->loop, s);
+  if (ws_conn_output_size(&s->ws) || s->seg_head) ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
@@ -357,6 +393,7 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
 
 void ws_stream_drop_head(ws_stream *s) {
   if (s->phase < WS_PH_OPEN) return; /* still needed: the handshake or a plain request's answer */
+  request_drop(s);
   ws_buf_free(&s->head);
   s->head_len = 0;
 }
@@ -372,10 +409,11 @@ int ws_stream_open_client(ws_stream *s) {
   }
   ws_buf_free(&s->head); /* the response head was read by the binding already */
   s->head_len = 0;
+  request_drop(s);
   count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
-  if (ws_buf_size(&s->ws.out)) ws_loop_mark_dirty(s->loop, s);
+  if (ws_conn_output_size(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
@@ -393,8 +431,10 @@ static void read_body(ws_stream *s) {
       return;
     }
     size_t need = s->body_want - have;
+    const uint8_t *was = s->head.data;
     uint8_t *p = ws_buf_reserve(&s->head, need, 0);
     if (!p) { ws_stream_abort(s, "out of memory"); return; }
+    if (s->head.data != was) request_drop(s); /* its pointers went with the old memory */
     ssize_t n = s->tp->read(s, p, need);
     if (n == 0) { ws_stream_abort(s, "connection closed during the request body"); return; }
     if (n < 0) {
@@ -425,6 +465,7 @@ int ws_stream_body(ws_stream *s, size_t want, const uint8_t **p) {
 int ws_stream_defer(ws_stream *s, double seconds) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
   s->deferred = 1;
+  request_drop(s); /* a deferred request may wait long: its answer parses the head again */
   set_timer(s, seconds > 0 ? seconds : 0.);
   return 0;
 }
@@ -434,7 +475,7 @@ int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t n
   if (s->phase != WS_PH_HEAD_READY) return -1;
   s->body_want = 0;
   s->deferred = 0;
-  if ((head_only ? ws_response_status_head : ws_response_status)(&s->ws.out, status, extra, nextra,
+  if ((head_only ? ws_response_status_head : ws_response_status)(ws_conn_output(&s->ws), status, extra, nextra,
                                                                   body, body_len) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
@@ -601,7 +642,7 @@ static void after_input(ws_stream *s) {
     s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
     ws_stream_update_io(s);
   }
-  if (ws_buf_size(&s->ws.out)) ws_loop_mark_dirty(s->loop, s);
+  if (ws_conn_output_size(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) {
     enter_finish(s);
     any = 1;
@@ -610,50 +651,65 @@ static void after_input(ws_stream *s) {
 }
 
 /* Put the loop's receive buffer in place of the stream's input (the bytes it holds move
- * along, at the same offsets for ws_conn): 1 when lent, 0 when the stream reads into its own. */
-static int lend_input(ws_stream *s) {
-  ws_buf *in = &s->ws.in, *r;
-  size_t used = ws_buf_size(in);
-  if (used > WS_CARRY_MAX || (s->flags & WS_SF_HELD)) return 0;
-  if (!(r = ws_loop_recv_take(s->loop))) return 0;
-  if (used) memcpy(r->data, ws_buf_begin(in), used);
-  r->len = used;
-  ws_buf_clear(in);
-  ws_pool_give(s->loop, in);
-  *in = *r;
-  return 1;
+ * along, at the same offsets for ws_conn): the lent memory, or NULL when the stream reads into
+ * its own. */
+static const void *lend_input(ws_stream *s) {
+  ws_buf *r;
+  if (ws_conn_input_size(&s->ws) > WS_CARRY_MAX || (s->flags & WS_SF_HELD)) return NULL;
+  if (!(r = ws_loop_recv_take(s->loop))) return NULL;
+  ws_buf mine = *r;
+  if (ws_conn_input_move(&s->ws, &mine) < 0) { /* cannot fail: it has room for any carry */
+    ws_loop_recv_back(s->loop, r);
+    return NULL;
+  }
+  ws_pool_give(s->loop, &mine); /* the stream's own memory, emptied */
+  return ws_conn_input_storage(&s->ws);
 }
 
 /* Give the loop its buffer back; bytes not parsed yet (a partial frame, messages waiting for
  * the handler, a held message) move to a pooled buffer of the stream's own. */
-static void return_input(ws_stream *s, const uint8_t *lent) {
-  ws_buf *in = &s->ws.in, r = *in;
-  if (in->data != lent) { /* ws_conn freed or regrew it: the memory is the stream's now */
+static void return_input(ws_stream *s, const void *lent) {
+  if (ws_conn_input_storage(&s->ws) != lent) { /* ws_conn freed or regrew it: the memory is the stream's now */
     ws_loop_recv_back(s->loop, NULL);
     return;
   }
-  ws_buf_init(in);
-  size_t used = ws_buf_size(&r);
-  if (used) {
-    ws_pool_grow(s->loop, in, used);
-    if (ws_buf_append(in, ws_buf_begin(&r), used, 0) < 0) {
-      *in = r; /* no memory for a copy: the stream keeps this one, the loop makes another */
-      ws_loop_recv_back(s->loop, NULL);
-      return;
-    }
-    uintptr_t held = (uintptr_t)s->held, from = (uintptr_t)ws_buf_begin(&r);
-    if ((s->flags & WS_SF_HELD) && held >= from && held < from + used) /* it lives in `in` */
-      s->held = ws_buf_begin(in) + (held - from);
+  size_t used = ws_conn_input_size(&s->ws);
+  uintptr_t from = (uintptr_t)ws_conn_input_data(&s->ws);
+  ws_buf own;
+  ws_buf_init(&own);
+  if (used) ws_pool_grow(s->loop, &own, used);
+  if (ws_conn_input_move(&s->ws, &own) < 0) {
+    ws_pool_give(s->loop, &own); /* no memory for a copy: the stream keeps this one, the loop makes another */
+    ws_loop_recv_back(s->loop, NULL);
+    return;
   }
-  ws_loop_recv_back(s->loop, &r);
+  uintptr_t held = (uintptr_t)s->held;
+  if (used && (s->flags & WS_SF_HELD) && held >= from && held < from + used) /* it lives in the input */
+    s->held = ws_conn_input_data(&s->ws) + (held - from);
+  ws_loop_recv_back(s->loop, &own); /* own holds the loop's buffer now */
+}
+
+/* The stream's input memory: pooled when it has none, back to the pool when idle. */
+static void input_from_pool(ws_stream *s) {
+  ws_buf b;
+  ws_buf_init(&b);
+  ws_pool_take(s->loop, &b);
+  if (ws_conn_input_move(&s->ws, &b) < 0) ws_pool_give(s->loop, &b);
+}
+
+static void input_to_pool(ws_stream *s) {
+  ws_buf none;
+  ws_buf_init(&none);
+  ws_conn_input_move(&s->ws, &none); /* nothing to copy: cannot fail */
+  ws_pool_give(s->loop, &none);
 }
 
 static void read_frames(ws_stream *s) {
   for (;;) {
     if (s->flags & WS_SF_PAUSED) break;
     size_t avail = 0;
-    const uint8_t *lent = lend_input(s) ? s->ws.in.data : NULL;
-    if (!lent && !s->ws.in.data) ws_pool_take(s->loop, &s->ws.in);
+    const void *lent = lend_input(s);
+    if (!lent && !ws_conn_input_storage(&s->ws)) input_from_pool(s);
     uint8_t *p = ws_conn_input_space(&s->ws, &avail);
     if (!p) {
       if (lent) return_input(s, lent);
@@ -661,7 +717,7 @@ static void read_frames(ws_stream *s) {
       return;
     }
     if (lent) {
-      size_t room = WS_READ_MAX - ws_buf_size(&s->ws.in); /* carried <= WS_CARRY_MAX */
+      size_t room = WS_READ_MAX - ws_conn_input_size(&s->ws); /* carried <= WS_CARRY_MAX */
       if (avail > room) avail = room;
     }
     ssize_t n = s->tp->read(s, p, avail);
@@ -685,8 +741,7 @@ static void read_frames(ws_stream *s) {
     if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) break; /* drained */
   }
   /* Idle connections keep no input buffer. */
-  if (s->phase != WS_PH_DONE && ws_buf_size(&s->ws.in) == 0 && s->ws.consumed_pending == 0)
-    ws_pool_give(s->loop, &s->ws.in);
+  if (s->phase != WS_PH_DONE && ws_conn_input_storage(&s->ws) && ws_conn_input_idle(&s->ws)) input_to_pool(s);
 }
 
 /* After our close, or during a refusal: read and discard until the peer's FIN. */
@@ -766,7 +821,7 @@ void ws_stream_on_deadline(ws_stream *s) {
         return;
       }
     } else if (now >= s->last_recv + c->ping_interval) {
-      if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+      ws_pool_take(s->loop, ws_conn_output(&s->ws));
       ws_conn_ping(&s->ws, NULL, 0);
       s->flags |= WS_SF_PING_OUT;
       s->ping_sent = now;
@@ -787,8 +842,9 @@ void ws_stream_on_deadline(ws_stream *s) {
 
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
-  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  ws_buf *out = ws_conn_output(&s->ws);
+  if (!out->data) ws_pool_take(s->loop, out);
+  ws_pool_grow(s->loop, out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
   ws_counters *ctr = ws_stream_counters(s);
   ctr->msgs_out += ~flags & WS_SEND_MORE; /* a fragmented message counts at its last frame */
@@ -800,8 +856,9 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
 
 int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) {
   if (s->phase != WS_PH_OPEN) return -1;
-  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  ws_buf *out = ws_conn_output(&s->ws);
+  if (!out->data) ws_pool_take(s->loop, out);
+  ws_pool_grow(s->loop, out, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send_fragment(&s->ws, opcode, p, n, fin) < 0) return -1;
   s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
@@ -810,7 +867,7 @@ int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, i
 
 int ws_stream_ping(ws_stream *s, const void *p, size_t n) {
   if (s->phase != WS_PH_OPEN) return -1;
-  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+  ws_pool_take(s->loop, ws_conn_output(&s->ws));
   if (ws_conn_ping(&s->ws, p, n) < 0) return -1;
   ws_loop_mark_dirty(s->loop, s);
   return 0;
@@ -852,14 +909,14 @@ void ws_stream_close(ws_stream *s, unsigned code, const char *reason, size_t len
     ws_stream_abort(s, "closed before the upgrade");
     return;
   case WS_PH_OPEN:
-    if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
+    ws_pool_take(s->loop, ws_conn_output(&s->ws));
     if (ws_conn_fail_pending(&s->ws)) { /* the peer broke the protocol: that close goes out */
       ws_loop_mark_dirty(s->loop, s);
       commit_failure(s);
       return;
     }
     if (ws_conn_close(&s->ws, code, reason, len) < 0) {
-      ws_stream_abort(s, s->ws.error ? s->ws.error : "close failed");
+      ws_stream_abort(s, ws_conn_error(&s->ws) ? ws_conn_error(&s->ws) : "close failed");
       return;
     }
     ws_loop_mark_dirty(s->loop, s);

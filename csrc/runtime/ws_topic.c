@@ -304,7 +304,7 @@ size_t ws_topics_subscribers(ws_listener *l, const char *name, size_t len) {
 }
 
 /* The whole frame, once, in a buffer the subscribers' write queues share. */
-static ws_shared *build_frame_rsv(int opcode, unsigned rsv, const void *data, size_t n) {
+static ws_shared *build_frame(int opcode, const void *data, size_t n) {
   if (n > SIZE_MAX - WS_FRAME_HEADER_MAX - sizeof(ws_shared)) return NULL;
   ws_shared *sh = ws_shared_new(WS_FRAME_HEADER_MAX + n);
   if (!sh) return NULL;
@@ -312,7 +312,7 @@ static ws_shared *build_frame_rsv(int opcode, unsigned rsv, const void *data, si
   view.data = sh->data;
   view.head = view.len = 0;
   view.cap = sh->len;
-  if (ws_frame_build(&view, 1, rsv, opcode, data, n, NULL) != 0 || view.data != sh->data) {
+  if (ws_frame_build(&view, 1, 0, opcode, data, n, NULL) != 0 || view.data != sh->data) {
     ws_shared_unref(sh);
     return NULL;
   }
@@ -320,35 +320,38 @@ static ws_shared *build_frame_rsv(int opcode, unsigned rsv, const void *data, si
   return sh;
 }
 
-static ws_shared *build_frame(int opcode, const void *data, size_t n) {
-  return build_frame_rsv(opcode, 0, data, n);
-}
-
-/* The compressed frames of one publish, by window bits (8..15), built on first need. */
+/* The compressed frames of one publish, by the subscribers' window bits (8..15), built on
+ * first need. */
 typedef struct packed_frames {
   ws_shared *by_bits[16];
   unsigned tried; /* bit per window size already attempted (NULL then means: send it plain) */
 } packed_frames;
 
-/* The message compressed with a `bits` window and no context, as an RSV1 frame; NULL when out
- * of memory or when compression does not make it smaller (the plain frame serves then). */
-static ws_shared *packed_frame(const ws_listener *l, packed_frames *pf, int bits, int opcode,
-                               const void *data, size_t n) {
+/* The message compressed for s and every subscriber with its window (the core builds it from
+ * no context, so each of them can take it); NULL when out of memory or when s gets it plain
+ * (ws_conn_frame_compressed: under the threshold, or no smaller). */
+static ws_shared *packed_frame(packed_frames *pf, ws_stream *s, int opcode, const void *data, size_t n) {
+  int bits = s->deflate_bits & 15;
   if (pf->tried & (1u << bits)) return pf->by_bits[bits];
   pf->tried |= 1u << bits;
-  ws_deflate_params params = { 1, 1, bits, 15 };
-  ws_deflate_config cfg = l->cfg.deflate;
-  cfg.no_context_takeover = 1;
-  cfg.window_bits = bits;
-  ws_deflate *d = ws_deflate_new(&params, &cfg, WS_ROLE_SERVER);
-  if (!d) return NULL;
   ws_buf out;
   ws_buf_init(&out);
-  if (ws_deflate_compress(d, data, n, &out) == 0 && ws_buf_size(&out) < n)
-    pf->by_bits[bits] = build_frame_rsv(opcode, 4u, ws_buf_begin(&out), ws_buf_size(&out));
+  if (ws_conn_frame_compressed(&s->ws, opcode, data, n, &out) == 1 &&
+      (pf->by_bits[bits] = ws_shared_new(ws_buf_size(&out))) != NULL)
+    memcpy(pf->by_bits[bits]->data, ws_buf_begin(&out), ws_buf_size(&out));
   ws_buf_free(&out);
-  ws_deflate_free(d);
   return pf->by_bits[bits];
+}
+
+/* The frame for subscriber s: the compressed one when it negotiated compression (and it helps),
+ * else the plain one. */
+static ws_shared *frame_for(ws_stream *s, ws_shared *plain, packed_frames *pf, int may_pack, int opcode,
+                            const void *data, size_t n) {
+  if (may_pack && s->deflate_bits && ws_conn_deflate_on(&s->ws)) {
+    ws_shared *packed = packed_frame(pf, s, opcode, data, n);
+    if (packed) return packed;
+  }
+  return plain;
 }
 
 /* Over the limit: true when the subscriber must not get this message. Tries the socket
@@ -379,7 +382,7 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
     if (i >= t->nsubs) continue;
     ws_stream *s = t->subs[i].s;
     if (s == except || s->phase != WS_PH_OPEN) continue;
-    if (s->ws.send_opcode) { /* inside a fragmented message of its own: no frame fits between */
+    if (ws_conn_fragment_opcode(&s->ws)) { /* inside a fragmented message of its own: no frame fits between */
       count_drop(s);
       continue;
     }
@@ -393,14 +396,10 @@ long ws_topics_publish(ws_listener *l, const char *name, size_t len, int opcode,
       }
       continue;
     }
-    ws_shared *frame = sh;
-    if (may_pack && s->deflate_bits && s->ws.deflate) {
-      ws_shared *packed = packed_frame(l, &pf, s->deflate_bits & 15, opcode, data, n);
-      if (packed) frame = packed;
-    }
+    ws_shared *frame = frame_for(s, sh, &pf, may_pack, opcode, data, n);
     if (ws_stream_send_shared(s, frame) == 0) {
       count++;
-      if (frame != sh) ws_deflate_reset_output(s->ws.deflate);
+      if (frame != sh) ws_conn_shared_compressed_sent(&s->ws);
     } else if (s->phase == WS_PH_OPEN) {
       count_drop(s); /* out of memory for its queue entry */
     }
@@ -442,14 +441,10 @@ long ws_listener_broadcast(ws_listener *l, int opcode, const void *data, size_t 
       }
       continue;
     }
-    ws_shared *frame = sh;
-    if (may_pack && s->deflate_bits && s->ws.deflate) {
-      ws_shared *packed = packed_frame(l, &pf, s->deflate_bits & 15, opcode, data, n);
-      if (packed) frame = packed;
-    }
+    ws_shared *frame = frame_for(s, sh, &pf, may_pack, opcode, data, n);
     if (ws_stream_send_shared(s, frame) == 0) {
       count++;
-      if (frame != sh) ws_deflate_reset_output(s->ws.deflate);
+      if (frame != sh) ws_conn_shared_compressed_sent(&s->ws);
     } else if (s->phase == WS_PH_OPEN) {
       count_drop(s);
     }

@@ -1,6 +1,6 @@
 /* The write queue of a connection: segments written before the protocol engine's own output
- * buffer (ws.out). A segment is either bytes the connection owns (an earlier ws.out, moved
- * here whole) or a reference to a frame shared by many connections (publish). Sealing ws.out
+ * (ws_conn_output). A segment is either bytes the connection owns (an earlier output, moved
+ * here whole) or a reference to a frame shared by many connections (publish). Sealing the output
  * into a segment before queueing a shared frame keeps every byte in the order it was
  * produced, including automatic pongs and close replies. Flushing gathers everything into
  * one writev. */
@@ -76,13 +76,12 @@ static void seg_append(ws_stream *s, ws_segment *g) {
 }
 
 void ws_wqueue_seal(ws_stream *s) {
-  if (ws_buf_size(&s->ws.out) == 0) return;
+  if (ws_conn_output_size(&s->ws) == 0) return;
   ws_segment *g = seg_new();
-  if (!g) return; /* ws.out stays where it is: still written, only after the shared frame */
+  if (!g) return; /* the output stays where it is: still written, only after the shared frame */
   g->sh = NULL;
   g->off = 0;
-  g->own = s->ws.out;
-  ws_buf_init(&s->ws.out);
+  ws_conn_output_take(&s->ws, &g->own);
   seg_append(s, g);
 }
 
@@ -105,7 +104,7 @@ void ws_wqueue_free(ws_stream *s) {
 int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   if (s->phase != WS_PH_OPEN) return -1;
   if (sh->len <= WS_SHARED_COPY_MAX) {
-    ws_buf *out = &s->ws.out;
+    ws_buf *out = ws_conn_output(&s->ws);
     if (!out->data) ws_pool_take(s->loop, out);
     ws_pool_grow(s->loop, out, sh->len);
     if (out->cap - out->len >= sh->len) { /* the usual case, once per subscriber: inline */
@@ -131,7 +130,7 @@ int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   return 0;
 }
 
-size_t ws_stream_buffered(const ws_stream *s) { return s->seg_bytes + ws_buf_size(&s->ws.out); }
+size_t ws_stream_buffered(const ws_stream *s) { return s->seg_bytes + ws_conn_output_size(&s->ws); }
 
 #define WS_IOV_MAX 64
 
@@ -149,10 +148,10 @@ size_t ws_stream_flush(ws_stream *s) {
       total += len;
       n++;
     }
-    size_t outlen = ws_buf_size(&s->ws.out);
+    size_t outlen = ws_conn_output_size(&s->ws);
     int whole = s->seg_head == NULL || n < WS_IOV_MAX - 1;
     if (outlen && whole) {
-      iov[n].iov_base = ws_buf_begin(&s->ws.out);
+      iov[n].iov_base = (void *)(uintptr_t)ws_conn_output_data(&s->ws);
       iov[n].iov_len = outlen;
       total += outlen;
       n++;
@@ -185,7 +184,7 @@ size_t ws_stream_flush(ws_stream *s) {
       if (!s->seg_head) s->seg_tail = NULL;
       seg_free(s->loop, g);
     }
-    if (left) ws_buf_consume(&s->ws.out, left);
+    if (left) ws_conn_output_consume(&s->ws, left);
     if ((size_t)w < total) { /* the socket is full: wait until it is writable */
       s->wait_write = 1;
       ws_stream_update_io(s);
