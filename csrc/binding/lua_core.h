@@ -12,12 +12,14 @@
 #include "lua_compat.h"
 #include "runtime/ws_rt.h"
 
+#define WSL_CTX_KEY "ws.core.ctx" /* registry: the wsl_ctx, a light userdata */
 #define WSL_TASK_MT "ws.core.task"
 #define WSL_CONN_MT "ws.core.conn"
 #define WSL_SERVER_MT "ws.core.server"
 #define WSL_TLS_MT "ws.core.tls"
 
-/* The states of a task (wsl_task.state), the one description of them; lua_core.c moves tasks:
+/* The states of a task (wsl_task.state), the one description of them; lua_core_task.c moves
+ * tasks:
  *   IDLE     not scheduled: not started yet, a callback-style connection between events, or
  *            the main thread between waits
  *   WAIT     in core.wait: on a connection's reader slot or writers list and/or its timer;
@@ -110,7 +112,7 @@ typedef struct wsl_ctx {
   void *req_cache;        /* the last request head parsed (lua_core_conn.c) */
   int npool;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
-  int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core.c) */
+  int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core_task.c) */
   int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
   int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
   char *logq;             /* lines for the Lua logger, delivered from run_ready */
@@ -119,6 +121,12 @@ typedef struct wsl_ctx {
 
 /* lua_core.c */
 wsl_ctx *wsl_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
+void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+
+/* lua_core_task.c: the scheduler */
+void wsl_task_open_lib(lua_State *L, int mod) WS_HIDDEN;
+int wsl_task_spawn(lua_State *L) WS_HIDDEN;          /* core.spawn(fn, ...) */
+void wsl_task_run_ready(wsl_ctx *x) WS_HIDDEN;       /* one round of the ready queue */
 void wsl_task_init(wsl_task *t, int kind) WS_HIDDEN;
 void wsl_task_ready(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
 void wsl_task_wake(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
@@ -127,7 +135,6 @@ void wsl_task_free_timer(wsl_ctx *x, wsl_task *t) WS_HIDDEN;
 void wsl_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
 /* The connection at idx (any userdata with the connection metatable), or a Lua error. */
 wsl_conn *wsl_toconn(lua_State *L, wsl_ctx *x, int idx) WS_HIDDEN;
-void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
 /* Callback style: run the connection's dispatch function for a new event (from the next
  * round) unless it runs or waits already or has nothing more to call. */
 void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) WS_HIDDEN;

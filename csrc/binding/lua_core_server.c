@@ -24,7 +24,7 @@ void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) {
 
 /* A connection with its coroutine, ready to receive an accepted socket. A callback-style
  * server's connections get no coroutine: user value 1 is the dispatch function, which a
- * pooled thread runs for each event (lua_core.c). */
+ * pooled thread runs for each event (lua_core_task.c). */
 static void new_conn(lua_State *L, wsl_ctx *x, int server_idx) {
   wsl_conn *c = wsl_conn_new(L, x);
   int conn = lua_gettop(L);
