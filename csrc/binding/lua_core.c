@@ -297,6 +297,7 @@ int luaopen_ws_core(lua_State *L) {
   luaL_setfuncs(L, funcs, 1);
   wsl_task_open_lib(L, mod);
   wsl_conn_open_lib(L, mod);
+  wsl_handshake_open_lib(L, mod);
   wsl_server_open_lib(L, mod);
   wsl_tls_open_lib(L, mod);
   wsl_client_open_lib(L, mod);

@@ -144,6 +144,17 @@ void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
 wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
 void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
+/* The connection at idx (wsl_toconn with the context of the running function). */
+static inline wsl_conn *wsl_checkconn(lua_State *L, int idx) { return wsl_toconn(L, wsl_ctx_get(L), idx); }
+/* nil, message, code for a connection that has ended or is ending. */
+int wsl_conn_push_end(lua_State *L, wsl_conn *c) WS_HIDDEN;
+/* Pushes the fields table (user value 2) of the connection at idx, made when `create` is
+ * set; else what user value 2 holds (nil). */
+void wsl_conn_fields(lua_State *L, int idx, int create) WS_HIDDEN;
+
+/* lua_core_handshake.c */
+void wsl_handshake_open_lib(lua_State *L, int mod) WS_HIDDEN;
+int wsl_conn_request(lua_State *L) WS_HIDDEN;       /* core.request(conn) -> the request table */
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
 /* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */
