@@ -8,14 +8,6 @@
 #include "ws_handshake.h"
 #include "ws_utf8.h"
 
-static void push_u64(lua_State *L, uint64_t v) {
-#if LUA_VERSION_NUM >= 503
-  lua_pushinteger(L, (lua_Integer)v); /* frame lengths are below 2^63 */
-#else
-  lua_pushnumber(L, (lua_Number)v);
-#endif
-}
-
 static const char *const kind_names[] = {"continuation", "text", "binary", "close", "ping",
                                          "pong", NULL};
 static const int kind_opcodes[] = {WS_OP_CONTINUATION, WS_OP_TEXT, WS_OP_BINARY,
@@ -135,7 +127,7 @@ static int codec_parse_frame_header(lua_State *L) {
     lua_pushlstring(L, (const char *)h.mask, 4);
     lua_setfield(L, -2, "mask");
   }
-  push_u64(L, h.payload_len);
+  wsl_push_size(L, h.payload_len);
   lua_setfield(L, -2, "length");
   lua_pushinteger(L, (lua_Integer)h.header_len);
   lua_setfield(L, -2, "header_length");
@@ -178,7 +170,7 @@ int luaopen_ws_codec(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_newtable(L);
-  ws_codec_setfuncs(L, codec_functions);
+  luaL_setfuncs(L, codec_functions, 0);
   ws_codec_open_conn(L);
   ws_codec_open_handshake(L);
   ws_codec_open_deflate(L);

@@ -58,8 +58,7 @@ static int codec_new(lua_State *L) {
   }
   ws_conn *c = (ws_conn *)lua_newuserdata(L, sizeof *c);
   ws_conn_init(c, &o);
-  luaL_getmetatable(L, WS_CODEC_CONN_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, WS_CODEC_CONN_MT);
   if (open) ws_conn_open(c);
   return 1;
 }
@@ -223,8 +222,8 @@ void ws_codec_open_conn(lua_State *L) {
   lua_pushcfunction(L, conn_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);
-  ws_codec_setfuncs(L, conn_methods);
+  luaL_setfuncs(L, conn_methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, codec_conn_functions);
+  luaL_setfuncs(L, codec_conn_functions, 0);
 }

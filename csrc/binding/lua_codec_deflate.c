@@ -221,8 +221,7 @@ static int codec_deflater(lua_State *L) {
   u->d = NULL;
   ws_buf_init(&u->buf);
   u->in_msg = 0;
-  luaL_getmetatable(L, DEFLATER_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, DEFLATER_MT);
   u->d = ws_deflate_new(&params, &cfg, role);
   if (!u->d) return luaL_error(L, "out of memory");
   return 1;
@@ -342,16 +341,16 @@ void ws_codec_open_deflate(lua_State *L) {
   lua_pushcfunction(L, deflater_close);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);
-  ws_codec_setfuncs(L, deflater_methods);
+  luaL_setfuncs(L, deflater_methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   /* The conn metatable exists when ws_codec_open_conn ran first (see lua_codec.h). */
   luaL_getmetatable(L, WS_CODEC_CONN_MT);
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "__index");
-    if (lua_istable(L, -1)) ws_codec_setfuncs(L, conn_deflate_methods);
+    if (lua_istable(L, -1)) luaL_setfuncs(L, conn_deflate_methods, 0);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, codec_deflate_functions);
+  luaL_setfuncs(L, codec_deflate_functions, 0);
 }

@@ -1,11 +1,7 @@
 /* The opening handshake of `ws.codec` (docs/codec.md): parse_request, choose_protocol,
  * accept_response, response, accept_key, client_request, parse_response. Thin: every
- * protocol decision is ws_handshake.c's; this file only moves values between Lua and C.
- * Lua 5.1 C API only, so the same source builds for 5.1, 5.3, 5.4 and LuaJIT. */
+ * protocol decision is ws_handshake.c's; this file only moves values between Lua and C. */
 #include <string.h>
-
-#include <lauxlib.h>
-#include <lua.h>
 
 #include "lua_codec.h"
 #include "lua_kit.h"
@@ -24,8 +20,7 @@ static int buf_gc(lua_State *L) {
 static ws_buf *new_buf(lua_State *L) {
   ws_buf *b = (ws_buf *)lua_newuserdata(L, sizeof *b);
   ws_buf_init(b);
-  luaL_getmetatable(L, BUF_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, BUF_MT);
   return b;
 }
 
@@ -234,7 +229,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
   size_t n = 0;
   lua_getfield(L, req, "protocols");
   if (lua_istable(L, -1)) {
-    size_t len = kit_rawlen(L, -1);
+    size_t len = lua_rawlen(L, -1);
     for (size_t i = 1; i <= len && n < MAX_PROTOCOLS; i++) {
       lua_rawgeti(L, -1, (int)i);
       if (lua_type(L, -1) == LUA_TSTRING) list[n++] = lua_tostring(L, -1);
@@ -250,7 +245,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
 static int l_choose_protocol(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  size_t n = kit_rawlen(L, 2);
+  size_t n = lua_rawlen(L, 2);
   for (size_t i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, 2, (int)i);
@@ -445,5 +440,5 @@ void ws_codec_open_handshake(lua_State *L) {
   lua_pushcfunction(L, buf_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, fns);
+  luaL_setfuncs(L, fns, 0);
 }

@@ -18,7 +18,7 @@ static void read_entry(lua_State *L, int anchor, ws_header *h, kit_where w) {
       lua_pushvalue(L, -1);
       lua_tostring(L, -1);
       lua_pushvalue(L, -1);
-      lua_rawseti(L, anchor, (int)kit_rawlen(L, anchor) + 1);
+      lua_rawseti(L, anchor, (int)lua_rawlen(L, anchor) + 1);
       h->value = lua_tolstring(L, -1, &h->value_len);
       lua_pop(L, 1);
     } else {
@@ -63,7 +63,7 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
   t = t < 0 ? lua_gettop(L) + t + 1 : t;
   if (lua_isnoneornil(L, t)) return 0;
   if (!lua_istable(L, t)) kit_raise(L, w, "protocols must be a list of strings");
-  len = kit_rawlen(L, t);
+  len = lua_rawlen(L, t);
   if (len > max) kit_raise(L, w, lua_pushfstring(L, "more than %d protocols", (int)max));
   for (size_t i = 1; i <= len; i++) {
     size_t plen;

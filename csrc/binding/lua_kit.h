@@ -1,22 +1,14 @@
 /* The binding toolkit compiled into both ws.core and ws.codec: reading header tables and
- * protocol lists from Lua, and `nil, message, code` results. It uses only the API common to
- * Lua 5.1 to 5.4 and LuaJIT (ws.codec loads on all of them), and leaves every rule to the
+ * protocol lists from Lua, and `nil, message, code` results. Written against lua_compat.h
+ * (ws.codec loads on Lua 5.1 to 5.4 and LuaJIT), it leaves every rule to the
  * core: names and values are checked by ws_headers_check, protocol names by
  * ws_header_name_valid. */
 #ifndef LUA_KIT_H
 #define LUA_KIT_H
 
-#include <lauxlib.h>
-#include <lua.h>
-
+#include "lua_compat.h"
 #include "ws_common.h"
 #include "ws_handshake.h"
-
-#if LUA_VERSION_NUM < 502
-#define kit_rawlen(L, i) lua_objlen(L, (i))
-#else
-#define kit_rawlen(L, i) lua_rawlen(L, (i))
-#endif
 
 /* How a reader reports a bad argument: `fn` set raises "fn: what" (luaL_error); `fn` NULL
  * raises a bad-argument error for stack index `arg`. */
