@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 #include "ws_utf8.h"
@@ -109,11 +110,7 @@ static int codec_parse_frame_header(lua_State *L) {
   const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
   ws_frame_header h;
   int r = ws_frame_parse_header(s, n, &h);
-  if (r < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, r == WS_AGAIN ? "again" : "frame length has the top bit set");
-    return 2;
-  }
+  if (r < 0) return kit_fail(L, r == WS_AGAIN ? "again" : "frame length has the top bit set", NULL);
   lua_createtable(L, 0, 7);
   lua_pushboolean(L, h.fin);
   lua_setfield(L, -2, "fin");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_conn.h"
 
 #define OUTPUT_KEEP (64u * 1024u) /* a larger output buffer is released once drained */
@@ -63,12 +64,6 @@ static int codec_new(lua_State *L) {
   return 1;
 }
 
-static int fail_result(lua_State *L, const char *why) {
-  lua_pushnil(L);
-  lua_pushstring(L, why ? why : "failed");
-  return 2;
-}
-
 static int conn_open(lua_State *L) {
   ws_conn_open(ws_codec_check_conn(L, 1));
   return 0;
@@ -78,7 +73,7 @@ static int conn_feed(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  if (ws_conn_feed(c, p, n) != 0) return fail_result(L, "input over the buffer limit");
+  if (ws_conn_feed(c, p, n) != 0) return kit_fail(L, "input over the buffer limit", NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -128,7 +123,7 @@ static int conn_send(lua_State *L) {
     if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) flags &= ~WS_SEND_COMPRESS;
     lua_pop(L, 2);
   }
-  if (ws_conn_send(c, opcode, p, n, flags) != 0) return fail_result(L, c->error);
+  if (ws_conn_send(c, opcode, p, n, flags) != 0) return kit_fail(L, c->error, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -137,7 +132,7 @@ static int control(lua_State *L, int (*fn)(ws_conn *, const void *, size_t)) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_optlstring(L, 2, "", &n);
-  if (fn(c, p, n) != 0) return fail_result(L, c->error);
+  if (fn(c, p, n) != 0) return kit_fail(L, c->error, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -155,8 +150,8 @@ static int conn_close(lua_State *L) {
   const char *reason = luaL_optlstring(L, 3, "", &n);
   /* the range is checked before the conversion (NaN fails it) */
   if (!(code >= 0 && code <= 65535) || code != (lua_Number)(unsigned)code || (given && code == 0))
-    return fail_result(L, "invalid close code");
-  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, c->error);
+    return kit_fail(L, "invalid close code", NULL);
+  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return kit_fail(L, c->error, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }

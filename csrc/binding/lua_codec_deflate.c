@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_conn.h"
 #include "ws_deflate.h"
 
@@ -177,11 +178,7 @@ static int codec_deflate_accept(lua_State *L) {
   const char *err = NULL;
   int r = offer ? ws_deflate_accept_offer(offer, on, v, n, &cfg, &params, &err)
                 : ws_deflate_accept(v, n, &cfg, &params, &err);
-  if (r < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err ? err : "invalid permessage-deflate response");
-    return 2;
-  }
+  if (r < 0) return kit_fail(L, err ? err : "invalid permessage-deflate response", NULL);
   if (r == 0) {
     lua_pushboolean(L, 0);
     return 1;
@@ -242,9 +239,7 @@ static int deflater_compress(lua_State *L) {
   ws_buf_clear(&u->buf);
   if (ws_deflate_compress(u->d, p, n, &u->buf) != 0) {
     ws_buf_free(&u->buf);
-    lua_pushnil(L);
-    lua_pushstring(L, "out of memory");
-    return 2;
+    return kit_fail(L, "out of memory", NULL);
   }
   push_buf(L, u);
   return 1;
@@ -266,10 +261,8 @@ static int deflater_inflate(lua_State *L) {
   if (ws_deflate_inflate(u->d, p, n, fin, &u->buf, room, &err) != 0) {
     ws_buf_free(&u->buf);
     u->in_msg = 0;
-    lua_pushnil(L);
-    lua_pushstring(L, err ? err : "invalid compressed data");
-    lua_pushstring(L, err && strstr(err, "max_message") ? "toolarge" : "protocol");
-    return 3;
+    int too_big = err && strstr(err, "max_message");
+    return kit_fail(L, err ? err : "invalid compressed data", kit_close_code(too_big ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL));
   }
   u->in_msg = fin ? 0 : u->in_msg + ws_buf_size(&u->buf);
   push_buf(L, u);

@@ -193,11 +193,7 @@ static int l_parse_request(lua_State *L) {
   /* a limit beyond size_t (32-bit hosts) must not wrap to a small one */
   size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
   int n = ws_request_parse(&r, data, len, limit);
-  if (n == WS_AGAIN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "again");
-    return 2;
-  }
+  if (n == WS_AGAIN) return kit_fail(L, "again", NULL);
   if (n == WS_ERROR) {
     lua_pushnil(L);
     lua_pushstring(L, r.error);
@@ -395,16 +391,8 @@ static int l_parse_response(lua_State *L) {
   memset(&r, 0, sizeof r);
   size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
   int n = ws_response_parse(&r, data, len, limit);
-  if (n == WS_AGAIN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "again");
-    return 2;
-  }
-  if (n == WS_ERROR) {
-    lua_pushnil(L);
-    lua_pushstring(L, r.error);
-    return 2;
-  }
+  if (n == WS_AGAIN) return kit_fail(L, "again", NULL);
+  if (n == WS_ERROR) return kit_fail(L, r.error, NULL);
   if (ws_response_check_upgrade(&r, key, protocols, nprotocols, extensions) < 0) {
     lua_pushnil(L);
     if (r.status != 101) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_tls.h"
 #include "ws.h"
 
@@ -141,17 +142,10 @@ static int l_step(lua_State *L) {
  * handle (the loop's epoll descriptor), for hosts that call core.step themselves. */
 static int l_pollfd(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
-  if (x->attached) {
-    lua_pushnil(L);
-    lua_pushstring(L, "ws.pollfd: the host runs the loop (ws_attach)");
-    return 2;
-  }
+  if (x->attached) return kit_fail(L, "ws.pollfd: the host runs the loop (ws_attach)", NULL);
   int fd = ws_loop_backend_fd(x->loop);
-  if (fd < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, "ws.pollfd: the event loop's backend cannot be polled from outside (epoll, kqueue or ports needed)");
-    return 2;
-  }
+  if (fd < 0)
+    return kit_fail(L, "ws.pollfd: the event loop's backend cannot be polled from outside (epoll, kqueue or ports needed)", NULL);
   lua_pushinteger(L, fd);
   return 1;
 }

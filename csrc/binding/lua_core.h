@@ -157,8 +157,6 @@ void wsl_handshake_open_lib(lua_State *L, int mod) WS_HIDDEN;
 int wsl_conn_request(lua_State *L) WS_HIDDEN;       /* core.request(conn) -> the request table */
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
-/* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */
-const char *wsl_errno_name(int e, const char *other) WS_HIDDEN;
 
 /* lua_core_server.c */
 void wsl_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_bus.h"
 #include "runtime/ws_topic.h"
 
@@ -76,13 +77,6 @@ void wsl_push_conn_id(lua_State *L, const wsl_conn *c) {
   const char *node = c->server && c->server->bus && c->server->bus->b ? ws_bus_node(c->server->bus->b) : NULL;
   if (node) lua_pushfstring(L, "%s/%d", node, (int)c->id);
   else lua_pushinteger(L, c->id);
-}
-
-static int push_fail(lua_State *L, const char *msg, const char *code) {
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
 }
 
 /* ---- the hook ---- */
@@ -303,7 +297,7 @@ static int l_bus_request(lua_State *L) {
   const char *why = NULL;
   int rc = ws_bus_command(u->b, argc, argv, req_reply, q, &why);
   if (argv != stackv) free(argv);
-  if (rc < 0) return push_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (rc < 0) return kit_fail(L, why ? why : "bus unavailable", "unavailable");
   q->task = t;
   lua_pushvalue(L, -1);
   q->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -340,7 +334,7 @@ static int l_bus_result(lua_State *L) {
   wsl_busreq *q = luaL_checkudata(L, 1, WSL_BUSREQ_MT);
   if (!q->done) { lua_pushboolean(L, 0); return 1; }
   lua_pushboolean(L, 1);
-  if (!q->reply) return 1 + push_fail(L, q->err ? q->err : "bus unavailable", q->code ? q->code : "unavailable");
+  if (!q->reply) return 1 + kit_fail(L, q->err ? q->err : "bus unavailable", q->code ? q->code : "unavailable");
   if (q->reply->type == REDIS_REPLY_ERROR) {
     lua_pushnil(L);
     lua_pushlstring(L, q->reply->str, q->reply->len);
@@ -386,7 +380,7 @@ static int l_bus_send(lua_State *L) {
   const char *why = NULL;
   int rc = ws_bus_command(u->b, argc, argv, send_reply, u, &why);
   if (argv != stackv) free(argv);
-  if (rc < 0) return push_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (rc < 0) return kit_fail(L, why ? why : "bus unavailable", "unavailable");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -415,7 +409,7 @@ static int l_bus_publish(lua_State *L) {
   size_t idl = 0;
   if (c) {
     if (c->s.phase == WS_PH_DONE || !c->s.listener)
-      return push_fail(L, c->s.error ? c->s.error : "closed", "closed");
+      return kit_fail(L, c->s.error ? c->s.error : "closed", "closed");
     const char *node = ws_bus_node(u->b);
     if (node) idl = (size_t)snprintf(id, sizeof id, "%s/%u", node, (unsigned)c->id);
   }

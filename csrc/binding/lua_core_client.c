@@ -34,7 +34,7 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = wsl_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
+  else if (s->err) code = kit_errno_code(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
   return kit_fail(L, msg, code);
 }
 

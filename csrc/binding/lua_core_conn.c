@@ -4,7 +4,6 @@
  * handler reads (conn.id, conn.state, ...), and the events that wake waiting tasks.
  * User value 1 is the handler's thread, user value 2 a table created on first use for
  * conn.protocol, conn.request, conn.data and fields the application sets. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,42 +83,13 @@ void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) {
 
 /* ---- results ---- */
 
-/* The errno names results carry as their code; anything else is `other`. */
-const char *wsl_errno_name(int e, const char *other) {
-  switch (e) {
-  case EPIPE: return "EPIPE";
-  case ECONNRESET: return "ECONNRESET";
-  case ETIMEDOUT: return "ETIMEDOUT";
-  case ENOMEM: return "ENOMEM";
-  case EHOSTUNREACH: return "EHOSTUNREACH";
-  case ENETUNREACH: return "ENETUNREACH";
-  case ECONNREFUSED: return "ECONNREFUSED";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EMFILE: return "EMFILE";
-  case ENFILE: return "ENFILE";
-  case EADDRINUSE: return "EADDRINUSE";
-  case EACCES: return "EACCES";
-  case EINVAL: return "EINVAL";
-  default: return other;
-  }
-}
-
 /* nil, message, code for a connection that has ended (or is ending). The code "timeout" is
  * kept for a receive that timed out (the connection lives on); a connection that died of a
  * deadline (ping, close or handshake timeout) reports "closed" with the reason as message. */
 int wsl_conn_push_end(lua_State *L, wsl_conn *c) {
   const ws_stream *s = &c->s;
-  const char *msg = s->error ? s->error : "closed", *code = "closed";
-  switch (s->fail_code) {
-  case 0: break;
-  case WS_CLOSE_TOO_BIG: code = "toolarge"; break;
-  case WS_CLOSE_INTERNAL: code = "closed"; break; /* ping timeout, out of memory */
-  default: code = "protocol"; break;
-  }
-  if (!s->fail_code) {
-    if (s->err) code = wsl_errno_name(s->err, "EIO");
-  }
-  return kit_fail(L, msg, code);
+  const char *code = s->fail_code ? kit_close_code(s->fail_code) : s->err ? kit_errno_code(s->err, "EIO") : "closed";
+  return kit_fail(L, s->error ? s->error : "closed", code);
 }
 
 /* ---- primitives (never block) ---- */
@@ -168,23 +138,15 @@ static int opcode_arg(lua_State *L, int idx) {
 static int push_not_open(lua_State *L, wsl_conn *c) {
   const ws_stream *s = &c->s;
   if (s->phase < WS_PH_OPEN) return luaL_error(L, "ws: the connection is not open yet");
-  if (s->phase == WS_PH_CLOSING) {
-    lua_pushnil(L);
-    lua_pushstring(L, "closing");
-    lua_pushstring(L, "closed");
-    return 3;
-  }
+  if (s->phase == WS_PH_CLOSING) return kit_fail(L, "closing", "closed");
   return wsl_conn_push_end(L, c);
 }
 
 /* A message the protocol engine refused: "busy" while a fragmented message of this connection
  * is unfinished (the core allows no other data message in between), else "closed". */
 static int push_send_failed(lua_State *L, const ws_stream *s) {
-  lua_pushnil(L);
-  lua_pushstring(L, s->ws.error ? s->ws.error : "send failed");
-  if (s->phase == WS_PH_OPEN && ws_conn_fragment_opcode(&s->ws)) lua_pushliteral(L, "busy");
-  else lua_pushliteral(L, "closed");
-  return 3;
+  int busy = s->phase == WS_PH_OPEN && ws_conn_fragment_opcode(&s->ws);
+  return kit_fail(L, s->ws.error ? s->ws.error : "send failed", busy ? "busy" : "closed");
 }
 
 static int push_queued(lua_State *L, wsl_conn *c);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 
 static const struct { const char *name; int sig; } signals[] = {
   { "SIGTERM", SIGTERM }, { "SIGINT", SIGINT }, { "SIGKILL", SIGKILL }, { "SIGCHLD", SIGCHLD },
@@ -21,11 +22,7 @@ static const char *signal_name(int sig) {
 
 static int fail_errno(lua_State *L, const char *what) {
   int e = errno;
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(e));
-  lua_pushstring(L, e == EAGAIN ? "EAGAIN" : e == ENOMEM ? "ENOMEM" : e == ESRCH ? "ESRCH"
-                  : e == EPERM ? "EPERM" : e == ECHILD ? "ECHILD" : "EIO");
-  return 3;
+  return kit_fail(L, lua_pushfstring(L, "%s: %s", what, strerror(e)), kit_errno_code(e, "EIO"));
 }
 
 /* core.fork() -> pid in the master, 0 in the worker | nil, message, code. */
@@ -109,10 +106,7 @@ static int l_server_park(lua_State *L) {
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_park(&sv->l, &err) < 0) {
     int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot keep port %d: %s", sv->l.port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : "EINVAL");
-    return 3;
+    return kit_fail(L, lua_pushfstring(L, "cannot keep port %d: %s", sv->l.port, err), kit_errno_code(e, "EINVAL"));
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -126,10 +120,7 @@ static int l_server_reopen(lua_State *L) {
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_reopen(&sv->l, &err) < 0) {
     int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot listen on port %d: %s", sv->l.port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
-    return 3;
+    return kit_fail(L, lua_pushfstring(L, "cannot listen on port %d: %s", sv->l.port, err), kit_errno_code(e, "EINVAL"));
   }
   lua_pushboolean(L, 1);
   return 1;

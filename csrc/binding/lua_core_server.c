@@ -150,7 +150,7 @@ static int l_listen(lua_State *L) {
     int e = errno;
     if (unix_path) lua_pushfstring(L, "cannot listen on %s: %s", unix_path, err);
     else lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
-    return kit_fail(L, lua_tostring(L, -1), wsl_errno_name(e, "EINVAL"));
+    return kit_fail(L, lua_tostring(L, -1), kit_errno_code(e, "EINVAL"));
   }
   sv->closed = 0;
   lua_pushvalue(L, ud);

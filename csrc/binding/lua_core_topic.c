@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_topic.h"
 
 static wsl_conn *checkconn(lua_State *L, int idx) {
@@ -44,10 +45,7 @@ static ws_stream *server_stream(lua_State *L, wsl_conn *c) {
 }
 
 static int push_closed(lua_State *L, const ws_stream *s) {
-  lua_pushnil(L);
-  lua_pushstring(L, s->error ? s->error : "closed");
-  lua_pushliteral(L, "closed");
-  return 3;
+  return kit_fail(L, s->error ? s->error : "closed", "closed");
 }
 
 /* conn:subscribe(topic) -> true (subscribed now) | false (it was) | nil, message, "closed" */

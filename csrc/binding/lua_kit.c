@@ -1,5 +1,6 @@
 /* The binding toolkit shared by ws.core and ws.codec (see lua_kit.h): Lua values in, core
  * types out, with the core's rules applied once. */
+#include <errno.h>
 #include <string.h>
 
 #include "lua_kit.h"
@@ -101,8 +102,31 @@ const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) {
 
 int kit_fail(lua_State *L, const char *message, const char *code) {
   lua_pushnil(L);
-  lua_pushstring(L, message);
+  lua_pushstring(L, message ? message : "failed");
   if (!code) return 2;
   lua_pushstring(L, code);
   return 3;
+}
+
+#define ERRNO_CODE(e) { e, #e }
+static const struct { int e; const char *name; } errno_codes[] = {
+  ERRNO_CODE(EPIPE), ERRNO_CODE(ECONNRESET), ERRNO_CODE(ETIMEDOUT), ERRNO_CODE(ENOMEM),
+  ERRNO_CODE(EHOSTUNREACH), ERRNO_CODE(ENETUNREACH), ERRNO_CODE(ECONNREFUSED), ERRNO_CODE(EADDRNOTAVAIL),
+  ERRNO_CODE(EMFILE), ERRNO_CODE(ENFILE), ERRNO_CODE(EADDRINUSE), ERRNO_CODE(EACCES), ERRNO_CODE(EINVAL),
+  ERRNO_CODE(EAGAIN), ERRNO_CODE(ESRCH), ERRNO_CODE(EPERM), ERRNO_CODE(ECHILD),
+};
+
+const char *kit_errno_code(int e, const char *other) {
+  for (size_t i = 0; i < sizeof errno_codes / sizeof errno_codes[0]; i++)
+    if (errno_codes[i].e == e) return errno_codes[i].name;
+  return other;
+}
+
+const char *kit_close_code(unsigned close_code) {
+  switch (close_code) {
+  case 0: return NULL;
+  case WS_CLOSE_TOO_BIG: return "toolarge";
+  case WS_CLOSE_INTERNAL: return "closed";
+  default: return "protocol";
+  }
 }

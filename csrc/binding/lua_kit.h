@@ -36,7 +36,17 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
 double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) WS_HIDDEN;
 const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) WS_HIDDEN;
 
-/* nil, message, code (code NULL: nil, message). Returns the number of results pushed. */
+/* ---- `nil, message, code` results: the one code map of both modules ----
+ * A code is a stable short string: "timeout", "closed", "protocol", "toolarge", "tls",
+ * "dns", "handshake", "busy", "unavailable", "redis", or an errno name. */
+
+/* nil, message, code (code NULL: nil, message; message NULL: "failed"). Returns the number
+ * of results pushed. */
 int kit_fail(lua_State *L, const char *message, const char *code) WS_HIDDEN;
+/* The errno names a code may be ("ECONNRESET", "EADDRINUSE", ...); `other` for the rest. */
+const char *kit_errno_code(int e, const char *other) WS_HIDDEN;
+/* The code of a connection that failed with a close code: "toolarge" (1009), "closed" (1011:
+ * a deadline missed or out of memory), "protocol" (any other); NULL for 0 (no failure). */
+const char *kit_close_code(unsigned close_code) WS_HIDDEN;
 
 #endif
