@@ -127,6 +127,9 @@ void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
 void wsl_task_open_lib(lua_State *L, int mod) WS_HIDDEN;
 int wsl_task_spawn(lua_State *L) WS_HIDDEN;          /* core.spawn(fn, ...) */
 void wsl_task_run_ready(wsl_ctx *x) WS_HIDDEN;       /* one round of the ready queue */
+/* The running task (the main thread's when is_main is set), its owner pushed; NULL when the
+ * running coroutine is none of the loop's. */
+wsl_task *wsl_current_task(lua_State *L, wsl_ctx *x, int *is_main) WS_HIDDEN;
 void wsl_task_init(wsl_task *t, int kind) WS_HIDDEN;
 void wsl_task_ready(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
 void wsl_task_wake(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
@@ -141,7 +144,11 @@ void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) WS_HIDDEN;
 
 /* lua_core_conn.c */
 void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
-wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
+/* A connection's userdata of `size` bytes (a wsl_conn first), pushed: no socket yet. */
+wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x, size_t size) WS_HIDDEN;
+/* Its socket opens (accepted or connecting): c, the userdata at idx, gets its number and the
+ * reference that anchors it until the socket is closed. */
+void wsl_conn_start(lua_State *L, wsl_ctx *x, wsl_conn *c, int idx) WS_HIDDEN;
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
 void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
 /* The connection at idx (wsl_toconn with the context of the running function). */
@@ -151,6 +158,8 @@ int wsl_conn_push_end(lua_State *L, wsl_conn *c) WS_HIDDEN;
 /* Pushes the fields table (user value 2) of the connection at idx, made when `create` is
  * set; else what user value 2 holds (nil). */
 void wsl_conn_fields(lua_State *L, int idx, int create) WS_HIDDEN;
+/* A message kind argument: "text" (the default) or "binary" -> WS_OP_*. */
+int wsl_check_kind(lua_State *L, int idx) WS_HIDDEN;
 
 /* lua_core_handshake.c */
 void wsl_handshake_open_lib(lua_State *L, int mod) WS_HIDDEN;
@@ -160,6 +169,10 @@ void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
 
 /* lua_core_server.c */
 void wsl_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+/* The options ws.server and ws.connect share (table at t) into c: limits, timeouts and the
+ * send queue's marks (send_low_water's default: a quarter of send_high_water for a client, at
+ * most the default for a server). Raises "<who>: ..." on a bad value. */
+void wsl_stream_options(lua_State *L, int t, ws_server_cfg *c, const char *who, int client) WS_HIDDEN;
 void wsl_server_ready(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
 void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
 
@@ -193,6 +206,10 @@ void wsl_metrics_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_topic.c */
 void wsl_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* The server at idx: its userdata, or the Lua server object holding it in `_l`. */
+wsl_server *wsl_check_server(lua_State *L, int idx) WS_HIDDEN;
+/* A topic name argument (1 to WS_TOPIC_NAME_MAX bytes). */
+const char *wsl_check_topic(lua_State *L, int idx, size_t *len) WS_HIDDEN;
 
 /* lua_core_proc.c: the workers mode */
 void wsl_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;

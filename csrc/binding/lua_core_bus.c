@@ -47,32 +47,6 @@ static wsl_bus *openbus(lua_State *L, int idx) {
   return u;
 }
 
-static ws_listener *checklistener(lua_State *L, int idx, wsl_server **out) {
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_getfield(L, idx, "_l");
-    wsl_server *sv = luaL_testudata(L, -1, WSL_SERVER_MT);
-    lua_pop(L, 1);
-    if (sv) { if (out) *out = sv; return &sv->l; }
-  }
-  wsl_server *sv = luaL_checkudata(L, idx, WSL_SERVER_MT);
-  if (out) *out = sv;
-  return &sv->l;
-}
-
-static const char *checktopic(lua_State *L, int idx, size_t *len) {
-  const char *name = luaL_checklstring(L, idx, len);
-  if (*len == 0) luaL_argerror(L, idx, "empty topic name");
-  if (*len > WS_TOPIC_NAME_MAX) luaL_argerror(L, idx, "topic name over 1024 bytes");
-  return name;
-}
-
-static int checkkind(lua_State *L, int idx) {
-  const char *kind = luaL_optstring(L, idx, "text");
-  if (strcmp(kind, "text") == 0) return WS_OP_TEXT;
-  if (strcmp(kind, "binary") == 0) return WS_OP_BINARY;
-  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
-}
-
 void wsl_push_conn_id(lua_State *L, const wsl_conn *c) {
   const char *node = c->server && c->server->bus && c->server->bus->b ? ws_bus_node(c->server->bus->b) : NULL;
   if (node) lua_pushfstring(L, "%s/%d", node, (int)c->id);
@@ -124,34 +98,16 @@ static void on_hook(ws_bus *b, const ws_bus_env *e, const char *topic, size_t tl
 
 /* ---- options ---- */
 
-static const char *optstr(lua_State *L, int t, const char *k) {
-  const char *v = NULL;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "ws.server: bus option %s must be a string", k);
-    v = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1); /* the options table keeps the string */
-  return v;
-}
-
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "ws.server: bus option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (!(v >= 0)) luaL_error(L, "ws.server: bus option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+#define optstr(L, t, k) kit_optstr(L, t, k, "ws.server: bus")
+#define optnum(L, t, k, def) kit_optnum(L, t, k, def, "ws.server: bus")
 
 /* core.bus_new(server, opts, hook) -> bus. opts: host, port, username, password, db, prefix,
  * node, linger, ping, timeout, max_pending, max_output, max_reply, tls (a client context from
  * core.tls_context, for rediss://), server_name (checked by lua/ws/bus.lua). */
 static int l_bus_new(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
-  wsl_server *sv;
-  ws_listener *l = checklistener(L, 1, &sv);
+  wsl_server *sv = wsl_check_server(L, 1);
+  ws_listener *l = &sv->l;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (sv->bus) return luaL_error(L, "ws.server: this server has a bus already");
@@ -246,25 +202,6 @@ static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *
   return rep != NULL; /* the request keeps the reply until bus_result */
 }
 
-/* The running task (or the main thread's), from the same table core.wait uses. */
-static wsl_task *current_task(lua_State *L, wsl_ctx *x) {
-  wsl_task *t = NULL;
-  if (lua_pushthread(L)) {
-    lua_pop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, x->main_ref);
-  } else {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-    lua_insert(L, -2);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-  }
-  void *p;
-  if ((p = luaL_testudata(L, -1, WSL_TASK_MT))) t = p;
-  else if ((p = luaL_testudata(L, -1, WSL_CONN_MT))) t = &((wsl_conn *)p)->task;
-  lua_pop(L, 1);
-  return t;
-}
-
 static int req_gc(lua_State *L) {
   wsl_busreq *q = lua_touserdata(L, 1);
   if (q->reply) freeReplyObject(q->reply);
@@ -284,7 +221,9 @@ static int l_bus_request(lua_State *L) {
     int t = lua_type(L, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
   }
-  wsl_task *t = current_task(L, x);
+  int is_main;
+  wsl_task *t = wsl_current_task(L, x, &is_main);
+  lua_pop(L, 1);
   wsl_busreq *q = lua_newuserdatauv(L, sizeof *q, 0);
   memset(q, 0, sizeof *q);
   q->x = x;
@@ -400,9 +339,9 @@ static ws_stream *except_stream(lua_State *L, int idx, wsl_conn **out) {
 static int l_bus_publish(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   char id[WS_BUS_NODE_MAX + 16];
@@ -422,11 +361,11 @@ static int l_bus_publish(lua_State *L) {
 /* core.publish_local(server, topic, data [, kind [, except_conn]]) -> count: this node's
  * subscribers only, no bus. */
 static int l_publish_local(lua_State *L) {
-  ws_listener *l = checklistener(L, 1, NULL);
+  ws_listener *l = &wsl_check_server(L, 1)->l;
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   long r = ws_topics_publish(l, name, len, op, data, n, except);
@@ -482,7 +421,7 @@ static int l_bus_prefix(lua_State *L) {
 static int l_bus_hold(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
   size_t len;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   int r = ws_bus_hold(u->b, name, len, lua_toboolean(L, 3));
   if (r < 0) return luaL_error(L, "ws: out of memory");
   lua_pushboolean(L, r);
@@ -501,8 +440,7 @@ static int l_conn_bus(lua_State *L) {
 
 /* core.server_bus(server) -> its bus | nil */
 static int l_server_bus(lua_State *L) {
-  wsl_server *sv;
-  checklistener(L, 1, &sv);
+  wsl_server *sv = wsl_check_server(L, 1);
   if (sv->bus && sv->bus->self_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, sv->bus->self_ref);
   else lua_pushnil(L);
   return 1;

@@ -10,8 +10,8 @@
 #include "lua_core.h"
 #include "lua_kit.h"
 
-wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) {
-  wsl_conn *c = lua_newuserdatauv(L, sizeof(wsl_conn), 2);
+wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x, size_t size) {
+  wsl_conn *c = lua_newuserdatauv(L, size, 2);
   wsl_task_init(&c->task, WSL_K_CONN);
   c->reader = c->writers = NULL;
   c->closed_next = NULL;
@@ -22,6 +22,12 @@ wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) {
   c->s.user = c;
   luaL_setmetatable(L, WSL_CONN_MT);
   return c;
+}
+
+void wsl_conn_start(lua_State *L, wsl_ctx *x, wsl_conn *c, int idx) {
+  c->id = ++x->next_id;
+  lua_pushvalue(L, idx);
+  c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
 }
 
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) {
@@ -126,7 +132,7 @@ static int l_recv(lua_State *L) {
   }
 }
 
-static int opcode_arg(lua_State *L, int idx) {
+int wsl_check_kind(lua_State *L, int idx) {
   size_t n;
   const char *kind = luaL_optlstring(L, idx, "text", &n);
   if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
@@ -157,7 +163,7 @@ static int l_send(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  int op = opcode_arg(L, 3);
+  int op = wsl_check_kind(L, 3);
   unsigned flags = WS_SEND_COMPRESS; /* when negotiated and over the threshold */
   if (lua_type(L, 4) == LUA_TTABLE) {
     lua_getfield(L, 4, "compress");
@@ -189,7 +195,7 @@ static int l_send_fragment(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  int op = lua_isnoneornil(L, 3) ? 0 : opcode_arg(L, 3);
+  int op = lua_isnoneornil(L, 3) ? 0 : wsl_check_kind(L, 3);
   int fin = lua_toboolean(L, 4);
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);

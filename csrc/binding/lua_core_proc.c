@@ -94,14 +94,10 @@ static int l_cores(lua_State *L) {
   return 1;
 }
 
-static wsl_server *checkserver(lua_State *L, int idx) {
-  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
-}
-
 /* core.server_park(server) -> true | nil, message, code: the master's listener stops (the
  * port stays reserved) before the workers are forked. */
 static int l_server_park(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   const char *err;
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_park(&sv->l, &err) < 0) {
@@ -115,7 +111,7 @@ static int l_server_park(lua_State *L) {
 /* core.server_reopen(server) -> true | nil, message, code: in a worker, its own SO_REUSEPORT
  * listener on the port the master resolved. */
 static int l_server_reopen(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   const char *err;
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
   if (ws_listener_reopen(&sv->l, &err) < 0) {

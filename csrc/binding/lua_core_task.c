@@ -420,7 +420,7 @@ static int l_handoff(lua_State *L) {
   return 0;
 }
 
-static wsl_task *current_task(lua_State *L, wsl_ctx *x, int *is_main) {
+wsl_task *wsl_current_task(lua_State *L, wsl_ctx *x, int *is_main) {
   *is_main = lua_pushthread(L);
   if (*is_main) {
     lua_pop(L, 1);
@@ -491,7 +491,7 @@ static wsl_task *waiting_task(lua_State *L, wsl_ctx *x, wsl_conn *c, int *is_mai
     t = &c->task;
     *c_own = c;
   } else {
-    t = current_task(L, x, is_main);
+    t = wsl_current_task(L, x, is_main);
   }
   if (!t) luaL_error(L, "ws: waiting needs a coroutine run by the loop (start it with ws.spawn)");
   if (t->state == WSL_T_WAIT || t->state == WSL_T_READY) luaL_error(L, "ws: this task is already waiting");
@@ -542,7 +542,7 @@ static int l_wait(lua_State *L) {
 static int l_current(lua_State *L) {
   int is_main;
   wsl_ctx *x = wsl_ctx_get(L);
-  if (!current_task(L, x, &is_main) || is_main) lua_pushnil(L);
+  if (!wsl_current_task(L, x, &is_main) || is_main) lua_pushnil(L);
   return 1;
 }
 

@@ -79,23 +79,21 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
   return n;
 }
 
-double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) {
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *who) {
   double v = def;
-  lua_getfield(L, t, k);
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "%s: option %s must be a number", fn, k);
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s option %s must be a number", who, k);
     v = lua_tonumber(L, -1);
-    if (v < 0) luaL_error(L, "%s: option %s must not be negative", fn, k);
+    if (!(v >= 0)) luaL_error(L, "%s option %s must not be negative", who, k);
   }
   lua_pop(L, 1);
   return v;
 }
 
-const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) {
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) {
   const char *v = NULL;
-  lua_getfield(L, t, k);
-  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tostring(L, -1);
-  else if (!lua_isnil(L, -1)) luaL_error(L, "%s: option %s must be a string", fn, k);
+  if (lua_getfield(L, t, k) == LUA_TSTRING) v = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "%s option %s must be a string", who, k);
   lua_pop(L, 1);
   return v;
 }

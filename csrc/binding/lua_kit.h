@@ -31,10 +31,10 @@ size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w)
 size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) WS_HIDDEN;
 
 /* Option readers for the options table at `t`: a missing field gives `def` (NULL). A number
- * must not be negative; errors read "fn: option k must be a number" and the like. A string
- * stays anchored by the table. */
-double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) WS_HIDDEN;
-const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) WS_HIDDEN;
+ * must be one (not NaN) and not negative; errors read "<who> option k must be a number" and
+ * the like (who: "ws.connect:", "ws.server: bus"). A string stays anchored by the table. */
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *who) WS_HIDDEN;
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) WS_HIDDEN;
 
 /* ---- `nil, message, code` results: the one code map of both modules ----
  * A code is a stable short string: "timeout", "closed", "protocol", "toolarge", "tls",
