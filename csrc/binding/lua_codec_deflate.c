@@ -224,14 +224,6 @@ static int codec_deflater(lua_State *L) {
   return 1;
 }
 
-/* Hand the scratch buffer's bytes to Lua. A memory error in lua_pushlstring leaves them in
- * the buffer, which __gc frees. */
-static void push_buf(lua_State *L, deflater *u) {
-  size_t n = ws_buf_size(&u->buf);
-  lua_pushlstring(L, n ? (const char *)ws_buf_begin(&u->buf) : "", n);
-  ws_buf_free(&u->buf);
-}
-
 static int deflater_compress(lua_State *L) {
   deflater *u = check_deflater(L);
   size_t n;
@@ -241,7 +233,7 @@ static int deflater_compress(lua_State *L) {
     ws_buf_free(&u->buf);
     return kit_fail(L, "out of memory", NULL);
   }
-  push_buf(L, u);
+  kit_push_buf(L, &u->buf); /* on a memory error the bytes stay for __gc */
   return 1;
 }
 
@@ -265,7 +257,7 @@ static int deflater_inflate(lua_State *L) {
     return kit_fail(L, err ? err : "invalid compressed data", kit_close_code(too_big ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL));
   }
   u->in_msg = fin ? 0 : u->in_msg + ws_buf_size(&u->buf);
-  push_buf(L, u);
+  kit_push_buf(L, &u->buf); /* on a memory error the bytes stay for __gc */
   return 1;
 }
 

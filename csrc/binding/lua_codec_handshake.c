@@ -24,11 +24,6 @@ static ws_buf *new_buf(lua_State *L) {
   return b;
 }
 
-static void push_buf(lua_State *L, ws_buf *b) {
-  lua_pushlstring(L, (const char *)ws_buf_begin(b), ws_buf_size(b));
-  ws_buf_free(b);
-}
-
 /* ---- reading arguments ---- */
 
 typedef struct header_set {
@@ -87,47 +82,21 @@ static size_t get_protocols(lua_State *L, int opts, const char *field, const cha
 
 /* ---- building result tables ---- */
 
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
-  }
-  luaL_pushresult(&b);
-}
-
 /* t.headers (lower-case name -> values joined with ", ") and t.header_list, for the table on
  * top of the stack. */
 static void set_headers(lua_State *L, const ws_header *hs, size_t n) {
-  int t = lua_gettop(L);
-  lua_newtable(L);
-  int map = lua_gettop(L);
   lua_createtable(L, (int)n, 0);
-  int list = lua_gettop(L);
   for (size_t i = 0; i < n; i++) {
     lua_createtable(L, 2, 0);
     lua_pushlstring(L, hs[i].name, hs[i].name_len);
     lua_rawseti(L, -2, 1);
     lua_pushlstring(L, hs[i].value, hs[i].value_len);
     lua_rawseti(L, -2, 2);
-    lua_rawseti(L, list, (int)i + 1);
-
-    push_lower(L, hs[i].name, hs[i].name_len);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, map);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, hs[i].value, hs[i].value_len);
-    } else {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, hs[i].value, hs[i].value_len);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, map);
+    lua_rawseti(L, -2, (int)i + 1);
   }
-  lua_setfield(L, t, "header_list");
-  lua_setfield(L, t, "headers");
+  lua_setfield(L, -2, "header_list");
+  kit_push_headers(L, hs, n);
+  lua_setfield(L, -2, "headers");
 }
 
 static void set_lstring(lua_State *L, const char *field, const char *s, size_t n) {
@@ -283,7 +252,7 @@ static int l_accept_response(lua_State *L) {
   ws_buf *b = new_buf(L);
   if (ws_response_accept(b, key, key_len, protocol, extensions, extra.h, extra.n) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   return 1;
 }
 
@@ -305,7 +274,7 @@ static int l_response(lua_State *L) {
   ws_buf *b = new_buf(L);
   if (ws_response_status(b, (int)status, extra.h, extra.n, body, body_len) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   return 1;
 }
 
@@ -359,7 +328,7 @@ static int l_client_request(lua_State *L) {
   if (ws_client_request(b, host, path, key, protocols, nprotocols, extensions, origin, extra.h,
                         extra.n) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   lua_pushstring(L, key);
   return 2;
 }

@@ -124,31 +124,6 @@ static int l_connect(lua_State *L) {
   return 1;
 }
 
-/* The response's headers as { lower-case name = value }; a repeated header's values are
- * joined with ", " (RFC 9110 5.3). */
-static void push_headers(lua_State *L, const ws_response *r) {
-  lua_createtable(L, 0, (int)r->num_headers);
-  int t = lua_gettop(L);
-  for (size_t i = 0; i < r->num_headers; i++) {
-    luaL_Buffer b;
-    const ws_header *h = &r->headers[i];
-    char *d = luaL_buffinitsize(L, &b, h->name_len);
-    for (size_t k = 0; k < h->name_len; k++)
-      d[k] = (h->name[k] >= 'A' && h->name[k] <= 'Z') ? (char)(h->name[k] + 32) : h->name[k];
-    luaL_pushresultsize(&b, h->name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, t) == LUA_TSTRING) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, h->value, h->value_len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, h->value, h->value_len);
-    }
-    lua_rawset(L, t);
-  }
-}
-
 /* A refused handshake's response: { status =, reason =, headers =, body = } (the body as
  * sent, up to 64 KiB; lua/ws/client.lua decodes a chunked one). */
 static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r) {
@@ -157,7 +132,7 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   lua_setfield(L, -2, "status");
   lua_pushlstring(L, r->reason ? r->reason : "", r->reason ? r->reason_len : 0);
   lua_setfield(L, -2, "reason");
-  push_headers(L, r);
+  kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
   const ws_header *h = ws_response_header(r, "Content-Length", NULL);
@@ -251,7 +226,7 @@ static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
-  push_headers(L, r);
+  kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
   if (deflated > 0) {

@@ -117,13 +117,6 @@ static int l_head(lua_State *L) {
   return 7;
 }
 
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  luaL_Buffer b;
-  char *d = luaL_buffinitsize(L, &b, n);
-  for (size_t i = 0; i < n; i++) d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-  luaL_pushresultsize(&b, n);
-}
-
 static void push_request(lua_State *L, wsl_conn *c) {
   ws_request req;
   if (parse_head(L, c, &req) < 0) {
@@ -143,21 +136,7 @@ static void push_request(lua_State *L, wsl_conn *c) {
   }
   lua_pushfstring(L, "1.%d", req.minor_version);
   lua_setfield(L, -2, "version");
-  lua_createtable(L, 0, (int)req.num_headers);
-  for (size_t i = 0; i < req.num_headers; i++) {
-    const ws_header *h = &req.headers[i];
-    push_lower(L, h->name, h->name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeated header: values joined with ", " */
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, h->value, h->value_len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, h->value, h->value_len);
-    }
-    lua_rawset(L, -3);
-  }
+  kit_push_headers(L, req.headers, req.num_headers);
   lua_setfield(L, -2, "headers");
   char addr[64];
   ws_stream_remote_addr(&c->s, addr, sizeof addr);

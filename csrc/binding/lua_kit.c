@@ -98,6 +98,37 @@ const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) {
   return v;
 }
 
+/* The header map: lower-case names (a header named twice: its values joined with ", ",
+ * RFC 9110 5.3). */
+void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) {
+  lua_createtable(L, 0, (int)n);
+  for (size_t i = 0; i < n; i++) {
+    luaL_Buffer b;
+    char *d = luaL_buffinitsize(L, &b, hs[i].name_len);
+    for (size_t k = 0; k < hs[i].name_len; k++) {
+      char c = hs[i].name[k];
+      d[k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    }
+    luaL_pushresultsize(&b, hs[i].name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, hs[i].value, hs[i].value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, hs[i].value, hs[i].value_len);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+void kit_push_buf(lua_State *L, ws_buf *b) {
+  size_t n = ws_buf_size(b);
+  lua_pushlstring(L, n ? (const char *)ws_buf_begin(b) : "", n);
+  ws_buf_free(b);
+}
+
 int kit_fail(lua_State *L, const char *message, const char *code) {
   lua_pushnil(L);
   lua_pushstring(L, message ? message : "failed");

@@ -36,6 +36,13 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
 double kit_optnum(lua_State *L, int t, const char *k, double def, const char *who) WS_HIDDEN;
 const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) WS_HIDDEN;
 
+/* Pushes { lower-case name = value } of n headers; a repeated header's values are joined
+ * with ", " (RFC 9110 5.3). */
+void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) WS_HIDDEN;
+/* Pushes b's bytes as a string and frees b (a Lua error while pushing leaves them in b, for
+ * its owner's __gc). */
+void kit_push_buf(lua_State *L, ws_buf *b) WS_HIDDEN;
+
 /* ---- `nil, message, code` results: the one code map of both modules ----
  * A code is a stable short string: "timeout", "closed", "protocol", "toolarge", "tls",
  * "dns", "handshake", "busy", "unavailable", "redis", or an errno name. */
