@@ -27,23 +27,10 @@
 /* ---- tables <-> structs (these may raise: nothing is allocated while they run) ---- */
 
 static int field_int(lua_State *L, int idx, const char *name, int dflt, int lo, int hi) {
-  int v = dflt;
-  lua_getfield(L, idx, name);
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi) || n != (lua_Number)(int)n)
-      luaL_error(L, "bad deflate option '%s' (integer %d..%d expected)", name, lo, hi);
-    v = (int)n;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static int field_bool(lua_State *L, int idx, const char *name, int dflt) {
-  lua_getfield(L, idx, name);
-  int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+  double v = dflt;
+  if (!kit_optwhole(L, idx, name, lo, hi, &v))
+    luaL_error(L, "bad deflate option '%s' (integer %d..%d expected)", name, lo, hi);
+  return (int)v;
 }
 
 static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
@@ -58,18 +45,14 @@ static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
       luaL_error(L, "bad deflate option 'mode' (\"shared\" or \"dedicated\" expected)");
   }
   lua_pop(L, 1);
-  cfg->no_context_takeover = field_bool(L, idx, "no_context_takeover", cfg->no_context_takeover);
+  cfg->no_context_takeover = kit_optbool(L, idx, "no_context_takeover", cfg->no_context_takeover);
   cfg->window_bits = field_int(L, idx, "window_bits", cfg->window_bits, 8, 15);
   cfg->mem_level = field_int(L, idx, "mem_level", cfg->mem_level, 1, 9);
   cfg->level = field_int(L, idx, "level", cfg->level, 0, 9);
-  lua_getfield(L, idx, "threshold");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0) || n > 9007199254740992.0 || n != (lua_Number)(size_t)n)
-      luaL_error(L, "bad deflate option 'threshold' (non-negative integer expected)");
-    cfg->threshold = (size_t)n;
-  }
-  lua_pop(L, 1);
+  double threshold = (double)cfg->threshold;
+  if (!kit_optwhole(L, idx, "threshold", 0, 9007199254740992.0, &threshold))
+    luaL_error(L, "bad deflate option 'threshold' (non-negative integer expected)");
+  cfg->threshold = (size_t)threshold;
 }
 
 static void push_config(lua_State *L, const ws_deflate_config *cfg) {
@@ -88,8 +71,8 @@ static void push_config(lua_State *L, const ws_deflate_config *cfg) {
 
 static void check_params(lua_State *L, int idx, ws_deflate_params *p) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  p->server_no_context_takeover = field_bool(L, idx, "server_no_context_takeover", 0);
-  p->client_no_context_takeover = field_bool(L, idx, "client_no_context_takeover", 0);
+  p->server_no_context_takeover = kit_optbool(L, idx, "server_no_context_takeover", 0);
+  p->client_no_context_takeover = kit_optbool(L, idx, "client_no_context_takeover", 0);
   p->server_max_window_bits = field_int(L, idx, "server_max_window_bits", 15, 8, 15);
   p->client_max_window_bits = field_int(L, idx, "client_max_window_bits", 15, 8, 15);
 }
@@ -287,7 +270,7 @@ static const luaL_Reg deflater_methods[] = {
 
 /* c:set_deflate(params, config): compressed messages are sent and accepted from now on,
  * with the role the connection was made with. */
-static int conn_set_deflate(lua_State *L) {
+static int codec_conn_set_deflate(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   ws_deflate_params params;
   ws_deflate_config cfg;
@@ -300,15 +283,15 @@ static int conn_set_deflate(lua_State *L) {
   return 1;
 }
 
-static int conn_deflate_memory(lua_State *L) {
+static int codec_conn_deflate_memory(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   lua_pushinteger(L, (lua_Integer)ws_deflate_memory(c->deflate));
   return 1;
 }
 
 static const luaL_Reg conn_deflate_methods[] = {
-  {"set_deflate", conn_set_deflate},
-  {"deflate_memory", conn_deflate_memory},
+  {"set_deflate", codec_conn_set_deflate},
+  {"deflate_memory", codec_conn_deflate_memory},
   {NULL, NULL}
 };
 

@@ -152,7 +152,7 @@ static void set_upgrade_fields(lua_State *L, ws_request *r) {
 }
 
 /* parse_request(data [, max_header_bytes]) -> req, consumed | nil, "again" | nil, reason, status */
-static int l_parse_request(lua_State *L) {
+static int codec_parse_request(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 1, &len);
   lua_Integer max = luaL_optinteger(L, 2, WS_DEFAULT_MAX_HEADER_BYTES);
@@ -207,7 +207,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
 }
 
 /* choose_protocol(req, server_list) -> the first of the server's list the client offered, or nil */
-static int l_choose_protocol(lua_State *L) {
+static int codec_choose_protocol(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t n = lua_rawlen(L, 2);
@@ -224,7 +224,7 @@ static int l_choose_protocol(lua_State *L) {
 }
 
 /* accept_response(req [, { protocol =, extensions =, headers = }]) -> the 101 response */
-static int l_accept_response(lua_State *L) {
+static int codec_accept_response(lua_State *L) {
   static const char fn[] = "accept_response";
   header_set extra;
   size_t key_len;
@@ -257,7 +257,7 @@ static int l_accept_response(lua_State *L) {
 }
 
 /* response(status [, headers [, body]]) -> a complete plain HTTP response */
-static int l_response(lua_State *L) {
+static int codec_response(lua_State *L) {
   static const char fn[] = "response";
   header_set extra;
   size_t body_len = 0;
@@ -279,7 +279,7 @@ static int l_response(lua_State *L) {
 }
 
 /* accept_key(key) -> the Sec-WebSocket-Accept value */
-static int l_accept_key(lua_State *L) {
+static int codec_accept_key(lua_State *L) {
   size_t len;
   const char *key = luaL_checklstring(L, 1, &len);
   char out[WS_ACCEPT_LEN + 1];
@@ -293,7 +293,7 @@ static int l_accept_key(lua_State *L) {
 
 /* client_request{ host =, path =, protocols =, extensions =, origin =, headers =, key = }
  * -> request, key. `key` is for reproducible requests (tests); by default it is random. */
-static int l_client_request(lua_State *L) {
+static int codec_client_request(lua_State *L) {
   static const char fn[] = "client_request";
   const char *protocols[MAX_PROTOCOLS];
   header_set extra;
@@ -335,7 +335,7 @@ static int l_client_request(lua_State *L) {
 
 /* parse_response(data, key [, { protocols =, extensions =, max_header_bytes = }])
  * -> resp, consumed | nil, "again" | nil, reason [, status] */
-static int l_parse_response(lua_State *L) {
+static int codec_parse_response(lua_State *L) {
   static const char fn[] = "parse_response";
   const char *protocols[MAX_PROTOCOLS];
   size_t len;
@@ -388,10 +388,10 @@ static int l_parse_response(lua_State *L) {
 
 void ws_codec_open_handshake(lua_State *L) {
   static const luaL_Reg fns[] = {
-    { "parse_request", l_parse_request },     { "choose_protocol", l_choose_protocol },
-    { "accept_response", l_accept_response }, { "response", l_response },
-    { "accept_key", l_accept_key },           { "client_request", l_client_request },
-    { "parse_response", l_parse_response },   { NULL, NULL }
+    { "parse_request", codec_parse_request },     { "choose_protocol", codec_choose_protocol },
+    { "accept_response", codec_accept_response }, { "response", codec_response },
+    { "accept_key", codec_accept_key },           { "client_request", codec_client_request },
+    { "parse_response", codec_parse_response },   { NULL, NULL }
   };
   luaL_newmetatable(L, BUF_MT);
   lua_pushcfunction(L, buf_gc);

@@ -98,6 +98,24 @@ const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) {
   return v;
 }
 
+int kit_optbool(lua_State *L, int t, const char *k, int def) {
+  int v = lua_getfield(L, t, k) == LUA_TNIL ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, double *v) {
+  int ok = 1;
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    lua_Number n = lua_tonumber(L, -1);
+    /* the range first (NaN fails it): converting a number out of range is undefined */
+    ok = lua_type(L, -1) == LUA_TNUMBER && n >= lo && n <= hi && n == (lua_Number)(int64_t)n;
+    if (ok) *v = n;
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* The header map: lower-case names (a header named twice: its values joined with ", ",
  * RFC 9110 5.3). */
 void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) {

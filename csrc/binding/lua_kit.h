@@ -36,6 +36,12 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
 double kit_optnum(lua_State *L, int t, const char *k, double def, const char *who) WS_HIDDEN;
 const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) WS_HIDDEN;
 
+/* Field k of the table at t as a boolean (nil: def). */
+int kit_optbool(lua_State *L, int t, const char *k, int def) WS_HIDDEN;
+/* Field k of the table at t as a whole number from lo to hi (at most 2^53): 1 with *v set, or
+ * *v left alone when k is nil; 0 for anything else (the caller raises its own message). */
+int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, double *v) WS_HIDDEN;
+
 /* Pushes { lower-case name = value } of n headers; a repeated header's values are joined
  * with ", " (RFC 9110 5.3). */
 void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) WS_HIDDEN;
