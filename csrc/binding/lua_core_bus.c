@@ -176,15 +176,34 @@ static int bus_gc(lua_State *L) {
 
 /* ---- commands ---- */
 
-/* argv from Lua arguments first..last, all strings or numbers (checked by the caller). */
-static int collect_args(lua_State *L, int first, int last, ws_redis_arg *argv) {
+/* A command's arguments, 2 to the top, all strings or numbers: returns the top. */
+static int check_command(lua_State *L) {
+  int top = lua_gettop(L);
+  if (top < 2) return luaL_argerror(L, 2, "command expected");
+  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
+  for (int i = 2; i <= top; i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
+  }
+  return top;
+}
+
+/* Sends the command in arguments 2..top (check_command), its reply to cb: 0, or nil, message,
+ * code pushed (3) when the bus refuses it. */
+static int send_command(lua_State *L, wsl_bus *u, int top, ws_redis_reply_fn cb, void *priv) {
+  ws_redis_arg stackv[16] = { { NULL, 0, NULL, 0 } }; /* (gcc cannot tell the loop fills it) */
+  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
+  if (!argv) return luaL_error(L, "ws: out of memory");
   int argc = 0;
-  for (int i = first; i <= last; i++) {
+  for (int i = 2; i <= top; i++) { /* nothing raises from here to the free */
     size_t n;
     const char *p = lua_tolstring(L, i, &n);
     argv[argc++] = (ws_redis_arg){ p, n, NULL, 0 };
   }
-  return argc;
+  const char *why = NULL;
+  int rc = ws_bus_command(u->b, argc, argv, cb, priv, &why);
+  if (argv != stackv) free(argv);
+  return rc < 0 ? kit_fail(L, why ? why : "bus unavailable", "unavailable") : 0;
 }
 
 static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *code, void *priv) {
@@ -214,13 +233,7 @@ static int req_gc(lua_State *L) {
 static int l_bus_request(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   wsl_bus *u = openbus(L, 1);
-  int top = lua_gettop(L);
-  if (top < 2) return luaL_argerror(L, 2, "command expected");
-  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
-  for (int i = 2; i <= top; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
-  }
+  int top = check_command(L);
   int is_main;
   wsl_task *t = wsl_current_task(L, x, &is_main);
   lua_pop(L, 1);
@@ -229,14 +242,7 @@ static int l_bus_request(lua_State *L) {
   q->x = x;
   q->ref = LUA_NOREF;
   luaL_setmetatable(L, WSL_BUSREQ_MT);
-  ws_redis_arg stackv[16];
-  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
-  if (!argv) return luaL_error(L, "ws: out of memory");
-  int argc = collect_args(L, 2, top, argv); /* nothing raises from here to the free */
-  const char *why = NULL;
-  int rc = ws_bus_command(u->b, argc, argv, req_reply, q, &why);
-  if (argv != stackv) free(argv);
-  if (rc < 0) return kit_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (send_command(L, u, top, req_reply, q)) return 3;
   q->task = t;
   lua_pushvalue(L, -1);
   q->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -302,24 +308,7 @@ static int send_reply(ws_redis *r, redisReply *rep, const char *err, const char 
  * counted in `failed`. */
 static int l_bus_send(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
-  int top = lua_gettop(L);
-  if (top < 2) return luaL_argerror(L, 2, "command expected");
-  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
-  ws_redis_arg stackv[16];
-  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
-  if (!argv) return luaL_error(L, "ws: out of memory");
-  for (int i = 2; i <= top; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-      if (argv != stackv) free(argv);
-      return luaL_argerror(L, i, "string or number expected");
-    }
-  }
-  int argc = collect_args(L, 2, top, argv);
-  const char *why = NULL;
-  int rc = ws_bus_command(u->b, argc, argv, send_reply, u, &why);
-  if (argv != stackv) free(argv);
-  if (rc < 0) return kit_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (send_command(L, u, check_command(L), send_reply, u)) return 3;
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -155,7 +155,7 @@ static int push_send_failed(lua_State *L, const ws_stream *s) {
   return kit_fail(L, s->ws.error ? s->ws.error : "send failed", busy ? "busy" : "closed");
 }
 
-static int push_queued(lua_State *L, wsl_conn *c);
+static inline int push_queued(lua_State *L, wsl_conn *c);
 
 /* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
  * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
@@ -175,17 +175,7 @@ static int l_send(lua_State *L) {
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
   if (ws_stream_send(s, op, p, n, flags) < 0) return push_send_failed(L, s);
-  size_t b = ws_stream_buffered(s); /* push_queued, inline: the hot path */
-  if (b > s->cfg->send_high) {
-    b = ws_stream_flush(s); /* try the socket before making the sender wait */
-    if (s->phase == WS_PH_DONE) return wsl_conn_push_end(L, c);
-    if (b > s->cfg->send_high) {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_queued(L, c);
 }
 
 /* core.send_fragment(conn, data [, kind [, fin]]) -> as core.send. One piece of a message
@@ -207,7 +197,7 @@ static int l_send_fragment(lua_State *L) {
 
 /* After a message was queued: true, or false when the queue is over the high-water mark
  * (the caller waits for "w"), or the end of a connection a flush found broken. */
-static int push_queued(lua_State *L, wsl_conn *c) {
+static inline int push_queued(lua_State *L, wsl_conn *c) {
   ws_stream *s = &c->s;
   size_t b = ws_stream_buffered(s);
   if (b > s->cfg->send_high) {

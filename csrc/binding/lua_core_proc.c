@@ -94,33 +94,27 @@ static int l_cores(lua_State *L) {
   return 1;
 }
 
-/* core.server_park(server) -> true | nil, message, code: the master's listener stops (the
- * port stays reserved) before the workers are forked. */
-static int l_server_park(lua_State *L) {
+/* op on the listener of the server at 1: true | nil, message (fmt with the port and why),
+ * code. */
+static int listener_op(lua_State *L, int (*op)(ws_listener *, const char **), const char *fmt) {
   wsl_server *sv = wsl_check_server(L, 1);
   const char *err;
   if (sv->closed) return luaL_error(L, "ws: the server is closed");
-  if (ws_listener_park(&sv->l, &err) < 0) {
+  if (op(&sv->l, &err) < 0) {
     int e = errno;
-    return kit_fail(L, lua_pushfstring(L, "cannot keep port %d: %s", sv->l.port, err), kit_errno_code(e, "EINVAL"));
+    return kit_fail(L, lua_pushfstring(L, fmt, sv->l.port, err), kit_errno_code(e, "EINVAL"));
   }
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* core.server_park(server) -> true | nil, message, code: the master's listener stops (the
+ * port stays reserved) before the workers are forked. */
+static int l_server_park(lua_State *L) { return listener_op(L, ws_listener_park, "cannot keep port %d: %s"); }
+
 /* core.server_reopen(server) -> true | nil, message, code: in a worker, its own SO_REUSEPORT
  * listener on the port the master resolved. */
-static int l_server_reopen(lua_State *L) {
-  wsl_server *sv = wsl_check_server(L, 1);
-  const char *err;
-  if (sv->closed) return luaL_error(L, "ws: the server is closed");
-  if (ws_listener_reopen(&sv->l, &err) < 0) {
-    int e = errno;
-    return kit_fail(L, lua_pushfstring(L, "cannot listen on port %d: %s", sv->l.port, err), kit_errno_code(e, "EINVAL"));
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int l_server_reopen(lua_State *L) { return listener_op(L, ws_listener_reopen, "cannot listen on port %d: %s"); }
 
 void wsl_proc_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {
