@@ -16,8 +16,6 @@
  * when its next timer is due, so timers (sleeps, timeouts, pings) fire within this bound. */
 #define STEP_TICK 0.05
 
-wsl_ctx *wsl_ctx_get(lua_State *L) { return (wsl_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
-
 void wsl_report(wsl_ctx *x, const char *where, const char *msg) {
   lua_State *L = x->L;
   if (x->error_ref != LUA_NOREF) {

@@ -6,6 +6,7 @@
 #define LUA_CORE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "lauxlib.h"
 #include "lua.h"
@@ -120,7 +121,8 @@ typedef struct wsl_ctx {
 } wsl_ctx;
 
 /* lua_core.c */
-wsl_ctx *wsl_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
+/* The context: upvalue 1 of every function of the module. */
+static inline wsl_ctx *wsl_ctx_get(lua_State *L) { return (wsl_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
 
 /* lua_core_task.c: the scheduler */
@@ -158,8 +160,15 @@ int wsl_conn_push_end(lua_State *L, wsl_conn *c) WS_HIDDEN;
 /* Pushes the fields table (user value 2) of the connection at idx, made when `create` is
  * set; else what user value 2 holds (nil). */
 void wsl_conn_fields(lua_State *L, int idx, int create) WS_HIDDEN;
-/* A message kind argument: "text" (the default) or "binary" -> WS_OP_*. */
-int wsl_check_kind(lua_State *L, int idx) WS_HIDDEN;
+/* A message kind argument: "text" (the default) or "binary" -> WS_OP_*. Inline: core.send's
+ * hot path. */
+static inline int wsl_check_kind(lua_State *L, int idx) {
+  size_t n;
+  const char *kind = luaL_optlstring(L, idx, "text", &n);
+  if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
+  if (n == 6 && memcmp(kind, "binary", 6) == 0) return WS_OP_BINARY;
+  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
+}
 
 /* lua_core_handshake.c */
 void wsl_handshake_open_lib(lua_State *L, int mod) WS_HIDDEN;

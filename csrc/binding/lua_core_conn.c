@@ -132,14 +132,6 @@ static int l_recv(lua_State *L) {
   }
 }
 
-int wsl_check_kind(lua_State *L, int idx) {
-  size_t n;
-  const char *kind = luaL_optlstring(L, idx, "text", &n);
-  if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
-  if (n == 6 && memcmp(kind, "binary", 6) == 0) return WS_OP_BINARY;
-  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
-}
-
 /* A send on a connection that is not open: an error before the upgrade, else its end. */
 static int push_not_open(lua_State *L, wsl_conn *c) {
   const ws_stream *s = &c->s;
