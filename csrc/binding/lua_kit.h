@@ -1,8 +1,8 @@
-/* The binding toolkit compiled into both ws.core and ws.codec: reading header tables and
- * protocol lists from Lua, and `nil, message, code` results. Written against lua_compat.h
- * (ws.codec loads on Lua 5.1 to 5.4 and LuaJIT), it leaves every rule to the
- * core: names and values are checked by ws_headers_check, protocol names by
- * ws_header_name_valid. */
+/* The binding toolkit compiled into both ws.core and ws.codec: header tables and protocol
+ * lists read from Lua, option readers, header maps and buffers pushed to Lua, and
+ * `nil, message, code` results with the one map of their codes. Written against lua_compat.h
+ * (ws.codec loads on Lua 5.1 to 5.4 and LuaJIT), it leaves every rule to the core: names and
+ * values are checked by ws_headers_check, protocol names by ws_header_name_valid. */
 #ifndef LUA_KIT_H
 #define LUA_KIT_H
 
