@@ -4,17 +4,10 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 #include "ws_utf8.h"
-
-static void push_u64(lua_State *L, uint64_t v) {
-#if LUA_VERSION_NUM >= 503
-  lua_pushinteger(L, (lua_Integer)v); /* frame lengths are below 2^63 */
-#else
-  lua_pushnumber(L, (lua_Number)v);
-#endif
-}
 
 static const char *const kind_names[] = {"continuation", "text", "binary", "close", "ping",
                                          "pong", NULL};
@@ -117,11 +110,7 @@ static int codec_parse_frame_header(lua_State *L) {
   const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
   ws_frame_header h;
   int r = ws_frame_parse_header(s, n, &h);
-  if (r < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, r == WS_AGAIN ? "again" : "frame length has the top bit set");
-    return 2;
-  }
+  if (r < 0) return kit_fail(L, r == WS_AGAIN ? "again" : "frame length has the top bit set", NULL);
   lua_createtable(L, 0, 7);
   lua_pushboolean(L, h.fin);
   lua_setfield(L, -2, "fin");
@@ -135,7 +124,7 @@ static int codec_parse_frame_header(lua_State *L) {
     lua_pushlstring(L, (const char *)h.mask, 4);
     lua_setfield(L, -2, "mask");
   }
-  push_u64(L, h.payload_len);
+  wsl_push_size(L, h.payload_len);
   lua_setfield(L, -2, "length");
   lua_pushinteger(L, (lua_Integer)h.header_len);
   lua_setfield(L, -2, "header_length");
@@ -178,7 +167,7 @@ int luaopen_ws_codec(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_newtable(L);
-  ws_codec_setfuncs(L, codec_functions);
+  luaL_setfuncs(L, codec_functions, 0);
   ws_codec_open_conn(L);
   ws_codec_open_handshake(L);
   ws_codec_open_deflate(L);

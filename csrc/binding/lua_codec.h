@@ -1,12 +1,10 @@
 /* Shared parts of the `ws.codec` binding: the entry points each half of the module
- * registers through, and small helpers that read the same on Lua 5.1 to 5.4 and LuaJIT
- * (only the 5.1 API is used). */
+ * registers through. Written against lua_compat.h, as ws.core, so the same source builds for
+ * Lua 5.1, 5.3, 5.4 and LuaJIT. */
 #ifndef LUA_CODEC_H
 #define LUA_CODEC_H
 
-#include <lauxlib.h>
-#include <lua.h>
-
+#include "lua_compat.h"
 #include "ws_common.h"
 
 struct ws_conn;
@@ -22,13 +20,5 @@ void ws_codec_open_deflate(lua_State *L) WS_HIDDEN;
 
 /* The conn at idx, or a raised argument error. */
 struct ws_conn *ws_codec_check_conn(lua_State *L, int idx) WS_HIDDEN;
-
-/* luaL_setfuncs without upvalues, which 5.1 lacks. */
-static inline void ws_codec_setfuncs(lua_State *L, const luaL_Reg *l) {
-  for (; l->name; l++) {
-    lua_pushcfunction(L, l->func);
-    lua_setfield(L, -2, l->name);
-  }
-}
 
 #endif

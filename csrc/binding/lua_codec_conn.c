@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_conn.h"
 
 #define OUTPUT_KEEP (64u * 1024u) /* a larger output buffer is released once drained */
@@ -15,23 +16,9 @@ ws_conn *ws_codec_check_conn(lua_State *L, int idx) {
 
 /* An optional positive whole number field of the options table at index 1. */
 static uint64_t opt_limit(lua_State *L, const char *name, uint64_t dflt, uint64_t max) {
-  lua_getfield(L, 1, name);
-  uint64_t v = dflt;
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1) || n > (lua_Number)max || n != (lua_Number)(uint64_t)n)
-      luaL_error(L, "bad option '%s' (positive integer expected)", name);
-    v = (uint64_t)n;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static int opt_bool(lua_State *L, const char *name, int dflt) {
-  lua_getfield(L, 1, name);
-  int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+  double v = (double)dflt;
+  if (!kit_optwhole(L, 1, name, 1, (double)max, &v)) luaL_error(L, "bad option '%s' (positive integer expected)", name);
+  return (uint64_t)v;
 }
 
 /* codec.new{ role =, max_message =, max_frame =, max_fragments =, auto_pong =, open = } */
@@ -53,38 +40,31 @@ static int codec_new(lua_State *L) {
     o.max_message = opt_limit(L, "max_message", o.max_message, UINT64_C(1) << 53);
     o.max_frame = opt_limit(L, "max_frame", 0, UINT64_C(1) << 53); /* 0: the core's default */
     o.max_fragments = (uint32_t)opt_limit(L, "max_fragments", 0, UINT32_MAX);
-    o.auto_pong = opt_bool(L, "auto_pong", 1);
-    open = opt_bool(L, "open", 1);
+    o.auto_pong = kit_optbool(L, 1, "auto_pong", 1);
+    open = kit_optbool(L, 1, "open", 1);
   }
   ws_conn *c = (ws_conn *)lua_newuserdata(L, sizeof *c);
   ws_conn_init(c, &o);
-  luaL_getmetatable(L, WS_CODEC_CONN_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, WS_CODEC_CONN_MT);
   if (open) ws_conn_open(c);
   return 1;
 }
 
-static int fail_result(lua_State *L, const char *why) {
-  lua_pushnil(L);
-  lua_pushstring(L, why ? why : "failed");
-  return 2;
-}
-
-static int conn_open(lua_State *L) {
+static int codec_conn_open(lua_State *L) {
   ws_conn_open(ws_codec_check_conn(L, 1));
   return 0;
 }
 
-static int conn_feed(lua_State *L) {
+static int codec_conn_feed(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  if (ws_conn_feed(c, p, n) != 0) return fail_result(L, "input over the buffer limit");
+  if (ws_conn_feed(c, p, n) != 0) return kit_fail(L, "input over the buffer limit", NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-static int conn_next(lua_State *L) {
+static int codec_conn_next(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   ws_event ev;
   if (!ws_conn_next(c, &ev)) return 0;
@@ -115,7 +95,7 @@ static const char *const send_kinds[] = {"text", "binary", "continuation", NULL}
 static const int send_opcodes[] = {WS_OP_TEXT, WS_OP_BINARY, WS_OP_CONTINUATION};
 
 /* c:send(data [, kind [, { fin =, compress = }]]) */
-static int conn_send(lua_State *L) {
+static int codec_conn_send(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
@@ -129,7 +109,7 @@ static int conn_send(lua_State *L) {
     if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) flags &= ~WS_SEND_COMPRESS;
     lua_pop(L, 2);
   }
-  if (ws_conn_send(c, opcode, p, n, flags) != 0) return fail_result(L, ws_conn_error(c));
+  if (ws_conn_send(c, opcode, p, n, flags) != 0) return kit_fail(L, ws_conn_error(c), NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -138,17 +118,17 @@ static int control(lua_State *L, int (*fn)(ws_conn *, const void *, size_t)) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   size_t n;
   const char *p = luaL_optlstring(L, 2, "", &n);
-  if (fn(c, p, n) != 0) return fail_result(L, ws_conn_error(c));
+  if (fn(c, p, n) != 0) return kit_fail(L, ws_conn_error(c), NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-static int conn_ping(lua_State *L) { return control(L, ws_conn_ping); }
-static int conn_pong(lua_State *L) { return control(L, ws_conn_pong); }
+static int codec_conn_ping(lua_State *L) { return control(L, ws_conn_ping); }
+static int codec_conn_pong(lua_State *L) { return control(L, ws_conn_pong); }
 
 /* c:close([code [, reason]]): without a code the close frame carries no status; a code
  * given must be one the wire allows (0 is not: it is the core's "no status"). */
-static int conn_close(lua_State *L) {
+static int codec_conn_close(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   int given = !lua_isnoneornil(L, 2);
   lua_Number code = luaL_optnumber(L, 2, 0);
@@ -156,13 +136,13 @@ static int conn_close(lua_State *L) {
   const char *reason = luaL_optlstring(L, 3, "", &n);
   /* the range is checked before the conversion (NaN fails it) */
   if (!(code >= 0 && code <= 65535) || code != (lua_Number)(unsigned)code || (given && code == 0))
-    return fail_result(L, "invalid close code");
-  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return fail_result(L, ws_conn_error(c));
+    return kit_fail(L, "invalid close code", NULL);
+  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return kit_fail(L, ws_conn_error(c), NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-static int conn_output(lua_State *L) {
+static int codec_conn_output(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   ws_buf *out = ws_conn_output(c);
   size_t n = ws_buf_size(out);
@@ -172,7 +152,7 @@ static int conn_output(lua_State *L) {
   return 1;
 }
 
-static int conn_pending(lua_State *L) {
+static int codec_conn_pending(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   lua_pushinteger(L, (lua_Integer)ws_buf_size(ws_conn_output(c)));
   return 1;
@@ -188,35 +168,35 @@ static int codec_conn_buffered(lua_State *L) {
 
 static const char *const state_names[] = {"connecting", "open", "closing", "closed"};
 
-static int conn_state(lua_State *L) {
+static int codec_conn_state(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   lua_pushstring(L, state_names[ws_conn_state(c) & 3]);
   return 1;
 }
 
-static int conn_gc(lua_State *L) {
+static int codec_conn_gc(lua_State *L) {
   ws_conn_free(ws_codec_check_conn(L, 1)); /* idempotent */
   return 0;
 }
 
-static int conn_tostring(lua_State *L) {
+static int codec_conn_tostring(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   lua_pushfstring(L, "ws.codec.conn (%s): %p", state_names[ws_conn_state(c) & 3], (void *)c);
   return 1;
 }
 
 static const luaL_Reg conn_methods[] = {
-  {"open", conn_open},
-  {"feed", conn_feed},
-  {"next", conn_next},
-  {"send", conn_send},
-  {"ping", conn_ping},
-  {"pong", conn_pong},
-  {"close", conn_close},
-  {"output", conn_output},
-  {"pending", conn_pending},
+  {"open", codec_conn_open},
+  {"feed", codec_conn_feed},
+  {"next", codec_conn_next},
+  {"send", codec_conn_send},
+  {"ping", codec_conn_ping},
+  {"pong", codec_conn_pong},
+  {"close", codec_conn_close},
+  {"output", codec_conn_output},
+  {"pending", codec_conn_pending},
   {"buffered", codec_conn_buffered},
-  {"state", conn_state},
+  {"state", codec_conn_state},
   {NULL, NULL}
 };
 
@@ -227,13 +207,13 @@ static const luaL_Reg codec_conn_functions[] = {
 
 void ws_codec_open_conn(lua_State *L) {
   luaL_newmetatable(L, WS_CODEC_CONN_MT);
-  lua_pushcfunction(L, conn_gc);
+  lua_pushcfunction(L, codec_conn_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, conn_tostring);
+  lua_pushcfunction(L, codec_conn_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);
-  ws_codec_setfuncs(L, conn_methods);
+  luaL_setfuncs(L, conn_methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, codec_conn_functions);
+  luaL_setfuncs(L, codec_conn_functions, 0);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "lua_codec.h"
+#include "lua_kit.h"
 #include "ws_conn.h"
 #include "ws_deflate.h"
 
@@ -26,23 +27,10 @@
 /* ---- tables <-> structs (these may raise: nothing is allocated while they run) ---- */
 
 static int field_int(lua_State *L, int idx, const char *name, int dflt, int lo, int hi) {
-  int v = dflt;
-  lua_getfield(L, idx, name);
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi) || n != (lua_Number)(int)n)
-      luaL_error(L, "bad deflate option '%s' (integer %d..%d expected)", name, lo, hi);
-    v = (int)n;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static int field_bool(lua_State *L, int idx, const char *name, int dflt) {
-  lua_getfield(L, idx, name);
-  int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+  double v = dflt;
+  if (!kit_optwhole(L, idx, name, lo, hi, &v))
+    luaL_error(L, "bad deflate option '%s' (integer %d..%d expected)", name, lo, hi);
+  return (int)v;
 }
 
 static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
@@ -57,18 +45,14 @@ static void check_config(lua_State *L, int idx, ws_deflate_config *cfg) {
       luaL_error(L, "bad deflate option 'mode' (\"shared\" or \"dedicated\" expected)");
   }
   lua_pop(L, 1);
-  cfg->no_context_takeover = field_bool(L, idx, "no_context_takeover", cfg->no_context_takeover);
+  cfg->no_context_takeover = kit_optbool(L, idx, "no_context_takeover", cfg->no_context_takeover);
   cfg->window_bits = field_int(L, idx, "window_bits", cfg->window_bits, 8, 15);
   cfg->mem_level = field_int(L, idx, "mem_level", cfg->mem_level, 1, 9);
   cfg->level = field_int(L, idx, "level", cfg->level, 0, 9);
-  lua_getfield(L, idx, "threshold");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0) || n > 9007199254740992.0 || n != (lua_Number)(size_t)n)
-      luaL_error(L, "bad deflate option 'threshold' (non-negative integer expected)");
-    cfg->threshold = (size_t)n;
-  }
-  lua_pop(L, 1);
+  double threshold = (double)cfg->threshold;
+  if (!kit_optwhole(L, idx, "threshold", 0, 9007199254740992.0, &threshold))
+    luaL_error(L, "bad deflate option 'threshold' (non-negative integer expected)");
+  cfg->threshold = (size_t)threshold;
 }
 
 static void push_config(lua_State *L, const ws_deflate_config *cfg) {
@@ -87,8 +71,8 @@ static void push_config(lua_State *L, const ws_deflate_config *cfg) {
 
 static void check_params(lua_State *L, int idx, ws_deflate_params *p) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  p->server_no_context_takeover = field_bool(L, idx, "server_no_context_takeover", 0);
-  p->client_no_context_takeover = field_bool(L, idx, "client_no_context_takeover", 0);
+  p->server_no_context_takeover = kit_optbool(L, idx, "server_no_context_takeover", 0);
+  p->client_no_context_takeover = kit_optbool(L, idx, "client_no_context_takeover", 0);
   p->server_max_window_bits = field_int(L, idx, "server_max_window_bits", 15, 8, 15);
   p->client_max_window_bits = field_int(L, idx, "client_max_window_bits", 15, 8, 15);
 }
@@ -177,11 +161,7 @@ static int codec_deflate_accept(lua_State *L) {
   const char *err = NULL;
   int r = offer ? ws_deflate_accept_offer(offer, on, v, n, &cfg, &params, &err)
                 : ws_deflate_accept(v, n, &cfg, &params, &err);
-  if (r < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err ? err : "invalid permessage-deflate response");
-    return 2;
-  }
+  if (r < 0) return kit_fail(L, err ? err : "invalid permessage-deflate response", NULL);
   if (r == 0) {
     lua_pushboolean(L, 0);
     return 1;
@@ -221,19 +201,10 @@ static int codec_deflater(lua_State *L) {
   u->d = NULL;
   ws_buf_init(&u->buf);
   u->in_msg = 0;
-  luaL_getmetatable(L, DEFLATER_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, DEFLATER_MT);
   u->d = ws_deflate_new(&params, &cfg, role);
   if (!u->d) return luaL_error(L, "out of memory");
   return 1;
-}
-
-/* Hand the scratch buffer's bytes to Lua. A memory error in lua_pushlstring leaves them in
- * the buffer, which __gc frees. */
-static void push_buf(lua_State *L, deflater *u) {
-  size_t n = ws_buf_size(&u->buf);
-  lua_pushlstring(L, n ? (const char *)ws_buf_begin(&u->buf) : "", n);
-  ws_buf_free(&u->buf);
 }
 
 static int deflater_compress(lua_State *L) {
@@ -243,11 +214,9 @@ static int deflater_compress(lua_State *L) {
   ws_buf_clear(&u->buf);
   if (ws_deflate_compress(u->d, p, n, &u->buf) != 0) {
     ws_buf_free(&u->buf);
-    lua_pushnil(L);
-    lua_pushstring(L, "out of memory");
-    return 2;
+    return kit_fail(L, "out of memory", NULL);
   }
-  push_buf(L, u);
+  kit_push_buf(L, &u->buf); /* on a memory error the bytes stay for __gc */
   return 1;
 }
 
@@ -267,13 +236,11 @@ static int deflater_inflate(lua_State *L) {
   if (ws_deflate_inflate(u->d, p, n, fin, &u->buf, room, &err) != 0) {
     ws_buf_free(&u->buf);
     u->in_msg = 0;
-    lua_pushnil(L);
-    lua_pushstring(L, err ? err : "invalid compressed data");
-    lua_pushstring(L, err && strstr(err, "max_message") ? "toolarge" : "protocol");
-    return 3;
+    int too_big = err && strstr(err, "max_message");
+    return kit_fail(L, err ? err : "invalid compressed data", kit_close_code(too_big ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL));
   }
   u->in_msg = fin ? 0 : u->in_msg + ws_buf_size(&u->buf);
-  push_buf(L, u);
+  kit_push_buf(L, &u->buf); /* on a memory error the bytes stay for __gc */
   return 1;
 }
 
@@ -303,7 +270,7 @@ static const luaL_Reg deflater_methods[] = {
 
 /* c:set_deflate(params, config): compressed messages are sent and accepted from now on,
  * with the role the connection was made with. */
-static int conn_set_deflate(lua_State *L) {
+static int codec_conn_set_deflate(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   ws_deflate_params params;
   ws_deflate_config cfg;
@@ -316,15 +283,15 @@ static int conn_set_deflate(lua_State *L) {
   return 1;
 }
 
-static int conn_deflate_memory(lua_State *L) {
+static int codec_conn_deflate_memory(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
   lua_pushinteger(L, (lua_Integer)ws_conn_deflate_memory(c));
   return 1;
 }
 
 static const luaL_Reg conn_deflate_methods[] = {
-  {"set_deflate", conn_set_deflate},
-  {"deflate_memory", conn_deflate_memory},
+  {"set_deflate", codec_conn_set_deflate},
+  {"deflate_memory", codec_conn_deflate_memory},
   {NULL, NULL}
 };
 
@@ -342,16 +309,16 @@ void ws_codec_open_deflate(lua_State *L) {
   lua_pushcfunction(L, deflater_close);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);
-  ws_codec_setfuncs(L, deflater_methods);
+  luaL_setfuncs(L, deflater_methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   /* The conn metatable exists when ws_codec_open_conn ran first (see lua_codec.h). */
   luaL_getmetatable(L, WS_CODEC_CONN_MT);
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "__index");
-    if (lua_istable(L, -1)) ws_codec_setfuncs(L, conn_deflate_methods);
+    if (lua_istable(L, -1)) luaL_setfuncs(L, conn_deflate_methods, 0);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, codec_deflate_functions);
+  luaL_setfuncs(L, codec_deflate_functions, 0);
 }

@@ -1,11 +1,7 @@
 /* The opening handshake of `ws.codec` (docs/codec.md): parse_request, choose_protocol,
  * accept_response, response, accept_key, client_request, parse_response. Thin: every
- * protocol decision is ws_handshake.c's; this file only moves values between Lua and C.
- * Lua 5.1 C API only, so the same source builds for 5.1, 5.3, 5.4 and LuaJIT. */
+ * protocol decision is ws_handshake.c's; this file only moves values between Lua and C. */
 #include <string.h>
-
-#include <lauxlib.h>
-#include <lua.h>
 
 #include "lua_codec.h"
 #include "lua_kit.h"
@@ -24,14 +20,8 @@ static int buf_gc(lua_State *L) {
 static ws_buf *new_buf(lua_State *L) {
   ws_buf *b = (ws_buf *)lua_newuserdata(L, sizeof *b);
   ws_buf_init(b);
-  luaL_getmetatable(L, BUF_MT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, BUF_MT);
   return b;
-}
-
-static void push_buf(lua_State *L, ws_buf *b) {
-  lua_pushlstring(L, (const char *)ws_buf_begin(b), ws_buf_size(b));
-  ws_buf_free(b);
 }
 
 /* ---- reading arguments ---- */
@@ -92,47 +82,21 @@ static size_t get_protocols(lua_State *L, int opts, const char *field, const cha
 
 /* ---- building result tables ---- */
 
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
-  }
-  luaL_pushresult(&b);
-}
-
 /* t.headers (lower-case name -> values joined with ", ") and t.header_list, for the table on
  * top of the stack. */
 static void set_headers(lua_State *L, const ws_header *hs, size_t n) {
-  int t = lua_gettop(L);
-  lua_newtable(L);
-  int map = lua_gettop(L);
   lua_createtable(L, (int)n, 0);
-  int list = lua_gettop(L);
   for (size_t i = 0; i < n; i++) {
     lua_createtable(L, 2, 0);
     lua_pushlstring(L, hs[i].name, hs[i].name_len);
     lua_rawseti(L, -2, 1);
     lua_pushlstring(L, hs[i].value, hs[i].value_len);
     lua_rawseti(L, -2, 2);
-    lua_rawseti(L, list, (int)i + 1);
-
-    push_lower(L, hs[i].name, hs[i].name_len);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, map);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, hs[i].value, hs[i].value_len);
-    } else {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, hs[i].value, hs[i].value_len);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, map);
+    lua_rawseti(L, -2, (int)i + 1);
   }
-  lua_setfield(L, t, "header_list");
-  lua_setfield(L, t, "headers");
+  lua_setfield(L, -2, "header_list");
+  kit_push_headers(L, hs, n);
+  lua_setfield(L, -2, "headers");
 }
 
 static void set_lstring(lua_State *L, const char *field, const char *s, size_t n) {
@@ -188,7 +152,7 @@ static void set_upgrade_fields(lua_State *L, ws_request *r) {
 }
 
 /* parse_request(data [, max_header_bytes]) -> req, consumed | nil, "again" | nil, reason, status */
-static int l_parse_request(lua_State *L) {
+static int codec_parse_request(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 1, &len);
   lua_Integer max = luaL_optinteger(L, 2, WS_DEFAULT_MAX_HEADER_BYTES);
@@ -198,11 +162,7 @@ static int l_parse_request(lua_State *L) {
   /* a limit beyond size_t (32-bit hosts) must not wrap to a small one */
   size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
   int n = ws_request_parse(&r, data, len, limit);
-  if (n == WS_AGAIN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "again");
-    return 2;
-  }
+  if (n == WS_AGAIN) return kit_fail(L, "again", NULL);
   if (n == WS_ERROR) {
     lua_pushnil(L);
     lua_pushstring(L, r.error);
@@ -234,7 +194,7 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
   size_t n = 0;
   lua_getfield(L, req, "protocols");
   if (lua_istable(L, -1)) {
-    size_t len = kit_rawlen(L, -1);
+    size_t len = lua_rawlen(L, -1);
     for (size_t i = 1; i <= len && n < MAX_PROTOCOLS; i++) {
       lua_rawgeti(L, -1, (int)i);
       if (lua_type(L, -1) == LUA_TSTRING) list[n++] = lua_tostring(L, -1);
@@ -247,10 +207,10 @@ static int offered(lua_State *L, int req, const char *s, size_t slen) {
 }
 
 /* choose_protocol(req, server_list) -> the first of the server's list the client offered, or nil */
-static int l_choose_protocol(lua_State *L) {
+static int codec_choose_protocol(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  size_t n = kit_rawlen(L, 2);
+  size_t n = lua_rawlen(L, 2);
   for (size_t i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, 2, (int)i);
@@ -264,7 +224,7 @@ static int l_choose_protocol(lua_State *L) {
 }
 
 /* accept_response(req [, { protocol =, extensions =, headers = }]) -> the 101 response */
-static int l_accept_response(lua_State *L) {
+static int codec_accept_response(lua_State *L) {
   static const char fn[] = "accept_response";
   header_set extra;
   size_t key_len;
@@ -292,12 +252,12 @@ static int l_accept_response(lua_State *L) {
   ws_buf *b = new_buf(L);
   if (ws_response_accept(b, key, key_len, protocol, extensions, extra.h, extra.n) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   return 1;
 }
 
 /* response(status [, headers [, body]]) -> a complete plain HTTP response */
-static int l_response(lua_State *L) {
+static int codec_response(lua_State *L) {
   static const char fn[] = "response";
   header_set extra;
   size_t body_len = 0;
@@ -314,12 +274,12 @@ static int l_response(lua_State *L) {
   ws_buf *b = new_buf(L);
   if (ws_response_status(b, (int)status, extra.h, extra.n, body, body_len) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   return 1;
 }
 
 /* accept_key(key) -> the Sec-WebSocket-Accept value */
-static int l_accept_key(lua_State *L) {
+static int codec_accept_key(lua_State *L) {
   size_t len;
   const char *key = luaL_checklstring(L, 1, &len);
   char out[WS_ACCEPT_LEN + 1];
@@ -333,7 +293,7 @@ static int l_accept_key(lua_State *L) {
 
 /* client_request{ host =, path =, protocols =, extensions =, origin =, headers =, key = }
  * -> request, key. `key` is for reproducible requests (tests); by default it is random. */
-static int l_client_request(lua_State *L) {
+static int codec_client_request(lua_State *L) {
   static const char fn[] = "client_request";
   const char *protocols[MAX_PROTOCOLS];
   header_set extra;
@@ -368,14 +328,14 @@ static int l_client_request(lua_State *L) {
   if (ws_client_request(b, host, path, key, protocols, nprotocols, extensions, origin, extra.h,
                         extra.n) < 0)
     return luaL_error(L, "%s: out of memory", fn);
-  push_buf(L, b);
+  kit_push_buf(L, b);
   lua_pushstring(L, key);
   return 2;
 }
 
 /* parse_response(data, key [, { protocols =, extensions =, max_header_bytes = }])
  * -> resp, consumed | nil, "again" | nil, reason [, status] */
-static int l_parse_response(lua_State *L) {
+static int codec_parse_response(lua_State *L) {
   static const char fn[] = "parse_response";
   const char *protocols[MAX_PROTOCOLS];
   size_t len;
@@ -400,16 +360,8 @@ static int l_parse_response(lua_State *L) {
   memset(&r, 0, sizeof r);
   size_t limit = (uint64_t)max > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)max;
   int n = ws_response_parse(&r, data, len, limit);
-  if (n == WS_AGAIN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "again");
-    return 2;
-  }
-  if (n == WS_ERROR) {
-    lua_pushnil(L);
-    lua_pushstring(L, r.error);
-    return 2;
-  }
+  if (n == WS_AGAIN) return kit_fail(L, "again", NULL);
+  if (n == WS_ERROR) return kit_fail(L, r.error, NULL);
   if (ws_response_check_upgrade(&r, key, protocols, nprotocols, extensions) < 0) {
     lua_pushnil(L);
     if (r.status != 101) {
@@ -436,14 +388,14 @@ static int l_parse_response(lua_State *L) {
 
 void ws_codec_open_handshake(lua_State *L) {
   static const luaL_Reg fns[] = {
-    { "parse_request", l_parse_request },     { "choose_protocol", l_choose_protocol },
-    { "accept_response", l_accept_response }, { "response", l_response },
-    { "accept_key", l_accept_key },           { "client_request", l_client_request },
-    { "parse_response", l_parse_response },   { NULL, NULL }
+    { "parse_request", codec_parse_request },     { "choose_protocol", codec_choose_protocol },
+    { "accept_response", codec_accept_response }, { "response", codec_response },
+    { "accept_key", codec_accept_key },           { "client_request", codec_client_request },
+    { "parse_response", codec_parse_response },   { NULL, NULL }
   };
   luaL_newmetatable(L, BUF_MT);
   lua_pushcfunction(L, buf_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  ws_codec_setfuncs(L, fns);
+  luaL_setfuncs(L, fns, 0);
 }

@@ -1,13 +1,15 @@
-/* The Lua 5.4 API that the `ws.core` binding is written against, on LuaJIT 2.1 (and the
- * Lua 5.1 API it extends). On 5.4 it adds only wsl_push_main_thread and WSL_HAVE_CONTINUATIONS.
- * On 5.1/LuaJIT:
+/* The Lua 5.4 API that both bindings (`ws.core`, `ws.codec`) are written against, on LuaJIT
+ * 2.1 and, for ws.codec, on Lua 5.1 and 5.3 (whose 5.3 subset it keeps to). On 5.4 it adds only wsl_push_main_thread,
+ * wsl_push_size and WSL_HAVE_CONTINUATIONS. On 5.1/LuaJIT:
  * - user values live in the userdata's environment table (created only when the userdata
  *   is made with at least one user value: a fresh userdata's environment is the globals);
  * - the getters return the type of the value they push, as in 5.3+;
  * - lua_resume takes the 5.4 arguments (`from` is unused, *nres is the whole stack, which on
  *   a yield or a return holds exactly the values passed);
  * - the main thread is the thread that loaded the module when that is the main thread, else
- *   a thread of the module's own (5.1 keeps no reference to the main thread). */
+ *   a thread of the module's own (5.1 keeps no reference to the main thread);
+ * - on Lua 5.1 itself, the three functions LuaJIT 2.1 took from 5.2 (luaL_setfuncs,
+ *   luaL_testudata, luaL_setmetatable). */
 #ifndef LUA_COMPAT_H
 #define LUA_COMPAT_H
 
@@ -23,8 +25,32 @@
  * for WSL_HAVE_CONTINUATIONS 0. */
 #define WSL_HAVE_CONTINUATIONS 0
 
-#ifndef LUA_OK
+#ifndef LUA_OK /* Lua 5.1 itself (LuaJIT 2.1 has these) */
 #define LUA_OK 0
+
+static inline void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name; l++) {
+    for (int i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+
+static inline void *luaL_testudata(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, tname);
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+
+static inline void luaL_setmetatable(lua_State *L, const char *tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
 #endif
 
 static inline int lua_absindex(lua_State *L, int idx) {
@@ -143,6 +169,14 @@ static inline void wsl_push_main_thread(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 }
 
+#endif
+
+/* A size or a length as a Lua number: an integer from 5.3 on (sizes stay below 2^63), a
+ * float before (5.1's lua_Integer may be 32 bits). */
+#if LUA_VERSION_NUM >= 503
+#define wsl_push_size(L, v) lua_pushinteger(L, (lua_Integer)(v))
+#else
+#define wsl_push_size(L, v) lua_pushnumber(L, (lua_Number)(v))
 #endif
 
 #endif

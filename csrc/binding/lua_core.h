@@ -8,18 +8,21 @@
 #define LUA_CORE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "lauxlib.h"
 #include "lua.h"
 #include "lua_compat.h"
 #include "runtime/ws_rt.h"
 
+#define WSL_CTX_KEY "ws.core.ctx" /* registry: the wsl_ctx, a light userdata */
 #define WSL_TASK_MT "ws.core.task"
 #define WSL_CONN_MT "ws.core.conn"
 #define WSL_SERVER_MT "ws.core.server"
 #define WSL_TLS_MT "ws.core.tls"
 
-/* The states of a task (wsl_task.state), the one description of them; lua_core.c moves tasks:
+/* The states of a task (wsl_task.state), the one description of them; lua_core_task.c moves
+ * tasks:
  *   IDLE     not scheduled: not started yet, a callback-style connection between events, or
  *            the main thread between waits
  *   WAIT     in core.wait: on a connection's reader slot or writers list and/or its timer;
@@ -112,7 +115,7 @@ typedef struct wsl_ctx {
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
-  int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core.c) */
+  int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core_task.c) */
   int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
   int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
   char *logq;             /* lines for the Lua logger, delivered from run_ready */
@@ -120,7 +123,17 @@ typedef struct wsl_ctx {
 } wsl_ctx;
 
 /* lua_core.c */
-wsl_ctx *wsl_ctx_get(lua_State *L) WS_HIDDEN;  /* upvalue 1 of every function of the module */
+/* The context: upvalue 1 of every function of the module. */
+static inline wsl_ctx *wsl_ctx_get(lua_State *L) { return (wsl_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
+void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
+
+/* lua_core_task.c: the scheduler */
+void wsl_task_open_lib(lua_State *L, int mod) WS_HIDDEN;
+int wsl_task_spawn(lua_State *L) WS_HIDDEN;          /* core.spawn(fn, ...) */
+void wsl_task_run_ready(wsl_ctx *x) WS_HIDDEN;       /* one round of the ready queue */
+/* The running task (the main thread's when is_main is set), its owner pushed; NULL when the
+ * running coroutine is none of the loop's. */
+wsl_task *wsl_current_task(lua_State *L, wsl_ctx *x, int *is_main) WS_HIDDEN;
 void wsl_task_init(wsl_task *t, int kind) WS_HIDDEN;
 void wsl_task_ready(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
 void wsl_task_wake(wsl_ctx *x, wsl_task *t, int reason) WS_HIDDEN;
@@ -129,7 +142,6 @@ void wsl_task_free_timer(wsl_ctx *x, wsl_task *t) WS_HIDDEN;
 void wsl_register_task(lua_State *L, int thread_idx, int owner_idx) WS_HIDDEN;
 /* The connection at idx (any userdata with the connection metatable), or a Lua error. */
 wsl_conn *wsl_toconn(lua_State *L, wsl_ctx *x, int idx) WS_HIDDEN;
-void wsl_report(wsl_ctx *x, const char *where, const char *msg) WS_HIDDEN;
 /* core.wait(conn|NULL, what, timeout) from C (timeout < 0: none), the connection (if any) at
  * index 1: the running task waits and its caller yields next; on the main thread it runs the
  * loop until woken and pushes the reason (1 result). Returns the number of results. */
@@ -140,20 +152,46 @@ void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) WS_HIDDEN;
 
 /* lua_core_conn.c */
 void wsl_conn_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
-wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x) WS_HIDDEN;
+/* A connection's userdata of `size` bytes (a wsl_conn first), pushed: no socket yet. */
+wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x, size_t size) WS_HIDDEN;
+/* Its socket opens (accepted or connecting): c, the userdata at idx, gets its number and the
+ * reference that anchors it until the socket is closed. */
+void wsl_conn_start(lua_State *L, wsl_ctx *x, wsl_conn *c, int idx) WS_HIDDEN;
 void wsl_conn_event(wsl_ctx *x, wsl_conn *c, int ev) WS_HIDDEN;
 void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
 /* The handler has started waiting (coroutine style) or the open callback has returned
  * (callback style): the request head goes, unless the server keeps it (keep_request). The
  * connection's userdata is at idx. */
 void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) WS_HIDDEN;
+/* The connection at idx (wsl_toconn with the context of the running function). */
+static inline wsl_conn *wsl_checkconn(lua_State *L, int idx) { return wsl_toconn(L, wsl_ctx_get(L), idx); }
+/* nil, message, code for a connection that has ended or is ending. */
+int wsl_conn_push_end(lua_State *L, wsl_conn *c) WS_HIDDEN;
+/* Pushes the fields table (user value 2) of the connection at idx, made when `create` is
+ * set; else what user value 2 holds (nil). */
+void wsl_conn_fields(lua_State *L, int idx, int create) WS_HIDDEN;
+/* A message kind argument: "text" (the default) or "binary" -> WS_OP_*. Inline: core.send's
+ * hot path. */
+static inline int wsl_check_kind(lua_State *L, int idx) {
+  size_t n;
+  const char *kind = luaL_optlstring(L, idx, "text", &n);
+  if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
+  if (n == 6 && memcmp(kind, "binary", 6) == 0) return WS_OP_BINARY;
+  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
+}
+
+/* lua_core_handshake.c */
+void wsl_handshake_open_lib(lua_State *L, int mod) WS_HIDDEN;
+int wsl_conn_request(lua_State *L) WS_HIDDEN;       /* core.request(conn) -> the request table */
 /* The handshake is refused with `status` (counted and logged; the caller responds). */
 void wsl_conn_refused(wsl_ctx *x, wsl_conn *c, int status) WS_HIDDEN;
-/* The one list of errno names a result's code may be ("ECONNRESET"...); `other` for the rest. */
-const char *wsl_errno_name(int e, const char *other) WS_HIDDEN;
 
 /* lua_core_server.c */
 void wsl_server_open_lib(lua_State *L, int ctx_idx) WS_HIDDEN;
+/* The options ws.server and ws.connect share (table at t) into c: limits, timeouts and the
+ * send queue's marks (send_low_water's default: a quarter of send_high_water for a client, at
+ * most the default for a server). Raises "<who>: ..." on a bad value. */
+void wsl_stream_options(lua_State *L, int t, ws_server_cfg *c, const char *who, int client) WS_HIDDEN;
 void wsl_server_ready(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
 void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) WS_HIDDEN;
 
@@ -187,6 +225,10 @@ void wsl_metrics_open_lib(lua_State *L, int mod) WS_HIDDEN;
 
 /* lua_core_topic.c */
 void wsl_topic_open_lib(lua_State *L, int mod) WS_HIDDEN;
+/* The server at idx: its userdata, or the Lua server object holding it in `_l`. */
+wsl_server *wsl_check_server(lua_State *L, int idx) WS_HIDDEN;
+/* A topic name argument (1 to WS_TOPIC_NAME_MAX bytes). */
+const char *wsl_check_topic(lua_State *L, int idx, size_t *len) WS_HIDDEN;
 
 /* lua_core_proc.c: the workers mode */
 void wsl_proc_open_lib(lua_State *L, int mod) WS_HIDDEN;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_bus.h"
 #include "runtime/ws_topic.h"
 
@@ -46,43 +47,10 @@ static wsl_bus *openbus(lua_State *L, int idx) {
   return u;
 }
 
-static ws_listener *checklistener(lua_State *L, int idx, wsl_server **out) {
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_getfield(L, idx, "_l");
-    wsl_server *sv = luaL_testudata(L, -1, WSL_SERVER_MT);
-    lua_pop(L, 1);
-    if (sv) { if (out) *out = sv; return &sv->l; }
-  }
-  wsl_server *sv = luaL_checkudata(L, idx, WSL_SERVER_MT);
-  if (out) *out = sv;
-  return &sv->l;
-}
-
-static const char *checktopic(lua_State *L, int idx, size_t *len) {
-  const char *name = luaL_checklstring(L, idx, len);
-  if (*len == 0) luaL_argerror(L, idx, "empty topic name");
-  if (*len > WS_TOPIC_NAME_MAX) luaL_argerror(L, idx, "topic name over 1024 bytes");
-  return name;
-}
-
-static int checkkind(lua_State *L, int idx) {
-  const char *kind = luaL_optstring(L, idx, "text");
-  if (strcmp(kind, "text") == 0) return WS_OP_TEXT;
-  if (strcmp(kind, "binary") == 0) return WS_OP_BINARY;
-  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
-}
-
 void wsl_push_conn_id(lua_State *L, const wsl_conn *c) {
   const char *node = c->server && c->server->bus && c->server->bus->b ? ws_bus_node(c->server->bus->b) : NULL;
   if (node) lua_pushfstring(L, "%s/%d", node, (int)c->id);
   else lua_pushinteger(L, c->id);
-}
-
-static int push_fail(lua_State *L, const char *msg, const char *code) {
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  lua_pushstring(L, code);
-  return 3;
 }
 
 /* ---- the hook ---- */
@@ -130,34 +98,16 @@ static void on_hook(ws_bus *b, const ws_bus_env *e, const char *topic, size_t tl
 
 /* ---- options ---- */
 
-static const char *optstr(lua_State *L, int t, const char *k) {
-  const char *v = NULL;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "ws.server: bus option %s must be a string", k);
-    v = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1); /* the options table keeps the string */
-  return v;
-}
-
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "ws.server: bus option %s must be a number", k);
-    v = lua_tonumber(L, -1);
-    if (!(v >= 0)) luaL_error(L, "ws.server: bus option %s must not be negative", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+#define optstr(L, t, k) kit_optstr(L, t, k, "ws.server: bus")
+#define optnum(L, t, k, def) kit_optnum(L, t, k, def, "ws.server: bus")
 
 /* core.bus_new(server, opts, hook) -> bus. opts: host, port, username, password, db, prefix,
  * node, linger, ping, timeout, max_pending, max_output, max_reply, tls (a client context from
  * core.tls_context, for rediss://), server_name (checked by lua/ws/bus.lua). */
 static int l_bus_new(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
-  wsl_server *sv;
-  ws_listener *l = checklistener(L, 1, &sv);
+  wsl_server *sv = wsl_check_server(L, 1);
+  ws_listener *l = &sv->l;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (sv->bus) return luaL_error(L, "ws.server: this server has a bus already");
@@ -226,15 +176,34 @@ static int bus_gc(lua_State *L) {
 
 /* ---- commands ---- */
 
-/* argv from Lua arguments first..last, all strings or numbers (checked by the caller). */
-static int collect_args(lua_State *L, int first, int last, ws_redis_arg *argv) {
+/* A command's arguments, 2 to the top, all strings or numbers: returns the top. */
+static int check_command(lua_State *L) {
+  int top = lua_gettop(L);
+  if (top < 2) return luaL_argerror(L, 2, "command expected");
+  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
+  for (int i = 2; i <= top; i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
+  }
+  return top;
+}
+
+/* Sends the command in arguments 2..top (check_command), its reply to cb: 0, or nil, message,
+ * code pushed (3) when the bus refuses it. */
+static int send_command(lua_State *L, wsl_bus *u, int top, ws_redis_reply_fn cb, void *priv) {
+  ws_redis_arg stackv[16] = { { NULL, 0, NULL, 0 } }; /* (gcc cannot tell the loop fills it) */
+  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
+  if (!argv) return luaL_error(L, "ws: out of memory");
   int argc = 0;
-  for (int i = first; i <= last; i++) {
+  for (int i = 2; i <= top; i++) { /* nothing raises from here to the free */
     size_t n;
     const char *p = lua_tolstring(L, i, &n);
     argv[argc++] = (ws_redis_arg){ p, n, NULL, 0 };
   }
-  return argc;
+  const char *why = NULL;
+  int rc = ws_bus_command(u->b, argc, argv, cb, priv, &why);
+  if (argv != stackv) free(argv);
+  return rc < 0 ? kit_fail(L, why ? why : "bus unavailable", "unavailable") : 0;
 }
 
 static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *code, void *priv) {
@@ -252,25 +221,6 @@ static int req_reply(ws_redis *r, redisReply *rep, const char *err, const char *
   return rep != NULL; /* the request keeps the reply until bus_result */
 }
 
-/* The running task (or the main thread's), from the same table core.wait uses. */
-static wsl_task *current_task(lua_State *L, wsl_ctx *x) {
-  wsl_task *t = NULL;
-  if (lua_pushthread(L)) {
-    lua_pop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, x->main_ref);
-  } else {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-    lua_insert(L, -2);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-  }
-  void *p;
-  if ((p = luaL_testudata(L, -1, WSL_TASK_MT))) t = p;
-  else if ((p = luaL_testudata(L, -1, WSL_CONN_MT))) t = &((wsl_conn *)p)->task;
-  lua_pop(L, 1);
-  return t;
-}
-
 static int req_gc(lua_State *L) {
   wsl_busreq *q = lua_touserdata(L, 1);
   if (q->reply) freeReplyObject(q->reply);
@@ -283,27 +233,16 @@ static int req_gc(lua_State *L) {
 static int l_bus_request(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   wsl_bus *u = openbus(L, 1);
-  int top = lua_gettop(L);
-  if (top < 2) return luaL_argerror(L, 2, "command expected");
-  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
-  for (int i = 2; i <= top; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) return luaL_argerror(L, i, "string or number expected");
-  }
-  wsl_task *t = current_task(L, x);
+  int top = check_command(L);
+  int is_main;
+  wsl_task *t = wsl_current_task(L, x, &is_main);
+  lua_pop(L, 1);
   wsl_busreq *q = lua_newuserdatauv(L, sizeof *q, 0);
   memset(q, 0, sizeof *q);
   q->x = x;
   q->ref = LUA_NOREF;
   luaL_setmetatable(L, WSL_BUSREQ_MT);
-  ws_redis_arg stackv[16];
-  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
-  if (!argv) return luaL_error(L, "ws: out of memory");
-  int argc = collect_args(L, 2, top, argv); /* nothing raises from here to the free */
-  const char *why = NULL;
-  int rc = ws_bus_command(u->b, argc, argv, req_reply, q, &why);
-  if (argv != stackv) free(argv);
-  if (rc < 0) return push_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (send_command(L, u, top, req_reply, q)) return 3;
   q->task = t;
   lua_pushvalue(L, -1);
   q->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -340,7 +279,7 @@ static int l_bus_result(lua_State *L) {
   wsl_busreq *q = luaL_checkudata(L, 1, WSL_BUSREQ_MT);
   if (!q->done) { lua_pushboolean(L, 0); return 1; }
   lua_pushboolean(L, 1);
-  if (!q->reply) return 1 + push_fail(L, q->err ? q->err : "bus unavailable", q->code ? q->code : "unavailable");
+  if (!q->reply) return 1 + kit_fail(L, q->err ? q->err : "bus unavailable", q->code ? q->code : "unavailable");
   if (q->reply->type == REDIS_REPLY_ERROR) {
     lua_pushnil(L);
     lua_pushlstring(L, q->reply->str, q->reply->len);
@@ -369,24 +308,7 @@ static int send_reply(ws_redis *r, redisReply *rep, const char *err, const char 
  * counted in `failed`. */
 static int l_bus_send(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
-  int top = lua_gettop(L);
-  if (top < 2) return luaL_argerror(L, 2, "command expected");
-  if (top - 1 > MAX_ARGS) return luaL_argerror(L, 2, "too many command arguments");
-  ws_redis_arg stackv[16];
-  ws_redis_arg *argv = top - 1 <= 16 ? stackv : malloc((size_t)(top - 1) * sizeof *argv);
-  if (!argv) return luaL_error(L, "ws: out of memory");
-  for (int i = 2; i <= top; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-      if (argv != stackv) free(argv);
-      return luaL_argerror(L, i, "string or number expected");
-    }
-  }
-  int argc = collect_args(L, 2, top, argv);
-  const char *why = NULL;
-  int rc = ws_bus_command(u->b, argc, argv, send_reply, u, &why);
-  if (argv != stackv) free(argv);
-  if (rc < 0) return push_fail(L, why ? why : "bus unavailable", "unavailable");
+  if (send_command(L, u, check_command(L), send_reply, u)) return 3;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -406,16 +328,16 @@ static ws_stream *except_stream(lua_State *L, int idx, wsl_conn **out) {
 static int l_bus_publish(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   char id[WS_BUS_NODE_MAX + 16];
   size_t idl = 0;
   if (c) {
     if (c->s.phase == WS_PH_DONE || !c->s.listener)
-      return push_fail(L, c->s.error ? c->s.error : "closed", "closed");
+      return kit_fail(L, c->s.error ? c->s.error : "closed", "closed");
     const char *node = ws_bus_node(u->b);
     if (node) idl = (size_t)snprintf(id, sizeof id, "%s/%u", node, (unsigned)c->id);
   }
@@ -428,11 +350,11 @@ static int l_bus_publish(lua_State *L) {
 /* core.publish_local(server, topic, data [, kind [, except_conn]]) -> count: this node's
  * subscribers only, no bus. */
 static int l_publish_local(lua_State *L) {
-  ws_listener *l = checklistener(L, 1, NULL);
+  ws_listener *l = &wsl_check_server(L, 1)->l;
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   wsl_conn *c;
   ws_stream *except = except_stream(L, 5, &c);
   long r = ws_topics_publish(l, name, len, op, data, n, except);
@@ -488,7 +410,7 @@ static int l_bus_prefix(lua_State *L) {
 static int l_bus_hold(lua_State *L) {
   wsl_bus *u = openbus(L, 1);
   size_t len;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   int r = ws_bus_hold(u->b, name, len, lua_toboolean(L, 3));
   if (r < 0) return luaL_error(L, "ws: out of memory");
   lua_pushboolean(L, r);
@@ -507,8 +429,7 @@ static int l_conn_bus(lua_State *L) {
 
 /* core.server_bus(server) -> its bus | nil */
 static int l_server_bus(lua_State *L) {
-  wsl_server *sv;
-  checklistener(L, 1, &sv);
+  wsl_server *sv = wsl_check_server(L, 1);
   if (sv->bus && sv->bus->self_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, sv->bus->self_ref);
   else lua_pushnil(L);
   return 1;

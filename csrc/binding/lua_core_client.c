@@ -21,9 +21,7 @@ typedef struct wsl_client {
   char offer[WS_DEFLATE_RESPONSE_MAX]; /* our Sec-WebSocket-Extensions, "" when none */
 } wsl_client;
 
-static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.connect"); }
-
-static const char *optstr(lua_State *L, int t, const char *k) { return kit_optstr(L, t, k, "ws.connect"); }
+#define optstr(L, t, k) kit_optstr(L, t, k, "ws.connect:")
 
 /* nil, message, code for a connect that failed: "dns", "tls", "timeout", an errno name or
  * "closed". */
@@ -34,28 +32,18 @@ static int push_failure(lua_State *L, const ws_stream *s) {
   else if (strncmp(msg, "dns: ", 5) == 0) code = "dns";
   else if (strncmp(msg, "tls: ", 5) == 0) code = "tls";
   else if (strncmp(msg, "invalid handshake response", 26) == 0) code = "handshake";
-  else if (s->err) code = wsl_errno_name(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
+  else if (s->err) code = kit_errno_code(s->err, "EIO"); /* ETIMEDOUT was "timeout" above */
   return kit_fail(L, msg, code);
 }
 
 /* A client connection's userdata, pushed: a connection (WSL_CONN_MT) not started yet, with
  * our permessage-deflate offer when compression is on. */
 static wsl_client *client_new(lua_State *L, wsl_ctx *x, const ws_deflate_config *deflate, int deflate_mode) {
-  wsl_client *u = lua_newuserdatauv(L, sizeof(wsl_client), 2);
-  wsl_conn *c = &u->c;
-  wsl_task_init(&c->task, WSL_K_CONN);
-  c->reader = c->writers = NULL;
-  c->closed_next = NULL;
-  c->server = NULL;
-  c->self_ref = LUA_NOREF;
-  c->id = 0;
-  ws_stream_init(&c->s, x->loop);
-  c->s.user = c;
+  wsl_client *u = (wsl_client *)wsl_conn_new(L, x, sizeof(wsl_client));
   ws_client_init(&u->cl);
   u->deflate = *deflate;
   u->offer[0] = '\0';
   if (deflate_mode != WS_DEFLATE_OFF) ws_deflate_offer(&u->deflate, u->offer, sizeof u->offer);
-  luaL_setmetatable(L, WSL_CONN_MT);
   return u;
 }
 
@@ -63,19 +51,8 @@ static wsl_client *client_new(lua_State *L, wsl_ctx *x, const ws_deflate_config 
  * its protocol state. */
 static void client_options(lua_State *L, wsl_client *u, double timeout) {
   ws_server_cfg *cfg = &u->cl.cfg;
-  cfg->max_message = (uint64_t)optnum(L, 3, "max_message", (double)cfg->max_message);
-  cfg->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)cfg->max_header_bytes);
   cfg->open_timeout = timeout;
-  cfg->close_timeout = optnum(L, 3, "close_timeout", cfg->close_timeout);
-  cfg->ping_interval = optnum(L, 3, "ping_interval", cfg->ping_interval);
-  cfg->ping_timeout = optnum(L, 3, "ping_timeout", cfg->ping_timeout);
-  cfg->idle_timeout = optnum(L, 3, "idle_timeout", 0);
-  cfg->send_high = (size_t)optnum(L, 3, "send_high_water", (double)cfg->send_high);
-  cfg->send_low = (size_t)optnum(L, 3, "send_low_water", (double)(cfg->send_high / 4));
-  cfg->max_queue = (uint32_t)optnum(L, 3, "max_queue", cfg->max_queue);
-  if (cfg->max_queue == 0) cfg->max_queue = 1;
-  if (cfg->max_message == 0) luaL_error(L, "ws.connect: max_message must be positive");
-  if (cfg->send_low > cfg->send_high) luaL_error(L, "ws.connect: send_low_water is over send_high_water");
+  wsl_stream_options(L, 3, cfg, "ws.connect", 1);
   ws_conn_options o;
   ws_conn_options_default(&o, WS_ROLE_CLIENT);
   o.max_message = cfg->max_message; /* max_frame and max_fragments follow it */
@@ -117,7 +94,7 @@ static int l_connect(lua_State *L) {
   const char *path = optstr(L, 3, "path");
   const char *origin = optstr(L, 3, "origin");
   const char *unix_path = optstr(L, 3, "unix");
-  double timeout = optnum(L, 3, "timeout", 10);
+  double timeout = kit_optnum(L, 3, "timeout", 10, "ws.connect:");
   const char *protocols[MAX_PROTOCOLS];
   ws_header extra[MAX_EXTRA_HEADERS];
   kit_where w = { "ws.connect", 0 };
@@ -139,39 +116,12 @@ static int l_connect(lua_State *L) {
                         protocols, nprotocols, u->offer[0] ? u->offer : NULL, origin, extra, nextra) < 0)
     return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
 
-  c->id = ++x->next_id;
-  lua_pushvalue(L, ud);
-  c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* released once the socket is closed */
+  wsl_conn_start(L, x, c, ud);
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
   u->cl.unix_path = unix_path;
   if (ws_client_start(&u->cl, &c->s, host, (int)port, tls, server_name, timeout) < 0) return start_failed(L, c, ud);
   lua_settop(L, ud);
   return 1;
-}
-
-/* The response's headers as { lower-case name = value }; a repeated header's values are
- * joined with ", " (RFC 9110 5.3). */
-static void push_headers(lua_State *L, const ws_response *r) {
-  lua_createtable(L, 0, (int)r->num_headers);
-  int t = lua_gettop(L);
-  for (size_t i = 0; i < r->num_headers; i++) {
-    luaL_Buffer b;
-    const ws_header *h = &r->headers[i];
-    char *d = luaL_buffinitsize(L, &b, h->name_len);
-    for (size_t k = 0; k < h->name_len; k++)
-      d[k] = (h->name[k] >= 'A' && h->name[k] <= 'Z') ? (char)(h->name[k] + 32) : h->name[k];
-    luaL_pushresultsize(&b, h->name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, t) == LUA_TSTRING) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, h->value, h->value_len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, h->value, h->value_len);
-    }
-    lua_rawset(L, t);
-  }
 }
 
 /* A refused handshake's response: { status =, reason =, headers =, body = } (the body as
@@ -182,7 +132,7 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   lua_setfield(L, -2, "status");
   lua_pushlstring(L, r->reason ? r->reason : "", r->reason ? r->reason_len : 0);
   lua_setfield(L, -2, "reason");
-  push_headers(L, r);
+  kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
   const ws_header *h = ws_response_header(r, "Content-Length", NULL);
@@ -276,7 +226,7 @@ static int accepted(lua_State *L, wsl_client *u, const ws_response *r, const ws_
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
-  push_headers(L, r);
+  kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   lua_setfield(L, fields, "response");
   if (deflated > 0) {

@@ -8,17 +8,12 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 
 static int opt_int(lua_State *L, int t, const char *who, const char *k, int def, int lo, int hi) {
-  int v = def;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi) || n != (lua_Number)(int)n)
-      luaL_error(L, "%s: compression.%s must be an integer from %d to %d", who, k, lo, hi);
-    v = (int)n;
-  }
-  lua_pop(L, 1);
-  return v;
+  double v = def;
+  if (!kit_optwhole(L, t, k, lo, hi, &v)) luaL_error(L, "%s: compression.%s must be an integer from %d to %d", who, k, lo, hi);
+  return (int)v;
 }
 
 static int mode_of(lua_State *L, int idx, const char *who) {
@@ -48,13 +43,10 @@ int wsl_check_compression(lua_State *L, int opts, const char *who, ws_deflate_co
     cfg->window_bits = opt_int(L, idx, who, "window_bits", cfg->window_bits, 8, 15);
     cfg->mem_level = opt_int(L, idx, who, "mem_level", cfg->mem_level, 1, 9);
     cfg->level = opt_int(L, idx, who, "level", cfg->level, 0, 9);
-    if (lua_getfield(L, idx, "threshold") != LUA_TNIL) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0 && n <= 1e15) || n != (lua_Number)(size_t)n)
-        luaL_error(L, "%s: compression.threshold must be a non-negative integer", who);
-      cfg->threshold = (size_t)n;
-    }
-    lua_pop(L, 1);
+    double threshold = (double)cfg->threshold;
+    if (!kit_optwhole(L, idx, "threshold", 0, 1e15, &threshold))
+      luaL_error(L, "%s: compression.threshold must be a non-negative integer", who);
+    cfg->threshold = (size_t)threshold;
   } else {
     luaL_error(L, "%s: compression must be \"off\", \"shared\", \"dedicated\" or a table", who);
   }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 
 static const struct { const char *name; int sig; } signals[] = {
   { "SIGTERM", SIGTERM }, { "SIGINT", SIGINT }, { "SIGKILL", SIGKILL }, { "SIGCHLD", SIGCHLD },
@@ -21,11 +22,7 @@ static const char *signal_name(int sig) {
 
 static int fail_errno(lua_State *L, const char *what) {
   int e = errno;
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(e));
-  lua_pushstring(L, e == EAGAIN ? "EAGAIN" : e == ENOMEM ? "ENOMEM" : e == ESRCH ? "ESRCH"
-                  : e == EPERM ? "EPERM" : e == ECHILD ? "ECHILD" : "EIO");
-  return 3;
+  return kit_fail(L, lua_pushfstring(L, "%s: %s", what, strerror(e)), kit_errno_code(e, "EIO"));
 }
 
 /* core.fork() -> pid in the master, 0 in the worker | nil, message, code. */
@@ -97,43 +94,27 @@ static int l_cores(lua_State *L) {
   return 1;
 }
 
-static wsl_server *checkserver(lua_State *L, int idx) {
-  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
+/* op on the listener of the server at 1: true | nil, message (fmt with the port and why),
+ * code. */
+static int listener_op(lua_State *L, int (*op)(ws_listener *, const char **), const char *fmt) {
+  wsl_server *sv = wsl_check_server(L, 1);
+  const char *err;
+  if (sv->closed) return luaL_error(L, "ws: the server is closed");
+  if (op(&sv->l, &err) < 0) {
+    int e = errno;
+    return kit_fail(L, lua_pushfstring(L, fmt, sv->l.port, err), kit_errno_code(e, "EINVAL"));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* core.server_park(server) -> true | nil, message, code: the master's listener stops (the
  * port stays reserved) before the workers are forked. */
-static int l_server_park(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
-  const char *err;
-  if (sv->closed) return luaL_error(L, "ws: the server is closed");
-  if (ws_listener_park(&sv->l, &err) < 0) {
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot keep port %d: %s", sv->l.port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : "EINVAL");
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int l_server_park(lua_State *L) { return listener_op(L, ws_listener_park, "cannot keep port %d: %s"); }
 
 /* core.server_reopen(server) -> true | nil, message, code: in a worker, its own SO_REUSEPORT
  * listener on the port the master resolved. */
-static int l_server_reopen(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
-  const char *err;
-  if (sv->closed) return luaL_error(L, "ws: the server is closed");
-  if (ws_listener_reopen(&sv->l, &err) < 0) {
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot listen on port %d: %s", sv->l.port, err);
-    lua_pushstring(L, e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : "EINVAL");
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int l_server_reopen(lua_State *L) { return listener_op(L, ws_listener_reopen, "cannot listen on port %d: %s"); }
 
 void wsl_proc_open_lib(lua_State *L, int mod) {
   static const luaL_Reg funcs[] = {

@@ -3,6 +3,7 @@
  * allocation error never strands a socket; one spare is kept for the next accept. User value
  * 1 is the serve function, 2 the spare connection. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_core.h"
@@ -10,10 +11,6 @@
 #include "runtime/ws_topic.h"
 
 #define ACCEPT_BATCH 256
-
-static wsl_server *checkserver(lua_State *L, int idx) {
-  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
-}
 
 void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) {
   if (sv->closed && sv->l.count == 0 && sv->self_ref != LUA_NOREF) {
@@ -24,9 +21,9 @@ void wsl_server_check_release(wsl_ctx *x, wsl_server *sv) {
 
 /* A connection with its coroutine, ready to receive an accepted socket. A callback-style
  * server's connections get no coroutine: user value 1 is the dispatch function, which a
- * pooled thread runs for each event (lua_core.c). */
+ * pooled thread runs for each event (lua_core_task.c). */
 static void new_conn(lua_State *L, wsl_ctx *x, int server_idx) {
-  wsl_conn *c = wsl_conn_new(L, x);
+  wsl_conn *c = wsl_conn_new(L, x, sizeof(wsl_conn));
   int conn = lua_gettop(L);
   if (((wsl_server *)lua_touserdata(L, server_idx))->pooled) {
     c->task.pooled = 1;
@@ -44,7 +41,7 @@ static void new_conn(lua_State *L, wsl_ctx *x, int server_idx) {
 
 static int accept_batch(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   for (int i = 0; i < ACCEPT_BATCH; i++) {
     lua_settop(L, 1);
     if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
@@ -63,10 +60,8 @@ static int accept_batch(lua_State *L) {
     }
     lua_pushnil(L);
     lua_setiuservalue(L, 1, 2);
-    c->id = ++x->next_id;
     c->server = sv;
-    lua_pushvalue(L, 2);
-    c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    wsl_conn_start(L, x, c, 2);
     lua_pushvalue(L, 2);
     c->task.ref = luaL_ref(L, LUA_REGISTRYINDEX);
     wsl_task_ready(x, &c->task, WSL_R_START);
@@ -86,23 +81,29 @@ void wsl_server_ready(wsl_ctx *x, wsl_server *sv) {
   lua_settop(L, top);
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def) { return kit_optnum(L, t, k, def, "ws.server"); }
+void wsl_stream_options(lua_State *L, int t, ws_server_cfg *c, const char *who, int client) {
+  char w[16];
+  snprintf(w, sizeof w, "%s:", who);
+  c->max_message = (uint64_t)kit_optnum(L, t, "max_message", (double)c->max_message, w);
+  c->max_header_bytes = (size_t)kit_optnum(L, t, "max_header_bytes", (double)c->max_header_bytes, w);
+  c->close_timeout = kit_optnum(L, t, "close_timeout", c->close_timeout, w);
+  c->ping_interval = kit_optnum(L, t, "ping_interval", c->ping_interval, w);
+  c->ping_timeout = kit_optnum(L, t, "ping_timeout", c->ping_timeout, w);
+  c->idle_timeout = kit_optnum(L, t, "idle_timeout", c->idle_timeout, w);
+  c->send_high = (size_t)kit_optnum(L, t, "send_high_water", (double)c->send_high, w);
+  size_t low = client || c->send_high / 4 < c->send_low ? c->send_high / 4 : c->send_low;
+  c->send_low = (size_t)kit_optnum(L, t, "send_low_water", (double)low, w);
+  c->max_queue = (uint32_t)kit_optnum(L, t, "max_queue", c->max_queue, w);
+  if (c->max_queue == 0) c->max_queue = 1;
+  if (c->send_low > c->send_high) luaL_error(L, "%s: send_low_water is over send_high_water", who);
+  if (c->max_message == 0) luaL_error(L, "%s: max_message must be positive", who);
+}
 
-/* ws.server's limits, timeouts and compression (options table at 3) into sv's configuration;
- * returns the listen backlog. */
+/* ws.server's options (table at 3) into sv's configuration; returns the listen backlog. */
 static int server_options(lua_State *L, wsl_server *sv) {
   ws_server_cfg *c = &sv->l.cfg;
-  c->max_message = (uint64_t)optnum(L, 3, "max_message", (double)c->max_message);
-  c->max_header_bytes = (size_t)optnum(L, 3, "max_header_bytes", (double)c->max_header_bytes);
-  c->open_timeout = optnum(L, 3, "open_timeout", c->open_timeout);
-  c->close_timeout = optnum(L, 3, "close_timeout", c->close_timeout);
-  c->ping_interval = optnum(L, 3, "ping_interval", c->ping_interval);
-  c->ping_timeout = optnum(L, 3, "ping_timeout", c->ping_timeout);
-  c->idle_timeout = optnum(L, 3, "idle_timeout", c->idle_timeout);
-  c->send_high = (size_t)optnum(L, 3, "send_high_water", (double)c->send_high);
-  c->send_low = (size_t)optnum(L, 3, "send_low_water", c->send_high / 4 < c->send_low ? (double)(c->send_high / 4) : (double)c->send_low);
-  c->max_queue = (uint32_t)optnum(L, 3, "max_queue", c->max_queue);
-  c->max_connections = (uint32_t)optnum(L, 3, "max_connections", 0);
+  c->open_timeout = kit_optnum(L, 3, "open_timeout", c->open_timeout, "ws.server:");
+  c->max_connections = (uint32_t)kit_optnum(L, 3, "max_connections", 0, "ws.server:");
   lua_getfield(L, 3, "reuseport"); /* off by default: a second server on a taken port fails */
   sv->l.reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -110,10 +111,8 @@ static int server_options(lua_State *L, wsl_server *sv) {
   sv->keep_request = lua_toboolean(L, -1);
   lua_pop(L, 1);
   c->deflate_mode = wsl_check_compression(L, 3, "ws.server", &c->deflate);
-  if (c->send_low > c->send_high) luaL_error(L, "ws.server: send_low_water is over send_high_water");
-  if (c->max_queue == 0) c->max_queue = 1;
-  if (c->max_message == 0) luaL_error(L, "ws.server: max_message must be positive");
-  return (int)optnum(L, 3, "backlog", 1024);
+  wsl_stream_options(L, 3, c, "ws.server", 0);
+  return (int)kit_optnum(L, 3, "backlog", 1024, "ws.server:");
 }
 
 /* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
@@ -147,14 +146,14 @@ static int l_listen(lua_State *L) {
   int mode = -1;
   if (lua_getfield(L, 3, "unix") == LUA_TSTRING) unix_path = lua_tostring(L, -1); /* anchored by opts */
   lua_pop(L, 1);
-  if (unix_path) mode = (int)optnum(L, 3, "unix_mode", -1);
+  if (unix_path) mode = (int)kit_optnum(L, 3, "unix_mode", -1, "ws.server:");
   int r = unix_path ? ws_listener_open_unix(&sv->l, unix_path, mode, backlog, &err)
                     : ws_listener_open(&sv->l, host, (int)port, backlog, &err);
   if (r < 0) {
     int e = errno;
     if (unix_path) lua_pushfstring(L, "cannot listen on %s: %s", unix_path, err);
     else lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, err);
-    return kit_fail(L, lua_tostring(L, -1), wsl_errno_name(e, "EINVAL"));
+    return kit_fail(L, lua_tostring(L, -1), kit_errno_code(e, "EINVAL"));
   }
   sv->closed = 0;
   lua_pushvalue(L, ud);
@@ -164,19 +163,19 @@ static int l_listen(lua_State *L) {
 }
 
 static int l_server_port(lua_State *L) {
-  lua_pushinteger(L, checkserver(L, 1)->l.port);
+  lua_pushinteger(L, wsl_check_server(L, 1)->l.port);
   return 1;
 }
 
 static int l_server_count(lua_State *L) {
-  lua_pushinteger(L, checkserver(L, 1)->l.count);
+  lua_pushinteger(L, wsl_check_server(L, 1)->l.count);
   return 1;
 }
 
 /* core.server_clients(server) -> { conn, ... }: the connections past their handshake and not
  * yet closed (states "open" and "closing"), most recently accepted first. A new table. */
 static int l_server_clients(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   lua_createtable(L, (int)(sv->l.count < 1024 ? sv->l.count : 1024), 0);
   lua_Integer i = 0;
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
@@ -191,7 +190,7 @@ static int l_server_clients(lua_State *L) {
 
 /* core.server_close(server): stop accepting; the server goes once its connections have. */
 static int l_server_close(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   ws_listener_close(&sv->l);
   sv->closed = 1;
   lua_settop(L, 1);
@@ -204,7 +203,7 @@ static int l_server_close(lua_State *L) {
 
 /* core.server_shutdown(server, code, reason [, abort]): close (or abort) every connection. */
 static int l_server_shutdown(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   unsigned code = (unsigned)luaL_optinteger(L, 2, WS_CLOSE_GOING_AWAY);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
@@ -235,7 +234,7 @@ static int push_stream_conn(lua_State *L, ws_stream *s) {
 /* core.server_conn(server, n) -> the open connection whose number is n | nil (the Redis bus:
  * send_to and the publisher excluded from an ordered message). A walk: not for hot paths. */
 static int l_server_conn(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
   for (ws_stream *s = sv->l.streams; s; s = s->lnext) {
     wsl_conn *c = s->user;
@@ -248,7 +247,7 @@ static int l_server_conn(lua_State *L) {
 /* core.topic_conns(server, topic) -> { conn, ... }: the open connections subscribed to topic
  * (the Redis bus tells them when they missed messages). A walk over every connection's topics. */
 static int l_topic_conns(lua_State *L) {
-  wsl_server *sv = checkserver(L, 1);
+  wsl_server *sv = wsl_check_server(L, 1);
   size_t len;
   const char *name = luaL_checklstring(L, 2, &len);
   lua_newtable(L);

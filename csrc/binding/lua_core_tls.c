@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_tls.h"
 
 #define MAX_SNI 64
@@ -68,12 +69,7 @@ static int l_tls_context(lua_State *L) {
   t->ctx = NULL;
   luaL_setmetatable(L, WSL_TLS_MT);
   t->ctx = ws_tls_ctx_new(&o, err);
-  if (!t->ctx) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushliteral(L, "tls");
-    return 3;
-  }
+  if (!t->ctx) return kit_fail(L, err, "tls");
   return 1;
 }
 

@@ -5,35 +5,26 @@
 #include <string.h>
 
 #include "lua_core.h"
+#include "lua_kit.h"
 #include "runtime/ws_topic.h"
 
-static wsl_conn *checkconn(lua_State *L, int idx) {
-  return (wsl_conn *)luaL_checkudata(L, idx, WSL_CONN_MT);
-}
-
-/* The server userdata, or the Lua server object holding it in `_l`. */
-static ws_listener *checklistener(lua_State *L, int idx) {
+wsl_server *wsl_check_server(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_getfield(L, idx, "_l");
     wsl_server *sv = luaL_testudata(L, -1, WSL_SERVER_MT);
     lua_pop(L, 1); /* the table keeps the userdata alive */
-    if (sv) return &sv->l;
+    if (sv) return sv;
   }
-  return &((wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT))->l;
+  return (wsl_server *)luaL_checkudata(L, idx, WSL_SERVER_MT);
 }
 
-static const char *checktopic(lua_State *L, int idx, size_t *len) {
+static ws_listener *checklistener(lua_State *L, int idx) { return &wsl_check_server(L, idx)->l; }
+
+const char *wsl_check_topic(lua_State *L, int idx, size_t *len) {
   const char *name = luaL_checklstring(L, idx, len);
   if (*len == 0) luaL_argerror(L, idx, "empty topic name");
   if (*len > WS_TOPIC_NAME_MAX) luaL_argerror(L, idx, "topic name over 1024 bytes");
   return name;
-}
-
-static int checkkind(lua_State *L, int idx) {
-  const char *kind = luaL_optstring(L, idx, "text");
-  if (strcmp(kind, "text") == 0) return WS_OP_TEXT;
-  if (strcmp(kind, "binary") == 0) return WS_OP_BINARY;
-  return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
 }
 
 /* Topics are a server's: a client connection has none to join. */
@@ -44,17 +35,14 @@ static ws_stream *server_stream(lua_State *L, wsl_conn *c) {
 }
 
 static int push_closed(lua_State *L, const ws_stream *s) {
-  lua_pushnil(L);
-  lua_pushstring(L, s->error ? s->error : "closed");
-  lua_pushliteral(L, "closed");
-  return 3;
+  return kit_fail(L, s->error ? s->error : "closed", "closed");
 }
 
 /* conn:subscribe(topic) -> true (subscribed now) | false (it was) | nil, message, "closed" */
 static int l_subscribe(lua_State *L) {
-  wsl_conn *c = checkconn(L, 1);
+  wsl_conn *c = wsl_checkconn(L, 1);
   size_t len;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   ws_stream *s = server_stream(L, c);
   if (s->phase == WS_PH_DONE || !s->listener) return push_closed(L, s);
   int r = ws_topic_subscribe(s, name, len);
@@ -65,16 +53,16 @@ static int l_subscribe(lua_State *L) {
 
 /* conn:unsubscribe(topic) -> true (left) | false (was not subscribed, or closed: it left all) */
 static int l_unsubscribe(lua_State *L) {
-  wsl_conn *c = checkconn(L, 1);
+  wsl_conn *c = wsl_checkconn(L, 1);
   size_t len;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   lua_pushboolean(L, ws_topic_unsubscribe(&c->s, name, len));
   return 1;
 }
 
 /* conn:topics() -> { name, ... } in no particular order */
 static int l_topics(lua_State *L) {
-  wsl_conn *c = checkconn(L, 1);
+  wsl_conn *c = wsl_checkconn(L, 1);
   size_t n = ws_topic_count(&c->s);
   lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -95,11 +83,11 @@ static int push_published(lua_State *L, long n) {
 /* conn:publish(topic, data [, kind]) -> receivers (every subscriber but this connection) |
  * nil, message, "closed" once this connection is closed (it is no longer one of the server's). */
 static int l_conn_publish(lua_State *L) {
-  wsl_conn *c = checkconn(L, 1);
+  wsl_conn *c = wsl_checkconn(L, 1);
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   ws_stream *s = server_stream(L, c);
   if (s->phase == WS_PH_DONE || !s->listener) return push_closed(L, s);
   return push_published(L, ws_topics_publish(s->listener, name, len, op, data, n, s));
@@ -109,9 +97,9 @@ static int l_conn_publish(lua_State *L) {
 static int l_server_publish(lua_State *L) {
   ws_listener *l = checklistener(L, 1);
   size_t len, n;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   const char *data = luaL_checklstring(L, 3, &n);
-  int op = checkkind(L, 4);
+  int op = wsl_check_kind(L, 4);
   return push_published(L, ws_topics_publish(l, name, len, op, data, n, NULL));
 }
 
@@ -121,8 +109,8 @@ static int l_server_broadcast(lua_State *L) {
   ws_listener *l = checklistener(L, 1);
   size_t n;
   const char *data = luaL_checklstring(L, 2, &n);
-  int op = checkkind(L, 3);
-  ws_stream *except = lua_isnoneornil(L, 4) ? NULL : &checkconn(L, 4)->s;
+  int op = wsl_check_kind(L, 3);
+  ws_stream *except = lua_isnoneornil(L, 4) ? NULL : &wsl_checkconn(L, 4)->s;
   return push_published(L, ws_listener_broadcast(l, op, data, n, except));
 }
 
@@ -130,7 +118,7 @@ static int l_server_broadcast(lua_State *L) {
 static int l_server_subscribers(lua_State *L) {
   ws_listener *l = checklistener(L, 1);
   size_t len;
-  const char *name = checktopic(L, 2, &len);
+  const char *name = wsl_check_topic(L, 2, &len);
   lua_pushinteger(L, (lua_Integer)ws_topics_subscribers(l, name, len));
   return 1;
 }
@@ -158,9 +146,10 @@ void wsl_topic_open_lib(lua_State *L, int mod) {
     { "topics_configure", l_topics_configure }, { NULL, NULL }
   };
   lua_getfield(L, mod, "conn_methods");
-  luaL_setfuncs(L, conn_methods, 0);
-  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, WSL_CTX_KEY);
+  luaL_setfuncs(L, conn_methods, 1);
   lua_pushvalue(L, mod);
-  luaL_setfuncs(L, funcs, 0);
-  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, WSL_CTX_KEY);
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 2);
 }

@@ -1,22 +1,14 @@
-/* The binding toolkit compiled into both ws.core and ws.codec: reading header tables and
- * protocol lists from Lua, and `nil, message, code` results. It uses only the API common to
- * Lua 5.1 to 5.4 and LuaJIT (ws.codec loads on all of them), and leaves every rule to the
- * core: names and values are checked by ws_headers_check, protocol names by
- * ws_header_name_valid. */
+/* The binding toolkit compiled into both ws.core and ws.codec: header tables and protocol
+ * lists read from Lua, option readers, header maps and buffers pushed to Lua, and
+ * `nil, message, code` results with the one map of their codes. Written against lua_compat.h
+ * (ws.codec loads on Lua 5.1 to 5.4 and LuaJIT), it leaves every rule to the core: names and
+ * values are checked by ws_headers_check, protocol names by ws_header_name_valid. */
 #ifndef LUA_KIT_H
 #define LUA_KIT_H
 
-#include <lauxlib.h>
-#include <lua.h>
-
+#include "lua_compat.h"
 #include "ws_common.h"
 #include "ws_handshake.h"
-
-#if LUA_VERSION_NUM < 502
-#define kit_rawlen(L, i) lua_objlen(L, (i))
-#else
-#define kit_rawlen(L, i) lua_rawlen(L, (i))
-#endif
 
 /* How a reader reports a bad argument: `fn` set raises "fn: what" (luaL_error); `fn` NULL
  * raises a bad-argument error for stack index `arg`. */
@@ -39,12 +31,35 @@ size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w)
 size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) WS_HIDDEN;
 
 /* Option readers for the options table at `t`: a missing field gives `def` (NULL). A number
- * must not be negative; errors read "fn: option k must be a number" and the like. A string
- * stays anchored by the table. */
-double kit_optnum(lua_State *L, int t, const char *k, double def, const char *fn) WS_HIDDEN;
-const char *kit_optstr(lua_State *L, int t, const char *k, const char *fn) WS_HIDDEN;
+ * must be one (not NaN) and not negative; errors read "<who> option k must be a number" and
+ * the like (who: "ws.connect:", "ws.server: bus"). A string stays anchored by the table. */
+double kit_optnum(lua_State *L, int t, const char *k, double def, const char *who) WS_HIDDEN;
+const char *kit_optstr(lua_State *L, int t, const char *k, const char *who) WS_HIDDEN;
 
-/* nil, message, code (code NULL: nil, message). Returns the number of results pushed. */
+/* Field k of the table at t as a boolean (nil: def). */
+int kit_optbool(lua_State *L, int t, const char *k, int def) WS_HIDDEN;
+/* Field k of the table at t as a whole number from lo to hi (at most 2^53): 1 with *v set, or
+ * *v left alone when k is nil; 0 for anything else (the caller raises its own message). */
+int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, double *v) WS_HIDDEN;
+
+/* Pushes { lower-case name = value } of n headers; a repeated header's values are joined
+ * with ", " (RFC 9110 5.3). */
+void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) WS_HIDDEN;
+/* Pushes b's bytes as a string and frees b (a Lua error while pushing leaves them in b, for
+ * its owner's __gc). */
+void kit_push_buf(lua_State *L, ws_buf *b) WS_HIDDEN;
+
+/* ---- `nil, message, code` results: the one code map of both modules ----
+ * A code is a stable short string: "timeout", "closed", "protocol", "toolarge", "tls",
+ * "dns", "handshake", "busy", "unavailable", "redis", or an errno name. */
+
+/* nil, message, code (code NULL: nil, message; message NULL: "failed"). Returns the number
+ * of results pushed. */
 int kit_fail(lua_State *L, const char *message, const char *code) WS_HIDDEN;
+/* The errno names a code may be ("ECONNRESET", "EADDRINUSE", ...); `other` for the rest. */
+const char *kit_errno_code(int e, const char *other) WS_HIDDEN;
+/* The code of a connection that failed with a close code: "toolarge" (1009), "closed" (1011:
+ * a deadline missed or out of memory), "protocol" (any other); NULL for 0 (no failure). */
+const char *kit_close_code(unsigned close_code) WS_HIDDEN;
 
 #endif
