@@ -6,9 +6,9 @@
 # (bench/bus_classes.sh; BUS_SUBS, BUS_SECONDS).
 BENCH_BIN    ?= bench/bin
 BENCH_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic
-LWS_HEADER   := $(wildcard /usr/include/libwebsockets.h)
+LIBWEBSOCKETS_HEADER   := $(wildcard /usr/include/libwebsockets.h)
 
-BENCH_PROGS := $(BENCH_BIN)/loadclient $(BENCH_BIN)/tcp_echo $(if $(LWS_HEADER),$(BENCH_BIN)/lws_server)
+BENCH_PROGS := $(BENCH_BIN)/loadclient $(BENCH_BIN)/tcp_echo $(if $(LIBWEBSOCKETS_HEADER),$(BENCH_BIN)/lws_server)
 
 .PHONY: bench bench-bin bench-instr bench-bus bench-bus-classes
 bench-bin: $(BENCH_PROGS)
