@@ -358,8 +358,10 @@ static int step_held(ws_conn *c, ws_event *ev) {
   if (have > c->payload_seen) {
     uint8_t *p = buf_ptr(&c->in) + c->payload_seen;
     size_t k = have - (size_t)c->payload_seen;
-    if (h->masked) c->mask_phase = (uint8_t)ws_mask(p, p, k, h->mask, c->mask_phase);
-    if (h->opcode == WS_OP_TEXT &&
+    int high = 1; /* not known: check */
+    if (h->masked) c->mask_phase = (uint8_t)ws_mask_ascii(p, p, k, h->mask, c->mask_phase, &high);
+    /* Between code points, ASCII is valid UTF-8 and leaves the state as it is. */
+    if (h->opcode == WS_OP_TEXT && (high || c->utf8_state != WS_UTF8_ACCEPT) &&
         ws_utf8_validate(&c->utf8_state, p, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     c->payload_seen = have;
@@ -431,9 +433,11 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
      * so a large frame does not regrow the buffer piece by piece. */
     uint8_t *dst = ws_buf_reserve(&c->msg, (size_t)remaining, (size_t)c->opt.max_message);
     if (!dst) return fail(c, ev, WS_CLOSE_INTERNAL, E_NOMEM);
-    if (h->masked) c->mask_phase = (uint8_t)ws_mask(dst, src, k, h->mask, c->mask_phase);
+    int high = 1;
+    if (h->masked) c->mask_phase = (uint8_t)ws_mask_ascii(dst, src, k, h->mask, c->mask_phase, &high);
     else memcpy(dst, src, k);
-    if (text && ws_utf8_validate(&c->utf8_state, dst, k) == WS_UTF8_REJECT)
+    if (text && (high || c->utf8_state != WS_UTF8_ACCEPT) &&
+        ws_utf8_validate(&c->utf8_state, dst, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     ws_buf_commit(&c->msg, k);
   }

@@ -447,8 +447,19 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
   uint8_t hdr[WS_INBOX_HDR] = {0};
   uint32_t len = (uint32_t)n;
   if (n > UINT32_MAX) return -1;
-  if (!s->inbox.data) ws_pool_take(s->loop, &s->inbox);
-  ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+  if (!s->inbox.data) {
+    /* The first message of a batch: size the inbox for the messages read behind it (input
+     * takes at least 6 bytes of header per message, the inbox 8), as many as max_queue lets
+     * in if they are of this size. Growing it halfway would copy the batch so far. */
+    size_t ahead = ws_buf_size(&s->ws.in), one = WS_INBOX_HDR + n;
+    size_t more = s->cfg && s->cfg->max_queue ? (size_t)(s->cfg->max_queue - 1) * one : ahead;
+    ahead += ahead / 3;
+    size_t want = one + (ahead < more ? ahead : more);
+    if (want > WS_INBOX_BYTES) want = one > WS_INBOX_BYTES ? one : WS_INBOX_BYTES;
+    ws_pool_grow(s->loop, &s->inbox, want);
+  } else {
+    ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+  }
   uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
   if (!dst) return -1;
   memcpy(hdr, &len, 4);
@@ -787,8 +798,7 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
 
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
-  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  ws_wqueue_room(s, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
   ws_counters *ctr = ws_stream_counters(s);
   ctr->msgs_out += ~flags & WS_SEND_MORE; /* a fragmented message counts at its last frame */
@@ -800,8 +810,7 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
 
 int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) {
   if (s->phase != WS_PH_OPEN) return -1;
-  if (!s->ws.out.data) ws_pool_take(s->loop, &s->ws.out);
-  ws_pool_grow(s->loop, &s->ws.out, n + WS_FRAME_HEADER_MAX);
+  ws_wqueue_room(s, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send_fragment(&s->ws, opcode, p, n, fin) < 0) return -1;
   s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);

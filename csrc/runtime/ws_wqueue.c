@@ -86,6 +86,18 @@ void ws_wqueue_seal(ws_stream *s) {
   seg_append(s, g);
 }
 
+/* Room for `want` more bytes in ws.out without moving what it holds: a full buffer is sealed
+ * into the queue (the same writev writes it first) and a fresh one of the size needed takes its
+ * place. Growing it instead copies its bytes into a buffer twice its size: with sixteen 1 KiB
+ * echoes in flight, 16 KiB copied for every sixteen messages. */
+void ws_wqueue_room(ws_stream *s, size_t want) {
+  ws_buf *out = &s->ws.out;
+  if (!out->data) ws_pool_take(s->loop, out);
+  if (out->cap - out->len >= want) return;
+  if (ws_buf_size(out)) ws_wqueue_seal(s);
+  ws_pool_grow(s->loop, out, want);
+}
+
 void ws_wqueue_free(ws_stream *s) {
   ws_segment *g = s->seg_head;
   while (g) {
