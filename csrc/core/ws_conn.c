@@ -540,7 +540,8 @@ static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
   return 0;
 }
 
-int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
+/* The rules a data frame is sent by: 0 or -1 (c->error). */
+static int data_send_check(ws_conn *c, int opcode) {
   if (!may_send(c)) return -1;
   if (c->state != WS_STATE_OPEN) { /* CLOSING means our close went out */
     c->error = E_CLOSE_SENT;
@@ -558,19 +559,42 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
     c->error = E_SEND_INTERLEAVE;
     return -1;
   }
-  int more = (flags & WS_SEND_MORE) != 0;
-  /* Only whole messages are compressed: ws_deflate works a message at a time. */
-  int compress = (flags & WS_SEND_COMPRESS) && c->deflate && !more && opcode != WS_OP_CONTINUATION
-                 && n >= ws_deflate_threshold(c->deflate);
-  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
-  int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
-  if (r != 0) return -1;
+  return 0;
+}
+
+/* Only whole messages are compressed: ws_deflate works a message at a time. */
+static int send_compresses(const ws_conn *c, int opcode, size_t n, unsigned flags) {
+  return (flags & WS_SEND_COMPRESS) && c->deflate && !(flags & WS_SEND_MORE) &&
+         opcode != WS_OP_CONTINUATION && n >= ws_deflate_threshold(c->deflate);
+}
+
+static void sent_data(ws_conn *c, int opcode, int more) {
   if (more) {
     if (opcode != WS_OP_CONTINUATION) c->send_opcode = (uint8_t)opcode;
   } else {
     c->send_opcode = 0;
   }
+}
+
+int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
+  if (data_send_check(c, opcode) < 0) return -1;
+  int more = (flags & WS_SEND_MORE) != 0;
+  int compress = send_compresses(c, opcode, n, flags);
+  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
+  int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
+  if (r != 0) return -1;
+  sent_data(c, opcode, more);
   return 0;
+}
+
+int ws_conn_send_header(ws_conn *c, int opcode, size_t n, unsigned flags, uint8_t *hdr) {
+  if (c->opt.role == WS_ROLE_CLIENT || send_compresses(c, opcode, n, flags)) return 0;
+  if (data_send_check(c, opcode) < 0) return -1;
+  int more = (flags & WS_SEND_MORE) != 0;
+  TRACE(c, 1, !more, 0u, opcode, n);
+  size_t hl = ws_frame_write_header(hdr, !more, 0, (unsigned)opcode, n, NULL);
+  sent_data(c, opcode, more);
+  return (int)hl;
 }
 
 int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) {

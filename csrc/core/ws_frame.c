@@ -74,7 +74,12 @@ static inline size_t mask_run(uint8_t *dst, const uint8_t *src, size_t n, const 
    * it is right on either byte order and needs no alignment. Every step below is a multiple
    * of 4 bytes, so the rotation holds to the end. */
   uint8_t kb[16];
-  for (int i = 0; i < 16; i++) kb[i] = key[(phase + (size_t)i) & 3u];
+  kb[0] = key[phase];
+  kb[1] = key[(phase + 1) & 3u];
+  kb[2] = key[(phase + 2) & 3u];
+  kb[3] = key[(phase + 3) & 3u];
+  memcpy(kb + 4, kb, 4);
+  memcpy(kb + 8, kb, 8);
   size_t i = 0;
   uint64_t k, acc = 0;
   memcpy(&k, kb, 8);
