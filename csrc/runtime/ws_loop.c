@@ -367,6 +367,7 @@ static void reclaim(ws_loop *loop) {
   loop->conns_peak = loop->conns; /* the next fall is measured from here */
   if (loop->hooks.reclaim) loop->hooks.reclaim(loop);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
+  ws_wqueue_trim(); /* the write queue's spare entries */
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
     ws_pool_class *c = &loop->pool[k];
     while (c->n > WS_POOL_KEEP) free(c->bufs[--c->n]);
