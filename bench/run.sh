@@ -385,6 +385,11 @@ cat "$TMP/tables.md"
   echo
   report_notes "## Notes"
   echo
+  # the profile notes (where the time goes, written by hand from callgrind runs) stay as they were
+  if [ -f "$OUT" ] && grep -q '^<!-- profile begin -->' "$OUT"; then
+    sed -n '/^<!-- profile begin -->/,/^<!-- profile end -->/p' "$OUT"
+    echo
+  fi
   echo "## Commands"
   echo
   echo "Servers are started from the repository root; ports vary per run. Environment:"

@@ -355,8 +355,10 @@ static int step_held(ws_conn *c, ws_event *ev) {
   if (have > c->payload_seen_) {
     uint8_t *p = buf_ptr(&c->in_) + c->payload_seen_;
     size_t k = have - (size_t)c->payload_seen_;
-    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask(p, p, k, h->mask, c->mask_phase_);
-    if (h->opcode == WS_OP_TEXT &&
+    int high = 1; /* not known: check */
+    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask_ascii(p, p, k, h->mask, c->mask_phase_, &high);
+    /* Between code points, ASCII is valid UTF-8 and leaves the state as it is. */
+    if (h->opcode == WS_OP_TEXT && (high || c->utf8_state_ != WS_UTF8_ACCEPT) &&
         ws_utf8_validate(&c->utf8_state_, p, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     c->payload_seen_ = have;
@@ -428,9 +430,11 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
      * so a large frame does not regrow the buffer piece by piece. */
     uint8_t *dst = ws_buf_reserve(&c->msg_, (size_t)remaining, (size_t)c->opt_.max_message);
     if (!dst) return fail(c, ev, WS_CLOSE_INTERNAL, E_NOMEM);
-    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask(dst, src, k, h->mask, c->mask_phase_);
+    int high = 1;
+    if (h->masked) c->mask_phase_ = (uint8_t)ws_mask_ascii(dst, src, k, h->mask, c->mask_phase_, &high);
     else memcpy(dst, src, k);
-    if (text && ws_utf8_validate(&c->utf8_state_, dst, k) == WS_UTF8_REJECT)
+    if (text && (high || c->utf8_state_ != WS_UTF8_ACCEPT) &&
+        ws_utf8_validate(&c->utf8_state_, dst, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     ws_buf_commit(&c->msg_, k);
   }
@@ -559,7 +563,8 @@ int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t
 
 void ws_conn_shared_compressed_sent(ws_conn *c) { ws_deflate_reset_output(c->deflate_); }
 
-int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
+/* The rules a data frame is sent by: 0 or -1 (c->error). */
+static int data_send_check(ws_conn *c, int opcode) {
   if (!may_send(c)) return -1;
   if (c->state_ != WS_STATE_OPEN) { /* CLOSING means our close went out */
     c->error_ = E_CLOSE_SENT;
@@ -577,19 +582,42 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
     c->error_ = E_SEND_INTERLEAVE;
     return -1;
   }
-  int more = (flags & WS_SEND_MORE) != 0;
-  /* Only whole messages are compressed: ws_deflate works a message at a time. */
-  int compress = (flags & WS_SEND_COMPRESS) && c->deflate_ && !more && opcode != WS_OP_CONTINUATION
-                 && n >= ws_deflate_threshold(c->deflate_);
-  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
-  int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
-  if (r != 0) return -1;
+  return 0;
+}
+
+/* Only whole messages are compressed: ws_deflate works a message at a time. */
+static int send_compresses(const ws_conn *c, int opcode, size_t n, unsigned flags) {
+  return (flags & WS_SEND_COMPRESS) && c->deflate_ && !(flags & WS_SEND_MORE) &&
+         opcode != WS_OP_CONTINUATION && n >= ws_deflate_threshold(c->deflate_);
+}
+
+static void sent_data(ws_conn *c, int opcode, int more) {
   if (more) {
     if (opcode != WS_OP_CONTINUATION) c->send_opcode_ = (uint8_t)opcode;
   } else {
     c->send_opcode_ = 0;
   }
+}
+
+int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) {
+  if (data_send_check(c, opcode) < 0) return -1;
+  int more = (flags & WS_SEND_MORE) != 0;
+  int compress = send_compresses(c, opcode, n, flags);
+  TRACE(c, 1, !more, compress ? 4u : 0u, opcode, n); /* (the length before compression) */
+  int r = compress ? send_compressed(c, opcode, p, n) : queue_frame(c, !more, 0, opcode, p, n);
+  if (r != 0) return -1;
+  sent_data(c, opcode, more);
   return 0;
+}
+
+int ws_conn_send_header(ws_conn *c, int opcode, size_t n, unsigned flags, uint8_t *hdr) {
+  if (c->opt_.role == WS_ROLE_CLIENT || send_compresses(c, opcode, n, flags)) return 0;
+  if (data_send_check(c, opcode) < 0) return -1;
+  int more = (flags & WS_SEND_MORE) != 0;
+  TRACE(c, 1, !more, 0u, opcode, n);
+  size_t hl = ws_frame_write_header(hdr, !more, 0, (unsigned)opcode, n, NULL);
+  sent_data(c, opcode, more);
+  return (int)hl;
 }
 
 int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int fin) {

@@ -177,6 +177,13 @@ static inline int ws_conn_fail_pending(const ws_conn *c) {
  * ws_conn_error then says why. Client frames are masked with keys from OpenSSL's RNG. A pong
  * is the one frame still allowed after our close (while CLOSING), to answer a ping. */
 int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags) WS_HIDDEN;
+/* ws_conn_send for a host that writes the payload itself, straight from the caller's memory
+ * (a large message, nothing queued before it): the same rules, nothing goes into `out`; the
+ * frame's header is written into hdr (WS_FRAME_HEADER_MAX bytes) and its length returned, to
+ * be written before the n bytes of payload. 0 when the frame cannot go out that way (a client
+ * masks its payload, a compressed message is built in `out`): use ws_conn_send. -1 (c->error)
+ * where ws_conn_send fails. */
+int ws_conn_send_header(ws_conn *c, int opcode, size_t n, unsigned flags, uint8_t *hdr) WS_HIDDEN;
 /* One fragment of a message sent in pieces (RFC 6455 5.4): the first names the message's
  * opcode (0: text) and goes out as that opcode without FIN, the next ones as continuation
  * frames, the one with fin set ends the message. Control frames may go between fragments;

@@ -1,6 +1,9 @@
 /* RFC 6455 section 5 framing (see ws_frame.h): header parsing and writing, (un)masking a
  * machine word at a time, whole-frame building for broadcasts, and the close code rule. */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ws_conn.h"
 #include "ws_frame.h"
@@ -61,15 +64,45 @@ size_t ws_frame_write_header(uint8_t *out, int fin, unsigned rsv, unsigned opcod
   return at;
 }
 
-size_t ws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase) {
+/* The body of ws_mask and ws_mask_ascii: `high` collects the top bit of every byte written
+ * (inlined with a constant want_high, the plain mask does not pay for it). SSE2, which every
+ * x86-64 has, does 16 bytes per step; elsewhere a machine word. */
+static inline size_t mask_run(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
+                              size_t phase, int want_high, int *high) {
   phase &= 3u;
-  /* The key rotated to the current phase, repeated over a word. Built bytewise and loaded
-   * with memcpy, so it is right on either byte order and needs no alignment. */
-  uint8_t kb[8];
-  for (int i = 0; i < 8; i++) kb[i] = key[(phase + (size_t)i) & 3u];
-  uint64_t k;
-  memcpy(&k, kb, 8);
+  /* The key rotated to the current phase, repeated. Built bytewise and loaded with memcpy, so
+   * it is right on either byte order and needs no alignment. Every step below is a multiple
+   * of 4 bytes, so the rotation holds to the end. */
+  uint8_t kb[16];
+  kb[0] = key[phase];
+  kb[1] = key[(phase + 1) & 3u];
+  kb[2] = key[(phase + 2) & 3u];
+  kb[3] = key[(phase + 3) & 3u];
+  memcpy(kb + 4, kb, 4);
+  memcpy(kb + 8, kb, 8);
   size_t i = 0;
+  uint64_t k, acc = 0;
+  memcpy(&k, kb, 8);
+#if defined(__SSE2__)
+  __m128i kv = _mm_loadu_si128((const __m128i *)(const void *)kb), av = _mm_setzero_si128();
+  for (; i + 64 <= n; i += 64) {
+    __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i)), kv);
+    __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i + 16)), kv);
+    __m128i c = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i + 32)), kv);
+    __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i + 48)), kv);
+    _mm_storeu_si128((__m128i *)(void *)(dst + i), a);
+    _mm_storeu_si128((__m128i *)(void *)(dst + i + 16), b);
+    _mm_storeu_si128((__m128i *)(void *)(dst + i + 32), c);
+    _mm_storeu_si128((__m128i *)(void *)(dst + i + 48), d);
+    if (want_high) av = _mm_or_si128(av, _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)));
+  }
+  for (; i + 16 <= n; i += 16) {
+    __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i)), kv);
+    _mm_storeu_si128((__m128i *)(void *)(dst + i), a);
+    if (want_high) av = _mm_or_si128(av, a);
+  }
+  if (want_high && _mm_movemask_epi8(av)) acc = 0x80;
+#else
   for (; i + 32 <= n; i += 32) {
     uint64_t a, b, c, d;
     memcpy(&a, src + i, 8);
@@ -81,15 +114,32 @@ size_t ws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
     memcpy(dst + i + 8, &b, 8);
     memcpy(dst + i + 16, &c, 8);
     memcpy(dst + i + 24, &d, 8);
+    if (want_high) acc |= a | b | c | d;
   }
+#endif
   for (; i + 8 <= n; i += 8) {
     uint64_t a;
     memcpy(&a, src + i, 8);
     a ^= k;
     memcpy(dst + i, &a, 8);
+    if (want_high) acc |= a;
   }
-  for (; i < n; i++) dst[i] = (uint8_t)(src[i] ^ kb[i & 7u]); /* fewer than 8 left */
+  for (; i < n; i++) { /* fewer than 8 left */
+    uint8_t b = (uint8_t)(src[i] ^ kb[i & 7u]);
+    dst[i] = b;
+    if (want_high) acc |= b;
+  }
+  if (want_high) *high = (acc & UINT64_C(0x8080808080808080)) != 0;
   return (phase + n) & 3u;
+}
+
+size_t ws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase) {
+  return mask_run(dst, src, n, key, phase, 0, NULL);
+}
+
+size_t ws_mask_ascii(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase,
+                     int *high) {
+  return mask_run(dst, src, n, key, phase, 1, high);
 }
 
 int ws_close_code_valid(unsigned code) {

@@ -30,8 +30,12 @@ size_t ws_frame_write_header(uint8_t *out, int fin, unsigned rsv, unsigned opcod
 
 /* XOR n bytes of src with the 4-byte key into dst (dst may equal src), starting at key
  * position `phase` (0..3) so a payload can be (un)masked in pieces as it arrives.
- * Returns the phase for the next piece. Works a machine word at a time. */
+ * Returns the phase for the next piece. Works 16 bytes (SSE2) or a machine word at a time. */
 size_t ws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
                size_t phase) WS_HIDDEN;
+/* ws_mask that also tells whether any byte it wrote has the top bit set (*high = 1) or all
+ * are ASCII (*high = 0): a text payload of ASCII needs no UTF-8 check after its unmask. */
+size_t ws_mask_ascii(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
+                     size_t phase, int *high) WS_HIDDEN;
 
 #endif

@@ -36,6 +36,10 @@ typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
  * peak, and by this many at least. */
 #define WS_RECLAIM_DROP 32
 
+/* The receive buffer is of the pool's largest class: one a stream took over goes back to the
+ * pool, and the loop takes its next one from there. */
+typedef char ws_check_recv_class[WS_RECV_BUF == (size_t)WS_POOL_BUF << (WS_POOL_CLASSES - 1) ? 1 : -1];
+
 typedef struct ws_pool_class {
   void **bufs;
   size_t n, cap;
@@ -493,6 +497,7 @@ static void reclaim(ws_loop *loop) {
   loop->conns_settled = loop->conns; /* and the next rise */
   if (loop->hooks.reclaim) loop->hooks.reclaim(loop);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
+  ws_wqueue_trim(); /* the write queue's spare entries */
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
     ws_pool_class *c = &loop->pool[k];
     while (c->n > WS_POOL_KEEP) free(c->bufs[--c->n]);
@@ -598,8 +603,8 @@ void ws_pool_regrow(ws_loop *loop, ws_buf *b, size_t want) {
 
 ws_buf *ws_loop_recv_take(ws_loop *loop) {
   if (loop->recv_lent) return NULL;
-  if (!loop->recv.data) {
-    if (!(loop->recv.data = malloc(WS_RECV_BUF))) return NULL;
+  if (!loop->recv.data) { /* a stream kept the last one (see ws_stream.c's return_input) */
+    if (!(loop->recv.data = class_take(loop, WS_POOL_CLASSES - 1))) return NULL;
     loop->recv.cap = WS_RECV_BUF;
   }
   ws_buf_clear(&loop->recv);

@@ -68,6 +68,7 @@ void ws_stream_update_io(ws_stream *s) WS_HIDDEN;
 /* ws_wqueue.c */
 void ws_wqueue_seal(ws_stream *s) WS_HIDDEN;  /* move the output to the segment queue, keeping order */
 void ws_wqueue_free(ws_stream *s) WS_HIDDEN;
-void ws_wqueue_trim(void) WS_HIDDEN;  /* free the cached queue entries (the loop is going) */
+void ws_wqueue_room(ws_stream *s, size_t want) WS_HIDDEN; /* room in ws.out, without copying it */
+void ws_wqueue_trim(void) WS_HIDDEN;  /* free the cached queue entries (the loop is going, or reclaims) */
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ws_handshake.h"
@@ -34,6 +35,13 @@
  * what a stream may have to keep of it stays within ws_conn's input limit (a held frame plus
  * one read). */
 #define WS_READ_MAX (64u * 1024u)
+/* See return_input: at most the loop's receive buffer (256 KiB) stays with a connection for
+ * this much input kept, where a copy would take up to ws_conn's input limit (about 128 KiB). */
+#define WS_KEEP_LENT (32u * 1024u)
+/* A message at least this large, sent while nothing waits to be written, goes to the socket at
+ * once from the caller's memory (its header and payload in one writev) instead of being copied
+ * into the output buffer first; what the socket does not take is queued as usual. */
+#define WS_SEND_DIRECT WS_POOL_BUF
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void after_input(ws_stream *s);
@@ -490,8 +498,20 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
   uint8_t hdr[WS_INBOX_HDR] = {0};
   uint32_t len = (uint32_t)n;
   if (n > UINT32_MAX) return -1;
-  if (!s->inbox.data) ws_pool_take(s->loop, &s->inbox);
-  ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+  if (!s->inbox.data) {
+    /* The first message of a batch: size the inbox for the messages read behind it (input
+     * takes at least 6 bytes of header per message, the inbox 8), as many as max_queue lets
+     * in if they are of this size. Growing it halfway would copy the batch so far. */
+    size_t ahead = ws_conn_input_size(&s->ws), one = WS_INBOX_HDR + n;
+    size_t more = s->cfg && s->cfg->max_queue ? (size_t)(s->cfg->max_queue - 1) * one : ahead;
+    ahead += ahead / 3;
+    size_t want = one + (ahead < more ? ahead : more);
+    if (want > WS_INBOX_BYTES) want = one > WS_INBOX_BYTES ? one : WS_INBOX_BYTES;
+    if (want <= WS_POOL_BUF) ws_pool_take(s->loop, &s->inbox);
+    else ws_pool_grow(s->loop, &s->inbox, want);
+  } else {
+    ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+  }
   uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
   if (!dst) return -1;
   memcpy(hdr, &len, 4);
@@ -667,9 +687,14 @@ static const void *lend_input(ws_stream *s) {
 }
 
 /* Give the loop its buffer back; bytes not parsed yet (a partial frame, messages waiting for
- * the handler, a held message) move to a pooled buffer of the stream's own. */
+ * the handler, a held message) move to a pooled buffer of the stream's own. More than
+ * WS_KEEP_LENT of them (a large message, held or in part) keep the loop's buffer instead: the
+ * stream takes it over, reads the rest of the message into it and hands it out from there, and
+ * the loop takes another from the pool for its next read. Copying them cost a copy of every
+ * large message, and one more when the copy had to grow for the rest of its frame. */
 static void return_input(ws_stream *s, const void *lent) {
-  if (ws_conn_input_storage(&s->ws) != lent) { /* ws_conn freed or regrew it: the memory is the stream's now */
+  if (ws_conn_input_storage(&s->ws) != lent || ws_conn_input_size(&s->ws) > WS_KEEP_LENT) {
+    /* ws_conn freed or regrew it, or keeps a large message: the memory is the stream's now */
     ws_loop_recv_back(s->loop, NULL);
     return;
   }
@@ -840,12 +865,44 @@ void ws_stream_on_deadline(ws_stream *s) {
 
 /* ---- sending and closing ---- */
 
+/* See WS_SEND_DIRECT: 1 sent (written or queued), 0 not this way, -1 refused or failed. */
+static int send_direct(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
+  uint8_t hdr[WS_FRAME_HEADER_MAX];
+  int hl = ws_conn_send_header(&s->ws, opcode, n, flags, hdr);
+  if (hl <= 0) return hl;
+  struct iovec iov[2];
+  iov[0].iov_base = hdr;
+  iov[0].iov_len = (size_t)hl;
+  iov[1].iov_base = (void *)(uintptr_t)p;
+  iov[1].iov_len = n;
+  /* A failure other than a full socket is met again, and reported, by the next flush. */
+  ssize_t w = s->tp->writev(s, iov, 2);
+  size_t done = w > 0 ? (size_t)w : 0, total = (size_t)hl + n;
+  if (done == total) return 1;
+  ws_wqueue_room(s, total - done);
+  int r = 0;
+  if (done < (size_t)hl) r = ws_buf_append(ws_conn_output(&s->ws), hdr + done, (size_t)hl - done, 0);
+  if (r == 0) {
+    size_t from = done > (size_t)hl ? done - (size_t)hl : 0;
+    r = ws_buf_append(ws_conn_output(&s->ws), (const uint8_t *)p + from, n - from, 0);
+  }
+  if (r < 0) { /* part of a frame went out: the connection cannot go on */
+    ws_stream_abort(s, "out of memory");
+    return -1;
+  }
+  return 1;
+}
+
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
-  ws_buf *out = ws_conn_output(&s->ws);
-  if (!out->data) ws_pool_take(s->loop, out);
-  ws_pool_grow(s->loop, out, n + WS_FRAME_HEADER_MAX);
-  if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
+  int direct = 0;
+  if (n >= WS_SEND_DIRECT && s->tp == &ws_transport_plain && s->fd >= 0 && !s->seg_head &&
+      !ws_conn_output_size(&s->ws) && (direct = send_direct(s, opcode, p, n, flags)) < 0)
+    return -1;
+  if (!direct) {
+    ws_wqueue_room(s, n + WS_FRAME_HEADER_MAX);
+    if (ws_conn_send(&s->ws, opcode, p, n, flags) < 0) return -1;
+  }
   ws_counters *ctr = ws_stream_counters(s);
   ctr->msgs_out += ~flags & WS_SEND_MORE; /* a fragmented message counts at its last frame */
   ctr->bytes_out += n;
@@ -856,9 +913,7 @@ int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned f
 
 int ws_stream_send_fragment(ws_stream *s, int opcode, const void *p, size_t n, int fin) {
   if (s->phase != WS_PH_OPEN) return -1;
-  ws_buf *out = ws_conn_output(&s->ws);
-  if (!out->data) ws_pool_take(s->loop, out);
-  ws_pool_grow(s->loop, out, n + WS_FRAME_HEADER_MAX);
+  ws_wqueue_room(s, n + WS_FRAME_HEADER_MAX);
   if (ws_conn_send_fragment(&s->ws, opcode, p, n, fin) < 0) return -1;
   s->flags |= WS_SF_SENT;
   ws_loop_mark_dirty(s->loop, s);
