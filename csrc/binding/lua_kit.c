@@ -116,6 +116,15 @@ int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, doubl
   return ok;
 }
 
+long long kit_optcode(lua_State *L, int idx, long long def, int *given) {
+  *given = !lua_isnoneornil(L, idx);
+  if (!*given) return def;
+  lua_Number n = luaL_checknumber(L, idx);
+  /* the range first (NaN fails it): converting a number out of range is undefined */
+  if (!(n >= -1e15 && n <= 1e15) || n != (lua_Number)(long long)n) return -1;
+  return (long long)n;
+}
+
 /* The header map: lower-case names (a header named twice: its values joined with ", ",
  * RFC 9110 5.3). */
 void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) {

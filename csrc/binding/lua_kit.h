@@ -42,6 +42,12 @@ int kit_optbool(lua_State *L, int t, const char *k, int def) WS_HIDDEN;
  * *v left alone when k is nil; 0 for anything else (the caller raises its own message). */
 int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, double *v) WS_HIDDEN;
 
+/* The optional close code at argument idx, for ws_close_args_check (which decides): *given
+ * says whether one was passed (nil or none: `def` comes back). A number that is no whole
+ * number a long long holds (NaN, 1000.5, 1e300) comes back as -1, which the check refuses;
+ * anything but a number raises a bad-argument error. */
+long long kit_optcode(lua_State *L, int idx, long long def, int *given) WS_HIDDEN;
+
 /* Pushes { lower-case name = value } of n headers; a repeated header's values are joined
  * with ", " (RFC 9110 5.3). */
 void kit_push_headers(lua_State *L, const ws_header *hs, size_t n) WS_HIDDEN;
