@@ -112,9 +112,13 @@ static int l_connect(lua_State *L) {
   client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
-  if (ws_client_request(ws_conn_output(&c->s.ws), host_header ? host_header : host, path ? path : "/", u->key,
-                        protocols, nprotocols, u->offer[0] ? u->offer : NULL, origin, extra, nextra) < 0)
-    return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
+  const char *req_host = host_header ? host_header : host, *offer = u->offer[0] ? u->offer : NULL;
+  ws_arg_error e;
+  if (ws_client_request_check(req_host, path, u->key, protocols, nprotocols, offer, origin, extra, nextra, &e))
+    return luaL_error(L, "ws.connect: %s", kit_arg_message(L, &e));
+  if (ws_client_request(ws_conn_output(&c->s.ws), req_host, path, u->key, protocols, nprotocols, offer, origin,
+                        extra, nextra) < 0)
+    return luaL_error(L, "ws.connect: out of memory");
 
   wsl_conn_start(L, x, c, ud);
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
