@@ -259,7 +259,7 @@ static int codec_response(lua_State *L) {
   header_set extra;
   size_t body_len = 0;
   lua_Integer status = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, status >= 100 && status <= 999, 1, "status must be 100..999");
+  luaL_argcheck(L, ws_status_valid(status), 1, "status must be 100..999");
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 3, NULL, &body_len);
   lua_settop(L, 3);

@@ -139,13 +139,8 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
-  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
-  if (h) {
-    size_t want = 0, i;
-    for (i = 0; i < h->value_len && h->value[i] >= '0' && h->value[i] <= '9' && want < have; i++)
-      want = want * 10 + (size_t)(h->value[i] - '0');
-    if (i == h->value_len && want < have) have = want;
-  }
+  size_t want;
+  if (ws_response_content_length(r, have, &want) == 1) have = want;
   lua_pushlstring(L, (const char *)ws_buf_begin(&s->head) + s->head_len, have);
   lua_setfield(L, -2, "body");
 }

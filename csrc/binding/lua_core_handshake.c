@@ -232,7 +232,7 @@ static int l_respond(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   size_t bl = 0;
   const char *body = luaL_optlstring(L, 4, NULL, &bl);
-  if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
+  if (!ws_status_valid(status)) return luaL_argerror(L, 2, "HTTP status expected");
   if (c->s.phase != WS_PH_HEAD_READY) return wsl_conn_push_end(L, c);
   int head_only = 0;
   const ws_request *req = ws_stream_request(&c->s);

@@ -236,6 +236,19 @@ const ws_header *ws_request_header(const ws_request *r, const char *name, const 
   return find_header(r->headers, r->num_headers, name, after);
 }
 
+int ws_response_content_length(const ws_response *r, size_t cap, size_t *len) {
+  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
+  size_t v = 0;
+  if (!h) return 0;
+  if (!h->value_len) return -1;
+  for (size_t i = 0; i < h->value_len; i++) {
+    if (h->value[i] < '0' || h->value[i] > '9') return -1;
+    if (v < cap) v = v * 10 + (size_t)(h->value[i] - '0'); /* stops growing once past cap */
+  }
+  *len = v < cap ? v : cap;
+  return 1;
+}
+
 const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) {
   return find_header(r->headers, r->num_headers, name, after);
 }
@@ -583,10 +596,12 @@ const char *ws_status_text(int status) {
   }
 }
 
+int ws_status_valid(long long status) { return status >= 100 && status <= 999; }
+
 static int response(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                     const char *body, size_t body_len, int with_body) {
   char line[64];
-  if (status < 100 || status > 999 || !extra_valid(extra, nextra)) return -1;
+  if (!ws_status_valid(status) || !extra_valid(extra, nextra)) return -1;
   if (!body) body_len = 0;
   writer w = writer_begin(out);
   snprintf(line, sizeof line, "HTTP/1.1 %d ", status);

@@ -112,8 +112,14 @@ int ws_response_accept_check(const char *protocol, const char *extensions, const
 int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                        const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
 
+/* Can a response carry this status: three digits, 100 to 999 (RFC 9110 15)? ws_response_status
+ * refuses others; bindings ask this to raise for a status argument before anything is sent. */
+int ws_status_valid(long long status) WS_HIDDEN;
+
 /* An error or plain HTTP response: status line, Content-Length, Connection: close, the
- * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. */
+ * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. Returns 0,
+ * or -1 (out of memory, a status ws_status_valid refuses, or an extra header that
+ * ws_headers_check refuses). */
 int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                        const char *body, size_t body_len) WS_HIDDEN;
 /* The same response to a HEAD request: its Content-Length is body's, and no body follows
@@ -194,5 +200,10 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
                               size_t nprotocols, int offered_extensions) WS_HIDDEN;
 
 const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) WS_HIDDEN;
+
+/* The response's Content-Length (the first one): 1 with *len set to it, or to `cap` when it
+ * is larger; 0 when there is none; -1 when it is not a length (one or more digits). For the
+ * body of a refusal, which a client reads to show what the server said. */
+int ws_response_content_length(const ws_response *r, size_t cap, size_t *len) WS_HIDDEN;
 
 #endif
