@@ -17,7 +17,7 @@
 #define IN_SLACK (64u * 1024u)        /* room for one read beyond a held frame */
 #define HELD_MAX (64u * 1024u)        /* largest single-frame message delivered in place */
 #define MSG_KEEP (64u * 1024u)        /* a larger reassembly buffer is freed after use */
-#define CONTROL_MAX 125u
+#define CONTROL_MAX WS_CONTROL_MAX
 #define CLOSE_REASON_MAX 123u
 
 static uint8_t no_bytes[1]; /* what an empty payload points at: never NULL, never written */

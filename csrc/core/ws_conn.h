@@ -21,6 +21,9 @@ enum ws_state {
   WS_STATE_CLOSED = 3      /* both close frames exchanged, or the connection failed */
 };
 
+/* A control frame's payload (ping, pong, close) is at most this long (RFC 6455 5.5);
+ * ws_control_len_check applies it. For a host's buffers that hold one. */
+#define WS_CONTROL_MAX 125u
 #define WS_DEFAULT_MAX_MESSAGE (1u << 20)
 /* Frames per message: memory is bounded by max_message, but every frame costs a header's work
  * however small it is, so the count is bounded too. By default the bound follows max_message:
