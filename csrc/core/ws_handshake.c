@@ -652,7 +652,8 @@ int ws_client_request_check(const char *host, const char *path, const char *key,
                             const char *origin, const ws_header *extra, size_t nextra,
                             ws_arg_error *e) {
   memset(e, 0, sizeof *e);
-  if (!host || !ws_target_valid(host)) return arg_text(e, WS_ARG_HOST, "invalid host '%s'", host ? host : "");
+  if (!host || !*host || !host_valid(host, strlen(host))) /* the Host rule our requests must pass */
+    return arg_text(e, WS_ARG_HOST, "invalid host '%s'", host ? host : "");
   if (path && !ws_target_valid(path)) return arg_text(e, WS_ARG_PATH, "invalid path '%s'", path);
   if (!key || !ws_key_valid(key, strlen(key))) return arg_text(e, WS_ARG_KEY, "invalid key", NULL);
   for (size_t i = 0; i < nprotocols; i++) {

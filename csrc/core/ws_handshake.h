@@ -147,8 +147,8 @@ const char *ws_status_text(int status) WS_HIDDEN;
 /* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
 int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
 
-/* Can this go in a request line or the Host header we send: one or more visible ASCII
- * characters (0x21..0x7e), nothing else? ws_client_request refuses host and path otherwise. */
+/* Can this go in a request line: one or more visible ASCII characters (0x21..0x7e), nothing
+ * else? ws_client_request refuses a path otherwise. */
 int ws_target_valid(const char *s) WS_HIDDEN;
 
 /* Is protocols[i] equal to one of protocols[0..i)? (RFC 6455 4.1 wants offers unique.) */
@@ -157,7 +157,9 @@ int ws_protocol_repeated(const char *const *protocols, size_t i) WS_HIDDEN;
 /* A fresh random key (16 bytes from OpenSSL's RAND, base64). Returns 0 or -1. */
 int ws_client_key(char out[WS_KEY_LEN + 1]) WS_HIDDEN;
 
-/* The arguments of ws_client_request: host and path visible ASCII (ws_target_valid), the key
+/* The arguments of ws_client_request: host a uri-host [":" port] as ws_request_check_upgrade
+ * wants it of a request's Host (so we never send one a server of ours refuses), path visible
+ * ASCII (ws_target_valid), the key
  * one ws_key_valid accepts, protocols tokens and none twice (RFC 6455 4.1), extensions and
  * origin header values, the extra headers valid (ws_headers_check). Returns 0, or WS_ARG_*
  * with *e filled. */
