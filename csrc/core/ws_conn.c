@@ -252,8 +252,7 @@ static const char *check_header(const ws_conn *c, unsigned *code) {
   if (c->opt_.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
   if (is_control(op)) {
     if (!h->fin) return E_CONTROL_FRAG;
-    if (h->payload_len > CONTROL_MAX) return E_CONTROL_LEN;
-    return NULL;
+    return ws_control_len_check(h->payload_len); /* the one test, for frames in and out */
   }
   if (op == WS_OP_CONTINUATION && !c->msg_opcode_) return E_CONT;
   if (op != WS_OP_CONTINUATION && c->msg_opcode_) return E_INTERLEAVE;
@@ -604,7 +603,7 @@ int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int f
   return ws_conn_send(c, opcode ? opcode : WS_OP_TEXT, p, n, more);
 }
 
-const char *ws_control_len_check(size_t n) { return n > CONTROL_MAX ? E_CONTROL_LEN : NULL; }
+const char *ws_control_len_check(uint64_t n) { return n > CONTROL_MAX ? E_CONTROL_LEN : NULL; }
 
 /* A control frame of n bytes; the caller has decided it may be sent in this state. */
 static int queue_control(ws_conn *c, int opcode, const void *p, size_t n) {

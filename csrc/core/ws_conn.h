@@ -200,7 +200,7 @@ int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 int ws_close_args_check(int has_code, long long code, const char *reason, size_t reason_len,
                         const char **error) WS_HIDDEN;
 /* NULL when n bytes fit a control frame's payload (125), else the error ws_conn_ping gives. */
-const char *ws_control_len_check(size_t n) WS_HIDDEN;
+const char *ws_control_len_check(uint64_t n) WS_HIDDEN;
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* Start (or answer) the closing handshake. code 0 sends a close with no status (the C
  * caller's "none"; ws_close_args_check refuses 0 as a code given). */
