@@ -159,6 +159,13 @@ print(c.state)
     assert.has_error(function() ws.connect("http://127.0.0.1/") end, "ws.connect: unsupported URL scheme http")
     assert.has_error(function() ws.connect("ws://127.0.0.1:99999/") end, "ws.connect: invalid port in URL ws://127.0.0.1:99999/")
   end)
+
+  it("names the option the request cannot carry", function()
+    local url = "ws://127.0.0.1:1/"
+    assert.has_error(function() ws.connect(url, { origin = "a\nb" }) end, "ws.connect: invalid origin")
+    assert.has_error(function() ws.connect(url, { protocols = { "a b" } }) end, "ws.connect: invalid protocol name 'a b'")
+    assert.has_error(function() ws.connect(url, { protocols = { "a", "a" } }) end, "ws.connect: protocol 'a' offered twice")
+  end)
 end)
 
 describe("client errors from other servers", function()

@@ -127,17 +127,16 @@ static int codec_conn_ping(lua_State *L) { return control(L, ws_conn_ping); }
 static int codec_conn_pong(lua_State *L) { return control(L, ws_conn_pong); }
 
 /* c:close([code [, reason]]): without a code the close frame carries no status; a code
- * given must be one the wire allows (0 is not: it is the core's "no status"). */
+ * given must be one the wire allows (ws_close_args_check: 0 is not one). */
 static int codec_conn_close(lua_State *L) {
   ws_conn *c = ws_codec_check_conn(L, 1);
-  int given = !lua_isnoneornil(L, 2);
-  lua_Number code = luaL_optnumber(L, 2, 0);
+  int given;
+  long long code = kit_optcode(L, 2, 0, &given);
   size_t n;
   const char *reason = luaL_optlstring(L, 3, "", &n);
-  /* the range is checked before the conversion (NaN fails it) */
-  if (!(code >= 0 && code <= 65535) || code != (lua_Number)(unsigned)code || (given && code == 0))
-    return kit_fail(L, "invalid close code", NULL);
-  if (ws_conn_close(c, (unsigned)code, reason, n) != 0) return kit_fail(L, ws_conn_error(c), NULL);
+  const char *why; /* a wrong code is told in any state; the reason's rules after the state's */
+  if (ws_close_args_check(given, code, reason, n, &why) == 1) return kit_fail(L, why, NULL);
+  if (ws_conn_close(c, given ? (unsigned)code : 0, reason, n) != 0) return kit_fail(L, ws_conn_error(c), NULL);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -239,16 +239,13 @@ static int codec_accept_response(lua_State *L) {
   if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "%s: the request has no key", fn);
   const char *key = lua_tolstring(L, -1, &key_len);
   const char *protocol = opt_string(L, 2, "protocol", fn);
-  if (protocol) {
-    if (!ws_header_name_valid(protocol, strlen(protocol)))
-      return luaL_error(L, "%s: invalid protocol name '%s'", fn, protocol);
-    if (!offered(L, 1, protocol, strlen(protocol)))
-      return luaL_error(L, "%s: protocol '%s' was not offered by the client", fn, protocol);
-  }
   const char *extensions = opt_string(L, 2, "extensions", fn);
-  if (extensions && !ws_header_value_valid(extensions, strlen(extensions)))
-    return luaL_error(L, "%s: invalid extensions value", fn);
   get_headers(L, 2, fn, &extra);
+  ws_arg_error e;
+  if (ws_response_accept_check(protocol, extensions, extra.h, extra.n, &e))
+    return luaL_error(L, "%s: %s", fn, kit_arg_message(L, &e));
+  if (protocol && !offered(L, 1, protocol, strlen(protocol)))
+    return luaL_error(L, "%s: protocol '%s' was not offered by the client", fn, protocol);
   ws_buf *b = new_buf(L);
   if (ws_response_accept(b, key, key_len, protocol, extensions, extra.h, extra.n) < 0)
     return luaL_error(L, "%s: out of memory", fn);
@@ -262,7 +259,7 @@ static int codec_response(lua_State *L) {
   header_set extra;
   size_t body_len = 0;
   lua_Integer status = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, status >= 100 && status <= 999, 1, "status must be 100..999");
+  luaL_argcheck(L, ws_status_valid(status), 1, "status must be 100..999");
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 3, NULL, &body_len);
   lua_settop(L, 3);
@@ -302,28 +299,19 @@ static int codec_client_request(lua_State *L) {
   lua_settop(L, 1);
   const char *host = opt_string(L, 1, "host", fn);
   if (!host) return luaL_error(L, "%s: host is required", fn);
-  if (!ws_target_valid(host)) return luaL_error(L, "%s: invalid host '%s'", fn, host);
   const char *path = opt_string(L, 1, "path", fn);
-  if (!path) path = "/";
-  if (!ws_target_valid(path)) return luaL_error(L, "%s: invalid path '%s'", fn, path);
   const char *origin = opt_string(L, 1, "origin", fn);
-  if (origin && !ws_header_value_valid(origin, strlen(origin)))
-    return luaL_error(L, "%s: invalid origin", fn);
   const char *extensions = opt_string(L, 1, "extensions", fn);
-  if (extensions && !ws_header_value_valid(extensions, strlen(extensions)))
-    return luaL_error(L, "%s: invalid extensions value", fn);
   const char *key = opt_string(L, 1, "key", fn);
-  if (key) {
-    if (!ws_key_valid(key, strlen(key))) return luaL_error(L, "%s: invalid key", fn);
-  } else {
+  if (!key) {
     if (ws_client_key(keybuf) < 0) return luaL_error(L, "%s: the random generator failed", fn);
     key = keybuf;
   }
   size_t nprotocols = get_protocols(L, 1, "protocols", fn, protocols);
-  for (size_t i = 0; i < nprotocols; i++)
-    if (ws_protocol_repeated(protocols, i))
-      return luaL_error(L, "%s: protocol '%s' offered twice", fn, protocols[i]);
   get_headers(L, 1, fn, &extra);
+  ws_arg_error e;
+  if (ws_client_request_check(host, path, key, protocols, nprotocols, extensions, origin, extra.h, extra.n, &e))
+    return luaL_error(L, "%s: %s", fn, kit_arg_message(L, &e));
   ws_buf *b = new_buf(L);
   if (ws_client_request(b, host, path, key, protocols, nprotocols, extensions, origin, extra.h,
                         extra.n) < 0)

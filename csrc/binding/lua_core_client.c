@@ -112,9 +112,13 @@ static int l_connect(lua_State *L) {
   client_options(L, u, timeout);
 
   if (ws_client_key(u->key) < 0) return luaL_error(L, "ws.connect: no random bytes for the key");
-  if (ws_client_request(ws_conn_output(&c->s.ws), host_header ? host_header : host, path ? path : "/", u->key,
-                        protocols, nprotocols, u->offer[0] ? u->offer : NULL, origin, extra, nextra) < 0)
-    return luaL_error(L, "ws.connect: invalid header, origin, path or protocol");
+  const char *req_host = host_header ? host_header : host, *offer = u->offer[0] ? u->offer : NULL;
+  ws_arg_error e;
+  if (ws_client_request_check(req_host, path, u->key, protocols, nprotocols, offer, origin, extra, nextra, &e))
+    return luaL_error(L, "ws.connect: %s", kit_arg_message(L, &e));
+  if (ws_client_request(ws_conn_output(&c->s.ws), req_host, path, u->key, protocols, nprotocols, offer, origin,
+                        extra, nextra) < 0)
+    return luaL_error(L, "ws.connect: out of memory");
 
   wsl_conn_start(L, x, c, ud);
   if (!x->running) ws_loop_touch(x->loop); /* the deadline counts from now, not from the last loop run */
@@ -135,13 +139,8 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
   size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
-  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
-  if (h) {
-    size_t want = 0, i;
-    for (i = 0; i < h->value_len && h->value[i] >= '0' && h->value[i] <= '9' && want < have; i++)
-      want = want * 10 + (size_t)(h->value[i] - '0');
-    if (i == h->value_len && want < have) have = want;
-  }
+  size_t want;
+  if (ws_response_content_length(r, have, &want) == 1) have = want;
   lua_pushlstring(L, (const char *)ws_buf_begin(&s->head) + s->head_len, have);
   lua_setfield(L, -2, "body");
 }

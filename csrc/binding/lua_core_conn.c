@@ -309,12 +309,13 @@ static int l_drained(lua_State *L) {
 /* core.close(conn [, code [, reason]]): starts the closing handshake; idempotent. */
 static int l_close(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
-  lua_Integer code = luaL_optinteger(L, 2, WS_CLOSE_NORMAL);
+  int given;
+  long long code = kit_optcode(L, 2, WS_CLOSE_NORMAL, &given);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
   const char *why;
-  int bad = code < 0 || code > 0xffff ? 1 : ws_close_args_check((unsigned)code, reason, rl, &why);
-  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
+  int bad = ws_close_args_check(1, code, reason, rl, &why); /* always a code: 1000 by default */
+  if (bad) return luaL_argerror(L, bad + 1, why);
   wsl_ctx *x = wsl_ctx_get(L);
   if (x->log_level && c->s.phase == WS_PH_OPEN) {
     char who[96];

@@ -145,43 +145,32 @@ static size_t check_headers(lua_State *L, int idx, ws_header *out, size_t max) {
   return kit_headers(L, idx, out, max, w);
 }
 
-static int header_is(const ws_header *h, const char *name) {
-  size_t n = strlen(name);
-  if (h->name_len != n) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char a = h->name[i], b = name[i];
-    if (a >= 'A' && a <= 'Z') a = (char)(a + 32);
-    if (b >= 'A' && b <= 'Z') b = (char)(b + 32);
-    if (a != b) return 0;
-  }
-  return 1;
-}
-
 /* core.upgrade(conn [, protocol [, headers [, compress]]]) -> true | nil, message, code.
  * The subprotocol and the extensions answered in the 101 are the ones the connection runs
- * with, so extra headers may not set them; compress = false declines permessage-deflate for
- * this connection even when the server offers it. */
+ * with, so extra headers may not set them (ws_response_accept_check); compress = false
+ * declines permessage-deflate for this connection even when the server offers it. A
+ * protocol the client did not offer: nil, message, "protocol", and nothing is sent. */
 static int l_upgrade(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   const char *protocol = luaL_optstring(L, 2, NULL);
   ws_header extra[MAX_EXTRA_HEADERS];
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   int compress = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
-  /* the core's token rule, the one ws_response_accept applies */
-  if (protocol && !ws_header_name_valid(protocol, strlen(protocol))) return luaL_argerror(L, 2, "invalid protocol name");
-  for (size_t i = 0; i < nextra; i++) {
-    if (header_is(&extra[i], "Sec-WebSocket-Protocol"))
-      return luaL_argerror(L, 3, "Sec-WebSocket-Protocol is set with the protocol field");
-    if (header_is(&extra[i], "Sec-WebSocket-Extensions"))
-      return luaL_argerror(L, 3, "Sec-WebSocket-Extensions is set by the compression option");
-  }
   if (c->s.phase != WS_PH_HEAD_READY) return wsl_conn_push_end(L, c);
   const ws_request *req = ws_stream_request(&c->s);
   if (!req || !ws_request_is_upgrade(req) || req->status != 0)
     return luaL_error(L, "ws: the request is not a valid upgrade");
-  /* RFC 6455 4.2.2: the server answers with one of the subprotocols the client offered. */
-  if (protocol && ws_request_choose_protocol(req, &protocol, 1) < 0)
-    return luaL_error(L, "ws: subprotocol \"%s\" was not offered by the client", protocol);
+  /* RFC 6455 4.2.2: the server answers with one of the subprotocols the client offered (an
+   * offered one is a token). Nothing is sent: the caller answers instead (server.lua: 500). */
+  if (protocol && ws_request_choose_protocol(req, &protocol, 1) < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "subprotocol \"%s\" was not offered by the client", protocol);
+    lua_pushliteral(L, "protocol");
+    return 3;
+  }
+  ws_arg_error e;
+  if (ws_response_accept_check(protocol, NULL, extra, nextra, &e))
+    return luaL_argerror(L, e.arg == WS_ARG_HEADER ? 3 : 2, kit_arg_message(L, &e));
   char ext[WS_DEFLATE_RESPONSE_MAX];
   const char *extensions = NULL;
   if (compress && ws_stream_deflate_negotiate(&c->s, req, 1, ext, sizeof ext, NULL) == 1) extensions = ext;
@@ -243,7 +232,7 @@ static int l_respond(lua_State *L) {
   size_t nextra = check_headers(L, 3, extra, MAX_EXTRA_HEADERS);
   size_t bl = 0;
   const char *body = luaL_optlstring(L, 4, NULL, &bl);
-  if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status expected");
+  if (!ws_status_valid(status)) return luaL_argerror(L, 2, "HTTP status expected");
   if (c->s.phase != WS_PH_HEAD_READY) return wsl_conn_push_end(L, c);
   int head_only = 0;
   const ws_request *req = ws_stream_request(&c->s);

@@ -204,20 +204,21 @@ static int l_server_close(lua_State *L) {
 /* core.server_shutdown(server, code, reason [, abort]): close (or abort) every connection. */
 static int l_server_shutdown(lua_State *L) {
   wsl_server *sv = wsl_check_server(L, 1);
-  unsigned code = (unsigned)luaL_optinteger(L, 2, WS_CLOSE_GOING_AWAY);
+  int given;
+  long long code = kit_optcode(L, 2, WS_CLOSE_GOING_AWAY, &given);
   size_t rl = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rl);
   int abort = lua_toboolean(L, 4);
-  const char *why; /* a shutdown always sends a code */
-  int bad = code == 0 ? 1 : ws_close_args_check(code, reason, rl, &why);
-  if (bad) return luaL_argerror(L, bad + 1, bad == 1 ? "invalid close code" : why);
+  const char *why;
+  int bad = ws_close_args_check(1, code, reason, rl, &why); /* a shutdown always sends a code */
+  if (bad) return luaL_argerror(L, bad + 1, why);
   wsl_ctx *x = wsl_ctx_get(L);
   WSL_LOG(x, 1, "server on port %d: %s its %u connections, code %u, reason \"%s\"", sv->l.port,
-          abort ? "aborting" : "closing", (unsigned)sv->l.count, code, reason);
+          abort ? "aborting" : "closing", (unsigned)sv->l.count, (unsigned)code, reason);
   for (ws_stream *s = sv->l.streams; s;) {
     ws_stream *next = s->lnext;
     if (abort) ws_stream_abort(s, "server closed");
-    else ws_stream_close(s, code, reason, rl);
+    else ws_stream_close(s, (unsigned)code, reason, rl);
     s = next;
   }
   return 0;

@@ -10,6 +10,21 @@ int kit_raise(lua_State *L, kit_where w, const char *what) {
   return luaL_argerror(L, w.arg, what);
 }
 
+const char *kit_arg_message(lua_State *L, const ws_arg_error *e) {
+  const char *why = e->why ? e->why : "invalid argument", *at = strstr(why, "%s");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (!at) {
+    luaL_addstring(&b, why);
+  } else {
+    luaL_addlstring(&b, why, (size_t)(at - why));
+    if (e->value) luaL_addlstring(&b, e->value, e->value_len);
+    luaL_addstring(&b, at + 2);
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 /* The header entry on top (key at -2, value at -1) -> *h; the strings stay referenced from the
  * table at `t` or from `anchor`. Pops nothing. */
 static void read_entry(lua_State *L, int anchor, ws_header *h, kit_where w) {
@@ -71,7 +86,7 @@ size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_wher
     lua_rawgeti(L, t, (int)i);
     if (lua_type(L, -1) != LUA_TSTRING) kit_raise(L, w, "protocols must be a list of strings");
     out[n] = lua_tolstring(L, -1, &plen);
-    if (!ws_header_name_valid(out[n], plen))
+    if (strlen(out[n]) != plen) /* a C string would cut it short */
       kit_raise(L, w, lua_pushfstring(L, "invalid protocol name '%s'", out[n]));
     n++;
     lua_pop(L, 1); /* still referenced by the list */
@@ -114,6 +129,15 @@ int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, doubl
   }
   lua_pop(L, 1);
   return ok;
+}
+
+long long kit_optcode(lua_State *L, int idx, long long def, int *given) {
+  *given = !lua_isnoneornil(L, idx);
+  if (!*given) return def;
+  lua_Number n = luaL_checknumber(L, idx);
+  /* the range first (NaN fails it): converting a number out of range is undefined */
+  if (!(n >= -1e15 && n <= 1e15) || n != (lua_Number)(long long)n) return -1;
+  return (long long)n;
 }
 
 /* The header map: lower-case names (a header named twice: its values joined with ", ",

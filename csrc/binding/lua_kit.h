@@ -2,7 +2,8 @@
  * lists read from Lua, option readers, header maps and buffers pushed to Lua, and
  * `nil, message, code` results with the one map of their codes. Written against lua_compat.h
  * (ws.codec loads on Lua 5.1 to 5.4 and LuaJIT), it leaves every rule to the core: names and
- * values are checked by ws_headers_check, protocol names by ws_header_name_valid. */
+ * values are checked by ws_headers_check, the builders' arguments by their own checks
+ * (kit_arg_message words their answer). */
 #ifndef LUA_KIT_H
 #define LUA_KIT_H
 
@@ -20,14 +21,18 @@ typedef struct kit_where {
 /* Raises `what` as `w` says. */
 int kit_raise(lua_State *L, kit_where w, const char *what) WS_HIDDEN;
 
+/* Pushes and returns the message of a builder's refusal (ws_response_accept_check,
+ * ws_client_request_check): e->why with its "%s" replaced by the value it names. */
+const char *kit_arg_message(lua_State *L, const ws_arg_error *e) WS_HIDDEN;
+
 /* Headers from the table at `t` (nil or none: no headers): { name = value } and
  * { { name, value }, ... } entries, mixed as one likes; number values become strings. At most
  * `max` go to out[]; each name and value is one the core's builders accept. Pushes one table
  * that anchors converted values (leave it on the stack while out[] is used). */
 size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w) WS_HIDDEN;
 
-/* Protocol names from the list at `t` (nil or none: none), each an RFC 7230 token, at most
- * `max`. The strings stay anchored by the list. */
+/* Protocol names from the list at `t` (nil or none: none), at most `max`. The strings stay
+ * anchored by the list; the builder that sends them checks them (ws_client_request_check). */
 size_t kit_protocols(lua_State *L, int t, const char **out, size_t max, kit_where w) WS_HIDDEN;
 
 /* Option readers for the options table at `t`: a missing field gives `def` (NULL). A number
@@ -41,6 +46,12 @@ int kit_optbool(lua_State *L, int t, const char *k, int def) WS_HIDDEN;
 /* Field k of the table at t as a whole number from lo to hi (at most 2^53): 1 with *v set, or
  * *v left alone when k is nil; 0 for anything else (the caller raises its own message). */
 int kit_optwhole(lua_State *L, int t, const char *k, double lo, double hi, double *v) WS_HIDDEN;
+
+/* The optional close code at argument idx, for ws_close_args_check (which decides): *given
+ * says whether one was passed (nil or none: `def` comes back). A number that is no whole
+ * number a long long holds (NaN, 1000.5, 1e300) comes back as -1, which the check refuses;
+ * anything but a number raises a bad-argument error. */
+long long kit_optcode(lua_State *L, int idx, long long def, int *given) WS_HIDDEN;
 
 /* Pushes { lower-case name = value } of n headers; a repeated header's values are joined
  * with ", " (RFC 9110 5.3). */

@@ -17,7 +17,7 @@
 #define IN_SLACK (64u * 1024u)        /* room for one read beyond a held frame */
 #define HELD_MAX (64u * 1024u)        /* largest single-frame message delivered in place */
 #define MSG_KEEP (64u * 1024u)        /* a larger reassembly buffer is freed after use */
-#define CONTROL_MAX 125u
+#define CONTROL_MAX WS_CONTROL_MAX
 #define CLOSE_REASON_MAX 123u
 
 static uint8_t no_bytes[1]; /* what an empty payload points at: never NULL, never written */
@@ -252,8 +252,7 @@ static const char *check_header(const ws_conn *c, unsigned *code) {
   if (c->opt_.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
   if (is_control(op)) {
     if (!h->fin) return E_CONTROL_FRAG;
-    if (h->payload_len > CONTROL_MAX) return E_CONTROL_LEN;
-    return NULL;
+    return ws_control_len_check(h->payload_len); /* the one test, for frames in and out */
   }
   if (op == WS_OP_CONTINUATION && !c->msg_opcode_) return E_CONT;
   if (op != WS_OP_CONTINUATION && c->msg_opcode_) return E_INTERLEAVE;
@@ -632,14 +631,22 @@ int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int f
   return ws_conn_send(c, opcode ? opcode : WS_OP_TEXT, p, n, more);
 }
 
-static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
-  if (!may_send(c)) return -1;
-  if (n > CONTROL_MAX) {
-    c->error_ = E_CONTROL_LEN;
+const char *ws_control_len_check(uint64_t n) { return n > CONTROL_MAX ? E_CONTROL_LEN : NULL; }
+
+/* A control frame of n bytes; the caller has decided it may be sent in this state. */
+static int queue_control(ws_conn *c, int opcode, const void *p, size_t n) {
+  const char *why = ws_control_len_check(n);
+  if (why) {
+    c->error_ = why;
     return -1;
   }
   TRACE(c, 1, 1, 0, opcode, n);
   return queue_frame(c, 1, 0, opcode, p, n);
+}
+
+static int send_control(ws_conn *c, int opcode, const void *p, size_t n) {
+  if (!may_send(c)) return -1;
+  return queue_control(c, opcode, p, n);
 }
 
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) { return send_control(c, WS_OP_PING, p, n); }
@@ -647,33 +654,25 @@ int ws_conn_ping(ws_conn *c, const void *p, size_t n) { return send_control(c, W
 /* A pong may still answer a ping between our close and the peer's (RFC 6455 5.5.2), so a
  * host that answers pings itself can do so while CLOSING; never after a failure. */
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) {
-  if (c->state_ == WS_STATE_CLOSING) {
-    if (n > CONTROL_MAX) {
-      c->error_ = E_CONTROL_LEN;
-      return -1;
-    }
-    TRACE(c, 1, 1, 0, WS_OP_PONG, n);
-    return queue_frame(c, 1, 0, WS_OP_PONG, p, n);
-  }
+  if (c->state_ == WS_STATE_CLOSING) return queue_control(c, WS_OP_PONG, p, n);
   return send_control(c, WS_OP_PONG, p, n);
 }
 
-int ws_close_args_check(unsigned code, const char *reason, size_t reason_len, const char **error) {
+int ws_close_args_check(int has_code, long long code, const char *reason, size_t reason_len, const char **error) {
   *error = NULL;
-  if (code && !ws_close_code_valid(code)) *error = E_CLOSE_CODE;
-  else if (!code && reason_len) *error = E_REASON_NO_CODE;
+  if (has_code && !(code >= 0 && code <= 0xffff && ws_close_code_valid((unsigned)code))) *error = E_CLOSE_CODE;
+  else if (!has_code && reason_len) *error = E_REASON_NO_CODE;
   else if (reason_len > CLOSE_REASON_MAX) *error = E_REASON_LEN;
   else if (!ws_utf8_valid((const uint8_t *)reason, reason_len)) *error = E_REASON_UTF8;
   else return 0;
   return *error == E_CLOSE_CODE ? 1 : 2;
 }
 
-const char *ws_control_len_check(size_t n) { return n > CONTROL_MAX ? E_CONTROL_LEN : NULL; }
 
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) {
   if (!may_send(c)) return -1;
   const char *why;
-  if (ws_close_args_check(code, reason, reason_len, &why)) {
+  if (ws_close_args_check(code != 0, code, reason, reason_len, &why)) {
     c->error_ = why;
     return -1;
   }

@@ -21,6 +21,9 @@ enum ws_state {
   WS_STATE_CLOSED = 3      /* both close frames exchanged, or the connection failed */
 };
 
+/* A control frame's payload (ping, pong, close) is at most this long (RFC 6455 5.5);
+ * ws_control_len_check applies it. For a host's buffers that hold one. */
+#define WS_CONTROL_MAX 125u
 #define WS_DEFAULT_MAX_MESSAGE (1u << 20)
 /* Frames per message: memory is bounded by max_message, but every frame costs a header's work
  * however small it is, so the count is bounded too. By default the bound follows max_message:
@@ -194,15 +197,20 @@ int ws_conn_send_fragment(ws_conn *c, int opcode, const void *p, size_t n, int f
 /* The opcode of a message sent with ws_conn_send_fragment and still unfinished, 0 when none. */
 static inline int ws_conn_fragment_opcode(const ws_conn *c) { return c->send_opcode_; }
 int ws_conn_ping(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
-/* The rules ws_conn_close applies to its arguments (RFC 6455 5.5, 5.5.1, 7.4): a valid code
- * or 0 for none, a reason only with a code, at most 123 bytes of UTF-8. Returns 0, or which
- * argument is wrong (1: the code, 2: the reason) with *error saying why, so a binding raises
- * the precise error without checking again. */
-int ws_close_args_check(unsigned code, const char *reason, size_t reason_len, const char **error) WS_HIDDEN;
+/* The rules every close goes through (RFC 6455 5.5, 5.5.1, 7.4): without a code (has_code 0)
+ * the close frame carries no status and no reason; a code given must be one the wire allows
+ * (1000-1003, 1007-1014, 3000-4999: 0, negative or above 65535 is not); a reason only with a
+ * code, at most 123 bytes of UTF-8. Returns 0, or which argument is wrong (1: the code, 2: the
+ * reason) with *error saying why, so a binding raises the precise error without checking
+ * again. ws_conn_close applies it (its code 0 meaning "none"); a binding that reads an
+ * optional code calls it first with has_code set when one was given. */
+int ws_close_args_check(int has_code, long long code, const char *reason, size_t reason_len,
+                        const char **error) WS_HIDDEN;
 /* NULL when n bytes fit a control frame's payload (125), else the error ws_conn_ping gives. */
-const char *ws_control_len_check(size_t n) WS_HIDDEN;
+const char *ws_control_len_check(uint64_t n) WS_HIDDEN;
 int ws_conn_pong(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
-/* Start (or answer) the closing handshake. code 0 sends a close with no status. */
+/* Start (or answer) the closing handshake. code 0 sends a close with no status (the C
+ * caller's "none"; ws_close_args_check refuses 0 as a code given). */
 int ws_conn_close(ws_conn *c, unsigned code, const char *reason, size_t reason_len) WS_HIDDEN;
 
 /* Output: the bytes waiting to be written, in order. Write some of ws_conn_output_data's

@@ -236,6 +236,19 @@ const ws_header *ws_request_header(const ws_request *r, const char *name, const 
   return find_header(r->headers, r->num_headers, name, after);
 }
 
+int ws_response_content_length(const ws_response *r, size_t cap, size_t *len) {
+  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
+  size_t v = 0;
+  if (!h) return 0;
+  if (!h->value_len) return -1;
+  for (size_t i = 0; i < h->value_len; i++) {
+    if (h->value[i] < '0' || h->value[i] > '9') return -1;
+    if (v < cap) v = v * 10 + (size_t)(h->value[i] - '0'); /* stops growing once past cap */
+  }
+  *len = v < cap ? v : cap;
+  return 1;
+}
+
 const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) {
   return find_header(r->headers, r->num_headers, name, after);
 }
@@ -481,12 +494,55 @@ static writer writer_begin(ws_buf *b) {
 
 static int text_valid(const char *s) { return !s || ws_header_value_valid(s, strlen(s)); }
 
+static int arg_fail(ws_arg_error *e, int arg, size_t index, const char *why, const char *value, size_t len) {
+  e->arg = arg;
+  e->index = index;
+  e->why = why;
+  e->value = value;
+  e->value_len = len;
+  return arg;
+}
+
+static int arg_text(ws_arg_error *e, int arg, const char *why, const char *value) {
+  return arg_fail(e, arg, 0, why, value, value ? strlen(value) : 0);
+}
+
+/* The extra headers: valid, and (for a 101) none of those the handshake writes. */
+static int extra_check(const ws_header *extra, size_t n, int accept, ws_arg_error *e) {
+  static const struct { const char *name, *why; } own[] = {
+    { "Upgrade", "Upgrade is set by the handshake" },
+    { "Connection", "Connection is set by the handshake" },
+    { "Sec-WebSocket-Accept", "Sec-WebSocket-Accept is set by the handshake" },
+    { "Sec-WebSocket-Protocol", "Sec-WebSocket-Protocol is set with the protocol field" },
+    { "Sec-WebSocket-Extensions", "Sec-WebSocket-Extensions is set by the compression option or the extensions field" },
+  };
+  const char *why;
+  size_t i = ws_headers_check(extra, n, &why);
+  if (i < n)
+    return arg_fail(e, WS_ARG_HEADER, i, why == ws_err_header_name ? "invalid header name '%s'"
+                                                                  : "invalid value for header '%s'",
+                    extra[i].name, extra[i].name_len);
+  for (i = 0; accept && i < n; i++)
+    for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+      if (ieq(extra[i].name, extra[i].name_len, own[k].name, strlen(own[k].name)))
+        return arg_fail(e, WS_ARG_HEADER, i, own[k].why, extra[i].name, extra[i].name_len);
+  return 0;
+}
+
+int ws_response_accept_check(const char *protocol, const char *extensions, const ws_header *extra,
+                             size_t nextra, ws_arg_error *e) {
+  memset(e, 0, sizeof *e);
+  if (protocol && !ws_header_name_valid(protocol, strlen(protocol)))
+    return arg_text(e, WS_ARG_PROTOCOL, "invalid protocol name '%s'", protocol);
+  if (!text_valid(extensions)) return arg_text(e, WS_ARG_EXTENSIONS, "invalid extensions value", NULL);
+  return extra_check(extra, nextra, 1, e);
+}
+
 int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                        const char *extensions, const ws_header *extra, size_t nextra) {
   char accept[WS_ACCEPT_LEN + 1];
-  if ((protocol && !ws_header_name_valid(protocol, strlen(protocol))) || !text_valid(extensions) ||
-      !extra_valid(extra, nextra))
-    return -1;
+  ws_arg_error e;
+  if (ws_response_accept_check(protocol, extensions, extra, nextra, &e)) return -1;
   ws_accept_key(key, key_len, accept);
   writer w = writer_begin(out);
   puts_(&w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
@@ -540,10 +596,12 @@ const char *ws_status_text(int status) {
   }
 }
 
+int ws_status_valid(long long status) { return status >= 100 && status <= 999; }
+
 static int response(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                     const char *body, size_t body_len, int with_body) {
   char line[64];
-  if (status < 100 || status > 999 || !extra_valid(extra, nextra)) return -1;
+  if (!ws_status_valid(status) || !extra_valid(extra, nextra)) return -1;
   if (!body) body_len = 0;
   writer w = writer_begin(out);
   snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
@@ -589,18 +647,33 @@ int ws_protocol_repeated(const char *const *protocols, size_t i) {
   return ws_protocol_find(protocols, i, protocols[i], strlen(protocols[i])) >= 0;
 }
 
+int ws_client_request_check(const char *host, const char *path, const char *key,
+                            const char *const *protocols, size_t nprotocols, const char *extensions,
+                            const char *origin, const ws_header *extra, size_t nextra,
+                            ws_arg_error *e) {
+  memset(e, 0, sizeof *e);
+  if (!host || !*host || !host_valid(host, strlen(host))) /* the Host rule our requests must pass */
+    return arg_text(e, WS_ARG_HOST, "invalid host '%s'", host ? host : "");
+  if (path && !ws_target_valid(path)) return arg_text(e, WS_ARG_PATH, "invalid path '%s'", path);
+  if (!key || !ws_key_valid(key, strlen(key))) return arg_text(e, WS_ARG_KEY, "invalid key", NULL);
+  for (size_t i = 0; i < nprotocols; i++) {
+    if (!ws_header_name_valid(protocols[i], strlen(protocols[i])))
+      return arg_fail(e, WS_ARG_PROTOCOL, i, "invalid protocol name '%s'", protocols[i], strlen(protocols[i]));
+    if (ws_protocol_repeated(protocols, i)) /* RFC 6455 4.1: unique strings */
+      return arg_fail(e, WS_ARG_PROTOCOL, i, "protocol '%s' offered twice", protocols[i], strlen(protocols[i]));
+  }
+  if (!text_valid(extensions)) return arg_text(e, WS_ARG_EXTENSIONS, "invalid extensions value", NULL);
+  if (!text_valid(origin)) return arg_text(e, WS_ARG_ORIGIN, "invalid origin", NULL);
+  return extra_check(extra, nextra, 0, e);
+}
+
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) {
+  ws_arg_error e;
   if (!path) path = "/";
-  if (!host || !*host || !ws_target_valid(host) || !ws_target_valid(path) || !key ||
-      !ws_key_valid(key, strlen(key)) || !text_valid(extensions) || !text_valid(origin) ||
-      !extra_valid(extra, nextra))
+  if (ws_client_request_check(host, path, key, protocols, nprotocols, extensions, origin, extra, nextra, &e))
     return -1;
-  for (size_t i = 0; i < nprotocols; i++) {
-    if (!ws_header_name_valid(protocols[i], strlen(protocols[i]))) return -1;
-    if (ws_protocol_repeated(protocols, i)) return -1; /* RFC 6455 4.1: unique strings */
-  }
   writer w = writer_begin(out);
   puts_(&w, "GET ");
   puts_(&w, path);

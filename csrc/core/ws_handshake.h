@@ -85,14 +85,41 @@ void ws_accept_key_release(void) WS_HIDDEN;
  * libcrypto pages), a cost of the process rather than of its first handshake. */
 void ws_accept_key_prepare(void) WS_HIDDEN;
 
+/* Which argument of a message builder is wrong, and why: the builders' own checks, which a
+ * binding calls to raise a precise error instead of checking anything itself. `why` reads
+ * "invalid host '%s'", "protocol '%s' offered twice", "invalid key"...: its one "%s", when it
+ * has one, stands for value[0..value_len) (the host, the protocol or the header name). */
+typedef struct ws_arg_error {
+  int arg;                 /* WS_ARG_* */
+  size_t index;            /* which protocol or extra header */
+  const char *why;
+  const char *value;
+  size_t value_len;
+} ws_arg_error;
+enum { WS_ARG_NONE, WS_ARG_HOST, WS_ARG_PATH, WS_ARG_KEY, WS_ARG_PROTOCOL, WS_ARG_EXTENSIONS,
+       WS_ARG_ORIGIN, WS_ARG_HEADER };
+
+/* The arguments of ws_response_accept: the protocol a token, extensions a header value, and
+ * each extra header valid (ws_headers_check) and none of those the 101 itself carries
+ * (Upgrade, Connection, Sec-WebSocket-Accept, -Protocol, -Extensions: the protocol and
+ * extensions arguments set the last two). Returns 0, or WS_ARG_* with *e filled. */
+int ws_response_accept_check(const char *protocol, const char *extensions, const ws_header *extra,
+                             size_t nextra, ws_arg_error *e) WS_HIDDEN;
+
 /* The 101 response. protocol and extensions may be NULL; extra headers (name/value pairs)
- * are appended as given. Returns 0, or -1 (out of memory, or a name or value that
- * ws_header_name_valid / ws_header_value_valid refuse; nothing is appended then). */
+ * are appended as given. Returns 0, or -1 (out of memory, or arguments that
+ * ws_response_accept_check refuses; nothing is appended then). */
 int ws_response_accept(ws_buf *out, const char *key, size_t key_len, const char *protocol,
                        const char *extensions, const ws_header *extra, size_t nextra) WS_HIDDEN;
 
+/* Can a response carry this status: three digits, 100 to 999 (RFC 9110 15)? ws_response_status
+ * refuses others; bindings ask this to raise for a status argument before anything is sent. */
+int ws_status_valid(long long status) WS_HIDDEN;
+
 /* An error or plain HTTP response: status line, Content-Length, Connection: close, the
- * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. */
+ * extra headers, and body (may be NULL). A 426 carries Sec-WebSocket-Version: 13. Returns 0,
+ * or -1 (out of memory, a status ws_status_valid refuses, or an extra header that
+ * ws_headers_check refuses). */
 int ws_response_status(ws_buf *out, int status, const ws_header *extra, size_t nextra,
                        const char *body, size_t body_len) WS_HIDDEN;
 /* The same response to a HEAD request: its Content-Length is body's, and no body follows
@@ -120,8 +147,8 @@ const char *ws_status_text(int status) WS_HIDDEN;
 /* Is this a Sec-WebSocket-Key: base64 of exactly 16 bytes, in its canonical spelling? */
 int ws_key_valid(const char *key, size_t len) WS_HIDDEN;
 
-/* Can this go in a request line or the Host header we send: one or more visible ASCII
- * characters (0x21..0x7e), nothing else? ws_client_request refuses host and path otherwise. */
+/* Can this go in a request line: one or more visible ASCII characters (0x21..0x7e), nothing
+ * else? ws_client_request refuses a path otherwise. */
 int ws_target_valid(const char *s) WS_HIDDEN;
 
 /* Is protocols[i] equal to one of protocols[0..i)? (RFC 6455 4.1 wants offers unique.) */
@@ -130,10 +157,21 @@ int ws_protocol_repeated(const char *const *protocols, size_t i) WS_HIDDEN;
 /* A fresh random key (16 bytes from OpenSSL's RAND, base64). Returns 0 or -1. */
 int ws_client_key(char out[WS_KEY_LEN + 1]) WS_HIDDEN;
 
-/* The upgrade request. host includes ":port" when not the default. protocols (n of them,
- * each a token, none twice) and extensions (an offer such as "permessage-deflate;
- * client_max_window_bits") may be empty/NULL; origin may be NULL. Returns 0 or -1 (out of memory or invalid text, as for
- * ws_response_accept). */
+/* The arguments of ws_client_request: host a uri-host [":" port] as ws_request_check_upgrade
+ * wants it of a request's Host (so we never send one a server of ours refuses), path visible
+ * ASCII (ws_target_valid), the key
+ * one ws_key_valid accepts, protocols tokens and none twice (RFC 6455 4.1), extensions and
+ * origin header values, the extra headers valid (ws_headers_check). Returns 0, or WS_ARG_*
+ * with *e filled. */
+int ws_client_request_check(const char *host, const char *path, const char *key,
+                            const char *const *protocols, size_t nprotocols, const char *extensions,
+                            const char *origin, const ws_header *extra, size_t nextra,
+                            ws_arg_error *e) WS_HIDDEN;
+
+/* The upgrade request. host includes ":port" when not the default; path NULL is "/".
+ * protocols (n of them) and extensions (an offer such as "permessage-deflate;
+ * client_max_window_bits") may be empty/NULL; origin may be NULL. Returns 0 or -1 (out of
+ * memory, or arguments that ws_client_request_check refuses). */
 int ws_client_request(ws_buf *out, const char *host, const char *path, const char *key,
                       const char *const *protocols, size_t nprotocols, const char *extensions,
                       const char *origin, const ws_header *extra, size_t nextra) WS_HIDDEN;
@@ -164,5 +202,10 @@ int ws_response_check_upgrade(ws_response *r, const char *key, const char *const
                               size_t nprotocols, int offered_extensions) WS_HIDDEN;
 
 const ws_header *ws_response_header(const ws_response *r, const char *name, const ws_header *after) WS_HIDDEN;
+
+/* The response's Content-Length (the first one): 1 with *len set to it, or to `cap` when it
+ * is larger; 0 when there is none; -1 when it is not a length (one or more digits). For the
+ * body of a refusal, which a client reads to show what the server said. */
+int ws_response_content_length(const ws_response *r, size_t cap, size_t *len) WS_HIDDEN;
 
 #endif

@@ -208,18 +208,13 @@ static void head_ready(ws_client *cl, size_t head_len) {
  * server said: Content-Length bytes, a chunked body up to its last chunk, or else up to the
  * end of the connection; at most WS_REFUSAL_BODY_MAX bytes (the rest is not waited for). */
 static int refusal_complete(const ws_response *r, const uint8_t *body, size_t have) {
-  const ws_header *h = ws_response_header(r, "Content-Length", NULL);
+  size_t want;
   if (have >= WS_REFUSAL_BODY_MAX) return 1;
-  if (h) {
-    size_t want = 0;
-    for (size_t i = 0; i < h->value_len; i++) {
-      if (h->value[i] < '0' || h->value[i] > '9') return 1; /* not a length: take what is here */
-      want = want * 10 + (size_t)(h->value[i] - '0');
-      if (want >= WS_REFUSAL_BODY_MAX) break;
-    }
-    return have >= want;
+  switch (ws_response_content_length(r, WS_REFUSAL_BODY_MAX, &want)) {
+  case 1: return have >= want;
+  case -1: return 1; /* not a length: take what is here */
   }
-  h = ws_response_header(r, "Transfer-Encoding", NULL);
+  const ws_header *h = ws_response_header(r, "Transfer-Encoding", NULL);
   if (h) /* the last chunk: "0" and an empty line (no trailers expected) */
     return have >= 5 && memcmp(body + have - 5, "0\r\n\r\n", 5) == 0;
   return 0; /* until the end of the connection */

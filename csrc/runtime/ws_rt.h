@@ -205,7 +205,7 @@ typedef struct ws_ping_wait {
   uint64_t sent, answered;
   double sent_at, answered_at;
   uint8_t len;
-  uint8_t data[125];
+  uint8_t data[WS_CONTROL_MAX];
 } ws_ping_wait;
 
 struct ws_stream {

@@ -930,7 +930,7 @@ int ws_stream_ping(ws_stream *s, const void *p, size_t n) {
 
 long long ws_stream_ping_wait(ws_stream *s, const void *p, size_t n) {
   uint8_t made[8];
-  if (s->phase != WS_PH_OPEN || n > sizeof ((ws_ping_wait *)0)->data) return -1;
+  if (s->phase != WS_PH_OPEN || ws_control_len_check(n)) return -1;
   ws_stream_cold *x = ws_stream_cold_get(s);
   if (!x) return -1;
   if (!x->ping_wait && !(x->ping_wait = calloc(1, sizeof *x->ping_wait))) return -1;

@@ -137,6 +137,14 @@ end
 -- One endpoint: a handler (a function, run in its own coroutine, or a callback table) with
 -- its handshake policy. Returns upgrade(conn, status, why, origin, host) -> UPGRADED (callback
 -- style) | what core.handoff returns | nil when refused, and the callback table or nil.
+-- A handshake hook that picks a subprotocol the client did not offer is a server bug: logged,
+-- and the client gets a 500.
+local function hook_protocol_refused(conn, protocol)
+  core.report("handshake", ("the handshake hook chose subprotocol %q, which the client did not offer")
+    :format(tostring(protocol)))
+  return crespond(conn, 500, nil, "Internal Server Error\n")
+end
+
 local function endpoint(opts, handler, where, level)
   level = level + 1
   local cb
@@ -171,18 +179,18 @@ local function endpoint(opts, handler, where, level)
       if not accept then return crespond(conn, a or 403, b, c) end
       if type(a) == "table" then
         if a.protocol ~= nil then protocol = a.protocol or nil end
-        -- RFC 6455 4.2.2: only a subprotocol the client offered may be answered. A hook that
-        -- picks another one is a server bug: logged, and the client gets a 500.
-        if protocol ~= nil and (type(protocol) ~= "string" or not cchoose(conn, { protocol })) then
-          core.report("handshake", ("the handshake hook chose subprotocol %q, which the client did not offer")
-            :format(tostring(protocol)))
-          return crespond(conn, 500, nil, "Internal Server Error\n")
-        end
+        if protocol ~= nil and type(protocol) ~= "string" then return hook_protocol_refused(conn, protocol) end
         headers, data = a.headers, a.data
         if a.compression == false then compress = false end -- no permessage-deflate for this one
       end
     end
-    if not cupgrade(conn, protocol, headers, compress) then return end
+    local ok, _, code = cupgrade(conn, protocol, headers, compress)
+    if not ok then
+      -- RFC 6455 4.2.2, decided by core.upgrade: only a subprotocol the client offered (ours
+      -- always is one); nothing was sent.
+      if code == "protocol" then return hook_protocol_refused(conn, protocol) end
+      return
+    end
     if data ~= nil then conn.data = data end
     if cb then return UPGRADED end
     -- The handler runs in a fresh coroutine: this one's stack grew during the handshake, and

@@ -1,7 +1,7 @@
 -- RFC 6455 4.2.2: the subprotocol in a 101 must be one the client offered. A handshake hook
 -- that returns another one (or one for a client that offered none) is refused with a logged
--- error and a 500 instead of an upgrade the client would have to fail (core.upgrade raises
--- for such a name as well).
+-- error and a 500 instead of an upgrade the client would have to fail (core.upgrade returns
+-- nil, a message and "protocol" for such a name, and sends nothing).
 local server = require "support.ws_server"
 local client = require "support.ws_client"
 
