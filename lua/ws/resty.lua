@@ -173,15 +173,11 @@ end
 -- Write what the codec queued. Only one light thread writes at a time (a cosocket refuses two
 -- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
 -- already in progress drains before it returns, so the order of frames is kept.
-local function flush(self)
-  self.corked = 0
-  if self.writing then
-    self.more = true -- the writer in progress takes these bytes too
-    return true
-  end
-  local c, sock = self.codec, self.sock
-  local out = c:output()
+-- write_out(self, out) writes bytes already taken out of the codec's queue (c:send_output),
+-- and then whatever other callers queued meanwhile.
+local function write_out(self, out)
   if out == "" then return true end
+  local c, sock = self.codec, self.sock
   self.writing = true
   repeat
     self.more = false
@@ -195,6 +191,15 @@ local function flush(self)
   until out == ""
   self.writing = false
   return true
+end
+
+local function flush(self)
+  self.corked = 0
+  if self.writing then
+    self.more = true -- the writer in progress takes these bytes too
+    return true
+  end
+  return write_out(self, self.codec:output())
 end
 
 -- Frames sent while the codec still holds received input (a client with several messages in
@@ -237,8 +242,9 @@ local function cork(self, n)
   return true
 end
 
--- Read once from the socket into the codec. A timeout returns nil, "timeout" (not latched,
--- no byte lost: the codec keeps partial frames).
+-- Read once from the socket into the codec, and take the next event in the same call:
+-- true, kind, a, b (kind nil: the codec needs more input). A timeout returns nil, "timeout"
+-- (not latched, no byte lost: the codec keeps partial frames).
 local function fill(self, deadline)
   local ms = MAX_WAIT_MS
   if deadline then
@@ -252,13 +258,13 @@ local function fill(self, deadline)
     if err == "timeout" then return nil, "timeout" end
     return socket_fail(self, "receive failed", err)
   end
-  local ok, ferr = self.codec:feed(data)
-  if not ok then
+  local kind, a, b = self.codec:feed_next(data)
+  if kind == nil and a then
     -- The codec refuses input over its limit; that is the peer sending too much.
-    return fail(self, "protocol error: " .. tostring(ferr), "toolarge")
+    return fail(self, "protocol error: " .. tostring(a), "toolarge")
   end
   self.unread = self.unread + #data
-  return true
+  return true, kind, a, b
 end
 
 -- The connection ends: the client closes its socket. On the server side nginx closes the
@@ -317,9 +323,9 @@ function Conn:receive(timeout)
   local deadline = timeout and now() + timeout or nil
   local c = self.codec
   self.reading = true
+  local kind, a, b
+  if self.unread > 0 then kind, a, b = c:next() end
   while true do
-    local kind, a, b
-    if self.unread > 0 then kind, a, b = c:next() end
     if kind == "text" or kind == "binary" then
       -- a message changes nothing in the connection's state
       if self.short then
@@ -341,6 +347,8 @@ function Conn:receive(timeout)
         if msg == nil then return nil, k, code end
         return msg, k
       end
+      kind = nil
+      if self.unread > 0 then kind, a, b = c:next() end
     else
       if self.unread > 0 and self.exact then
         self.unread, self.short = c:buffered(), true
@@ -348,7 +356,10 @@ function Conn:receive(timeout)
       -- the codec's queue holds bytes only when sends were corked: every other path writes
       local ok, err, code = true, nil, nil
       if self.corked > 0 then ok, err, code = flush(self) end
-      if ok then ok, err, code = fill(self, deadline) end
+      if ok then
+        ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+        if not ok then err, code, kind = kind, a, nil end
+      end
       if not ok then
         self.reading = false
         if err == "timeout" and not self.failure then return nil, "timeout", "timeout" end
@@ -377,11 +388,18 @@ function Conn:send(data, kind, opts)
   if opts ~= nil and type(opts) ~= "table" then check_arg("conn:send", "opts", opts, "table?", 2) end
   local failure = self.failure
   if failure then return nil, failure[1], failure[2] end
-  local ok, err = self.codec:send(data, kind or "text", opts)
-  if not ok then return nil, err, "state" end
   local n = #data
-  if self.unread > 0 and n < CORK_FRAME and self.can_cork then return cork(self, n) end
-  return flush(self)
+  if self.writing or (self.unread > 0 and n < CORK_FRAME and self.can_cork) then
+    local ok, err = self.codec:send(data, kind or "text", opts)
+    if not ok then return nil, err, "state" end
+    if self.writing then return flush(self) end
+    return cork(self, n)
+  end
+  -- the frame and anything corked before it, out of the codec in one call
+  local out, err = self.codec:send_output(data, kind or "text", opts)
+  if not out then return nil, err, "state" end
+  self.corked = 0
+  return write_out(self, out)
 end
 
 function Conn:ping(data)
@@ -428,11 +446,12 @@ function Conn:close(code, reason)
     local deadline = now() + (self.close_timeout or DEFAULTS.close_timeout)
     while c:state() ~= "closed" and not self.failure do
       local kind, a, b = c:next()
-      if kind then
-        if kind == "close" or kind == "error" then on_event(self, kind, a, b) end
-      elseif not fill(self, deadline) then
-        break
+      if not kind then
+        local ok
+        ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+        if not ok then break end
       end
+      if kind == "close" or kind == "error" then on_event(self, kind, a, b) end
     end
     if not self.failure then fail(self, "closed", "closed") end
     finish(self)
