@@ -240,6 +240,72 @@ static int codec_conn_tostring(lua_State *L) {
   return 1;
 }
 
+/* Entry points for LuaJIT's FFI (ws.resty calls them where the FFI is there: a call from
+ * compiled code costs a few instructions, where a Lua C function costs a trace exit). `conn`
+ * is a ws.codec conn userdata (the FFI passes a userdata's payload address for a void *);
+ * the caller passes only its own. Events are written to *ev, as c:next() returns them:
+ * kind 0 none, 1 "text", 2 "binary", 3 "ping", 4 "pong", 5 "close" (code, data = reason),
+ * 6 "error" (data = message, code = the close code), -1 the input did not fit (feed_next). The
+ * data stays valid until the next call on the conn. */
+typedef struct ws_codec_event {
+  int kind;
+  unsigned code;
+  const char *data;
+  size_t len;
+} ws_codec_event;
+
+WS_EXPORT int ws_codec_next(void *conn, ws_codec_event *ev);
+WS_EXPORT int ws_codec_feed_next(void *conn, const char *p, size_t n, ws_codec_event *ev);
+WS_EXPORT const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n,
+                                           size_t *len);
+WS_EXPORT void ws_codec_output_taken(void *conn);
+WS_EXPORT const char *ws_codec_error(void *conn);
+
+int ws_codec_next(void *conn, ws_codec_event *ev) {
+  ws_event e;
+  if (!ws_conn_next((ws_conn *)conn, &e)) return ev->kind = 0;
+  ev->code = e.code;
+  ev->data = (const char *)e.data;
+  ev->len = e.len;
+  switch (e.type) {
+  case WS_EV_MESSAGE: return ev->kind = e.opcode == WS_OP_TEXT ? 1 : 2;
+  case WS_EV_PING: return ev->kind = 3;
+  case WS_EV_PONG: return ev->kind = 4;
+  case WS_EV_CLOSE: return ev->kind = 5;
+  default: /* WS_EV_ERROR */
+    ev->data = e.error;
+    ev->len = strlen(e.error);
+    return ev->kind = 6;
+  }
+}
+
+int ws_codec_feed_next(void *conn, const char *p, size_t n, ws_codec_event *ev) {
+  if (ws_conn_feed((ws_conn *)conn, p, n) != 0) return ev->kind = -1;
+  return ws_codec_next(conn, ev);
+}
+
+/* c:send_output(data, kind) for opcode 1 (text) or 2 (binary): the queued output (this frame
+ * after any queued before it), *len bytes, to be copied and then released with
+ * ws_codec_output_taken; NULL when the connection refuses the frame (ws_codec_error). */
+const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n, size_t *len) {
+  ws_conn *c = (ws_conn *)conn;
+  if (ws_conn_send(c, opcode, p, n, WS_SEND_COMPRESS) != 0) return NULL;
+  ws_buf *out = ws_conn_output(c);
+  *len = ws_buf_size(out);
+  return *len ? (const char *)ws_buf_begin(out) : "";
+}
+
+void ws_codec_output_taken(void *conn) {
+  ws_buf *out = ws_conn_output((ws_conn *)conn);
+  if (out->cap > OUTPUT_KEEP) ws_buf_free(out);
+  else ws_buf_clear(out);
+}
+
+const char *ws_codec_error(void *conn) {
+  const char *e = ws_conn_error((ws_conn *)conn);
+  return e ? e : "";
+}
+
 static const luaL_Reg conn_methods[] = {
   {"open", codec_conn_open},
   {"feed", codec_conn_feed},

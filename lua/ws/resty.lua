@@ -116,6 +116,70 @@ local function deflate_config(opts, mode)
 end
 
 ---------------------------------------------------------------------------------------------
+-- The codec calls made for every message. Under LuaJIT they go through the FFI to ws.codec's
+-- entry points for it (ws_codec_feed_next, ws_codec_send_output: see lua_codec_conn.c), which
+-- compiled code calls for a few instructions where a Lua C function ends the trace; elsewhere,
+-- or when the codec found has no such entry points, they are the methods c:feed_next,
+-- c:next and c:send_output. Both give the same answers.
+
+local function method_feed_next(c, data) return c:feed_next(data) end
+local function method_next(c) return c:next() end
+local function method_send_output(c, data, kind, opts) return c:send_output(data, kind, opts) end
+local feed_next, next_event, send_output = method_feed_next, method_next, method_send_output
+
+local function ffi_codec()
+  local ok, ffi = pcall(require, "ffi")
+  if not ok or not package.searchpath then return nil end
+  local path = package.searchpath("ws.codec", package.cpath)
+  if not path then return nil end
+  if not pcall(ffi.typeof, "ws_codec_event") then
+    ok = pcall(ffi.cdef, [[
+      typedef struct ws_codec_event { int kind; unsigned code; const char *data; size_t len; } ws_codec_event;
+      int ws_codec_next(void *conn, ws_codec_event *ev);
+      int ws_codec_feed_next(void *conn, const char *p, size_t n, ws_codec_event *ev);
+      const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n, size_t *len);
+      void ws_codec_output_taken(void *conn);
+      const char *ws_codec_error(void *conn);
+    ]])
+    if not ok then return nil end
+  end
+  local lib
+  ok, lib = pcall(ffi.load, path) -- the file require loaded: the same module instance
+  if not ok or not pcall(function() return lib.ws_codec_feed_next and lib.ws_codec_output_taken end) then
+    return nil
+  end
+  return ffi, lib
+end
+
+local ffi, lib = ffi_codec()
+if ffi then
+  local ffi_string, C_next, C_feed_next = ffi.string, lib.ws_codec_next, lib.ws_codec_feed_next
+  local C_send_output, C_taken, C_error = lib.ws_codec_send_output, lib.ws_codec_output_taken, lib.ws_codec_error
+  local ev = ffi.new("ws_codec_event")
+  local outlen = ffi.new("size_t[1]")
+  local KINDS = { "text", "binary", "ping", "pong" }
+  -- the event in ev, returned as c:next() returns it
+  local function event(k)
+    if k == 1 or k == 2 or k == 3 or k == 4 then return KINDS[k], ffi_string(ev.data, ev.len) end
+    if k == 0 then return nil end
+    if k == 5 then return "close", tonumber(ev.code), ffi_string(ev.data, ev.len) end
+    if k == 6 then return "error", ffi_string(ev.data, ev.len), tonumber(ev.code) end
+    return nil, "input over the buffer limit" -- -1: feed_next's input did not fit
+  end
+  next_event = function(c) return event(C_next(c, ev)) end
+  feed_next = function(c, data) return event(C_feed_next(c, data, #data, ev)) end
+  send_output = function(c, data, kind, opts)
+    local opcode = kind == "text" and 1 or kind == "binary" and 2
+    if not opcode or opts ~= nil then return c:send_output(data, kind, opts) end
+    local p = C_send_output(c, opcode, data, #data, outlen)
+    if p == nil then return nil, ffi_string(C_error(c)) end
+    local out = ffi_string(p, outlen[0])
+    C_taken(c)
+    return out
+  end
+end
+
+---------------------------------------------------------------------------------------------
 -- The connection
 
 local Conn = {}
@@ -258,7 +322,7 @@ local function fill(self, deadline)
     if err == "timeout" then return nil, "timeout" end
     return socket_fail(self, "receive failed", err)
   end
-  local kind, a, b = self.codec:feed_next(data)
+  local kind, a, b = feed_next(self.codec, data)
   if kind == nil and a then
     -- The codec refuses input over its limit; that is the peer sending too much.
     return fail(self, "protocol error: " .. tostring(a), "toolarge")
@@ -324,7 +388,7 @@ function Conn:receive(timeout)
   local c = self.codec
   self.reading = true
   local kind, a, b
-  if self.unread > 0 then kind, a, b = c:next() end
+  if self.unread > 0 then kind, a, b = next_event(c) end
   while true do
     if kind == "text" or kind == "binary" then
       -- a message changes nothing in the connection's state
@@ -348,7 +412,7 @@ function Conn:receive(timeout)
         return msg, k
       end
       kind = nil
-      if self.unread > 0 then kind, a, b = c:next() end
+      if self.unread > 0 then kind, a, b = next_event(c) end
     else
       if self.unread > 0 and self.exact then
         self.unread, self.short = c:buffered(), true
@@ -396,7 +460,7 @@ function Conn:send(data, kind, opts)
     return cork(self, n)
   end
   -- the frame and anything corked before it, out of the codec in one call
-  local out, err = self.codec:send_output(data, kind or "text", opts)
+  local out, err = send_output(self.codec, data, kind or "text", opts)
   if not out then return nil, err, "state" end
   self.corked = 0
   return write_out(self, out)
@@ -691,5 +755,6 @@ end
 
 M.parse_url = parse_url
 M.Conn = Conn
+M.ffi = ffi ~= nil -- whether the per-message codec calls go through LuaJIT's FFI
 
 return M
