@@ -453,17 +453,19 @@ function Conn:send(data, kind, opts)
   local failure = self.failure
   if failure then return nil, failure[1], failure[2] end
   local n = #data
-  if self.writing or (self.unread > 0 and n < CORK_FRAME and self.can_cork) then
-    local ok, err = self.codec:send(data, kind or "text", opts)
-    if not ok then return nil, err, "state" end
-    if self.writing then return flush(self) end
-    return cork(self, n)
+  local corks = self.unread > 0 and n < CORK_FRAME and self.can_cork
+  kind = kind or "text"
+  if not corks and not self.writing and opts == nil and (kind == "text" or kind == "binary") then
+    -- written at once: the frame and anything corked before it, out of the codec in one call
+    local out, err = send_output(self.codec, data, kind)
+    if not out then return nil, err, "state" end
+    self.corked = 0
+    return write_out(self, out)
   end
-  -- the frame and anything corked before it, out of the codec in one call
-  local out, err = send_output(self.codec, data, kind or "text", opts)
-  if not out then return nil, err, "state" end
-  self.corked = 0
-  return write_out(self, out)
+  local ok, err = self.codec:send(data, kind, opts)
+  if not ok then return nil, err, "state" end
+  if corks then return cork(self, n) end
+  return flush(self)
 end
 
 function Conn:ping(data)
