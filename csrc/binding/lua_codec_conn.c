@@ -168,7 +168,8 @@ static int push_output(lua_State *L, ws_conn *c) {
 }
 
 /* c:send_output(data [, kind [, opts]]): c:send(...), then c:output() in the same call: the
- * bytes to write (this frame after any queued before it), or nil, message (nothing queued). */
+ * bytes to write (this frame after any queued before it), or nil, message (the frame is not
+ * queued; what was queued before stays for c:output()). */
 static int codec_conn_send_output(lua_State *L) {
   ws_conn *c = self_conn(L);
   if (queue_send(L, c) != 0) return kit_fail(L, ws_conn_error(c), NULL);
