@@ -569,6 +569,112 @@ describe("ws.codec sending", function()
   end)
 end)
 
+describe("ws.codec combined calls", function()
+  it("c:feed_next(bytes) feeds and returns the next event, as feed then next", function()
+    local bytes = m("text", "one") .. m("ping", "p") .. m("binary", "two", { fin = false })
+      .. m("continuation", "!") .. m("close", close_payload(1000, "bye"))
+    for cut = 0, #bytes do
+      local a, b = new("server"), new("server")
+      assert.is_true(a:feed(bytes:sub(1, cut)))
+      local first = { b:feed_next(bytes:sub(1, cut)) }
+      assert.same({ a:next() }, first)
+      local evs_a, evs_b = drain(a), drain(b)
+      assert.is_true(a:feed(bytes:sub(cut + 1)))
+      local second = { b:feed_next(bytes:sub(cut + 1)) }
+      assert.same({ a:next() }, second)
+      for _, e in ipairs(drain(a)) do evs_a[#evs_a + 1] = e end
+      for _, e in ipairs(drain(b)) do evs_b[#evs_b + 1] = e end
+      assert.same(evs_a, evs_b)
+      assert.equal(a:output(), b:output())
+    end
+    local c = new("server")
+    assert.same({ "text", "hi" }, { c:feed_next(m("text", "hi")) })
+    assert.equal(0, select("#", c:feed_next(m("text", "hi"):sub(1, 3))))
+    assert.same({ "error", "invalid UTF-8 in text message", 1007 }, { new("server"):feed_next(m("text", "\255")) })
+  end)
+
+  it("c:feed_next refuses input over the buffer limit with nil, message, as feed", function()
+    local c = new("server")
+    local t = {}
+    for i = 1, 30000 do t[i] = m("binary", "x") end
+    assert.same({ nil, "input over the buffer limit" }, { c:feed_next(table.concat(t)) })
+    assert.same({ "binary", "x" }, { c:feed_next(t[1]) })
+  end)
+
+  it("c:send_output(data [, kind [, opts]]) queues the frame and returns all the output", function()
+    local c = new("server")
+    assert.equal(u("text", "Hello"), c:send_output("Hello"))
+    assert.equal(u("binary", "\0\1"), c:send_output("\0\1", "binary"))
+    assert.is_true(c:ping("p"))
+    assert.equal(u("ping", "p") .. u("text", "x"), c:send_output("x", "text"))
+    assert.equal(0, c:pending())
+    assert.equal(hex("01 03") .. "Hel", c:send_output("Hel", "text", { fin = false }))
+    assert.equal(hex("80 02") .. "lo", c:send_output("lo", "continuation"))
+    assert.same({ nil, "no fragmented message to continue" }, { c:send_output("x", "continuation") })
+    assert.is_true(c:close(1000))
+    assert.same({ nil, "close already sent" }, { c:send_output("late") })
+    assert.equal(u("close", close_payload(1000, "")), c:output())
+    assert.has_error(function() c:send_output("x", "ping") end)
+    local cl = new("client")
+    assert.same({ { opcode = 2, payload = "masked", fin = true, rsv = 0, masked = true } },
+      frames_of(cl:send_output("masked", "binary")))
+  end)
+
+  it("raises the usual argument error for a self that is no conn", function()
+    local c = new("server")
+    for _, name in ipairs { "feed_next", "send_output", "feed", "next", "send", "output", "state", "buffered" } do
+      assert.error_matches(function() c[name]({}, "x") end, "ws.codec.conn expected, got table", 1, true)
+      assert.error_matches(function() c[name](io.stdout, "x") end, "ws.codec.conn expected", 1, true)
+      assert.error_matches(function() c[name]() end, "ws.codec.conn expected", 1, true)
+    end
+  end)
+end)
+
+-- The entry points ws.resty calls through LuaJIT's FFI give what the methods give.
+local have_ffi = pcall(require, "ffi") and package.searchpath
+  and package.searchpath("ws.codec", package.cpath)
+local describe_ffi = have_ffi and describe or pending
+
+describe_ffi("ws.codec entry points for LuaJIT's FFI", function()
+  it("are what ws.resty uses, and answer as feed_next, next and send_output", function()
+    local resty = require "ws.resty"
+    assert.is_true(resty.ffi)
+    local ffi = require "ffi"
+    local lib = ffi.load(package.searchpath("ws.codec", package.cpath))
+    local ev = ffi.new("ws_codec_event")
+    local function event(k)
+      if k == 0 then return nil end
+      if k == -1 then return nil, "input over the buffer limit" end
+      local names = { "text", "binary", "ping", "pong", "close", "error" }
+      local data = ffi.string(ev.data, ev.len)
+      if k == 5 then return "close", tonumber(ev.code), data end
+      if k == 6 then return "error", data, tonumber(ev.code) end
+      return names[k], data
+    end
+    local bytes = m("text", "one") .. m("ping", "p") .. m("pong", "q") .. m("binary", string.rep("b", 70000))
+      .. m("close", close_payload(4000, "bye"))
+    for _, cut in ipairs { 0, 1, 7, #bytes - 3, #bytes } do
+      local a, b = new("server"), new("server")
+      assert.same({ a:feed_next(bytes:sub(1, cut)) }, { event(lib.ws_codec_feed_next(b, bytes:sub(1, cut), cut, ev)) })
+      assert.same({ a:feed_next(bytes:sub(cut + 1)) }, { event(lib.ws_codec_feed_next(b, bytes:sub(cut + 1), #bytes - cut, ev)) })
+      for _ = 1, 6 do assert.same({ a:next() }, { event(lib.ws_codec_next(b, ev)) }) end
+      assert.equal(a:output(), b:output())
+    end
+    local c = new("server")
+    assert.same({ "error", "invalid UTF-8 in text message", 1007 }, { event(lib.ws_codec_feed_next(c, m("text", "\255"), 7, ev)) })
+    local len = ffi.new("size_t[1]")
+    local s = new("server")
+    assert.is_true(s:ping("p"))
+    local p = lib.ws_codec_send_output(s, 2, "xy", 2, len)
+    assert.equal(u("ping", "p") .. u("binary", "xy"), ffi.string(p, len[0]))
+    lib.ws_codec_output_taken(s)
+    assert.equal(0, s:pending())
+    assert.is_true(s:close())
+    assert.is_true(lib.ws_codec_send_output(s, 1, "late", 4, len) == nil)
+    assert.equal("close already sent", ffi.string(lib.ws_codec_error(s)))
+  end)
+end)
+
 describe("ws.codec arguments", function()
   it("raises on bad options and arguments", function()
     assert.has_error(function() codec.new { role = "peer" } end,

@@ -116,6 +116,70 @@ local function deflate_config(opts, mode)
 end
 
 ---------------------------------------------------------------------------------------------
+-- The codec calls made for every message. Under LuaJIT they go through the FFI to ws.codec's
+-- entry points for it (ws_codec_feed_next, ws_codec_send_output: see lua_codec_conn.c), which
+-- compiled code calls for a few instructions where a Lua C function ends the trace; elsewhere,
+-- or when the codec found has no such entry points, they are the methods c:feed_next,
+-- c:next and c:send_output. Both give the same answers.
+
+local function method_feed_next(c, data) return c:feed_next(data) end
+local function method_next(c) return c:next() end
+local function method_send_output(c, data, kind, opts) return c:send_output(data, kind, opts) end
+local feed_next, next_event, send_output = method_feed_next, method_next, method_send_output
+
+local function ffi_codec()
+  local ok, ffi = pcall(require, "ffi")
+  if not ok or not package.searchpath then return nil end
+  local path = package.searchpath("ws.codec", package.cpath)
+  if not path then return nil end
+  if not pcall(ffi.typeof, "ws_codec_event") then
+    ok = pcall(ffi.cdef, [[
+      typedef struct ws_codec_event { int kind; unsigned code; const char *data; size_t len; } ws_codec_event;
+      int ws_codec_next(void *conn, ws_codec_event *ev);
+      int ws_codec_feed_next(void *conn, const char *p, size_t n, ws_codec_event *ev);
+      const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n, size_t *len);
+      void ws_codec_output_taken(void *conn);
+      const char *ws_codec_error(void *conn);
+    ]])
+    if not ok then return nil end
+  end
+  local lib
+  ok, lib = pcall(ffi.load, path) -- the file require loaded: the same module instance
+  if not ok or not pcall(function() return lib.ws_codec_feed_next and lib.ws_codec_output_taken end) then
+    return nil
+  end
+  return ffi, lib
+end
+
+local ffi, lib = ffi_codec()
+if ffi then
+  local ffi_string, C_next, C_feed_next = ffi.string, lib.ws_codec_next, lib.ws_codec_feed_next
+  local C_send_output, C_taken, C_error = lib.ws_codec_send_output, lib.ws_codec_output_taken, lib.ws_codec_error
+  local ev = ffi.new("ws_codec_event")
+  local outlen = ffi.new("size_t[1]")
+  local KINDS = { "text", "binary", "ping", "pong" }
+  -- the event in ev, returned as c:next() returns it
+  local function event(k)
+    if k == 1 or k == 2 or k == 3 or k == 4 then return KINDS[k], ffi_string(ev.data, ev.len) end
+    if k == 0 then return nil end
+    if k == 5 then return "close", tonumber(ev.code), ffi_string(ev.data, ev.len) end
+    if k == 6 then return "error", ffi_string(ev.data, ev.len), tonumber(ev.code) end
+    return nil, "input over the buffer limit" -- -1: feed_next's input did not fit
+  end
+  next_event = function(c) return event(C_next(c, ev)) end
+  feed_next = function(c, data) return event(C_feed_next(c, data, #data, ev)) end
+  send_output = function(c, data, kind, opts)
+    local opcode = kind == "text" and 1 or kind == "binary" and 2
+    if not opcode or opts ~= nil then return c:send_output(data, kind, opts) end
+    local p = C_send_output(c, opcode, data, #data, outlen)
+    if p == nil then return nil, ffi_string(C_error(c)) end
+    local out = ffi_string(p, outlen[0])
+    C_taken(c)
+    return out
+  end
+end
+
+---------------------------------------------------------------------------------------------
 -- The connection
 
 local Conn = {}
@@ -173,15 +237,11 @@ end
 -- Write what the codec queued. Only one light thread writes at a time (a cosocket refuses two
 -- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
 -- already in progress drains before it returns, so the order of frames is kept.
-local function flush(self)
-  self.corked = 0
-  if self.writing then
-    self.more = true -- the writer in progress takes these bytes too
-    return true
-  end
-  local c, sock = self.codec, self.sock
-  local out = c:output()
+-- write_out(self, out) writes bytes already taken out of the codec's queue (c:send_output),
+-- and then whatever other callers queued meanwhile.
+local function write_out(self, out)
   if out == "" then return true end
+  local c, sock = self.codec, self.sock
   self.writing = true
   repeat
     self.more = false
@@ -195,6 +255,15 @@ local function flush(self)
   until out == ""
   self.writing = false
   return true
+end
+
+local function flush(self)
+  self.corked = 0
+  if self.writing then
+    self.more = true -- the writer in progress takes these bytes too
+    return true
+  end
+  return write_out(self, self.codec:output())
 end
 
 -- Frames sent while the codec still holds received input (a client with several messages in
@@ -237,8 +306,9 @@ local function cork(self, n)
   return true
 end
 
--- Read once from the socket into the codec. A timeout returns nil, "timeout" (not latched,
--- no byte lost: the codec keeps partial frames).
+-- Read once from the socket into the codec, and take the next event in the same call:
+-- true, kind, a, b (kind nil: the codec needs more input). A timeout returns nil, "timeout"
+-- (not latched, no byte lost: the codec keeps partial frames).
 local function fill(self, deadline)
   local ms = MAX_WAIT_MS
   if deadline then
@@ -252,13 +322,13 @@ local function fill(self, deadline)
     if err == "timeout" then return nil, "timeout" end
     return socket_fail(self, "receive failed", err)
   end
-  local ok, ferr = self.codec:feed(data)
-  if not ok then
+  local kind, a, b = feed_next(self.codec, data)
+  if kind == nil and a then
     -- The codec refuses input over its limit; that is the peer sending too much.
-    return fail(self, "protocol error: " .. tostring(ferr), "toolarge")
+    return fail(self, "protocol error: " .. tostring(a), "toolarge")
   end
   self.unread = self.unread + #data
-  return true
+  return true, kind, a, b
 end
 
 -- The connection ends: the client closes its socket. On the server side nginx closes the
@@ -317,9 +387,9 @@ function Conn:receive(timeout)
   local deadline = timeout and now() + timeout or nil
   local c = self.codec
   self.reading = true
+  local kind, a, b
+  if self.unread > 0 then kind, a, b = next_event(c) end
   while true do
-    local kind, a, b
-    if self.unread > 0 then kind, a, b = c:next() end
     if kind == "text" or kind == "binary" then
       -- a message changes nothing in the connection's state
       if self.short then
@@ -341,6 +411,8 @@ function Conn:receive(timeout)
         if msg == nil then return nil, k, code end
         return msg, k
       end
+      kind = nil
+      if self.unread > 0 then kind, a, b = next_event(c) end
     else
       if self.unread > 0 and self.exact then
         self.unread, self.short = c:buffered(), true
@@ -348,7 +420,10 @@ function Conn:receive(timeout)
       -- the codec's queue holds bytes only when sends were corked: every other path writes
       local ok, err, code = true, nil, nil
       if self.corked > 0 then ok, err, code = flush(self) end
-      if ok then ok, err, code = fill(self, deadline) end
+      if ok then
+        ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+        if not ok then err, code, kind = kind, a, nil end
+      end
       if not ok then
         self.reading = false
         if err == "timeout" and not self.failure then return nil, "timeout", "timeout" end
@@ -377,10 +452,19 @@ function Conn:send(data, kind, opts)
   if opts ~= nil and type(opts) ~= "table" then check_arg("conn:send", "opts", opts, "table?", 2) end
   local failure = self.failure
   if failure then return nil, failure[1], failure[2] end
-  local ok, err = self.codec:send(data, kind or "text", opts)
-  if not ok then return nil, err, "state" end
   local n = #data
-  if self.unread > 0 and n < CORK_FRAME and self.can_cork then return cork(self, n) end
+  local corks = self.unread > 0 and n < CORK_FRAME and self.can_cork
+  kind = kind or "text"
+  if not corks and not self.writing and opts == nil and (kind == "text" or kind == "binary") then
+    -- written at once: the frame and anything corked before it, out of the codec in one call
+    local out, err = send_output(self.codec, data, kind)
+    if not out then return nil, err, "state" end
+    self.corked = 0
+    return write_out(self, out)
+  end
+  local ok, err = self.codec:send(data, kind, opts)
+  if not ok then return nil, err, "state" end
+  if corks then return cork(self, n) end
   return flush(self)
 end
 
@@ -428,11 +512,12 @@ function Conn:close(code, reason)
     local deadline = now() + (self.close_timeout or DEFAULTS.close_timeout)
     while c:state() ~= "closed" and not self.failure do
       local kind, a, b = c:next()
-      if kind then
-        if kind == "close" or kind == "error" then on_event(self, kind, a, b) end
-      elseif not fill(self, deadline) then
-        break
+      if not kind then
+        local ok
+        ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+        if not ok then break end
       end
+      if kind == "close" or kind == "error" then on_event(self, kind, a, b) end
     end
     if not self.failure then fail(self, "closed", "closed") end
     finish(self)
@@ -672,5 +757,6 @@ end
 
 M.parse_url = parse_url
 M.Conn = Conn
+M.ffi = ffi ~= nil -- whether the per-message codec calls go through LuaJIT's FFI
 
 return M
