@@ -76,17 +76,18 @@ void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
     ws_conn_options_default(&d, WS_ROLE_SERVER);
     o = &d;
   }
-  c->opt_.max_message = o->max_message;
-  c->opt_.max_frame = o->max_frame;
-  c->opt_.max_fragments = o->max_fragments;
+  uint64_t max_message = o->max_message, max_frame = o->max_frame;
+  /* Zero means "not set": every limit stays bounded. */
+  if (!max_message) max_message = WS_DEFAULT_MAX_MESSAGE;
+  if (!max_frame) max_frame = max_message;
+  if (max_message > SIZE_MAX / 2) max_message = SIZE_MAX / 2;
+  c->opt_.max_fragments = o->max_fragments ? o->max_fragments : ws_conn_max_fragments(max_message);
+  /* No buffer holds more than WS_BUF_MAX bytes: a larger limit is that one. */
+  c->opt_.max_message = max_message > WS_BUF_MAX ? WS_BUF_MAX : (uint32_t)max_message;
+  c->opt_.max_frame = max_frame > WS_BUF_MAX ? WS_BUF_MAX : (uint32_t)max_frame;
   c->opt_.role = (uint8_t)o->role;
   c->opt_.auto_pong = o->auto_pong != 0;
   c->opt_.defer_fail = o->defer_fail != 0;
-  /* Zero means "not set": every limit stays bounded. */
-  if (!c->opt_.max_message) c->opt_.max_message = WS_DEFAULT_MAX_MESSAGE;
-  if (!c->opt_.max_frame) c->opt_.max_frame = c->opt_.max_message;
-  if (c->opt_.max_message > SIZE_MAX / 2) c->opt_.max_message = SIZE_MAX / 2;
-  if (!c->opt_.max_fragments) c->opt_.max_fragments = ws_conn_max_fragments(c->opt_.max_message);
   ws_buf_init(&c->in_);
   ws_buf_init(&c->msg_);
   ws_buf_init(&c->out_);

@@ -79,8 +79,9 @@ typedef struct ws_conn {
   ws_buf in_;            /* received bytes not yet parsed */
   ws_buf msg_;           /* fragments of the message being reassembled */
   ws_buf out_;           /* bytes to write, in order */
-  struct {               /* the ws_conn_options it was made with */
-    uint64_t max_message, max_frame;
+  struct {               /* the ws_conn_options it was made with (limits over WS_BUF_MAX,
+                            which no buffer can hold, are WS_BUF_MAX) */
+    uint32_t max_message, max_frame;
     uint32_t max_fragments;
     uint8_t role, auto_pong, defer_fail;
   } opt_;
