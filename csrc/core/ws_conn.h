@@ -93,20 +93,21 @@ typedef struct ws_conn {
   uint32_t consumed_pending_; /* bytes of in_ to drop at the next call (event data lived there:
                                  a held frame, at most in_limit) */
   uint32_t fragments_;
-  unsigned role_ : 1;       /* WS_ROLE_* */
+  unsigned role_ : 1;       /* WS_ROLE_*; these bit-fields are set rarely (parse state,
+                               written on every frame, has bytes of its own below) */
   unsigned auto_pong_ : 1;
   unsigned defer_fail_ : 1;
-  unsigned have_header_ : 1;
-  unsigned msg_compressed_ : 1;
   unsigned close_received_ : 1;
   unsigned close_sent_ : 2; /* WS_CLOSE_SENT_FIRST or _REPLY */
-  unsigned mask_phase_ : 2;
+  uint8_t state_;
   uint16_t close_code_;     /* the peer's, once received */
   uint16_t error_code_;     /* ours, once failed */
-  uint8_t state_;
   uint8_t utf8_state_;      /* ws_utf8_validate's state (it has fewer than 256) */
   uint8_t msg_opcode_;      /* opcode of the message in progress, 0 when none */
   uint8_t send_opcode_;     /* opcode of the fragmented message we are sending, 0 when none */
+  uint8_t have_header_;
+  uint8_t mask_phase_;
+  uint8_t msg_compressed_;
 } ws_conn;
 
 /* Frame tracing for debug logs: when set, called for every frame parsed (out 0) or queued
