@@ -61,6 +61,7 @@ local function ws_conn_fields()
   local names = {}
   for decl in body:gmatch("([^;]+);") do
     for part in (decl .. ","):gmatch("([^,]*),") do
+      part = part:gsub("%s*:%s*%d+%s*$", "") -- a bit-field's width
       local name = part:match("([%a_][%w_]*)%s*$") or part:match("([%a_][%w_]*)%s*%b[]%s*$")
       if name then names[#names + 1] = name end
     end

@@ -138,10 +138,10 @@ static void push_refusal(lua_State *L, const ws_stream *s, const ws_response *r)
   lua_setfield(L, -2, "reason");
   kit_push_headers(L, r->headers, r->num_headers);
   lua_setfield(L, -2, "headers");
-  size_t have = r->status == 101 ? 0 : ws_buf_size(&s->head) - s->head_len; /* after a 101: frames */
+  size_t have = r->status == 101 ? 0 : ws_buf_size(&s->hs->head) - s->hs->head_len; /* after a 101: frames */
   size_t want;
   if (ws_response_content_length(r, have, &want) == 1) have = want;
-  lua_pushlstring(L, (const char *)ws_buf_begin(&s->head) + s->head_len, have);
+  lua_pushlstring(L, (const char *)ws_buf_begin(&s->hs->head) + s->hs->head_len, have);
   lua_setfield(L, -2, "body");
 }
 
@@ -192,7 +192,7 @@ static int l_client_head(lua_State *L) {
   }
   ws_response r;
   memset(&r, 0, sizeof r);
-  if (ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), s->head_len, s->head_len + 1) < 0)
+  if (ws_response_parse(&r, (const char *)ws_buf_begin(&s->hs->head), s->hs->head_len, s->hs->head_len + 1) < 0)
     return luaL_error(L, "ws: response head lost");
   ws_deflate_params dparams;
   int deflated = 0;

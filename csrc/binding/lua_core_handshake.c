@@ -85,7 +85,7 @@ static void push_request(lua_State *L, wsl_conn *c) {
 /* conn.request on a server's connection whose head has gone (wsl_conn_drop_request): it was
  * upgraded (last_activity is set then, never 0 again) and holds no head. */
 static int request_gone(const wsl_conn *c) {
-  return c->server && c->s.last_activity > 0 && !c->s.head.data;
+  return c->server && c->s.last_activity > 0 && !ws_stream_has_head(&c->s);
 }
 
 int wsl_conn_request(lua_State *L) {
@@ -109,7 +109,7 @@ int wsl_conn_request(lua_State *L) {
 void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) {
   ws_stream *s = &c->s;
   /* The listener is its server's first member; it is set while the socket is open. */
-  if (!s->head.data || s->phase < WS_PH_OPEN || !s->listener || ((wsl_server *)(void *)s->listener)->keep_request)
+  if (!ws_stream_has_head(s) || s->phase < WS_PH_OPEN || !s->listener || ((wsl_server *)(void *)s->listener)->keep_request)
     return;
   ws_stream_drop_head(s);
   if (lua_getiuservalue(L, idx, 2) == LUA_TTABLE) {

@@ -208,7 +208,7 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
   lua_rawset(L, -3);
   lua_pop(L, 1);
   t->co = NULL;
-  if (c->task.stage != WSL_STAGE_NEW && c->s.head.data) wsl_conn_drop_request(L, c, top + 1); /* open returned */
+  if (c->task.stage != WSL_STAGE_NEW && ws_stream_has_head(&c->s)) wsl_conn_drop_request(L, c, top + 1); /* open returned */
   if (st == LUA_OK) {
     lua_settop(co, 0);
     pool_give(x, L, top + 2);
@@ -520,7 +520,7 @@ int wsl_wait(lua_State *L, wsl_ctx *x, wsl_conn *c, int what, double timeout) {
   wsl_conn *c_own;
   wsl_task *t = waiting_task(L, x, c, &is_main, &c_own);
   /* A coroutine handler's first wait: its request head goes (owner on top). */
-  if (t->kind == WSL_K_CONN && !t->pooled && ((wsl_conn *)t)->s.head.data)
+  if (t->kind == WSL_K_CONN && !t->pooled && ws_stream_has_head(&((wsl_conn *)t)->s))
     wsl_conn_drop_request(L, (wsl_conn *)t, lua_gettop(L));
   if (timeout >= 0 && !t->tm) { /* a connection's first timed wait */
     if (!(t->tm = malloc(sizeof *t->tm))) return luaL_error(L, "ws: out of memory");

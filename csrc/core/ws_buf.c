@@ -10,14 +10,14 @@ uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) {
   if (b->head > 0 && b->cap - used >= want) { /* room appears once the front is reclaimed */
     memmove(b->data, b->data + b->head, used);
     b->head = 0;
-    b->len = used;
+    b->len = (uint32_t)used;
     return b->data + b->len;
   }
-  if (want > SIZE_MAX - used) return NULL;
+  if (want > WS_BUF_MAX - used) return NULL;
   size_t need = used + want;
   if (limit && need > limit) return NULL;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  while (cap < need) cap = cap > WS_BUF_MAX / 2 ? need : cap * 2;
   if (limit && cap > limit) cap = limit;
   uint8_t *p;
   if (b->head == 0) {
@@ -30,9 +30,9 @@ uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) {
     free(b->data);
   }
   b->data = p;
-  b->cap = cap;
+  b->cap = (uint32_t)cap;
   b->head = 0;
-  b->len = used;
+  b->len = (uint32_t)used;
   return b->data + b->len;
 }
 
@@ -41,7 +41,7 @@ int ws_buf_append(ws_buf *b, const void *p, size_t n, size_t limit) {
   uint8_t *dst = ws_buf_reserve(b, n, limit);
   if (!dst) return -1;
   memcpy(dst, p, n);
-  b->len += n;
+  b->len += (uint32_t)n;
   return 0;
 }
 

@@ -6,11 +6,15 @@
 
 #include "ws_common.h"
 
+/* Offsets and capacity are 32-bit: a connection holds several of these for as long as it
+ * lives, and no buffer grows past WS_BUF_MAX bytes (ws_buf_reserve fails beyond it, as when
+ * memory runs out). */
+#define WS_BUF_MAX UINT32_MAX
 typedef struct ws_buf {
   uint8_t *data;
-  size_t head;  /* first unread byte */
-  size_t len;   /* one past the last written byte */
-  size_t cap;
+  uint32_t head;  /* first unread byte */
+  uint32_t len;   /* one past the last written byte */
+  uint32_t cap;
 } ws_buf;
 
 static inline void ws_buf_init(ws_buf *b) { b->data = NULL; b->head = b->len = b->cap = 0; }
@@ -25,10 +29,10 @@ uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) WS_HIDDEN;
 /* Append bytes; returns 0 or -1 (limit or out of memory, nothing appended). */
 int ws_buf_append(ws_buf *b, const void *p, size_t n, size_t limit) WS_HIDDEN;
 /* Mark n bytes written after ws_buf_reserve. */
-static inline void ws_buf_commit(ws_buf *b, size_t n) { b->len += n; }
+static inline void ws_buf_commit(ws_buf *b, size_t n) { b->len += (uint32_t)n; }
 /* Drop n bytes from the front. */
 static inline void ws_buf_consume(ws_buf *b, size_t n) {
-  b->head += n;
+  b->head += (uint32_t)n;
   if (b->head == b->len) b->head = b->len = 0;
 }
 /* Release the memory (the buffer stays usable, empty). */

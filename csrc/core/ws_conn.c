@@ -76,17 +76,18 @@ void ws_conn_init(ws_conn *c, const ws_conn_options *o) {
     ws_conn_options_default(&d, WS_ROLE_SERVER);
     o = &d;
   }
-  c->opt_.max_message = o->max_message;
-  c->opt_.max_frame = o->max_frame;
-  c->opt_.max_fragments = o->max_fragments;
-  c->opt_.role = (uint8_t)o->role;
-  c->opt_.auto_pong = o->auto_pong != 0;
-  c->opt_.defer_fail = o->defer_fail != 0;
+  uint64_t max_message = o->max_message, max_frame = o->max_frame;
   /* Zero means "not set": every limit stays bounded. */
-  if (!c->opt_.max_message) c->opt_.max_message = WS_DEFAULT_MAX_MESSAGE;
-  if (!c->opt_.max_frame) c->opt_.max_frame = c->opt_.max_message;
-  if (c->opt_.max_message > SIZE_MAX / 2) c->opt_.max_message = SIZE_MAX / 2;
-  if (!c->opt_.max_fragments) c->opt_.max_fragments = ws_conn_max_fragments(c->opt_.max_message);
+  if (!max_message) max_message = WS_DEFAULT_MAX_MESSAGE;
+  if (!max_frame) max_frame = max_message;
+  if (max_message > SIZE_MAX / 2) max_message = SIZE_MAX / 2;
+  c->opt_.max_fragments = o->max_fragments ? o->max_fragments : ws_conn_max_fragments(max_message);
+  /* No buffer holds more than WS_BUF_MAX bytes: a larger limit is that one. */
+  c->opt_.max_message = max_message > WS_BUF_MAX ? WS_BUF_MAX : (uint32_t)max_message;
+  c->opt_.max_frame = max_frame > WS_BUF_MAX ? WS_BUF_MAX : (uint32_t)max_frame;
+  c->role_ = o->role == WS_ROLE_CLIENT;
+  c->auto_pong_ = o->auto_pong != 0;
+  c->defer_fail_ = o->defer_fail != 0;
   ws_buf_init(&c->in_);
   ws_buf_init(&c->msg_);
   ws_buf_init(&c->out_);
@@ -119,6 +120,13 @@ size_t ws_conn_deflate_memory(const ws_conn *c) { return ws_deflate_memory(c->de
 /* ---- helpers ---------------------------------------------------------------------- */
 
 static uint8_t *buf_ptr(const ws_buf *b) { return b->data ? b->data + b->head : no_bytes; }
+
+/* ws_utf8_validate on the text received so far (the state is kept in a byte). */
+static inline uint32_t utf8_check(ws_conn *c, const uint8_t *p, size_t n) {
+  uint32_t st = c->utf8_state_, r = ws_utf8_validate(&st, p, n);
+  c->utf8_state_ = (uint8_t)st;
+  return r;
+}
 
 static int is_control(unsigned opcode) { return (opcode & 8u) != 0; }
 
@@ -164,7 +172,7 @@ static WS_COLD void trace(const ws_conn *c, int out, int fin, unsigned rsv, int 
 static int queue_frame(ws_conn *c, int fin, unsigned rsv, int opcode, const void *p, size_t n) {
   uint8_t key[4];
   const uint8_t *mask = NULL;
-  if (c->opt_.role == WS_ROLE_CLIENT) {
+  if (c->role_ == WS_ROLE_CLIENT) {
     if (ws_random_mask(key) != 0) {
       c->error_ = E_RANDOM;
       return -1;
@@ -223,7 +231,7 @@ static int fail(ws_conn *c, ws_event *ev, unsigned code, const char *why) {
   c->error_code_ = (uint16_t)code;
   c->error_ = why;
   c->fail_reason_ = why;
-  if (!c->opt_.defer_fail) fail_close(c);
+  if (!c->defer_fail_) fail_close(c);
   c->have_header_ = 0;
   c->msg_opcode_ = 0;
   c->consumed_pending_ = 0;
@@ -248,8 +256,8 @@ static const char *check_header(const ws_conn *c, unsigned *code) {
     if (is_control(op)) return E_RSV1_CONTROL;
     if (op == WS_OP_CONTINUATION) return E_RSV1_CONT;
   }
-  if (c->opt_.role == WS_ROLE_SERVER && !h->masked) return E_UNMASKED;
-  if (c->opt_.role == WS_ROLE_CLIENT && h->masked) return E_MASKED;
+  if (c->role_ == WS_ROLE_SERVER && !h->masked) return E_UNMASKED;
+  if (c->role_ == WS_ROLE_CLIENT && h->masked) return E_MASKED;
   if (is_control(op)) {
     if (!h->fin) return E_CONTROL_FRAG;
     return ws_control_len_check(h->payload_len); /* the one test, for frames in and out */
@@ -358,7 +366,7 @@ static int step_held(ws_conn *c, ws_event *ev) {
     if (h->masked) c->mask_phase_ = (uint8_t)ws_mask_ascii(p, p, k, h->mask, c->mask_phase_, &high);
     /* Between code points, ASCII is valid UTF-8 and leaves the state as it is. */
     if (h->opcode == WS_OP_TEXT && (high || c->utf8_state_ != WS_UTF8_ACCEPT) &&
-        ws_utf8_validate(&c->utf8_state_, p, k) == WS_UTF8_REJECT)
+        utf8_check(c, p, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     c->payload_seen_ = have;
   }
@@ -379,7 +387,7 @@ static int step_held(ws_conn *c, ws_event *ev) {
   case WS_OP_PING:
     /* RFC 6455 5.5.2: every ping gets its pong unless the peer's close was received (then
      * no frame gets this far); our own close sent first is no exemption. */
-    if (c->opt_.auto_pong) {
+    if (c->auto_pong_) {
       TRACE(c, 1, 1, 0, WS_OP_PONG, plen);
       queue_frame(c, 1, 0, WS_OP_PONG, data, plen);
     }
@@ -421,7 +429,7 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
       return fail(c, ev, inflate_code(why), why ? why : E_INFLATE);
     size_t after = ws_buf_size(&c->msg_);
     if (text && after > before &&
-        ws_utf8_validate(&c->utf8_state_, buf_ptr(&c->msg_) + before, after - before) ==
+        utf8_check(c, buf_ptr(&c->msg_) + before, after - before) ==
             WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
   } else if (k) {
@@ -433,7 +441,7 @@ static int step_streamed(ws_conn *c, ws_event *ev) {
     if (h->masked) c->mask_phase_ = (uint8_t)ws_mask_ascii(dst, src, k, h->mask, c->mask_phase_, &high);
     else memcpy(dst, src, k);
     if (text && (high || c->utf8_state_ != WS_UTF8_ACCEPT) &&
-        ws_utf8_validate(&c->utf8_state_, dst, k) == WS_UTF8_REJECT)
+        utf8_check(c, dst, k) == WS_UTF8_REJECT)
       return fail(c, ev, WS_CLOSE_INVALID_DATA, E_UTF8);
     ws_buf_commit(&c->msg_, k);
   }
@@ -535,7 +543,7 @@ static int build_compressed(ws_buf *out, ws_deflate *d, const ws_deflate *like, 
 static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
   uint8_t key[4];
   size_t plen;
-  int client = c->opt_.role == WS_ROLE_CLIENT;
+  int client = c->role_ == WS_ROLE_CLIENT;
   if (client && ws_random_mask(key) != 0) {
     c->error_ = E_RANDOM;
     return -1;
@@ -549,7 +557,7 @@ static int send_compressed(ws_conn *c, int opcode, const void *p, size_t n) {
 
 int ws_conn_frame_compressed(const ws_conn *c, int opcode, const void *p, size_t n, ws_buf *out) {
   size_t start = ws_buf_size(out), plen;
-  if (!c->deflate_ || c->opt_.role != WS_ROLE_SERVER || n < ws_deflate_threshold(c->deflate_) ||
+  if (!c->deflate_ || c->role_ != WS_ROLE_SERVER || n < ws_deflate_threshold(c->deflate_) ||
       (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
     return 0;
   if (build_compressed(out, NULL, c->deflate_, opcode, p, n, NULL, &plen) != 0) return -1;
@@ -610,7 +618,7 @@ int ws_conn_send(ws_conn *c, int opcode, const void *p, size_t n, unsigned flags
 }
 
 int ws_conn_send_header(ws_conn *c, int opcode, size_t n, unsigned flags, uint8_t *hdr) {
-  if (c->opt_.role == WS_ROLE_CLIENT || send_compresses(c, opcode, n, flags)) return 0;
+  if (c->role_ == WS_ROLE_CLIENT || send_compresses(c, opcode, n, flags)) return 0;
   if (data_send_check(c, opcode) < 0) return -1;
   int more = (flags & WS_SEND_MORE) != 0;
   TRACE(c, 1, !more, 0u, opcode, n);

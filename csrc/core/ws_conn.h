@@ -82,29 +82,35 @@ typedef struct ws_conn {
   ws_buf in_;            /* received bytes not yet parsed */
   ws_buf msg_;           /* fragments of the message being reassembled */
   ws_buf out_;           /* bytes to write, in order */
-  struct {               /* the ws_conn_options it was made with */
-    uint64_t max_message, max_frame;
-    uint32_t max_fragments;
-    uint8_t role, auto_pong, defer_fail;
-  } opt_;
   ws_frame_header hdr_;  /* header of the frame being received */
   uint64_t payload_seen_;   /* payload bytes of the current frame already unmasked/validated */
   const char *error_;
   const char *fail_reason_; /* the close reason of our failure (error_ may change after it) */
   struct ws_deflate *deflate_;
+  struct {               /* the ws_conn_options' limits (over WS_BUF_MAX, which no buffer can
+                            hold, they are WS_BUF_MAX); its flags are role_, auto_pong_ and
+                            defer_fail_ below */
+    uint32_t max_message, max_frame;
+    uint32_t max_fragments;
+  } opt_;
   uint32_t consumed_pending_; /* bytes of in_ to drop at the next call (event data lived there:
                                  a held frame, at most in_limit) */
   uint32_t fragments_;
-  uint32_t utf8_state_;
+  unsigned role_ : 1;       /* WS_ROLE_*; these bit-fields are set rarely (parse state,
+                               written on every frame, has bytes of its own below) */
+  unsigned auto_pong_ : 1;
+  unsigned defer_fail_ : 1;
+  unsigned close_received_ : 1;
+  unsigned close_sent_ : 2; /* WS_CLOSE_SENT_FIRST or _REPLY */
+  uint8_t state_;
   uint16_t close_code_;     /* the peer's, once received */
   uint16_t error_code_;     /* ours, once failed */
-  uint8_t state_;
+  uint8_t utf8_state_;      /* ws_utf8_validate's state (it has fewer than 256) */
+  uint8_t msg_opcode_;      /* opcode of the message in progress, 0 when none */
+  uint8_t send_opcode_;     /* opcode of the fragmented message we are sending, 0 when none */
   uint8_t have_header_;
   uint8_t mask_phase_;
-  uint8_t msg_opcode_;      /* opcode of the message in progress, 0 when none */
   uint8_t msg_compressed_;
-  uint8_t close_sent_, close_received_; /* close_sent_: WS_CLOSE_SENT_FIRST or _REPLY */
-  uint8_t send_opcode_;     /* opcode of the fragmented message we are sending, 0 when none */
 } ws_conn;
 
 /* Frame tracing for debug logs: when set, called for every frame parsed (out 0) or queued
@@ -238,7 +244,7 @@ static inline void ws_conn_output_take(ws_conn *c, ws_buf *to) {
 static inline int ws_conn_state(const ws_conn *c) { return c->state_; }
 /* Why the last call failed, or why the connection failed (a static text); NULL when none did. */
 static inline const char *ws_conn_error(const ws_conn *c) { return c->error_; }
-static inline int ws_conn_role(const ws_conn *c) { return c->opt_.role; }
+static inline int ws_conn_role(const ws_conn *c) { return c->role_; }
 /* Our close frame: 0 not sent, WS_CLOSE_SENT_FIRST when it opened the closing handshake (or
  * failed the connection), WS_CLOSE_SENT_REPLY when it answered the peer's. */
 #define WS_CLOSE_SENT_FIRST 1

@@ -36,7 +36,7 @@ int ws_frame_parse_header(const uint8_t *p, size_t n, ws_frame_header *h) {
   } else {
     memset(h->mask, 0, 4);
   }
-  h->header_len = at;
+  h->header_len = (unsigned)at;
   return (int)at;
 }
 

@@ -7,14 +7,14 @@
 
 #define WS_FRAME_HEADER_MAX 14 /* 2 + 8 (64-bit length) + 4 (mask key) */
 
-typedef struct ws_frame_header {
+typedef struct ws_frame_header { /* 16 bytes: a connection keeps one for the frame it reads */
+  uint64_t payload_len;
+  uint8_t mask[4];
   unsigned fin : 1;
-  unsigned rsv : 3;      /* RSV1 = 4, RSV2 = 2, RSV3 = 1 */
+  unsigned rsv : 3;        /* RSV1 = 4, RSV2 = 2, RSV3 = 1 */
   unsigned opcode : 4;
   unsigned masked : 1;
-  uint8_t mask[4];
-  uint64_t payload_len;
-  size_t header_len;     /* bytes the header took on the wire */
+  unsigned header_len : 4; /* bytes the header took on the wire (2 to 14) */
 } ws_frame_header;
 
 /* Parse a frame header from p[0..n). Returns the header length (2..14) and fills *h, or

@@ -186,12 +186,12 @@ static void send_request(ws_client *cl) {
   }
 }
 
-/* The response head is in s->head (head_len bytes, then what came after it): the stream takes
+/* The response head is in s->hs->head (head_len bytes, then what came after it): the stream takes
  * over; its own timer callback ends HEAD_READY at the same deadline. */
 static void head_ready(ws_client *cl, size_t head_len) {
   ws_stream *s = cl->s;
   double left = cl->deadline - ws_loop_now(s->loop);
-  s->head_len = (uint32_t)head_len;
+  s->hs->head_len = (uint32_t)head_len;
   s->phase = WS_PH_HEAD_READY;
   cl->step = CL_DONE;
   s->cold->on_finish = NULL; /* set by ws_client_start */
@@ -223,12 +223,14 @@ static int refusal_complete(const ws_response *r, const uint8_t *body, size_t ha
 static void read_response(ws_client *cl) {
   ws_stream *s = cl->s;
   size_t max = cl->cfg.max_header_bytes ? cl->cfg.max_header_bytes : WS_DEFAULT_MAX_HEADER_BYTES;
+  ws_stream_hs *hs = ws_stream_hs_get(s);
+  if (!hs) { fail(cl, "out of memory", 0); return; }
   for (;;) {
     size_t cap = cl->head_len ? cl->head_len + WS_REFUSAL_BODY_MAX : max + WS_HEAD_SLACK;
-    uint8_t *p = ws_buf_reserve(&s->head, cl->head_len ? 1 : 1024, cap); /* a body: to the last byte */
+    uint8_t *p = ws_buf_reserve(&hs->head, cl->head_len ? 1 : 1024, cap); /* a body: to the last byte */
     if (!p && cl->head_len) { head_ready(cl, cl->head_len); return; } /* a refusal's body: enough */
     if (!p) { fail(cl, "handshake response too large", 0); return; }
-    size_t avail = s->head.cap - s->head.len;
+    size_t avail = hs->head.cap - hs->head.len;
     ssize_t n = s->tp->read(s, p, avail);
     if (n == 0 && cl->head_len) { head_ready(cl, cl->head_len); return; } /* the body ends here */
     if (n == 0) { fail(cl, "connection closed before the handshake response", 0); return; }
@@ -241,16 +243,16 @@ static void read_response(ws_client *cl) {
       set_io(cl, EV_READ | s->tp_wait);
       return;
     }
-    ws_buf_commit(&s->head, (size_t)n);
+    ws_buf_commit(&hs->head, (size_t)n);
     ws_response r;
     memset(&r, 0, sizeof r);
     /* a refusal's head is parsed again as it is (its body may be longer than max) */
-    size_t parse_len = cl->head_len ? cl->head_len : ws_buf_size(&s->head);
-    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&s->head), parse_len, max);
+    size_t parse_len = cl->head_len ? cl->head_len : ws_buf_size(&hs->head);
+    int rc = ws_response_parse(&r, (const char *)ws_buf_begin(&hs->head), parse_len, max);
     if (rc >= 0 && r.status == 101) { head_ready(cl, (size_t)rc); return; }
     if (rc >= 0) {
       cl->head_len = (size_t)rc;
-      if (refusal_complete(&r, ws_buf_begin(&s->head) + rc, ws_buf_size(&s->head) - (size_t)rc)) {
+      if (refusal_complete(&r, ws_buf_begin(&hs->head) + rc, ws_buf_size(&hs->head) - (size_t)rc)) {
         head_ready(cl, (size_t)rc);
         return;
       }

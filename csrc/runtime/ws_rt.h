@@ -191,6 +191,17 @@ typedef struct ws_segment ws_segment;
 
 /* What few connections need, allocated at first use (ws_stream_cold_get), so an idle
  * connection does not carry it. */
+/* The HTTP head of the handshake (a server's request, a client's response) and what waits on
+ * it, allocated when its first bytes come and freed when the connection no longer needs them
+ * (the upgrade's end for a server unless the binding keeps conn.request, the response read for
+ * a client), so an open connection does not carry it. */
+typedef struct ws_stream_hs {
+  ws_buf head;              /* the head, and bytes after it until the upgrade */
+  ws_request *req;          /* the head parsed, while kept (ws_stream_request) */
+  uint32_t head_len;        /* length of the complete head, 0 until parsed */
+  uint32_t body_want;       /* request body bytes ws_stream_body waits for, 0 when none */
+} ws_stream_hs;
+
 typedef struct ws_stream_cold {
   char *close_reason;       /* the peer's close reason (malloc'd, NUL-terminated) */
   void (*on_finish)(ws_stream *s); /* called once as the socket closes (a client's connect state) */
@@ -208,7 +219,7 @@ typedef struct ws_ping_wait {
   uint8_t data[WS_CONTROL_MAX];
 } ws_ping_wait;
 
-struct ws_stream {
+struct ws_stream {           /* laid out without padding holes: a server keeps one per connection */
   ws_conn ws;               /* the protocol engine */
   ws_watcher io;            /* ev_io: EV_READ and/or EV_WRITE */
   double deadline;          /* open, ping/idle, close or linger deadline (loop clock), while
@@ -220,7 +231,7 @@ struct ws_stream {
   void *tls;                /* transport state (NULL for plain sockets) */
   ws_stream *lprev, *lnext; /* the listener's connections */
   ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
-  ws_buf head;              /* the request head, and bytes after it until the upgrade */
+  ws_stream_hs *hs;         /* the handshake's head, NULL when there is none (ws_stream_has_head) */
   ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
   ws_segment *seg_head, *seg_tail; /* output queued before ws_conn_output, in order */
   size_t seg_bytes;
@@ -228,17 +239,20 @@ struct ws_stream {
   void *user;               /* the binding's object */
   ws_stream_cold *cold;     /* NULL until needed */
   const char *error;        /* why the connection failed (static text), NULL when it did not */
-  uint32_t head_len;        /* length of the complete request head, 0 until parsed */
-  uint32_t body_want;       /* request body bytes ws_stream_body waits for, 0 when none */
+  const uint8_t *held;      /* a large message left in ws_conn's buffers instead of the inbox */
+  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
+  uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its length, bytes and opcode */
   uint32_t inbox_count;
   uint32_t dl_slot;         /* 1 + its index in the loop's deadline heap, 0 when none is set */
+  int fd;
+  int err;                  /* errno of a failed read or write */
+  float latency;            /* seconds from the last ping to its pong, -1 before the first */
   uint16_t close_code;      /* the peer's close code (1005 none, 1006 no close frame) */
   uint16_t fail_code;       /* our close code when we failed the connection */
   uint16_t remote_port;
   uint8_t remote_family;    /* AF_INET / AF_INET6 */
   uint8_t remote_ip[16];
-  int fd;
-  int err;                  /* errno of a failed read or write */
+  uint8_t held_op;
   uint8_t phase;
   uint8_t flags;            /* WS_SF_* (ws_stream.c) */
   uint8_t want;             /* events the transport waits for after EAGAIN (EV_READ/EV_WRITE) */
@@ -248,12 +262,6 @@ struct ws_stream {
                                write waits for readability (set by the transport) */
   uint8_t deflate_bits;     /* permessage-deflate: our compressor's window bits, 0 when not
                                negotiated (a publish shares compressed frames by this value) */
-  uint8_t held_op;          /* a large message left in ws_conn's buffers instead of the inbox */
-  uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its opcode, length and bytes */
-  const uint8_t *held;
-  struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
-  ws_request *req;          /* the request head parsed, while kept (ws_stream_request) */
-  float latency;            /* seconds from the last ping to its pong, -1 before the first */
   uint8_t deferred;         /* a plain HTTP request whose answer comes later (ws_stream_defer) */
 };
 
@@ -263,6 +271,10 @@ ws_stream_cold *ws_stream_cold_get(ws_stream *s) WS_HIDDEN;
 static inline const char *ws_stream_close_reason(const ws_stream *s) {
   return s->cold ? s->cold->close_reason : NULL;
 }
+/* The handshake's head is held (until the upgrade, or while conn.request is kept). */
+static inline int ws_stream_has_head(const ws_stream *s) { return s->hs && s->hs->head.data; }
+/* s->hs, allocated (empty) when missing; NULL when out of memory. */
+ws_stream_hs *ws_stream_hs_get(ws_stream *s) WS_HIDDEN;
 static inline uint64_t ws_stream_dropped(const ws_stream *s) { return s->cold ? s->cold->dropped : 0; }
 
 /* Initialise an embedded stream (phase NEW, no fd); safe to destroy at once. */
@@ -340,7 +352,7 @@ void ws_stream_want_drain(ws_stream *s) WS_HIDDEN;
 const char *ws_stream_state_name(const ws_stream *s) WS_HIDDEN;
 /* The remote address as text. */
 void ws_stream_remote_addr(const ws_stream *s, char *out, size_t cap) WS_HIDDEN;
-/* Client side: the response head in s->head (head_len bytes, then any bytes after it) was
+/* Client side: the response head in s->hs->head (head_len bytes, then any bytes after it) was
  * accepted; open the connection (phase HEAD_READY -> OPEN). 0, or -1 (s->error). */
 int ws_stream_open_client(ws_stream *s) WS_HIDDEN;
 

@@ -49,6 +49,7 @@ static void read_frames(ws_stream *s);
 static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 static void request_drop(ws_stream *s);
+static void hs_free(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -81,7 +82,7 @@ void ws_stream_update_io(ws_stream *s) {
       if (!(s->flags & WS_SF_PAUSED)) events |= EV_READ;
       break;
     case WS_PH_HEAD_READY:
-      if (s->body_want) events |= EV_READ;
+      if (s->hs && s->hs->body_want) events |= EV_READ;
       break;
     default:
       break;
@@ -155,8 +156,7 @@ void ws_stream_destroy(ws_stream *s) {
   finish_socket(s, 0);
   ws_buf_free(&s->inbox);
   s->inbox_count = 0;
-  request_drop(s); /* (one parsed after the socket's end) */
-  ws_buf_free(&s->head);
+  hs_free(s); /* and the request parsed after the socket's end */
   if (s->cold) {
     free(s->cold->close_reason);
     free(s->cold->ping_wait);
@@ -253,25 +253,43 @@ static void plain_http_to_tls(ws_stream *s) {
  * an open connection keeps only the head's bytes). An upgrade request is checked at once, so
  * that every question about it gets the same answer. */
 static void request_keep(ws_stream *s, const ws_request *req) {
+  ws_stream_hs *hs = s->hs; /* there: the request was parsed from its head */
   request_drop(s);
-  if (!(s->req = malloc(sizeof *s->req))) return; /* asked for later, it is parsed again */
-  memcpy(s->req, req, sizeof *req);
-  if (ws_request_is_upgrade(s->req)) ws_request_check_upgrade(s->req);
+  if (!(hs->req = malloc(sizeof *hs->req))) return; /* asked for later, it is parsed again */
+  memcpy(hs->req, req, sizeof *req);
+  if (ws_request_is_upgrade(hs->req)) ws_request_check_upgrade(hs->req);
 }
 
 static void request_drop(ws_stream *s) {
-  free(s->req);
-  s->req = NULL;
+  if (!s->hs) return;
+  free(s->hs->req);
+  s->hs->req = NULL;
+}
+
+ws_stream_hs *ws_stream_hs_get(ws_stream *s) {
+  if (!s->hs) s->hs = calloc(1, sizeof *s->hs);
+  return s->hs;
+}
+
+/* The head, its parse and the handshake's state go. */
+static void hs_free(ws_stream *s) {
+  if (!s->hs) return;
+  request_drop(s);
+  ws_buf_free(&s->hs->head);
+  free(s->hs);
+  s->hs = NULL;
 }
 
 const ws_request *ws_stream_request(ws_stream *s) {
   ws_request req;
-  if (s->req || s->head_len == 0 || !s->head.data) return s->req;
+  ws_stream_hs *hs = s->hs;
+  if (!hs) return NULL;
+  if (hs->req || hs->head_len == 0 || !hs->head.data) return hs->req;
   memset(&req, 0, sizeof req);
-  if (ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), s->head_len, (size_t)s->head_len + 1) < 0)
+  if (ws_request_parse(&req, (const char *)ws_buf_begin(&hs->head), hs->head_len, (size_t)hs->head_len + 1) < 0)
     return NULL;
   request_keep(s, &req);
-  return s->req;
+  return hs->req;
 }
 
 void ws_stream_request_release(ws_stream *s) {
@@ -291,10 +309,11 @@ static void read_head(ws_stream *s) {
     /* A head usually comes in one read: read it on the stack and keep an exact copy, so a
      * burst of handshakes leaves no half-used buffers between the connections' memory. */
     uint8_t first[2048];
-    int direct = s->head.data == NULL;
-    uint8_t *p = direct ? first : ws_buf_reserve(&s->head, 1024, max + WS_HEAD_SLACK);
+    ws_stream_hs *hs = s->hs;
+    int direct = !hs || hs->head.data == NULL;
+    uint8_t *p = direct ? first : ws_buf_reserve(&hs->head, 1024, max + WS_HEAD_SLACK);
     if (!p) { head_failed(s, 431, "request head too large"); return; }
-    size_t avail = direct ? sizeof first : s->head.cap - s->head.len;
+    size_t avail = direct ? sizeof first : hs->head.cap - hs->head.len;
     ssize_t n = s->tp->read(s, p, avail);
     if (n == 0) { ws_stream_abort(s, "connection closed during the handshake"); return; }
     if (n < 0) {
@@ -303,19 +322,22 @@ static void read_head(ws_stream *s) {
       return;
     }
     if (direct) {
-      if (!(s->head.data = malloc((size_t)n))) { ws_stream_abort(s, "out of memory"); return; }
-      memcpy(s->head.data, first, (size_t)n);
-      s->head.head = 0;
-      s->head.len = s->head.cap = (size_t)n;
+      if (!(hs = ws_stream_hs_get(s)) || !(hs->head.data = malloc((size_t)n))) {
+        ws_stream_abort(s, "out of memory");
+        return;
+      }
+      memcpy(hs->head.data, first, (size_t)n);
+      hs->head.head = 0;
+      hs->head.len = hs->head.cap = (uint32_t)n;
       if ((size_t)n == avail) continue; /* more may wait: read on into the buffer */
     } else {
-      ws_buf_commit(&s->head, (size_t)n);
+      ws_buf_commit(&hs->head, (size_t)n);
     }
     ws_request req;
     memset(&req, 0, sizeof req);
-    int r = ws_request_parse(&req, (const char *)ws_buf_begin(&s->head), ws_buf_size(&s->head), max);
+    int r = ws_request_parse(&req, (const char *)ws_buf_begin(&hs->head), ws_buf_size(&hs->head), max);
     if (r >= 0) {
-      s->head_len = (uint32_t)r;
+      hs->head_len = (uint32_t)r;
       request_keep(s, &req);
       s->phase = WS_PH_HEAD_READY;
       ws_stream_update_io(s); /* no more reading until the binding decides */
@@ -330,8 +352,8 @@ static void read_head(ws_stream *s) {
 int ws_stream_head(ws_stream *s, const char **p, size_t *n) {
   if (s->phase == WS_PH_HEAD) read_head(s); /* the bytes are often there already */
   if (s->phase == WS_PH_HEAD_READY) {
-    *p = (const char *)ws_buf_begin(&s->head);
-    *n = s->head_len;
+    *p = (const char *)ws_buf_begin(&s->hs->head);
+    *n = s->hs->head_len;
     return 1;
   }
   return s->phase == WS_PH_HEAD ? 0 : -1;
@@ -370,8 +392,9 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
   }
   ws_conn_open(&s->ws);
   s->phase = WS_PH_OPEN;
-  size_t rest = ws_buf_size(&s->head) - s->head_len;
-  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&s->head) + s->head_len, rest) < 0) {
+  ws_stream_hs *hs = s->hs; /* HEAD_READY: the head is there */
+  size_t rest = ws_buf_size(&hs->head) - hs->head_len;
+  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&hs->head) + hs->head_len, rest) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
   }
@@ -379,13 +402,14 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
    * go with ws_stream_drop_head), at its exact size; the parse goes (ws_stream_request makes
    * another if asked). */
   request_drop(s);
-  if (s->head.head) {
-    memmove(s->head.data, s->head.data + s->head.head, s->head_len);
-    s->head.head = 0;
+  if (hs->head.head) {
+    memmove(hs->head.data, hs->head.data + hs->head.head, hs->head_len);
+    hs->head.head = 0;
   }
-  s->head.len = s->head_len;
-  uint8_t *shrunk = realloc(s->head.data, s->head_len ? s->head_len : 1);
-  if (shrunk) { s->head.data = shrunk; s->head.cap = s->head_len; }
+  hs->head.len = hs->head_len;
+  hs->body_want = 0;
+  uint8_t *shrunk = realloc(hs->head.data, hs->head_len ? hs->head_len : 1);
+  if (shrunk) { hs->head.data = shrunk; hs->head.cap = hs->head_len; }
   count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
@@ -401,23 +425,20 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
 
 void ws_stream_drop_head(ws_stream *s) {
   if (s->phase < WS_PH_OPEN) return; /* still needed: the handshake or a plain request's answer */
-  request_drop(s);
-  ws_buf_free(&s->head);
-  s->head_len = 0;
+  hs_free(s);
 }
 
 int ws_stream_open_client(ws_stream *s) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
   ws_conn_open(&s->ws);
   s->phase = WS_PH_OPEN;
-  size_t rest = ws_buf_size(&s->head) - s->head_len;
-  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&s->head) + s->head_len, rest) < 0) {
+  ws_stream_hs *hs = s->hs; /* HEAD_READY: the response head is there */
+  size_t rest = ws_buf_size(&hs->head) - hs->head_len;
+  if (rest && ws_conn_feed(&s->ws, ws_buf_begin(&hs->head) + hs->head_len, rest) < 0) {
     ws_stream_abort(s, "out of memory");
     return -1;
   }
-  ws_buf_free(&s->head); /* the response head was read by the binding already */
-  s->head_len = 0;
-  request_drop(s);
+  hs_free(s); /* the response head was read by the binding already */
   count_open(s);
   arm_keepalive(s);
   ws_stream_update_io(s);
@@ -430,19 +451,20 @@ int ws_stream_open_client(ws_stream *s) {
 /* ---- plain HTTP requests: a body, an answer given later ---- */
 
 static void read_body(ws_stream *s) {
+  ws_stream_hs *hs = s->hs; /* HEAD_READY: the head is there */
   for (;;) {
-    size_t have = ws_buf_size(&s->head) - s->head_len;
-    if (have >= s->body_want) {
-      s->body_want = 0;
+    size_t have = ws_buf_size(&hs->head) - hs->head_len;
+    if (have >= hs->body_want) {
+      hs->body_want = 0;
       ws_stream_update_io(s);
       emit(s, WS_SEV_READ);
       return;
     }
-    size_t need = s->body_want - have;
-    const uint8_t *was = s->head.data;
-    uint8_t *p = ws_buf_reserve(&s->head, need, 0);
+    size_t need = hs->body_want - have;
+    const uint8_t *was = hs->head.data;
+    uint8_t *p = ws_buf_reserve(&hs->head, need, 0);
     if (!p) { ws_stream_abort(s, "out of memory"); return; }
-    if (s->head.data != was) request_drop(s); /* its pointers went with the old memory */
+    if (hs->head.data != was) request_drop(s); /* its pointers went with the old memory */
     ssize_t n = s->tp->read(s, p, need);
     if (n == 0) { ws_stream_abort(s, "connection closed during the request body"); return; }
     if (n < 0) {
@@ -450,23 +472,24 @@ static void read_body(ws_stream *s) {
       else ws_stream_update_io(s);
       return;
     }
-    ws_buf_commit(&s->head, (size_t)n);
+    ws_buf_commit(&hs->head, (size_t)n);
   }
 }
 
 int ws_stream_body(ws_stream *s, size_t want, const uint8_t **p) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
   if (want > UINT32_MAX) return -1;
-  if (ws_buf_size(&s->head) - s->head_len >= want) {
-    s->body_want = 0;
-    *p = ws_buf_begin(&s->head) + s->head_len;
+  ws_stream_hs *hs = s->hs; /* HEAD_READY: the head is there */
+  if (ws_buf_size(&hs->head) - hs->head_len >= want) {
+    hs->body_want = 0;
+    *p = ws_buf_begin(&hs->head) + hs->head_len;
     return 1;
   }
-  s->body_want = (uint32_t)want;
+  hs->body_want = (uint32_t)want;
   read_body(s); /* the bytes are often there already; else wait for readability */
   if (s->phase != WS_PH_HEAD_READY) return -1;
-  if (s->body_want) return 0;
-  *p = ws_buf_begin(&s->head) + s->head_len;
+  if (hs->body_want) return 0;
+  *p = ws_buf_begin(&hs->head) + hs->head_len;
   return 1;
 }
 
@@ -481,7 +504,7 @@ int ws_stream_defer(ws_stream *s, double seconds) {
 int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t nextra,
                       const char *body, size_t body_len, int head_only) {
   if (s->phase != WS_PH_HEAD_READY) return -1;
-  s->body_want = 0;
+  if (s->hs) s->hs->body_want = 0;
   s->deferred = 0;
   if ((head_only ? ws_response_status_head : ws_response_status)(ws_conn_output(&s->ws), status, extra, nextra,
                                                                   body, body_len) < 0) {
@@ -796,7 +819,7 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   if (!(revents & EV_READ)) return;
   switch (s->phase) {
   case WS_PH_HEAD: read_head(s); break;
-  case WS_PH_HEAD_READY: if (s->body_want) read_body(s); break;
+  case WS_PH_HEAD_READY: if (s->hs && s->hs->body_want) read_body(s); break;
   case WS_PH_OPEN:
   case WS_PH_CLOSING: read_frames(s); break;
   case WS_PH_FINISH: drain_input(s); break;
