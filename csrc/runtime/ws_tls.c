@@ -44,6 +44,7 @@ typedef struct tls_conn {
   uint8_t write_cross;  /* the last write waits for the socket to be readable */
   uint8_t first_seen;   /* server: the peer's first byte was checked (plain_http_first) */
   uint8_t recv_short;   /* the socket's last recv() returned less than asked: likely drained */
+  uint8_t big_reads;    /* a recv() filled OpenSSL's buffer: it is WS_TLS_READ_AHEAD from now on */
   int fd;
 } tls_conn;
 
@@ -153,11 +154,8 @@ static SSL_CTX *new_ssl_ctx(const ws_tls_options *o, char *err) {
    * after WANT_WRITE may come from a different (larger) buffer with the same bytes first.
    * No SSL_MODE_RELEASE_BUFFERS: idle connections give their buffers back in release_idle. */
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  /* Read ahead: one recv() for several records; what it holds is reported by pending(). The
-   * buffer holds about four full records (the default, one): half the recv() calls for large
-   * messages. It is freed when the connection is idle (release_idle). */
+  /* Read ahead: one recv() for several records; what it holds is reported by pending(). */
   SSL_CTX_set_read_ahead(c, 1);
-  SSL_CTX_set_default_read_buffer_len(c, WS_TLS_READ_AHEAD);
   if (o->server) {
     SSL_CTX_set_alpn_select_cb(c, alpn_select, NULL);
     SSL_CTX_set_session_id_context(c, sid, sizeof sid - 1);
@@ -266,6 +264,13 @@ static int sock_read(BIO *b, char *p, int n) {
   do r = recv(t->fd, p, (size_t)n, 0); while (r < 0 && errno == EINTR);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
   t->recv_short = r < n;
+  /* The socket had more than the read buffer (one record, the default) holds: the next buffer
+   * takes about four records, half the recv() calls for large messages. Connections that get
+   * small messages keep the small buffer, and every buffer is freed when idle (release_idle). */
+  if (r == n && !t->big_reads) {
+    t->big_reads = 1;
+    SSL_set_default_read_buffer_len(t->ssl, WS_TLS_READ_AHEAD);
+  }
   return (int)r;
 }
 
