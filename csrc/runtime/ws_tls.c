@@ -311,8 +311,8 @@ static void report_wait(ws_stream *s, const tls_conn *t) {
 }
 
 /* OpenSSL's record buffers (about 17 KiB each way) are kept while the connection is busy and
- * freed once it has nothing buffered either way: after the socket is drained and after the
- * whole queue was written. (SSL_MODE_RELEASE_BUFFERS frees the write buffer after every
+ * freed once it has nothing buffered either way: after the socket is drained (also between
+ * handshake steps) and after the whole queue was written. (SSL_MODE_RELEASE_BUFFERS frees the write buffer after every
  * record: a malloc and free of 17 KiB per 16 KiB written.) SSL_free_buffers does nothing while
  * a record is half read or half written. */
 static void release_idle(tls_conn *t) {
@@ -372,7 +372,10 @@ static int tls_handshake(ws_stream *s) {
     return 1;
   }
   int saved = errno, e = SSL_get_error(t->ssl, r);
-  if (would_block(s, t, e, 1)) return 0;
+  if (would_block(s, t, e, 1)) {
+    if (e == SSL_ERROR_WANT_READ) release_idle(t); /* a peer that stops halfway holds none */
+    return 0;
+  }
   s->error = failure_text(t, e, saved);
   return -1;
 }
