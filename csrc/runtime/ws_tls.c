@@ -21,6 +21,7 @@
 #define WS_TLS_COALESCE 16384 /* small queued pieces are joined into records up to this size */
 #define WS_TLS_SMALL 4096     /* a piece under this size is worth copying to join others */
 #define WS_TLS_INTERN_MAX 128
+#define WS_TLS_READ_AHEAD 65536 /* OpenSSL's read buffer: one recv() takes up to this much */
 
 typedef struct tls_name {
   char *name;
@@ -42,6 +43,9 @@ typedef struct tls_conn {
   uint8_t read_cross;   /* the last read or handshake step waits for the socket to be writable */
   uint8_t write_cross;  /* the last write waits for the socket to be readable */
   uint8_t first_seen;   /* server: the peer's first byte was checked (plain_http_first) */
+  uint8_t recv_short;   /* the socket's last recv() returned less than asked: likely drained */
+  uint8_t big_reads;    /* a recv() filled OpenSSL's buffer: it is WS_TLS_READ_AHEAD from now on */
+  int fd;
 } tls_conn;
 
 /* ---- error texts ---- */
@@ -148,9 +152,8 @@ static SSL_CTX *new_ssl_ctx(const ws_tls_options *o, char *err) {
   SSL_CTX_set_options(c, op);
   /* Partial writes: a queue of frames is written record by record. Moving buffer: a retry
    * after WANT_WRITE may come from a different (larger) buffer with the same bytes first.
-   * Release buffers: idle connections hold no record buffers. */
-  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                      SSL_MODE_RELEASE_BUFFERS);
+   * No SSL_MODE_RELEASE_BUFFERS: idle connections give their buffers back in release_idle. */
+  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   /* Read ahead: one recv() for several records; what it holds is reported by pending(). */
   SSL_CTX_set_read_ahead(c, 1);
   if (o->server) {
@@ -246,7 +249,7 @@ int ws_tls_ctx_is_server(const ws_tls_ctx *c) { return c->server; }
 /* OpenSSL's socket BIO writes with write(): a peer that went away would kill the process
  * with SIGPIPE. This one uses send(MSG_NOSIGNAL), so it is an EPIPE for that connection. */
 static int sock_write(BIO *b, const char *p, int n) {
-  int fd = (int)(intptr_t)BIO_get_data(b);
+  int fd = ((tls_conn *)BIO_get_data(b))->fd;
   ssize_t r;
   BIO_clear_retry_flags(b);
   do r = send(fd, p, (size_t)n, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
@@ -255,11 +258,19 @@ static int sock_write(BIO *b, const char *p, int n) {
 }
 
 static int sock_read(BIO *b, char *p, int n) {
-  int fd = (int)(intptr_t)BIO_get_data(b);
+  tls_conn *t = BIO_get_data(b);
   ssize_t r;
   BIO_clear_retry_flags(b);
-  do r = recv(fd, p, (size_t)n, 0); while (r < 0 && errno == EINTR);
+  do r = recv(t->fd, p, (size_t)n, 0); while (r < 0 && errno == EINTR);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+  t->recv_short = r < n;
+  /* The socket had more than the read buffer (one record, the default) holds: the next buffer
+   * takes about four records, half the recv() calls for large messages. Connections that get
+   * small messages keep the small buffer, and every buffer is freed when idle (release_idle). */
+  if (r == n && !t->big_reads) {
+    t->big_reads = 1;
+    SSL_set_default_read_buffer_len(t->ssl, WS_TLS_READ_AHEAD);
+  }
   return (int)r;
 }
 
@@ -297,6 +308,15 @@ void ws_tls_release(void) {
 
 static void report_wait(ws_stream *s, const tls_conn *t) {
   s->tp_wait = (uint8_t)((t->read_cross ? EV_WRITE : 0) | (t->write_cross ? EV_READ : 0));
+}
+
+/* OpenSSL's record buffers (about 17 KiB each way) are kept while the connection is busy and
+ * freed once it has nothing buffered either way: after the socket is drained (also between
+ * handshake steps) and after the whole queue was written. (SSL_MODE_RELEASE_BUFFERS frees the write buffer after every
+ * record: a malloc and free of 17 KiB per 16 KiB written.) SSL_free_buffers does nothing while
+ * a record is half read or half written. */
+static void release_idle(tls_conn *t) {
+  if (!SSL_has_pending(t->ssl)) SSL_free_buffers(t->ssl);
 }
 
 /* Maps a WANT_* result to EAGAIN; returns 1 if it was one. `reading`: a read or handshake. */
@@ -352,7 +372,10 @@ static int tls_handshake(ws_stream *s) {
     return 1;
   }
   int saved = errno, e = SSL_get_error(t->ssl, r);
-  if (would_block(s, t, e, 1)) return 0;
+  if (would_block(s, t, e, 1)) {
+    if (e == SSL_ERROR_WANT_READ) release_idle(t); /* a peer that stops halfway holds none */
+    return 0;
+  }
   s->error = failure_text(t, e, saved);
   return -1;
 }
@@ -372,15 +395,25 @@ static ssize_t tls_read(ws_stream *s, void *p, size_t n) {
     total += got;
     if (t->read_cross) { t->read_cross = 0; report_wait(s, t); }
     if (total == n) return (ssize_t)total;
+    /* All OpenSSL held is out and the recv() that brought it came back short: the socket
+     * is drained, so no recv() that can only say EAGAIN (the loop polls again anyway). */
+    if (t->recv_short && !SSL_has_pending(t->ssl)) {
+      SSL_free_buffers(t->ssl);
+      return (ssize_t)total;
+    }
   }
   saved = errno;
   e = SSL_get_error(t->ssl, r);
   if (total) { /* the condition (EAGAIN, end or error) shows again at the next call */
     if (e == SSL_ERROR_WANT_WRITE) { t->read_cross = 1; report_wait(s, t); }
     ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ) release_idle(t);
     return (ssize_t)total;
   }
-  if (would_block(s, t, e, 1)) return -1;
+  if (would_block(s, t, e, 1)) {
+    if (e == SSL_ERROR_WANT_READ) release_idle(t);
+    return -1;
+  }
   switch (e) {
   case SSL_ERROR_ZERO_RETURN: /* close_notify, or a plain end of stream */
     return 0;
@@ -446,6 +479,7 @@ static ssize_t tls_writev(ws_stream *s, const struct iovec *iov, int iovcnt) {
       if (w < left) { off += w; w = 0; } else { w -= left; i++; off = 0; }
     }
   }
+  release_idle(t); /* all written */
   return (ssize_t)done;
 }
 
@@ -490,7 +524,8 @@ int ws_tls_attach(ws_stream *s, ws_tls_ctx *c, const char *server_name) {
   BIO_METHOD *m = sock_method();
   BIO *bio = m ? BIO_new(m) : NULL;
   if (!bio) goto bad;
-  BIO_set_data(bio, (void *)(intptr_t)s->fd);
+  t->fd = s->fd;
+  BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio); /* the SSL owns the BIO (one reference for both directions) */
   if (c->server) {
     SSL_set_accept_state(t->ssl);
