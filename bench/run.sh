@@ -189,26 +189,31 @@ server_cmd() {
   esac
 }
 
-start_server() {
-  local name=$1 mode=$2 cmd log
-  stop_server
-  next_port
-  cmd=$(server_cmd "$name" "$mode" "$PORT")
-  log=$TMP/server-$name-$mode-$PORT.log
+# Start "$1" (a command line) on core 0 with its output in $2, and wait up to 10 s for $PORT;
+# $3 names it in the note when it does not listen.
+launch_server() {
+  local cmd=$1 log=$2 what=$3
   echo "taskset -c 0 $cmd" >>"$CMDS"
   set -f  # the command is a word list on purpose, never a glob (LUA_PATH holds '?')
   # shellcheck disable=SC2086
   taskset -c 0 $cmd >"$log" 2>&1 &
   SERVER_PID=$!
   set +f
-  for _ in $(seq 1 200); do  # up to 10 s
+  for _ in $(seq 1 200); do
     if port_open "$PORT"; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.05
   done
-  note "$name ($mode) did not start listening: $(tail -n 3 "$log" | tr '\n' ' ')"
+  note "$what did not start listening: $(tail -n 3 "$log" | tr '\n' ' ')"
   stop_server
   return 1
+}
+
+start_server() {
+  local name=$1 mode=$2
+  stop_server
+  next_port
+  launch_server "$(server_cmd "$name" "$mode" "$PORT")" "$TMP/server-$name-$mode-$PORT.log" "$name ($mode)"
 }
 
 # Run the client; keep the median line of $ROUNDS rounds by the figure named $1.
@@ -315,7 +320,7 @@ done
 # Echo of 1 KiB JSON-like text with permessage-deflate (loadclient --deflate): lua-ws's shared
 # and dedicated modes, uWebSockets' SHARED_COMPRESSOR and DEDICATED_COMPRESSOR, Node ws with
 # perMessageDeflate (every message compressed). Labels: <server>-shared|dedicated, node-deflate.
-if [ "$QUICK" = 1 ]; then DEFLATE_SET="100:1:1024 100:16:1024"; else DEFLATE_SET="100:1:1024 100:16:1024"; fi
+DEFLATE_SET="100:1:1024 100:16:1024"  # quick or not: two rows
 
 deflate_cmd() {
   local label=$1 port=$2
@@ -327,23 +332,10 @@ deflate_cmd() {
 }
 
 start_deflate_server() {
-  local label=$1 cmd log
+  local label=$1
   stop_server
   next_port
-  cmd=$(deflate_cmd "$label" "$PORT")
-  log=$TMP/server-$label-$PORT.log
-  echo "taskset -c 0 $cmd" >>"$CMDS"
-  # shellcheck disable=SC2086
-  taskset -c 0 $cmd >"$log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 200); do
-    if port_open "$PORT"; then return 0; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  note "$label did not start listening: $(tail -n 3 "$log" | tr '\n' ' ')"
-  stop_server
-  return 1
+  launch_server "$(deflate_cmd "$label" "$PORT")" "$TMP/server-$label-$PORT.log" "$label"
 }
 
 case " $SCENARIOS " in
