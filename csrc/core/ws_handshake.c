@@ -17,16 +17,17 @@ const char ws_err_header_value[] = "invalid value for header";
 
 /* ---- characters ---- */
 
-static int is_tchar(unsigned char c) { /* RFC 7230 3.2.6 token characters */
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-  switch (c) {
-  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-  case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-    return 1;
-  default:
-    return 0;
-  }
-}
+/* Character classes, one lookup per byte: C_TCHAR, the RFC 7230 3.2.6 token characters
+ * (digits, letters and !#$%&'*+-.^_`|~); C_HOST, those of a Host value (host_valid). */
+enum { C_TCHAR = 1, C_HOST = 2 };
+static const unsigned char cclass[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 2, 0, 0,
+  0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 0, 2, 1, 3,
+  1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
+};
+
+static int is_tchar(unsigned char c) { return cclass[c] & C_TCHAR; }
 
 static int is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 /* RFC 5234 VCHAR: what a request target (RFC 7230 3.1.1) and the Host we send are made of. */
@@ -84,7 +85,58 @@ typedef struct head {
   const char *bad_first_ctl; /* control character reported in the first line */
   int (*first_line)(void *r, const char *p, size_t n, const char **error);
   void *r;
+  unsigned char *first, *count; /* a request's index of the headers its checks read; NULL else */
 } head;
+
+/* The headers a request's index holds (ws_request._first), by their lower-case names. */
+enum { H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_PROTOCOL, H_EXTENSIONS, H_ORIGIN,
+       H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_INDEXED };
+typedef char indexed_headers_fit[H_INDEXED == WS_INDEXED_HEADERS ? 1 : -1];
+static const char *const indexed_names[H_INDEXED] = {
+  "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+  "sec-websocket-protocol", "sec-websocket-extensions", "origin", "content-length",
+  "transfer-encoding",
+};
+
+/* Is name[0..n) the lower-case lc[0..n) (letters and '-') in any case? Eight bytes at a time:
+ * OR-ing 0x20 into a letter's byte folds its case ((lc & 0x40) >> 1 is 0x20 for a letter, 0
+ * for '-', which must then match exactly). */
+static int same_name(const char *name, const char *lc, size_t n) {
+  const uint64_t fold = 0x4040404040404040ULL;
+  uint64_t a, b;
+  size_t i = 0;
+  if (n < 8) {
+    for (; i < n; i++)
+      if ((unsigned char)(name[i] | ((lc[i] & 0x40) >> 1)) != (unsigned char)lc[i]) return 0;
+    return 1;
+  }
+  for (;; i += 8) {
+    if (i + 8 > n) i = n - 8; /* the last word overlaps the one before */
+    memcpy(&a, name + i, 8);
+    memcpy(&b, lc + i, 8);
+    if ((a | ((b & fold) >> 1)) != b) return 0;
+    if (i + 8 == n) return 1;
+  }
+}
+
+/* Which indexed header is named name[0..n) (in any case), or -1: the length picks the one
+ * candidate, then one comparison. */
+static int indexed_header(const char *name, size_t n) {
+  int k;
+  switch (n) {
+  case 4: k = H_HOST; break;
+  case 6: k = H_ORIGIN; break;
+  case 7: k = H_UPGRADE; break;
+  case 10: k = H_CONNECTION; break;
+  case 14: k = H_CONTENT_LENGTH; break;
+  case 17: k = lower((unsigned char)name[0]) == 's' ? H_KEY : H_TRANSFER_ENCODING; break;
+  case 21: k = H_VERSION; break;
+  case 22: k = H_PROTOCOL; break;
+  case 24: k = H_EXTENSIONS; break;
+  default: return -1;
+  }
+  return same_name(name, indexed_names[k], n) ? k : -1;
+}
 
 static int head_fail(const head *h, int status, const char *error) {
   *h->error = error;
@@ -95,14 +147,22 @@ static int head_fail(const head *h, int status, const char *error) {
 /* One header line, without its line end, into headers[index]. */
 static int header_line(const head *h, const char *p, size_t n, size_t index) {
   size_t i = 0;
+  int k = -1;
   if (is_ows(p[0])) return head_fail(h, 400, "obsolete line folding");
-  while (i < n && is_tchar((unsigned char)p[i])) i++;
-  if (i == n) return head_fail(h, 400, "header line without colon");
-  if (p[i] != ':') {
-    if (is_ows(p[i])) return head_fail(h, 400, "white space in header name");
-    return head_fail(h, 400, "invalid character in header name");
+  if (h->first) { /* a request: is it one of the indexed headers (whose names are tokens)? */
+    const char *colon = memchr(p, ':', n);
+    if (colon) k = indexed_header(p, (size_t)(colon - p));
+    if (k >= 0) i = (size_t)(colon - p);
   }
-  if (i == 0) return head_fail(h, 400, "empty header name");
+  if (k < 0) {
+    while (i < n && is_tchar((unsigned char)p[i])) i++;
+    if (i == n) return head_fail(h, 400, "header line without colon");
+    if (p[i] != ':') {
+      if (is_ows(p[i])) return head_fail(h, 400, "white space in header name");
+      return head_fail(h, 400, "invalid character in header name");
+    }
+    if (i == 0) return head_fail(h, 400, "empty header name");
+  }
   size_t v = i + 1, e = n;
   while (v < e && is_ows(p[v])) v++;
   while (e > v && is_ows(p[e - 1])) e--;
@@ -112,7 +172,17 @@ static int header_line(const head *h, const char *p, size_t n, size_t index) {
   hd->value = p + v;
   hd->value_len = e - v;
   *h->num_headers = index + 1;
+  if (k >= 0 && h->count[k]++ == 0) h->first[k] = (unsigned char)(index + 1); /* index < WS_MAX_HEADERS */
   return 0;
+}
+
+/* Does the word hold a byte below 0x20 or a DEL (a line end, or a control character but
+ * maybe a tab)? Bytes from 0x80 up do not count, as in the byte loop. Both tests are exact
+ * for "is there one" (a borrow only ever flags a byte above a flagged one). */
+static int word_special(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t del = x ^ (ones * 0x7f);
+  return ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) != 0;
 }
 
 /* Scan buf[*scanned .. min(len, max)), checking every line whose end has arrived. Returns
@@ -122,7 +192,16 @@ static int head_scan(const head *h, const char *buf, size_t len, size_t max) {
   size_t w = len < max ? len : max;
   size_t pos = *h->scanned;
   while (pos < w) {
-    unsigned char c = (unsigned char)buf[pos];
+    /* Most bytes are none of CR, LF or a control character: skip them eight at a time. */
+    while (w - pos >= 8) {
+      uint64_t x;
+      memcpy(&x, buf + pos, 8);
+      if (word_special(x)) break;
+      pos += 8;
+    }
+    unsigned char c = 0;
+    while (pos < w && (c = (unsigned char)buf[pos]) >= 0x20 && c != 0x7f) pos++;
+    if (pos == w) break;
     if (c == '\n') {
       size_t start = *h->line, end = pos;
       if (end > start && buf[end - 1] == '\r') end--;
@@ -144,7 +223,7 @@ static int head_scan(const head *h, const char *buf, size_t len, size_t max) {
     } else if (c == '\r') {
       if (pos + 1 == w) break; /* its LF may be next: look at this CR again */
       if (buf[pos + 1] != '\n') return head_fail(h, 400, "CR without LF");
-    } else if (is_ctl(c)) {
+    } else if (c != '\t') {
       return head_fail(h, 400, *h->lines == 0 ? h->bad_first_ctl : "control character in header");
     }
     pos++;
@@ -167,6 +246,10 @@ static int head_parse(const head *h, const char *buf, size_t len, size_t max) {
   if (n >= 0 && !fresh) {
     *h->scanned = *h->line = *h->lines = 0;
     *h->num_headers = 0;
+    if (h->first) {
+      memset(h->first, 0, WS_INDEXED_HEADERS);
+      memset(h->count, 0, WS_INDEXED_HEADERS);
+    }
     n = head_scan(h, buf, (size_t)n, (size_t)n);
   }
   return n;
@@ -215,7 +298,7 @@ static int request_line(void *rv, const char *p, size_t n, const char **error) {
 static head request_head(ws_request *r) {
   head h = { &r->_scanned, &r->_line, &r->_lines, r->headers, &r->num_headers, &r->error,
              &r->status, "request head too large", "control character in request line",
-             request_line, r };
+             request_line, r, r->_first, r->_count };
   return h;
 }
 
@@ -232,7 +315,18 @@ static const ws_header *find_header(const ws_header *hs, size_t n, const char *n
   return NULL;
 }
 
+/* The next header of indexed kind k after `after` (NULL: the first), from the index. */
+static const ws_header *req_find(const ws_request *r, int k, const ws_header *after) {
+  if (!r->_count[k]) return NULL;
+  const ws_header *first = &r->headers[r->_first[k] - 1];
+  if (!after || after < first) return first;
+  if (r->_count[k] == 1) return NULL;
+  return find_header(r->headers, r->num_headers, indexed_names[k], after);
+}
+
 const ws_header *ws_request_header(const ws_request *r, const char *name, const ws_header *after) {
+  int k = indexed_header(name, strlen(name));
+  if (k >= 0) return req_find(r, k, after);
   return find_header(r->headers, r->num_headers, name, after);
 }
 
@@ -281,21 +375,34 @@ int ws_header_next_token(const char *value, size_t value_len, size_t *pos, const
   }
 }
 
-/* Does any header `name` list `token` (case-insensitive)? */
-static int has_token(const ws_header *hs, size_t n, const char *name, const char *token) {
-  size_t tlen = strlen(token);
-  for (const ws_header *h = find_header(hs, n, name, NULL); h; h = find_header(hs, n, name, h)) {
-    size_t pos = 0, len;
-    const char *t;
-    while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
-      if (ieq(t, len, token, tlen)) return 1;
-  }
+/* Does h's value list `token` (case-insensitive; lower-case letters only)? */
+static int lists_token(const ws_header *h, const char *token, size_t tlen) {
+  size_t pos = 0, len;
+  const char *t;
+  /* the usual value: the token alone */
+  if (h->value_len == tlen && same_name(h->value, token, tlen)) return 1;
+  while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
+    if (ieq(t, len, token, tlen)) return 1;
   return 0;
 }
 
-int ws_request_is_upgrade(const ws_request *r) {
-  return has_token(r->headers, r->num_headers, "Upgrade", "websocket");
+/* Does any header `name` list `token`? */
+static int has_token(const ws_header *hs, size_t n, const char *name, const char *token) {
+  size_t tlen = strlen(token);
+  for (const ws_header *h = find_header(hs, n, name, NULL); h; h = find_header(hs, n, name, h))
+    if (lists_token(h, token, tlen)) return 1;
+  return 0;
 }
+
+/* The same for a request's indexed header k. */
+static int req_has_token(const ws_request *r, int k, const char *token) {
+  size_t tlen = strlen(token);
+  for (const ws_header *h = req_find(r, k, NULL); h; h = req_find(r, k, h))
+    if (lists_token(h, token, tlen)) return 1;
+  return 0;
+}
+
+int ws_request_is_upgrade(const ws_request *r) { return req_has_token(r, H_UPGRADE, "websocket"); }
 
 /* Base64 of exactly 16 bytes, in its one canonical spelling (decode, encode again, compare). */
 int ws_key_valid(const char *key, size_t len) {
@@ -309,20 +416,16 @@ int ws_key_valid(const char *key, size_t len) {
 
 /* Host is uri-host [":" port] (RFC 7230 5.4, RFC 3986 3.2.2): reg-name, IPv4 and IP-literal
  * characters only. White space, userinfo ('@'), a path or anything non-ASCII is refused. */
-static int host_valid(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) continue;
-    if (!memchr("-._~%!$&'()*+,;=:[]", c, 19)) return 0;
-  }
+static int host_valid(const char *s, size_t n) { /* -._~%!$&'()*+,;=:[] and alphanumerics */
+  for (size_t i = 0; i < n; i++)
+    if (!(cclass[(unsigned char)s[i]] & C_HOST)) return 0;
   return 1;
 }
 
 /* Every element of every Sec-WebSocket-Protocol header is a token (RFC 6455 4.3: 1#token);
  * empty list elements are skipped as RFC 7230 7 asks. */
-static int protocols_valid(const ws_header *hs, size_t n) {
-  for (const ws_header *h = find_header(hs, n, "Sec-WebSocket-Protocol", NULL); h;
-       h = find_header(hs, n, "Sec-WebSocket-Protocol", h)) {
+static int protocols_valid(const ws_request *r) {
+  for (const ws_header *h = req_find(r, H_PROTOCOL, NULL); h; h = req_find(r, H_PROTOCOL, h)) {
     size_t pos = 0, len;
     const char *t;
     while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
@@ -338,50 +441,46 @@ static int request_fail(ws_request *r, int status, const char *error) {
 }
 
 int ws_request_check_upgrade(ws_request *r) {
-  const ws_header *hs = r->headers, *h, *key, *version;
-  size_t n = r->num_headers;
+  const ws_header *h, *key, *version;
   r->status = 0;
   r->error = NULL;
   /* Origin and the key are exposed even when a check fails, for the log of the refusal. */
-  h = find_header(hs, n, "Origin", NULL);
+  h = req_find(r, H_ORIGIN, NULL);
   r->origin = h ? h->value : NULL;
   r->origin_len = h ? h->value_len : 0;
-  key = find_header(hs, n, "Sec-WebSocket-Key", NULL);
+  key = req_find(r, H_KEY, NULL);
   r->key = key ? key->value : NULL;
   r->key_len = key ? key->value_len : 0;
 
   if (!(r->method_len == 3 && memcmp(r->method, "GET", 3) == 0))
     return request_fail(r, 400, "method must be GET");
   if (r->minor_version < 1) return request_fail(r, 400, "HTTP/1.1 or later required");
-  h = find_header(hs, n, "Host", NULL);
+  h = req_find(r, H_HOST, NULL);
   if (!h) return request_fail(r, 400, "missing Host header");
-  if (find_header(hs, n, "Host", h)) return request_fail(r, 400, "repeated Host header");
+  if (r->_count[H_HOST] > 1) return request_fail(r, 400, "repeated Host header");
   if (h->value_len == 0) return request_fail(r, 400, "empty Host header");
   if (!host_valid(h->value, h->value_len)) return request_fail(r, 400, "invalid Host header");
-  if (!has_token(hs, n, "Upgrade", "websocket"))
+  if (!req_has_token(r, H_UPGRADE, "websocket"))
     return request_fail(r, 400, "missing Upgrade: websocket");
-  if (!has_token(hs, n, "Connection", "upgrade"))
+  if (!req_has_token(r, H_CONNECTION, "upgrade"))
     return request_fail(r, 400, "missing Connection: Upgrade");
-  version = find_header(hs, n, "Sec-WebSocket-Version", NULL);
+  version = req_find(r, H_VERSION, NULL);
   if (!version) return request_fail(r, 426, "missing Sec-WebSocket-Version");
-  if (find_header(hs, n, "Sec-WebSocket-Version", version) ||
-      !(version->value_len == 2 && memcmp(version->value, "13", 2) == 0))
+  if (r->_count[H_VERSION] > 1 || !(version->value_len == 2 && memcmp(version->value, "13", 2) == 0))
     return request_fail(r, 426, "unsupported Sec-WebSocket-Version");
   if (!key) return request_fail(r, 400, "missing Sec-WebSocket-Key");
-  if (find_header(hs, n, "Sec-WebSocket-Key", key))
-    return request_fail(r, 400, "repeated Sec-WebSocket-Key");
+  if (r->_count[H_KEY] > 1) return request_fail(r, 400, "repeated Sec-WebSocket-Key");
   if (!ws_key_valid(key->value, key->value_len))
     return request_fail(r, 400, "invalid Sec-WebSocket-Key");
-  if (!protocols_valid(hs, n)) return request_fail(r, 400, "invalid Sec-WebSocket-Protocol");
+  if (!protocols_valid(r)) return request_fail(r, 400, "invalid Sec-WebSocket-Protocol");
   /* Frames follow the head at once: a body would be read as frames here and as a body by
    * anything in between. Content-Length: 0 is the only length that says no body. */
-  if (find_header(hs, n, "Transfer-Encoding", NULL)) return request_fail(r, 400, "request body not allowed");
-  for (h = find_header(hs, n, "Content-Length", NULL); h; h = find_header(hs, n, "Content-Length", h))
+  if (r->_count[H_TRANSFER_ENCODING]) return request_fail(r, 400, "request body not allowed");
+  for (h = req_find(r, H_CONTENT_LENGTH, NULL); h; h = req_find(r, H_CONTENT_LENGTH, h))
     if (!(h->value_len == 1 && h->value[0] == '0')) return request_fail(r, 400, "request body not allowed");
   /* One Origin at most (RFC 6454 7.3): with two, an origin check would see one value while
    * the request carries another. */
-  h = find_header(hs, n, "Origin", NULL);
-  if (h && find_header(hs, n, "Origin", h)) return request_fail(r, 400, "repeated Origin header");
+  if (r->_count[H_ORIGIN] > 1) return request_fail(r, 400, "repeated Origin header");
   return 0;
 }
 
@@ -395,7 +494,7 @@ int ws_protocol_find(const char *const *list, size_t n, const char *p, size_t pl
 int ws_request_choose_protocol(const ws_request *r, const char *const *protocols, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const ws_header *h = NULL;
-    while ((h = find_header(r->headers, r->num_headers, "Sec-WebSocket-Protocol", h))) {
+    while ((h = req_find(r, H_PROTOCOL, h))) {
       size_t pos = 0, len;
       const char *t;
       while (ws_header_next_token(h->value, h->value_len, &pos, &t, &len))
@@ -717,7 +816,7 @@ static int status_line(void *rv, const char *p, size_t n, const char **error) {
 int ws_response_parse(ws_response *r, const char *buf, size_t len, size_t max_header_bytes) {
   head h = { &r->_scanned, &r->_line, &r->_lines, r->headers, &r->num_headers, &r->error,
              NULL, "response head too large", "control character in status line",
-             status_line, r };
+             status_line, r, NULL, NULL };
   return head_parse(&h, buf, len, max_header_bytes);
 }
 

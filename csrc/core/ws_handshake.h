@@ -11,6 +11,7 @@
 #define WS_DEFAULT_MAX_HEADER_BYTES 8192
 #define WS_ACCEPT_LEN 28              /* base64 of a SHA-1 digest */
 #define WS_KEY_LEN 24                 /* base64 of 16 bytes */
+#define WS_INDEXED_HEADERS 10         /* request headers the parser indexes (ws_handshake.c) */
 
 typedef struct ws_header {
   const char *name;
@@ -35,6 +36,10 @@ typedef struct ws_request {
   const char *error;
   size_t _scanned;                         /* private: how far the end of headers was sought */
   size_t _line, _lines;                    /* private: start of the unchecked line, lines checked */
+  /* private: the headers the upgrade checks read (Host, Upgrade, Connection, Sec-WebSocket-*,
+   * Origin, Content-Length, Transfer-Encoding), noted as the parser meets them so that no check
+   * searches the list: index + 1 of the first of each name (0 when absent), how many there are. */
+  unsigned char _first[WS_INDEXED_HEADERS], _count[WS_INDEXED_HEADERS];
 } ws_request;
 
 /* Parse an HTTP/1.1 request head from buf[0..len). Returns the length of the head
