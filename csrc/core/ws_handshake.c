@@ -302,6 +302,11 @@ static head request_head(ws_request *r) {
   return h;
 }
 
+void ws_request_init(ws_request *r) {
+  memset(r, 0, offsetof(ws_request, headers));
+  memset(&r->num_headers, 0, sizeof *r - offsetof(ws_request, num_headers));
+}
+
 int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) {
   head h = request_head(r);
   return head_parse(&h, buf, len, max_header_bytes);
@@ -505,9 +510,15 @@ int ws_request_choose_protocol(const ws_request *r, const char *const *protocols
 }
 
 /* OpenSSL 3 looks EVP_sha1() up in its provider tables on every use, which costs more than
- * hashing a key: the implementation is fetched once and kept until ws_accept_key_release. */
+ * hashing a key: the implementation is fetched once and kept until ws_accept_key_release. A
+ * digest context costs a malloc and a free and most of an init, so each thread keeps one (a
+ * context is not to be shared between threads; without thread-local storage, one per call). */
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 static EVP_MD *sha1_fetched;
+#endif
+#if defined(__GNUC__)
+#define SHA1_CTX_KEPT 1
+static __thread EVP_MD_CTX *sha1_ctx;
 #endif
 
 static const EVP_MD *sha1_md(void) {
@@ -520,7 +531,13 @@ static const EVP_MD *sha1_md(void) {
 
 void ws_accept_key_prepare(void) { (void)sha1_md(); }
 
+/* Called where the module is unloaded (the last Lua state using it closes): this thread's
+ * context and the implementation go. */
 void ws_accept_key_release(void) {
+#ifdef SHA1_CTX_KEPT
+  EVP_MD_CTX_free(sha1_ctx);
+  sha1_ctx = NULL;
+#endif
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
   EVP_MD_free(sha1_fetched);
   sha1_fetched = NULL;
@@ -529,15 +546,27 @@ void ws_accept_key_release(void) {
 
 void ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]) {
   unsigned char digest[EVP_MAX_MD_SIZE];
+  char text[64]; /* key and GUID in one piece, one update, when the key is the usual 24 */
   unsigned int dlen = 0;
   int ok = 0;
+#ifdef SHA1_CTX_KEPT
+  EVP_MD_CTX *ctx = sha1_ctx ? sha1_ctx : (sha1_ctx = EVP_MD_CTX_new());
+#else
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (ctx) {
-    ok = EVP_DigestInit_ex(ctx, sha1_md(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
-         EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) && EVP_DigestFinal_ex(ctx, digest, &dlen) &&
-         dlen == 20;
-    EVP_MD_CTX_free(ctx);
+#endif
+  if (ctx && EVP_DigestInit_ex(ctx, sha1_md(), NULL)) {
+    if (key_len + sizeof ws_guid - 1 <= sizeof text) {
+      memcpy(text, key, key_len);
+      memcpy(text + key_len, ws_guid, sizeof ws_guid - 1);
+      ok = EVP_DigestUpdate(ctx, text, key_len + sizeof ws_guid - 1);
+    } else {
+      ok = EVP_DigestUpdate(ctx, key, key_len) && EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, digest, &dlen) && dlen == 20;
   }
+#ifndef SHA1_CTX_KEPT
+  EVP_MD_CTX_free(ctx);
+#endif
   if (!ok) { /* no memory for a digest context: an empty value that matches nothing */
     out[0] = '\0';
     return;
