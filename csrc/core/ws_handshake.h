@@ -49,6 +49,9 @@ typedef struct ws_request {
  * max_header_bytes of 0 means WS_DEFAULT_MAX_HEADER_BYTES. Until the head is complete the
  * fields are unspecified. */
 int ws_request_parse(ws_request *r, const char *buf, size_t len, size_t max_header_bytes) WS_HIDDEN;
+/* What zero-initialising *r does for ws_request_parse, without writing the headers array
+ * (most of the struct), which the parser fills as it goes. */
+void ws_request_init(ws_request *r) WS_HIDDEN;
 
 /* Does the parsed request ask for a WebSocket upgrade at all (an Upgrade header listing
  * websocket)? Plain HTTP requests go elsewhere; one that asks but lacks Connection: Upgrade

@@ -76,6 +76,8 @@ struct ws_loop {
   ev_timer dl_timer;         /* ... and its timer, armed for dl_armed (or later) */
   double dl_armed;
   double dl_pass;            /* the clock of the pass running due deadlines, 0 outside one */
+  size_t nreq;               /* parsed requests kept for the next handshakes (ws_loop_request_take) */
+  ws_request *req[WS_REQ_SPARE];
 };
 
 ws_counters *ws_loop_counters(ws_loop *loop) { return &loop->ctr; }
@@ -242,6 +244,7 @@ void ws_loop_free(ws_loop *loop) {
   }
   ws_buf_free(&loop->recv);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
+  while (loop->nreq) free(loop->req[--loop->nreq]);
   ws_wqueue_trim();
   if (loop->owns_ev) ev_loop_destroy(loop->ev);
   free(loop);
@@ -497,6 +500,7 @@ static void reclaim(ws_loop *loop) {
   loop->conns_settled = loop->conns; /* and the next rise */
   if (loop->hooks.reclaim) loop->hooks.reclaim(loop);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
+  while (loop->nreq) free(loop->req[--loop->nreq]);
   ws_wqueue_trim(); /* the write queue's spare entries */
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
     ws_pool_class *c = &loop->pool[k];
@@ -538,6 +542,16 @@ static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents) {
     ev_ref(ev);
     ev_timer_stop(ev, w);
   }
+}
+
+ws_request *ws_loop_request_take(ws_loop *loop) {
+  return loop->nreq ? loop->req[--loop->nreq] : malloc(sizeof(ws_request));
+}
+
+void ws_loop_request_give(ws_loop *loop, ws_request *r) {
+  if (!r) return;
+  if (loop->nreq < WS_REQ_SPARE) loop->req[loop->nreq++] = r;
+  else free(r);
 }
 
 void ws_pool_take(ws_loop *loop, ws_buf *b) {

@@ -45,6 +45,14 @@ static inline void ws_pool_grow(ws_loop *loop, ws_buf *b, size_t want) {
  * freed it. */
 ws_buf *ws_loop_recv_take(ws_loop *loop) WS_HIDDEN;
 void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
+/* A parsed request's memory (ws_request is some 3 KiB, for the longest head): a handshake takes
+ * one as its head arrives and gives it back at the upgrade, so the loop keeps up to
+ * WS_REQ_SPARE of them for the next handshakes instead of a malloc and free of each (given
+ * back to the system with the pool's reclaim after a burst). Take returns NULL when out of
+ * memory. */
+#define WS_REQ_SPARE 16
+ws_request *ws_loop_request_take(ws_loop *loop) WS_HIDDEN;
+void ws_loop_request_give(ws_loop *loop, ws_request *r) WS_HIDDEN;
 /* A listener accepted a connection / one of its connections closed: the loop follows their
  * number to give memory back after a burst (ws_loop.c, reclaim). */
 void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;

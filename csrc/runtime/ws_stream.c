@@ -250,24 +250,37 @@ static void plain_http_to_tls(ws_stream *s) {
 }
 
 /* The parsed request, on the heap while the handshake asks for it (ws_request is some 3 KiB:
- * an open connection keeps only the head's bytes). An upgrade request is checked at once, so
- * that every question about it gets the same answer. */
-static void request_keep(ws_stream *s, const ws_request *req) {
+ * an open connection keeps only the head's bytes), in memory the loop lends
+ * (ws_loop_request_take) while it runs; once the socket is closed, the loop may be gone. */
+static ws_request *request_new(ws_stream *s) {
+  return s->phase != WS_PH_DONE ? ws_loop_request_take(s->loop) : malloc(sizeof(ws_request));
+}
+
+static void request_free(ws_stream *s, ws_request *req) {
+  if (s->phase != WS_PH_DONE) ws_loop_request_give(s->loop, req);
+  else free(req);
+}
+
+/* req, parsed from the head, becomes the request kept. An upgrade request is checked at once,
+ * so that every question about it gets the same answer. */
+static void request_keep(ws_stream *s, ws_request *req) {
   ws_stream_hs *hs = s->hs; /* there: the request was parsed from its head */
   request_drop(s);
-  if (!(hs->req = malloc(sizeof *hs->req))) return; /* asked for later, it is parsed again */
-  memcpy(hs->req, req, sizeof *req);
-  if (ws_request_is_upgrade(hs->req)) ws_request_check_upgrade(hs->req);
+  hs->req = req;
+  if (ws_request_is_upgrade(req)) ws_request_check_upgrade(req);
 }
 
 static void request_drop(ws_stream *s) {
-  if (!s->hs) return;
-  free(s->hs->req);
+  if (!s->hs || !s->hs->req) return;
+  request_free(s, s->hs->req);
   s->hs->req = NULL;
 }
 
 ws_stream_hs *ws_stream_hs_get(ws_stream *s) {
-  if (!s->hs) s->hs = calloc(1, sizeof *s->hs);
+  if (!s->hs && (s->hs = malloc(sizeof *s->hs))) { /* not calloc: malloc's thread cache is quicker */
+    static const ws_stream_hs none;
+    *s->hs = none;
+  }
   return s->hs;
 }
 
@@ -281,14 +294,17 @@ static void hs_free(ws_stream *s) {
 }
 
 const ws_request *ws_stream_request(ws_stream *s) {
-  ws_request req;
+  ws_request *req;
   ws_stream_hs *hs = s->hs;
   if (!hs) return NULL;
   if (hs->req || hs->head_len == 0 || !hs->head.data) return hs->req;
-  memset(&req, 0, sizeof req);
-  if (ws_request_parse(&req, (const char *)ws_buf_begin(&hs->head), hs->head_len, (size_t)hs->head_len + 1) < 0)
+  if (!(req = request_new(s))) return NULL;
+  ws_request_init(req);
+  if (ws_request_parse(req, (const char *)ws_buf_begin(&hs->head), hs->head_len, (size_t)hs->head_len + 1) < 0) {
+    request_free(s, req);
     return NULL;
-  request_keep(s, &req);
+  }
+  request_keep(s, req);
   return hs->req;
 }
 
@@ -333,18 +349,25 @@ static void read_head(ws_stream *s) {
     } else {
       ws_buf_commit(&hs->head, (size_t)n);
     }
-    ws_request req;
-    memset(&req, 0, sizeof req);
-    int r = ws_request_parse(&req, (const char *)ws_buf_begin(&hs->head), ws_buf_size(&hs->head), max);
+    ws_request *req = request_new(s);
+    if (!req) {
+      ws_stream_abort(s, "out of memory");
+      return;
+    }
+    ws_request_init(req);
+    int r = ws_request_parse(req, (const char *)ws_buf_begin(&hs->head), ws_buf_size(&hs->head), max);
     if (r >= 0) {
       hs->head_len = (uint32_t)r;
-      request_keep(s, &req);
+      request_keep(s, req);
       s->phase = WS_PH_HEAD_READY;
       ws_stream_update_io(s); /* no more reading until the binding decides */
       emit(s, WS_SEV_READ);
       return;
     }
-    if (r == WS_ERROR) { head_failed(s, req.status ? req.status : 400, req.error); return; }
+    int status = req->status;
+    const char *error = req->error; /* a static string */
+    request_free(s, req);
+    if (r == WS_ERROR) { head_failed(s, status ? status : 400, error); return; }
     if ((size_t)n < avail) return; /* drained; more comes with the next readiness */
   }
 }
