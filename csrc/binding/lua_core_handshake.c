@@ -14,7 +14,8 @@
 
 
 /* core.head(conn) -> true, path, upgrade, status, error, origin, host | false | nil, msg, code.
- * status is 0 when an upgrade request meets RFC 6455 4.2.1, else the status to answer. */
+ * status is 0 when an upgrade request meets RFC 6455 4.2.1, else the status to answer. host
+ * comes only with an origin (what the origin policy compares; nil otherwise). */
 static int l_head(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   const char *p;
@@ -46,7 +47,8 @@ static int l_head(lua_State *L) {
   if (ext_error) lua_pushfstring(L, "invalid Sec-WebSocket-Extensions (%s)", ext_error);
   else if (status && req->error) lua_pushstring(L, req->error);
   else lua_pushnil(L);
-  if (req->origin) lua_pushlstring(L, req->origin, req->origin_len); else lua_pushnil(L);
+  if (!req->origin) return 5; /* no origin: no host either */
+  lua_pushlstring(L, req->origin, req->origin_len);
   const ws_header *h = ws_request_header(req, "host", NULL);
   if (h) lua_pushlstring(L, h->value, h->value_len); else lua_pushnil(L);
   return 7;

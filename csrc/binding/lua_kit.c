@@ -57,9 +57,12 @@ static void read_entry(lua_State *L, int anchor, ws_header *h, kit_where w) {
 size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w) {
   size_t n = 0;
   t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  if (lua_isnoneornil(L, t)) { /* the usual case: no table made for the anchor */
+    lua_pushnil(L);
+    return 0;
+  }
   lua_newtable(L);
   int anchor = lua_gettop(L);
-  if (lua_isnoneornil(L, t)) return 0;
   if (!lua_istable(L, t)) kit_raise(L, w, "headers must be a table");
   lua_pushnil(L);
   while (lua_next(L, t)) {

@@ -28,7 +28,8 @@ const char *kit_arg_message(lua_State *L, const ws_arg_error *e) WS_HIDDEN;
 /* Headers from the table at `t` (nil or none: no headers): { name = value } and
  * { { name, value }, ... } entries, mixed as one likes; number values become strings. At most
  * `max` go to out[]; each name and value is one the core's builders accept. Pushes one table
- * that anchors converted values (leave it on the stack while out[] is used). */
+ * that anchors converted values, or nil when there are no headers (leave it on the stack while
+ * out[] is used). */
 size_t kit_headers(lua_State *L, int t, ws_header *out, size_t max, kit_where w) WS_HIDDEN;
 
 /* Protocol names from the list at `t` (nil or none: none), at most `max`. The strings stay

@@ -118,8 +118,9 @@ M.ROUTE_OPTIONS = ROUTE_OPTIONS
 
 local CALLBACKS = { open = true, message = true, close = true }
 
--- Reads the request head: path, upgrade, status, why, origin, host; nil when it was answered
--- already (400, 431) or the connection is gone.
+-- Reads the request head: path, upgrade, status, why, origin, host (host only with an origin,
+-- the one thing it is compared with); nil when it was answered already (400, 431) or the
+-- connection is gone.
 local function read_head(conn)
   while true do
     local ok, rpath, upgrade, status, why, origin, host = chead(conn)
@@ -157,13 +158,16 @@ local function endpoint(opts, handler, where, level)
   if type(protocols) == "string" then protocols = { protocols } end
   local require_protocol = opts.require_protocol
   local origin_ok = origin_policy(opts.origins, where, level)
+  local policy_reads_request = type(opts.origins) == "function" -- the others get no closure per handshake
   local require_origin = opts.require_origin
   local hshook = opts.handshake
 
   local function upgrade(conn, status, why, origin, host)
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
     if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
-    if not origin_ok(origin, host, function() return crequest(conn) end) then
+    local request
+    if policy_reads_request then request = function() return crequest(conn) end end
+    if not origin_ok(origin, host, request) then
       return crespond(conn, 403, nil, "Origin not allowed\n")
     end
     local protocol
