@@ -166,7 +166,10 @@ void ws_stream_destroy(ws_stream *s) {
 }
 
 ws_stream_cold *ws_stream_cold_get(ws_stream *s) {
-  if (!s->cold) s->cold = calloc(1, sizeof *s->cold);
+  if (!s->cold && (s->cold = malloc(sizeof *s->cold))) { /* not calloc: see ws_stream_hs_get */
+    static const ws_stream_cold none;
+    *s->cold = none;
+  }
   return s->cold;
 }
 
@@ -611,6 +614,13 @@ void ws_stream_drop(ws_stream *s) {
 }
 
 static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
+  if (n == 0) { /* the usual close: a code alone, whose reason reads "" (no memory taken for it) */
+    if (s->cold) {
+      free(s->cold->close_reason);
+      s->cold->close_reason = NULL;
+    }
+    return;
+  }
   ws_stream_cold *x = ws_stream_cold_get(s);
   char *r = x ? malloc(n + 1) : NULL;
   if (!r) return;
