@@ -165,10 +165,13 @@ local function endpoint(opts, handler, where, level)
   local function upgrade(conn, status, why, origin, host)
     if status ~= 0 then return crespond(conn, status, nil, (why or "Bad Request") .. "\n") end
     if origin == nil and require_origin then return crespond(conn, 403, nil, "Origin required\n") end
-    local request
-    if policy_reads_request then request = function() return crequest(conn) end end
-    if not origin_ok(origin, host, request) then
-      return crespond(conn, 403, nil, "Origin not allowed\n")
+    -- Without an Origin only a function policy has anything to decide (the others admit it).
+    if origin ~= nil or policy_reads_request then
+      local request
+      if policy_reads_request then request = function() return crequest(conn) end end
+      if not origin_ok(origin, host, request) then
+        return crespond(conn, 403, nil, "Origin not allowed\n")
+      end
     end
     local protocol
     if protocols then
