@@ -177,12 +177,13 @@ static int header_line(const head *h, const char *p, size_t n, size_t index) {
 }
 
 /* Does the word hold a byte below 0x20 or a DEL (a line end, or a control character but
- * maybe a tab)? Bytes from 0x80 up do not count, as in the byte loop. Both tests are exact
- * for "is there one" (a borrow only ever flags a byte above a flagged one). */
-static int word_special(uint64_t x) {
+ * maybe a tab)? Nonzero if so, with the high bit of each such byte set. Bytes from 0x80 up do
+ * not count, as in the byte loop. A borrow only ever flags a byte above a flagged one, so the
+ * answer to "is there one" is exact, and so is the flag of the first one in memory order. */
+static uint64_t word_special(uint64_t x) {
   const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
   uint64_t del = x ^ (ones * 0x7f);
-  return ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) != 0;
+  return (((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs;
 }
 
 /* Scan buf[*scanned .. min(len, max)), checking every line whose end has arrived. Returns
@@ -194,9 +195,14 @@ static int head_scan(const head *h, const char *buf, size_t len, size_t max) {
   while (pos < w) {
     /* Most bytes are none of CR, LF or a control character: skip them eight at a time. */
     while (w - pos >= 8) {
-      uint64_t x;
+      uint64_t x, m;
       memcpy(&x, buf + pos, 8);
-      if (word_special(x)) break;
+      if ((m = word_special(x))) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        pos += (size_t)__builtin_ctzll(m) >> 3; /* the first byte in memory is the lowest */
+#endif
+        break;
+      }
       pos += 8;
     }
     unsigned char c = 0;
