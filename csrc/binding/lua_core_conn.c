@@ -152,17 +152,22 @@ static inline int push_queued(lua_State *L, wsl_conn *c);
 /* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
  * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
 static int l_send(lua_State *L) {
-  wsl_conn *c = wsl_checkconn(L, 1);
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_conn *c = wsl_toconn_fast(L, x, 1);
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
-  int op = wsl_check_kind(L, 3);
+  const char *p = lua_tolstring(L, 2, &n);
+  if (!p) p = luaL_checklstring(L, 2, &n); /* its error */
+  int top = lua_gettop(L), op = top >= 3 ? wsl_kind(L, x, 3) : WS_OP_TEXT;
   unsigned flags = WS_SEND_COMPRESS; /* when negotiated and over the threshold */
-  if (lua_type(L, 4) == LUA_TTABLE) {
-    lua_getfield(L, 4, "compress");
-    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
-    lua_pop(L, 1);
-  } else if (!lua_isnoneornil(L, 4)) {
-    return luaL_argerror(L, 4, "options table expected");
+  if (top >= 4) {
+    int t = lua_type(L, 4);
+    if (t == LUA_TTABLE) {
+      lua_getfield(L, 4, "compress");
+      if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
+      lua_pop(L, 1);
+    } else if (t != LUA_TNIL) {
+      return luaL_argerror(L, 4, "options table expected");
+    }
   }
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
@@ -510,6 +515,14 @@ void wsl_conn_open_lib(lua_State *L, int mod) {
   x = lua_touserdata(L, -1);
   lua_pushliteral(L, "text");
   lua_pushliteral(L, "binary");
+  if (x) { /* the registry keeps them, so their addresses stay */
+    x->kind_text = lua_tostring(L, -2);
+    x->kind_binary = lua_tostring(L, -1);
+    lua_pushvalue(L, -2);
+    luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_pushcclosure(L, l_recv, 3);
   lua_setfield(L, -2, "recv");
   lua_pop(L, 1);
