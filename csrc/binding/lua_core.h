@@ -114,6 +114,10 @@ typedef struct wsl_ctx {
   const void *task_mt;
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
+  lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */
+  int spare_ref;
+  wsl_task *resumed;      /* the task being resumed, its owner at resumed_top + 1 on L */
+  int resumed_top;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
   const char *kind_text;  /* the interned strings "text" and "binary" (kept in the registry): */
   const char *kind_binary; /* a kind argument that is one of them is known by its address */

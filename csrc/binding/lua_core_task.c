@@ -162,8 +162,17 @@ static void pool_table(wsl_ctx *x, lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->pool_ref);
 }
 
-/* Pushes an idle thread (from the pool, or a new one) and returns it. */
+/* Pushes an idle thread (the spare, from the pool, or a new one) and returns it. The spare
+ * is what a connection that runs its callbacks again and again takes and gives back: one
+ * registry slot instead of the array's three operations each way. The slot goes on anchoring
+ * a taken spare until the next one replaces it, which does no harm. */
 static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
+  if (x->spare) {
+    lua_State *co = x->spare;
+    x->spare = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->spare_ref);
+    return co;
+  }
   if (x->npool > 0) {
     pool_table(x, L);
     lua_rawgeti(L, -1, x->npool);
@@ -177,6 +186,12 @@ static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
 }
 
 static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
+  if (!x->spare) {
+    x->spare = lua_tothread(L, idx);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, LUA_REGISTRYINDEX, x->spare_ref);
+    return;
+  }
   if (x->npool >= THREAD_POOL_MAX) return; /* the collector takes it */
   idx = lua_absindex(L, idx);
   pool_table(x, L);
@@ -202,11 +217,6 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
     else lua_pushnil(L);
   }
   lua_setiuservalue(L, top + 1, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-  lua_pushvalue(L, top + 2);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   t->co = NULL;
   if (c->task.stage != WSL_STAGE_NEW && ws_stream_has_head(&c->s)) wsl_conn_drop_request(L, c, top + 1); /* open returned */
   if (st == LUA_OK) {
@@ -232,11 +242,6 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
 static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   lua_State *L = x->L;
   wsl_task *t = &c->task;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-  lua_pushvalue(L, top + 2);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   lua_settop(lua_tothread(L, top + 2), 0);
   pool_give(x, L, top + 2);
   t->handoff = 0;
@@ -271,7 +276,9 @@ static void push_owner(lua_State *L, wsl_task *t) {
 /* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
  * dispatch function, at top + 2): a pooled thread runs it. Its stack is [dispatch, dispatch,
  * conn, stage]: the bottom copy stays there for pooled_end; dispatch(conn, stage) is told the
- * stage (no core.stage call per run). The thread replaces the function at top + 2. */
+ * stage (no core.stage call per run). The thread replaces the function at top + 2. It is not
+ * entered in the table of tasks by thread: while it runs, wsl_current_task knows it as the
+ * task being resumed (x->resumed), and it runs nothing else. */
 static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_State *co = pool_take(x, L);
   lua_pushvalue(L, top + 2);
@@ -281,7 +288,6 @@ static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_pushinteger(co, pc->task.stage);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-  register_task(x, L, -1, top + 1);
   lua_replace(L, top + 2);
 }
 
@@ -364,7 +370,13 @@ static void resume_task(wsl_ctx *x, wsl_task *t) {
   t->state = WSL_T_RUNNING;
   t->co = co;
   int nargs = resume_nargs(x, t, co, pooled_start);
+  wsl_task *outer = x->resumed; /* (a loop run from inside a task resumes others) */
+  int outer_top = x->resumed_top;
+  x->resumed = t;
+  x->resumed_top = top;
   int st = lua_resume(co, L, nargs, &nres);
+  x->resumed = outer;
+  x->resumed_top = outer_top;
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
     if (t->state == WSL_T_RUNNING) requeue(x, t, top, WSL_R_NONE); /* a plain coroutine.yield() */
@@ -422,6 +434,13 @@ static int l_handoff(lua_State *L) {
 }
 
 wsl_task *wsl_current_task(lua_State *L, wsl_ctx *x, int *is_main) {
+  wsl_task *r = x->resumed;
+  if (r && r->co == L && L != x->L) { /* the task being resumed: its owner is on x->L */
+    *is_main = 0;
+    lua_pushvalue(x->L, x->resumed_top + 1);
+    lua_xmove(x->L, L, 1);
+    return r;
+  }
   *is_main = lua_pushthread(L);
   if (*is_main) {
     lua_pop(L, 1);
