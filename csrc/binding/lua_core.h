@@ -65,7 +65,9 @@ typedef struct wsl_task {
   struct wsl_task *next;  /* ready queue, or a connection's list of writers */
   wsl_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
-  lua_State *co;          /* its thread while it has one (user value 1 anchors it) */
+  uint8_t parked;         /* callback style: user value 1 holds the thread, which waits */
+  lua_State *co;          /* its thread while it has one (user value 1 anchors it, or for a
+                             callback-style connection the stack of the resume running it) */
   uint8_t state, kind, reason, started;
   uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
   uint8_t pooled;         /* a callback-style connection: a thread from the pool runs each event */

@@ -201,22 +201,26 @@ static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
 }
 
 /* The dispatch function of callback connection c returned (st LUA_OK) or failed: the
- * thread goes back to the pool (or away after an error), the function back to user value 1.
- * Stack of L: top + 1 the connection, top + 2 the thread. */
+ * thread goes back to the pool (or away after an error), the function back to user value 1
+ * if the thread had taken its place there (it waited). Stack of L: top + 1 the connection,
+ * top + 2 the thread. */
 static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) {
   lua_State *L = x->L;
   wsl_task *t = &c->task;
-  if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
-    lua_pushvalue(co, 1);
-    lua_xmove(co, L, 1);
-  } else { /* failed: the stack is as it was; dispatch is the outermost function running */
-    lua_Debug ar;
-    int level = 0;
-    while (lua_getstack(co, level + 1, &ar)) level++;
-    if (lua_getstack(co, level, &ar) && lua_getinfo(co, "f", &ar)) lua_xmove(co, L, 1);
-    else lua_pushnil(L);
+  if (t->parked) {
+    if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
+      lua_pushvalue(co, 1);
+      lua_xmove(co, L, 1);
+    } else { /* failed: the stack is as it was; dispatch is the outermost function running */
+      lua_Debug ar;
+      int level = 0;
+      while (lua_getstack(co, level + 1, &ar)) level++;
+      if (lua_getstack(co, level, &ar) && lua_getinfo(co, "f", &ar)) lua_xmove(co, L, 1);
+      else lua_pushnil(L);
+    }
+    lua_setiuservalue(L, top + 1, 1);
+    t->parked = 0;
   }
-  lua_setiuservalue(L, top + 1, 1);
   t->co = NULL;
   if (c->task.stage != WSL_STAGE_NEW && ws_stream_has_head(&c->s)) wsl_conn_drop_request(L, c, top + 1); /* open returned */
   if (st == LUA_OK) {
@@ -242,6 +246,7 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
 static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   lua_State *L = x->L;
   wsl_task *t = &c->task;
+  t->parked = 0; /* user value 1 holds the handler's own thread now */
   lua_settop(lua_tothread(L, top + 2), 0);
   pool_give(x, L, top + 2);
   t->handoff = 0;
@@ -276,9 +281,10 @@ static void push_owner(lua_State *L, wsl_task *t) {
 /* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
  * dispatch function, at top + 2): a pooled thread runs it. Its stack is [dispatch, dispatch,
  * conn, stage]: the bottom copy stays there for pooled_end; dispatch(conn, stage) is told the
- * stage (no core.stage call per run). The thread replaces the function at top + 2. It is not
- * entered in the table of tasks by thread: while it runs, wsl_current_task knows it as the
- * task being resumed (x->resumed), and it runs nothing else. */
+ * stage (no core.stage call per run). The thread replaces the function at top + 2, which
+ * anchors it while it runs; only if it waits does it take the function's place in user value
+ * 1 (resume_task, parked). It is not entered in the table of tasks by thread: while it runs,
+ * wsl_current_task knows it as the task being resumed (x->resumed), and it runs nothing else. */
 static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_State *co = pool_take(x, L);
   lua_pushvalue(L, top + 2);
@@ -286,8 +292,6 @@ static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_pushvalue(L, top + 1);
   lua_xmove(L, co, 3);
   lua_pushinteger(co, pc->task.stage);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
   lua_replace(L, top + 2);
 }
 
@@ -379,6 +383,11 @@ static void resume_task(wsl_ctx *x, wsl_task *t) {
   x->resumed_top = outer_top;
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
+    if (pc && !t->parked && !t->handoff) { /* the connection's thread until the callback returns */
+      lua_pushvalue(L, top + 2);
+      lua_setiuservalue(L, top + 1, 1);
+      t->parked = 1;
+    }
     if (t->state == WSL_T_RUNNING) requeue(x, t, top, WSL_R_NONE); /* a plain coroutine.yield() */
   } else if (st == LUA_OK && t->handoff && !pc) { /* core.handoff: the next thread starts next round */
     t->handoff = 0;
