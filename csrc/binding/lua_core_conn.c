@@ -245,16 +245,16 @@ static int l_sender(lua_State *L) {
 /* The iterator of conn:messages(): msg, kind, or nil at the end. One function for every
  * connection, which is the generic for's state (argument 1), so an idle connection holds no
  * closure for it. Upvalues: the context, the function that waits for "r", "text", "binary". */
-static int m_next(lua_State *L);
+static int next_from(lua_State *L, wsl_ctx *x, wsl_conn *c);
 
+/* After a wait: the connection at index 1 anchored it meanwhile, so the pointer passed as the
+ * continuation's context is still good (no second check). */
 static int next_again(lua_State *L, int status, lua_KContext k) {
   (void)status;
-  (void)k;
-  return m_next(L);
+  return next_from(L, wsl_ctx_get(L), (wsl_conn *)k);
 }
 
-static int m_next(lua_State *L) {
-  wsl_conn *c = wsl_checkconn(L, 1);
+static int next_from(lua_State *L, wsl_ctx *x, wsl_conn *c) {
   if (take_message(L, c, 3)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
@@ -263,14 +263,14 @@ static int m_next(lua_State *L) {
     if (c->task.co == L && !c->task.pooled) {
       /* The connection's own handler: it waits and yields from here, so a suspended handler
        * holds two call frames (its function and this iterator) instead of four. */
-      wsl_wait(L, wsl_ctx_get(L), c, 'r', -1);
+      wsl_wait(L, x, c, 'r', -1);
       lua_settop(L, 1);
-      return lua_yieldk(L, 0, 0, next_again);
+      return lua_yieldk(L, 0, (lua_KContext)c, next_again);
     }
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
-    lua_callk(L, 1, 0, 0, next_again);
-    return m_next(L);
+    lua_callk(L, 1, 0, (lua_KContext)c, next_again);
+    return next_from(L, x, c);
   case WS_PH_FINISH:
   case WS_PH_DONE:
     lua_pushnil(L);
@@ -278,6 +278,11 @@ static int m_next(lua_State *L) {
   default:
     return luaL_error(L, "ws: the connection is not open yet");
   }
+}
+
+static int m_next(lua_State *L) {
+  wsl_ctx *x = wsl_ctx_get(L);
+  return next_from(L, x, wsl_toconn_fast(L, x, 1));
 }
 
 /* conn:messages() -> the iterator, conn. Upvalue 2: the iterator. */
