@@ -149,9 +149,9 @@ static int push_send_failed(lua_State *L, const ws_stream *s) {
 
 static inline int push_queued(lua_State *L, wsl_conn *c);
 
-/* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
- * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
-static int l_send(lua_State *L) {
+/* The work of core.send and conn:send: pushes its results and returns their number, or
+ * returns -1 with nothing pushed when the message was queued over the high-water mark. */
+static int send_message(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   wsl_conn *c = wsl_toconn_fast(L, x, 1);
   size_t n;
@@ -172,7 +172,22 @@ static int l_send(lua_State *L) {
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
   if (ws_stream_send(s, op, p, n, flags) < 0) return push_send_failed(L, s);
-  return push_queued(L, c);
+  if (ws_stream_buffered(s) > s->cfg->send_high) {
+    size_t b = ws_stream_flush(s); /* try the socket before making the sender wait */
+    if (s->phase == WS_PH_DONE) return wsl_conn_push_end(L, c);
+    if (b > s->cfg->send_high) return -1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
+ * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
+static int l_send(lua_State *L) {
+  int r = send_message(L);
+  if (r >= 0) return r;
+  lua_pushboolean(L, 0);
+  return 1;
 }
 
 /* core.send_fragment(conn, data [, kind [, fin]]) -> as core.send. One piece of a message
@@ -224,8 +239,8 @@ static int send_done(lua_State *L, int status, lua_KContext base) {
 /* conn:send(data [, kind [, opts]]): upvalue 2 waits until the queue is back under the
  * low-water mark and returns send's result. */
 static int m_send(lua_State *L) {
-  int n = l_send(L);
-  if (n != 1 || lua_toboolean(L, -1)) return n; /* true, or nil, message, code */
+  int n = send_message(L);
+  if (n >= 0) return n; /* true, or nil, message, code */
   int base = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
