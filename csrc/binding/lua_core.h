@@ -117,6 +117,7 @@ typedef struct wsl_ctx {
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
   lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */
+  lua_State *spare_kept;  /* the thread the spare_ref slot holds (given out or not) */
   int spare_ref;
   wsl_task *resumed;      /* the task being resumed, its owner at resumed_top + 1 on L */
   int resumed_top;

@@ -164,8 +164,9 @@ static void pool_table(wsl_ctx *x, lua_State *L) {
 
 /* Pushes an idle thread (the spare, from the pool, or a new one) and returns it. The spare
  * is what a connection that runs its callbacks again and again takes and gives back: one
- * registry slot instead of the array's three operations each way. The slot goes on anchoring
- * a taken spare until the next one replaces it, which does no harm. */
+ * registry slot instead of the array's three operations each way, and none at all to give
+ * back the thread the slot still holds. The slot goes on anchoring a taken spare until
+ * another thread replaces it, which does no harm. */
 static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
   if (x->spare) {
     lua_State *co = x->spare;
@@ -187,9 +188,13 @@ static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
 
 static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
   if (!x->spare) {
-    x->spare = lua_tothread(L, idx);
-    lua_pushvalue(L, idx);
-    lua_rawseti(L, LUA_REGISTRYINDEX, x->spare_ref);
+    lua_State *co = lua_tothread(L, idx);
+    if (co != x->spare_kept) { /* else the slot holds it already: the spare came back */
+      lua_pushvalue(L, idx);
+      lua_rawseti(L, LUA_REGISTRYINDEX, x->spare_ref);
+      x->spare_kept = co;
+    }
+    x->spare = co;
     return;
   }
   if (x->npool >= THREAD_POOL_MAX) return; /* the collector takes it */
