@@ -259,6 +259,8 @@ static wsl_ctx *ctx_for(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   x->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, 0);
+  x->spare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, x);
   lua_setfield(L, LUA_REGISTRYINDEX, WSL_CTX_KEY);
   return x;

@@ -65,7 +65,9 @@ typedef struct wsl_task {
   struct wsl_task *next;  /* ready queue, or a connection's list of writers */
   wsl_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
-  lua_State *co;          /* its thread while it has one (user value 1 anchors it) */
+  uint8_t parked;         /* callback style: user value 1 holds the thread, which waits */
+  lua_State *co;          /* its thread while it has one (user value 1 anchors it, or for a
+                             callback-style connection the stack of the resume running it) */
   uint8_t state, kind, reason, started;
   uint8_t wait;           /* what it waits for: 'r', 'w', 'c' or 't' */
   uint8_t pooled;         /* a callback-style connection: a thread from the pool runs each event */
@@ -114,7 +116,14 @@ typedef struct wsl_ctx {
   const void *task_mt;
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
+  lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */
+  lua_State *spare_kept;  /* the thread the spare_ref slot holds (given out or not) */
+  int spare_ref;
+  wsl_task *resumed;      /* the task being resumed, its owner at resumed_top + 1 on L */
+  int resumed_top;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
+  const char *kind_text;  /* the interned strings "text" and "binary" (kept in the registry): */
+  const char *kind_binary; /* a kind argument that is one of them is known by its address */
   int reason_refs[WSL_REASONS]; /* registry references of the wsl_reason names (lua_core_task.c) */
   int log_level;          /* debug log: 0 off, 1 handshakes and closes, 2 every frame too */
   int logger_ref;         /* Lua logger fn(line, level), LUA_NOREF for stderr */
@@ -163,21 +172,36 @@ void wsl_conn_task_done(wsl_ctx *x, wsl_conn *c, int failed) WS_HIDDEN;
  * (callback style): the request head goes, unless the server keeps it (keep_request). The
  * connection's userdata is at idx. */
 void wsl_conn_drop_request(lua_State *L, wsl_conn *c, int idx) WS_HIDDEN;
+/* wsl_toconn, with the connection identified last recognised inline (the hot methods). */
+static inline wsl_conn *wsl_toconn_fast(lua_State *L, wsl_ctx *x, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p && x && p == x->conn_last && lua_type(L, idx) == LUA_TUSERDATA) return (wsl_conn *)p;
+  return wsl_toconn(L, x, idx);
+}
 /* The connection at idx (wsl_toconn with the context of the running function). */
-static inline wsl_conn *wsl_checkconn(lua_State *L, int idx) { return wsl_toconn(L, wsl_ctx_get(L), idx); }
+static inline wsl_conn *wsl_checkconn(lua_State *L, int idx) { return wsl_toconn_fast(L, wsl_ctx_get(L), idx); }
 /* nil, message, code for a connection that has ended or is ending. */
 int wsl_conn_push_end(lua_State *L, wsl_conn *c) WS_HIDDEN;
 /* Pushes the fields table (user value 2) of the connection at idx, made when `create` is
  * set; else what user value 2 holds (nil). */
 void wsl_conn_fields(lua_State *L, int idx, int create) WS_HIDDEN;
 /* A message kind argument: "text" (the default) or "binary" -> WS_OP_*. Inline: core.send's
- * hot path. */
+ * hot path. Strings are interned (short ones on Lua 5.4, all of them on 5.1 and LuaJIT), so
+ * the usual argument is one of the context's two by its address, without a comparison. */
 static inline int wsl_check_kind(lua_State *L, int idx) {
   size_t n;
   const char *kind = luaL_optlstring(L, idx, "text", &n);
   if (n == 4 && memcmp(kind, "text", 4) == 0) return WS_OP_TEXT;
   if (n == 6 && memcmp(kind, "binary", 6) == 0) return WS_OP_BINARY;
   return luaL_argerror(L, idx, "\"text\" or \"binary\" expected");
+}
+static inline int wsl_kind(lua_State *L, const wsl_ctx *x, int idx) {
+  const char *kind = lua_tolstring(L, idx, NULL);
+  if (kind) {
+    if (kind == x->kind_text) return WS_OP_TEXT;
+    if (kind == x->kind_binary) return WS_OP_BINARY;
+  }
+  return wsl_check_kind(L, idx);
 }
 
 /* lua_core_handshake.c */

@@ -149,25 +149,45 @@ static int push_send_failed(lua_State *L, const ws_stream *s) {
 
 static inline int push_queued(lua_State *L, wsl_conn *c);
 
-/* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
- * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
-static int l_send(lua_State *L) {
-  wsl_conn *c = wsl_checkconn(L, 1);
+/* The work of core.send and conn:send: pushes its results and returns their number, or
+ * returns -1 with nothing pushed when the message was queued over the high-water mark. */
+static int send_message(lua_State *L) {
+  wsl_ctx *x = wsl_ctx_get(L);
+  wsl_conn *c = wsl_toconn_fast(L, x, 1);
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
-  int op = wsl_check_kind(L, 3);
+  const char *p = lua_tolstring(L, 2, &n);
+  if (!p) p = luaL_checklstring(L, 2, &n); /* its error */
+  int top = lua_gettop(L), op = top >= 3 ? wsl_kind(L, x, 3) : WS_OP_TEXT;
   unsigned flags = WS_SEND_COMPRESS; /* when negotiated and over the threshold */
-  if (lua_type(L, 4) == LUA_TTABLE) {
-    lua_getfield(L, 4, "compress");
-    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
-    lua_pop(L, 1);
-  } else if (!lua_isnoneornil(L, 4)) {
-    return luaL_argerror(L, 4, "options table expected");
+  if (top >= 4) {
+    int t = lua_type(L, 4);
+    if (t == LUA_TTABLE) {
+      lua_getfield(L, 4, "compress");
+      if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) flags = 0;
+      lua_pop(L, 1);
+    } else if (t != LUA_TNIL) {
+      return luaL_argerror(L, 4, "options table expected");
+    }
   }
   ws_stream *s = &c->s;
   if (s->phase != WS_PH_OPEN) return push_not_open(L, c);
   if (ws_stream_send(s, op, p, n, flags) < 0) return push_send_failed(L, s);
-  return push_queued(L, c);
+  if (ws_stream_buffered(s) > s->cfg->send_high) {
+    size_t b = ws_stream_flush(s); /* try the socket before making the sender wait */
+    if (s->phase == WS_PH_DONE) return wsl_conn_push_end(L, c);
+    if (b > s->cfg->send_high) return -1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.send(conn, data [, kind [, opts]]) -> true | false (queued, over the high-water mark:
+ * wait for "w") | nil, message, code. opts.compress = false sends this message uncompressed. */
+static int l_send(lua_State *L) {
+  int r = send_message(L);
+  if (r >= 0) return r;
+  lua_pushboolean(L, 0);
+  return 1;
 }
 
 /* core.send_fragment(conn, data [, kind [, fin]]) -> as core.send. One piece of a message
@@ -219,8 +239,8 @@ static int send_done(lua_State *L, int status, lua_KContext base) {
 /* conn:send(data [, kind [, opts]]): upvalue 2 waits until the queue is back under the
  * low-water mark and returns send's result. */
 static int m_send(lua_State *L) {
-  int n = l_send(L);
-  if (n != 1 || lua_toboolean(L, -1)) return n; /* true, or nil, message, code */
+  int n = send_message(L);
+  if (n >= 0) return n; /* true, or nil, message, code */
   int base = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
@@ -240,16 +260,16 @@ static int l_sender(lua_State *L) {
 /* The iterator of conn:messages(): msg, kind, or nil at the end. One function for every
  * connection, which is the generic for's state (argument 1), so an idle connection holds no
  * closure for it. Upvalues: the context, the function that waits for "r", "text", "binary". */
-static int m_next(lua_State *L);
+static int next_from(lua_State *L, wsl_ctx *x, wsl_conn *c);
 
+/* After a wait: the connection at index 1 anchored it meanwhile, so the pointer passed as the
+ * continuation's context is still good (no second check). */
 static int next_again(lua_State *L, int status, lua_KContext k) {
   (void)status;
-  (void)k;
-  return m_next(L);
+  return next_from(L, wsl_ctx_get(L), (wsl_conn *)k);
 }
 
-static int m_next(lua_State *L) {
-  wsl_conn *c = wsl_checkconn(L, 1);
+static int next_from(lua_State *L, wsl_ctx *x, wsl_conn *c) {
   if (take_message(L, c, 3)) return 2;
   switch (c->s.phase) {
   case WS_PH_OPEN:
@@ -258,14 +278,14 @@ static int m_next(lua_State *L) {
     if (c->task.co == L && !c->task.pooled) {
       /* The connection's own handler: it waits and yields from here, so a suspended handler
        * holds two call frames (its function and this iterator) instead of four. */
-      wsl_wait(L, wsl_ctx_get(L), c, 'r', -1);
+      wsl_wait(L, x, c, 'r', -1);
       lua_settop(L, 1);
-      return lua_yieldk(L, 0, 0, next_again);
+      return lua_yieldk(L, 0, (lua_KContext)c, next_again);
     }
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
-    lua_callk(L, 1, 0, 0, next_again);
-    return m_next(L);
+    lua_callk(L, 1, 0, (lua_KContext)c, next_again);
+    return next_from(L, x, c);
   case WS_PH_FINISH:
   case WS_PH_DONE:
     lua_pushnil(L);
@@ -273,6 +293,11 @@ static int m_next(lua_State *L) {
   default:
     return luaL_error(L, "ws: the connection is not open yet");
   }
+}
+
+static int m_next(lua_State *L) {
+  wsl_ctx *x = wsl_ctx_get(L);
+  return next_from(L, x, wsl_toconn_fast(L, x, 1));
 }
 
 /* conn:messages() -> the iterator, conn. Upvalue 2: the iterator. */
@@ -510,6 +535,14 @@ void wsl_conn_open_lib(lua_State *L, int mod) {
   x = lua_touserdata(L, -1);
   lua_pushliteral(L, "text");
   lua_pushliteral(L, "binary");
+  if (x) { /* the registry keeps them, so their addresses stay */
+    x->kind_text = lua_tostring(L, -2);
+    x->kind_binary = lua_tostring(L, -1);
+    lua_pushvalue(L, -2);
+    luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_pushcclosure(L, l_recv, 3);
   lua_setfield(L, -2, "recv");
   lua_pop(L, 1);

@@ -162,8 +162,18 @@ static void pool_table(wsl_ctx *x, lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->pool_ref);
 }
 
-/* Pushes an idle thread (from the pool, or a new one) and returns it. */
+/* Pushes an idle thread (the spare, from the pool, or a new one) and returns it. The spare
+ * is what a connection that runs its callbacks again and again takes and gives back: one
+ * registry slot instead of the array's three operations each way, and none at all to give
+ * back the thread the slot still holds. The slot goes on anchoring a taken spare until
+ * another thread replaces it, which does no harm. */
 static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
+  if (x->spare) {
+    lua_State *co = x->spare;
+    x->spare = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->spare_ref);
+    return co;
+  }
   if (x->npool > 0) {
     pool_table(x, L);
     lua_rawgeti(L, -1, x->npool);
@@ -177,6 +187,16 @@ static lua_State *pool_take(wsl_ctx *x, lua_State *L) {
 }
 
 static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
+  if (!x->spare) {
+    lua_State *co = lua_tothread(L, idx);
+    if (co != x->spare_kept) { /* else the slot holds it already: the spare came back */
+      lua_pushvalue(L, idx);
+      lua_rawseti(L, LUA_REGISTRYINDEX, x->spare_ref);
+      x->spare_kept = co;
+    }
+    x->spare = co;
+    return;
+  }
   if (x->npool >= THREAD_POOL_MAX) return; /* the collector takes it */
   idx = lua_absindex(L, idx);
   pool_table(x, L);
@@ -186,27 +206,26 @@ static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
 }
 
 /* The dispatch function of callback connection c returned (st LUA_OK) or failed: the
- * thread goes back to the pool (or away after an error), the function back to user value 1.
- * Stack of L: top + 1 the connection, top + 2 the thread. */
+ * thread goes back to the pool (or away after an error), the function back to user value 1
+ * if the thread had taken its place there (it waited). Stack of L: top + 1 the connection,
+ * top + 2 the thread. */
 static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) {
   lua_State *L = x->L;
   wsl_task *t = &c->task;
-  if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
-    lua_pushvalue(co, 1);
-    lua_xmove(co, L, 1);
-  } else { /* failed: the stack is as it was; dispatch is the outermost function running */
-    lua_Debug ar;
-    int level = 0;
-    while (lua_getstack(co, level + 1, &ar)) level++;
-    if (lua_getstack(co, level, &ar) && lua_getinfo(co, "f", &ar)) lua_xmove(co, L, 1);
-    else lua_pushnil(L);
+  if (t->parked) {
+    if (st == LUA_OK) { /* returned: the stack is [dispatch, results...] */
+      lua_pushvalue(co, 1);
+      lua_xmove(co, L, 1);
+    } else { /* failed: the stack is as it was; dispatch is the outermost function running */
+      lua_Debug ar;
+      int level = 0;
+      while (lua_getstack(co, level + 1, &ar)) level++;
+      if (lua_getstack(co, level, &ar) && lua_getinfo(co, "f", &ar)) lua_xmove(co, L, 1);
+      else lua_pushnil(L);
+    }
+    lua_setiuservalue(L, top + 1, 1);
+    t->parked = 0;
   }
-  lua_setiuservalue(L, top + 1, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-  lua_pushvalue(L, top + 2);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   t->co = NULL;
   if (c->task.stage != WSL_STAGE_NEW && ws_stream_has_head(&c->s)) wsl_conn_drop_request(L, c, top + 1); /* open returned */
   if (st == LUA_OK) {
@@ -232,11 +251,7 @@ static void pooled_end(wsl_ctx *x, wsl_conn *c, lua_State *co, int top, int st) 
 static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   lua_State *L = x->L;
   wsl_task *t = &c->task;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-  lua_pushvalue(L, top + 2);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  t->parked = 0; /* user value 1 holds the handler's own thread now */
   lua_settop(lua_tothread(L, top + 2), 0);
   pool_give(x, L, top + 2);
   t->handoff = 0;
@@ -271,7 +286,10 @@ static void push_owner(lua_State *L, wsl_task *t) {
 /* Callback style with no thread attached (user value 1 of the connection at top + 1 is the
  * dispatch function, at top + 2): a pooled thread runs it. Its stack is [dispatch, dispatch,
  * conn, stage]: the bottom copy stays there for pooled_end; dispatch(conn, stage) is told the
- * stage (no core.stage call per run). The thread replaces the function at top + 2. */
+ * stage (no core.stage call per run). The thread replaces the function at top + 2, which
+ * anchors it while it runs; only if it waits does it take the function's place in user value
+ * 1 (resume_task, parked). It is not entered in the table of tasks by thread: while it runs,
+ * wsl_current_task knows it as the task being resumed (x->resumed), and it runs nothing else. */
 static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_State *co = pool_take(x, L);
   lua_pushvalue(L, top + 2);
@@ -279,9 +297,6 @@ static void start_pooled(wsl_ctx *x, lua_State *L, wsl_conn *pc, int top) {
   lua_pushvalue(L, top + 1);
   lua_xmove(L, co, 3);
   lua_pushinteger(co, pc->task.stage);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, top + 1, 1); /* the connection's thread until the callback returns */
-  register_task(x, L, -1, top + 1);
   lua_replace(L, top + 2);
 }
 
@@ -364,9 +379,20 @@ static void resume_task(wsl_ctx *x, wsl_task *t) {
   t->state = WSL_T_RUNNING;
   t->co = co;
   int nargs = resume_nargs(x, t, co, pooled_start);
+  wsl_task *outer = x->resumed; /* (a loop run from inside a task resumes others) */
+  int outer_top = x->resumed_top;
+  x->resumed = t;
+  x->resumed_top = top;
   int st = lua_resume(co, L, nargs, &nres);
+  x->resumed = outer;
+  x->resumed_top = outer_top;
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
+    if (pc && !t->parked && !t->handoff) { /* the connection's thread until the callback returns */
+      lua_pushvalue(L, top + 2);
+      lua_setiuservalue(L, top + 1, 1);
+      t->parked = 1;
+    }
     if (t->state == WSL_T_RUNNING) requeue(x, t, top, WSL_R_NONE); /* a plain coroutine.yield() */
   } else if (st == LUA_OK && t->handoff && !pc) { /* core.handoff: the next thread starts next round */
     t->handoff = 0;
@@ -422,6 +448,13 @@ static int l_handoff(lua_State *L) {
 }
 
 wsl_task *wsl_current_task(lua_State *L, wsl_ctx *x, int *is_main) {
+  wsl_task *r = x->resumed;
+  if (r && r->co == L && L != x->L) { /* the task being resumed: its owner is on x->L */
+    *is_main = 0;
+    lua_pushvalue(x->L, x->resumed_top + 1);
+    lua_xmove(x->L, L, 1);
+    return r;
+  }
   *is_main = lua_pushthread(L);
   if (*is_main) {
     lua_pop(L, 1);

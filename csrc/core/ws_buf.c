@@ -4,7 +4,7 @@
 
 #include "ws_buf.h"
 
-uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) {
+uint8_t *ws_buf_reserve_grow(ws_buf *b, size_t want, size_t limit) {
   size_t used = b->len - b->head;
   if (b->cap - b->len >= want) return b->data + b->len;
   if (b->head > 0 && b->cap - used >= want) { /* room appears once the front is reclaimed */

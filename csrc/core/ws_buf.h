@@ -25,7 +25,11 @@ static inline void ws_buf_clear(ws_buf *b) { b->head = b->len = 0; }
 /* Make room for `want` more bytes after the data, growing to at most `limit` bytes of
  * capacity (0: no limit). Returns a pointer to the free space, or NULL when the limit or
  * memory does not allow it (the buffer is unchanged then). */
-uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) WS_HIDDEN;
+uint8_t *ws_buf_reserve_grow(ws_buf *b, size_t want, size_t limit) WS_HIDDEN;
+static inline uint8_t *ws_buf_reserve(ws_buf *b, size_t want, size_t limit) {
+  if (b->cap - b->len >= want) return b->data + b->len; /* the usual case, inline */
+  return ws_buf_reserve_grow(b, want, limit);
+}
 /* Append bytes; returns 0 or -1 (limit or out of memory, nothing appended). */
 int ws_buf_append(ws_buf *b, const void *p, size_t n, size_t limit) WS_HIDDEN;
 /* Mark n bytes written after ws_buf_reserve. */

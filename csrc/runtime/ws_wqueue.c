@@ -207,6 +207,7 @@ size_t ws_stream_flush(ws_stream *s) {
       ws_stream_on_flushed(s, 0);
       return ws_stream_buffered(s);
     }
+    if (whole) break; /* all of it was gathered and written: no second look */
   }
   if (s->wait_write) {
     s->wait_write = 0;
