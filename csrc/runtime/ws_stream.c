@@ -678,8 +678,10 @@ static void after_input(ws_stream *s) {
   }
   if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
       !(s->flags & WS_SF_PAUSED)) {
-    s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
-    ws_stream_update_io(s);
+    /* TCP backpressure: the handler is behind. The read watcher stays on until the socket
+     * turns readable meanwhile (read_frames stops it then): a handler that takes the message
+     * before the next bytes come, as an echo does, costs no epoll_ctl to stop and start it. */
+    s->flags |= WS_SF_PAUSED;
   }
   if (ws_conn_output_size(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) {
@@ -750,7 +752,10 @@ static void input_to_pool(ws_stream *s) {
 
 static void read_frames(ws_stream *s) {
   for (;;) {
-    if (s->flags & WS_SF_PAUSED) break;
+    if (s->flags & WS_SF_PAUSED) { /* the watcher may still be on (see after_input) */
+      ws_stream_update_io(s);
+      break;
+    }
     size_t avail = 0;
     const void *lent = lend_input(s);
     if (!lent && !ws_conn_input_storage(&s->ws)) input_from_pool(s);
