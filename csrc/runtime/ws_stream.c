@@ -46,6 +46,7 @@ static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 static void request_drop(ws_stream *s);
 static void hs_free(ws_stream *s);
+static void input_to_pool(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -581,6 +582,13 @@ void ws_stream_drop(ws_stream *s) {
     /* Plaintext a TLS transport already decrypted makes the socket no more readable. */
     if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   }
+  /* A held message was the input's last bytes: its buffer (the loop's receive buffer the stream
+   * kept) goes back to the pool now, not at the connection's next read. The next large message
+   * on any connection reads into it while it is still in the cache, and a thousand connections
+   * with a large message each in turn share a few buffers instead of keeping one each. */
+  if ((s->phase == WS_PH_OPEN || s->phase == WS_PH_CLOSING) && ws_conn_input_storage(&s->ws) &&
+      ws_conn_input_idle(&s->ws))
+    input_to_pool(s);
 }
 
 static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
