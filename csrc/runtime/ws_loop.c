@@ -32,6 +32,7 @@ typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
 /* The receive buffer every stream reads into (ws_loop_recv_take): larger than any ws_conn's
  * input limit, so the protocol engine never has to grow it. */
 #define WS_RECV_BUF (256u * 1024u)
+#define WS_RECV_KEPT_MAX 64
 /* Giving memory back after a burst (reclaim, below): when the connections fall to half their
  * peak, and by this many at least. */
 #define WS_RECLAIM_DROP 32
@@ -59,6 +60,7 @@ struct ws_loop {
   ev_timer pool_timer;       /* the trim; unreferenced: it keeps no loop running */
   ws_buf recv;               /* the shared receive buffer ... */
   int recv_lent;             /* ... while a stream reads into it */
+  uint32_t recv_kept;        /* receive buffers streams kept since the last prepare */
   size_t nbig;               /* grown buffers kept for the next large message (ws_pool_grow) */
   ws_buf big[WS_BIG_MAX];
   double now;                /* the loop's clock (see ws_loop_now) ... */
@@ -181,6 +183,7 @@ static void on_prepare(struct ev_loop *ev, ev_prepare *w, int revents) {
   ws_loop *loop = WS_CONTAINER(w, ws_loop, prepare);
   size_t left = 0;
   (void)ev; (void)revents;
+  loop->recv_kept = 0;
   for (int round = 0; round < WS_PREPARE_ROUNDS; round++) {
     left = loop->hooks.run_ready ? loop->hooks.run_ready(loop) : 0;
     int flushed = flush_dirty(loop);
@@ -619,5 +622,8 @@ void ws_loop_recv_back(ws_loop *loop, ws_buf *b) {
     ws_buf_clear(&loop->recv);
   } else {
     ws_buf_init(&loop->recv); /* the memory went with the stream (or was freed by it) */
+    loop->recv_kept++;
   }
 }
+
+int ws_loop_recv_spent(const ws_loop *loop) { return loop->recv_kept >= WS_RECV_KEPT_MAX; }

@@ -833,7 +833,17 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   case WS_PH_HEAD: read_head(s); break;
   case WS_PH_HEAD_READY: if (s->hs && s->hs->body_want) read_body(s); break;
   case WS_PH_OPEN:
-  case WS_PH_CLOSING: read_frames(s); break;
+  case WS_PH_CLOSING:
+    /* Streams that kept the loop's receive buffer for a large message since the last prepare
+     * (when the handlers take their messages) are at the bound: a stream with no input of its
+     * own reads at the next iteration instead, when buffers are back in the pool. Else a
+     * thousand readable connections with a large message each kept a thousand 256 KiB buffers
+     * at once, most of them fresh memory past what the pool keeps (page faults on every
+     * read). The socket stays readable, so the poll reports it again; a TLS stream may hold
+     * decrypted bytes the poll does not see, and always reads. */
+    if (ws_conn_input_size(&s->ws) || s->tp != &ws_transport_plain || !ws_loop_recv_spent(s->loop))
+      read_frames(s);
+    break;
   case WS_PH_FINISH: drain_input(s); break;
   default: break;
   }
