@@ -32,6 +32,11 @@ typedef char ws_check_timer_size[sizeof(ev_timer) <= WS_WATCHER_BYTES ? 1 : -1];
 /* The receive buffer every stream reads into (ws_loop_recv_take): larger than any ws_conn's
  * input limit, so the protocol engine never has to grow it. */
 #define WS_RECV_BUF (256u * 1024u)
+/* Streams that may keep the receive buffer for a large message (ws_stream.c's return_input)
+ * between two prepares, when the handlers take their messages and give the buffers back: the
+ * next readable streams read at the next iteration (ws_stream.c's on_io). A thousand
+ * connections with a large message each otherwise kept a thousand buffers at once, most of
+ * them past what the pool keeps: fresh memory, a page fault for every 4 KiB read into it. */
 #define WS_RECV_KEPT_MAX 64
 /* Giving memory back after a burst (reclaim, below): when the connections fall to half their
  * peak, and by this many at least. */
