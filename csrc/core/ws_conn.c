@@ -483,8 +483,6 @@ uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) {
   return p;
 }
 
-size_t ws_conn_input_limit(const ws_conn *c) { return in_limit(c); }
-
 void ws_conn_input_commit(ws_conn *c, size_t n) {
   if (finished(c)) { /* nothing more is read after the close or a failure */
     ws_buf_clear(&c->in_);

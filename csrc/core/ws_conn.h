@@ -127,9 +127,6 @@ void ws_conn_set_deflate(ws_conn *c, struct ws_deflate *d) WS_HIDDEN; /* takes o
  * into it, commit what was read. NULL when the input buffer is at its limit. */
 uint8_t *ws_conn_input_space(ws_conn *c, size_t *avail) WS_HIDDEN;
 void ws_conn_input_commit(ws_conn *c, size_t n) WS_HIDDEN;
-/* The most input held at once: the largest frame delivered in place, its header and one read
- * beyond it. A caller that lends its own (larger) memory reads at most this much into it. */
-size_t ws_conn_input_limit(const ws_conn *c) WS_HIDDEN;
 /* Input, copying: returns 0, or -1 when the bytes do not fit (nothing taken). */
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) WS_HIDDEN;
 /* The input held: bytes received and not parsed yet, and those the last event points to

@@ -31,6 +31,10 @@
  * or messages its handler has not taken yet. Input up to this size is moved into the loop's
  * buffer before the next read; a larger partial frame is completed in the stream's own. */
 #define WS_CARRY_MAX WS_POOL_BUF
+/* The most input the loop's buffer holds for one stream (carried bytes plus one read), so that
+ * what a stream may have to keep of it stays within ws_conn's input limit (a held frame plus
+ * one read). */
+#define WS_READ_MAX (64u * 1024u)
 /* See return_input: at most the loop's receive buffer (256 KiB) stays with a connection for
  * this much input kept, where a copy would take up to ws_conn's input limit (about 128 KiB). */
 #define WS_KEEP_LENT (32u * 1024u)
@@ -774,10 +778,7 @@ static void read_frames(ws_stream *s) {
       return;
     }
     if (lent) {
-      /* The loop's buffer is larger than ws_conn's input limit: one read fills it up to that
-       * limit (a 64 KiB frame comes in one read, not two), so what the stream may have to keep
-       * of it stays within the limit. Carried bytes are at most WS_CARRY_MAX, below it. */
-      size_t room = ws_conn_input_limit(&s->ws) - ws_conn_input_size(&s->ws);
+      size_t room = WS_READ_MAX - ws_conn_input_size(&s->ws); /* carried <= WS_CARRY_MAX */
       if (avail > room) avail = room;
     }
     ssize_t n = s->tp->read(s, p, avail);
