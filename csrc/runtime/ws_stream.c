@@ -841,8 +841,10 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
      * thousand readable connections with a large message each kept a thousand 256 KiB buffers
      * at once, most of them fresh memory past what the pool keeps (page faults on every
      * read). The socket stays readable, so the poll reports it again; a TLS stream may hold
-     * decrypted bytes the poll does not see, and always reads. */
-    if (ws_conn_input_size(&s->ws) || s->tp != &ws_transport_plain || !ws_loop_recv_spent(s->loop))
+     * decrypted bytes the poll does not see, and always reads; a paused stream only stops its
+     * watcher there (see after_input). */
+    if ((s->flags & WS_SF_PAUSED) || ws_conn_input_size(&s->ws) || s->tp != &ws_transport_plain ||
+        !ws_loop_recv_spent(s->loop))
       read_frames(s);
     break;
   case WS_PH_FINISH: drain_input(s); break;
