@@ -53,6 +53,9 @@ void ws_loop_recv_back(ws_loop *loop, ws_buf *b) WS_HIDDEN;
 #define WS_REQ_SPARE 16
 ws_request *ws_loop_request_take(ws_loop *loop) WS_HIDDEN;
 void ws_loop_request_give(ws_loop *loop, ws_request *r) WS_HIDDEN;
+/* Nonzero when enough streams kept the receive buffer since the last prepare (ws_loop.c,
+ * WS_RECV_KEPT_MAX): a stream with nothing received reads at the next iteration. */
+int ws_loop_recv_spent(const ws_loop *loop) WS_HIDDEN;
 /* A listener accepted a connection / one of its connections closed: the loop follows their
  * number to give memory back after a burst (ws_loop.c, reclaim). */
 void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;

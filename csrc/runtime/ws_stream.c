@@ -50,6 +50,7 @@ static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
 static void request_drop(ws_stream *s);
 static void hs_free(ws_stream *s);
+static void input_to_pool(ws_stream *s);
 
 static void emit(ws_stream *s, int ev) {
   const ws_hooks *h = ws_loop_hooks(s->loop);
@@ -611,6 +612,13 @@ void ws_stream_drop(ws_stream *s) {
     /* Plaintext a TLS transport already decrypted makes the socket no more readable. */
     if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   }
+  /* A held message was the input's last bytes: its buffer (the loop's receive buffer the stream
+   * kept) goes back to the pool now, not at the connection's next read. The next large message
+   * on any connection reads into it while it is still in the cache, and a thousand connections
+   * with a large message each in turn share a few buffers instead of keeping one each. */
+  if ((s->phase == WS_PH_OPEN || s->phase == WS_PH_CLOSING) && ws_conn_input_storage(&s->ws) &&
+      ws_conn_input_idle(&s->ws))
+    input_to_pool(s);
 }
 
 static void keep_reason(ws_stream *s, const uint8_t *p, size_t n) {
@@ -715,8 +723,10 @@ static void after_input(ws_stream *s) {
   }
   if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
       !(s->flags & WS_SF_PAUSED)) {
-    s->flags |= WS_SF_PAUSED; /* TCP backpressure: the handler is behind */
-    ws_stream_update_io(s);
+    /* TCP backpressure: the handler is behind. The read watcher stays on until the socket
+     * turns readable meanwhile (read_frames stops it then): a handler that takes the message
+     * before the next bytes come, as an echo does, costs no epoll_ctl to stop and start it. */
+    s->flags |= WS_SF_PAUSED;
   }
   if (ws_conn_output_size(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) {
@@ -787,7 +797,10 @@ static void input_to_pool(ws_stream *s) {
 
 static void read_frames(ws_stream *s) {
   for (;;) {
-    if (s->flags & WS_SF_PAUSED) break;
+    if (s->flags & WS_SF_PAUSED) { /* the watcher may still be on (see after_input) */
+      ws_stream_update_io(s);
+      break;
+    }
     size_t avail = 0;
     const void *lent = lend_input(s);
     if (!lent && !ws_conn_input_storage(&s->ws)) input_from_pool(s);
@@ -854,7 +867,19 @@ static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
   case WS_PH_HEAD: read_head(s); break;
   case WS_PH_HEAD_READY: if (s->hs && s->hs->body_want) read_body(s); break;
   case WS_PH_OPEN:
-  case WS_PH_CLOSING: read_frames(s); break;
+  case WS_PH_CLOSING:
+    /* Streams that kept the loop's receive buffer for a large message since the last prepare
+     * (when the handlers take their messages) are at the bound: a stream with no input of its
+     * own reads at the next iteration instead, when buffers are back in the pool. Else a
+     * thousand readable connections with a large message each kept a thousand 256 KiB buffers
+     * at once, most of them fresh memory past what the pool keeps (page faults on every
+     * read). The socket stays readable, so the poll reports it again; a TLS stream may hold
+     * decrypted bytes the poll does not see, and always reads; a paused stream only stops its
+     * watcher there (see after_input). */
+    if ((s->flags & WS_SF_PAUSED) || ws_conn_input_size(&s->ws) || s->tp != &ws_transport_plain ||
+        !ws_loop_recv_spent(s->loop))
+      read_frames(s);
+    break;
   case WS_PH_FINISH: drain_input(s); break;
   default: break;
   }
