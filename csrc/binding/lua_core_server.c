@@ -62,8 +62,7 @@ static int accept_batch(lua_State *L) {
     lua_setiuservalue(L, 1, 2);
     c->server = sv;
     wsl_conn_start(L, x, c, 2);
-    lua_pushvalue(L, 2);
-    c->task.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->task.ref = WSL_REF_SELF; /* c->self_ref anchors it: the socket is open (run_ready hands it over) */
     wsl_task_ready(x, &c->task, WSL_R_START);
   }
   return 0;

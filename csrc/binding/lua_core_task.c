@@ -258,8 +258,12 @@ static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   t->pooled = 0;
   t->started = 0;
   t->co = NULL;
-  lua_pushvalue(L, top + 1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (c->self_ref != LUA_NOREF && !c->closed_next) {
+    t->ref = WSL_REF_SELF; /* the socket is open: c->self_ref anchors it (run_ready hands it over) */
+  } else {
+    lua_pushvalue(L, top + 1);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   wsl_task_ready(x, t, WSL_R_START);
   lua_settop(L, top);
 }
