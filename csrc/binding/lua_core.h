@@ -66,6 +66,7 @@ typedef struct wsl_task {
   wsl_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
   uint8_t parked;         /* callback style: user value 1 holds the thread, which waits */
+  uint8_t reusable;       /* its thread is one core.handoff gave it (none else holds it) */
   lua_State *co;          /* its thread while it has one (user value 1 anchors it, or for a
                              callback-style connection the stack of the resume running it) */
   uint8_t state, kind, reason, started;
@@ -119,6 +120,8 @@ typedef struct wsl_ctx {
   lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */
   lua_State *spare_kept;  /* the thread the spare_ref slot holds (given out or not) */
   int spare_ref;
+  int handlers_ref;       /* finished coroutine-style handler threads kept for reuse (a Lua array) */
+  int nhandlers;
   wsl_task *resumed;      /* the task being resumed, its owner at resumed_top + 1 on L */
   int resumed_top;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */
