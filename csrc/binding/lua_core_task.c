@@ -252,18 +252,12 @@ static lua_State *handler_take(wsl_ctx *x, lua_State *L) {
 }
 
 /* The handler thread at idx of L (its owner's user value no longer holds it) returned: kept
- * for the next handler, its entry in the table of tasks cleared (the entry would keep its last
- * connection alive). */
+ * for the next handler. */
 static void handler_give(wsl_ctx *x, lua_State *L, int idx) {
   lua_State *co = lua_tothread(L, idx);
   if (!handler_reusable(x, co)) return; /* the collector takes it */
   idx = lua_absindex(L, idx);
   lua_settop(co, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, x->tasks_ref);
-  lua_pushvalue(L, idx);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   handlers_table(x, L);
   lua_pushvalue(L, idx);
   lua_rawseti(L, -2, ++x->nhandlers);
@@ -502,7 +496,9 @@ int wsl_task_spawn(lua_State *L) {
 /* core.handoff(conn, fn): called by a connection's own coroutine as it ends (after the
  * handshake), fn(conn) goes on in a fresh coroutine from the next round. The handshake's
  * calls grew its thread's stack and call list, which a thread keeps for its whole life: a
- * connection that then waits for messages for hours is cheaper on a thread of its own. */
+ * connection that then waits for messages for hours is cheaper on a thread of its own (one a
+ * finished handler left, or a new one). Like a pooled thread it is not entered in the table of
+ * tasks by thread: while it runs, wsl_current_task knows it as the task being resumed. */
 static int l_handoff(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   wsl_conn *c = wsl_toconn(L, x, 1);
@@ -513,7 +509,6 @@ static int l_handoff(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 2);
-  register_task(x, L, 3, 1);
   lua_setiuservalue(L, 1, 1);
   c->task.handoff = 1;
   c->task.reusable = 1;
