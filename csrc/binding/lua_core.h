@@ -115,6 +115,7 @@ typedef struct wsl_ctx {
   int attached;           /* the loop is a host's (ws_attach): the host runs it, not ws.run */
   const void *conn_mt;    /* the metatables of connections and tasks, for cheap type checks */
   const void *task_mt;
+  int conn_mt_ref;        /* the connections' metatable in the registry (0: not yet) */
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
   lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */

@@ -20,7 +20,12 @@ wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x, size_t size) {
   c->id = 0;
   ws_stream_init(&c->s, x->loop);
   c->s.user = c;
-  luaL_setmetatable(L, WSL_CONN_MT);
+  if (x->conn_mt_ref > 0) { /* no lookup by name per connection */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->conn_mt_ref);
+    lua_setmetatable(L, -2);
+  } else {
+    luaL_setmetatable(L, WSL_CONN_MT);
+  }
   return c;
 }
 
@@ -548,7 +553,13 @@ void wsl_conn_open_lib(lua_State *L, int mod) {
   lua_pop(L, 1);
   /* conn_methods: filled by lua/ws/conn.lua with the waiting wrappers. */
   int fresh = luaL_newmetatable(L, WSL_CONN_MT);
-  if (x) x->conn_mt = lua_topointer(L, -1);
+  if (x) {
+    x->conn_mt = lua_topointer(L, -1);
+    if (x->conn_mt_ref <= 0) {
+      lua_pushvalue(L, -1);
+      x->conn_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
   if (fresh) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
