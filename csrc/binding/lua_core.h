@@ -96,6 +96,7 @@ struct wsl_server {
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  int quiet_close;        /* nothing to call at a close (core.listen's sixth argument) */
   int keep_request;       /* option keep_request: conn.request for the connection's whole life */
   struct wsl_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };

@@ -330,6 +330,12 @@ static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
 void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) {
   wsl_task *t = &c->task;
   if (!c->task.pooled || t->state != WSL_T_IDLE || c->task.stage == WSL_STAGE_DONE || c->self_ref == LUA_NOREF) return;
+  if (c->s.phase >= WS_PH_FINISH && !c->s.inbox_count && c->task.stage != WSL_STAGE_NEW && c->server &&
+      c->server->quiet_close) { /* closed, no message waits, no close callback: nothing to run */
+    t->stage = WSL_STAGE_DONE;
+    t->state = WSL_T_DONE;
+    return;
+  }
   t->ref = WSL_REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
   wsl_task_ready(x, t, WSL_R_START);
 }
