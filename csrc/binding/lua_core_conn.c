@@ -405,8 +405,10 @@ static int l_pong(lua_State *L) {
   return 1;
 }
 
-/* core.stage(conn [, stage]) -> stage: a callback-style connection's WSL_STAGE_* (the
- * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table). */
+/* core.stage(conn [, stage]) -> stage, more: a callback-style connection's WSL_STAGE_* (the
+ * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table), and
+ * whether core.recv has anything to say now (a message waits, or the connection ended): when
+ * not, it would return false. */
 static int l_stage(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   if (!lua_isnoneornil(L, 2)) {
@@ -415,7 +417,8 @@ static int l_stage(lua_State *L) {
     c->task.stage = (uint8_t)st;
   }
   lua_pushinteger(L, c->task.stage);
-  return 1;
+  lua_pushboolean(L, c->s.inbox_count || c->s.phase >= WS_PH_FINISH);
+  return 2;
 }
 
 static int l_buffered(lua_State *L) {

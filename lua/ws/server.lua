@@ -48,8 +48,10 @@ local function dispatcher(cb, serve)
   return function(conn, stage) -- stage: core.stage(conn), passed by the loop
     if stage == STAGE_NEW then
       if serve(conn) ~= UPGRADED then return end -- refused or gone: C finishes it
-      stage = cstage(conn, STAGE_OPEN)
-      if open then open(conn) end
+      local more
+      stage, more = cstage(conn, STAGE_OPEN)
+      if open then open(conn)
+      elseif not more then return end -- nothing to receive yet: core.recv would say false
     end
     local msg, kind
     if message and stage == STAGE_OPEN then -- not after a failed callback
