@@ -66,6 +66,7 @@ typedef struct wsl_task {
   wsl_conn *on;           /* the connection waited on */
   int ref;                /* anchors the owning userdata while waiting or ready */
   uint8_t parked;         /* callback style: user value 1 holds the thread, which waits */
+  uint8_t reusable;       /* its thread is one core.handoff gave it (none else holds it) */
   lua_State *co;          /* its thread while it has one (user value 1 anchors it, or for a
                              callback-style connection the stack of the resume running it) */
   uint8_t state, kind, reason, started;
@@ -95,6 +96,7 @@ struct wsl_server {
   int self_ref;           /* while listening or while connections remain */
   int closed;
   int pooled;             /* callback style (core.listen's fifth argument) */
+  int quiet_close;        /* nothing to call at a close (core.listen's sixth argument) */
   int keep_request;       /* option keep_request: conn.request for the connection's whole life */
   struct wsl_bus *bus;    /* its Redis bus (lua_core_bus.c), NULL when none */
 };
@@ -114,11 +116,14 @@ typedef struct wsl_ctx {
   int attached;           /* the loop is a host's (ws_attach): the host runs it, not ws.run */
   const void *conn_mt;    /* the metatables of connections and tasks, for cheap type checks */
   const void *task_mt;
+  int conn_mt_ref;        /* the connections' metatable in the registry (0: not yet) */
   int pool_ref;           /* idle threads kept for callback-style connections (a Lua array) */
   int npool;
   lua_State *spare;       /* the thread given back last, kept out of the array (spare_ref) */
   lua_State *spare_kept;  /* the thread the spare_ref slot holds (given out or not) */
   int spare_ref;
+  int handlers_ref;       /* finished coroutine-style handler threads kept for reuse (a Lua array) */
+  int nhandlers;
   wsl_task *resumed;      /* the task being resumed, its owner at resumed_top + 1 on L */
   int resumed_top;
   void *conn_last;        /* the connection wsl_toconn identified last: no metatable check for it */

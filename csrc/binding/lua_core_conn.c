@@ -20,7 +20,12 @@ wsl_conn *wsl_conn_new(lua_State *L, wsl_ctx *x, size_t size) {
   c->id = 0;
   ws_stream_init(&c->s, x->loop);
   c->s.user = c;
-  luaL_setmetatable(L, WSL_CONN_MT);
+  if (x->conn_mt_ref > 0) { /* no lookup by name per connection */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->conn_mt_ref);
+    lua_setmetatable(L, -2);
+  } else {
+    luaL_setmetatable(L, WSL_CONN_MT);
+  }
   return c;
 }
 
@@ -400,8 +405,10 @@ static int l_pong(lua_State *L) {
   return 1;
 }
 
-/* core.stage(conn [, stage]) -> stage: a callback-style connection's WSL_STAGE_* (the
- * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table). */
+/* core.stage(conn [, stage]) -> stage, more: a callback-style connection's WSL_STAGE_* (the
+ * dispatch function in lua/ws/server.lua keeps its progress here, not in a Lua table), and
+ * whether core.recv has anything to say now (a message waits, or the connection ended): when
+ * not, it would return false. */
 static int l_stage(lua_State *L) {
   wsl_conn *c = wsl_checkconn(L, 1);
   if (!lua_isnoneornil(L, 2)) {
@@ -410,7 +417,8 @@ static int l_stage(lua_State *L) {
     c->task.stage = (uint8_t)st;
   }
   lua_pushinteger(L, c->task.stage);
-  return 1;
+  lua_pushboolean(L, c->s.inbox_count || c->s.phase >= WS_PH_FINISH);
+  return 2;
 }
 
 static int l_buffered(lua_State *L) {
@@ -548,7 +556,13 @@ void wsl_conn_open_lib(lua_State *L, int mod) {
   lua_pop(L, 1);
   /* conn_methods: filled by lua/ws/conn.lua with the waiting wrappers. */
   int fresh = luaL_newmetatable(L, WSL_CONN_MT);
-  if (x) x->conn_mt = lua_topointer(L, -1);
+  if (x) {
+    x->conn_mt = lua_topointer(L, -1);
+    if (x->conn_mt_ref <= 0) {
+      lua_pushvalue(L, -1);
+      x->conn_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
   if (fresh) {
     lua_newtable(L);
     lua_pushvalue(L, -1);

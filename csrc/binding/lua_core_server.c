@@ -62,8 +62,7 @@ static int accept_batch(lua_State *L) {
     lua_setiuservalue(L, 1, 2);
     c->server = sv;
     wsl_conn_start(L, x, c, 2);
-    lua_pushvalue(L, 2);
-    c->task.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->task.ref = WSL_REF_SELF; /* c->self_ref anchors it: the socket is open (run_ready hands it over) */
     wsl_task_ready(x, &c->task, WSL_R_START);
   }
   return 0;
@@ -115,11 +114,14 @@ static int server_options(lua_State *L, wsl_server *sv) {
   return (int)kit_optnum(L, 3, "backlog", 1024, "ws.server:");
 }
 
-/* core.listen(host, port, options, serve [, pooled]) -> server | nil, message, code.
- * options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
+/* core.listen(host, port, options, serve [, pooled [, quiet_close]]) -> server | nil, message,
+ * code. options.unix (a path) listens on a Unix socket instead, with options.unix_mode as its
  * permission bits.
  * pooled: serve is a dispatch function run by pooled threads per event (the callback style,
- * and the handshake of a coroutine-style connection until core.handoff). */
+ * and the handshake of a coroutine-style connection until core.handoff).
+ * quiet_close: the dispatch function has nothing to do at the close of a connection past its
+ * handshake but take the messages still waiting (no close callback): one whose inbox is empty
+ * when it closes is done without being run (wsl_conn_schedule). */
 static int l_listen(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   const char *host = luaL_checkstring(L, 1);
@@ -127,13 +129,14 @@ static int l_listen(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   if (port < 0 || port > 65535) return luaL_argerror(L, 2, "port out of range");
-  int pooled = lua_toboolean(L, 5);
-  lua_settop(L, 5);
+  int pooled = lua_toboolean(L, 5), quiet_close = lua_toboolean(L, 6);
+  lua_settop(L, 6);
   wsl_server *sv = lua_newuserdatauv(L, sizeof(wsl_server), 2);
   ws_listener_init(&sv->l, x->loop);
   sv->self_ref = LUA_NOREF;
   sv->closed = 1;
   sv->pooled = pooled;
+  sv->quiet_close = pooled && quiet_close;
   sv->keep_request = 0;
   sv->bus = NULL;
   luaL_setmetatable(L, WSL_SERVER_MT);

@@ -205,6 +205,65 @@ static void pool_give(wsl_ctx *x, lua_State *L, int idx) {
   lua_pop(L, 1);
 }
 
+/* ---- coroutine style: handler threads reused ---- */
+
+/* A handler thread that returned is as good as new: its stack is empty, its calls, upvalues
+ * and to-be-closed variables closed, and the collector shrinks what its stack grew to. One is
+ * kept (at most HANDLER_POOL_MAX) only if nothing of its last handler can be left on it: no
+ * hook set on it (debug.sethook(co, ...)), and before Lua 5.2 (LuaJIT) its globals still the
+ * main thread's (setfenv(0, ...)). A thread that failed is never kept. The threads kept are
+ * the ones core.handoff gave out (t->reusable), which nothing else holds unless the handler
+ * kept coroutine.running() after it returned. */
+#define HANDLER_POOL_MAX 64
+
+static int handler_reusable(wsl_ctx *x, lua_State *co) {
+  if (x->nhandlers >= HANDLER_POOL_MAX || lua_status(co) != LUA_OK || lua_gethook(co) != NULL) return 0;
+#if LUA_VERSION_NUM < 502
+  lua_pushvalue(co, LUA_GLOBALSINDEX);
+  lua_pushvalue(co, LUA_GLOBALSINDEX);
+  lua_xmove(co, x->L, 1);
+  lua_pushvalue(x->L, LUA_GLOBALSINDEX);
+  int same = lua_rawequal(x->L, -1, -2) && lua_rawequal(co, -1, LUA_GLOBALSINDEX);
+  lua_pop(x->L, 2);
+  lua_pop(co, 1);
+  if (!same) return 0;
+#endif
+  return 1;
+}
+
+static void handlers_table(wsl_ctx *x, lua_State *L) {
+  if (x->handlers_ref <= 0) {
+    lua_newtable(L);
+    x->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->handlers_ref);
+}
+
+/* Pushes a thread for a new handler: a kept one, or a new one. */
+static lua_State *handler_take(wsl_ctx *x, lua_State *L) {
+  if (x->nhandlers == 0) return lua_newthread(L);
+  handlers_table(x, L);
+  lua_rawgeti(L, -1, x->nhandlers);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, x->nhandlers);
+  x->nhandlers--;
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+/* The handler thread at idx of L (its owner's user value no longer holds it) returned: kept
+ * for the next handler. */
+static void handler_give(wsl_ctx *x, lua_State *L, int idx) {
+  lua_State *co = lua_tothread(L, idx);
+  if (!handler_reusable(x, co)) return; /* the collector takes it */
+  idx = lua_absindex(L, idx);
+  lua_settop(co, 0);
+  handlers_table(x, L);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, ++x->nhandlers);
+  lua_pop(L, 1);
+}
+
 /* The dispatch function of callback connection c returned (st LUA_OK) or failed: the
  * thread goes back to the pool (or away after an error), the function back to user value 1
  * if the thread had taken its place there (it waited). Stack of L: top + 1 the connection,
@@ -258,8 +317,12 @@ static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
   t->pooled = 0;
   t->started = 0;
   t->co = NULL;
-  lua_pushvalue(L, top + 1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (c->self_ref != LUA_NOREF && !c->closed_next) {
+    t->ref = WSL_REF_SELF; /* the socket is open: c->self_ref anchors it (run_ready hands it over) */
+  } else {
+    lua_pushvalue(L, top + 1);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   wsl_task_ready(x, t, WSL_R_START);
   lua_settop(L, top);
 }
@@ -267,6 +330,12 @@ static void handoff_pooled(wsl_ctx *x, wsl_conn *c, int top) {
 void wsl_conn_schedule(wsl_ctx *x, wsl_conn *c) {
   wsl_task *t = &c->task;
   if (!c->task.pooled || t->state != WSL_T_IDLE || c->task.stage == WSL_STAGE_DONE || c->self_ref == LUA_NOREF) return;
+  if (c->s.phase >= WS_PH_FINISH && !c->s.inbox_count && c->task.stage != WSL_STAGE_NEW && c->server &&
+      c->server->quiet_close) { /* closed, no message waits, no close callback: nothing to run */
+    t->stage = WSL_STAGE_DONE;
+    t->state = WSL_T_DONE;
+    return;
+  }
   t->ref = WSL_REF_SELF; /* c->self_ref: the socket is open, or run_ready hands it over */
   wsl_task_ready(x, t, WSL_R_START);
 }
@@ -337,6 +406,8 @@ static void report_failure(wsl_ctx *x, wsl_task *t, lua_State *co) {
 /* t's coroutine returned or failed (status st) and has no next thread to go on with. */
 static void task_ended(wsl_ctx *x, wsl_task *t, wsl_conn *pc, lua_State *co, int top, int st) {
   lua_State *L = x->L;
+  int reusable = t->reusable;
+  t->reusable = 0;
   t->handoff = 0; /* a handler that failed after core.handoff: its next thread never runs */
   if (st != LUA_OK) {
     report_failure(x, t, co);
@@ -350,6 +421,7 @@ static void task_ended(wsl_ctx *x, wsl_task *t, wsl_conn *pc, lua_State *co, int
   t->co = NULL;
   lua_pushnil(L);
   lua_setiuservalue(L, top + 1, 1); /* the finished thread can go */
+  if (reusable && st == LUA_OK) handler_give(x, L, top + 2);
   if (t->kind == WSL_K_CONN) wsl_conn_task_done(x, (wsl_conn *)t, st != LUA_OK);
 }
 
@@ -430,20 +502,22 @@ int wsl_task_spawn(lua_State *L) {
 /* core.handoff(conn, fn): called by a connection's own coroutine as it ends (after the
  * handshake), fn(conn) goes on in a fresh coroutine from the next round. The handshake's
  * calls grew its thread's stack and call list, which a thread keeps for its whole life: a
- * connection that then waits for messages for hours is cheaper on a thread of its own. */
+ * connection that then waits for messages for hours is cheaper on a thread of its own (one a
+ * finished handler left, or a new one). Like a pooled thread it is not entered in the table of
+ * tasks by thread: while it runs, wsl_current_task knows it as the task being resumed. */
 static int l_handoff(lua_State *L) {
   wsl_ctx *x = wsl_ctx_get(L);
   wsl_conn *c = wsl_toconn(L, x, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (c->task.co != L) return luaL_error(L, "ws: core.handoff outside the connection's own coroutine");
   lua_settop(L, 2);
-  lua_State *co = lua_newthread(L);
+  lua_State *co = handler_take(x, L);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 2);
-  wsl_register_task(L, 3, 1);
   lua_setiuservalue(L, 1, 1);
   c->task.handoff = 1;
+  c->task.reusable = 1;
   return 0;
 }
 

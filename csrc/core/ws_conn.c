@@ -491,6 +491,16 @@ void ws_conn_input_commit(ws_conn *c, size_t n) {
   ws_buf_commit(&c->in_, n);
 }
 
+int ws_conn_input_release(ws_conn *c, ws_buf *b) {
+  if (!finished(c)) return -1;
+  *b = c->in_;
+  ws_buf_clear(b);
+  ws_buf_init(&c->in_);
+  c->consumed_pending_ = 0;
+  c->payload_seen_ = 0;
+  return 0;
+}
+
 int ws_conn_feed(ws_conn *c, const void *p, size_t n) {
   settle(c);
   if (finished(c) || n == 0) return 0;

@@ -166,6 +166,11 @@ static inline int ws_conn_input_move(ws_conn *c, ws_buf *b) {
   return 0;
 }
 
+/* After the close or a failure nothing more is parsed: the input's memory goes to b
+ * (unallocated) emptied, and what it held is dropped, the last event's bytes too (its data
+ * must have been used). Returns 0, or -1 (nothing changed) while the connection still reads. */
+int ws_conn_input_release(ws_conn *c, ws_buf *b) WS_HIDDEN;
+
 /* Next event from the input received so far: 1 with *ev filled, 0 when more input is
  * needed (or the connection is closed/failed). Payload is unmasked and text is validated
  * as bytes arrive, so an invalid byte fails at once, even inside a partial frame. */

@@ -764,10 +764,16 @@ static void return_input(ws_stream *s, const void *lent) {
     ws_loop_recv_back(s->loop, NULL);
     return;
   }
-  size_t used = ws_conn_input_size(&s->ws);
-  uintptr_t from = (uintptr_t)ws_conn_input_data(&s->ws);
   ws_buf own;
   ws_buf_init(&own);
+  /* Closed (the close frame read, or a failure), nothing held in the input: what it still
+   * holds is never read again, so the loop gets its buffer back without a copy. */
+  if (ws_conn_state(&s->ws) == WS_STATE_CLOSED && !(s->flags & WS_SF_HELD) && ws_conn_input_release(&s->ws, &own) == 0) {
+    ws_loop_recv_back(s->loop, &own);
+    return;
+  }
+  size_t used = ws_conn_input_size(&s->ws);
+  uintptr_t from = (uintptr_t)ws_conn_input_data(&s->ws);
   if (used) ws_pool_grow(s->loop, &own, used);
   if (ws_conn_input_move(&s->ws, &own) < 0) {
     ws_pool_give(s->loop, &own); /* no memory for a copy: the stream keeps this one, the loop makes another */

@@ -48,8 +48,10 @@ local function dispatcher(cb, serve)
   return function(conn, stage) -- stage: core.stage(conn), passed by the loop
     if stage == STAGE_NEW then
       if serve(conn) ~= UPGRADED then return end -- refused or gone: C finishes it
-      stage = cstage(conn, STAGE_OPEN)
-      if open then open(conn) end
+      local more
+      stage, more = cstage(conn, STAGE_OPEN)
+      if open then open(conn)
+      elseif not more then return end -- nothing to receive yet: core.recv would say false
     end
     local msg, kind
     if message and stage == STAGE_OPEN then -- not after a failed callback
@@ -269,7 +271,7 @@ function M.new(opts, handler)
   local mode = opts.unix_mode
   if type(mode) == "string" then mode = tonumber(mode, 8) end
   local http = opts.http
-  local listen_fn
+  local listen_fn, quiet_close
   if opts.routes ~= nil then
     if handler ~= nil then error("ws.server: routes and a handler do not go together (give the handler a route)", 2) end
     if opts.path ~= nil then error("ws.server: routes and path do not go together", 2) end
@@ -315,6 +317,7 @@ function M.new(opts, handler)
       return upgrade(conn, status, why, origin, host)
     end
     listen_fn = cb and dispatcher(cb, serve) or serve
+    quiet_close = cb ~= nil and cb.close == nil -- a close is only the messages still waiting
   end
 
   local bus_cfg
@@ -334,7 +337,8 @@ function M.new(opts, handler)
   end
   -- Both styles run the handshake on pooled threads; a coroutine-style handler then gets a
   -- thread of its own (core.handoff). Option values C checks are reported at the caller's line.
-  local l, err, code = check.relay(2, core.listen, opts.host or "127.0.0.1", port or 0, lopts, listen_fn, true)
+  local l, err, code = check.relay(2, core.listen, opts.host or "127.0.0.1", port or 0, lopts, listen_fn, true,
+    quiet_close)
   if not l then return nil, err, code end
   topics_mod.configure(l, opts) -- slow_subscriber, max_backlog
   if tls_ctx then core.server_set_tls(l, tls_ctx) end
