@@ -260,7 +260,6 @@ WS_EXPORT const char *ws_codec_send_output(void *conn, int opcode, const char *p
                                            size_t *len);
 WS_EXPORT void ws_codec_output_taken(void *conn);
 WS_EXPORT const char *ws_codec_error(void *conn);
-WS_EXPORT const char *ws_codec_output(void *conn, size_t *len);
 WS_EXPORT int ws_codec_state(void *conn);
 
 int ws_codec_next(void *conn, ws_codec_event *ev) {
@@ -293,14 +292,6 @@ const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n
   ws_conn *c = (ws_conn *)conn;
   if (ws_conn_send(c, opcode, p, n, WS_SEND_COMPRESS) != 0) return NULL;
   ws_buf *out = ws_conn_output(c);
-  *len = ws_buf_size(out);
-  return *len ? (const char *)ws_buf_begin(out) : "";
-}
-
-/* c:output() without the copy: the queued bytes, *len of them, to be copied and then
- * released with ws_codec_output_taken. */
-const char *ws_codec_output(void *conn, size_t *len) {
-  ws_buf *out = ws_conn_output((ws_conn *)conn);
   *len = ws_buf_size(out);
   return *len ? (const char *)ws_buf_begin(out) : "";
 }

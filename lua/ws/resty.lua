@@ -121,8 +121,8 @@ local function method_send_output(c, data, kind, opts) return c:send_output(data
 local function method_state(c) return c:state() end
 local feed_next, next_event, send_output, codec_state = method_feed_next, method_next, method_send_output, method_state
 -- accept_plain(c, head): where the FFI has ws_codec_accept_plain, parses and checks the
--- upgrade request and queues the 101 response (no subprotocol, no extension) on c, returning
--- the response's bytes taken out of c; nil when the request is not one it accepts.
+-- upgrade request and queues the 101 response (no subprotocol, no extension) on c: true, or
+-- false (nothing queued) when the request is not one it accepts.
 local accept_plain
 
 local function ffi_codec()
@@ -163,20 +163,13 @@ if ffi then
   end
   local C_accept_plain = entry("int ws_codec_accept_plain(void *conn, const char *head, size_t len);",
     "ws_codec_accept_plain")
-  local C_output = entry("const char *ws_codec_output(void *conn, size_t *len);", "ws_codec_output")
   local C_state = entry("int ws_codec_state(void *conn);", "ws_codec_state")
   if C_state then
     local STATES = { [0] = "connecting", "open", "closing", "closed" }
     codec_state = function(c) return STATES[C_state(c)] end
   end
-  if C_accept_plain and C_output then
-    accept_plain = function(c, head)
-      if C_accept_plain(c, head, #head) ~= 0 then return nil end
-      local p = C_output(c, outlen)
-      local out = ffi_string(p, outlen[0])
-      C_taken(c)
-      return out
-    end
+  if C_accept_plain then
+    accept_plain = function(c, head) return C_accept_plain(c, head, #head) == 0 end
   end
   local KINDS = { "text", "binary", "ping", "pong" }
   -- the event in ev, returned as c:next() returns it
@@ -211,8 +204,9 @@ function Conn:__tostring()
   return "ws.resty.conn (" .. self.role .. ", " .. self.state .. ")"
 end
 
+-- Once closed (by the codec, or a failure latched), a connection stays closed.
 local function update_state(self)
-  self.state = codec_state(self.codec)
+  if self.state ~= "closed" then self.state = codec_state(self.codec) end
 end
 
 -- Latch a failure: every later call returns the same answer. Timeouts are never latched.
@@ -509,8 +503,8 @@ end
 -- peer's. Idempotent. When another light thread is inside receive(), that thread sees the
 -- peer's answer and ends; close() then returns once the frame is sent.
 function Conn:close(code, reason)
-  check.arg("conn:close", "code", code, "number?", 2)
-  check.arg("conn:close", "reason", reason, "string?", 2)
+  if code ~= nil and (type(code) ~= "number" or code ~= code) then check_arg("conn:close", "code", code, "number?", 2) end
+  if reason ~= nil and type(reason) ~= "string" then check_arg("conn:close", "reason", reason, "string?", 2) end
   if self.closed_by_us or self.failure then
     finish(self)
     return true
@@ -573,7 +567,7 @@ local function new_conn(sock, c, opts, role, protocol, extensions, deflate, dcon
     sock = sock,
     codec = c,
     role = role,
-    state = "open",
+    state = "open",         -- a new codec conn is open (update_state follows it from here)
     protocol = protocol,
     extensions = extensions,
     timeout = opt(opts, "timeout"),
@@ -597,7 +591,6 @@ local function new_conn(sock, c, opts, role, protocol, extensions, deflate, dcon
     sock:settimeouts(self.send_ms, self.send_ms, MAX_WAIT_MS)
     self.sock_ms = MAX_WAIT_MS
   end
-  update_state(self)
   return self
 end
 
@@ -708,15 +701,14 @@ function M.accept(opts)
     -- one call, with no Lua table made; any request it does not accept takes the path below,
     -- which says why.
     local c = new_codec(opts, "server")
-    local response = accept_plain(c, head)
-    if response then
+    if accept_plain(c, head) then
       local sock, err = ngx.req.socket(true)
       if not sock then
         return nil, "handshake failed: no raw socket: " .. tostring(err), "handshake"
       end
       local conn = new_conn(sock, c, opts, "server")
       conn.request = setmetatable({ [HEAD] = head }, LazyRequest)
-      return send_response(conn, response)
+      return send_response(conn, c:output())
     end
   end
   if not head then
