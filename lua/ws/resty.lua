@@ -253,22 +253,32 @@ end
 -- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
 -- already in progress drains before it returns, so the order of frames is kept.
 -- write_out(self, out) writes bytes already taken out of the codec's queue (c:send_output),
--- and then whatever other callers queued meanwhile.
+-- and then whatever other callers queued meanwhile. The loop over those is a function of its
+-- own, called only when there are some: a loop on the path of every message would keep
+-- LuaJIT from compiling the handler's loop around it ("inner loop in root trace").
+local function write_queued(self)
+  local c, sock = self.codec, self.sock
+  while self.more do
+    self.more = false
+    local out = c:output()
+    if out ~= "" then
+      if self.sock_ms ~= self.send_ms then send_timeout(self) end
+      local ok, err = sock:send(out)
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
 local function write_out(self, out)
   if out == "" then return true end
-  local c, sock = self.codec, self.sock
   self.writing = true
-  repeat
-    self.more = false
-    if self.sock_ms ~= self.send_ms then send_timeout(self) end
-    local ok, err = sock:send(out)
-    if not ok then
-      self.writing = false
-      return socket_fail(self, "send failed", err)
-    end
-    out = self.more and c:output() or ""
-  until out == ""
+  self.more = false
+  if self.sock_ms ~= self.send_ms then send_timeout(self) end
+  local ok, err = self.sock:send(out)
+  if ok and self.more then ok, err = write_queued(self) end
   self.writing = false
+  if not ok then return socket_fail(self, "send failed", err) end
   return true
 end
 
