@@ -398,35 +398,26 @@ local function on_event(self, kind, a, b)
   error("ws.resty: unknown codec event " .. tostring(kind))
 end
 
--- msg, kind = conn:receive([timeout]): the next whole message ("text" or "binary"), with
--- pings answered and pongs recorded on the way. nil, message, code when it cannot:
--- "timeout" (not fatal), "closed" (the peer closed: conn.close_code, conn.close_reason),
--- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
--- 1007 or 1009), "socket".
-function Conn:receive(timeout)
-  if timeout ~= nil and type(timeout) ~= "number" then check_arg("conn:receive", "timeout", timeout, "number?", 2) end
-  local failure = self.failure
-  if failure then return nil, failure[1], failure[2] end
-  if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
-  if timeout == nil then timeout = self.timeout end
-  local deadline = timeout and now() + timeout or nil
-  local c = self.codec
-  self.reading = true
-  local kind, a, b
-  if self.unread > 0 then kind, a, b = next_event(c) end
+-- A message counts its bytes out of self.unread (see cork) as it is returned.
+local function took(self, c, a)
+  if self.short then
+    -- the codec was short of input on the way: part of this message may have left its
+    -- input before the count was set, so it is asked
+    self.unread, self.short = c:buffered(), false
+  else
+    local n = #a
+    n = self.unread - n - (n < 126 and 2 or n < 65536 and 4 or 10) - self.mask_len
+    self.unread = n > 0 and n or 0
+  end
+  self.reading = false
+end
+
+-- The general case of receive(): events other than messages, several reads, corked sends.
+local function receive_loop(self, c, deadline, kind, a, b)
   while true do
     if kind == "text" or kind == "binary" then
       -- a message changes nothing in the connection's state
-      if self.short then
-        -- the codec was short of input on the way: part of this message may have left its
-        -- input before the count was set, so it is asked
-        self.unread, self.short = c:buffered(), false
-      else
-        local n = #a
-        n = self.unread - n - (n < 126 and 2 or n < 65536 and 4 or 10) - self.mask_len
-        self.unread = n > 0 and n or 0
-      end
-      self.reading = false
+      took(self, c, a)
       return a, kind
     elseif kind then
       local msg, k, code = on_event(self, kind, a, b)
@@ -456,6 +447,43 @@ function Conn:receive(timeout)
       end
     end
   end
+end
+
+-- msg, kind = conn:receive([timeout]): the next whole message ("text" or "binary"), with
+-- pings answered and pongs recorded on the way. nil, message, code when it cannot:
+-- "timeout" (not fatal), "closed" (the peer closed: conn.close_code, conn.close_reason),
+-- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
+-- 1007 or 1009), "socket".
+--
+-- The common case has no loop: with nothing held and nothing corked, one read, and when it
+-- brought a whole message, that message (a loop on the path of every message would keep
+-- LuaJIT from compiling the handler's loop around receive).
+function Conn:receive(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then check_arg("conn:receive", "timeout", timeout, "number?", 2) end
+  local failure = self.failure
+  if failure then return nil, failure[1], failure[2] end
+  if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
+  if timeout == nil then timeout = self.timeout end
+  local deadline = timeout and now() + timeout or nil
+  local c = self.codec
+  self.reading = true
+  local kind, a, b
+  if self.unread > 0 then
+    kind, a, b = next_event(c)
+  elseif self.corked == 0 then
+    local ok
+    ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+    if not ok then
+      self.reading = false
+      if kind == "timeout" and not self.failure then return nil, "timeout", "timeout" end
+      return nil, kind, a
+    end
+  end
+  if kind == "text" or kind == "binary" then
+    took(self, c, a)
+    return a, kind
+  end
+  return receive_loop(self, c, deadline, kind, a, b)
 end
 
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
