@@ -674,6 +674,29 @@ describe_ffi("ws.codec entry points for LuaJIT's FFI", function()
     assert.is_true(lib.ws_codec_send_output(s, 1, "late", 4, len) == nil)
     assert.equal("close already sent", ffi.string(lib.ws_codec_error(s)))
   end)
+
+  it("accept a valid upgrade as parse_request and accept_response do, and tell the state", function()
+    require "ws.resty" -- declares the entry points
+    local ffi = require "ffi"
+    local lib = ffi.load(package.searchpath("ws.codec", package.cpath))
+    local ok = "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: p\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    local c = new("server")
+    assert.equal(0, lib.ws_codec_accept_plain(c, ok, #ok))
+    assert.equal(codec.accept_response((codec.parse_request(ok))), c:output())
+    for _, bad in ipairs {
+      ok:gsub("Version: 13", "Version: 12"), ok:gsub("GET", "POST"), ok:sub(1, -3),
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n", (ok:gsub("Key: [^\r]*", "Key: short")),
+    } do
+      assert.equal(-1, lib.ws_codec_accept_plain(c, bad, #bad))
+      assert.equal(0, c:pending())
+    end
+    local names = { [0] = "connecting", "open", "closing", "closed" }
+    assert.equal("open", names[lib.ws_codec_state(c)])
+    assert.is_true(c:close(1000))
+    assert.equal(c:state(), names[lib.ws_codec_state(c)])
+    assert.equal("connecting", names[lib.ws_codec_state(codec.new { open = false })])
+  end)
 end)
 
 describe("ws.codec arguments", function()

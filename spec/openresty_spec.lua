@@ -80,6 +80,16 @@ describe_nginx("ws.resty in nginx", function()
     end)
   end)
 
+  describe("the request", function()
+    it("is in conn.request as the codec's parser reads it, white space nginx overwrote put back", function()
+      for _, name in ipairs { "plain", "ows" } do
+        local r = client("request_" .. name)
+        assert.equal(101, r.status)
+        assert.equal("method=GET path=/request query=q=1 x-test=[a b] upgrade=true", r.message)
+      end
+    end)
+  end)
+
   describe("echo", function()
     it("returns text and binary messages unchanged, with their kind", function()
       assert.same({ true, true, true }, client("text").equal)

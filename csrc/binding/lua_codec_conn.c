@@ -260,6 +260,7 @@ WS_EXPORT const char *ws_codec_send_output(void *conn, int opcode, const char *p
                                            size_t *len);
 WS_EXPORT void ws_codec_output_taken(void *conn);
 WS_EXPORT const char *ws_codec_error(void *conn);
+WS_EXPORT int ws_codec_state(void *conn);
 
 int ws_codec_next(void *conn, ws_codec_event *ev) {
   ws_event e;
@@ -293,6 +294,11 @@ const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n
   ws_buf *out = ws_conn_output(c);
   *len = ws_buf_size(out);
   return *len ? (const char *)ws_buf_begin(out) : "";
+}
+
+/* c:state() as a number: 0 "connecting", 1 "open", 2 "closing", 3 "closed". */
+int ws_codec_state(void *conn) {
+  return (int)(ws_conn_state((ws_conn *)conn) & 3);
 }
 
 void ws_codec_output_taken(void *conn) {

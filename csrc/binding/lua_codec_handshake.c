@@ -5,6 +5,7 @@
 
 #include "lua_codec.h"
 #include "lua_kit.h"
+#include "ws_conn.h"
 #include "ws_handshake.h"
 
 #define BUF_MT "ws.codec.handshake_buf"
@@ -251,6 +252,25 @@ static int codec_accept_response(lua_State *L) {
     return luaL_error(L, "%s: out of memory", fn);
   kit_push_buf(L, b);
   return 1;
+}
+
+/* An entry point for LuaJIT's FFI, for ws.resty's accept when none of its options changes
+ * the answer (no subprotocols, origins, compression or extra headers): parses the request
+ * head[0..len) as parse_request(head, len + 1) does and, when it is an upgrade request that
+ * ws_request_check_upgrade accepts, queues on the codec conn `conn` (a conn userdata's
+ * payload, as the FFI passes it) the 101 response accept_response would give it with no
+ * protocol and no extensions: 0. Otherwise nothing is queued and it returns -1; the caller
+ * then takes parse_request's path, which says why. No Lua value is made on the way. */
+WS_EXPORT int ws_codec_accept_plain(void *conn, const char *head, size_t len);
+
+int ws_codec_accept_plain(void *conn, const char *head, size_t len) {
+  ws_request r;
+  memset(&r, 0, sizeof r);
+  if (ws_request_parse(&r, head, len, len + 1) < 0) return -1;
+  if (!ws_request_is_upgrade(&r) || ws_request_check_upgrade(&r) != 0) return -1;
+  if (ws_response_accept(ws_conn_output((ws_conn *)conn), r.key, r.key_len, NULL, NULL, NULL, 0) != 0)
+    return -1;
+  return 0;
 }
 
 /* response(status [, headers [, body]]) -> a complete plain HTTP response */

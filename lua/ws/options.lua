@@ -51,10 +51,17 @@ local KINDS = {
 }
 M.kinds = KINDS
 
+local OPTIONAL = {} -- "number?" -> KINDS.number, filled as such kinds are asked for
+
 local function kind_of(kind)
+  local k = KINDS[kind]
+  if k then return k, false end
+  k = OPTIONAL[kind]
+  if k then return k, true end
   local optional = kind:sub(-1) == "?"
-  local k = KINDS[optional and kind:sub(1, -2) or kind]
+  k = KINDS[optional and kind:sub(1, -2) or kind]
   if not k then error("ws.options: unknown kind " .. tostring(kind), 3) end
+  if optional then OPTIONAL[kind] = k end
   return k, optional
 end
 
@@ -107,17 +114,15 @@ function M.options(where, opts, spec, level, prefix)
         near and (" (did you mean '" .. (prefix or "") .. near .. "'?)") or ""), level)
     end
   end
-  for name, kind in pairs(spec) do
-    local v = opts[name]
-    if v ~= nil then
-      local fields
-      if type(kind) == "table" then kind, fields = kind[1], kind.fields end
-      local k = kind_of(kind)
-      if not k[1](v) then
-        error(("%s: option '%s%s' must be %s"):format(where, prefix or "", name, k[2]), level)
-      end
-      if fields and type(v) == "table" then M.options(where, v, fields, level, (prefix or "") .. name .. ".") end
+  -- the options given, not every one the spec knows: a call passes a few of many
+  for name, v in pairs(opts) do
+    local kind, fields = spec[name], nil
+    if type(kind) == "table" then kind, fields = kind[1], kind.fields end
+    local k = kind_of(kind)
+    if not k[1](v) then
+      error(("%s: option '%s%s' must be %s"):format(where, prefix or "", name, k[2]), level)
     end
+    if fields and type(v) == "table" then M.options(where, v, fields, level, (prefix or "") .. name .. ".") end
   end
   return opts
 end

@@ -16,6 +16,7 @@ local pairs, pcall = pairs, pcall
 local check_arg = check.arg
 local floor, huge = math.floor, math.huge
 local concat = table.concat
+local byte, find = string.byte, string.find
 local ngx = ngx
 
 local M = { _VERSION = "0.1" }
@@ -72,14 +73,6 @@ local CONNECT_OPTIONS = check.extend(HANDSHAKE_OPTIONS, {
 })
 M.ACCEPT_OPTIONS, M.CONNECT_OPTIONS, M.WRAP_OPTIONS = ACCEPT_OPTIONS, CONNECT_OPTIONS, WRAP_OPTIONS
 
--- The options of accept and connect that wrap takes too (the others are theirs alone, and
--- wrap refuses names it does not know).
-local function wrap_options(opts)
-  local w = {}
-  for k in pairs(WRAP_OPTIONS) do w[k] = opts[k] end
-  return w
-end
-
 -- The longest wait a cosocket accepts (milliseconds in a signed 32-bit value); longer waits loop.
 local MAX_WAIT_MS = 2147483647 - 1
 
@@ -125,7 +118,12 @@ end
 local function method_feed_next(c, data) return c:feed_next(data) end
 local function method_next(c) return c:next() end
 local function method_send_output(c, data, kind, opts) return c:send_output(data, kind, opts) end
-local feed_next, next_event, send_output = method_feed_next, method_next, method_send_output
+local function method_state(c) return c:state() end
+local feed_next, next_event, send_output, codec_state = method_feed_next, method_next, method_send_output, method_state
+-- accept_plain(c, head): where the FFI has ws_codec_accept_plain, parses and checks the
+-- upgrade request and queues the 101 response (no subprotocol, no extension) on c: true, or
+-- false (nothing queued) when the request is not one it accepts.
+local accept_plain
 
 local function ffi_codec()
   local ok, ffi = pcall(require, "ffi")
@@ -157,6 +155,22 @@ if ffi then
   local C_send_output, C_taken, C_error = lib.ws_codec_send_output, lib.ws_codec_output_taken, lib.ws_codec_error
   local ev = ffi.new("ws_codec_event")
   local outlen = ffi.new("size_t[1]")
+  -- entry points a codec built before them lacks: each is used only when it is there
+  local function entry(decl, name)
+    pcall(ffi.cdef, decl)
+    local ok, f = pcall(function() return lib[name] end)
+    return ok and f or nil
+  end
+  local C_accept_plain = entry("int ws_codec_accept_plain(void *conn, const char *head, size_t len);",
+    "ws_codec_accept_plain")
+  local C_state = entry("int ws_codec_state(void *conn);", "ws_codec_state")
+  if C_state then
+    local STATES = { [0] = "connecting", "open", "closing", "closed" }
+    codec_state = function(c) return STATES[C_state(c)] end
+  end
+  if C_accept_plain then
+    accept_plain = function(c, head) return C_accept_plain(c, head, #head) == 0 end
+  end
   local KINDS = { "text", "binary", "ping", "pong" }
   -- the event in ev, returned as c:next() returns it
   local function event(k)
@@ -190,8 +204,9 @@ function Conn:__tostring()
   return "ws.resty.conn (" .. self.role .. ", " .. self.state .. ")"
 end
 
+-- Once closed (by the codec, or a failure latched), a connection stays closed.
 local function update_state(self)
-  self.state = self.codec:state()
+  if self.state ~= "closed" then self.state = codec_state(self.codec) end
 end
 
 -- Latch a failure: every later call returns the same answer. Timeouts are never latched.
@@ -238,22 +253,32 @@ end
 -- concurrent sends); a second caller leaves its bytes in the codec's queue, which the writer
 -- already in progress drains before it returns, so the order of frames is kept.
 -- write_out(self, out) writes bytes already taken out of the codec's queue (c:send_output),
--- and then whatever other callers queued meanwhile.
+-- and then whatever other callers queued meanwhile. The loop over those is a function of its
+-- own, called only when there are some: a loop on the path of every message would keep
+-- LuaJIT from compiling the handler's loop around it ("inner loop in root trace").
+local function write_queued(self)
+  local c, sock = self.codec, self.sock
+  while self.more do
+    self.more = false
+    local out = c:output()
+    if out ~= "" then
+      if self.sock_ms ~= self.send_ms then send_timeout(self) end
+      local ok, err = sock:send(out)
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
 local function write_out(self, out)
   if out == "" then return true end
-  local c, sock = self.codec, self.sock
   self.writing = true
-  repeat
-    self.more = false
-    if self.sock_ms ~= self.send_ms then send_timeout(self) end
-    local ok, err = sock:send(out)
-    if not ok then
-      self.writing = false
-      return socket_fail(self, "send failed", err)
-    end
-    out = self.more and c:output() or ""
-  until out == ""
+  self.more = false
+  if self.sock_ms ~= self.send_ms then send_timeout(self) end
+  local ok, err = self.sock:send(out)
+  if ok and self.more then ok, err = write_queued(self) end
   self.writing = false
+  if not ok then return socket_fail(self, "send failed", err) end
   return true
 end
 
@@ -373,35 +398,26 @@ local function on_event(self, kind, a, b)
   error("ws.resty: unknown codec event " .. tostring(kind))
 end
 
--- msg, kind = conn:receive([timeout]): the next whole message ("text" or "binary"), with
--- pings answered and pongs recorded on the way. nil, message, code when it cannot:
--- "timeout" (not fatal), "closed" (the peer closed: conn.close_code, conn.close_reason),
--- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
--- 1007 or 1009), "socket".
-function Conn:receive(timeout)
-  if timeout ~= nil and type(timeout) ~= "number" then check_arg("conn:receive", "timeout", timeout, "number?", 2) end
-  local failure = self.failure
-  if failure then return nil, failure[1], failure[2] end
-  if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
-  if timeout == nil then timeout = self.timeout end
-  local deadline = timeout and now() + timeout or nil
-  local c = self.codec
-  self.reading = true
-  local kind, a, b
-  if self.unread > 0 then kind, a, b = next_event(c) end
+-- A message counts its bytes out of self.unread (see cork) as it is returned.
+local function took(self, c, a)
+  if self.short then
+    -- the codec was short of input on the way: part of this message may have left its
+    -- input before the count was set, so it is asked
+    self.unread, self.short = c:buffered(), false
+  else
+    local n = #a
+    n = self.unread - n - (n < 126 and 2 or n < 65536 and 4 or 10) - self.mask_len
+    self.unread = n > 0 and n or 0
+  end
+  self.reading = false
+end
+
+-- The general case of receive(): events other than messages, several reads, corked sends.
+local function receive_loop(self, c, deadline, kind, a, b)
   while true do
     if kind == "text" or kind == "binary" then
       -- a message changes nothing in the connection's state
-      if self.short then
-        -- the codec was short of input on the way: part of this message may have left its
-        -- input before the count was set, so it is asked
-        self.unread, self.short = c:buffered(), false
-      else
-        local n = #a
-        n = self.unread - n - (n < 126 and 2 or n < 65536 and 4 or 10) - self.mask_len
-        self.unread = n > 0 and n or 0
-      end
-      self.reading = false
+      took(self, c, a)
       return a, kind
     elseif kind then
       local msg, k, code = on_event(self, kind, a, b)
@@ -431,6 +447,43 @@ function Conn:receive(timeout)
       end
     end
   end
+end
+
+-- msg, kind = conn:receive([timeout]): the next whole message ("text" or "binary"), with
+-- pings answered and pongs recorded on the way. nil, message, code when it cannot:
+-- "timeout" (not fatal), "closed" (the peer closed: conn.close_code, conn.close_reason),
+-- "protocol" / "toolarge" (the peer broke the protocol or a limit; we closed with 1002,
+-- 1007 or 1009), "socket".
+--
+-- The common case has no loop: with nothing held and nothing corked, one read, and when it
+-- brought a whole message, that message (a loop on the path of every message would keep
+-- LuaJIT from compiling the handler's loop around receive).
+function Conn:receive(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then check_arg("conn:receive", "timeout", timeout, "number?", 2) end
+  local failure = self.failure
+  if failure then return nil, failure[1], failure[2] end
+  if self.reading then error("ws.resty: receive() is already waiting in another thread", 2) end
+  if timeout == nil then timeout = self.timeout end
+  local deadline = timeout and now() + timeout or nil
+  local c = self.codec
+  self.reading = true
+  local kind, a, b
+  if self.unread > 0 then
+    kind, a, b = next_event(c)
+  elseif self.corked == 0 then
+    local ok
+    ok, kind, a, b = fill(self, deadline) -- the read's first event, if any
+    if not ok then
+      self.reading = false
+      if kind == "timeout" and not self.failure then return nil, "timeout", "timeout" end
+      return nil, kind, a
+    end
+  end
+  if kind == "text" or kind == "binary" then
+    took(self, c, a)
+    return a, kind
+  end
+  return receive_loop(self, c, deadline, kind, a, b)
 end
 
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
@@ -488,15 +541,15 @@ end
 -- peer's. Idempotent. When another light thread is inside receive(), that thread sees the
 -- peer's answer and ends; close() then returns once the frame is sent.
 function Conn:close(code, reason)
-  check.arg("conn:close", "code", code, "number?", 2)
-  check.arg("conn:close", "reason", reason, "string?", 2)
+  if code ~= nil and (type(code) ~= "number" or code ~= code) then check_arg("conn:close", "code", code, "number?", 2) end
+  if reason ~= nil and type(reason) ~= "string" then check_arg("conn:close", "reason", reason, "string?", 2) end
   if self.closed_by_us or self.failure then
     finish(self)
     return true
   end
   self.closed_by_us = true
   local c = self.codec
-  local st = c:state()
+  local st = codec_state(c)
   if st == "open" then
     local ok, err = c:close(code or 1000, reason)
     if not ok then
@@ -510,7 +563,7 @@ function Conn:close(code, reason)
     -- Drain until the peer's close frame arrives, bounded in time; messages still in
     -- flight are dropped, as the closing handshake allows.
     local deadline = now() + (self.close_timeout or DEFAULTS.close_timeout)
-    while c:state() ~= "closed" and not self.failure do
+    while codec_state(c) ~= "closed" and not self.failure do
       local kind, a, b = c:next()
       if not kind then
         local ok
@@ -526,6 +579,68 @@ function Conn:close(code, reason)
   return true
 end
 
+-- The codec conn for the limits in opts, with role "server" or "client". The options table
+-- codec.new reads is kept per role while the limits stay the same, so that a server accepting
+-- connections with the same options does not build one for each.
+local codec_confs = {}
+local function new_codec(opts, role)
+  local max_message, max_frame, max_fragments = opt(opts, "max_message"), opts.max_frame, opts.max_fragments
+  local conf = codec_confs[role]
+  if not conf or conf.max_message ~= max_message or conf.max_frame ~= max_frame
+      or conf.max_fragments ~= max_fragments then
+    conf = { role = role, max_message = max_message, max_frame = max_frame,
+             max_fragments = max_fragments, auto_pong = true }
+    codec_confs[role] = conf
+  end
+  return codec.new(conf)
+end
+
+-- The connection on sock, with the codec conn c (opts as wrap takes them, checked already;
+-- the negotiated protocol, extensions and deflate parameters given apart).
+local function new_conn(sock, c, opts, role, protocol, extensions, deflate, dconfig)
+  if deflate then c:set_deflate(deflate, dconfig) end
+  local has_buffered = type(c.buffered) == "function"
+  local send_timeout = opt(opts, "send_timeout")
+  local self = setmetatable({
+    sock = sock,
+    codec = c,
+    role = role,
+    state = "open",         -- a new codec conn is open (update_state follows it from here)
+    protocol = protocol,
+    extensions = extensions,
+    timeout = opt(opts, "timeout"),
+    send_timeout = send_timeout,
+    close_timeout = opt(opts, "close_timeout"),
+    read_size = opt(opts, "read_size"),
+    on_ping = opts.on_ping,
+    on_pong = opts.on_pong,
+    corked = 0,             -- bytes of frames waiting in the codec's queue (see cork)
+    can_cork = spawn ~= nil,
+    -- bytes read that may hold frames (see cork); kept exactly only without compression and
+    -- with a codec that tells how much input it holds
+    has_buffered = has_buffered,
+    exact = not deflate and has_buffered,
+    unread = (deflate or not has_buffered) and huge or 0,
+    mask_len = role == "server" and 4 or 0, -- a client's frames carry a masking key
+    split_timeouts = type(sock.settimeouts) == "function",
+    send_ms = wait_ms(send_timeout),
+  }, Conn)
+  if self.split_timeouts then
+    sock:settimeouts(self.send_ms, self.send_ms, MAX_WAIT_MS)
+    self.sock_ms = MAX_WAIT_MS
+  end
+  return self
+end
+
+-- Bytes read past the handshake go to the codec first.
+local function feed_initial(self, initial)
+  if initial and #initial > 0 then
+    local ok, err = self.codec:feed(initial)
+    if not ok then fail(self, "protocol error: " .. tostring(err), "toolarge") end
+    self.unread = self.unread + #initial
+  end
+end
+
 -- Wraps a socket on which the handshake is done. `sock` needs receiveany, send, settimeout
 -- (and close for a client): an ngx.req.socket(true), an ngx.socket.tcp(), or the like.
 -- opts: role ("server" | "client"), the limits, timeout, send_timeout, close_timeout,
@@ -536,49 +651,9 @@ function M.wrap(sock, opts)
   check.options("ws.resty.wrap", opts, WRAP_OPTIONS, 2)
   opts = opts or {}
   local role = opts.role or "server"
-  local conf = {
-    role = role,
-    max_message = opt(opts, "max_message"),
-    max_frame = opt(opts, "max_frame"),
-    max_fragments = opt(opts, "max_fragments"),
-    auto_pong = true,
-  }
-  local c = codec.new(conf)
-  if opts.deflate then c:set_deflate(opts.deflate, opts.deflate_config) end
-  local self = setmetatable({
-    sock = sock,
-    codec = c,
-    role = role,
-    protocol = opts.protocol,
-    extensions = opts.extensions,
-    timeout = opt(opts, "timeout"),
-    send_timeout = opt(opts, "send_timeout"),
-    close_timeout = opt(opts, "close_timeout"),
-    read_size = opt(opts, "read_size"),
-    on_ping = opts.on_ping,
-    on_pong = opts.on_pong,
-    corked = 0,             -- bytes of frames waiting in the codec's queue (see cork)
-    can_cork = spawn ~= nil,
-    -- bytes read that may hold frames (see cork); kept exactly only without compression and
-    -- with a codec that tells how much input it holds
-    has_buffered = type(c.buffered) == "function",
-    exact = not opts.deflate and type(c.buffered) == "function",
-    unread = 0,
-    mask_len = role == "server" and 4 or 0, -- a client's frames carry a masking key
-    split_timeouts = type(sock.settimeouts) == "function",
-  }, Conn)
-  self.send_ms = wait_ms(self.send_timeout)
-  if self.split_timeouts then
-    sock:settimeouts(self.send_ms, self.send_ms, MAX_WAIT_MS)
-    self.sock_ms = MAX_WAIT_MS
-  end
-  if not self.exact then self.unread = huge end
-  update_state(self)
-  if opts.initial and #opts.initial > 0 then
-    local ok, err = c:feed(opts.initial)
-    if not ok then fail(self, "protocol error: " .. tostring(err), "toolarge") end
-    self.unread = self.unread + #opts.initial
-  end
+  local self = new_conn(sock, new_codec(opts, role), opts, role, opts.protocol, opts.extensions,
+    opts.deflate, opts.deflate_config)
+  feed_initial(self, opts.initial)
   return self
 end
 
@@ -604,12 +679,48 @@ end
 -- the client sent (RFC 7230 3.2.4) instead of a broken line. A valid head never has a bare LF
 -- followed by optional white space, CRLF and more of the head (that would be an empty line
 -- inside the head, or obsolete folding), so nothing a client sent is changed.
+-- Such a NUL leaves a line feed with no carriage return before it, which is rare: the head is
+-- scanned line by line for one first (a plain find), and the pattern runs only then.
 local function request_head()
   local ok, head = pcall(ngx.req.raw_header)
   if not ok or type(head) ~= "string" then return nil end
-  return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
+  local pos = find(head, "\n", 1, true)
+  while pos do
+    if pos == 1 or byte(head, pos - 1) ~= 13 then
+      return (head:gsub("([^\r\n])\n([ \t]*\r\n)(.)", "%1 %2%3"))
+    end
+    pos = find(head, "\n", pos + 1, true)
+  end
+  return head
 end
 
+
+-- conn.request: the upgrade request as codec.parse_request gives it. Where accept took the
+-- plain path (accept_plain), it is made from the head on first use: until then the table holds
+-- only the head, under a key of its own, and a metatable that fills it in.
+local HEAD = {}
+local LazyRequest = {}
+LazyRequest.__index = function(req, k)
+  local head = rawget(req, HEAD)
+  if head == nil then return nil end
+  req[HEAD] = nil
+  setmetatable(req, nil)
+  local parsed = codec.parse_request(head, #head + 1)
+  if parsed then
+    for name, v in pairs(parsed) do req[name] = v end
+  end
+  return rawget(req, k)
+end
+
+-- Writes the 101 response on the new connection's socket (with its send timeout).
+local function send_response(conn, response)
+  send_timeout(conn)
+  local ok, err = conn.sock:send(response)
+  if not ok then
+    return nil, "handshake failed: send: " .. tostring(err), "handshake"
+  end
+  return conn
+end
 
 -- conn = resty.accept([opts]): validates the upgrade request (with the codec's own parser, on
 -- the request head nginx received), answers 101 with the chosen subprotocol and extensions,
@@ -622,6 +733,22 @@ function M.accept(opts)
   check.options("ws.resty.accept", opts, ACCEPT_OPTIONS, 2)
   opts = opts or {}
   local head = request_head()
+  local mode = opts.compression or "off"
+  if head and accept_plain and mode == "off" and not (opts.protocols or opts.origins or opts.headers) then
+    -- Nothing in opts changes the answer: the codec checks the request and writes the 101 in
+    -- one call, with no Lua table made; any request it does not accept takes the path below,
+    -- which says why.
+    local c = new_codec(opts, "server")
+    if accept_plain(c, head) then
+      local sock, err = ngx.req.socket(true)
+      if not sock then
+        return nil, "handshake failed: no raw socket: " .. tostring(err), "handshake"
+      end
+      local conn = new_conn(sock, c, opts, "server")
+      conn.request = setmetatable({ [HEAD] = head }, LazyRequest)
+      return send_response(conn, c:output())
+    end
+  end
   if not head then
     return refuse(400, "a WebSocket upgrade needs HTTP/1.1")
   end
@@ -643,7 +770,6 @@ function M.accept(opts)
 
   local protocol = opts.protocols and codec.choose_protocol(req, opts.protocols) or nil
   local extensions, deflate
-  local mode = opts.compression or "off"
   local dconfig = mode ~= "off" and deflate_config(opts, mode) or nil
   if dconfig and req.extensions then
     local answer, params = codec.deflate_negotiate(req.extensions, dconfig)
@@ -659,17 +785,9 @@ function M.accept(opts)
   end
   local response = codec.accept_response(req, { protocol = protocol, extensions = extensions,
     headers = opts.headers })
-  sock:settimeout(wait_ms(opt(opts, "send_timeout")))
-  local ok, serr = sock:send(response)
-  if not ok then
-    return nil, "handshake failed: send: " .. tostring(serr), "handshake"
-  end
-  local wopts = wrap_options(opts)
-  wopts.role, wopts.protocol, wopts.extensions = "server", protocol, extensions
-  wopts.deflate, wopts.deflate_config = deflate, dconfig
-  local conn = M.wrap(sock, wopts)
+  local conn = new_conn(sock, new_codec(opts, "server"), opts, "server", protocol, extensions, deflate, dconfig)
   conn.request = req
-  return conn
+  return send_response(conn, response)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -741,10 +859,9 @@ function M.connect(url, opts)
         if params == nil then return bail("handshake failed: " .. tostring(derr)) end
         deflate = params or nil -- false: the server declined compression
       end
-      local wopts = wrap_options(opts)
-      wopts.role, wopts.protocol, wopts.extensions = "client", resp.protocol, resp.extensions
-      wopts.deflate, wopts.deflate_config, wopts.initial = deflate, dconfig, buf:sub(consumed + 1)
-      local conn = M.wrap(sock, wopts)
+      local conn = new_conn(sock, new_codec(opts, "client"), opts, "client", resp.protocol,
+        resp.extensions, deflate, dconfig)
+      feed_initial(conn, buf:sub(consumed + 1))
       conn.response = resp
       return conn
     elseif consumed ~= "again" then

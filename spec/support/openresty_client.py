@@ -303,10 +303,36 @@ def handshake(base, name):
     return http_raw(base, reqs[name])
 
 
+def request_info(base, name):
+    """The first message of /request: what the server's conn.request says of our request."""
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    value = {"plain": "a b", "ows": "a b \t "}[name]
+    req = ("GET /request?q=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "X-Test: " + value + "\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    host, port = base[len("ws://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as s:
+        s.sendall(req.encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return {"status": int(head.split(b" ")[1]), "message": data[2:2 + (data[1] & 0x7F)].decode()}
+
+
 def main():
     base, name = sys.argv[1], sys.argv[2]
     if name.startswith("handshake_"):
         res = handshake(base, name[len("handshake_"):])
+    elif name.startswith("request_"):
+        res = request_info(base, name[len("request_"):])
     elif name.startswith("http_"):
         url = "http" + base[len("ws"):] + "/" + name[len("http_"):]
         with urllib.request.urlopen(url, timeout=30) as r:
