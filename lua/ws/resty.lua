@@ -698,18 +698,27 @@ end
 -- conn.request: the upgrade request as codec.parse_request gives it. Where accept took the
 -- plain path (accept_plain), it is made from the head on first use: until then the table holds
 -- only the head, under a key of its own, and a metatable that fills it in.
+-- pairs() fills it too where the VM honours __pairs (Lua 5.2+); LuaJIT's pairs does not, so
+-- there a field is read first (docs/openresty.md).
 local HEAD = {}
 local LazyRequest = {}
-LazyRequest.__index = function(req, k)
+local function fill_request(req)
   local head = rawget(req, HEAD)
-  if head == nil then return nil end
+  if head == nil then return end
   req[HEAD] = nil
   setmetatable(req, nil)
   local parsed = codec.parse_request(head, #head + 1)
   if parsed then
     for name, v in pairs(parsed) do req[name] = v end
   end
+end
+LazyRequest.__index = function(req, k)
+  fill_request(req)
   return rawget(req, k)
+end
+LazyRequest.__pairs = function(req)
+  fill_request(req)
+  return next, req, nil
 end
 
 -- Writes the 101 response on the new connection's socket (with its send timeout).
