@@ -72,6 +72,8 @@ struct ws_loop {
   double now_stamp;          /* ... as read after libev's clock showed this ev_now() */
   size_t conns, conns_peak;  /* accepted connections open now, and their peak since the last
                                 reclaim */
+  ws_stream_act *act_spare;  /* spare active parts of streams, linked through seg_head */
+  uint32_t nact;
   int reclaim_due;           /* nonzero: the trim after next gives memory back (reclaim) */
   size_t conns_settled;      /* connections at the last reclaim: a rise from here is watched */
   size_t conns_tick;         /* while a rise is watched (grow_watch), the count at the last trim */
@@ -253,6 +255,11 @@ void ws_loop_free(ws_loop *loop) {
   ws_buf_free(&loop->recv);
   while (loop->nbig) ws_buf_free(&loop->big[--loop->nbig]);
   while (loop->nreq) free(loop->req[--loop->nreq]);
+  while (loop->act_spare) {
+    ws_stream_act *a = loop->act_spare;
+    loop->act_spare = (ws_stream_act *)(void *)a->seg_head;
+    free(a);
+  }
   ws_wqueue_trim();
   if (loop->owns_ev) ev_loop_destroy(loop->ev);
   free(loop);
@@ -566,6 +573,23 @@ static void on_pool_timer(struct ev_loop *ev, ev_timer *w, int revents) {
 
 ws_request *ws_loop_request_take(ws_loop *loop) {
   return loop->nreq ? loop->req[--loop->nreq] : malloc(sizeof(ws_request));
+}
+
+ws_stream_act *ws_loop_act_take(ws_loop *loop) {
+  ws_stream_act *a = loop->act_spare;
+  if (!a) return calloc(1, sizeof *a);
+  loop->act_spare = (ws_stream_act *)(void *)a->seg_head;
+  loop->nact--;
+  a->seg_head = NULL;
+  return a;
+}
+
+void ws_loop_act_give(ws_loop *loop, ws_stream_act *a) {
+  if (loop->nact >= WS_ACT_SPARE) { free(a); return; }
+  memset(a, 0, sizeof *a);
+  a->seg_head = (ws_segment *)(void *)loop->act_spare;
+  loop->act_spare = a;
+  loop->nact++;
 }
 
 void ws_loop_request_give(ws_loop *loop, ws_request *r) {

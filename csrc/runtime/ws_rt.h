@@ -189,6 +189,18 @@ enum ws_phase {
 
 typedef struct ws_segment ws_segment;
 
+/* What a stream holds only while messages or output wait: taken from the loop's spares when
+ * the first message or queued segment comes and given back once all of it is empty again
+ * (ws_stream_act_get / ws_stream_act_put), so an idle connection carries one pointer. */
+typedef struct ws_stream_act {
+  ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
+  ws_segment *seg_head, *seg_tail; /* output queued before ws_conn_output, in order */
+  size_t seg_bytes;
+  const uint8_t *held;      /* a large message left in ws_conn's buffers instead of the inbox */
+  uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its length, bytes and opcode */
+  uint8_t held_op;
+} ws_stream_act;
+
 /* What few connections need, allocated at first use (ws_stream_cold_get), so an idle
  * connection does not carry it. */
 /* The HTTP head of the handshake (a server's request, a client's response) and what waits on
@@ -232,17 +244,13 @@ struct ws_stream {           /* laid out without padding holes: a server keeps o
   ws_stream *lprev, *lnext; /* the listener's connections */
   ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
   ws_stream_hs *hs;         /* the handshake's head, NULL when there is none (ws_stream_has_head) */
-  ws_buf inbox;             /* received messages: [u32 length][u8 opcode][3 pad] bytes ... */
-  ws_segment *seg_head, *seg_tail; /* output queued before ws_conn_output, in order */
-  size_t seg_bytes;
+  ws_stream_act *act;       /* inbox, write queue, held message: NULL while all are empty */
   double last_recv, last_activity, ping_sent;
   void *user;               /* the binding's object */
   ws_stream_cold *cold;     /* NULL until needed */
   const char *error;        /* why the connection failed (static text), NULL when it did not */
-  const uint8_t *held;      /* a large message left in ws_conn's buffers instead of the inbox */
   struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
-  uint32_t held_len;        /* (WS_SF_HELD, ws_stream.c): its length, bytes and opcode */
-  uint32_t inbox_count;
+  uint32_t inbox_count;     /* messages in act's inbox (or its held message) */
   uint32_t dl_slot;         /* 1 + its index in the loop's deadline heap, 0 when none is set */
   int fd;
   int err;                  /* errno of a failed read or write */
@@ -252,7 +260,6 @@ struct ws_stream {           /* laid out without padding holes: a server keeps o
   uint16_t remote_port;
   uint8_t remote_family;    /* AF_INET / AF_INET6 */
   uint8_t remote_ip[16];
-  uint8_t held_op;
   uint8_t phase;
   uint8_t flags;            /* WS_SF_* (ws_stream.c) */
   uint8_t want;             /* events the transport waits for after EAGAIN (EV_READ/EV_WRITE) */

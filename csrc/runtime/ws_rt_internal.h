@@ -61,6 +61,27 @@ int ws_loop_recv_spent(const ws_loop *loop) WS_HIDDEN;
 void ws_loop_conn_opened(ws_loop *loop) WS_HIDDEN;
 void ws_loop_conn_closed(ws_loop *loop) WS_HIDDEN;
 
+/* A stream's active part (ws_stream_act): the loop keeps up to WS_ACT_SPARE given back for
+ * the next. Take returns NULL when out of memory; the block comes zeroed. */
+#define WS_ACT_SPARE 1024
+ws_stream_act *ws_loop_act_take(ws_loop *loop) WS_HIDDEN;
+void ws_loop_act_give(ws_loop *loop, ws_stream_act *a) WS_HIDDEN;
+/* The stream's active part, taken when it has none (NULL when out of memory). */
+static inline ws_stream_act *ws_stream_act_get(ws_stream *s) {
+  return s->act ? s->act : (s->act = ws_loop_act_take(s->loop));
+}
+/* Give it back when its inbox, held message and write queue are all empty. */
+static inline void ws_stream_act_put(ws_stream *s) {
+  ws_stream_act *a = s->act;
+  if (a && !s->inbox_count && !a->inbox.data && !a->seg_head) {
+    s->act = NULL;
+    ws_loop_act_give(s->loop, a);
+  }
+}
+static inline size_t ws_stream_inbox_bytes(const ws_stream *s) {
+  return s->act ? ws_buf_size(&s->act->inbox) : 0;
+}
+
 /* Stream deadlines: one binary heap per loop ordered by s->deadline, and one libev timer for
  * the earliest, instead of an ev_timer per stream (48 bytes in the stream and 16 in libev's
  * heap): an idle connection keeps a double and a slot. ws_stream_on_deadline runs when one is

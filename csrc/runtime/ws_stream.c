@@ -129,12 +129,14 @@ static void finish_socket(ws_stream *s, int notify) {
   s->fd = -1;
   if (s->flags & WS_SF_HELD) { /* the handler may still take it: out of ws_conn's buffers */
     s->flags &= (uint8_t)~WS_SF_HELD;
+    ws_stream_act *a = s->act;
     s->inbox_count--;
-    inbox_push(s, s->held_op, s->held, s->held_len); /* on failure the message is lost with the socket */
-    s->held = NULL;
+    inbox_push(s, a->held_op, a->held, a->held_len); /* on failure the message is lost with the socket */
+    a->held = NULL;
   }
   ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);
+  ws_stream_act_put(s);
   ws_conn_free(&s->ws);
   request_drop(s);
   if (s->close_code == 0) s->close_code = WS_CLOSE_ABNORMAL;
@@ -155,7 +157,11 @@ static void finish_socket(ws_stream *s, int notify) {
 
 void ws_stream_destroy(ws_stream *s) {
   finish_socket(s, 0);
-  ws_buf_free(&s->inbox);
+  if (s->act) { /* freed, not given back: the loop may be gone already */
+    ws_buf_free(&s->act->inbox);
+    free(s->act);
+    s->act = NULL;
+  }
   s->inbox_count = 0;
   hs_free(s); /* and the request parsed after the socket's end */
   if (s->cold) {
@@ -444,7 +450,7 @@ int ws_stream_upgrade(ws_stream *s, const char *key, size_t key_len, const char 
    * one buffer instead of one per connection until the loop's next flush. */
   ws_stream_flush(s);
   if (s->phase == WS_PH_DONE) return 0;
-  if (ws_conn_output_size(&s->ws) || s->seg_head) ws_loop_mark_dirty(s->loop, s);
+  if (ws_conn_output_size(&s->ws) || (s->act && s->act->seg_head)) ws_loop_mark_dirty(s->loop, s);
   if (rest) after_input(s);
   if (s->phase == WS_PH_OPEN && s->tp->pending && s->tp->pending(s)) read_frames(s);
   return 0;
@@ -547,8 +553,10 @@ int ws_stream_respond(ws_stream *s, int status, const ws_header *extra, size_t n
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
   uint8_t hdr[WS_INBOX_HDR] = {0};
   uint32_t len = (uint32_t)n;
-  if (n > UINT32_MAX) return -1;
-  if (!s->inbox.data) {
+  ws_stream_act *a;
+  if (n > UINT32_MAX || !(a = ws_stream_act_get(s))) return -1;
+  ws_buf *inbox = &a->inbox;
+  if (!inbox->data) {
     /* The first message of a batch: size the inbox for the messages read behind it (input
      * takes at least 6 bytes of header per message, the inbox 8), as many as max_queue lets
      * in if they are of this size. Growing it halfway would copy the batch so far. */
@@ -557,18 +565,21 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
     ahead += ahead / 3;
     size_t want = one + (ahead < more ? ahead : more);
     if (want > WS_INBOX_BYTES) want = one > WS_INBOX_BYTES ? one : WS_INBOX_BYTES;
-    if (want <= WS_POOL_BUF) ws_pool_take(s->loop, &s->inbox);
-    else ws_pool_grow(s->loop, &s->inbox, want);
+    if (want <= WS_POOL_BUF) ws_pool_take(s->loop, inbox);
+    else ws_pool_grow(s->loop, inbox, want);
   } else {
-    ws_pool_grow(s->loop, &s->inbox, WS_INBOX_HDR + n);
+    ws_pool_grow(s->loop, inbox, WS_INBOX_HDR + n);
   }
-  uint8_t *dst = ws_buf_reserve(&s->inbox, WS_INBOX_HDR + n, 0);
-  if (!dst) return -1;
+  uint8_t *dst = ws_buf_reserve(inbox, WS_INBOX_HDR + n, 0);
+  if (!dst) {
+    ws_stream_act_put(s);
+    return -1;
+  }
   memcpy(hdr, &len, 4);
   hdr[4] = (uint8_t)opcode;
   memcpy(dst, hdr, WS_INBOX_HDR);
   if (n) memcpy(dst + WS_INBOX_HDR, p, n);
-  ws_buf_commit(&s->inbox, WS_INBOX_HDR + n);
+  ws_buf_commit(inbox, WS_INBOX_HDR + n);
   s->inbox_count++;
   return 0;
 }
@@ -576,13 +587,14 @@ static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n) {
 int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) {
   uint32_t len;
   if (!s->inbox_count) return 0;
+  ws_stream_act *a = s->act;
   if (s->flags & WS_SF_HELD) {
-    *p = s->held;
-    *n = s->held_len;
-    *opcode = s->held_op;
+    *p = a->held;
+    *n = a->held_len;
+    *opcode = a->held_op;
     return 1;
   }
-  const uint8_t *h = ws_buf_begin(&s->inbox);
+  const uint8_t *h = ws_buf_begin(&a->inbox);
   memcpy(&len, h, 4);
   *opcode = h[4];
   *p = h + WS_INBOX_HDR;
@@ -593,19 +605,24 @@ int ws_stream_peek(ws_stream *s, const uint8_t **p, size_t *n, int *opcode) {
 void ws_stream_drop(ws_stream *s) {
   uint32_t len;
   if (!s->inbox_count) return;
+  ws_stream_act *a = s->act;
   if (s->flags & WS_SF_HELD) { /* ws_conn drops its bytes at the next ws_conn_next */
     s->flags &= (uint8_t)~WS_SF_HELD;
-    s->held = NULL;
+    a->held = NULL;
     s->inbox_count = 0;
+    ws_stream_act_put(s);
   } else {
-    memcpy(&len, ws_buf_begin(&s->inbox), 4);
-    ws_buf_consume(&s->inbox, WS_INBOX_HDR + (size_t)len);
-    if (--s->inbox_count == 0) ws_pool_give(s->loop, &s->inbox);
+    memcpy(&len, ws_buf_begin(&a->inbox), 4);
+    ws_buf_consume(&a->inbox, WS_INBOX_HDR + (size_t)len);
+    if (--s->inbox_count == 0) {
+      ws_pool_give(s->loop, &a->inbox);
+      ws_stream_act_put(s);
+    }
   }
   /* The last message before a protocol error is taken: fail at the next flush (on_flushed). */
   if (!s->inbox_count && ws_conn_fail_pending(&s->ws)) ws_loop_mark_dirty(s->loop, s);
   if ((s->flags & WS_SF_PAUSED) && (!s->cfg || s->inbox_count < s->cfg->max_queue) &&
-      ws_buf_size(&s->inbox) < WS_INBOX_BYTES) {
+      ws_stream_inbox_bytes(s) < WS_INBOX_BYTES) {
     s->flags &= (uint8_t)~WS_SF_PAUSED;
     after_input(s); /* messages already received wait in ws_conn's input */
     ws_stream_update_io(s);
@@ -669,19 +686,21 @@ static WS_COLD void on_pong(ws_stream *s, const ws_event *ev) {
  * (ws_conn's defer_fail; committed once the inbox is empty, or after close_timeout). */
 static void after_input(ws_stream *s) {
   ws_event ev;
+  ws_stream_act *a;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
   int any = 0, got = 0;
   if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) return;
   ws_counters *ctr = ws_stream_counters(s);
-  while (s->inbox_count < max_queue && ws_buf_size(&s->inbox) < WS_INBOX_BYTES &&
+  while (s->inbox_count < max_queue && ws_stream_inbox_bytes(s) < WS_INBOX_BYTES &&
          !(s->flags & WS_SF_HELD) && ws_conn_next(&s->ws, &ev)) {
     switch (ev.type) {
     case WS_EV_MESSAGE:
-      if (s->inbox_count == 0 && ev.len > WS_INBOX_DIRECT && ev.len <= UINT32_MAX) {
+      if (s->inbox_count == 0 && ev.len > WS_INBOX_DIRECT && ev.len <= UINT32_MAX &&
+          (a = ws_stream_act_get(s)) != NULL) {
         s->flags |= WS_SF_HELD;
-        s->held = ev.data;
-        s->held_len = (uint32_t)ev.len;
-        s->held_op = (uint8_t)ev.opcode;
+        a->held = ev.data;
+        a->held_len = (uint32_t)ev.len;
+        a->held_op = (uint8_t)ev.opcode;
         s->inbox_count = 1;
       } else if (inbox_push(s, ev.opcode, ev.data, ev.len) < 0) {
         s->fail_code = WS_CLOSE_INTERNAL;
@@ -721,7 +740,7 @@ static void after_input(ws_stream *s) {
     s->last_activity = ws_loop_now(s->loop); /* once per batch of messages */
     any = 1;
   }
-  if ((s->inbox_count >= max_queue || ws_buf_size(&s->inbox) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
+  if ((s->inbox_count >= max_queue || ws_stream_inbox_bytes(s) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
       !(s->flags & WS_SF_PAUSED)) {
     /* TCP backpressure: the handler is behind. The read watcher stays on until the socket
      * turns readable meanwhile (read_frames stops it then): a handler that takes the message
@@ -780,9 +799,11 @@ static void return_input(ws_stream *s, const void *lent) {
     ws_loop_recv_back(s->loop, NULL);
     return;
   }
-  uintptr_t held = (uintptr_t)s->held;
-  if (used && (s->flags & WS_SF_HELD) && held >= from && held < from + used) /* it lives in the input */
-    s->held = ws_conn_input_data(&s->ws) + (held - from);
+  if (used && (s->flags & WS_SF_HELD)) {
+    uintptr_t held = (uintptr_t)s->act->held;
+    if (held >= from && held < from + used) /* it lives in the input */
+      s->act->held = ws_conn_input_data(&s->ws) + (held - from);
+  }
   ws_loop_recv_back(s->loop, &own); /* own holds the loop's buffer now */
 }
 
@@ -983,7 +1004,7 @@ static int send_direct(ws_stream *s, int opcode, const void *p, size_t n, unsign
 int ws_stream_send(ws_stream *s, int opcode, const void *p, size_t n, unsigned flags) {
   if (s->phase != WS_PH_OPEN) return -1;
   int direct = 0;
-  if (n >= WS_SEND_DIRECT && s->tp == &ws_transport_plain && s->fd >= 0 && !s->seg_head &&
+  if (n >= WS_SEND_DIRECT && s->tp == &ws_transport_plain && s->fd >= 0 && !(s->act && s->act->seg_head) &&
       !ws_conn_output_size(&s->ws) && (direct = send_direct(s, opcode, p, n, flags)) < 0)
     return -1;
   if (!direct) {

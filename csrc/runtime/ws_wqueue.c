@@ -72,17 +72,23 @@ static void seg_free(ws_loop *loop, ws_segment *g) {
   }
 }
 
+/* s->act is there: taken before the segment (ws_stream_act_get). */
 static void seg_append(ws_stream *s, ws_segment *g) {
+  ws_stream_act *a = s->act;
   g->next = NULL;
-  if (s->seg_tail) s->seg_tail->next = g; else s->seg_head = g;
-  s->seg_tail = g;
-  s->seg_bytes += seg_size(g);
+  if (a->seg_tail) a->seg_tail->next = g; else a->seg_head = g;
+  a->seg_tail = g;
+  a->seg_bytes += seg_size(g);
 }
 
 void ws_wqueue_seal(ws_stream *s) {
   if (ws_conn_output_size(&s->ws) == 0) return;
+  if (!ws_stream_act_get(s)) return; /* the output stays where it is: still written, only after the shared frame */
   ws_segment *g = seg_new();
-  if (!g) return; /* the output stays where it is: still written, only after the shared frame */
+  if (!g) {
+    ws_stream_act_put(s);
+    return;
+  }
   g->sh = NULL;
   g->off = 0;
   ws_conn_output_take(&s->ws, &g->own);
@@ -102,14 +108,16 @@ void ws_wqueue_room(ws_stream *s, size_t want) {
 }
 
 void ws_wqueue_free(ws_stream *s) {
-  ws_segment *g = s->seg_head;
+  ws_stream_act *a = s->act;
+  if (!a) return;
+  ws_segment *g = a->seg_head;
   while (g) {
     ws_segment *next = g->next;
     seg_free(s->loop, g);
     g = next;
   }
-  s->seg_head = s->seg_tail = NULL;
-  s->seg_bytes = 0;
+  a->seg_head = a->seg_tail = NULL;
+  a->seg_bytes = 0;
 }
 
 /* A shared frame this small is copied into the connection's output instead of being queued
@@ -133,8 +141,12 @@ int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
     ws_loop_mark_dirty(s->loop, s);
     return 0;
   }
+  if (!ws_stream_act_get(s)) return -1;
   ws_segment *g = seg_new();
-  if (!g) return -1;
+  if (!g) {
+    ws_stream_act_put(s);
+    return -1;
+  }
   ws_wqueue_seal(s);
   g->sh = sh;
   g->off = 0;
@@ -146,7 +158,9 @@ int ws_stream_send_shared(ws_stream *s, ws_shared *sh) {
   return 0;
 }
 
-size_t ws_stream_buffered(const ws_stream *s) { return s->seg_bytes + ws_conn_output_size(&s->ws); }
+size_t ws_stream_buffered(const ws_stream *s) {
+  return (s->act ? s->act->seg_bytes : 0) + ws_conn_output_size(&s->ws);
+}
 
 #define WS_IOV_MAX 64
 
@@ -156,7 +170,9 @@ size_t ws_stream_flush(ws_stream *s) {
     struct iovec iov[WS_IOV_MAX];
     int n = 0;
     size_t total = 0;
-    for (ws_segment *g = s->seg_head; g && n < WS_IOV_MAX - 1; g = g->next) {
+    ws_stream_act *a = s->act;
+    ws_segment *first = a ? a->seg_head : NULL;
+    for (ws_segment *g = first; g && n < WS_IOV_MAX - 1; g = g->next) {
       size_t len = seg_size(g);
       if (!len) continue;
       iov[n].iov_base = g->sh ? g->sh->data + g->off : ws_buf_begin(&g->own);
@@ -165,7 +181,7 @@ size_t ws_stream_flush(ws_stream *s) {
       n++;
     }
     size_t outlen = ws_conn_output_size(&s->ws);
-    int whole = s->seg_head == NULL || n < WS_IOV_MAX - 1;
+    int whole = first == NULL || n < WS_IOV_MAX - 1;
     if (outlen && whole) {
       iov[n].iov_base = (void *)(uintptr_t)ws_conn_output_data(&s->ws);
       iov[n].iov_len = outlen;
@@ -185,19 +201,25 @@ size_t ws_stream_flush(ws_stream *s) {
       return 0;
     }
     size_t left = (size_t)w;
-    while (left && s->seg_head) {
-      ws_segment *g = s->seg_head;
+    while (left && a && a->seg_head) {
+      ws_segment *g = a->seg_head;
       size_t len = seg_size(g);
       if (left < len) {
         if (g->sh) g->off += left; else ws_buf_consume(&g->own, left);
-        s->seg_bytes -= left;
+        a->seg_bytes -= left;
         left = 0;
         break;
       }
       left -= len;
-      s->seg_bytes -= len;
-      s->seg_head = g->next;
-      if (!s->seg_head) s->seg_tail = NULL;
+      a->seg_bytes -= len;
+      a->seg_head = g->next;
+      if (!a->seg_head) {
+        a->seg_tail = NULL;
+        seg_free(s->loop, g);
+        ws_stream_act_put(s);
+        a = NULL;
+        break;
+      }
       seg_free(s->loop, g);
     }
     if (left) ws_conn_output_consume(&s->ws, left);
