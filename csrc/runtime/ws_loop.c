@@ -586,7 +586,10 @@ ws_stream_act *ws_loop_act_take(ws_loop *loop) {
 
 void ws_loop_act_give(ws_loop *loop, ws_stream_act *a) {
   if (loop->nact >= WS_ACT_SPARE) { free(a); return; }
-  memset(a, 0, sizeof *a);
+  /* Empty: its inbox is unallocated (ws_buf_init), its queue and held message are none. */
+  a->seg_tail = NULL;
+  a->seg_bytes = 0;
+  a->held = NULL;
   a->seg_head = (ws_segment *)(void *)loop->act_spare;
   loop->act_spare = a;
   loop->nact++;
