@@ -59,7 +59,8 @@ struct ws_loop {
   ev_signal sig[WS_MAX_SIGNALS];
   ws_hooks hooks;
   void *user;
-  ws_stream *dirty;  /* doubly linked through dprev/dnext */
+  ws_stream **dirty; /* streams with output to flush (s->dirty_slot), the last flushed first */
+  uint32_t ndirty, dirty_cap;
   int owns_ev;       /* libev's default loop was created here */
   ws_pool_class pool[WS_POOL_CLASSES];
   ev_timer pool_timer;       /* the trim; unreferenced: it keeps no loop running */
@@ -151,21 +152,38 @@ void ws_loop_touch(ws_loop *loop) {
   loop->now = monotonic_seconds();
 }
 
+/* The list is an array of the loop's (a slot of 4 bytes in each stream instead of two links
+ * of 8): it grows by doubling to the most streams with output at once. */
+static int dirty_grow(ws_loop *loop) {
+  uint32_t cap = loop->dirty_cap ? loop->dirty_cap * 2 : 64;
+  ws_stream **d = cap > loop->dirty_cap ? realloc(loop->dirty, (size_t)cap * sizeof *d) : NULL;
+  if (!d) return -1;
+  loop->dirty = d;
+  loop->dirty_cap = cap;
+  return 0;
+}
+
 void ws_loop_mark_dirty(ws_loop *loop, ws_stream *s) {
   if (s->flags & WS_SF_DIRTY) return;
+  if (loop->ndirty == loop->dirty_cap && dirty_grow(loop) < 0) {
+    /* Out of memory: the output goes when the socket is writable instead. */
+    s->wait_write = 1;
+    ws_stream_update_io(s);
+    return;
+  }
   s->flags |= WS_SF_DIRTY;
-  s->dprev = NULL;
-  s->dnext = loop->dirty;
-  if (loop->dirty) loop->dirty->dprev = s;
-  loop->dirty = s;
+  loop->dirty[loop->ndirty++] = s;
+  s->dirty_slot = loop->ndirty;
 }
 
 void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) {
   if (!(s->flags & WS_SF_DIRTY)) return;
   s->flags &= (uint8_t)~WS_SF_DIRTY;
-  if (s->dprev) s->dprev->dnext = s->dnext; else loop->dirty = s->dnext;
-  if (s->dnext) s->dnext->dprev = s->dprev;
-  s->dprev = s->dnext = NULL;
+  uint32_t i = s->dirty_slot - 1;
+  ws_stream *last = loop->dirty[--loop->ndirty];
+  loop->dirty[i] = last; /* the last one takes its place (itself when it was the last) */
+  last->dirty_slot = i + 1;
+  s->dirty_slot = 0;
 }
 
 /* Write every stream that has output; returns how many were written. A message sent counts as
@@ -174,9 +192,10 @@ void ws_loop_unmark_dirty(ws_loop *loop, ws_stream *s) {
 static int flush_dirty(ws_loop *loop) {
   int n = 0;
   double now = -1;
-  while (loop->dirty) {
-    ws_stream *s = loop->dirty;
-    ws_loop_unmark_dirty(loop, s);
+  while (loop->ndirty) {
+    ws_stream *s = loop->dirty[--loop->ndirty];
+    s->flags &= (uint8_t)~WS_SF_DIRTY;
+    s->dirty_slot = 0;
     if (s->flags & WS_SF_SENT) {
       if (now < 0) now = ws_loop_now(loop);
       s->last_activity = now;
@@ -247,6 +266,7 @@ void ws_loop_free(ws_loop *loop) {
   if (ev_is_active(&loop->pool_timer)) { ev_ref(loop->ev); ev_timer_stop(loop->ev, &loop->pool_timer); }
   if (ev_is_active(&loop->dl_timer) || ev_is_pending(&loop->dl_timer)) ev_timer_stop(loop->ev, &loop->dl_timer);
   free(loop->dl);
+  free(loop->dirty);
   for (int k = 0; k < WS_POOL_CLASSES; k++) {
     ws_pool_class *c = &loop->pool[k];
     while (c->n) free(c->bufs[--c->n]);

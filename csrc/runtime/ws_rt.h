@@ -242,7 +242,6 @@ struct ws_stream {           /* laid out without padding holes: a server keeps o
   const ws_transport *tp;
   void *tls;                /* transport state (NULL for plain sockets) */
   ws_stream *lprev, *lnext; /* the listener's connections */
-  ws_stream *dprev, *dnext; /* the loop's list of streams with output to flush */
   ws_stream_hs *hs;         /* the handshake's head, NULL when there is none (ws_stream_has_head) */
   ws_stream_act *act;       /* inbox, write queue, held message: NULL while all are empty */
   double last_recv, last_activity, ping_sent;
@@ -252,6 +251,8 @@ struct ws_stream {           /* laid out without padding holes: a server keeps o
   struct ws_topic_set *topics; /* the topics it subscribes to (ws_topic.c), NULL when none */
   uint32_t inbox_count;     /* messages in act's inbox (or its held message) */
   uint32_t dl_slot;         /* 1 + its index in the loop's deadline heap, 0 when none is set */
+  uint32_t dirty_slot;      /* 1 + its index in the loop's streams with output to flush, 0 when
+                               not among them (WS_SF_DIRTY) */
   int fd;
   int err;                  /* errno of a failed read or write */
   float latency;            /* seconds from the last ping to its pong, -1 before the first */
