@@ -130,9 +130,10 @@ static void finish_socket(ws_stream *s, int notify) {
   if (s->flags & WS_SF_HELD) { /* the handler may still take it: out of ws_conn's buffers */
     s->flags &= (uint8_t)~WS_SF_HELD;
     ws_stream_act *a = s->act;
+    const uint8_t *held = a->held;
+    a->held = NULL; /* before the push: a failed one gives the active part back */
     s->inbox_count--;
-    inbox_push(s, a->held_op, a->held, a->held_len); /* on failure the message is lost with the socket */
-    a->held = NULL;
+    inbox_push(s, a->held_op, held, a->held_len); /* on failure the message is lost with the socket */
   }
   ws_topic_leave_all(s); /* a closed connection is no subscriber: publish never sees it again */
   ws_wqueue_free(s);

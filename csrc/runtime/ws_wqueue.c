@@ -85,10 +85,7 @@ void ws_wqueue_seal(ws_stream *s) {
   if (ws_conn_output_size(&s->ws) == 0) return;
   if (!ws_stream_act_get(s)) return; /* the output stays where it is: still written, only after the shared frame */
   ws_segment *g = seg_new();
-  if (!g) {
-    ws_stream_act_put(s);
-    return;
-  }
+  if (!g) return; /* the active part stays: ws_stream_send_shared appends to it next */
   g->sh = NULL;
   g->off = 0;
   ws_conn_output_take(&s->ws, &g->own);
