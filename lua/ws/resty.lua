@@ -488,13 +488,15 @@ end
 
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
 -- then in conn.close_code / conn.close_reason (peer's close) or conn.error.
+-- A stateless iterator (no closure made per connection: LuaJIT compiles no function that
+-- makes one).
+local function next_message(self)
+  local msg, kind, code = self:receive(self.timeout)
+  if msg == nil and code ~= "closed" and not self.error then self.error = kind end
+  return msg, kind
+end
 function Conn:messages()
-  local receive = self.receive
-  return function()
-    local msg, kind, code = receive(self, self.timeout)
-    if msg == nil and code ~= "closed" and not self.error then self.error = kind end
-    return msg, kind
-  end
+  return next_message, self
 end
 
 -- conn:send(data [, kind [, opts]]): kind "text" (default) or "binary"; opts.compress = false
@@ -731,6 +733,12 @@ local function send_response(conn, response)
   return conn
 end
 
+-- Whether the origin policy (a list or a function) lets req through. Apart from accept, so
+-- that accept makes no closure: LuaJIT compiles no function that makes one, nor its returns.
+local function origin_allowed(origins, req)
+  return origin_policy(origins, "ws.resty.accept", 3)(req.origin, nil, function() return req end)
+end
+
 -- conn = resty.accept([opts]): validates the upgrade request (with the codec's own parser, on
 -- the request head nginx received), answers 101 with the chosen subprotocol and extensions,
 -- and returns the connection. On a bad request it answers (400, 403, 426) and returns
@@ -773,7 +781,7 @@ function M.accept(opts)
     return refuse(req.status, req.error or "bad upgrade request",
       req.status == 426 and { ["Sec-WebSocket-Version"] = "13" } or nil)
   end
-  if opts.origins and not origin_policy(opts.origins, "ws.resty.accept", 2)(req.origin, nil, function() return req end) then
+  if opts.origins and not origin_allowed(opts.origins, req) then
     return refuse(403, "origin not allowed")
   end
 
