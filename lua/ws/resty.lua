@@ -124,6 +124,10 @@ local feed_next, next_event, send_output, codec_state = method_feed_next, method
 -- upgrade request and queues the 101 response (no subprotocol, no extension) on c: true, or
 -- false (nothing queued) when the request is not one it accepts.
 local accept_plain
+-- server_codec(max_message, max_frame, max_fragments): where the FFI has
+-- ws_codec_server_limits, a server's codec conn with these limits (numbers, or nil for the
+-- default), made without the options table codec.new reads; nil for values codec.new refuses.
+local server_codec
 
 local function ffi_codec()
   local ok, ffi = pcall(require, "ffi")
@@ -163,6 +167,15 @@ if ffi then
   end
   local C_accept_plain = entry("int ws_codec_accept_plain(void *conn, const char *head, size_t len);",
     "ws_codec_accept_plain")
+  local C_limits = entry("int ws_codec_server_limits(void *conn, double max_message, double max_frame, double max_fragments);",
+    "ws_codec_server_limits")
+  if C_limits then
+    local new = codec.new
+    server_codec = function(max_message, max_frame, max_fragments)
+      local c = new()
+      if C_limits(c, max_message or 0, max_frame or 0, max_fragments or 0) == 0 then return c end
+    end
+  end
   local C_state = entry("int ws_codec_state(void *conn);", "ws_codec_state")
   if C_state then
     local STATES = { [0] = "connecting", "open", "closing", "closed" }
@@ -587,6 +600,11 @@ end
 local codec_confs = {}
 local function new_codec(opts, role)
   local max_message, max_frame, max_fragments = opt(opts, "max_message"), opts.max_frame, opts.max_fragments
+  -- 0 is "not given" to server_codec, a value codec.new refuses: its own error for it
+  if server_codec and role == "server" and max_message ~= 0 and max_frame ~= 0 and max_fragments ~= 0 then
+    local c = server_codec(max_message, max_frame, max_fragments)
+    if c then return c end
+  end
   local conf = codec_confs[role]
   if not conf or conf.max_message ~= max_message or conf.max_frame ~= max_frame
       or conf.max_fragments ~= max_fragments then
