@@ -261,6 +261,8 @@ WS_EXPORT const char *ws_codec_send_output(void *conn, int opcode, const char *p
 WS_EXPORT void ws_codec_output_taken(void *conn);
 WS_EXPORT const char *ws_codec_error(void *conn);
 WS_EXPORT int ws_codec_state(void *conn);
+WS_EXPORT int ws_codec_server_limits(void *conn, double max_message, double max_frame,
+                                     double max_fragments);
 
 int ws_codec_next(void *conn, ws_codec_event *ev) {
   ws_event e;
@@ -294,6 +296,35 @@ const char *ws_codec_send_output(void *conn, int opcode, const char *p, size_t n
   ws_buf *out = ws_conn_output(c);
   *len = ws_buf_size(out);
   return *len ? (const char *)ws_buf_begin(out) : "";
+}
+
+/* A limit as codec.new reads it: 0 for one not given, else a whole number in 1..hi; -1 when it
+ * is neither (codec.new raises for it). */
+static double limit_arg(double v, double hi) {
+  if (v == 0) return 0;
+  /* the range first (NaN fails it): converting a number out of range is undefined */
+  return v >= 1 && v <= hi && v == (double)(int64_t)v ? v : -1;
+}
+
+/* On a conn codec.new() has just made (a server's, open, nothing fed or sent yet, so holding
+ * no memory of its own): the limits codec.new{ max_message =, max_frame =, max_fragments = }
+ * would have given it, 0 standing for a limit not given; 0, or -1 with the conn unchanged when a
+ * value is not one codec.new takes (then codec.new with the table says why). The options table
+ * codec.new reads costs more than the whole of this call through the FFI. */
+int ws_codec_server_limits(void *conn, double max_message, double max_frame, double max_fragments) {
+  double mm = limit_arg(max_message, (double)(UINT64_C(1) << 53));
+  double mf = limit_arg(max_frame, (double)(UINT64_C(1) << 53));
+  double mn = limit_arg(max_fragments, (double)UINT32_MAX);
+  if (mm < 0 || mf < 0 || mn < 0) return -1;
+  ws_conn_options o;
+  ws_conn_options_default(&o, WS_ROLE_SERVER);
+  if (mm > 0) o.max_message = (uint64_t)mm;
+  o.max_frame = (uint64_t)mf;
+  o.max_fragments = (uint32_t)mn;
+  ws_conn *c = (ws_conn *)conn;
+  ws_conn_init(c, &o);
+  ws_conn_open(c);
+  return 0;
 }
 
 /* c:state() as a number: 0 "connecting", 1 "open", 2 "closing", 3 "closed". */

@@ -265,7 +265,7 @@ WS_EXPORT int ws_codec_accept_plain(void *conn, const char *head, size_t len);
 
 int ws_codec_accept_plain(void *conn, const char *head, size_t len) {
   ws_request r;
-  memset(&r, 0, sizeof r);
+  ws_request_init(&r); /* not the whole headers array: the parser fills what it uses */
   if (ws_request_parse(&r, head, len, len + 1) < 0) return -1;
   if (!ws_request_is_upgrade(&r) || ws_request_check_upgrade(&r) != 0) return -1;
   if (ws_response_accept(ws_conn_output((ws_conn *)conn), r.key, r.key_len, NULL, NULL, NULL, 0) != 0)

@@ -124,6 +124,10 @@ local feed_next, next_event, send_output, codec_state = method_feed_next, method
 -- upgrade request and queues the 101 response (no subprotocol, no extension) on c: true, or
 -- false (nothing queued) when the request is not one it accepts.
 local accept_plain
+-- server_codec(max_message, max_frame, max_fragments): where the FFI has
+-- ws_codec_server_limits, a server's codec conn with these limits (numbers, or nil for the
+-- default), made without the options table codec.new reads; nil for values codec.new refuses.
+local server_codec
 
 local function ffi_codec()
   local ok, ffi = pcall(require, "ffi")
@@ -163,6 +167,15 @@ if ffi then
   end
   local C_accept_plain = entry("int ws_codec_accept_plain(void *conn, const char *head, size_t len);",
     "ws_codec_accept_plain")
+  local C_limits = entry("int ws_codec_server_limits(void *conn, double max_message, double max_frame, double max_fragments);",
+    "ws_codec_server_limits")
+  if C_limits then
+    local new = codec.new
+    server_codec = function(max_message, max_frame, max_fragments)
+      local c = new()
+      if C_limits(c, max_message or 0, max_frame or 0, max_fragments or 0) == 0 then return c end
+    end
+  end
   local C_state = entry("int ws_codec_state(void *conn);", "ws_codec_state")
   if C_state then
     local STATES = { [0] = "connecting", "open", "closing", "closed" }
@@ -488,13 +501,15 @@ end
 
 -- for msg, kind in conn:messages() do ... end: ends when the connection ends; why it ended is
 -- then in conn.close_code / conn.close_reason (peer's close) or conn.error.
+-- A stateless iterator (no closure made per connection: LuaJIT compiles no function that
+-- makes one).
+local function next_message(self)
+  local msg, kind, code = self:receive(self.timeout)
+  if msg == nil and code ~= "closed" and not self.error then self.error = kind end
+  return msg, kind
+end
 function Conn:messages()
-  local receive = self.receive
-  return function()
-    local msg, kind, code = receive(self, self.timeout)
-    if msg == nil and code ~= "closed" and not self.error then self.error = kind end
-    return msg, kind
-  end
+  return next_message, self
 end
 
 -- conn:send(data [, kind [, opts]]): kind "text" (default) or "binary"; opts.compress = false
@@ -585,6 +600,11 @@ end
 local codec_confs = {}
 local function new_codec(opts, role)
   local max_message, max_frame, max_fragments = opt(opts, "max_message"), opts.max_frame, opts.max_fragments
+  -- 0 is "not given" to server_codec, a value codec.new refuses: its own error for it
+  if server_codec and role == "server" and max_message ~= 0 and max_frame ~= 0 and max_fragments ~= 0 then
+    local c = server_codec(max_message, max_frame, max_fragments)
+    if c then return c end
+  end
   local conf = codec_confs[role]
   if not conf or conf.max_message ~= max_message or conf.max_frame ~= max_frame
       or conf.max_fragments ~= max_fragments then
@@ -731,6 +751,12 @@ local function send_response(conn, response)
   return conn
 end
 
+-- Whether the origin policy (a list or a function) lets req through. Apart from accept, so
+-- that accept makes no closure: LuaJIT compiles no function that makes one, nor its returns.
+local function origin_allowed(origins, req)
+  return origin_policy(origins, "ws.resty.accept", 3)(req.origin, nil, function() return req end)
+end
+
 -- conn = resty.accept([opts]): validates the upgrade request (with the codec's own parser, on
 -- the request head nginx received), answers 101 with the chosen subprotocol and extensions,
 -- and returns the connection. On a bad request it answers (400, 403, 426) and returns
@@ -773,7 +799,7 @@ function M.accept(opts)
     return refuse(req.status, req.error or "bad upgrade request",
       req.status == 426 and { ["Sec-WebSocket-Version"] = "13" } or nil)
   end
-  if opts.origins and not origin_policy(opts.origins, "ws.resty.accept", 2)(req.origin, nil, function() return req end) then
+  if opts.origins and not origin_allowed(opts.origins, req) then
     return refuse(403, "origin not allowed")
   end
 
