@@ -362,7 +362,8 @@ static void resume_task(wsl_ctx *x, wsl_task *t) {
   lua_State *L = x->L;
   int top = lua_gettop(L);
   if (t->state != WSL_T_READY) return;
-  push_owner(L, t); /* top + 1 (wsl_task_run_ready made room) */
+  lua_checkstack(L, 8);
+  push_owner(L, t); /* top + 1 */
   if (t->kind == WSL_K_MAIN) { /* the main thread waits in core.wait: let it return */
     t->state = WSL_T_IDLE;
     ws_loop_stop(x->loop);
@@ -606,9 +607,7 @@ static int task_tostring(lua_State *L) {
  * made ready while these run wait for the next round. */
 void wsl_task_run_ready(wsl_ctx *x) {
   wsl_task *t = x->ready_head;
-  if (!t) return;
   x->ready_head = x->ready_tail = NULL;
-  lua_checkstack(x->L, 8); /* once: each resume leaves the stack as it found it */
   while (t) {
     wsl_task *next = t->next;
     t->next = NULL;

@@ -54,9 +54,6 @@ struct ws_loop {
   ws_hooks hooks;
   void *user;
   ws_stream *dirty;  /* doubly linked through dprev/dnext */
-  uint8_t in_prepare;  /* on_prepare runs: a wakeup is seen at its end */
-  uint8_t woken;       /* work was queued since the last run_ready (ws_loop_wakeup) */
-  uint8_t wake_ref;    /* a wakeup outside on_prepare holds a reference on the loop */
   int owns_ev;       /* libev's default loop was created here */
   ws_pool_class pool[WS_POOL_CLASSES];
   ev_timer pool_timer;       /* the trim; unreferenced: it keeps no loop running */
@@ -185,22 +182,14 @@ static int flush_dirty(ws_loop *loop) {
 static void on_prepare(struct ev_loop *ev, ev_prepare *w, int revents) {
   ws_loop *loop = WS_CONTAINER(w, ws_loop, prepare);
   size_t left = 0;
-  (void)revents;
-  if (loop->wake_ref) { /* the work it kept the loop running for is done here */
-    loop->wake_ref = 0;
-    ev_unref(ev);
-  }
-  loop->in_prepare = 1;
+  (void)ev; (void)revents;
   for (int round = 0; round < WS_PREPARE_ROUNDS; round++) {
-    loop->woken = 0;
     left = loop->hooks.run_ready ? loop->hooks.run_ready(loop) : 0;
-    loop->woken = 0; /* what run_ready queued is in left; the flush may queue more */
-    flush_dirty(loop);
-    if (left == 0 && !loop->woken && !loop->dirty) break;
+    int flushed = flush_dirty(loop);
+    if (left == 0 && flushed == 0) break;
   }
-  loop->in_prepare = 0;
   /* Work queued after the last round runs next iteration, without blocking in the poll. */
-  if (left || loop->woken || loop->dirty) ev_idle_start(loop->ev, &loop->idle);
+  if (left) ev_idle_start(loop->ev, &loop->idle);
   else if (ev_is_active(&loop->idle)) ev_idle_stop(loop->ev, &loop->idle);
 }
 
@@ -238,7 +227,6 @@ ws_loop *ws_loop_new(void *evloop, const ws_hooks *hooks, void *user) {
 void ws_loop_free(ws_loop *loop) {
   if (!loop) return;
   ev_ref(loop->ev); /* undo the ev_unref of ws_loop_new before stopping */
-  if (loop->wake_ref) ev_unref(loop->ev); /* and the reference of a wakeup not run */
   ev_prepare_stop(loop->ev, &loop->prepare);
   if (ev_is_active(&loop->idle)) ev_idle_stop(loop->ev, &loop->idle);
   for (int i = 0; i < WS_MAX_SIGNALS; i++) {
@@ -269,20 +257,11 @@ int ws_loop_run(ws_loop *loop, int mode) {
 
 void ws_loop_stop(ws_loop *loop) { ev_break(loop->ev, EVBREAK_ONE); }
 
-/* Work was queued (a task made ready, a connection closed, a signal): it runs in on_prepare,
- * which libev calls before every poll, so a wakeup from a watcher's callback needs no idle
- * watcher (started and stopped again at every message); it only keeps the loop from ending
- * before then, with a reference on it. Inside on_prepare, the wakeup is seen at its end. */
 void ws_loop_wakeup(ws_loop *loop) {
-  loop->woken = 1;
-  if (loop->in_prepare || loop->wake_ref) return;
-  loop->wake_ref = 1;
-  ev_ref(loop->ev);
+  if (!ev_is_active(&loop->idle)) ev_idle_start(loop->ev, &loop->idle);
 }
 
-int ws_loop_busy(ws_loop *loop) {
-  return loop->wake_ref || ev_is_active(&loop->idle) || ev_pending_count(loop->ev) > 0;
-}
+int ws_loop_busy(ws_loop *loop) { return ev_is_active(&loop->idle) || ev_pending_count(loop->ev) > 0; }
 
 int ws_loop_signal(ws_loop *loop, int signum, int on) {
   int free_slot = -1;
