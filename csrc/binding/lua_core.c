@@ -76,7 +76,10 @@ static size_t run_ready(ws_loop *loop) {
     }
   }
   wsl_task_run_ready(x);
-  return (x->ready_head != NULL) + (x->closed_head != NULL);
+  /* Work queued meanwhile, the log lines of the tasks just run too: the loop runs another
+   * round rather than wait in the poll. */
+  int queued = (x->signals & WSL_LOG_PENDING) || (x->signals && x->signal_ref != LUA_NOREF);
+  return (x->ready_head != NULL) + (x->closed_head != NULL) + (size_t)queued;
 }
 
 static void on_stream_event(ws_stream *s, int ev) {

@@ -67,6 +67,7 @@ typedef struct wsl_task {
   int ref;                /* anchors the owning userdata while waiting or ready */
   uint8_t parked;         /* callback style: user value 1 holds the thread, which waits */
   uint8_t reusable;       /* its thread is one core.handoff gave it (none else holds it) */
+  uint8_t bare;           /* it waits in a continuation that reads no value: resumed with none */
   lua_State *co;          /* its thread while it has one (user value 1 anchors it, or for a
                              callback-style connection the stack of the resume running it) */
   uint8_t state, kind, reason, started;

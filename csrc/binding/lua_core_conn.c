@@ -284,6 +284,7 @@ static int next_from(lua_State *L, wsl_ctx *x, wsl_conn *c) {
       /* The connection's own handler: it waits and yields from here, so a suspended handler
        * holds two call frames (its function and this iterator) instead of four. */
       wsl_wait(L, x, c, 'r', -1);
+      c->task.bare = 1; /* next_again reads no reason */
       lua_settop(L, 1);
       return lua_yieldk(L, 0, (lua_KContext)c, next_again);
     }

@@ -376,6 +376,10 @@ static int resume_nargs(wsl_ctx *x, wsl_task *t, lua_State *co, int pooled_start
   t->started = 1;
   if (pooled_start) return 2;
   if (first) return lua_gettop(co) - 1; /* the function and its arguments wait on the thread */
+  if (t->bare) { /* (no reason string to fetch from the registry) */
+    t->bare = 0;
+    return 0;
+  }
   push_reason(x, co, t->reason);
   return 1;
 }

@@ -45,6 +45,7 @@
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents);
 static void after_input(ws_stream *s);
+static void after_input_at(ws_stream *s, double now);
 static void read_frames(ws_stream *s);
 static void commit_failure(ws_stream *s);
 static int inbox_push(ws_stream *s, int opcode, const uint8_t *p, size_t n);
@@ -685,7 +686,10 @@ static WS_COLD void on_pong(ws_stream *s, const ws_event *ev) {
  * messages and, after them, a frame that breaks the protocol: the messages were received,
  * so the handler gets them and may answer them before the failure's close goes out
  * (ws_conn's defer_fail; committed once the inbox is empty, or after close_timeout). */
-static void after_input(ws_stream *s) {
+static void after_input(ws_stream *s) { after_input_at(s, -1); }
+
+/* now: the loop's clock when the caller read it already, else negative. */
+static void after_input_at(ws_stream *s, double now) {
   ws_event ev;
   ws_stream_act *a;
   uint32_t max_queue = s->cfg && s->cfg->max_queue ? s->cfg->max_queue : UINT32_MAX;
@@ -738,7 +742,7 @@ static void after_input(ws_stream *s) {
     if (ws_conn_state(&s->ws) == WS_STATE_CLOSED) break;
   }
   if (got) {
-    s->last_activity = ws_loop_now(s->loop); /* once per batch of messages */
+    s->last_activity = now >= 0 ? now : ws_loop_now(s->loop); /* once per batch of messages */
     any = 1;
   }
   if ((s->inbox_count >= max_queue || ws_stream_inbox_bytes(s) >= WS_INBOX_BYTES || (s->flags & WS_SF_HELD)) &&
@@ -855,9 +859,10 @@ static void read_frames(ws_stream *s) {
       break;
     }
     ws_conn_input_commit(&s->ws, (size_t)n);
-    s->last_recv = ws_loop_now(s->loop);
+    double now = ws_loop_now(s->loop);
+    s->last_recv = now;
     s->flags &= (uint8_t)~WS_SF_PING_OUT; /* any byte proves the peer is alive */
-    after_input(s);
+    after_input_at(s, now);
     if (lent) return_input(s, lent);
     if (s->phase != WS_PH_OPEN && s->phase != WS_PH_CLOSING) break;
     if ((size_t)n < avail && !(s->tp->pending && s->tp->pending(s))) break; /* drained */
